@@ -1,0 +1,323 @@
+//! Wire protocol between the browser SDK and `calling-server`.
+//!
+//! Every frame is one JSON object, internally tagged by `"type"`, with camelCase field names.
+//! [`ClientMessage`] travels SDK → server, [`ServerMessage`] server → SDK. This file is the
+//! protocol reference: each variant's doc comment says when it is sent and what the receiver does.
+//! The golden tests in `tests/golden.rs` pin the exact JSON of every message.
+//!
+//! The server is the single authority over invitations and calls: clients ask (invite, accept,
+//! reject, hangup) and the server tells every party the outcome, so ringing never desyncs.
+//! Media never passes through the server; it only relays WebRTC signaling between the
+//! participants of one call (see [`Signal`]).
+
+use serde::{Deserialize, Serialize};
+
+/// Sent in [`ClientMessage::Login`]; the server refuses versions it does not speak.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Largest text frame the server accepts; a bigger one closes the socket with code 1009.
+/// An SDP offer for audio + video is 4–8 KB, so this leaves ample room.
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+
+/// A session that sends nothing (not even [`ClientMessage::Ping`]) for this long is dropped.
+pub const HEARTBEAT_TIMEOUT_SECS: u32 = 10;
+
+/// How often the SDK sends [`ClientMessage::Ping`]; well inside [`HEARTBEAT_TIMEOUT_SECS`].
+pub const PING_INTERVAL_SECS: u32 = 3;
+
+/// Identifies one call (TRTC's `roomID`, a number there too).
+pub type RoomId = u32;
+
+/// Client-chosen number that ties a reply ([`ServerMessage::InviteSent`], [`ServerMessage::Joined`],
+/// [`ServerMessage::Error`]) to the request that caused it.
+pub type RequestId = u32;
+
+/// Audio-only or audio + video. Apps see these as `CALL_TYPE.AUDIO_CALL` (1) / `VIDEO_CALL` (2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum CallType {
+    Audio,
+    Video,
+}
+
+impl CallType {
+    /// The number trtc-calling-js uses for this type.
+    pub fn as_number(self) -> u8 {
+        match self {
+            CallType::Audio => 1,
+            CallType::Video => 2,
+        }
+    }
+
+    /// Parses trtc-calling-js's number (1 audio, 2 video); anything else is `None`.
+    pub fn from_number(n: u8) -> Option<Self> {
+        match n {
+            1 => Some(CallType::Audio),
+            2 => Some(CallType::Video),
+            _ => None,
+        }
+    }
+}
+
+/// SDK → server.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase")]
+pub enum ClientMessage {
+    /// First message on every connection; anything else before a successful login is refused
+    /// with [`ErrorCode::NotLoggedIn`]. Answered by [`ServerMessage::LoginOk`] or an
+    /// [`ServerMessage::Error`] (then the server closes the socket).
+    Login {
+        sdk_app_id: u64,
+        user_id: String,
+        /// TLSSigAPIv2 UserSig (see SPEC §7).
+        user_sig: String,
+        protocol_version: u32,
+    },
+    /// Heartbeat; answered by [`ServerMessage::Pong`]. Any frame counts as a sign of life.
+    Ping,
+    /// Invite users. Without `room_id` this starts a new call with the sender as its first
+    /// member; with the `room_id` of the call the sender is in, it invites more users into it.
+    /// Answered by [`ServerMessage::InviteSent`]; each invitee's outcome arrives later.
+    Invite {
+        request_id: RequestId,
+        user_ids: Vec<String>,
+        call_type: CallType,
+        /// `groupCall()` rather than `call()`: invitees see `isFromGroup: true`.
+        #[serde(default)]
+        is_group: bool,
+        /// Opaque label from `groupCall({groupID})`, passed to invitees unchanged.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        group_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room_id: Option<RoomId>,
+    },
+    /// Answer an invitation addressed to the sender: join its call. Answered by
+    /// [`ServerMessage::Joined`], or an error if the invitation has ended meanwhile.
+    Accept {
+        request_id: RequestId,
+        invite_id: String,
+    },
+    /// Decline an invitation addressed to the sender. The inviter gets [`ServerMessage::Rejected`].
+    Reject { invite_id: String },
+    /// Leave the call (connected), or cancel one's own unanswered invitations (ringing as caller).
+    Hangup { room_id: RoomId },
+    /// WebRTC signaling for one other participant of the same call (a member, or an invitee of it).
+    Relay {
+        room_id: RoomId,
+        to: String,
+        signal: Signal,
+    },
+    /// End the session cleanly: leave any call, then the server closes the socket.
+    Logout,
+    /// Any `type` this server version does not know; answered by [`ErrorCode::UnknownType`].
+    #[serde(other)]
+    Unknown,
+}
+
+/// Server → SDK.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase")]
+pub enum ServerMessage {
+    /// The login succeeded. Pending invitations for this user follow as [`ServerMessage::Invited`].
+    LoginOk {
+        user_id: String,
+        /// STUN/TURN servers the operator configured; the SDK uses them unless the app set its own.
+        ice_servers: Vec<IceServer>,
+        ring_timeout_secs: u32,
+        heartbeat_timeout_secs: u32,
+    },
+    /// Reply to [`ClientMessage::Ping`].
+    Pong,
+    /// A request was refused. `request_id` names it when it carried one.
+    Error {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<RequestId>,
+        code: ErrorCode,
+        message: String,
+    },
+    /// Reply to [`ClientMessage::Invite`]: the invitation exists and is ringing. `user_ids` are the
+    /// invitees actually invited (duplicates, the sender, and users already in the call dropped).
+    InviteSent {
+        request_id: RequestId,
+        invite_id: String,
+        room_id: RoomId,
+        user_ids: Vec<String>,
+    },
+    /// To an invitee: somebody is calling. Also sent at login for invitations still ringing.
+    Invited {
+        invite_id: String,
+        room_id: RoomId,
+        sponsor: String,
+        /// Everyone this invitation rings (the receiver included).
+        user_ids: Vec<String>,
+        call_type: CallType,
+        is_group: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        group_id: Option<String>,
+    },
+    /// Reply to [`ClientMessage::Accept`]: the sender is now a member of the call.
+    Joined {
+        request_id: RequestId,
+        room_id: RoomId,
+        call_type: CallType,
+        /// The other members already in the call; they will each connect media to the newcomer.
+        members: Vec<String>,
+        /// Invitees of this call still ringing.
+        pending: Vec<String>,
+    },
+    /// To every other member: `user_id` accepted and joined. Members start media towards it.
+    Accepted {
+        room_id: RoomId,
+        invite_id: String,
+        user_id: String,
+    },
+    /// To the inviter: `user_id` declined.
+    Rejected {
+        room_id: RoomId,
+        invite_id: String,
+        user_id: String,
+    },
+    /// To the inviter: `user_id` is already ringing or in a call (they were not disturbed).
+    Busy {
+        room_id: RoomId,
+        invite_id: String,
+        user_id: String,
+    },
+    /// To the inviter: these invitees did not answer within the ring timeout.
+    NoResponse {
+        room_id: RoomId,
+        invite_id: String,
+        user_ids: Vec<String>,
+    },
+    /// To an invitee: the inviter withdrew the invitation (hung up, logged out or vanished).
+    Cancelled {
+        room_id: RoomId,
+        invite_id: String,
+        sponsor: String,
+    },
+    /// To an invitee: the ring timed out before an answer.
+    InviteTimeout {
+        room_id: RoomId,
+        invite_id: String,
+        sponsor: String,
+    },
+    /// To every member: the list of invitees still ringing changed.
+    InviteeList { room_id: RoomId, user_ids: Vec<String> },
+    /// To every remaining member: `user_id` left the call (hung up, logged out, kicked or vanished).
+    MemberLeft { room_id: RoomId, user_id: String },
+    /// To the last remaining member: the call is over. `user_id` is whose action ended it.
+    CallEnded {
+        room_id: RoomId,
+        user_id: String,
+        /// Seconds since a second member first joined; 0 if the call never connected.
+        duration_secs: u32,
+        reason: EndReason,
+    },
+    /// Signaling relayed from another participant of the call.
+    Signal {
+        room_id: RoomId,
+        from: String,
+        signal: Signal,
+    },
+    /// The same user logged in elsewhere. This session has left its call and is closed next.
+    Kicked,
+    /// Any `type` this SDK version does not know; ignored.
+    #[serde(other)]
+    Unknown,
+}
+
+/// Why a call ended for the member left in it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum EndReason {
+    /// The other member(s) hung up, logged out, were kicked or vanished.
+    Hangup,
+    /// The last unanswered invitee declined.
+    Rejected,
+    /// The last unanswered invitee was busy.
+    Busy,
+    /// The last unanswered invitees did not answer in time.
+    NoResponse,
+}
+
+/// WebRTC signaling and call control passed between two participants, untouched by the server.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase", rename_all_fields = "camelCase")]
+pub enum Signal {
+    /// An SDP offer (perfect negotiation: either side may send one).
+    Offer { sdp: String },
+    /// An SDP answer to the last offer.
+    Answer { sdp: String },
+    /// A trickled ICE candidate, with the browser's own field names.
+    Candidate(IceCandidate),
+    /// The sender's media state; sent on connect and on every change.
+    Media { audio: bool, video: bool },
+    /// 1:1 call-mode switch request; the receiver follows and answers with `switchModeAck`.
+    SwitchMode { call_type: CallType },
+    /// Answer to `switchMode`: `ok` false when the receiver could not follow.
+    SwitchModeAck { call_type: CallType, ok: bool },
+    /// Any kind this SDK version does not know; ignored.
+    #[serde(other)]
+    Unknown,
+}
+
+/// `RTCIceCandidateInit` as the browser produces it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IceCandidate {
+    pub candidate: String,
+    #[serde(default)]
+    pub sdp_mid: Option<String>,
+    #[serde(rename = "sdpMLineIndex", default)]
+    pub sdp_m_line_index: Option<u16>,
+}
+
+/// `RTCIceServer` as the browser takes it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IceServer {
+    pub urls: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+/// Machine-readable reason in [`ServerMessage::Error`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ErrorCode {
+    /// Not JSON, or a known type with missing or ill-typed fields.
+    Malformed,
+    /// A `type` this server does not know.
+    UnknownType,
+    /// Something other than login before a successful login.
+    NotLoggedIn,
+    /// A second login on a connection that is already logged in.
+    AlreadyLoggedIn,
+    /// The client speaks a protocol version this server does not.
+    UnsupportedVersion,
+    /// The SDKAppID is not configured on this server.
+    UnknownApp,
+    /// userID empty, too long, or not made of letters, digits, `-` and `_`.
+    InvalidUserId,
+    /// The UserSig does not decode, is for another app or user, or its signature is wrong.
+    InvalidUserSig,
+    /// The UserSig was valid but its lifetime has passed.
+    ExpiredUserSig,
+    /// The request's parameters are unusable (empty invitee list, too many invitees, …).
+    InvalidParam,
+    /// The sender is already ringing or in another call.
+    Busy,
+    /// The room is not one the sender is in.
+    NotInCall,
+    /// The invitation does not exist, has ended, or is not addressed to the sender.
+    NoSuchInvitation,
+    /// Relay to someone who is not a participant of the sender's call.
+    NotAParticipant,
+    /// Too many messages too fast; this one was dropped.
+    RateLimited,
+    /// Any `code` this SDK version does not know.
+    #[serde(other)]
+    Other,
+}

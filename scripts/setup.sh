@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Installs every prerequisite of the build, the demo and the tests, idempotently.
+# Safe to run on every invocation: installed pieces are skipped in well under a second.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+WASM_PACK_VERSION=0.15.1
+BINARYEN_VERSION=132.0.0
+PLAYWRIGHT_VERSION=1.65.1
+TOOLS_DIR="$PWD/.tools"
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+# Debian packages: Chromium + its matching driver, iproute2 for the loopback-only namespace.
+need_apt=()
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
+command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
+command -v unshare >/dev/null 2>&1 || need_apt+=(util-linux)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  log "apt-get install ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+rustup target list --installed | grep -qx wasm32-unknown-unknown || {
+  log "rustup target add wasm32-unknown-unknown"
+  rustup target add wasm32-unknown-unknown
+}
+
+if ! wasm-pack --version 2>/dev/null | grep -q "$WASM_PACK_VERSION"; then
+  log "cargo install wasm-pack $WASM_PACK_VERSION"
+  cargo install wasm-pack --version "$WASM_PACK_VERSION" --locked
+fi
+
+# wasm-bindgen-cli must match the wasm-bindgen crate in Cargo.lock exactly.
+WB_VERSION=$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/[^0-9.]/,""); print; exit}' Cargo.lock)
+if ! wasm-bindgen --version 2>/dev/null | grep -q "$WB_VERSION"; then
+  log "cargo install wasm-bindgen-cli $WB_VERSION"
+  # Not --locked: a locked dependency of the CLI is missing from the registry.
+  cargo install wasm-bindgen-cli --version "$WB_VERSION" --force
+fi
+
+# npm's binaryen (Debian's wasm-opt corrupts wasm-bindgen output) and playwright-core for e2e.
+mkdir -p "$TOOLS_DIR"
+if [ ! -x "$TOOLS_DIR/node_modules/.bin/wasm-opt" ] || [ ! -d "$TOOLS_DIR/node_modules/playwright-core" ]; then
+  log "npm install binaryen@$BINARYEN_VERSION playwright-core@$PLAYWRIGHT_VERSION"
+  [ -f "$TOOLS_DIR/package.json" ] || echo '{"private": true}' > "$TOOLS_DIR/package.json"
+  npm install --silent --no-audit --no-fund --prefix "$TOOLS_DIR" \
+    "binaryen@$BINARYEN_VERSION" "playwright-core@$PLAYWRIGHT_VERSION" >/dev/null
+fi
+log "ok"

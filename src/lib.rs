@@ -1,0 +1,1 @@
+//! trtc-calling-wasm: the browser glue around `calling-core`.
