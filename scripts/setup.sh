@@ -35,7 +35,11 @@ if ! wasm-pack --version 2>/dev/null | grep -q "$WASM_PACK_VERSION"; then
 fi
 
 # wasm-bindgen-cli must match the wasm-bindgen crate in Cargo.lock exactly.
-WB_VERSION=$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/[^0-9.]/,""); print; exit}' Cargo.lock)
+WB_VERSION=$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/[^0-9.]/,""); print; exit}' Cargo.lock 2>/dev/null || true)
+if [ -z "$WB_VERSION" ]; then
+  echo "[setup] Cargo.lock names no wasm-bindgen version; run 'cargo generate-lockfile' first" >&2
+  exit 1
+fi
 if ! wasm-bindgen --version 2>/dev/null | grep -q "$WB_VERSION"; then
   log "cargo install wasm-bindgen-cli $WB_VERSION"
   # Not --locked: a locked dependency of the CLI is missing from the registry.
