@@ -1,0 +1,128 @@
+// End-to-end scenarios: real people's flows through the demo page, each person in an
+// independent Chromium context with fake camera and microphone, against a real calling-server.
+// Screenshots of every step go to test-output/e2e/<scenario>-<step>-<user>.png.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { launchBrowser, withPeople, DESKTOP, PHONE } from './harness.mjs';
+
+let browser;
+before(async () => { browser = await launchBrowser(); });
+after(async () => { await browser?.close(); });
+
+test('video call: ring, accept, both see video, mute shows on the other side, hang up', async () => {
+  await withPeople(browser, '1-video-call', [['alice', DESKTOP], ['bob', PHONE]], async (alice, bob) => {
+    await alice.shot('01-home');
+
+    await alice.page.getByTestId('callee-input').fill('bob');
+    await alice.page.getByTestId('call-video').click();
+    await alice.waitFor('body[data-call="outgoing"]');
+    await alice.waitFor(`${alice.tile('bob')}[data-joined="false"]`);
+
+    // Bob's dialog names the caller and the call type, and it rings.
+    await bob.waitFor('[data-testid="incoming"]');
+    assert.equal(await bob.page.getByTestId('incoming-caller').textContent(), 'alice');
+    assert.match(await bob.page.getByTestId('incoming-type').textContent(), /video call/i);
+    assert.equal(await bob.page.evaluate(() => document.body.dataset.ringtone), 'incoming');
+    await alice.waitForVideo('alice'); // own preview while ringing
+    await alice.shot('02-calling');
+    await bob.shot('02-incoming');
+
+    await bob.page.getByTestId('accept').click();
+    await bob.waitGone('[data-testid="incoming"]');
+    await Promise.all([alice.waitFor('body[data-call="connected"]'), bob.waitFor('body[data-call="connected"]')]);
+    assert.equal(await bob.page.evaluate(() => document.body.dataset.ringtone), undefined, 'ringtone stopped on answer');
+
+    // Each sees the other's video with frames advancing, and their own.
+    await Promise.all([alice.waitForVideo('bob'), bob.waitForVideo('alice'), bob.waitForVideo('bob')]);
+    await alice.waitFor(`${alice.tile('bob')}[data-video="on"][data-audio="on"]`);
+    await bob.waitFor(`${bob.tile('alice')}[data-video="on"][data-audio="on"]`);
+    await bob.waitForText('call-timer', ':');
+    await alice.shot('03-connected');
+    await bob.shot('03-connected');
+
+    // Alice mutes: her own tile and, through the network, Bob's tile of her show it.
+    await alice.page.getByTestId('btn-mic').click();
+    await alice.waitFor('[data-testid="btn-mic"][aria-pressed="true"]');
+    await alice.waitFor(`${alice.tile('alice')}[data-audio="off"]`);
+    await bob.waitFor(`${bob.tile('alice')}[data-audio="off"]`);
+    await alice.shot('04-muted');
+    await bob.shot('04-alice-muted');
+
+    // Bob hangs up: both return to idle, the SDK removes every video it created.
+    await bob.page.getByTestId('btn-hangup').click();
+    await Promise.all([
+      alice.waitFor('body[data-screen="home"][data-call="idle"]'),
+      bob.waitFor('body[data-screen="home"][data-call="idle"]'),
+    ]);
+    await alice.waitForText('last-event', 'Call ended');
+    await bob.waitForText('last-event', 'Call ended');
+    assert.equal(await alice.videoCount(), 0, 'alice: videos left after the call');
+    assert.equal(await bob.videoCount(), 0, 'bob: videos left after the call');
+    await alice.shot('05-ended');
+    await bob.shot('05-ended');
+  });
+});
+
+test('rejected call: the caller is told, both return to idle', async () => {
+  await withPeople(browser, '2-reject', [['carol', PHONE], ['dave', DESKTOP]], async (carol, dave) => {
+    await carol.page.getByTestId('callee-input').fill('dave');
+    await carol.page.getByTestId('call-audio').click();
+    await carol.waitFor('body[data-call="outgoing"]');
+    await dave.waitFor('[data-testid="incoming"]');
+    assert.equal(await dave.page.getByTestId('incoming-caller').textContent(), 'carol');
+    assert.match(await dave.page.getByTestId('incoming-type').textContent(), /audio call/i);
+    await carol.shot('01-calling');
+    await dave.shot('01-incoming');
+
+    await dave.page.getByTestId('reject').click();
+    await dave.waitGone('[data-testid="incoming"]');
+    await carol.waitFor('[data-testid="notice"][data-kind="rejected"]');
+    await carol.waitForText('notices', 'dave declined the call');
+    await carol.waitFor('body[data-screen="home"][data-call="idle"]');
+    await carol.waitForText('last-event', 'dave declined the call');
+    await dave.waitFor('body[data-screen="home"][data-call="idle"]');
+    assert.equal(await dave.page.evaluate(() => document.body.dataset.ringtone), undefined, 'ringtone stopped on reject');
+    await carol.shot('02-rejected');
+    await dave.shot('02-idle');
+  });
+});
+
+test('group call: three people see each other; one leaves, the others stay; last hang-up ends it', async () => {
+  const people = [['erin', DESKTOP], ['frank', PHONE], ['grace', DESKTOP]];
+  await withPeople(browser, '3-group', people, async (erin, frank, grace) => {
+    await erin.page.getByTestId('callee-input').fill('frank, grace');
+    await erin.page.getByTestId('call-video').click();
+    await erin.waitFor('body[data-call="outgoing"]');
+    await Promise.all([frank.waitFor('[data-testid="incoming"]'), grace.waitFor('[data-testid="incoming"]')]);
+    await frank.waitForText('incoming-group', 'grace');
+    await erin.shot('01-calling');
+    await frank.shot('01-incoming');
+
+    await frank.page.getByTestId('accept').click();
+    await grace.page.getByTestId('accept').click();
+    const all = [erin, frank, grace];
+    await Promise.all(all.map((p) => p.waitFor('body[data-call="connected"]')));
+
+    // Everyone sees the two others' video moving.
+    await Promise.all(all.flatMap((p) => all.filter((o) => o !== p).map((o) => p.waitForVideo(o.userID))));
+    for (const p of all) {
+      assert.equal(await p.page.locator('[data-testid="tile"][data-joined="true"]').count(), 2, `${p.userID}: remote tiles`);
+    }
+    await Promise.all(all.map((p) => p.shot('02-connected')));
+
+    // Erin leaves; Frank and Grace stay connected to each other.
+    await erin.page.getByTestId('btn-hangup').click();
+    await erin.waitFor('body[data-screen="home"][data-call="idle"]');
+    await Promise.all([frank.waitGone(frank.tile('erin')), grace.waitGone(grace.tile('erin'))]);
+    await frank.waitFor('body[data-call="connected"]');
+    await frank.waitForVideo('grace');
+    await frank.shot('03-erin-left');
+
+    // Frank hangs up: Grace is the last one left, so the call ends for her too.
+    await frank.page.getByTestId('btn-hangup').click();
+    await Promise.all([frank, grace].map((p) => p.waitFor('body[data-screen="home"][data-call="idle"]')));
+    for (const p of all) assert.equal(await p.videoCount(), 0, `${p.userID}: videos left after the call`);
+    await grace.shot('04-ended');
+  });
+});

@@ -1,0 +1,175 @@
+// Test harness for the end-to-end suite: launches Debian's Chromium through playwright-core,
+// gives each simulated person an independent browser context signed in through the demo UI,
+// and offers waits on UI state with deadlines (no fixed sleeps) plus numbered screenshots.
+//
+// Run through e2e/run.sh, which provides E2E_BASE_URL (a calling-server inside a
+// loopback-only network namespace) and E2E_OUTPUT (the screenshot folder).
+
+import { createRequire } from 'node:module';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+
+const require = createRequire(import.meta.url);
+const { chromium } = require('../.tools/node_modules/playwright-core');
+
+export const BASE_URL = process.env.E2E_BASE_URL || 'http://127.0.0.1:8181';
+export const OUTPUT = process.env.E2E_OUTPUT || path.resolve('test-output/e2e');
+/** Deadline for any single UI state to appear. */
+export const STATE_TIMEOUT = 20_000;
+
+export const PHONE = { width: 375, height: 740 };
+export const DESKTOP = { width: 1280, height: 800 };
+
+export async function launchBrowser() {
+  mkdirSync(OUTPUT, { recursive: true });
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args: [
+      '--use-fake-device-for-media-stream',
+      '--use-fake-ui-for-media-stream',
+      '--autoplay-policy=no-user-gesture-required',
+      '--allow-loopback-in-peer-connection',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+      '--no-sandbox',
+    ],
+  });
+}
+
+/** One person: an independent browser context (own storage, own devices) with one tab. */
+export class Person {
+  constructor(browser, userID, viewport, scenario) {
+    this.browser = browser;
+    this.userID = userID;
+    this.viewport = viewport;
+    this.scenario = scenario;
+    this.logs = [];
+  }
+
+  async open() {
+    this.context = await this.browser.newContext({ viewport: this.viewport });
+    await this.context.grantPermissions(['camera', 'microphone'], { origin: BASE_URL });
+    this.page = await this.context.newPage();
+    this.page.on('console', (m) => this.logs.push(`[${m.type()}] ${m.text()}`));
+    this.page.on('pageerror', (e) => this.logs.push(`[pageerror] ${e.message}`));
+    await this.page.goto(BASE_URL);
+    await this.waitFor('body[data-screen="login"]');
+    return this;
+  }
+
+  /** Signs in through the form, as a person would. */
+  async signIn() {
+    await this.page.getByTestId('login-user').fill(this.userID);
+    await this.page.getByTestId('login-submit').click();
+    await this.waitFor('body[data-screen="home"][data-call="idle"]');
+    const shown = await this.page.getByTestId('me').textContent();
+    if (shown !== this.userID) throw new Error(`${this.userID}: home shows "${shown}"`);
+  }
+
+  /** Waits until `selector` matches a visible element. */
+  async waitFor(selector, timeout = STATE_TIMEOUT) {
+    try {
+      await this.page.locator(selector).first().waitFor({ state: 'visible', timeout });
+    } catch (err) {
+      throw new Error(`${this.userID}: "${selector}" not visible within ${timeout} ms\n${err.message}`);
+    }
+  }
+
+  /** Waits until `selector` matches nothing visible. */
+  async waitGone(selector, timeout = STATE_TIMEOUT) {
+    try {
+      await this.page.locator(selector).first().waitFor({ state: 'hidden', timeout });
+    } catch (err) {
+      throw new Error(`${this.userID}: "${selector}" still visible after ${timeout} ms\n${err.message}`);
+    }
+  }
+
+  /** Waits until the element's text contains `text`. */
+  async waitForText(testid, text, timeout = STATE_TIMEOUT) {
+    try {
+      await this.page.waitForFunction(
+        ([id, t]) => document.querySelector(`[data-testid="${id}"]`)?.textContent.includes(t),
+        [testid, text],
+        { timeout },
+      );
+    } catch (err) {
+      const actual = await this.page.getByTestId(testid).first().textContent().catch(() => null);
+      throw new Error(`${this.userID}: [data-testid=${testid}] never contained "${text}" (has "${actual}")\n${err.message}`);
+    }
+  }
+
+  tile(userID) {
+    return `[data-user="${userID}"]`;
+  }
+
+  /**
+   * Waits until `userID`'s tile plays video whose frames advance: a decoded size and a
+   * currentTime that moves on by at least half a second.
+   */
+  async waitForVideo(userID, timeout = STATE_TIMEOUT) {
+    const sel = `#view-${userID} video`;
+    try {
+      await this.page.waitForFunction(
+        (s) => { const v = document.querySelector(s); return v && v.videoWidth > 0 && v.currentTime > 0; },
+        sel,
+        { timeout },
+      );
+      const t0 = await this.page.evaluate((s) => document.querySelector(s).currentTime, sel);
+      await this.page.waitForFunction(
+        ([s, t]) => { const v = document.querySelector(s); return v && v.videoWidth > 0 && v.currentTime > t + 0.5; },
+        [sel, t0],
+        { timeout },
+      );
+    } catch (err) {
+      const state = await this.page.evaluate((s) => {
+        const v = document.querySelector(s);
+        return v ? { videoWidth: v.videoWidth, currentTime: v.currentTime, paused: v.paused, readyState: v.readyState } : null;
+      }, sel).catch(() => 'page gone');
+      throw new Error(`${this.userID}: no advancing video for ${userID} (${JSON.stringify(state)})\n${err.message}`);
+    }
+  }
+
+  /** Number of <video> elements in the page (the SDK must remove its own after a call). */
+  videoCount() {
+    return this.page.locator('video').count();
+  }
+
+  async shot(step) {
+    const file = path.join(OUTPUT, `${this.scenario}-${step}-${this.userID}.png`);
+    await this.page.screenshot({ path: file });
+    return file;
+  }
+
+  /** The page's console, for diagnosing a failure. */
+  dumpLogs() {
+    return `--- console of ${this.userID} ---\n${this.logs.slice(-60).join('\n')}`;
+  }
+
+  async close() {
+    await this.context?.close().catch(() => {});
+  }
+}
+
+/**
+ * Runs `body` with people signed in; on failure prints their consoles and saves a
+ * screenshot of each page as it was, then closes every context either way.
+ */
+export async function withPeople(browser, scenario, specs, body) {
+  const people = specs.map(([id, viewport]) => new Person(browser, id, viewport, scenario));
+  try {
+    await Promise.all(people.map((p) => p.open()));
+    await Promise.all(people.map((p) => p.signIn()));
+    await body(...people);
+  } catch (err) {
+    for (const p of people) {
+      if (p.page) await p.shot('FAILED').catch(() => {});
+      console.error(p.dumpLogs());
+    }
+    throw err;
+  } finally {
+    await Promise.all(people.map((p) => p.close()));
+  }
+}
