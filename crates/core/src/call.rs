@@ -1,8 +1,19 @@
-//! The call state machine.
+//! The call state machine's entry point: [`Call::handle`] routes each input to the part that owns
+//! it (session, invitation, media, peers) and collects the effects; the read-only helpers answer
+//! `getCallStatus()` and friends.
+//!
+//! Commands are checked before anything changes, so an `Err` leaves the state untouched and
+//! returns no effect. Network input that does not fit the current state (a stale room, an
+//! unknown invitation, a message in the wrong phase) is ignored: the server and the other
+//! participants are not trusted to be in step with us.
 
-use calling_protocol::CallType;
+use std::fmt;
 
-use crate::io::{Effect, Input, SdkError};
+use calling_protocol::{CallType, ServerMessage, Signal};
+
+use crate::io::{code, Command, Effect, Input, PeerEvent, RequestId, SdkError, Timer};
+use crate::peer::MediaState;
+use crate::state::{ActiveCall, Phase};
 
 /// `getCallStatus()`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,6 +34,12 @@ impl CallStatus {
     }
 }
 
+impl fmt::Display for CallStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Why a command was refused. Nothing changed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CallError {
@@ -33,15 +50,58 @@ pub enum CallError {
     InvalidParam(String),
 }
 
+impl fmt::Display for CallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallError::NotLoggedIn => f.write_str("not logged in: call login() first"),
+            CallError::AlreadyLoggedIn => {
+                f.write_str("already logged in (or logging in): call logout() first")
+            }
+            CallError::WrongState(msg) | CallError::InvalidParam(msg) => f.write_str(msg),
+        }
+    }
+}
+
+impl std::error::Error for CallError {}
+
 impl From<CallError> for SdkError {
     fn from(err: CallError) -> Self {
-        todo!("{err:?}")
+        let code = match err {
+            CallError::InvalidParam(_) => Some(code::INVALID_PARAM),
+            CallError::NotLoggedIn | CallError::AlreadyLoggedIn | CallError::WrongState(_) => None,
+        };
+        SdkError {
+            code,
+            message: err.to_string(),
+        }
     }
+}
+
+/// The signaling session.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) enum Login {
+    #[default]
+    LoggedOut,
+    /// `Login` sent; the promise of `request` settles on the server's answer.
+    LoggingIn {
+        request: RequestId,
+        user_id: String,
+    },
+    LoggedIn {
+        user_id: String,
+    },
 }
 
 /// One SDK instance's call state: the logged-in session and at most one call.
 #[derive(Debug, Default)]
-pub struct Call {}
+pub struct Call {
+    pub(crate) login: Login,
+    /// The call in progress; `None` is the idle line. Only ever `Some` while logged in.
+    pub(crate) line: Option<ActiveCall>,
+    /// Requests of calls left before the server answered them: when `InviteSent`/`Joined` for
+    /// one arrives we are a member of a call we no longer want, so we hang up at once.
+    pub(crate) abandoned: Vec<RequestId>,
+}
 
 impl Call {
     pub fn new() -> Self {
@@ -50,32 +110,295 @@ impl Call {
 
     /// Reacts to one input at `now_ms` (milliseconds on any monotonic clock).
     pub fn handle(&mut self, now_ms: u64, input: Input) -> Result<Vec<Effect>, CallError> {
-        todo!("{now_ms} {input:?}")
+        let mut out = Vec::new();
+        match input {
+            Input::Command { request, command } => {
+                self.command(now_ms, request, command, &mut out)?
+            }
+            Input::Server(message) => self.server(now_ms, message, &mut out),
+            Input::SignalingClosed => self.signaling_closed(now_ms, &mut out),
+            Input::Media(outcome) => self.media_outcome(now_ms, outcome, &mut out),
+            Input::Peer { user_id, event } => self.peer_event(&user_id, event, &mut out),
+            Input::Timer(Timer::Heartbeat) => self.heartbeat(&mut out),
+        }
+        Ok(out)
+    }
+
+    fn command(
+        &mut self,
+        now_ms: u64,
+        request: RequestId,
+        command: Command,
+        out: &mut Vec<Effect>,
+    ) -> Result<(), CallError> {
+        if let Command::Login {
+            sdk_app_id,
+            user_id,
+            user_sig,
+        } = command
+        {
+            return self.login(request, sdk_app_id, user_id, user_sig, out);
+        }
+        let me = self.me().ok_or(CallError::NotLoggedIn)?;
+        match command {
+            // Answered above; a second login while logged in is refused.
+            Command::Login { .. } => Err(CallError::AlreadyLoggedIn),
+            Command::Logout => self.logout(&me, now_ms, request, out),
+            Command::Call { user_id, call_type } => {
+                self.call(&me, request, user_id, call_type, out)
+            }
+            Command::GroupCall {
+                user_ids,
+                call_type,
+                group_id,
+            } => self.group_call(&me, request, user_ids, call_type, group_id, out),
+            Command::Accept => self.accept(request, out),
+            Command::Reject => self.reject(request, out),
+            Command::Hangup => self.hangup(&me, now_ms, request, out),
+            Command::SetMicMute(mute) => self.set_mic_mute(request, mute, out),
+            Command::OpenCamera => self.open_camera(request, out),
+            Command::CloseCamera => self.close_camera(request, out),
+            Command::SwitchToAudio => self.switch_mode(request, CallType::Audio, out),
+            Command::SwitchToVideo => self.switch_mode(request, CallType::Video, out),
+        }
+    }
+
+    fn server(&mut self, now_ms: u64, message: ServerMessage, out: &mut Vec<Effect>) {
+        if let Login::LoggingIn { .. } = self.login {
+            return self.login_answer(message, out);
+        }
+        let Some(me) = self.me() else { return };
+        match message {
+            ServerMessage::LoginOk { .. } | ServerMessage::Pong | ServerMessage::Unknown => {}
+            ServerMessage::Error {
+                request_id: Some(request),
+                code,
+                message,
+            } => self.request_failed(request, code, message, out),
+            // Errors that name no request answer fire-and-forget messages (hangup, relay);
+            // there is nothing to undo and nobody waiting.
+            ServerMessage::Error {
+                request_id: None, ..
+            } => {}
+            ServerMessage::InviteSent {
+                request_id,
+                invite_id,
+                room_id,
+                user_ids,
+            } => self.invite_sent(request_id, invite_id, room_id, user_ids, out),
+            ServerMessage::Invited {
+                invite_id,
+                room_id,
+                sponsor,
+                user_ids,
+                call_type,
+                is_group,
+                group_id,
+            } => {
+                let invitation = Invitation {
+                    invite_id,
+                    room_id,
+                    sponsor,
+                    user_ids,
+                    call_type,
+                    is_group,
+                    group_id,
+                };
+                self.invited(invitation, out)
+            }
+            ServerMessage::Joined {
+                request_id,
+                room_id,
+                call_type,
+                members,
+                pending,
+            } => {
+                let joined = Joined {
+                    request_id,
+                    room_id,
+                    call_type,
+                    members,
+                    pending,
+                };
+                self.joined(&me, now_ms, joined, out)
+            }
+            ServerMessage::Accepted {
+                room_id, user_id, ..
+            } => self.accepted(&me, now_ms, room_id, user_id, out),
+            ServerMessage::Rejected {
+                room_id, user_id, ..
+            } => self.declined(room_id, &user_id, Decline::Rejected, &me, out),
+            ServerMessage::Busy {
+                room_id, user_id, ..
+            } => self.declined(room_id, &user_id, Decline::Busy, &me, out),
+            ServerMessage::NoResponse {
+                room_id, user_ids, ..
+            } => self.no_response(&me, room_id, user_ids, out),
+            ServerMessage::Cancelled {
+                room_id,
+                invite_id,
+                sponsor,
+            } => self.cancelled(room_id, invite_id, sponsor, out),
+            ServerMessage::InviteTimeout {
+                room_id,
+                invite_id,
+                sponsor,
+            } => self.invite_timeout(&me, room_id, invite_id, sponsor, out),
+            ServerMessage::InviteeList { room_id, user_ids } => {
+                self.invitee_list_changed(room_id, user_ids, out)
+            }
+            ServerMessage::MemberLeft { room_id, user_id } => {
+                self.member_left(room_id, &user_id, out)
+            }
+            ServerMessage::CallEnded {
+                room_id,
+                user_id,
+                duration_secs,
+                reason,
+            } => self.call_ended(room_id, user_id, duration_secs, reason, out),
+            ServerMessage::Signal {
+                room_id,
+                from,
+                signal,
+            } => self.signal(&me, room_id, &from, signal, out),
+            ServerMessage::Kicked => self.kicked(out),
+        }
+    }
+
+    /// A signal relayed from another participant of our call.
+    fn signal(&mut self, me: &str, room: u32, from: &str, signal: Signal, out: &mut Vec<Effect>) {
+        let Some(call) = self.line.as_mut().filter(|c| c.is_room(room)) else {
+            return;
+        };
+        if from == me {
+            return;
+        }
+        match signal {
+            Signal::SwitchMode { call_type } => return self.follow_switch(from, call_type, out),
+            Signal::SwitchModeAck { call_type, ok } => {
+                return self.switch_acknowledged(call_type, ok, out)
+            }
+            Signal::Unknown => return,
+            Signal::Offer { .. } if !call.peers.contains_key(from) && call.is_connected() => {
+                // A member we were not told about yet offers: it is in our call (the server
+                // only relays between members), so answer it rather than leave it hanging.
+                call.peers.insert(
+                    from.to_owned(),
+                    crate::peer::Peer::new(crate::negotiation::is_polite(me, from)),
+                );
+                out.push(Effect::CreatePeer {
+                    user_id: from.to_owned(),
+                    initiator: false,
+                    polite: crate::negotiation::is_polite(me, from),
+                });
+            }
+            _ => {}
+        }
+        let Some(peer) = call.peers.get_mut(from) else {
+            return;
+        };
+        match signal {
+            Signal::Offer { sdp } => peer.on_offer(from, sdp, out),
+            Signal::Answer { sdp } => peer.on_answer(from, sdp, out),
+            Signal::Candidate(candidate) => peer.on_candidate(from, candidate, out),
+            Signal::Media { audio, video } => peer.on_media(from, MediaState { audio, video }, out),
+            Signal::SwitchMode { .. } | Signal::SwitchModeAck { .. } | Signal::Unknown => {}
+        }
+    }
+
+    /// Something happened on the peer connection to `user`.
+    fn peer_event(&mut self, user: &str, event: PeerEvent, out: &mut Vec<Effect>) {
+        let Some(call) = self.line.as_mut() else {
+            return;
+        };
+        let (Some(room), local) = (call.room_id, call.local.state()) else {
+            return;
+        };
+        if let Some(peer) = call.peers.get_mut(user) {
+            peer.on_event(user, room, local, event, out);
+        }
+    }
+
+    /// The logged-in user, if any.
+    pub(crate) fn me(&self) -> Option<String> {
+        match &self.login {
+            Login::LoggedIn { user_id } => Some(user_id.clone()),
+            Login::LoggedOut | Login::LoggingIn { .. } => None,
+        }
     }
 
     pub fn status(&self) -> CallStatus {
-        todo!()
+        match self.line.as_ref().map(|c| &c.phase) {
+            None => CallStatus::Idle,
+            Some(Phase::Outgoing | Phase::Incoming { .. }) => CallStatus::Calling,
+            Some(Phase::Connected { .. }) => CallStatus::Connected,
+        }
     }
+
     /// `getCallType()`: the current call's type (None when idle).
     pub fn call_type(&self) -> Option<CallType> {
-        todo!()
+        self.line.as_ref().map(|c| c.call_type)
     }
+
+    /// `isInviter()`: this side started the current call.
     pub fn is_inviter(&self) -> bool {
-        todo!()
+        match self.line.as_ref().map(|c| &c.phase) {
+            Some(Phase::Outgoing) => true,
+            Some(Phase::Connected { inviter, .. }) => *inviter,
+            Some(Phase::Incoming { .. }) | None => false,
+        }
     }
+
+    /// `isGroupCall()`.
     pub fn is_group_call(&self) -> bool {
-        todo!()
+        self.line.as_ref().is_some_and(|c| c.is_group)
     }
+
     /// `getInviteeList()`: invitees of the current call still ringing.
     pub fn invitee_list(&self) -> Vec<String> {
-        todo!()
+        self.line
+            .as_ref()
+            .map(|c| c.invitees.clone())
+            .unwrap_or_default()
     }
+
     /// `getUserID()`: the logged-in user (None before login).
     pub fn user_id(&self) -> Option<&str> {
-        todo!()
+        match &self.login {
+            Login::LoggedIn { user_id } => Some(user_id),
+            Login::LoggedOut | Login::LoggingIn { .. } => None,
+        }
     }
+
     /// The current call's room (None when idle).
     pub fn room_id(&self) -> Option<u32> {
-        todo!()
+        self.line.as_ref().and_then(|c| c.room_id)
     }
+}
+
+/// `Invited`, unpacked.
+pub(crate) struct Invitation {
+    pub invite_id: String,
+    pub room_id: u32,
+    pub sponsor: String,
+    pub user_ids: Vec<String>,
+    pub call_type: CallType,
+    pub is_group: bool,
+    pub group_id: Option<String>,
+}
+
+/// `Joined`, unpacked.
+pub(crate) struct Joined {
+    pub request_id: u32,
+    pub room_id: u32,
+    pub call_type: CallType,
+    pub members: Vec<String>,
+    pub pending: Vec<String>,
+}
+
+/// How an invitee declined.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Decline {
+    Rejected,
+    Busy,
 }

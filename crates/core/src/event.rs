@@ -141,7 +141,10 @@ pub const EVENT_NAMES: &[(&str, &str)] = &[
     ("USER_VIDEO_AVAILABLE", "onUserVideoAvailable"),
     ("USER_AUDIO_AVAILABLE", "onUserAudioAvailable"),
     ("USER_VOICE_VOLUME", "onUserVoiceVolume"),
-    ("GROUP_CALL_INVITEE_LIST_UPDATE", "onGroupCallInviteeListUpdate"),
+    (
+        "GROUP_CALL_INVITEE_LIST_UPDATE",
+        "onGroupCallInviteeListUpdate",
+    ),
     ("KICKED_OUT", "onKickedOut"),
     ("CALL_TYPE_CHANGED", "onCallTypeChanged"),
     ("ERROR", "onError"),

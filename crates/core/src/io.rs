@@ -131,14 +131,26 @@ pub enum Effect {
     /// Call the app's listeners for this event.
     Emit(AppEvent),
     /// Resolve the promise of `request` with this value.
-    Resolve { request: RequestId, reply: Reply },
+    Resolve {
+        request: RequestId,
+        reply: Reply,
+    },
     /// Reject the promise of `request` with this error.
-    Reject { request: RequestId, error: SdkError },
+    Reject {
+        request: RequestId,
+        error: SdkError,
+    },
     /// Make sure these local tracks exist (capture the missing ones with the configured quality
     /// and devices), attach them to every peer connection, then report [`Input::Media`].
-    OpenMedia { audio: bool, video: bool },
+    OpenMedia {
+        audio: bool,
+        video: bool,
+    },
     /// Stop and detach these local tracks (and remove the local view when video stops).
-    CloseMedia { audio: bool, video: bool },
+    CloseMedia {
+        audio: bool,
+        video: bool,
+    },
     /// Enable (`false`) or disable (`true`) the microphone track without stopping it.
     MuteAudio(bool),
     /// Create the `RTCPeerConnection` to `user_id`. `initiator`: this side will send the first
@@ -150,9 +162,13 @@ pub enum Effect {
         polite: bool,
     },
     /// Close that peer connection and remove every element the SDK created for that user.
-    ClosePeer { user_id: String },
+    ClosePeer {
+        user_id: String,
+    },
     /// createOffer + setLocalDescription on that peer; report [`PeerEvent::LocalDescription`].
-    CreateOffer { user_id: String },
+    CreateOffer {
+        user_id: String,
+    },
     /// setRemoteDescription on that peer; for an offer also createAnswer + setLocalDescription.
     /// Report [`PeerEvent::RemoteDescriptionApplied`] then (offer) [`PeerEvent::LocalDescription`].
     ApplyRemoteDescription {
@@ -164,7 +180,10 @@ pub enum Effect {
         user_id: String,
         candidate: IceCandidate,
     },
-    StartTimer { timer: Timer, after_ms: u32 },
+    StartTimer {
+        timer: Timer,
+        after_ms: u32,
+    },
     CancelTimer(Timer),
     /// Close the signaling socket (after logout or kick-out).
     Disconnect,
@@ -235,5 +254,9 @@ pub mod code {
     pub const MEDIA_DENIED: u32 = 60005;
     pub const NO_WEBRTC: u32 = 60006;
     pub const INSECURE_CONTEXT: u32 = 60007;
+    /// Extension: the signaling connection dropped while logged in; any call was left locally.
+    pub const SIGNALING_LOST: u32 = 60008;
+    /// Extension: a peer connection failed (ICE failure or an SDP operation the browser refused).
+    pub const PEER_CONNECTION_FAILED: u32 = 60009;
     pub const INVALID_PARAM: u32 = 65535;
 }

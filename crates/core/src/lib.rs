@@ -8,9 +8,16 @@ pub mod event;
 pub mod io;
 
 mod call;
+mod invitation;
+mod media;
+pub mod negotiation;
+mod peer;
+mod session;
+mod state;
 
 pub use call::{Call, CallError, CallStatus};
 pub use event::{AppEvent, InviteData, VoiceVolume, EVENT_NAMES};
+pub use invitation::INVITE_DATA_VERSION;
 pub use io::{
     code, Command, Effect, Input, LoginData, MediaOutcome, PeerEvent, PeerState, Reply, RequestId,
     SdkError, SdpKind, SessionDescription, Timer,

@@ -1,0 +1,600 @@
+//! A call's life from invitation to end: `call`/`groupCall`, `accept`/`reject`/`hangup`, and
+//! the server's verdicts on invitations (accepted, rejected, busy, no response, cancelled, timed
+//! out) and on membership (joined, member left, call ended). The server is the only authority
+//! on invitations; this side never times a ring itself.
+
+use calling_protocol::{CallType, ClientMessage, EndReason, RoomId};
+
+use crate::call::{Call, CallError, Decline, Invitation, Joined};
+use crate::event::{AppEvent, InviteData};
+use crate::io::{Effect, Reply, RequestId, SdkError};
+use crate::negotiation::is_polite;
+use crate::peer::Peer;
+use crate::session::{check_user_id, ended_event, left};
+use crate::state::{ActiveCall, Answer, InviteKind, MediaOp, PendingInvite, Phase};
+
+/// `inviteData.version` in `INVITED`: trtc-calling-js 1.x sends 4 for its own invitations.
+pub const INVITE_DATA_VERSION: u32 = 4;
+
+impl Call {
+    pub(crate) fn call(
+        &mut self,
+        me: &str,
+        request: RequestId,
+        user_id: String,
+        call_type: CallType,
+        out: &mut Vec<Effect>,
+    ) -> Result<(), CallError> {
+        check_user_id(&user_id)?;
+        if user_id == me {
+            return Err(CallError::InvalidParam(
+                "call() cannot call yourself".into(),
+            ));
+        }
+        if self.line.is_some() {
+            return Err(CallError::WrongState(format!(
+                "call() needs an idle line; current status: {}",
+                self.status()
+            )));
+        }
+        let kind = InviteKind::Single {
+            user_id: user_id.clone(),
+        };
+        self.start_call(request, vec![user_id], call_type, false, None, kind, out);
+        Ok(())
+    }
+
+    pub(crate) fn group_call(
+        &mut self,
+        me: &str,
+        request: RequestId,
+        user_ids: Vec<String>,
+        call_type: CallType,
+        group_id: Option<String>,
+        out: &mut Vec<Effect>,
+    ) -> Result<(), CallError> {
+        if user_ids.is_empty() {
+            return Err(CallError::InvalidParam(
+                "groupCall() needs a non-empty userIDList".into(),
+            ));
+        }
+        for user_id in &user_ids {
+            check_user_id(user_id)?;
+        }
+        if user_ids.iter().all(|u| u == me) {
+            return Err(CallError::InvalidParam(
+                "groupCall() cannot call only yourself".into(),
+            ));
+        }
+        let kind = InviteKind::Group {
+            group_id: group_id.clone(),
+        };
+        let Some(call) = self.line.as_mut() else {
+            self.start_call(request, user_ids, call_type, true, group_id, kind, out);
+            return Ok(());
+        };
+        let room_id = match (&call.phase, call.room_id) {
+            (Phase::Outgoing | Phase::Connected { .. }, Some(room)) => room,
+            (Phase::Outgoing, None) => {
+                return Err(CallError::WrongState(
+                    "groupCall() can add users once the first invitation is confirmed".into(),
+                ))
+            }
+            _ => {
+                return Err(CallError::WrongState(format!(
+                    "groupCall() needs an idle line or a call in progress; current status: {} \
+                     (ringing as callee: accept() or reject() first)",
+                    self.status()
+                )))
+            }
+        };
+        // More users in the same call: it becomes a group call of the call's own type.
+        call.is_group = true;
+        if call.group_id.is_none() {
+            call.group_id.clone_from(&group_id);
+        }
+        call.invites.push(PendingInvite { request, kind });
+        out.push(Effect::Send(ClientMessage::Invite {
+            request_id: request,
+            user_ids,
+            call_type: call.call_type,
+            is_group: true,
+            group_id,
+            room_id: Some(room_id),
+        }));
+        Ok(())
+    }
+
+    /// A new call as caller: the invitation goes out first so ringing never waits for devices.
+    #[allow(clippy::too_many_arguments)]
+    fn start_call(
+        &mut self,
+        request: RequestId,
+        user_ids: Vec<String>,
+        call_type: CallType,
+        is_group: bool,
+        group_id: Option<String>,
+        kind: InviteKind,
+        out: &mut Vec<Effect>,
+    ) {
+        let mut call = ActiveCall::new(Phase::Outgoing, call_type, is_group, group_id.clone());
+        call.invites.push(PendingInvite { request, kind });
+        out.push(Effect::Send(ClientMessage::Invite {
+            request_id: request,
+            user_ids,
+            call_type,
+            is_group,
+            group_id,
+            room_id: None,
+        }));
+        call.open_media(true, call_type == CallType::Video, MediaOp::Start, out);
+        self.line = Some(call);
+    }
+
+    pub(crate) fn invite_sent(
+        &mut self,
+        request: RequestId,
+        invite_id: String,
+        room_id: RoomId,
+        user_ids: Vec<String>,
+        out: &mut Vec<Effect>,
+    ) {
+        if self.take_abandoned(request, room_id, out) {
+            return;
+        }
+        let Some(call) = self.line.as_mut() else {
+            return;
+        };
+        let Some(i) = call.invites.iter().position(|p| p.request == request) else {
+            return;
+        };
+        if call.room_id.is_some_and(|room| room != room_id) {
+            return;
+        }
+        let invite = call.invites.remove(i);
+        call.room_id = Some(room_id);
+        for user in user_ids {
+            if !call.invitees.contains(&user) {
+                call.invitees.push(user);
+            }
+        }
+        let reply = match invite.kind {
+            InviteKind::Single { user_id } => Reply::Call {
+                code: 0,
+                invite_id,
+                room_id,
+                user_id,
+            },
+            InviteKind::Group { group_id } => Reply::GroupCall {
+                code: 0,
+                invite_id,
+                room_id,
+                group_id,
+            },
+        };
+        out.push(Effect::Resolve { request, reply });
+    }
+
+    /// The server confirmed a call we already left: leave it there too.
+    fn take_abandoned(
+        &mut self,
+        request: RequestId,
+        room_id: RoomId,
+        out: &mut Vec<Effect>,
+    ) -> bool {
+        let Some(i) = self.abandoned.iter().position(|r| *r == request) else {
+            return false;
+        };
+        self.abandoned.remove(i);
+        out.push(Effect::Send(ClientMessage::Hangup { room_id }));
+        true
+    }
+
+    pub(crate) fn invited(&mut self, invitation: Invitation, out: &mut Vec<Effect>) {
+        // The server answers "busy" for us while a call is in progress; a stray invitation
+        // must not disturb the call we are in.
+        if self.line.is_some() {
+            return;
+        }
+        let mut call = ActiveCall::new(
+            Phase::Incoming {
+                invite_id: invitation.invite_id.clone(),
+                sponsor: invitation.sponsor.clone(),
+                answer: Answer::Undecided,
+            },
+            invitation.call_type,
+            invitation.is_group,
+            invitation.group_id,
+        );
+        call.room_id = Some(invitation.room_id);
+        call.invitees.clone_from(&invitation.user_ids);
+        out.push(Effect::Emit(AppEvent::Invited {
+            sponsor: invitation.sponsor,
+            user_id_list: invitation.user_ids,
+            is_from_group: invitation.is_group,
+            invite_data: InviteData {
+                version: INVITE_DATA_VERSION,
+                call_type: invitation.call_type.as_number(),
+                room_id: invitation.room_id,
+                call_end: 0,
+            },
+            invite_id: invitation.invite_id,
+        }));
+        self.line = Some(call);
+    }
+
+    pub(crate) fn accept(
+        &mut self,
+        request: RequestId,
+        out: &mut Vec<Effect>,
+    ) -> Result<(), CallError> {
+        let Some(call) = self.line.as_mut() else {
+            out.push(undefined(request));
+            return Ok(());
+        };
+        let Phase::Incoming { answer, .. } = &mut call.phase else {
+            out.push(undefined(request));
+            return Ok(());
+        };
+        if *answer != Answer::Undecided {
+            return Err(CallError::WrongState(
+                "accept() is already in progress".into(),
+            ));
+        }
+        *answer = Answer::OpeningMedia { request };
+        let video = call.call_type == CallType::Video;
+        call.open_media(true, video, MediaOp::Accept, out);
+        Ok(())
+    }
+
+    /// The accepting callee's media is ready (or may only receive): tell the server.
+    pub(crate) fn send_accept(&mut self) -> Option<Effect> {
+        let call = self.line.as_mut()?;
+        let Phase::Incoming {
+            invite_id, answer, ..
+        } = &mut call.phase
+        else {
+            return None;
+        };
+        let Answer::OpeningMedia { request } = *answer else {
+            return None;
+        };
+        *answer = Answer::Joining { request };
+        Some(Effect::Send(ClientMessage::Accept {
+            request_id: request,
+            invite_id: invite_id.clone(),
+        }))
+    }
+
+    pub(crate) fn reject(
+        &mut self,
+        request: RequestId,
+        out: &mut Vec<Effect>,
+    ) -> Result<(), CallError> {
+        if !matches!(
+            self.line.as_ref().map(|c| &c.phase),
+            Some(Phase::Incoming { .. })
+        ) {
+            out.push(undefined(request));
+            return Ok(());
+        }
+        self.decline_invitation(&left("reject()"), out);
+        out.push(Effect::Resolve {
+            request,
+            reply: Reply::Ok { code: 0 },
+        });
+        Ok(())
+    }
+
+    /// The callee declines the ringing invitation (reject, hangup, or its media failed).
+    pub(crate) fn decline_invitation(&mut self, reason: &SdkError, out: &mut Vec<Effect>) {
+        let Some(call) = self.line.take() else { return };
+        if let Some(message) = call.leave_message() {
+            out.push(Effect::Send(message));
+        }
+        self.abandoned.extend(call.joining_requests());
+        call.close(reason, out);
+    }
+
+    pub(crate) fn hangup(
+        &mut self,
+        me: &str,
+        now_ms: u64,
+        request: RequestId,
+        out: &mut Vec<Effect>,
+    ) -> Result<(), CallError> {
+        match self.line.as_ref().map(|c| &c.phase) {
+            None => {
+                out.push(Effect::Resolve {
+                    request,
+                    reply: Reply::OkMsg {
+                        code: 0,
+                        msg: "ok".into(),
+                    },
+                });
+                return Ok(());
+            }
+            Some(Phase::Incoming { .. }) => self.decline_invitation(&left("hangup()"), out),
+            Some(Phase::Outgoing | Phase::Connected { .. }) => {
+                self.leave(me, now_ms, &left("hangup()"), out)
+            }
+        }
+        out.push(Effect::Resolve {
+            request,
+            reply: Reply::Ok { code: 0 },
+        });
+        Ok(())
+    }
+
+    /// Leaves the call as caller or member: the server is told (at once, or when it confirms a
+    /// call we are leaving before it answered), and `CALL_END` follows if we were connected.
+    pub(crate) fn leave(
+        &mut self,
+        me: &str,
+        now_ms: u64,
+        reason: &SdkError,
+        out: &mut Vec<Effect>,
+    ) {
+        let Some(call) = self.line.take() else { return };
+        if let Some(message) = call.leave_message() {
+            out.push(Effect::Send(message));
+        }
+        self.abandoned.extend(call.joining_requests());
+        let ended = ended_event(&call, me, now_ms);
+        call.close(reason, out);
+        out.extend(ended);
+    }
+
+    pub(crate) fn joined(&mut self, me: &str, now_ms: u64, joined: Joined, out: &mut Vec<Effect>) {
+        if self.take_abandoned(joined.request_id, joined.room_id, out) {
+            return;
+        }
+        let Some(call) = self.line.as_mut().filter(|c| c.is_room(joined.room_id)) else {
+            return;
+        };
+        let Phase::Incoming {
+            answer: Answer::Joining { request },
+            ..
+        } = call.phase
+        else {
+            return;
+        };
+        if request != joined.request_id {
+            return;
+        }
+        call.phase = Phase::Connected {
+            since_ms: now_ms,
+            inviter: false,
+        };
+        call.call_type = joined.call_type;
+        call.invitees = joined.pending;
+        // Every member already in the call offers to the newcomer; we wait for their offers.
+        for member in joined.members.into_iter().filter(|m| m != me) {
+            let polite = is_polite(me, &member);
+            out.push(Effect::CreatePeer {
+                user_id: member.clone(),
+                initiator: false,
+                polite,
+            });
+            call.peers.insert(member, Peer::new(polite));
+        }
+        out.push(Effect::Resolve {
+            request,
+            reply: Reply::Accept {
+                code: 0,
+                room_id: joined.room_id,
+                call_type: joined.call_type.as_number(),
+            },
+        });
+    }
+
+    /// `user` accepted and joined: existing members connect to the newcomer.
+    pub(crate) fn accepted(
+        &mut self,
+        me: &str,
+        now_ms: u64,
+        room: RoomId,
+        user: String,
+        out: &mut Vec<Effect>,
+    ) {
+        let Some(call) = self.line.as_mut().filter(|c| c.is_room(room)) else {
+            return;
+        };
+        if matches!(call.phase, Phase::Incoming { .. }) || user == me {
+            return;
+        }
+        call.invitees.retain(|u| *u != user);
+        if call.phase == Phase::Outgoing {
+            call.phase = Phase::Connected {
+                since_ms: now_ms,
+                inviter: true,
+            };
+        }
+        out.push(Effect::Emit(AppEvent::UserAccept {
+            user_id: user.clone(),
+        }));
+        if !call.peers.contains_key(&user) {
+            let polite = is_polite(me, &user);
+            out.push(Effect::CreatePeer {
+                user_id: user.clone(),
+                initiator: true,
+                polite,
+            });
+            let mut peer = Peer::new(polite);
+            peer.start_offer(&user, out);
+            call.peers.insert(user, peer);
+        }
+    }
+
+    pub(crate) fn declined(
+        &mut self,
+        room: RoomId,
+        user: &str,
+        how: Decline,
+        me: &str,
+        out: &mut Vec<Effect>,
+    ) {
+        let Some(call) = self.line.as_mut().filter(|c| c.is_room(room)) else {
+            return;
+        };
+        call.invitees.retain(|u| u != user);
+        let user_id = user.to_owned();
+        out.push(Effect::Emit(match how {
+            Decline::Rejected => AppEvent::Reject { user_id },
+            Decline::Busy => AppEvent::LineBusy {
+                user_id,
+                sponsor: me.to_owned(),
+            },
+        }));
+    }
+
+    pub(crate) fn no_response(
+        &mut self,
+        me: &str,
+        room: RoomId,
+        users: Vec<String>,
+        out: &mut Vec<Effect>,
+    ) {
+        let Some(call) = self.line.as_mut().filter(|c| c.is_room(room)) else {
+            return;
+        };
+        call.invitees.retain(|u| !users.contains(u));
+        for user in &users {
+            out.push(Effect::Emit(AppEvent::NoResp {
+                user_id: user.clone(),
+                sponsor: me.to_owned(),
+                user_id_list: users.clone(),
+            }));
+        }
+    }
+
+    pub(crate) fn cancelled(
+        &mut self,
+        room: RoomId,
+        invite_id: String,
+        sponsor: String,
+        out: &mut Vec<Effect>,
+    ) {
+        if !self.is_ringing(room, &invite_id) {
+            return;
+        }
+        if let Some(call) = self.line.take() {
+            call.close(&ring_over("was cancelled by the caller"), out);
+            out.push(Effect::Emit(AppEvent::CallingCancel { invite_id, sponsor }));
+        }
+    }
+
+    pub(crate) fn invite_timeout(
+        &mut self,
+        me: &str,
+        room: RoomId,
+        invite_id: String,
+        sponsor: String,
+        out: &mut Vec<Effect>,
+    ) {
+        if !self.is_ringing(room, &invite_id) {
+            return;
+        }
+        if let Some(call) = self.line.take() {
+            call.close(&ring_over("timed out"), out);
+            out.push(Effect::Emit(AppEvent::CallingTimeout {
+                invite_id,
+                sponsor,
+            }));
+            out.push(Effect::Emit(AppEvent::CallEnd {
+                user_id: me.to_owned(),
+                call_end: 0,
+            }));
+        }
+    }
+
+    /// Whether `invite` in `room` is the invitation ringing here.
+    fn is_ringing(&self, room: RoomId, invite: &str) -> bool {
+        self.line.as_ref().is_some_and(|c| {
+            c.is_room(room)
+                && matches!(&c.phase, Phase::Incoming { invite_id, .. } if invite_id == invite)
+        })
+    }
+
+    pub(crate) fn invitee_list_changed(
+        &mut self,
+        room: RoomId,
+        users: Vec<String>,
+        out: &mut Vec<Effect>,
+    ) {
+        let Some(call) = self.line.as_mut().filter(|c| c.is_room(room)) else {
+            return;
+        };
+        call.invitees.clone_from(&users);
+        if call.is_group {
+            out.push(Effect::Emit(AppEvent::GroupCallInviteeListUpdate {
+                user_id_list: users,
+            }));
+        }
+    }
+
+    pub(crate) fn member_left(&mut self, room: RoomId, user: &str, out: &mut Vec<Effect>) {
+        let Some(call) = self.line.as_mut().filter(|c| c.is_room(room)) else {
+            return;
+        };
+        if call.peers.remove(user).is_some() {
+            out.push(Effect::Emit(AppEvent::UserLeave {
+                user_id: user.to_owned(),
+            }));
+            out.push(Effect::ClosePeer {
+                user_id: user.to_owned(),
+            });
+        }
+    }
+
+    pub(crate) fn call_ended(
+        &mut self,
+        room: RoomId,
+        user_id: String,
+        duration_secs: u32,
+        reason: EndReason,
+        out: &mut Vec<Effect>,
+    ) {
+        // A callee still ringing hears about its invitation through cancelled/timeout instead.
+        let ours = self
+            .line
+            .as_ref()
+            .is_some_and(|c| c.is_room(room) && !matches!(c.phase, Phase::Incoming { .. }));
+        let Some(call) = self.line.take_if(|_| ours) else {
+            return;
+        };
+        call.close(&ring_over_call(), out);
+        match reason {
+            // Declined or busy: the caller already got REJECT / LINE_BUSY, and SPEC §6 has no
+            // CALL_END for a call that was never answered that way.
+            EndReason::Rejected | EndReason::Busy => {}
+            EndReason::Hangup | EndReason::NoResponse => {
+                out.push(Effect::Emit(AppEvent::CallEnd {
+                    user_id,
+                    call_end: duration_secs,
+                }))
+            }
+        }
+    }
+}
+
+fn undefined(request: RequestId) -> Effect {
+    Effect::Resolve {
+        request,
+        reply: Reply::Undefined,
+    }
+}
+
+fn ring_over(how: &str) -> SdkError {
+    SdkError {
+        code: None,
+        message: format!("the invitation {how}"),
+    }
+}
+
+fn ring_over_call() -> SdkError {
+    SdkError {
+        code: None,
+        message: "the call ended before this finished".into(),
+    }
+}

@@ -1,0 +1,475 @@
+//! One remote participant's link: its perfect-negotiation state, the ICE candidates waiting for a
+//! remote description, and what is known about its media. Each method turns one piece of input
+//! about that participant into effects; the call decides which participants exist.
+
+use calling_protocol::{ClientMessage, IceCandidate, RoomId, Signal};
+
+use crate::event::AppEvent;
+use crate::io::{code, Effect, PeerEvent, PeerState, SdpKind, SessionDescription};
+use crate::negotiation::{self, Candidates, Negotiation, OfferAction};
+
+/// What a participant sends: `Signal::Media` on the wire, `USER_*_AVAILABLE` for the app.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct MediaState {
+    pub audio: bool,
+    pub video: bool,
+}
+
+/// Whether the peer connection has come up at least once (then the two sides exchange their
+/// media state; before that the other side might not have a connection to attach it to).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Link {
+    Connecting,
+    Up,
+}
+
+/// Whether the app has been told that this participant's media arrived (`USER_ENTER`, once).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Presence {
+    Awaited,
+    Entered,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Peer {
+    pub polite: bool,
+    pub negotiation: Negotiation,
+    pub candidates: Candidates,
+    pub link: Link,
+    pub presence: Presence,
+    /// The last `Signal::Media` received (None: nothing yet, so the first one reports both).
+    pub remote_media: Option<MediaState>,
+}
+
+impl Peer {
+    pub fn new(polite: bool) -> Self {
+        Peer {
+            polite,
+            negotiation: Negotiation::Stable,
+            candidates: Candidates::default(),
+            link: Link::Connecting,
+            presence: Presence::Awaited,
+            remote_media: None,
+        }
+    }
+
+    /// Asks the browser for an offer unless one is already under way.
+    pub fn start_offer(&mut self, user: &str, out: &mut Vec<Effect>) {
+        if negotiation::may_offer(self.negotiation) {
+            self.negotiation = Negotiation::MakingOffer;
+            out.push(Effect::CreateOffer {
+                user_id: user.to_owned(),
+            });
+        }
+    }
+
+    /// Something happened on this participant's `RTCPeerConnection`.
+    pub fn on_event(
+        &mut self,
+        user: &str,
+        room: RoomId,
+        local: MediaState,
+        event: PeerEvent,
+        out: &mut Vec<Effect>,
+    ) {
+        match event {
+            PeerEvent::LocalDescription(description) => {
+                self.on_local_description(user, room, description, out)
+            }
+            PeerEvent::LocalCandidate(candidate) => {
+                out.push(relay(room, user, Signal::Candidate(candidate)));
+            }
+            PeerEvent::RemoteDescriptionApplied => self.on_remote_applied(user, out),
+            PeerEvent::NegotiationNeeded => self.start_offer(user, out),
+            PeerEvent::RemoteMedia => {
+                if self.presence == Presence::Awaited {
+                    self.presence = Presence::Entered;
+                    out.push(Effect::Emit(AppEvent::UserEnter {
+                        user_id: user.to_owned(),
+                    }));
+                }
+            }
+            PeerEvent::ConnectionState(PeerState::Connected) => {
+                if self.link == Link::Connecting {
+                    self.link = Link::Up;
+                    out.push(media_signal(room, user, local));
+                }
+            }
+            PeerEvent::ConnectionState(PeerState::Failed) => {
+                out.push(Effect::Emit(AppEvent::Error {
+                    code: code::PEER_CONNECTION_FAILED,
+                    msg: format!("the media connection to {user} failed"),
+                }));
+            }
+            PeerEvent::ConnectionState(_) => {}
+            PeerEvent::Failed(message) => {
+                out.push(Effect::Emit(AppEvent::Error {
+                    code: code::PEER_CONNECTION_FAILED,
+                    msg: format!("WebRTC negotiation with {user} failed: {message}"),
+                }));
+            }
+        }
+    }
+
+    fn on_local_description(
+        &mut self,
+        user: &str,
+        room: RoomId,
+        description: SessionDescription,
+        out: &mut Vec<Effect>,
+    ) {
+        let signal = match (description.kind, self.negotiation) {
+            (SdpKind::Offer, Negotiation::MakingOffer) => {
+                self.negotiation = Negotiation::HaveLocalOffer;
+                Signal::Offer {
+                    sdp: description.sdp,
+                }
+            }
+            // The glue reports the applied offer before the answer; accept either order.
+            (SdpKind::Answer, Negotiation::Answering | Negotiation::ApplyingOffer) => {
+                self.negotiation = Negotiation::Stable;
+                Signal::Answer {
+                    sdp: description.sdp,
+                }
+            }
+            // An offer that finished after the polite side rolled it back for the other's
+            // offer, or anything else out of turn: the other side must never see it.
+            _ => return,
+        };
+        out.push(relay(room, user, signal));
+    }
+
+    fn on_remote_applied(&mut self, user: &str, out: &mut Vec<Effect>) {
+        self.negotiation = match self.negotiation {
+            Negotiation::ApplyingAnswer => Negotiation::Stable,
+            Negotiation::ApplyingOffer => Negotiation::Answering,
+            other => other,
+        };
+        for candidate in self.candidates.description_applied() {
+            out.push(Effect::AddIceCandidate {
+                user_id: user.to_owned(),
+                candidate,
+            });
+        }
+    }
+
+    /// The participant sent an offer.
+    pub fn on_offer(&mut self, user: &str, sdp: String, out: &mut Vec<Effect>) {
+        match negotiation::on_remote_offer(self.negotiation, self.polite) {
+            OfferAction::Ignore => self.candidates.ignore(),
+            OfferAction::Apply => {
+                self.negotiation = Negotiation::ApplyingOffer;
+                self.candidates.expect_description();
+                out.push(Effect::ApplyRemoteDescription {
+                    user_id: user.to_owned(),
+                    description: SessionDescription {
+                        kind: SdpKind::Offer,
+                        sdp,
+                    },
+                });
+            }
+        }
+    }
+
+    /// The participant answered; a stale answer is dropped.
+    pub fn on_answer(&mut self, user: &str, sdp: String, out: &mut Vec<Effect>) {
+        if negotiation::accepts_answer(self.negotiation) {
+            self.negotiation = Negotiation::ApplyingAnswer;
+            self.candidates.expect_description();
+            out.push(Effect::ApplyRemoteDescription {
+                user_id: user.to_owned(),
+                description: SessionDescription {
+                    kind: SdpKind::Answer,
+                    sdp,
+                },
+            });
+        }
+    }
+
+    pub fn on_candidate(&mut self, user: &str, candidate: IceCandidate, out: &mut Vec<Effect>) {
+        if let Some(candidate) = self.candidates.receive(candidate) {
+            out.push(Effect::AddIceCandidate {
+                user_id: user.to_owned(),
+                candidate,
+            });
+        }
+    }
+
+    /// The participant's media state; reports to the app what changed (everything the first time).
+    pub fn on_media(&mut self, user: &str, media: MediaState, out: &mut Vec<Effect>) {
+        let before = self.remote_media.replace(media);
+        if before.map(|b| b.audio) != Some(media.audio) {
+            out.push(Effect::Emit(AppEvent::UserAudioAvailable {
+                user_id: user.to_owned(),
+                is_audio_available: media.audio,
+            }));
+        }
+        if before.map(|b| b.video) != Some(media.video) {
+            out.push(Effect::Emit(AppEvent::UserVideoAvailable {
+                user_id: user.to_owned(),
+                is_video_available: media.video,
+            }));
+        }
+    }
+}
+
+/// A signal for one participant, through the server.
+pub(crate) fn relay(room: RoomId, to: &str, signal: Signal) -> Effect {
+    Effect::Send(ClientMessage::Relay {
+        room_id: room,
+        to: to.to_owned(),
+        signal,
+    })
+}
+
+/// Our media state for one participant.
+pub(crate) fn media_signal(room: RoomId, to: &str, local: MediaState) -> Effect {
+    relay(
+        room,
+        to,
+        Signal::Media {
+            audio: local.audio,
+            video: local.video,
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cand(n: u16) -> IceCandidate {
+        IceCandidate {
+            candidate: format!("candidate:{n}"),
+            sdp_mid: Some("0".into()),
+            sdp_m_line_index: Some(0),
+        }
+    }
+
+    const LOCAL: MediaState = MediaState {
+        audio: true,
+        video: false,
+    };
+
+    fn local_offer(peer: &mut Peer, out: &mut Vec<Effect>) {
+        peer.start_offer("bob", out);
+        peer.on_event(
+            "bob",
+            7,
+            LOCAL,
+            PeerEvent::LocalDescription(SessionDescription {
+                kind: SdpKind::Offer,
+                sdp: "o1".into(),
+            }),
+            out,
+        );
+    }
+
+    #[test]
+    fn offer_is_sent_when_the_browser_made_it() {
+        let mut peer = Peer::new(false);
+        let mut out = Vec::new();
+        local_offer(&mut peer, &mut out);
+        assert_eq!(
+            out,
+            vec![
+                Effect::CreateOffer {
+                    user_id: "bob".into()
+                },
+                relay(7, "bob", Signal::Offer { sdp: "o1".into() }),
+            ]
+        );
+        assert_eq!(peer.negotiation, Negotiation::HaveLocalOffer);
+    }
+
+    #[test]
+    fn negotiation_needed_while_offering_makes_no_second_offer() {
+        let mut peer = Peer::new(false);
+        let mut out = Vec::new();
+        peer.start_offer("bob", &mut out);
+        peer.on_event("bob", 7, LOCAL, PeerEvent::NegotiationNeeded, &mut out);
+        assert_eq!(out.len(), 1);
+    }
+
+    #[test]
+    fn candidates_before_the_answer_wait_for_it() {
+        let mut peer = Peer::new(false);
+        let mut out = Vec::new();
+        local_offer(&mut peer, &mut out);
+        out.clear();
+        peer.on_candidate("bob", cand(1), &mut out);
+        assert!(out.is_empty(), "a candidate before the answer must wait");
+        peer.on_answer("bob", "a1".into(), &mut out);
+        peer.on_candidate("bob", cand(2), &mut out);
+        assert_eq!(out.len(), 1, "still waiting while the answer is applied");
+        peer.on_event(
+            "bob",
+            7,
+            LOCAL,
+            PeerEvent::RemoteDescriptionApplied,
+            &mut out,
+        );
+        assert_eq!(
+            out[1..],
+            [
+                Effect::AddIceCandidate {
+                    user_id: "bob".into(),
+                    candidate: cand(1)
+                },
+                Effect::AddIceCandidate {
+                    user_id: "bob".into(),
+                    candidate: cand(2)
+                },
+            ]
+        );
+        assert_eq!(peer.negotiation, Negotiation::Stable);
+    }
+
+    #[test]
+    fn stale_answer_is_dropped() {
+        let mut peer = Peer::new(true);
+        let mut out = Vec::new();
+        peer.on_answer("bob", "a1".into(), &mut out);
+        assert!(out.is_empty());
+        assert_eq!(peer.negotiation, Negotiation::Stable);
+    }
+
+    #[test]
+    fn impolite_ignores_colliding_offer_and_its_candidates() {
+        let mut peer = Peer::new(false);
+        let mut out = Vec::new();
+        local_offer(&mut peer, &mut out);
+        out.clear();
+        peer.on_offer("bob", "theirs".into(), &mut out);
+        peer.on_candidate("bob", cand(9), &mut out);
+        assert!(out.is_empty());
+        assert_eq!(peer.negotiation, Negotiation::HaveLocalOffer);
+        peer.on_answer("bob", "a".into(), &mut out);
+        peer.on_event(
+            "bob",
+            7,
+            LOCAL,
+            PeerEvent::RemoteDescriptionApplied,
+            &mut out,
+        );
+        assert_eq!(
+            out.len(),
+            1,
+            "the ignored offer's candidate never reaches the browser"
+        );
+    }
+
+    #[test]
+    fn polite_applies_colliding_offer_and_answers() {
+        let mut peer = Peer::new(true);
+        let mut out = Vec::new();
+        local_offer(&mut peer, &mut out);
+        out.clear();
+        peer.on_offer("bob", "theirs".into(), &mut out);
+        peer.on_event(
+            "bob",
+            7,
+            LOCAL,
+            PeerEvent::RemoteDescriptionApplied,
+            &mut out,
+        );
+        peer.on_event(
+            "bob",
+            7,
+            LOCAL,
+            PeerEvent::LocalDescription(SessionDescription {
+                kind: SdpKind::Answer,
+                sdp: "mine".into(),
+            }),
+            &mut out,
+        );
+        assert_eq!(
+            out,
+            vec![
+                Effect::ApplyRemoteDescription {
+                    user_id: "bob".into(),
+                    description: SessionDescription {
+                        kind: SdpKind::Offer,
+                        sdp: "theirs".into()
+                    }
+                },
+                relay(7, "bob", Signal::Answer { sdp: "mine".into() }),
+            ]
+        );
+        assert_eq!(peer.negotiation, Negotiation::Stable);
+    }
+
+    #[test]
+    fn rolled_back_offer_is_never_sent() {
+        let mut peer = Peer::new(true);
+        let mut out = Vec::new();
+        peer.start_offer("bob", &mut out);
+        peer.on_offer("bob", "theirs".into(), &mut out);
+        out.clear();
+        peer.on_event(
+            "bob",
+            7,
+            LOCAL,
+            PeerEvent::LocalDescription(SessionDescription {
+                kind: SdpKind::Offer,
+                sdp: "late".into(),
+            }),
+            &mut out,
+        );
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn user_enter_once_and_media_state_on_link_up() {
+        let mut peer = Peer::new(true);
+        let mut out = Vec::new();
+        for _ in 0..2 {
+            peer.on_event("bob", 7, LOCAL, PeerEvent::RemoteMedia, &mut out);
+            peer.on_event(
+                "bob",
+                7,
+                LOCAL,
+                PeerEvent::ConnectionState(PeerState::Connected),
+                &mut out,
+            );
+        }
+        assert_eq!(
+            out,
+            vec![
+                Effect::Emit(AppEvent::UserEnter {
+                    user_id: "bob".into()
+                }),
+                media_signal(7, "bob", LOCAL),
+            ]
+        );
+    }
+
+    #[test]
+    fn remote_media_reports_both_first_then_changes_only() {
+        let mut peer = Peer::new(true);
+        let mut out = Vec::new();
+        let both = MediaState {
+            audio: true,
+            video: true,
+        };
+        peer.on_media("bob", both, &mut out);
+        assert_eq!(out.len(), 2);
+        peer.on_media("bob", both, &mut out);
+        assert_eq!(out.len(), 2);
+        peer.on_media(
+            "bob",
+            MediaState {
+                audio: true,
+                video: false,
+            },
+            &mut out,
+        );
+        assert_eq!(
+            out[2..],
+            [Effect::Emit(AppEvent::UserVideoAvailable {
+                user_id: "bob".into(),
+                is_video_available: false
+            })]
+        );
+    }
+}

@@ -1,0 +1,254 @@
+//! The signaling session: login, the heartbeat, logout, and losing the session (socket closed,
+//! kicked out by a login elsewhere). Losing the session leaves any call locally, because the
+//! server has already taken us out of it.
+
+use calling_protocol::{
+    ClientMessage, ErrorCode, ServerMessage, PING_INTERVAL_SECS, PROTOCOL_VERSION,
+};
+
+use crate::call::{Call, CallError, Login};
+use crate::event::AppEvent;
+use crate::io::{code, Effect, LoginData, Reply, RequestId, SdkError, Timer};
+use crate::state::{ActiveCall, Answer, Phase};
+
+/// SPEC §3: a userID is made of letters, digits, `-` and `_`, and is not empty.
+pub(crate) fn check_user_id(user_id: &str) -> Result<(), CallError> {
+    let valid = !user_id.is_empty()
+        && user_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if valid {
+        Ok(())
+    } else {
+        Err(CallError::InvalidParam(format!(
+            "invalid userID {user_id:?}: use letters, digits, '-' and '_' only"
+        )))
+    }
+}
+
+/// A server error as the app sees it: parameter errors carry SPEC's 65535, the rest no code.
+pub(crate) fn server_error(code: ErrorCode, message: String) -> SdkError {
+    let code = match code {
+        ErrorCode::InvalidParam | ErrorCode::InvalidUserId => Some(code::INVALID_PARAM),
+        _ => None,
+    };
+    SdkError { code, message }
+}
+
+fn heartbeat_timer() -> Effect {
+    Effect::StartTimer {
+        timer: Timer::Heartbeat,
+        after_ms: PING_INTERVAL_SECS * 1000,
+    }
+}
+
+impl Call {
+    pub(crate) fn login(
+        &mut self,
+        request: RequestId,
+        sdk_app_id: u64,
+        user_id: String,
+        user_sig: String,
+        out: &mut Vec<Effect>,
+    ) -> Result<(), CallError> {
+        if self.login != Login::LoggedOut {
+            return Err(CallError::AlreadyLoggedIn);
+        }
+        check_user_id(&user_id)?;
+        out.push(Effect::Send(ClientMessage::Login {
+            sdk_app_id,
+            user_id: user_id.clone(),
+            user_sig,
+            protocol_version: PROTOCOL_VERSION,
+        }));
+        self.login = Login::LoggingIn { request, user_id };
+        Ok(())
+    }
+
+    /// The server's answer to `Login`.
+    pub(crate) fn login_answer(&mut self, message: ServerMessage, out: &mut Vec<Effect>) {
+        let Login::LoggingIn { request, user_id } = &self.login else {
+            return;
+        };
+        let request = *request;
+        match message {
+            ServerMessage::LoginOk { .. } => {
+                // The server names the session by the id we asked for; ours is authoritative.
+                let user_id = user_id.clone();
+                out.push(Effect::Resolve {
+                    request,
+                    reply: Reply::Login {
+                        code: 0,
+                        data: LoginData {
+                            user_id: user_id.clone(),
+                        },
+                    },
+                });
+                out.push(Effect::Emit(AppEvent::SdkReady {
+                    user_id: user_id.clone(),
+                }));
+                out.push(heartbeat_timer());
+                self.login = Login::LoggedIn { user_id };
+            }
+            ServerMessage::Error { message, .. } => {
+                out.push(Effect::Reject {
+                    request,
+                    error: SdkError {
+                        code: None,
+                        message,
+                    },
+                });
+                self.login = Login::LoggedOut;
+            }
+            _ => {}
+        }
+    }
+
+    pub(crate) fn heartbeat(&mut self, out: &mut Vec<Effect>) {
+        if let Login::LoggedIn { .. } = self.login {
+            out.push(Effect::Send(ClientMessage::Ping));
+            out.push(heartbeat_timer());
+        }
+    }
+
+    pub(crate) fn logout(
+        &mut self,
+        me: &str,
+        now_ms: u64,
+        request: RequestId,
+        out: &mut Vec<Effect>,
+    ) -> Result<(), CallError> {
+        if let Some(call) = self.line.take() {
+            if let Some(message) = call.leave_message() {
+                out.push(Effect::Send(message));
+            }
+            let ended = ended_event(&call, me, now_ms);
+            call.close(&left("logout()"), out);
+            out.extend(ended);
+        }
+        out.push(Effect::Send(ClientMessage::Logout));
+        self.end_session(out);
+        out.push(Effect::Disconnect);
+        out.push(Effect::Resolve {
+            request,
+            reply: Reply::Ok { code: 0 },
+        });
+        Ok(())
+    }
+
+    /// The socket closed without us asking.
+    pub(crate) fn signaling_closed(&mut self, now_ms: u64, out: &mut Vec<Effect>) {
+        let reason = SdkError {
+            code: Some(code::SIGNALING_LOST),
+            message: "signaling connection lost".into(),
+        };
+        match std::mem::take(&mut self.login) {
+            Login::LoggedOut => {}
+            Login::LoggingIn { request, .. } => {
+                out.push(Effect::Reject {
+                    request,
+                    error: SdkError {
+                        code: None,
+                        message: "the signaling server closed the connection before login finished"
+                            .into(),
+                    },
+                });
+            }
+            Login::LoggedIn { user_id } => {
+                if let Some(call) = self.line.take() {
+                    let ended = match &call.phase {
+                        // The invitation is gone with our session: to the app it was withdrawn.
+                        Phase::Incoming {
+                            invite_id, sponsor, ..
+                        } => Some(AppEvent::CallingCancel {
+                            invite_id: invite_id.clone(),
+                            sponsor: sponsor.clone(),
+                        }),
+                        Phase::Outgoing | Phase::Connected { .. } => {
+                            ended_event(&call, &user_id, now_ms).and_then(|e| match e {
+                                Effect::Emit(event) => Some(event),
+                                _ => None,
+                            })
+                        }
+                    };
+                    call.close(&reason, out);
+                    out.extend(ended.map(Effect::Emit));
+                }
+                self.end_session(out);
+                out.push(Effect::Emit(AppEvent::Error {
+                    code: code::SIGNALING_LOST,
+                    msg: reason.message,
+                }));
+            }
+        }
+    }
+
+    /// The same user logged in elsewhere; the server already took us out of any call.
+    pub(crate) fn kicked(&mut self, out: &mut Vec<Effect>) {
+        if let Some(call) = self.line.take() {
+            call.close(&left("a login elsewhere (kicked out)"), out);
+        }
+        self.end_session(out);
+        out.push(Effect::Emit(AppEvent::KickedOut {}));
+        out.push(Effect::Disconnect);
+    }
+
+    fn end_session(&mut self, out: &mut Vec<Effect>) {
+        out.push(Effect::CancelTimer(Timer::Heartbeat));
+        self.login = Login::LoggedOut;
+        self.line = None;
+        self.abandoned.clear();
+    }
+
+    /// The server refused the request `request` (an `Invite` or `Accept`).
+    pub(crate) fn request_failed(
+        &mut self,
+        request: RequestId,
+        code: ErrorCode,
+        message: String,
+        out: &mut Vec<Effect>,
+    ) {
+        if let Some(i) = self.abandoned.iter().position(|r| *r == request) {
+            self.abandoned.remove(i);
+            return;
+        }
+        let Some(call) = self.line.as_mut() else {
+            return;
+        };
+        let error = server_error(code, message);
+        let is_accept = matches!(
+            &call.phase,
+            Phase::Incoming { answer: Answer::Joining { request: r }, .. } if *r == request
+        );
+        let invite = call.invites.iter().position(|i| i.request == request);
+        let call_over = is_accept || (invite.is_some() && call.room_id.is_none());
+        if call_over {
+            // The call never came to be (first invitation refused, or the invitation we
+            // accepted ended meanwhile): back to idle, rejecting that promise with the reason.
+            if let Some(call) = self.line.take() {
+                call.close(&error, out);
+            }
+        } else if let Some(i) = invite {
+            call.invites.remove(i);
+            out.push(Effect::Reject { request, error });
+        }
+    }
+}
+
+/// The reason promises still pending on a call are rejected when the app leaves it.
+pub(crate) fn left(how: &str) -> SdkError {
+    SdkError {
+        code: None,
+        message: format!("the call was left by {how} before this finished"),
+    }
+}
+
+/// `CALL_END` for leaving a connected call ourselves (nothing when it never connected).
+pub(crate) fn ended_event(call: &ActiveCall, me: &str, now_ms: u64) -> Option<Effect> {
+    call.is_connected().then(|| {
+        Effect::Emit(AppEvent::CallEnd {
+            user_id: me.to_owned(),
+            call_end: call.connected_secs(now_ms),
+        })
+    })
+}

@@ -1,0 +1,254 @@
+//! The state of the one call in progress: its phase (ringing as caller, ringing as callee,
+//! connected), its participants, the local media, and the app promises still waiting on it.
+//! Leaving a call in any way goes through [`ActiveCall::close`], so nothing is left open.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use calling_protocol::{CallType, ClientMessage, RoomId};
+
+use crate::io::{Effect, RequestId, SdkError};
+use crate::peer::{media_signal, MediaState, Peer};
+
+/// Where the call stands. Idle is the absence of an [`ActiveCall`].
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Phase {
+    /// Calling as caller: our invitation rings, nobody has accepted yet.
+    Outgoing,
+    /// Calling as callee: an invitation rings here.
+    Incoming {
+        invite_id: String,
+        sponsor: String,
+        answer: Answer,
+    },
+    /// At least two members are in the call.
+    Connected {
+        since_ms: u64,
+        /// This side started the call (`isInviter()`).
+        inviter: bool,
+    },
+}
+
+/// How far the callee got in answering.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Answer {
+    Undecided,
+    /// `accept()` called; the local media is being acquired before the server is told.
+    OpeningMedia {
+        request: RequestId,
+    },
+    /// `Accept` sent; waiting for `Joined`.
+    Joining {
+        request: RequestId,
+    },
+}
+
+/// What one outstanding [`Effect::OpenMedia`] was for; outcomes arrive in the order asked.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum MediaOp {
+    /// The caller's media for `call()`/`groupCall()`.
+    Start,
+    /// The callee's media for `accept()`.
+    Accept,
+    /// `openCamera()`.
+    Camera { request: RequestId },
+    /// `switchToVideoCall()` after the other side agreed.
+    SwitchVideo { request: RequestId },
+    /// The other side switched to video; we follow and acknowledge once the camera is on.
+    FollowVideo,
+}
+
+/// An `Invite` sent and not yet confirmed by `InviteSent`.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct PendingInvite {
+    pub request: RequestId,
+    pub kind: InviteKind,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum InviteKind {
+    /// `call()`, which resolves with the invitee's id.
+    Single { user_id: String },
+    /// `groupCall()`, which resolves with the group label.
+    Group { group_id: Option<String> },
+}
+
+/// `switchToAudioCall()`/`switchToVideoCall()` waiting for the other side's acknowledgement.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct PendingSwitch {
+    pub request: RequestId,
+    pub call_type: CallType,
+}
+
+/// The local tracks, as the glue last reported them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct LocalMedia {
+    /// Some media was asked for in this call, so leaving must release it.
+    pub acquired: bool,
+    pub audio: bool,
+    pub video: bool,
+    pub muted: bool,
+}
+
+impl LocalMedia {
+    /// What the other participants are told we send.
+    pub fn state(&self) -> MediaState {
+        MediaState {
+            audio: self.audio && !self.muted,
+            video: self.video,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct ActiveCall {
+    /// None only while the caller's first invitation awaits `InviteSent`.
+    pub room_id: Option<RoomId>,
+    pub call_type: CallType,
+    pub is_group: bool,
+    pub group_id: Option<String>,
+    /// Invitees still ringing (`getInviteeList()`).
+    pub invitees: Vec<String>,
+    /// Every other member we have a peer connection with.
+    pub peers: BTreeMap<String, Peer>,
+    pub local: LocalMedia,
+    pub media_ops: VecDeque<MediaOp>,
+    pub invites: Vec<PendingInvite>,
+    pub switch: Option<PendingSwitch>,
+    pub phase: Phase,
+}
+
+impl ActiveCall {
+    pub fn new(
+        phase: Phase,
+        call_type: CallType,
+        is_group: bool,
+        group_id: Option<String>,
+    ) -> Self {
+        ActiveCall {
+            room_id: None,
+            call_type,
+            is_group,
+            group_id,
+            invitees: Vec::new(),
+            peers: BTreeMap::new(),
+            local: LocalMedia::default(),
+            media_ops: VecDeque::new(),
+            invites: Vec::new(),
+            switch: None,
+            phase,
+        }
+    }
+
+    pub fn is_connected(&self) -> bool {
+        matches!(self.phase, Phase::Connected { .. })
+    }
+
+    /// Whether a server message about `room` concerns this call.
+    pub fn is_room(&self, room: RoomId) -> bool {
+        self.room_id == Some(room)
+    }
+
+    /// Seconds connected so far (0 if never), for `CALL_END`.
+    pub fn connected_secs(&self, now_ms: u64) -> u32 {
+        match self.phase {
+            Phase::Connected { since_ms, .. } => {
+                u32::try_from(now_ms.saturating_sub(since_ms) / 1000).unwrap_or(u32::MAX)
+            }
+            _ => 0,
+        }
+    }
+
+    /// Asks the glue for local tracks, remembering what for.
+    pub fn open_media(&mut self, audio: bool, video: bool, op: MediaOp, out: &mut Vec<Effect>) {
+        self.local.acquired = true;
+        self.media_ops.push_back(op);
+        out.push(Effect::OpenMedia { audio, video });
+    }
+
+    /// Tells every participant whose link is up our media state, when it changed.
+    pub fn announce_media(&self, before: MediaState, out: &mut Vec<Effect>) {
+        let now = self.local.state();
+        let Some(room) = self.room_id else { return };
+        if now == before {
+            return;
+        }
+        for (user, peer) in &self.peers {
+            if peer.link == crate::peer::Link::Up {
+                out.push(media_signal(room, user, now));
+            }
+        }
+    }
+
+    /// The message that tells the server we are leaving, if it has to be told now.
+    pub fn leave_message(&self) -> Option<ClientMessage> {
+        match &self.phase {
+            Phase::Incoming {
+                invite_id, answer, ..
+            } => match answer {
+                // Once `Accept` is out, `Joined` will follow; leaving waits for it.
+                Answer::Joining { .. } => None,
+                Answer::Undecided | Answer::OpeningMedia { .. } => Some(ClientMessage::Reject {
+                    invite_id: invite_id.clone(),
+                }),
+            },
+            Phase::Outgoing | Phase::Connected { .. } => self
+                .room_id
+                .map(|room_id| ClientMessage::Hangup { room_id }),
+        }
+    }
+
+    /// Requests whose server answer would still make us a member of this call (the first
+    /// `Invite` before `InviteSent`, an `Accept` before `Joined`): when that answer comes, leave.
+    pub fn joining_requests(&self) -> Vec<RequestId> {
+        let mut requests = Vec::new();
+        if self.room_id.is_none() {
+            requests.extend(self.invites.iter().map(|i| i.request));
+        }
+        if let Phase::Incoming {
+            answer: Answer::Joining { request },
+            ..
+        } = &self.phase
+        {
+            requests.push(*request);
+        }
+        requests
+    }
+
+    /// Every app promise still waiting on this call.
+    fn pending_requests(&self) -> Vec<RequestId> {
+        let mut requests: Vec<RequestId> = self.invites.iter().map(|i| i.request).collect();
+        if let Phase::Incoming {
+            answer: Answer::OpeningMedia { request } | Answer::Joining { request },
+            ..
+        } = &self.phase
+        {
+            requests.push(*request);
+        }
+        requests.extend(self.switch.as_ref().map(|s| s.request));
+        requests.extend(self.media_ops.iter().filter_map(|op| match op {
+            MediaOp::Camera { request } | MediaOp::SwitchVideo { request } => Some(*request),
+            MediaOp::Start | MediaOp::Accept | MediaOp::FollowVideo => None,
+        }));
+        requests
+    }
+
+    /// Leaves the call locally: closes every peer and the local media and rejects every promise
+    /// still waiting on it with `reason`. Telling the server and the app is the caller's part.
+    pub fn close(self, reason: &SdkError, out: &mut Vec<Effect>) {
+        for request in self.pending_requests() {
+            out.push(Effect::Reject {
+                request,
+                error: reason.clone(),
+            });
+        }
+        for user_id in self.peers.into_keys() {
+            out.push(Effect::ClosePeer { user_id });
+        }
+        if self.local.acquired {
+            out.push(Effect::CloseMedia {
+                audio: true,
+                video: true,
+            });
+        }
+    }
+}
