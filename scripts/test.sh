@@ -82,3 +82,5 @@ for s in "${STAGES[@]}"; do
   fi
 done
 summary
+# A runner that reported failures but exited 0 must still fail the run.
+[ "$FAILED" -eq 0 ] || exit 1
