@@ -1,0 +1,177 @@
+//! Server configuration: the apps it accepts, timing, and what it serves besides `/ws`.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use calling_protocol::{IceServer, HEARTBEAT_TIMEOUT_SECS};
+use rand::RngCore;
+
+/// SDKAppID of the single built-in app in dev mode.
+pub const DEV_SDK_APP_ID: u64 = 1_400_000_000;
+
+/// Default ring timeout (SPEC §6: the ring lasts 30 s).
+pub const DEFAULT_RING_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Everything `app()` needs. `main.rs` builds it from flags; tests build it directly.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// SDKAppID → secret key.
+    pub apps: HashMap<u64, String>,
+    /// True when no app was configured and the built-in dev app (with `/dev/usersig`) is used.
+    pub dev_mode: bool,
+    pub ring_timeout: Duration,
+    /// How long a session may stay silent before it is dropped.
+    pub heartbeat_timeout: Duration,
+    pub ice_servers: Vec<IceServer>,
+    /// Served at `/`.
+    pub www: Option<PathBuf>,
+    /// Served at `/pkg/`.
+    pub pkg: Option<PathBuf>,
+}
+
+impl Config {
+    /// A configuration for the given apps; with none, dev mode with a fresh random secret key.
+    pub fn new(apps: Vec<AppCredential>) -> Self {
+        let dev_mode = apps.is_empty();
+        let apps = if dev_mode {
+            HashMap::from([(DEV_SDK_APP_ID, random_secret_key())])
+        } else {
+            apps.into_iter()
+                .map(|a| (a.sdk_app_id, a.secret_key))
+                .collect()
+        };
+        Config {
+            apps,
+            dev_mode,
+            ring_timeout: DEFAULT_RING_TIMEOUT,
+            heartbeat_timeout: Duration::from_secs(u64::from(HEARTBEAT_TIMEOUT_SECS)),
+            ice_servers: Vec::new(),
+            www: None,
+            pkg: None,
+        }
+    }
+
+    /// The dev app's (id, secret key), when in dev mode.
+    pub fn dev_app(&self) -> Option<(u64, &str)> {
+        if !self.dev_mode {
+            return None;
+        }
+        self.apps
+            .get(&DEV_SDK_APP_ID)
+            .map(|key| (DEV_SDK_APP_ID, key.as_str()))
+    }
+}
+
+/// 32 random bytes as 64 hex digits, the shape of a TRTC console secret key.
+fn random_secret_key() -> String {
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// One `--app SDKAPPID=SECRETKEY`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AppCredential {
+    pub sdk_app_id: u64,
+    pub secret_key: String,
+}
+
+// Hand-written so a secret key never reaches a log through `{:?}`.
+impl std::fmt::Debug for AppCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AppCredential({}=…)", self.sdk_app_id)
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("expected SDKAPPID=SECRETKEY")]
+    MissingEquals,
+    #[error("SDKAppID must be a positive integer")]
+    BadAppId,
+    #[error("the secret key is empty")]
+    EmptyKey,
+    #[error("the ring timeout must be a positive number of seconds")]
+    BadRingTimeout,
+}
+
+impl FromStr for AppCredential {
+    type Err = ConfigError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (id, key) = s.trim().split_once('=').ok_or(ConfigError::MissingEquals)?;
+        let sdk_app_id: u64 = id.trim().parse().map_err(|_| ConfigError::BadAppId)?;
+        if sdk_app_id == 0 {
+            return Err(ConfigError::BadAppId);
+        }
+        let secret_key = key.trim().to_string();
+        if secret_key.is_empty() {
+            return Err(ConfigError::EmptyKey);
+        }
+        Ok(AppCredential {
+            sdk_app_id,
+            secret_key,
+        })
+    }
+}
+
+/// Parses `--ring-timeout`: seconds, fractions allowed (tests use `0.5`).
+pub fn parse_seconds(s: &str) -> Result<Duration, ConfigError> {
+    let secs: f64 = s.trim().parse().map_err(|_| ConfigError::BadRingTimeout)?;
+    if !secs.is_finite() || secs <= 0.0 || secs > 86_400.0 {
+        return Err(ConfigError::BadRingTimeout);
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Whole seconds for the wire (`ringTimeoutSecs`), rounded up so a client never gives up early.
+pub fn whole_seconds(d: Duration) -> u32 {
+    let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    u32::try_from(secs).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_credentials_parse() {
+        let a: AppCredential = "1400000001=abc".parse().unwrap();
+        assert_eq!(a.sdk_app_id, 1_400_000_001);
+        assert_eq!(a.secret_key, "abc");
+        assert_eq!(
+            "1400000001".parse::<AppCredential>(),
+            Err(ConfigError::MissingEquals)
+        );
+        assert_eq!("x=abc".parse::<AppCredential>(), Err(ConfigError::BadAppId));
+        assert_eq!("0=abc".parse::<AppCredential>(), Err(ConfigError::BadAppId));
+        assert_eq!("1=".parse::<AppCredential>(), Err(ConfigError::EmptyKey));
+        assert!(!format!("{a:?}").contains("abc"));
+    }
+
+    #[test]
+    fn ring_timeout_accepts_fractions() {
+        assert_eq!(parse_seconds("0.5"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_seconds("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_seconds("0"), Err(ConfigError::BadRingTimeout));
+        assert_eq!(parse_seconds("-1"), Err(ConfigError::BadRingTimeout));
+        assert_eq!(parse_seconds("abc"), Err(ConfigError::BadRingTimeout));
+        assert_eq!(whole_seconds(Duration::from_millis(500)), 1);
+        assert_eq!(whole_seconds(Duration::from_secs(30)), 30);
+    }
+
+    #[test]
+    fn no_app_means_dev_mode_with_a_random_key() {
+        let a = Config::new(Vec::new());
+        let b = Config::new(Vec::new());
+        let (id, key) = a.dev_app().unwrap();
+        assert_eq!(id, DEV_SDK_APP_ID);
+        assert_eq!(key.len(), 64);
+        assert_ne!(Some(key), b.dev_app().map(|(_, k)| k));
+        let configured = Config::new(vec!["7=k".parse().unwrap()]);
+        assert!(configured.dev_app().is_none());
+        assert_eq!(configured.apps.get(&7).map(String::as_str), Some("k"));
+    }
+}

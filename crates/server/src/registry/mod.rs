@@ -1,0 +1,385 @@
+//! The authoritative state: who is logged in, who is ringing, who is in which call.
+//!
+//! Every method is pure: it takes the current time as an argument, changes the state and
+//! returns the messages to deliver (and the sessions to close) instead of doing any IO. The
+//! server holds the registry under one lock, so each request is applied atomically and every
+//! party learns the same outcome. Nothing here scans all sessions or calls: each request
+//! touches only the maps entries of the users and the call it names.
+
+mod call;
+mod invitation;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use calling_protocol::{EndReason, ErrorCode, RoomId, ServerMessage, Signal};
+use tracing::info;
+
+pub use call::MAX_PARTICIPANTS;
+use call::{BatchNo, Call, UserId};
+pub use invitation::InviteRequest;
+
+/// Identifies one WebSocket connection (assigned by the socket layer, never reused).
+pub type SessionId = u64;
+
+/// Longest accepted userID (TRTC's limit is 32 bytes).
+pub const MAX_USER_ID_LEN: usize = 32;
+
+/// userIDs are 1–32 letters, digits, `-` or `_` (SPEC §3).
+pub fn valid_user_id(user_id: &str) -> bool {
+    !user_id.is_empty()
+        && user_id.len() <= MAX_USER_ID_LEN
+        && user_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Why the registry closes a session's socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The same user logged in on another connection.
+    Kicked,
+}
+
+/// What a registry method wants delivered, in order.
+#[derive(Debug, Default, PartialEq)]
+pub struct Outcome {
+    pub deliveries: Vec<(SessionId, ServerMessage)>,
+    pub closes: Vec<(SessionId, CloseReason)>,
+}
+
+/// A refused request, answered with `ServerMessage::Error` to its sender only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl Refusal {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Refusal {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// What a user is doing. A user is busy in any state but `Idle`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Presence {
+    Idle,
+    /// Has an unanswered invitation to this call (online or not).
+    Invited(RoomId),
+    /// Joined this call (always online: leaving the session leaves the call).
+    Member(RoomId),
+}
+
+#[derive(Debug)]
+struct UserEntry {
+    session: Option<SessionId>,
+    presence: Presence,
+}
+
+pub struct Registry {
+    ring_timeout: Duration,
+    sessions: HashMap<SessionId, (u64, UserId)>,
+    /// SDKAppID → userID → state. An entry exists while the user is online or invited.
+    users: HashMap<u64, HashMap<UserId, UserEntry>>,
+    calls: HashMap<RoomId, Call>,
+    /// Ring deadlines of live batches, earliest first.
+    deadlines: BTreeSet<(Instant, RoomId, BatchNo)>,
+}
+
+impl Registry {
+    pub fn new(ring_timeout: Duration) -> Self {
+        Registry {
+            ring_timeout,
+            sessions: HashMap::new(),
+            users: HashMap::new(),
+            calls: HashMap::new(),
+            deadlines: BTreeSet::new(),
+        }
+    }
+
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    pub fn call_count(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// The (SDKAppID, userID) a session logged in as.
+    pub fn user_of(&self, session: SessionId) -> Option<(u64, &str)> {
+        self.sessions.get(&session).map(|(app, u)| (*app, &**u))
+    }
+
+    /// The earliest ring deadline, so the timer knows when to call [`Registry::expire`].
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.deadlines.first().map(|(at, _, _)| *at)
+    }
+
+    fn entry(&self, app: u64, user: &str) -> Option<&UserEntry> {
+        self.users.get(&app).and_then(|m| m.get(user))
+    }
+
+    fn entry_mut(&mut self, app: u64, user: &str) -> Option<&mut UserEntry> {
+        self.users.get_mut(&app).and_then(|m| m.get_mut(user))
+    }
+
+    fn presence(&self, app: u64, user: &str) -> Presence {
+        self.entry(app, user).map_or(Presence::Idle, |e| e.presence)
+    }
+
+    fn session_of(&self, app: u64, user: &str) -> Option<SessionId> {
+        self.entry(app, user).and_then(|e| e.session)
+    }
+
+    fn send(&self, app: u64, user: &str, msg: ServerMessage, out: &mut Outcome) {
+        if let Some(session) = self.session_of(app, user) {
+            out.deliveries.push((session, msg));
+        }
+    }
+
+    /// Sets a user's presence; forgets users who are neither online nor invited.
+    fn set_presence(&mut self, app: u64, user: &UserId, presence: Presence) {
+        let per_app = self.users.entry(app).or_default();
+        let entry = per_app.entry(user.clone()).or_insert(UserEntry {
+            session: None,
+            presence,
+        });
+        entry.presence = presence;
+        if entry.session.is_none() && presence == Presence::Idle {
+            per_app.remove(user);
+            if per_app.is_empty() {
+                self.users.remove(&app);
+            }
+        }
+    }
+
+    fn sender(&self, session: SessionId) -> Result<(u64, UserId), Refusal> {
+        self.sessions
+            .get(&session)
+            .cloned()
+            .ok_or_else(|| Refusal::new(ErrorCode::NotLoggedIn, "log in first"))
+    }
+
+    /// A verified login. An older session of the same user is kicked (it leaves its call and is
+    /// closed); an invitation still ringing for the user is delivered to the new session.
+    pub fn login(&mut self, session: SessionId, app: u64, user_id: &str, now: Instant) -> Outcome {
+        let mut out = Outcome::default();
+        let user: UserId = Arc::from(user_id);
+        if let Some(old) = self.session_of(app, user_id) {
+            out.deliveries.push((old, ServerMessage::Kicked));
+            out.closes.push((old, CloseReason::Kicked));
+            info!(
+                app,
+                user = user_id,
+                session = old,
+                "session kicked by a new login"
+            );
+            self.detach(old, now, &mut out);
+        }
+        self.sessions.insert(session, (app, user.clone()));
+        let per_app = self.users.entry(app).or_default();
+        let entry = per_app.entry(user).or_insert(UserEntry {
+            session: None,
+            presence: Presence::Idle,
+        });
+        entry.session = Some(session);
+        if let Presence::Invited(room) = entry.presence {
+            let invited = self.calls.get(&room).and_then(|call| {
+                call.pending_of(user_id)
+                    .and_then(|p| call.invited_message(p.batch))
+            });
+            if let Some(msg) = invited {
+                out.deliveries.push((session, msg));
+            }
+        }
+        out
+    }
+
+    /// The session ended (disconnect, heartbeat silence or logout): it leaves its call. A
+    /// ringing invitee stays invited, since they may come back before the ring times out.
+    pub fn leave(&mut self, session: SessionId, now: Instant) -> Outcome {
+        let mut out = Outcome::default();
+        self.detach(session, now, &mut out);
+        out
+    }
+
+    fn detach(&mut self, session: SessionId, now: Instant, out: &mut Outcome) {
+        let Some((app, user)) = self.sessions.remove(&session) else {
+            return;
+        };
+        let presence = match self.entry_mut(app, &user) {
+            Some(entry) if entry.session == Some(session) => {
+                entry.session = None;
+                entry.presence
+            }
+            _ => return,
+        };
+        match presence {
+            Presence::Member(room) => self.leave_call(app, &user, room, now, out),
+            // Re-setting the same presence forgets the entry if it is idle and offline.
+            other => self.set_presence(app, &user, other),
+        }
+    }
+
+    /// Leave the call; for a ringing invitee of that call, decline (SPEC: a ringing callee's
+    /// `hangup()` rejects).
+    pub fn hangup(
+        &mut self,
+        session: SessionId,
+        room: RoomId,
+        now: Instant,
+    ) -> Result<Outcome, Refusal> {
+        let (app, user) = self.sender(session)?;
+        let mut out = Outcome::default();
+        match self.presence(app, &user) {
+            Presence::Member(r) if r == room => self.leave_call(app, &user, room, now, &mut out),
+            Presence::Invited(r) if r == room => {
+                let invite_id = self.calls.get(&room).and_then(|c| {
+                    let no = c.pending_of(&user)?.batch;
+                    c.batch(no).map(|b| b.invite_id.clone())
+                });
+                let invite_id = invite_id.unwrap_or_else(|| Arc::from(""));
+                self.reject_in(room, app, &user, &invite_id, now, &mut out);
+            }
+            _ => {
+                return Err(Refusal::new(
+                    ErrorCode::NotInCall,
+                    format!("you are not in call {room}"),
+                ))
+            }
+        }
+        Ok(out)
+    }
+
+    /// Passes a signal to another participant of the sender's call.
+    pub fn relay(
+        &mut self,
+        session: SessionId,
+        room: RoomId,
+        to: &str,
+        signal: Signal,
+    ) -> Result<Outcome, Refusal> {
+        let (app, user) = self.sender(session)?;
+        let call = match self.presence(app, &user) {
+            Presence::Member(r) | Presence::Invited(r) if r == room => self.calls.get(&room),
+            _ => None,
+        }
+        .ok_or_else(|| Refusal::new(ErrorCode::NotInCall, format!("you are not in call {room}")))?;
+        if to == &*user || !call.is_participant(to) {
+            return Err(Refusal::new(
+                ErrorCode::NotAParticipant,
+                format!("{to:?} is not a participant of call {room}"),
+            ));
+        }
+        let mut out = Outcome::default();
+        // An invitee who is offline right now simply misses the signal, as a closed peer would.
+        let msg = ServerMessage::Signal {
+            room_id: room,
+            from: user.to_string(),
+            signal,
+        };
+        self.send(app, to, msg, &mut out);
+        Ok(out)
+    }
+
+    /// `user` leaves call `room` as a member.
+    fn leave_call(
+        &mut self,
+        app: u64,
+        user: &UserId,
+        room: RoomId,
+        now: Instant,
+        out: &mut Outcome,
+    ) {
+        self.set_presence(app, user, Presence::Idle);
+        let Some(call) = self.calls.get_mut(&room) else {
+            return;
+        };
+        call.members.retain(|m| m != user);
+        let rest: Vec<UserId> = call.members.clone();
+        info!(app, room, user = &**user, "member left");
+        for member in &rest {
+            let msg = ServerMessage::MemberLeft {
+                room_id: room,
+                user_id: user.to_string(),
+            };
+            self.send(app, member, msg, out);
+        }
+        self.settle(room, user, EndReason::Hangup, now, out);
+    }
+
+    /// Tells every member which invitees are still ringing.
+    fn announce_pending(&self, room: RoomId, out: &mut Outcome) {
+        let Some(call) = self.calls.get(&room) else {
+            return;
+        };
+        let pending = call.pending_ids();
+        for member in &call.members {
+            let msg = ServerMessage::InviteeList {
+                room_id: room,
+                user_ids: pending.clone(),
+            };
+            self.send(call.app, member, msg, out);
+        }
+    }
+
+    /// Ends the call if it is over: with no member left its invitations are cancelled; with one
+    /// member and nobody ringing, that member gets `CallEnded` (`actor` ended it, for `reason`).
+    fn settle(
+        &mut self,
+        room: RoomId,
+        actor: &str,
+        reason: EndReason,
+        now: Instant,
+        out: &mut Outcome,
+    ) {
+        let Some(call) = self.calls.get(&room) else {
+            return;
+        };
+        let over = call.members.is_empty() || (call.members.len() == 1 && call.pending.is_empty());
+        if !over {
+            return;
+        }
+        let Some(call) = self.calls.remove(&room) else {
+            return;
+        };
+        let app = call.app;
+        for batch in &call.batches {
+            self.deadlines.remove(&(batch.deadline, room, batch.no));
+        }
+        for p in &call.pending {
+            if let Some(batch) = call.batch(p.batch) {
+                let msg = ServerMessage::Cancelled {
+                    room_id: room,
+                    invite_id: batch.invite_id.to_string(),
+                    sponsor: batch.inviter.to_string(),
+                };
+                self.send(app, &p.user, msg, out);
+            }
+            self.set_presence(app, &p.user, Presence::Idle);
+        }
+        let duration_secs = call.duration_secs(now);
+        if let Some(last) = call.members.first() {
+            let msg = ServerMessage::CallEnded {
+                room_id: room,
+                user_id: actor.to_string(),
+                duration_secs,
+                reason,
+            };
+            self.send(app, last, msg, out);
+            self.set_presence(app, last, Presence::Idle);
+        }
+        if call.members.is_empty() {
+            info!(app, room, by = actor, "call cancelled");
+        } else {
+            info!(app, room, by = actor, ?reason, duration_secs, "call ended");
+        }
+    }
+}

@@ -1,0 +1,349 @@
+//! One task per WebSocket connection: reads and answers client frames, writes the session's
+//! outbox, enforces the heartbeat, size and rate limits, and always leaves the registry on exit.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use calling_protocol::{
+    ClientMessage, ErrorCode, RequestId, ServerMessage, MAX_FRAME_BYTES, PROTOCOL_VERSION,
+};
+use tokio::sync::mpsc;
+use tracing::{debug, info};
+
+use crate::config::whole_seconds;
+use crate::hub::{CloseKind, Hub, Outbound};
+use crate::rate::{TokenBucket, Verdict};
+use crate::registry::{valid_user_id, InviteRequest, Refusal, SessionId, MAX_USER_ID_LEN};
+use crate::usersig::{self, UserSigError};
+
+/// The WebSocket layer's own limit. Frames up to here are read whole and then refused with a
+/// clean 1009 close if above [`MAX_FRAME_BYTES`]; beyond it the socket is dropped mid-frame.
+pub const TRANSPORT_LIMIT_BYTES: usize = 1024 * 1024;
+
+/// How long to wait for the client's answer to our close frame.
+const CLOSE_HANDSHAKE: Duration = Duration::from_secs(2);
+
+/// Why a connection ended (logged).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    ClientClosed,
+    Dropped,
+    HeartbeatTimeout,
+    TooSlow,
+    Server(CloseKind),
+}
+
+struct Conn {
+    session: SessionId,
+    hub: Arc<Hub>,
+    user: Option<(u64, String)>,
+    bucket: TokenBucket,
+}
+
+/// Runs one connection to its end.
+pub async fn run(mut socket: WebSocket, hub: Arc<Hub>) {
+    let (session, mut outbox) = hub.open_session();
+    let mut conn = Conn {
+        session,
+        hub: hub.clone(),
+        user: None,
+        bucket: TokenBucket::new(Instant::now()),
+    };
+    let end = conn.serve(&mut socket, &mut outbox).await;
+    hub.end_session(session);
+    match &conn.user {
+        Some((app, user)) => {
+            info!(app, user = user.as_str(), session, reason = ?end, "session ended")
+        }
+        None => debug!(session, reason = ?end, "connection ended before login"),
+    }
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Whether a read error is the transport refusing an oversized frame.
+fn is_too_big(err: axum::Error) -> bool {
+    matches!(
+        err.into_inner().downcast_ref::<tungstenite::Error>(),
+        Some(tungstenite::Error::Capacity(_))
+    )
+}
+
+async fn close_gracefully(socket: &mut WebSocket, kind: CloseKind) {
+    let (code, reason) = kind.frame();
+    let frame = CloseFrame {
+        code,
+        reason: reason.into(),
+    };
+    if socket.send(Message::Close(Some(frame))).await.is_err() {
+        return;
+    }
+    // Read until the client's close answer so the close frame is not lost to a TCP reset.
+    let _ = tokio::time::timeout(CLOSE_HANDSHAKE, async {
+        while let Some(Ok(msg)) = socket.recv().await {
+            if matches!(msg, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+impl Conn {
+    async fn serve(
+        &mut self,
+        socket: &mut WebSocket,
+        outbox: &mut mpsc::Receiver<Outbound>,
+    ) -> End {
+        let silence = self.hub.config.heartbeat_timeout;
+        let heartbeat = tokio::time::sleep(silence);
+        tokio::pin!(heartbeat);
+        loop {
+            tokio::select! {
+                biased;
+                out = outbox.recv() => match out {
+                    Some(Outbound::Message(msg)) => {
+                        let Ok(json) = serde_json::to_string(&msg) else { continue };
+                        if socket.send(Message::Text(json.into())).await.is_err() {
+                            return End::Dropped;
+                        }
+                    }
+                    Some(Outbound::Close(kind)) => {
+                        close_gracefully(socket, kind).await;
+                        return End::Server(kind);
+                    }
+                    None => return End::TooSlow,
+                },
+                frame = socket.recv() => {
+                    heartbeat.as_mut().reset(tokio::time::Instant::now() + silence);
+                    match frame {
+                        None | Some(Ok(Message::Close(_))) => return End::ClientClosed,
+                        Some(Err(err)) => {
+                            if is_too_big(err) {
+                                close_gracefully(socket, CloseKind::TooBig).await;
+                                return End::Server(CloseKind::TooBig);
+                            }
+                            return End::Dropped;
+                        }
+                        Some(Ok(Message::Text(text))) => {
+                            if text.len() > MAX_FRAME_BYTES {
+                                close_gracefully(socket, CloseKind::TooBig).await;
+                                return End::Server(CloseKind::TooBig);
+                            }
+                            if self.admit() {
+                                self.on_text(text.as_str());
+                            }
+                        }
+                        Some(Ok(Message::Binary(bytes))) => {
+                            if bytes.len() > MAX_FRAME_BYTES {
+                                close_gracefully(socket, CloseKind::TooBig).await;
+                                return End::Server(CloseKind::TooBig);
+                            }
+                            if self.admit() {
+                                self.error(None, ErrorCode::Malformed, "binary frames are not supported; send JSON text frames");
+                            }
+                        }
+                        // The WebSocket layer answers pings itself; they still count as life.
+                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    }
+                }
+                () = &mut heartbeat => return End::HeartbeatTimeout,
+            }
+        }
+    }
+
+    /// Applies the rate limit to one frame; false when the frame is dropped.
+    fn admit(&mut self) -> bool {
+        match self.bucket.check(Instant::now()) {
+            Verdict::Allow => true,
+            Verdict::Refuse => {
+                self.error(
+                    None,
+                    ErrorCode::RateLimited,
+                    "too many messages: this one was dropped",
+                );
+                false
+            }
+            Verdict::Close => {
+                self.hub.close(self.session, CloseKind::Flood);
+                false
+            }
+        }
+    }
+
+    fn error(&self, request_id: Option<RequestId>, code: ErrorCode, message: impl Into<String>) {
+        self.hub.send(
+            self.session,
+            ServerMessage::Error {
+                request_id,
+                code,
+                message: message.into(),
+            },
+        );
+    }
+
+    fn refused(&self, request_id: Option<RequestId>, refusal: Refusal) {
+        self.error(request_id, refusal.code, refusal.message);
+    }
+
+    fn on_text(&mut self, text: &str) {
+        let msg = match serde_json::from_str::<ClientMessage>(text) {
+            Ok(msg) => msg,
+            Err(err) => {
+                // Name the request when the frame still says which one it was.
+                let request_id = serde_json::from_str::<serde_json::Value>(text)
+                    .ok()
+                    .and_then(|v| v.get("requestId")?.as_u64())
+                    .and_then(|n| RequestId::try_from(n).ok());
+                self.error(
+                    request_id,
+                    ErrorCode::Malformed,
+                    format!("malformed message: {err}"),
+                );
+                return;
+            }
+        };
+        let session = self.session;
+        let hub = self.hub.clone();
+        match (&self.user, msg) {
+            (_, ClientMessage::Unknown) => {
+                self.error(None, ErrorCode::UnknownType, "unknown message type")
+            }
+            (
+                None,
+                ClientMessage::Login {
+                    sdk_app_id,
+                    user_id,
+                    user_sig,
+                    protocol_version,
+                },
+            ) => self.login(sdk_app_id, user_id, &user_sig, protocol_version),
+            (None, _) => self.error(None, ErrorCode::NotLoggedIn, "log in first"),
+            (Some(_), ClientMessage::Login { .. }) => self.error(
+                None,
+                ErrorCode::AlreadyLoggedIn,
+                "this connection is already logged in",
+            ),
+            (Some(_), ClientMessage::Ping) => hub.send(session, ServerMessage::Pong),
+            (
+                Some(_),
+                ClientMessage::Invite {
+                    request_id,
+                    user_ids,
+                    call_type,
+                    is_group,
+                    group_id,
+                    room_id,
+                },
+            ) => {
+                let req = InviteRequest {
+                    request_id,
+                    user_ids,
+                    call_type,
+                    is_group,
+                    group_id,
+                    room_id,
+                };
+                if let Err(r) = hub.apply(|reg, now| reg.invite(session, req, now)) {
+                    self.refused(Some(request_id), r);
+                }
+            }
+            (
+                Some(_),
+                ClientMessage::Accept {
+                    request_id,
+                    invite_id,
+                },
+            ) => {
+                if let Err(r) =
+                    hub.apply(|reg, now| reg.accept(session, request_id, &invite_id, now))
+                {
+                    self.refused(Some(request_id), r);
+                }
+            }
+            (Some(_), ClientMessage::Reject { invite_id }) => {
+                if let Err(r) = hub.apply(|reg, now| reg.reject(session, &invite_id, now)) {
+                    self.refused(None, r);
+                }
+            }
+            (Some(_), ClientMessage::Hangup { room_id }) => {
+                if let Err(r) = hub.apply(|reg, now| reg.hangup(session, room_id, now)) {
+                    self.refused(None, r);
+                }
+            }
+            (
+                Some(_),
+                ClientMessage::Relay {
+                    room_id,
+                    to,
+                    signal,
+                },
+            ) => {
+                if let Err(r) = hub.apply(|reg, _| reg.relay(session, room_id, &to, signal)) {
+                    self.refused(None, r);
+                }
+            }
+            (Some(_), ClientMessage::Logout) => {
+                hub.leave(session);
+                hub.close(session, CloseKind::LoggedOut);
+            }
+        }
+    }
+
+    fn login(&mut self, app: u64, user_id: String, user_sig: &str, version: u32) {
+        let check = || -> Result<(), (ErrorCode, String)> {
+            if version != PROTOCOL_VERSION {
+                return Err((
+                    ErrorCode::UnsupportedVersion,
+                    format!("protocol version {version} is not supported; this server speaks {PROTOCOL_VERSION}"),
+                ));
+            }
+            if !valid_user_id(&user_id) {
+                return Err((
+                    ErrorCode::InvalidUserId,
+                    format!("invalid userID: use 1-{MAX_USER_ID_LEN} letters, digits, '-' or '_'"),
+                ));
+            }
+            let key = self.hub.config.apps.get(&app).ok_or_else(|| {
+                (
+                    ErrorCode::UnknownApp,
+                    format!("SDKAppID {app} is not configured on this server"),
+                )
+            })?;
+            usersig::verify(user_sig, app, &user_id, key, now_unix()).map_err(|e| {
+                let code = match e {
+                    UserSigError::Expired => ErrorCode::ExpiredUserSig,
+                    _ => ErrorCode::InvalidUserSig,
+                };
+                (code, e.to_string())
+            })?;
+            Ok(())
+        };
+        if let Err((code, message)) = check() {
+            info!(app, session = self.session, ?code, "login refused");
+            self.error(None, code, message);
+            self.hub.close(self.session, CloseKind::LoginFailed);
+            return;
+        }
+        let config = &self.hub.config;
+        let login_ok = ServerMessage::LoginOk {
+            user_id: user_id.clone(),
+            ice_servers: config.ice_servers.clone(),
+            ring_timeout_secs: whole_seconds(config.ring_timeout),
+            heartbeat_timeout_secs: whole_seconds(config.heartbeat_timeout),
+        };
+        self.hub.login(self.session, app, &user_id, login_ok);
+        info!(
+            app,
+            user = user_id.as_str(),
+            session = self.session,
+            "session started"
+        );
+        self.user = Some((app, user_id));
+    }
+}
