@@ -1,0 +1,234 @@
+//! A fake browser for one SDK instance: it answers the core's media and peer-connection
+//! effects the way Chromium does (offer/answer with implicit rollback, candidates only after
+//! their description, remote media once both descriptions are set), and records every call a
+//! real browser would refuse in `errors`.
+
+use std::collections::BTreeMap;
+
+use calling_core::{
+    Effect, Input, MediaOutcome, PeerEvent, PeerState, SdkError, SdpKind, SessionDescription,
+};
+use calling_protocol::IceCandidate;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signaling {
+    Stable,
+    HaveLocalOffer,
+}
+
+#[derive(Debug)]
+pub struct FakePeer {
+    pub initiator: bool,
+    pub polite: bool,
+    pub signaling: Signaling,
+    pub local: Option<String>,
+    pub remote: Option<String>,
+    pub connected: bool,
+    /// Local offers discarded because a remote offer was applied over them.
+    pub rollbacks: u32,
+    pub candidates_added: Vec<String>,
+    generation: u32,
+}
+
+#[derive(Debug)]
+pub struct FakeBrowser {
+    user: String,
+    /// When set, every getUserMedia fails with this error.
+    pub media_failure: Option<SdkError>,
+    pub audio: bool,
+    pub video: bool,
+    pub muted: bool,
+    pub peers: BTreeMap<String, FakePeer>,
+    /// Peers closed, in order.
+    pub closed: Vec<String>,
+    pub errors: Vec<String>,
+}
+
+/// The candidate a browser gathers for the local description `sdp` (the ufrag ties them).
+pub fn candidate_for(sdp: &str) -> IceCandidate {
+    IceCandidate {
+        candidate: format!("candidate:{sdp}"),
+        sdp_mid: Some("0".into()),
+        sdp_m_line_index: Some(0),
+    }
+}
+
+impl FakeBrowser {
+    pub fn new(user: &str) -> Self {
+        FakeBrowser {
+            user: user.to_owned(),
+            media_failure: None,
+            audio: false,
+            video: false,
+            muted: false,
+            peers: BTreeMap::new(),
+            closed: Vec::new(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// Carries out one effect; returns the callbacks it causes, to be queued.
+    pub fn apply(&mut self, effect: Effect) -> Vec<Input> {
+        let mut out = Vec::new();
+        match effect {
+            Effect::OpenMedia { audio, video } => {
+                let outcome = match &self.media_failure {
+                    Some(err) => MediaOutcome::Failed(err.clone()),
+                    None => {
+                        self.audio |= audio;
+                        self.video |= video;
+                        MediaOutcome::Opened {
+                            audio: self.audio,
+                            video: self.video,
+                        }
+                    }
+                };
+                out.push(Input::Media(outcome));
+            }
+            Effect::CloseMedia { audio, video } => {
+                self.audio &= !audio;
+                self.video &= !video;
+            }
+            Effect::MuteAudio(mute) => self.muted = mute,
+            Effect::CreatePeer {
+                user_id,
+                initiator,
+                polite,
+            } => {
+                if self.peers.contains_key(&user_id) {
+                    self.errors.push(format!("second peer for {user_id}"));
+                }
+                self.peers.insert(
+                    user_id,
+                    FakePeer {
+                        initiator,
+                        polite,
+                        signaling: Signaling::Stable,
+                        local: None,
+                        remote: None,
+                        connected: false,
+                        rollbacks: 0,
+                        candidates_added: Vec::new(),
+                        generation: 0,
+                    },
+                );
+            }
+            Effect::ClosePeer { user_id } => {
+                if self.peers.remove(&user_id).is_none() {
+                    self.errors.push(format!("close of unknown peer {user_id}"));
+                }
+                self.closed.push(user_id);
+            }
+            Effect::CreateOffer { user_id } => self.create_offer(&user_id, &mut out),
+            Effect::ApplyRemoteDescription {
+                user_id,
+                description,
+            } => self.apply_remote(&user_id, description, &mut out),
+            Effect::AddIceCandidate { user_id, candidate } => {
+                let Some(peer) = self.peers.get_mut(&user_id) else {
+                    self.errors
+                        .push(format!("candidate for unknown peer {user_id}"));
+                    return out;
+                };
+                match &peer.remote {
+                    Some(remote) if candidate == candidate_for(remote) => {
+                        peer.candidates_added.push(candidate.candidate);
+                    }
+                    remote => self.errors.push(format!(
+                        "addIceCandidate({}) with remote description {remote:?}",
+                        candidate.candidate
+                    )),
+                }
+            }
+            other => self.errors.push(format!("unexpected effect {other:?}")),
+        }
+        out
+    }
+
+    fn create_offer(&mut self, user: &str, out: &mut Vec<Input>) {
+        let me = self.user.clone();
+        let Some(peer) = self.peers.get_mut(user) else {
+            self.errors.push(format!("offer for unknown peer {user}"));
+            return;
+        };
+        if peer.signaling != Signaling::Stable {
+            self.errors
+                .push(format!("createOffer to {user} while not stable"));
+            return;
+        }
+        peer.generation += 1;
+        let sdp = format!("{me}>{user}#{} offer", peer.generation);
+        peer.signaling = Signaling::HaveLocalOffer;
+        peer.local = Some(sdp.clone());
+        out.push(peer_input(
+            user,
+            PeerEvent::LocalDescription(SessionDescription {
+                kind: SdpKind::Offer,
+                sdp: sdp.clone(),
+            }),
+        ));
+        out.push(peer_input(
+            user,
+            PeerEvent::LocalCandidate(candidate_for(&sdp)),
+        ));
+    }
+
+    fn apply_remote(&mut self, user: &str, description: SessionDescription, out: &mut Vec<Input>) {
+        let me = self.user.clone();
+        let Some(peer) = self.peers.get_mut(user) else {
+            self.errors
+                .push(format!("remote description for unknown peer {user}"));
+            return;
+        };
+        match description.kind {
+            SdpKind::Offer => {
+                if peer.signaling == Signaling::HaveLocalOffer {
+                    peer.rollbacks += 1;
+                    peer.local = None;
+                }
+                peer.remote = Some(description.sdp);
+                peer.generation += 1;
+                let answer = format!("{me}>{user}#{} answer", peer.generation);
+                peer.local = Some(answer.clone());
+                peer.signaling = Signaling::Stable;
+                out.push(peer_input(user, PeerEvent::RemoteDescriptionApplied));
+                out.push(peer_input(
+                    user,
+                    PeerEvent::LocalDescription(SessionDescription {
+                        kind: SdpKind::Answer,
+                        sdp: answer.clone(),
+                    }),
+                ));
+                out.push(peer_input(
+                    user,
+                    PeerEvent::LocalCandidate(candidate_for(&answer)),
+                ));
+            }
+            SdpKind::Answer => {
+                if peer.signaling != Signaling::HaveLocalOffer {
+                    self.errors
+                        .push(format!("answer from {user} applied while stable"));
+                    return;
+                }
+                peer.remote = Some(description.sdp);
+                peer.signaling = Signaling::Stable;
+                out.push(peer_input(user, PeerEvent::RemoteDescriptionApplied));
+            }
+        }
+        if !peer.connected && peer.local.is_some() && peer.remote.is_some() {
+            peer.connected = true;
+            out.push(peer_input(
+                user,
+                PeerEvent::ConnectionState(PeerState::Connected),
+            ));
+            out.push(peer_input(user, PeerEvent::RemoteMedia));
+        }
+    }
+}
+
+fn peer_input(user: &str, event: PeerEvent) -> Input {
+    Input::Peer {
+        user_id: user.to_owned(),
+        event,
+    }
+}

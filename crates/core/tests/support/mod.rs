@@ -1,0 +1,317 @@
+//! Scenario harness: several [`Call`]s talking through a fake server ([`server::FakeServer`])
+//! with a fake browser each ([`browser::FakeBrowser`]). Every input goes through one FIFO
+//! queue, like frames on sockets and browser callbacks on an event loop, so runs are
+//! deterministic and a test can assert the exact events each app saw.
+
+#![allow(dead_code)]
+
+pub mod browser;
+pub mod server;
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+
+use calling_core::{
+    AppEvent, Call, Command, Effect, Input, PeerEvent, Reply, RequestId, SdkError, Timer,
+};
+use calling_protocol::CallType;
+
+use browser::FakeBrowser;
+use server::FakeServer;
+
+/// Inputs a run may process before the harness calls it a livelock.
+const MAX_STEPS: usize = 10_000;
+
+pub struct Client {
+    pub user: String,
+    pub call: Call,
+    pub events: Vec<AppEvent>,
+    pub replies: BTreeMap<RequestId, Result<Reply, SdkError>>,
+    pub browser: FakeBrowser,
+    pub socket_open: bool,
+    pub timers: HashSet<Timer>,
+}
+
+pub struct World {
+    pub now_ms: u64,
+    pub server: FakeServer,
+    pub clients: Vec<Client>,
+    queue: VecDeque<(usize, Input)>,
+    next_request: RequestId,
+}
+
+impl World {
+    pub fn new() -> Self {
+        World {
+            now_ms: 1_000_000,
+            server: FakeServer::default(),
+            clients: Vec::new(),
+            queue: VecDeque::new(),
+            next_request: 0,
+        }
+    }
+
+    /// A new SDK instance for `user` (not logged in yet).
+    pub fn client(&mut self, user: &str) -> usize {
+        self.clients.push(Client {
+            user: user.to_owned(),
+            call: Call::new(),
+            events: Vec::new(),
+            replies: BTreeMap::new(),
+            browser: FakeBrowser::new(user),
+            socket_open: true,
+            timers: HashSet::new(),
+        });
+        self.clients.len() - 1
+    }
+
+    /// A client for `user`, logged in, with its login events cleared.
+    pub fn logged_in(&mut self, user: &str) -> usize {
+        let c = self.client(user);
+        let request = self.command(c, login(user));
+        self.run();
+        assert!(matches!(
+            self.reply(c, request),
+            Some(Ok(Reply::Login { .. }))
+        ));
+        self.take_events(c);
+        c
+    }
+
+    /// Logged-in clients for each user.
+    pub fn users<const N: usize>(users: [&str; N]) -> (Self, [usize; N]) {
+        let mut world = World::new();
+        let ids = users.map(|u| world.logged_in(u));
+        (world, ids)
+    }
+
+    /// Runs an app method at once (as the glue does); its promise settles in `replies`.
+    pub fn command(&mut self, client: usize, command: Command) -> RequestId {
+        self.next_request += 1;
+        let request = self.next_request;
+        let input = Input::Command { request, command };
+        if let Err(err) = self.handle(client, input) {
+            self.clients[client]
+                .replies
+                .insert(request, Err(err.into()));
+        }
+        request
+    }
+
+    /// Puts an input at the end of the queue.
+    pub fn inject(&mut self, client: usize, input: Input) {
+        self.queue.push_back((client, input));
+    }
+
+    pub fn peer_event(&mut self, client: usize, user: &str, event: PeerEvent) {
+        self.inject(
+            client,
+            Input::Peer {
+                user_id: user.to_owned(),
+                event,
+            },
+        );
+    }
+
+    /// Processes queued inputs until nothing is left.
+    pub fn run(&mut self) {
+        for _ in 0..MAX_STEPS {
+            let Some((client, input)) = self.queue.pop_front() else {
+                return;
+            };
+            if let Err(err) = self.handle(client, input.clone()) {
+                panic!("non-command input refused: {input:?}: {err:?}");
+            }
+        }
+        panic!("no quiescence after {MAX_STEPS} inputs");
+    }
+
+    /// Processes only the next queued input.
+    pub fn step(&mut self) -> bool {
+        let Some((client, input)) = self.queue.pop_front() else {
+            return false;
+        };
+        if let Err(err) = self.handle(client, input.clone()) {
+            panic!("non-command input refused: {input:?}: {err:?}");
+        }
+        true
+    }
+
+    pub fn advance(&mut self, ms: u64) {
+        self.now_ms += ms;
+    }
+
+    /// Fires a timer the client started.
+    pub fn fire(&mut self, client: usize, timer: Timer) {
+        assert!(
+            self.clients[client].timers.remove(&timer),
+            "{timer:?} not running"
+        );
+        self.inject(client, Input::Timer(timer));
+        self.run();
+    }
+
+    /// The server's ring timeout fires for every ringing invitation.
+    pub fn ring_timeout(&mut self) {
+        let deliveries = self.server.expire_all(self.now_ms);
+        self.deliver(deliveries);
+        self.run();
+    }
+
+    /// The client's network drops: the server ends its session, the client hears the socket close.
+    pub fn drop_socket(&mut self, client: usize) {
+        self.clients[client].socket_open = false;
+        let deliveries = self.server.disconnect(client, self.now_ms);
+        self.deliver(deliveries);
+        self.inject(client, Input::SignalingClosed);
+        self.run();
+    }
+
+    pub fn reply(&self, client: usize, request: RequestId) -> Option<&Result<Reply, SdkError>> {
+        self.clients[client].replies.get(&request)
+    }
+
+    pub fn take_events(&mut self, client: usize) -> Vec<AppEvent> {
+        std::mem::take(&mut self.clients[client].events)
+    }
+
+    pub fn browser(&self, client: usize) -> &FakeBrowser {
+        &self.clients[client].browser
+    }
+
+    /// Everything went as a browser allows (no out-of-order SDP or ICE call).
+    pub fn assert_browsers_clean(&self) {
+        for c in &self.clients {
+            assert!(
+                c.browser.errors.is_empty(),
+                "{}: {:?}",
+                c.user,
+                c.browser.errors
+            );
+        }
+    }
+
+    fn deliver(&mut self, deliveries: Vec<server::Delivery>) {
+        for (to, message) in deliveries {
+            if self.clients[to].socket_open {
+                self.queue.push_back((to, Input::Server(message)));
+            }
+        }
+    }
+
+    fn handle(&mut self, client: usize, input: Input) -> Result<(), calling_core::CallError> {
+        let now = self.now_ms;
+        let effects = self.clients[client].call.handle(now, input)?;
+        for effect in effects {
+            self.apply(client, effect);
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, client: usize, effect: Effect) {
+        let now = self.now_ms;
+        let c = &mut self.clients[client];
+        match effect {
+            Effect::Send(message) => {
+                if c.socket_open {
+                    let deliveries = self.server.receive(client, message, now);
+                    self.deliver(deliveries);
+                }
+            }
+            Effect::Emit(event) => c.events.push(event),
+            Effect::Resolve { request, reply } => {
+                assert!(
+                    c.replies.insert(request, Ok(reply)).is_none(),
+                    "settled twice"
+                );
+            }
+            Effect::Reject { request, error } => {
+                assert!(
+                    c.replies.insert(request, Err(error)).is_none(),
+                    "settled twice"
+                );
+            }
+            Effect::StartTimer { timer, .. } => {
+                c.timers.insert(timer);
+            }
+            Effect::CancelTimer(timer) => {
+                c.timers.remove(&timer);
+            }
+            Effect::Disconnect => {
+                c.socket_open = false;
+                let deliveries = self.server.disconnect(client, now);
+                self.deliver(deliveries);
+            }
+            other => {
+                for input in c.browser.apply(other) {
+                    self.queue.push_back((client, input));
+                }
+            }
+        }
+    }
+}
+
+pub fn login(user: &str) -> Command {
+    Command::Login {
+        sdk_app_id: 1_400_000_000,
+        user_id: user.to_owned(),
+        user_sig: "sig".into(),
+    }
+}
+
+pub fn call(user: &str, call_type: CallType) -> Command {
+    Command::Call {
+        user_id: user.to_owned(),
+        call_type,
+    }
+}
+
+pub fn group(users: &[&str], call_type: CallType) -> Command {
+    Command::GroupCall {
+        user_ids: users.iter().map(|u| u.to_string()).collect(),
+        call_type,
+        group_id: Some("team".into()),
+    }
+}
+
+pub fn user_enter(user: &str) -> AppEvent {
+    AppEvent::UserEnter {
+        user_id: user.into(),
+    }
+}
+
+pub fn user_leave(user: &str) -> AppEvent {
+    AppEvent::UserLeave {
+        user_id: user.into(),
+    }
+}
+
+pub fn user_accept(user: &str) -> AppEvent {
+    AppEvent::UserAccept {
+        user_id: user.into(),
+    }
+}
+
+pub fn call_end(user: &str, secs: u32) -> AppEvent {
+    AppEvent::CallEnd {
+        user_id: user.into(),
+        call_end: secs,
+    }
+}
+
+pub fn audio(user: &str, on: bool) -> AppEvent {
+    AppEvent::UserAudioAvailable {
+        user_id: user.into(),
+        is_audio_available: on,
+    }
+}
+
+pub fn video(user: &str, on: bool) -> AppEvent {
+    AppEvent::UserVideoAvailable {
+        user_id: user.into(),
+        is_video_available: on,
+    }
+}
+
+pub fn ok0() -> Reply {
+    Reply::Ok { code: 0 }
+}
