@@ -1,1 +1,17 @@
-//! trtc-calling-wasm: the browser glue around `calling-core`.
+//! trtc-calling-wasm: the browser side of the SDK. It exports the `TRTCCalling` class
+//! (trtc-calling-js's API) and drives the browser's WebSocket, getUserMedia, RTCPeerConnection
+//! and DOM for the pure call state machine in `calling-core`.
+
+mod driver;
+mod error;
+mod events;
+mod log;
+mod media;
+mod options;
+mod peer;
+mod sdk;
+mod signaling;
+mod timers;
+mod view;
+
+pub use sdk::TrtcCalling;

@@ -1,0 +1,265 @@
+//! One `RTCPeerConnection` to one remote user, with the listeners that report its events to the
+//! driver. Local tracks are attached with `replaceTrack` on fixed audio and video transceivers,
+//! so turning the camera on or off and switching devices never renegotiates.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Weak;
+
+use calling_core::{Input, PeerEvent, PeerState, SdpKind, SessionDescription};
+use calling_protocol::IceCandidate;
+use gloo_events::EventListener;
+use js_sys::Reflect;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::{spawn_local, JsFuture};
+use web_sys::{
+    MediaStream, MediaStreamTrack, RtcConfiguration, RtcIceCandidateInit, RtcPeerConnection,
+    RtcPeerConnectionIceEvent, RtcPeerConnectionState, RtcRtpTransceiver,
+    RtcRtpTransceiverDirection, RtcRtpTransceiverInit, RtcSdpType, RtcSessionDescriptionInit,
+    RtcTrackEvent,
+};
+
+use crate::driver::Driver;
+use crate::error::{js_message, Error};
+use crate::log;
+use crate::media::Kind;
+
+pub struct Peer {
+    user_id: String,
+    pc: RtcPeerConnection,
+    /// The remote user's tracks, gathered as they arrive; views and hidden audio play it.
+    remote: MediaStream,
+    /// Set once the first remote packet arrived and `RemoteMedia` was reported.
+    media_arrived: Cell<bool>,
+    listeners: RefCell<Vec<EventListener>>,
+}
+
+impl Peer {
+    /// Creates the connection. `ice_servers` is an `RTCIceServer[]` JS array (or undefined).
+    pub fn new(
+        driver: Weak<Driver>,
+        user_id: String,
+        initiator: bool,
+        ice_servers: &JsValue,
+    ) -> Result<std::rc::Rc<Peer>, Error> {
+        let config = RtcConfiguration::new();
+        if ice_servers.is_object() {
+            config.set_ice_servers(ice_servers);
+        }
+        let pc = RtcPeerConnection::new_with_configuration(&config)?;
+        let remote = MediaStream::new()?;
+        let peer = std::rc::Rc::new(Peer {
+            user_id,
+            pc,
+            remote,
+            media_arrived: Cell::new(false),
+            listeners: RefCell::default(),
+        });
+        peer.listen(driver);
+        if initiator {
+            let init = RtcRtpTransceiverInit::new();
+            init.set_direction(RtcRtpTransceiverDirection::Sendrecv);
+            for kind in ["audio", "video"] {
+                peer.pc.add_transceiver_with_str_and_init(kind, &init);
+            }
+        }
+        Ok(peer)
+    }
+
+    pub fn remote_stream(&self) -> &MediaStream {
+        &self.remote
+    }
+
+    pub fn has_media(&self) -> bool {
+        self.media_arrived.get()
+    }
+
+    fn listen(self: &std::rc::Rc<Self>, driver: Weak<Driver>) {
+        let report = {
+            let user = self.user_id.clone();
+            move |driver: &Weak<Driver>, event: PeerEvent| {
+                if let Some(d) = driver.upgrade() {
+                    d.dispatch(Input::Peer {
+                        user_id: user.clone(),
+                        event,
+                    });
+                }
+            }
+        };
+        let mut listeners = Vec::with_capacity(4);
+
+        let (d, r) = (driver.clone(), report.clone());
+        listeners.push(EventListener::new(&self.pc, "icecandidate", move |e| {
+            let Some(e) = e.dyn_ref::<RtcPeerConnectionIceEvent>() else {
+                return;
+            };
+            if let Some(c) = e.candidate() {
+                // An empty candidate string only marks the end of gathering.
+                if !c.candidate().is_empty() {
+                    let candidate = IceCandidate {
+                        candidate: c.candidate(),
+                        sdp_mid: c.sdp_mid(),
+                        sdp_m_line_index: c.sdp_m_line_index(),
+                    };
+                    r(&d, PeerEvent::LocalCandidate(candidate));
+                }
+            }
+        }));
+
+        let (d, r) = (driver.clone(), report.clone());
+        let pc = self.pc.clone();
+        listeners.push(EventListener::new(
+            &self.pc,
+            "connectionstatechange",
+            move |_| {
+                let state = match pc.connection_state() {
+                    RtcPeerConnectionState::Connected => PeerState::Connected,
+                    RtcPeerConnectionState::Disconnected => PeerState::Disconnected,
+                    RtcPeerConnectionState::Failed => PeerState::Failed,
+                    RtcPeerConnectionState::Closed => PeerState::Closed,
+                    _ => PeerState::Connecting,
+                };
+                r(&d, PeerEvent::ConnectionState(state));
+            },
+        ));
+
+        let (d, r) = (driver.clone(), report.clone());
+        listeners.push(EventListener::new(
+            &self.pc,
+            "negotiationneeded",
+            move |_| {
+                r(&d, PeerEvent::NegotiationNeeded);
+            },
+        ));
+
+        // `track` fires when the remote description announces a track, before any packet; the
+        // user's media "arrives" with the first unmuted track, which is what USER_ENTER means.
+        let weak_self = std::rc::Rc::downgrade(self);
+        listeners.push(EventListener::new(&self.pc, "track", move |e| {
+            let (Some(e), Some(peer)) = (e.dyn_ref::<RtcTrackEvent>(), weak_self.upgrade()) else {
+                return;
+            };
+            let track = e.track();
+            peer.remote.add_track(&track);
+            if !track.muted() {
+                peer.arrived(&driver);
+            } else {
+                let (d, p) = (driver.clone(), weak_self.clone());
+                let unmute = EventListener::once(&track, "unmute", move |_| {
+                    if let Some(p) = p.upgrade() {
+                        p.arrived(&d);
+                    }
+                });
+                peer.listeners.borrow_mut().push(unmute);
+            }
+        }));
+        self.listeners.borrow_mut().extend(listeners);
+    }
+
+    fn arrived(&self, driver: &Weak<Driver>) {
+        if self.media_arrived.replace(true) {
+            return;
+        }
+        if let Some(d) = driver.upgrade() {
+            d.remote_media_arrived(&self.user_id, &self.remote);
+            d.dispatch(Input::Peer {
+                user_id: self.user_id.clone(),
+                event: PeerEvent::RemoteMedia,
+            });
+        }
+    }
+
+    fn transceivers(&self, kind: Kind) -> Vec<RtcRtpTransceiver> {
+        self.pc
+            .get_transceivers()
+            .iter()
+            .filter_map(|t| t.dyn_into::<RtcRtpTransceiver>().ok())
+            .filter(|t| t.receiver().track().kind() == kind.as_str())
+            .collect()
+    }
+
+    /// Sends `track` (or nothing) on this kind's transceiver, without renegotiating.
+    pub fn attach(&self, kind: Kind, track: Option<&MediaStreamTrack>) {
+        for t in self.transceivers(kind) {
+            let promise = t.sender().replace_track(track);
+            spawn_local(async move {
+                if let Err(e) = JsFuture::from(promise).await {
+                    log::warn(&format!("replaceTrack failed: {}", js_message(&e)));
+                }
+            });
+        }
+    }
+
+    /// createOffer + setLocalDescription; returns the local offer.
+    pub async fn create_offer(&self) -> Result<SessionDescription, Error> {
+        let offer = JsFuture::from(self.pc.create_offer()).await?;
+        self.set_local(offer, SdpKind::Offer).await
+    }
+
+    async fn set_local(&self, desc: JsValue, kind: SdpKind) -> Result<SessionDescription, Error> {
+        let sdp = Reflect::get(&desc, &"sdp".into())?
+            .as_string()
+            .unwrap_or_default();
+        let init = RtcSessionDescriptionInit::new(match kind {
+            SdpKind::Offer => RtcSdpType::Offer,
+            SdpKind::Answer => RtcSdpType::Answer,
+        });
+        init.set_sdp(&sdp);
+        JsFuture::from(self.pc.set_local_description(&init)).await?;
+        Ok(SessionDescription { kind, sdp })
+    }
+
+    /// setRemoteDescription. For an offer, the transceivers it created are made send-capable
+    /// and given the local tracks before the answer, so later camera changes need no new offer.
+    pub async fn apply_remote(
+        &self,
+        description: &SessionDescription,
+        local: [Option<MediaStreamTrack>; 2],
+    ) -> Result<(), Error> {
+        let init = RtcSessionDescriptionInit::new(match description.kind {
+            SdpKind::Offer => RtcSdpType::Offer,
+            SdpKind::Answer => RtcSdpType::Answer,
+        });
+        init.set_sdp(&description.sdp);
+        JsFuture::from(self.pc.set_remote_description(&init)).await?;
+        if description.kind == SdpKind::Offer {
+            for (kind, track) in [(Kind::Audio, &local[0]), (Kind::Video, &local[1])] {
+                for t in self.transceivers(kind) {
+                    t.set_direction(RtcRtpTransceiverDirection::Sendrecv);
+                    JsFuture::from(t.sender().replace_track(track.as_ref())).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// createAnswer + setLocalDescription, after an offer was applied.
+    pub async fn create_answer(&self) -> Result<SessionDescription, Error> {
+        let answer = JsFuture::from(self.pc.create_answer()).await?;
+        self.set_local(answer, SdpKind::Answer).await
+    }
+
+    pub async fn add_candidate(&self, candidate: &IceCandidate) -> Result<(), Error> {
+        let init = RtcIceCandidateInit::new(&candidate.candidate);
+        init.set_sdp_mid(candidate.sdp_mid.as_deref());
+        init.set_sdp_m_line_index(candidate.sdp_m_line_index);
+        JsFuture::from(
+            self.pc
+                .add_ice_candidate_with_opt_rtc_ice_candidate_init(Some(&init)),
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+impl Drop for Peer {
+    /// Listeners go first (so closing reports nothing), then the connection and remote tracks.
+    fn drop(&mut self) {
+        self.listeners.borrow_mut().clear();
+        self.pc.close();
+        for t in self.remote.get_tracks().iter() {
+            if let Ok(t) = t.dyn_into::<MediaStreamTrack>() {
+                t.stop();
+            }
+        }
+    }
+}

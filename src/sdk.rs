@@ -1,0 +1,423 @@
+//! The exported `TRTCCalling` class: trtc-calling-js's public API (SPEC §2–§4). It is thin:
+//! it validates arguments, forwards commands to the [`Driver`], and turns every failure into a
+//! rejected promise (methods never throw synchronously).
+
+use std::future::Future;
+use std::rc::Rc;
+
+use calling_core::{Command, EVENT_NAMES};
+use calling_protocol::CallType;
+use js_sys::{Array, Function, Object, Promise, Reflect};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::{future_to_promise, JsFuture};
+
+use crate::driver::{Config, Driver};
+use crate::error::Error;
+use crate::media::{self, Kind};
+use crate::options::{field, integer, opt_string, string, user_id};
+use crate::{log, signaling::Signaling};
+
+#[wasm_bindgen(js_name = TRTCCalling)]
+pub struct TrtcCalling {
+    driver: Rc<Driver>,
+}
+
+thread_local! {
+    static EVENT: Object = frozen(EVENT_NAMES.iter().map(|(k, v)| (*k, JsValue::from_str(v))));
+    static CALL_TYPE: Object = {
+        let pairs = [("UNKNOWN", 0), ("AUDIO_CALL", 1), ("VIDEO_CALL", 2)];
+        let obj = Object::new();
+        for (name, n) in pairs {
+            let _ = Reflect::set(&obj, &name.into(), &n.into());
+            // trtc-calling-js's TypeScript-style enum also maps each number back to its name.
+            let _ = Reflect::set(&obj, &n.into(), &name.into());
+        }
+        Object::freeze(&obj)
+    };
+}
+
+fn frozen<'a>(pairs: impl Iterator<Item = (&'a str, JsValue)>) -> Object {
+    let obj = Object::new();
+    for (k, v) in pairs {
+        let _ = Reflect::set(&obj, &k.into(), &v);
+    }
+    Object::freeze(&obj)
+}
+
+/// Runs `f` as a promise; an `Err` rejects it with a JS `Error`.
+fn promise<F>(f: F) -> Promise
+where
+    F: Future<Output = Result<JsValue, Error>> + 'static,
+{
+    future_to_promise(async move { f.await.map_err(Error::into_js) })
+}
+
+fn rejected(e: Error) -> Promise {
+    Promise::reject(&e.into_js())
+}
+
+/// `{code: 0}`.
+fn ok() -> JsValue {
+    let obj = Object::new();
+    let _ = Reflect::set(&obj, &"code".into(), &0.into());
+    obj.into()
+}
+
+fn call_type(obj: &JsValue) -> Result<CallType, Error> {
+    field(obj, "type")
+        .as_f64()
+        .filter(|n| n.fract() == 0.0 && (0.0..=255.0).contains(n))
+        .and_then(|n| CallType::from_number(n as u8))
+        .ok_or_else(|| Error::InvalidParam("type must be 1 (audio) or 2 (video)".into()))
+}
+
+#[wasm_bindgen(js_class = TRTCCalling)]
+impl TrtcCalling {
+    /// `new TRTCCalling({SDKAppID, tim?, signalingUrl?, iceServers?})`. Never throws: a missing
+    /// SDKAppID makes `login` reject.
+    #[wasm_bindgen(constructor)]
+    pub fn new(options: JsValue) -> TrtcCalling {
+        let app = field(&options, "SDKAppID");
+        let sdk_app_id = integer(&options, "SDKAppID")
+            .ok()
+            .or_else(|| app.as_string().and_then(|s| s.trim().parse().ok()));
+        let ice = field(&options, "iceServers");
+        let config = Config {
+            sdk_app_id,
+            signaling_url: opt_string(&options, "signalingUrl"),
+            ice_servers: Array::is_array(&ice).then_some(ice),
+        };
+        TrtcCalling {
+            driver: Driver::new(config),
+        }
+    }
+
+    /// `TRTCCalling.EVENT`: every event key and its string value.
+    #[wasm_bindgen(getter = EVENT)]
+    pub fn event() -> Object {
+        EVENT.with(Object::clone)
+    }
+
+    /// `TRTCCalling.CALL_TYPE`, with the reverse mapping.
+    #[wasm_bindgen(getter = CALL_TYPE)]
+    pub fn call_type() -> Object {
+        CALL_TYPE.with(Object::clone)
+    }
+
+    /// `on(eventName, callback, context?)`. The entry module passes the instance as the default
+    /// context; a non-function callback is ignored.
+    pub fn on(&self, event_name: JsValue, callback: JsValue, context: JsValue) {
+        if let (Some(name), Ok(cb)) = (event_name.as_string(), callback.dyn_into::<Function>()) {
+            self.driver.listeners.add(name, cb, context);
+        }
+    }
+
+    pub fn off(&self, event_name: JsValue, callback: JsValue, context: JsValue) {
+        if let (Some(name), Ok(cb)) = (event_name.as_string(), callback.dyn_into::<Function>()) {
+            self.driver.listeners.remove(&name, &cb, &context);
+        }
+    }
+
+    #[wasm_bindgen(js_name = setLogLevel)]
+    pub fn set_log_level(&self, level: JsValue) {
+        if let Some(n) = level.as_f64() {
+            log::set_level(n as i32);
+        }
+    }
+
+    /// `login({userID, userSig})`: opens the socket, then authenticates.
+    pub fn login(&self, options: JsValue) -> Promise {
+        let driver = self.driver.clone();
+        future_to_promise(async move {
+            let signaling = connect(&driver, &options).await.map_err(Error::into_js)?;
+            driver.set_signaling(signaling);
+            let result = JsFuture::from(driver.command(Command::Login {
+                sdk_app_id: driver.config.sdk_app_id.unwrap_or_default(),
+                user_id: user_id(&options, "userID").map_err(Error::into_js)?,
+                user_sig: string(&options, "userSig").map_err(Error::into_js)?,
+            }))
+            .await;
+            if result.is_err() && !driver.logged_in() {
+                driver.drop_signaling();
+            }
+            // The core's rejection is already a JS Error with its code: pass it on as is.
+            result
+        })
+    }
+
+    pub fn logout(&self) -> Promise {
+        self.driver.command(Command::Logout)
+    }
+
+    /// `call({userID, type, offlinePushInfo?, timeout?})`.
+    pub fn call(&self, options: JsValue) -> Promise {
+        let command = (|| {
+            Ok(Command::Call {
+                user_id: user_id(&options, "userID")?,
+                call_type: call_type(&options)?,
+            })
+        })();
+        self.run(command)
+    }
+
+    /// `groupCall({userIDList, type, groupID?, offlinePushInfo?})`.
+    #[wasm_bindgen(js_name = groupCall)]
+    pub fn group_call(&self, options: JsValue) -> Promise {
+        let command = (|| {
+            let list = field(&options, "userIDList");
+            if !Array::is_array(&list) {
+                return Err(Error::InvalidParam("userIDList must be an array".into()));
+            }
+            let mut user_ids = Vec::new();
+            for v in Array::from(&list).iter() {
+                let holder = Object::new();
+                let _ = Reflect::set(&holder, &"userID".into(), &v);
+                user_ids.push(user_id(&holder, "userID")?);
+            }
+            if user_ids.is_empty() {
+                return Err(Error::InvalidParam("userIDList must not be empty".into()));
+            }
+            Ok(Command::GroupCall {
+                user_ids,
+                call_type: call_type(&options)?,
+                group_id: opt_string(&options, "groupID"),
+            })
+        })();
+        self.run(command)
+    }
+
+    /// `accept()`: 0.x-style arguments are ignored.
+    pub fn accept(&self) -> Promise {
+        self.driver.command(Command::Accept)
+    }
+
+    pub fn reject(&self) -> Promise {
+        self.driver.command(Command::Reject)
+    }
+
+    pub fn hangup(&self) -> Promise {
+        self.driver.command(Command::Hangup)
+    }
+
+    #[wasm_bindgen(js_name = openCamera)]
+    pub fn open_camera(&self) -> Promise {
+        self.driver.command(Command::OpenCamera)
+    }
+
+    #[wasm_bindgen(js_name = closeCamera)]
+    pub fn close_camera(&self) -> Promise {
+        self.driver.command(Command::CloseCamera)
+    }
+
+    #[wasm_bindgen(js_name = setMicMute)]
+    pub fn set_mic_mute(&self, is_mute: JsValue) -> Promise {
+        self.driver
+            .command(Command::SetMicMute(is_mute.is_truthy()))
+    }
+
+    #[wasm_bindgen(js_name = switchToAudioCall)]
+    pub fn switch_to_audio_call(&self) -> Promise {
+        self.driver.command(Command::SwitchToAudio)
+    }
+
+    #[wasm_bindgen(js_name = switchToVideoCall)]
+    pub fn switch_to_video_call(&self) -> Promise {
+        self.driver.command(Command::SwitchToVideo)
+    }
+
+    /// `setVideoQuality(profile)`: '240p' … '1080p', for the next capture.
+    #[wasm_bindgen(js_name = setVideoQuality)]
+    pub fn set_video_quality(&self, profile: JsValue) -> Promise {
+        if let Err(e) = self.require_login() {
+            return rejected(e);
+        }
+        match profile.as_string() {
+            Some(p) if self.driver.media.set_profile(&p) => Promise::resolve(&ok()),
+            _ => rejected(Error::InvalidParam(
+                "profile must be one of '240p', '360p', '480p', '720p', '1080p'".into(),
+            )),
+        }
+    }
+
+    #[wasm_bindgen(js_name = startLocalView)]
+    pub fn start_local_view(&self, options: JsValue) -> Promise {
+        let result = self.require_login().and_then(|_| {
+            let dom_id = string(&options, "videoViewDomID")?;
+            let camera = self.driver.media.track(Kind::Video);
+            self.driver
+                .views()
+                .show_local(&self.driver.weak(), dom_id, camera)
+        });
+        settled(result)
+    }
+
+    #[wasm_bindgen(js_name = stopLocalView)]
+    pub fn stop_local_view(&self) -> Promise {
+        let result = self
+            .require_login()
+            .map(|_| self.driver.views().hide_local());
+        settled(result)
+    }
+
+    #[wasm_bindgen(js_name = startRemoteView)]
+    pub fn start_remote_view(&self, options: JsValue) -> Promise {
+        let result = self.require_login().and_then(|_| {
+            let user = user_id(&options, "userID")?;
+            let dom_id = string(&options, "videoViewDomID")?;
+            let stream = self.driver.arrived_stream(&user);
+            self.driver
+                .views()
+                .show_remote(&self.driver.weak(), &user, dom_id, stream.as_ref())
+        });
+        settled(result)
+    }
+
+    #[wasm_bindgen(js_name = stopRemoteView)]
+    pub fn stop_remote_view(&self, options: JsValue) -> Promise {
+        let result = self.require_login().and_then(|_| {
+            let user = user_id(&options, "userID")?;
+            self.driver.views().hide_remote(&user);
+            Ok(())
+        });
+        settled(result)
+    }
+
+    #[wasm_bindgen(js_name = getCameras)]
+    pub fn get_cameras(&self) -> Promise {
+        self.devices("videoinput")
+    }
+
+    #[wasm_bindgen(js_name = getMicrophones)]
+    pub fn get_microphones(&self) -> Promise {
+        self.devices("audioinput")
+    }
+
+    /// `switchDevice({deviceType: 'video' | 'audio', deviceId})`.
+    #[wasm_bindgen(js_name = switchDevice)]
+    pub fn switch_device(&self, options: JsValue) -> Promise {
+        let driver = self.driver.clone();
+        let login = self.require_login();
+        promise(async move {
+            login?;
+            let kind = match field(&options, "deviceType").as_string().as_deref() {
+                Some("video") => Kind::Video,
+                Some("audio") => Kind::Audio,
+                _ => {
+                    return Err(Error::InvalidParam(
+                        "deviceType must be 'video' or 'audio'".into(),
+                    ))
+                }
+            };
+            let device_id = string(&options, "deviceId")?;
+            if let Some(track) = driver.media.switch_device(kind, device_id).await? {
+                driver.use_track(kind, &track);
+            }
+            Ok(ok())
+        })
+    }
+
+    #[wasm_bindgen(js_name = getCallStatus)]
+    pub fn get_call_status(&self) -> String {
+        self.driver.with_core(|c| c.status().as_str().into())
+    }
+
+    /// `getCallType()`: 1 audio, 2 video, 0 when there is no call.
+    #[wasm_bindgen(js_name = getCallType)]
+    pub fn get_call_type(&self) -> u8 {
+        self.driver
+            .with_core(|c| c.call_type().map_or(0, CallType::as_number))
+    }
+
+    #[wasm_bindgen(js_name = isInviter)]
+    pub fn is_inviter(&self) -> bool {
+        self.driver.with_core(|c| c.is_inviter())
+    }
+
+    #[wasm_bindgen(js_name = isGroupCall)]
+    pub fn is_group_call(&self) -> bool {
+        self.driver.with_core(|c| c.is_group_call())
+    }
+
+    #[wasm_bindgen(js_name = getInviteeList)]
+    pub fn get_invitee_list(&self) -> Vec<String> {
+        self.driver.with_core(|c| c.invitee_list())
+    }
+
+    #[wasm_bindgen(js_name = getUserID)]
+    pub fn get_user_id(&self) -> Option<String> {
+        self.driver.with_core(|c| c.user_id().map(str::to_owned))
+    }
+
+    /// Every local track the SDK captured that was not yet seen ended. Not part of the API:
+    /// tests use it to check that no track stays live after a call.
+    #[wasm_bindgen(js_name = __localTracks)]
+    pub fn local_tracks(&self) -> Array {
+        self.driver.media.opened_tracks()
+    }
+}
+
+impl TrtcCalling {
+    fn require_login(&self) -> Result<(), Error> {
+        if self.driver.logged_in() {
+            Ok(())
+        } else {
+            Err(Error::NotLoggedIn)
+        }
+    }
+
+    fn run(&self, command: Result<Command, Error>) -> Promise {
+        match command {
+            Ok(c) => self.driver.command(c),
+            Err(e) => rejected(e),
+        }
+    }
+
+    fn devices(&self, kind: &'static str) -> Promise {
+        let login = self.require_login();
+        promise(async move {
+            login?;
+            Ok(media::devices(kind).await?.into())
+        })
+    }
+}
+
+fn settled(result: Result<(), Error>) -> Promise {
+    match result {
+        Ok(()) => Promise::resolve(&ok()),
+        Err(e) => rejected(e),
+    }
+}
+
+/// Checks `login`'s arguments and the browser, then opens the signaling socket.
+async fn connect(driver: &Rc<Driver>, options: &JsValue) -> Result<Signaling, Error> {
+    user_id(options, "userID")?;
+    string(options, "userSig")?;
+    if driver.config.sdk_app_id.is_none() {
+        return Err(Error::InvalidParam("SDKAppID must be a number".into()));
+    }
+    let window = web_sys::window().ok_or(Error::NoWebRtc)?;
+    if !Reflect::has(&window, &"RTCPeerConnection".into()).unwrap_or(false) {
+        return Err(Error::NoWebRtc);
+    }
+    if driver.is_connected() || driver.logged_in() {
+        return Err(Error::AlreadyLoggedIn);
+    }
+    let url = match &driver.config.signaling_url {
+        Some(url) => url.clone(),
+        None => default_url(&window)?,
+    };
+    log::info(&format!("connecting to {url}"));
+    Signaling::connect(&url, driver.weak()).await
+}
+
+/// `ws(s)://<page host>/ws`, wss on https pages.
+fn default_url(window: &web_sys::Window) -> Result<String, Error> {
+    let location = window.location();
+    let host = location.host()?;
+    let scheme = if location.protocol()? == "https:" {
+        "wss"
+    } else {
+        "ws"
+    };
+    Ok(format!("{scheme}://{host}/ws"))
+}

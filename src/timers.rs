@@ -1,0 +1,41 @@
+//! The core's timers, as browser timeouts. Each pending timeout is owned here; replacing or
+//! cancelling one drops it, which clears the browser timeout.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Weak;
+
+use calling_core::{Input, Timer};
+use gloo_timers::callback::Timeout;
+
+use crate::driver::Driver;
+
+#[derive(Default)]
+pub struct Timers {
+    pending: RefCell<HashMap<Timer, Timeout>>,
+}
+
+impl Timers {
+    /// (Re)starts `timer`; when it fires the driver gets [`Input::Timer`].
+    pub fn start(&self, driver: Weak<Driver>, timer: Timer, after_ms: u32) {
+        let timeout = Timeout::new(after_ms, move || {
+            if let Some(driver) = driver.upgrade() {
+                driver.dispatch(Input::Timer(timer));
+            }
+        });
+        // A Timeout replaced here may be the one whose callback is running (a heartbeat that
+        // restarts itself); wasm-bindgen defers freeing a closure until its call returns.
+        let old = self.pending.borrow_mut().insert(timer, timeout);
+        drop(old);
+    }
+
+    pub fn cancel(&self, timer: Timer) {
+        let old = self.pending.borrow_mut().remove(&timer);
+        drop(old);
+    }
+
+    pub fn clear(&self) {
+        let all: Vec<Timeout> = self.pending.borrow_mut().drain().map(|(_, t)| t).collect();
+        drop(all);
+    }
+}

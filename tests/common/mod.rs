@@ -1,0 +1,477 @@
+//! Shared helpers of the browser tests: `TRTCCalling` instances logged in to the real
+//! `calling-server` (address fixed at compile time by `CALLING_SERVER`), a recorder of every
+//! event each instance receives, and waits that fail with a clear message at a deadline.
+#![allow(dead_code)]
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use js_sys::{Array, Function, Object, Promise, Reflect, JSON};
+use trtc_calling_wasm::TrtcCalling;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+
+/// host:port of the calling-server the test command started.
+pub const SERVER: &str = match option_env!("CALLING_SERVER") {
+    Some(s) => s,
+    None => "127.0.0.1:18080",
+};
+/// The server's dev-mode application.
+pub const SDK_APP_ID: u32 = 1_400_000_000;
+/// Long enough for a loopback call to connect on a loaded 2-core machine.
+pub const DEADLINE_MS: u32 = 15_000;
+
+#[wasm_bindgen(inline_js = "
+export function canonical(v) {
+  return JSON.stringify(v, (k, x) => x && typeof x === 'object' && !Array.isArray(x)
+    ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+    : x);
+}
+export function delay(ms) { return new Promise((resolve) => setTimeout(resolve, ms)); }
+export function sdkElements() { return document.querySelectorAll('[data-trtc-calling]').length; }
+export function makeDiv(id) {
+  const d = document.createElement('div');
+  d.id = id;
+  document.body.appendChild(d);
+  return d;
+}
+")]
+extern "C" {
+    /// JSON with object keys sorted, so payloads compare independently of key order.
+    pub fn canonical(v: &JsValue) -> String;
+    fn delay(ms: u32) -> Promise;
+    /// How many elements the SDK created are in the page.
+    #[wasm_bindgen(js_name = sdkElements)]
+    pub fn sdk_elements() -> u32;
+    #[wasm_bindgen(js_name = makeDiv)]
+    pub fn make_div(id: &str) -> web_sys::HtmlElement;
+}
+
+/// A user id unique to this run, so tests never see each other's sessions.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}_{}", (js_sys::Math::random() * 1e9) as u64)
+}
+
+/// Parses a JSON literal for an expected payload.
+pub fn json(text: &str) -> JsValue {
+    JSON::parse(text).unwrap_or_else(|_| panic!("bad JSON in test: {text}"))
+}
+
+pub fn get(v: &JsValue, key: &str) -> JsValue {
+    Reflect::get(v, &key.into()).unwrap_or(JsValue::UNDEFINED)
+}
+
+pub fn get_str(v: &JsValue, key: &str) -> String {
+    get(v, key)
+        .as_string()
+        .unwrap_or_else(|| panic!("{key} is not a string in {}", canonical(v)))
+}
+
+pub fn get_num(v: &JsValue, key: &str) -> f64 {
+    get(v, key)
+        .as_f64()
+        .unwrap_or_else(|| panic!("{key} is not a number in {}", canonical(v)))
+}
+
+/// Asserts two JS values are deeply equal (key order aside).
+#[track_caller]
+pub fn assert_js_eq(actual: &JsValue, expected: &JsValue, what: &str) {
+    assert_eq!(canonical(actual), canonical(expected), "{what}");
+}
+
+/// Awaits a promise that must resolve.
+pub async fn ok(p: Promise, what: &str) -> JsValue {
+    match JsFuture::from(p).await {
+        Ok(v) => v,
+        Err(e) => panic!("{what} rejected: {}", error_text(&e)),
+    }
+}
+
+/// Awaits a promise that must reject; returns the rejection.
+pub async fn fails(p: Promise, what: &str) -> JsValue {
+    match JsFuture::from(p).await {
+        Ok(v) => panic!("{what} resolved with {} but should reject", canonical(&v)),
+        Err(e) => e,
+    }
+}
+
+pub fn error_text(e: &JsValue) -> String {
+    let msg = get(e, "message").as_string().unwrap_or_default();
+    format!("{msg} (code {:?})", get(e, "code").as_f64())
+}
+
+pub async fn fetch_json(url: &str) -> JsValue {
+    let window = web_sys::window().expect("window");
+    let resp: web_sys::Response = ok(window.fetch_with_str(url), url).await.unchecked_into();
+    assert!(resp.ok(), "GET {url}: HTTP {}", resp.status());
+    ok(resp.json().expect("json()"), url).await
+}
+
+/// A fresh UserSig from the dev-mode server.
+pub async fn user_sig(user: &str) -> String {
+    let v = fetch_json(&format!(
+        "http://{SERVER}/dev/usersig?sdkAppID={SDK_APP_ID}&userID={user}"
+    ))
+    .await;
+    get_str(&v, "userSig")
+}
+
+/// One `TRTCCalling` instance and everything it emitted, in order.
+pub struct Client {
+    pub user: String,
+    pub sdk: TrtcCalling,
+    log: Rc<RefCell<Vec<(String, JsValue)>>>,
+    /// How many logged events each `wait_for` has consumed so far, per event name.
+    seen: RefCell<Vec<usize>>,
+    wake: Rc<RefCell<Option<Function>>>,
+    _listeners: Vec<Closure<dyn FnMut(JsValue)>>,
+}
+
+/// Every event value of `TRTCCalling.EVENT`, once each.
+pub fn event_values() -> Vec<String> {
+    let event = TrtcCalling::event();
+    let mut names: Vec<String> = Object::values(&event)
+        .iter()
+        .filter_map(|v| v.as_string())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+impl Client {
+    /// A new instance, not logged in, recording every event.
+    pub fn new(user: &str) -> Client {
+        let options = Object::new();
+        let _ = Reflect::set(&options, &"SDKAppID".into(), &SDK_APP_ID.into());
+        let _ = Reflect::set(
+            &options,
+            &"signalingUrl".into(),
+            &format!("ws://{SERVER}/ws").into(),
+        );
+        let sdk = TrtcCalling::new(options.into());
+        let log: Rc<RefCell<Vec<(String, JsValue)>>> = Rc::default();
+        let wake: Rc<RefCell<Option<Function>>> = Rc::default();
+        let mut listeners = Vec::new();
+        for name in event_values() {
+            let (log, wake, n) = (log.clone(), wake.clone(), name.clone());
+            let cb = Closure::<dyn FnMut(JsValue)>::new(move |payload: JsValue| {
+                log.borrow_mut().push((n.clone(), payload));
+                if let Some(w) = wake.borrow_mut().take() {
+                    let _ = w.call0(&JsValue::UNDEFINED);
+                }
+            });
+            sdk.on(name.into(), cb.as_ref().clone(), JsValue::UNDEFINED);
+            listeners.push(cb);
+        }
+        Client {
+            user: user.to_owned(),
+            sdk,
+            log,
+            seen: RefCell::default(),
+            wake,
+            _listeners: listeners,
+        }
+    }
+
+    /// A new instance logged in as `user`; waits for its `SDK_READY`.
+    pub async fn login(user: &str) -> Client {
+        let c = Client::new(user);
+        let sig = user_sig(user).await;
+        let reply = ok(c.sdk.login(login_options(user, &sig)), "login").await;
+        assert_js_eq(
+            &reply,
+            &json(&format!(r#"{{"code":0,"data":{{"userID":"{user}"}}}}"#)),
+            "login result",
+        );
+        let ready = c.wait_for("sdkReady").await;
+        assert_js_eq(
+            &ready,
+            &json(&format!(r#"{{"userID":"{user}"}}"#)),
+            "SDK_READY",
+        );
+        c
+    }
+
+    /// The names of every event so far, in order (voice volume reports left out: they are
+    /// periodic, not part of a flow).
+    pub fn names(&self) -> Vec<String> {
+        self.log
+            .borrow()
+            .iter()
+            .map(|(n, _)| n.clone())
+            .filter(|n| n != "onUserVoiceVolume")
+            .collect()
+    }
+
+    /// Every payload of `name` so far.
+    pub fn payloads(&self, name: &str) -> Vec<JsValue> {
+        self.log
+            .borrow()
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, p)| p.clone())
+            .collect()
+    }
+
+    fn find(&self, name: &str, skip: usize) -> Option<JsValue> {
+        self.log
+            .borrow()
+            .iter()
+            .filter(|(n, _)| n == name)
+            .nth(skip)
+            .map(|(_, p)| p.clone())
+    }
+
+    /// Waits for the next not yet awaited `name` event; panics at the deadline.
+    pub async fn wait_for(&self, name: &str) -> JsValue {
+        let index = event_values().iter().position(|n| n == name);
+        let skip = match index {
+            Some(i) => {
+                let mut seen = self.seen.borrow_mut();
+                if seen.len() <= i {
+                    seen.resize(i + 1, 0);
+                }
+                seen[i]
+            }
+            None => panic!("{name} is not an event"),
+        };
+        let start = js_sys::Date::now();
+        loop {
+            if let Some(p) = self.find(name, skip) {
+                if let Some(i) = index {
+                    self.seen.borrow_mut()[i] += 1;
+                }
+                return p;
+            }
+            let left = DEADLINE_MS as f64 - (js_sys::Date::now() - start);
+            if left <= 0.0 {
+                panic!(
+                    "{}: no {name} event within {DEADLINE_MS} ms; events so far: {:?}",
+                    self.user,
+                    self.names()
+                );
+            }
+            // Woken by the next event of any kind, or by the deadline.
+            let mut resolve = None;
+            let next = Promise::new(&mut |r, _| resolve = Some(r));
+            *self.wake.borrow_mut() = resolve;
+            let race = Promise::race(&Array::of2(&next, &delay(left as u32)));
+            let _ = JsFuture::from(race).await;
+        }
+    }
+
+    /// Asserts no local track the SDK opened is still live, and no element it created remains.
+    pub fn assert_released(&self) {
+        let tracks = self.sdk.local_tracks();
+        for t in tracks.iter() {
+            let t: web_sys::MediaStreamTrack = t.unchecked_into();
+            assert_eq!(
+                t.ready_state(),
+                web_sys::MediaStreamTrackState::Ended,
+                "{}: local {} track still live after the call",
+                self.user,
+                t.kind()
+            );
+        }
+    }
+
+    pub async fn logout(&self) {
+        ok(self.sdk.logout(), "logout").await;
+    }
+}
+
+pub fn login_options(user: &str, sig: &str) -> JsValue {
+    let o = Object::new();
+    let _ = Reflect::set(&o, &"userID".into(), &user.into());
+    let _ = Reflect::set(&o, &"userSig".into(), &sig.into());
+    o.into()
+}
+
+/// `{userID, type}` for `call`.
+pub fn call_options(user: &str, call_type: u8) -> JsValue {
+    json(&format!(r#"{{"userID":"{user}","type":{call_type}}}"#))
+}
+
+/// Waits until `cond` holds (polled each 50 ms); panics with `what` at the deadline.
+pub async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = js_sys::Date::now();
+    while !cond() {
+        if js_sys::Date::now() - start > DEADLINE_MS as f64 {
+            panic!("{what}: not within {DEADLINE_MS} ms");
+        }
+        let _ = JsFuture::from(delay(50)).await;
+    }
+}
+
+/// Asserts the exact sequence of events a client received.
+#[track_caller]
+pub fn assert_events(c: &Client, expected: &[&str]) {
+    assert_eq!(c.names(), expected, "events of {}", c.user);
+}
+
+/// Asserts the events a client received, as a multiset: used where the order between
+/// independent sources (media packets vs. server messages) is not defined.
+#[track_caller]
+pub fn assert_event_set(c: &Client, expected: &[&str]) {
+    let mut actual = c.names();
+    actual.sort();
+    let mut expected: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+    expected.sort();
+    assert_eq!(actual, expected, "events of {} (any order)", c.user);
+}
+
+/// Asserts `first` was received before `then`.
+#[track_caller]
+pub fn assert_before(c: &Client, first: &str, then: &str) {
+    let names = c.names();
+    let a = names.iter().position(|n| n == first);
+    let b = names.iter().rposition(|n| n == then);
+    assert!(
+        matches!((a, b), (Some(a), Some(b)) if a < b),
+        "{}: expected {first} before {then} in {names:?}",
+        c.user
+    );
+}
+
+/// `USER_ENTER`, `USER_AUDIO_AVAILABLE` and `USER_VIDEO_AVAILABLE` when the peer's media is
+/// `audio`/`video`; this is what each side sees while a call connects.
+pub fn connect_events(video: bool) -> Vec<&'static str> {
+    let _ = video;
+    vec![
+        "onUserEnter",
+        "onUserAudioAvailable",
+        "onUserVideoAvailable",
+    ]
+}
+
+/// Payload `{userID}`.
+pub fn user_payload(user: &str) -> JsValue {
+    json(&format!(r#"{{"userID":"{user}"}}"#))
+}
+
+/// Sets up a connected 1:1 call from `a` to `b` of `call_type` and checks every event and
+/// reply of the way: call result, INVITED, accept result, USER_ACCEPT, USER_ENTER on both
+/// sides, and each side's view of the other's media. Returns the room id.
+pub async fn connect(a: &Client, b: &Client, call_type: u8) -> f64 {
+    let reply = ok(a.sdk.call(call_options(&b.user, call_type)), "call").await;
+    let invite_id = get_str(&reply, "inviteID");
+    let room = get_num(&reply, "roomID");
+    assert_js_eq(
+        &reply,
+        &json(&format!(
+            r#"{{"code":0,"inviteID":"{invite_id}","roomID":{room},"userID":"{}"}}"#,
+            b.user
+        )),
+        "call result",
+    );
+    assert_eq!(a.sdk.get_call_status(), "calling");
+    assert!(a.sdk.is_inviter());
+
+    let invited = b.wait_for("onInvited").await;
+    let version = get_num(&get(&invited, "inviteData"), "version");
+    assert_js_eq(
+        &invited,
+        &json(&format!(
+            r#"{{"sponsor":"{}","userIDList":["{}"],"isFromGroup":false,
+                "inviteData":{{"version":{version},"callType":{call_type},"roomID":{room},"callEnd":0}},
+                "inviteID":"{invite_id}"}}"#,
+            a.user, b.user
+        )),
+        "INVITED",
+    );
+    assert_eq!(b.sdk.get_call_status(), "calling");
+    assert!(!b.sdk.is_inviter());
+
+    let accepted = ok(b.sdk.accept(), "accept").await;
+    assert_js_eq(
+        &accepted,
+        &json(&format!(
+            r#"{{"code":0,"roomID":{room},"callType":{call_type}}}"#
+        )),
+        "accept result",
+    );
+    assert_js_eq(
+        &a.wait_for("onUserAccept").await,
+        &user_payload(&b.user),
+        "USER_ACCEPT",
+    );
+    assert_js_eq(
+        &a.wait_for("onUserEnter").await,
+        &user_payload(&b.user),
+        "USER_ENTER at caller",
+    );
+    assert_js_eq(
+        &b.wait_for("onUserEnter").await,
+        &user_payload(&a.user),
+        "USER_ENTER at callee",
+    );
+    let video = call_type == 2;
+    for (me, other) in [(a, b), (b, a)] {
+        let audio = me.wait_for("onUserAudioAvailable").await;
+        assert_js_eq(
+            &audio,
+            &json(&format!(
+                r#"{{"userID":"{}","isAudioAvailable":true}}"#,
+                other.user
+            )),
+            "USER_AUDIO_AVAILABLE on connect",
+        );
+        let cam = me.wait_for("onUserVideoAvailable").await;
+        assert_js_eq(
+            &cam,
+            &json(&format!(
+                r#"{{"userID":"{}","isVideoAvailable":{video}}}"#,
+                other.user
+            )),
+            "USER_VIDEO_AVAILABLE on connect",
+        );
+        assert_eq!(me.sdk.get_call_status(), "connected");
+        assert_eq!(me.sdk.get_call_type(), call_type);
+    }
+    let mut caller = vec!["sdkReady", "onUserAccept"];
+    caller.extend(connect_events(video));
+    assert_event_set(a, &caller);
+    let mut callee = vec!["sdkReady", "onInvited"];
+    callee.extend(connect_events(video));
+    assert_event_set(b, &callee);
+    room
+}
+
+/// `hanger` hangs up a connected call with `other`: the other side sees USER_LEAVE then
+/// CALL_END, the hanger CALL_END; both with `{userID: hanger, callEnd}`. Then both are idle
+/// with every local track stopped and every SDK element gone.
+pub async fn hang_up(hanger: &Client, other: &Client) {
+    let reply = ok(hanger.sdk.hangup(), "hangup").await;
+    assert_eq!(
+        get_num(&reply, "code"),
+        0.0,
+        "hangup result {}",
+        canonical(&reply)
+    );
+    let leave = other.wait_for("onUserLeave").await;
+    assert_js_eq(&leave, &user_payload(&hanger.user), "USER_LEAVE");
+    for c in [hanger, other] {
+        let end = c.wait_for("onCallEnd").await;
+        let secs = get_num(&end, "callEnd");
+        assert!((0.0..60.0).contains(&secs), "callEnd {secs}");
+        assert_js_eq(
+            &end,
+            &json(&format!(
+                r#"{{"userID":"{}","callEnd":{secs}}}"#,
+                hanger.user
+            )),
+            "CALL_END",
+        );
+        assert_eq!(c.sdk.get_call_status(), "idle");
+    }
+    assert_before(other, "onUserLeave", "onCallEnd");
+    for c in [hanger, other] {
+        c.assert_released();
+    }
+    assert_eq!(
+        sdk_elements(),
+        0,
+        "elements the SDK created remain after the call"
+    );
+}
