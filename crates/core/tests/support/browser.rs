@@ -3,7 +3,7 @@
 //! their description, remote media once both descriptions are set), and records every call a
 //! real browser would refuse in `errors`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use calling_core::{
     Effect, Input, MediaOutcome, PeerEvent, PeerState, SdkError, SdpKind, SessionDescription,
@@ -24,6 +24,10 @@ pub struct FakePeer {
     pub local: Option<String>,
     pub remote: Option<String>,
     pub connected: bool,
+    /// Remote descriptions whose "applied" callback the core has not received yet, in order.
+    pending_remote: VecDeque<String>,
+    /// The remote description the core has been told is applied: candidates may follow.
+    pub remote_applied: Option<String>,
     /// Local offers discarded because a remote offer was applied over them.
     pub rollbacks: u32,
     pub candidates_added: Vec<String>,
@@ -107,6 +111,8 @@ impl FakeBrowser {
                         local: None,
                         remote: None,
                         connected: false,
+                        pending_remote: VecDeque::new(),
+                        remote_applied: None,
                         rollbacks: 0,
                         candidates_added: Vec::new(),
                         generation: 0,
@@ -130,7 +136,8 @@ impl FakeBrowser {
                         .push(format!("candidate for unknown peer {user_id}"));
                     return out;
                 };
-                match &peer.remote {
+                // The core must wait for the "applied" callback before adding candidates.
+                match &peer.remote_applied {
                     Some(remote) if candidate == candidate_for(remote) => {
                         peer.candidates_added.push(candidate.candidate);
                     }
@@ -143,6 +150,15 @@ impl FakeBrowser {
             other => self.errors.push(format!("unexpected effect {other:?}")),
         }
         out
+    }
+
+    /// The core is about to receive `RemoteDescriptionApplied` for `user`.
+    pub fn description_applied(&mut self, user: &str) {
+        if let Some(peer) = self.peers.get_mut(user) {
+            if let Some(sdp) = peer.pending_remote.pop_front() {
+                peer.remote_applied = Some(sdp);
+            }
+        }
     }
 
     fn create_offer(&mut self, user: &str, out: &mut Vec<Input>) {
@@ -186,6 +202,7 @@ impl FakeBrowser {
                     peer.rollbacks += 1;
                     peer.local = None;
                 }
+                peer.pending_remote.push_back(description.sdp.clone());
                 peer.remote = Some(description.sdp);
                 peer.generation += 1;
                 let answer = format!("{me}>{user}#{} answer", peer.generation);
@@ -210,6 +227,7 @@ impl FakeBrowser {
                         .push(format!("answer from {user} applied while stable"));
                     return;
                 }
+                peer.pending_remote.push_back(description.sdp.clone());
                 peer.remote = Some(description.sdp);
                 peer.signaling = Signaling::Stable;
                 out.push(peer_input(user, PeerEvent::RemoteDescriptionApplied));

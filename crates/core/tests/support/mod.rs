@@ -200,6 +200,13 @@ impl World {
 
     fn handle(&mut self, client: usize, input: Input) -> Result<(), calling_core::CallError> {
         let now = self.now_ms;
+        if let Input::Peer {
+            user_id,
+            event: PeerEvent::RemoteDescriptionApplied,
+        } = &input
+        {
+            self.clients[client].browser.description_applied(user_id);
+        }
         let effects = self.clients[client].call.handle(now, input)?;
         for effect in effects {
             self.apply(client, effect);
