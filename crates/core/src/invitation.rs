@@ -368,6 +368,9 @@ impl Call {
         };
         call.call_type = joined.call_type;
         call.invitees = joined.pending;
+        if joined.members.len() > 1 {
+            call.is_group = true;
+        }
         // Every member already in the call offers to the newcomer; we wait for their offers.
         for member in joined.members.into_iter().filter(|m| m != me) {
             let polite = is_polite(me, &member);
@@ -423,6 +426,9 @@ impl Call {
             let mut peer = Peer::new(polite);
             peer.start_offer(&user, out);
             call.peers.insert(user, peer);
+        }
+        if call.peers.len() > 1 {
+            call.is_group = true;
         }
     }
 
@@ -525,6 +531,10 @@ impl Call {
         let Some(call) = self.line.as_mut().filter(|c| c.is_room(room)) else {
             return;
         };
+        // Someone invited more users into our call: it is a group call from now on.
+        if call.is_connected() && !users.is_empty() {
+            call.is_group = true;
+        }
         call.invitees.clone_from(&users);
         if call.is_group {
             out.push(Effect::Emit(AppEvent::GroupCallInviteeListUpdate {
