@@ -323,7 +323,8 @@ impl Call {
                 let before = call.local.state();
                 call.local.audio = audio;
                 call.local.video = video;
-                call.announce_media(before, out);
+                // The op first: a followed switch is acknowledged before the new media state
+                // goes out, so the other side sees the mode change, then the video.
                 match op {
                     None | Some(MediaOp::Start) => {}
                     Some(MediaOp::Accept) => out.extend(self.send_accept()),
@@ -331,6 +332,9 @@ impl Call {
                         out.push(ok(request))
                     }
                     Some(MediaOp::FollowVideo) => self.finish_follow_video(true, None, out),
+                }
+                if let Some(call) = &self.line {
+                    call.announce_media(before, out);
                 }
                 return;
             }
