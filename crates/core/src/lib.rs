@@ -10,6 +10,7 @@ pub mod io;
 mod call;
 mod invitation;
 mod media;
+mod membership;
 pub mod negotiation;
 mod peer;
 mod session;

@@ -190,7 +190,8 @@ impl World {
         }
     }
 
-    fn deliver(&mut self, deliveries: Vec<server::Delivery>) {
+    /// Queues server messages for their clients (a closed socket receives nothing).
+    pub fn deliver(&mut self, deliveries: Vec<server::Delivery>) {
         for (to, message) in deliveries {
             if self.clients[to].socket_open {
                 self.queue.push_back((to, Input::Server(message)));

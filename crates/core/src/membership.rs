@@ -1,0 +1,224 @@
+//! Membership of a call in progress: joining (as the accepting callee), newcomers accepted by
+//! others, the invitee list, members leaving, the call ending, and leaving it ourselves.
+
+use std::collections::btree_map::Entry;
+
+use calling_protocol::{EndReason, RoomId};
+
+use crate::call::{Call, CallError, Joined};
+use crate::event::AppEvent;
+use crate::io::{Effect, Reply, RequestId, SdkError};
+use crate::negotiation::is_polite;
+use crate::peer::Peer;
+use crate::session::{ended_event, left};
+use crate::state::{Answer, Phase};
+
+impl Call {
+    pub(crate) fn hangup(
+        &mut self,
+        me: &str,
+        now_ms: u64,
+        request: RequestId,
+        out: &mut Vec<Effect>,
+    ) -> Result<(), CallError> {
+        match self.line.as_ref().map(|c| &c.phase) {
+            None => {
+                out.push(Effect::Resolve {
+                    request,
+                    reply: Reply::OkMsg {
+                        code: 0,
+                        msg: "ok".into(),
+                    },
+                });
+                return Ok(());
+            }
+            Some(Phase::Incoming { .. }) => self.decline_invitation(&left("hangup()"), out),
+            Some(Phase::Outgoing | Phase::Connected { .. }) => {
+                self.leave(me, now_ms, &left("hangup()"), out)
+            }
+        }
+        out.push(Effect::Resolve {
+            request,
+            reply: Reply::Ok { code: 0 },
+        });
+        Ok(())
+    }
+
+    /// Leaves the call as caller or member: the server is told (at once, or when it confirms a
+    /// call we are leaving before it answered), and `CALL_END` follows if we were connected.
+    pub(crate) fn leave(
+        &mut self,
+        me: &str,
+        now_ms: u64,
+        reason: &SdkError,
+        out: &mut Vec<Effect>,
+    ) {
+        let Some(call) = self.line.take() else { return };
+        if let Some(message) = call.leave_message() {
+            out.push(Effect::Send(message));
+        }
+        self.abandoned.extend(call.joining_requests());
+        let ended = ended_event(&call, me, now_ms);
+        call.close(reason, out);
+        out.extend(ended);
+    }
+
+    pub(crate) fn joined(&mut self, me: &str, now_ms: u64, joined: Joined, out: &mut Vec<Effect>) {
+        if self.take_abandoned(joined.request_id, joined.room_id, out) {
+            return;
+        }
+        let Some(call) = self.line.as_mut().filter(|c| c.is_room(joined.room_id)) else {
+            return;
+        };
+        let Phase::Incoming {
+            answer: Answer::Joining { request },
+            ..
+        } = call.phase
+        else {
+            return;
+        };
+        if request != joined.request_id {
+            return;
+        }
+        call.phase = Phase::Connected {
+            since_ms: now_ms,
+            inviter: false,
+        };
+        call.call_type = joined.call_type;
+        call.invitees = joined.pending;
+        if joined.members.len() > 1 {
+            call.is_group = true;
+        }
+        // Every member already in the call offers to the newcomer; we wait for their offers.
+        for member in joined.members.into_iter().filter(|m| m != me) {
+            let polite = is_polite(me, &member);
+            out.push(Effect::CreatePeer {
+                user_id: member.clone(),
+                initiator: false,
+                polite,
+            });
+            call.peers.insert(member, Peer::new(polite));
+        }
+        out.push(Effect::Resolve {
+            request,
+            reply: Reply::Accept {
+                code: 0,
+                room_id: joined.room_id,
+                call_type: joined.call_type.as_number(),
+            },
+        });
+    }
+
+    /// `user` accepted and joined: existing members connect to the newcomer.
+    pub(crate) fn accepted(
+        &mut self,
+        me: &str,
+        now_ms: u64,
+        room: RoomId,
+        user: String,
+        out: &mut Vec<Effect>,
+    ) {
+        let Some(call) = self.line.as_mut().filter(|c| c.is_room(room)) else {
+            return;
+        };
+        if matches!(call.phase, Phase::Incoming { .. }) || user == me {
+            return;
+        }
+        call.invitees.retain(|u| *u != user);
+        if call.phase == Phase::Outgoing {
+            call.phase = Phase::Connected {
+                since_ms: now_ms,
+                inviter: true,
+            };
+        }
+        out.push(Effect::Emit(AppEvent::UserAccept {
+            user_id: user.clone(),
+        }));
+        if let Entry::Vacant(slot) = call.peers.entry(user.clone()) {
+            let polite = is_polite(me, &user);
+            out.push(Effect::CreatePeer {
+                user_id: user.clone(),
+                initiator: true,
+                polite,
+            });
+            let mut peer = Peer::new(polite);
+            peer.start_offer(&user, out);
+            slot.insert(peer);
+        }
+        if call.peers.len() > 1 {
+            call.is_group = true;
+        }
+    }
+
+    pub(crate) fn invitee_list_changed(
+        &mut self,
+        room: RoomId,
+        users: Vec<String>,
+        out: &mut Vec<Effect>,
+    ) {
+        let Some(call) = self.line.as_mut().filter(|c| c.is_room(room)) else {
+            return;
+        };
+        // Someone invited more users into our call: it is a group call from now on.
+        if call.is_connected() && !users.is_empty() {
+            call.is_group = true;
+        }
+        call.invitees.clone_from(&users);
+        if call.is_group {
+            out.push(Effect::Emit(AppEvent::GroupCallInviteeListUpdate {
+                user_id_list: users,
+            }));
+        }
+    }
+
+    pub(crate) fn member_left(&mut self, room: RoomId, user: &str, out: &mut Vec<Effect>) {
+        let Some(call) = self.line.as_mut().filter(|c| c.is_room(room)) else {
+            return;
+        };
+        if call.peers.remove(user).is_some() {
+            out.push(Effect::Emit(AppEvent::UserLeave {
+                user_id: user.to_owned(),
+            }));
+            out.push(Effect::ClosePeer {
+                user_id: user.to_owned(),
+            });
+        }
+    }
+
+    pub(crate) fn call_ended(
+        &mut self,
+        room: RoomId,
+        user_id: String,
+        duration_secs: u32,
+        reason: EndReason,
+        out: &mut Vec<Effect>,
+    ) {
+        // A callee still ringing hears about its invitation through cancelled/timeout instead.
+        let ours = self
+            .line
+            .as_ref()
+            .is_some_and(|c| c.is_room(room) && !matches!(c.phase, Phase::Incoming { .. }));
+        let Some(call) = self.line.take_if(|_| ours) else {
+            return;
+        };
+        call.close(&ring_over_call(), out);
+        match reason {
+            // Declined or busy: the caller already got REJECT / LINE_BUSY, and SPEC §6 has no
+            // CALL_END for a call that was never answered that way.
+            EndReason::Rejected | EndReason::Busy => {}
+            EndReason::Hangup | EndReason::NoResponse => {
+                out.push(Effect::Emit(AppEvent::CallEnd {
+                    user_id,
+                    call_end: duration_secs,
+                }))
+            }
+        }
+    }
+}
+
+fn ring_over_call() -> SdkError {
+    SdkError {
+        code: None,
+        message: "the call ended before this finished".into(),
+    }
+}
