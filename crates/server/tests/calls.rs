@@ -1,0 +1,611 @@
+//! Every call flow of SPEC §6 through a real server and real WebSocket clients.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use calling_protocol::{
+    CallType, ClientMessage, EndReason, IceCandidate, IceServer, RoomId, ServerMessage, Signal,
+};
+use common::*;
+
+/// alice calls bob and bob accepts; every message on the way is checked.
+async fn connected_pair(server: &Server) -> (Client, Client, RoomId, String) {
+    let mut alice = Client::login(server.addr, "alice").await;
+    let mut bob = Client::login(server.addr, "bob").await;
+    let (room, invite_id) = alice.invite(&["bob"], None).await;
+    assert_eq!(alice.recv().await, invitee_list(room, &["bob"]));
+    assert_eq!(
+        bob.recv().await,
+        ServerMessage::Invited {
+            invite_id: invite_id.clone(),
+            room_id: room,
+            sponsor: "alice".into(),
+            user_ids: vec!["bob".into()],
+            call_type: CallType::Video,
+            is_group: false,
+            group_id: None,
+        }
+    );
+    assert_eq!(
+        bob.accept(&invite_id).await,
+        ServerMessage::Joined {
+            request_id: 12,
+            room_id: room,
+            call_type: CallType::Video,
+            members: vec!["alice".into()],
+            pending: vec![],
+        }
+    );
+    assert_eq!(
+        alice.recv().await,
+        ServerMessage::Accepted {
+            room_id: room,
+            invite_id: invite_id.clone(),
+            user_id: "bob".into()
+        }
+    );
+    assert_eq!(alice.recv().await, invitee_list(room, &[]));
+    (alice, bob, room, invite_id)
+}
+
+fn call_ended(room: RoomId, by: &str, reason: EndReason) -> impl Fn(ServerMessage) -> bool {
+    let by = by.to_string();
+    move |m| matches!(m, ServerMessage::CallEnded { room_id, user_id, reason: r, .. } if room_id == room && user_id == by && r == reason)
+}
+
+#[tokio::test]
+async fn login_ok_carries_the_server_settings() {
+    let mut config = config();
+    config.ring_timeout = Duration::from_millis(2500);
+    config.ice_servers = vec![IceServer {
+        urls: vec!["stun:127.0.0.1:3478".into()],
+        username: None,
+        credential: None,
+    }];
+    let server = start(config).await;
+    let mut c = Client::connect(server.addr).await;
+    c.send(&login_msg("alice")).await;
+    assert_eq!(
+        c.recv().await,
+        ServerMessage::LoginOk {
+            user_id: "alice".into(),
+            ice_servers: vec![IceServer {
+                urls: vec!["stun:127.0.0.1:3478".into()],
+                username: None,
+                credential: None,
+            }],
+            ring_timeout_secs: 3,
+            heartbeat_timeout_secs: 10,
+        }
+    );
+    c.send(&ClientMessage::Ping).await;
+    assert_eq!(c.recv().await, ServerMessage::Pong);
+}
+
+#[tokio::test]
+async fn one_to_one_accept_relays_signals_both_ways() {
+    let server = start(config()).await;
+    let (mut alice, mut bob, room, _) = connected_pair(&server).await;
+    let signals = [
+        Signal::Offer {
+            sdp: "v=0 offer".into(),
+        },
+        Signal::Answer {
+            sdp: "v=0 answer".into(),
+        },
+        Signal::Candidate(IceCandidate {
+            candidate: "candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host".into(),
+            sdp_mid: Some("0".into()),
+            sdp_m_line_index: Some(0),
+        }),
+        Signal::Media {
+            audio: true,
+            video: false,
+        },
+        Signal::SwitchMode {
+            call_type: CallType::Audio,
+        },
+        Signal::SwitchModeAck {
+            call_type: CallType::Audio,
+            ok: true,
+        },
+    ];
+    for signal in signals {
+        alice.relay(room, "bob", signal.clone()).await;
+        assert_eq!(
+            bob.recv().await,
+            ServerMessage::Signal {
+                room_id: room,
+                from: "alice".into(),
+                signal: signal.clone()
+            }
+        );
+        bob.relay(room, "alice", signal.clone()).await;
+        assert_eq!(
+            alice.recv().await,
+            ServerMessage::Signal {
+                room_id: room,
+                from: "bob".into(),
+                signal
+            }
+        );
+    }
+    alice.expect_nothing().await;
+    bob.expect_nothing().await;
+}
+
+#[tokio::test]
+async fn hangup_by_either_side_ends_the_call_for_the_other() {
+    let server = start(config()).await;
+    for callee_hangs_up in [true, false] {
+        let (mut alice, mut bob, room, _) = connected_pair(&server).await;
+        let (leaver, stayer) = if callee_hangs_up {
+            (&mut bob, &mut alice)
+        } else {
+            (&mut alice, &mut bob)
+        };
+        leaver.send(&ClientMessage::Hangup { room_id: room }).await;
+        let name = leaver.name.clone();
+        assert_eq!(
+            stayer.recv().await,
+            ServerMessage::MemberLeft {
+                room_id: room,
+                user_id: name.clone()
+            }
+        );
+        assert_eq!(
+            stayer.recv().await,
+            ServerMessage::CallEnded {
+                room_id: room,
+                user_id: name,
+                duration_secs: 0,
+                reason: EndReason::Hangup
+            }
+        );
+        leaver.expect_nothing().await;
+        stayer.expect_nothing().await;
+        // Both are idle again: a new call between them rings.
+        let (room2, _) = bob.invite(&["alice"], None).await;
+        assert_ne!(room2, room);
+        assert!(matches!(alice.recv().await, ServerMessage::Invited { .. }));
+        bob.send(&ClientMessage::Hangup { room_id: room2 }).await;
+        assert!(matches!(
+            alice.recv().await,
+            ServerMessage::Cancelled { .. }
+        ));
+    }
+}
+
+#[tokio::test]
+async fn reject_tells_the_caller() {
+    let server = start(config()).await;
+    let mut alice = Client::login(server.addr, "alice").await;
+    let mut bob = Client::login(server.addr, "bob").await;
+    let (room, invite_id) = alice.invite(&["bob"], None).await;
+    assert_eq!(bob.invited().await, invite_id);
+    bob.send(&ClientMessage::Reject {
+        invite_id: invite_id.clone(),
+    })
+    .await;
+    assert_eq!(alice.recv().await, invitee_list(room, &["bob"]));
+    assert_eq!(
+        alice.recv().await,
+        ServerMessage::Rejected {
+            room_id: room,
+            invite_id,
+            user_id: "bob".into()
+        }
+    );
+    assert_eq!(alice.recv().await, invitee_list(room, &[]));
+    assert!(call_ended(room, "bob", EndReason::Rejected)(
+        alice.recv().await
+    ));
+    bob.expect_nothing().await;
+    alice.expect_nothing().await;
+}
+
+#[tokio::test]
+async fn busy_invitee_is_not_disturbed() {
+    let server = start(config()).await;
+    let (mut alice, mut bob, _, _) = connected_pair(&server).await;
+    let mut carol = Client::login(server.addr, "carol").await;
+    let (room, invite_id) = carol.invite(&["bob"], None).await;
+    assert_eq!(
+        carol.recv().await,
+        ServerMessage::Busy {
+            room_id: room,
+            invite_id,
+            user_id: "bob".into()
+        }
+    );
+    assert!(call_ended(room, "bob", EndReason::Busy)(carol.recv().await));
+    bob.expect_nothing().await;
+    alice.expect_nothing().await;
+    // A ringing invitee is busy too.
+    let mut dave = Client::login(server.addr, "dave").await;
+    let (_, _) = dave.invite(&["erin"], None).await; // erin is offline; dave is now ringing her
+    let (room, _) = carol.invite(&["erin"], None).await;
+    assert!(matches!(carol.recv().await, ServerMessage::Busy { room_id, .. } if room_id == room));
+}
+
+#[tokio::test]
+async fn caller_hangup_while_ringing_cancels() {
+    let server = start(config()).await;
+    let mut alice = Client::login(server.addr, "alice").await;
+    let mut bob = Client::login(server.addr, "bob").await;
+    let (room, invite_id) = alice.invite(&["bob"], None).await;
+    bob.invited().await;
+    alice.send(&ClientMessage::Hangup { room_id: room }).await;
+    assert_eq!(
+        bob.recv().await,
+        ServerMessage::Cancelled {
+            room_id: room,
+            invite_id: invite_id.clone(),
+            sponsor: "alice".into()
+        }
+    );
+    assert_eq!(alice.recv().await, invitee_list(room, &["bob"]));
+    alice.expect_nothing().await;
+    // Accepting the cancelled invitation is refused.
+    bob.send(&ClientMessage::Accept {
+        request_id: 5,
+        invite_id,
+    })
+    .await;
+    let (code, request_id, _) = bob.expect_error().await;
+    assert_eq!(
+        (code, request_id),
+        (calling_protocol::ErrorCode::NoSuchInvitation, Some(5))
+    );
+}
+
+#[tokio::test]
+async fn ring_timeout_is_decided_by_the_server() {
+    let ring = Duration::from_millis(400);
+    let server = start_ringing(ring).await;
+    let mut alice = Client::login(server.addr, "alice").await;
+    let mut bob = Client::login(server.addr, "bob").await;
+    let started = Instant::now();
+    let (room, invite_id) = alice.invite(&["bob"], None).await;
+    bob.invited().await;
+    assert_eq!(
+        bob.recv().await,
+        ServerMessage::InviteTimeout {
+            room_id: room,
+            invite_id: invite_id.clone(),
+            sponsor: "alice".into()
+        }
+    );
+    assert!(
+        started.elapsed() >= ring,
+        "timed out after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(alice.recv().await, invitee_list(room, &["bob"]));
+    assert_eq!(
+        alice.recv().await,
+        ServerMessage::NoResponse {
+            room_id: room,
+            invite_id,
+            user_ids: vec!["bob".into()]
+        }
+    );
+    assert_eq!(alice.recv().await, invitee_list(room, &[]));
+    assert!(call_ended(room, "bob", EndReason::NoResponse)(
+        alice.recv().await
+    ));
+    alice.expect_nothing().await;
+    bob.expect_nothing().await;
+    assert_eq!(server.hub.counts(), (2, 0));
+}
+
+#[tokio::test]
+async fn group_call_with_mixed_outcomes() {
+    let server = start_ringing(Duration::from_millis(1500)).await;
+    let mut alice = Client::login(server.addr, "alice").await;
+    let mut bob = Client::login(server.addr, "bob").await;
+    let mut carol = Client::login(server.addr, "carol").await;
+    let mut dave = Client::login(server.addr, "dave").await;
+    // dave is busy calling erin (offline); gina is offline and never comes.
+    dave.invite(&["erin"], None).await;
+    alice
+        .send(&ClientMessage::Invite {
+            request_id: 1,
+            user_ids: vec!["bob".into(), "carol".into(), "dave".into(), "gina".into()],
+            call_type: CallType::Audio,
+            is_group: true,
+            group_id: Some("team".into()),
+            room_id: None,
+        })
+        .await;
+    let (room, invite_id) = match alice.recv().await {
+        ServerMessage::InviteSent {
+            room_id,
+            invite_id,
+            user_ids,
+            ..
+        } => {
+            assert_eq!(user_ids, ["bob", "carol", "dave", "gina"]);
+            (room_id, invite_id)
+        }
+        other => panic!("{other:?}"),
+    };
+    for invitee in [&mut bob, &mut carol] {
+        assert_eq!(
+            invitee.recv().await,
+            ServerMessage::Invited {
+                invite_id: invite_id.clone(),
+                room_id: room,
+                sponsor: "alice".into(),
+                user_ids: vec!["bob".into(), "carol".into(), "gina".into()],
+                call_type: CallType::Audio,
+                is_group: true,
+                group_id: Some("team".into()),
+            }
+        );
+    }
+    assert_eq!(
+        alice.recv().await,
+        ServerMessage::Busy {
+            room_id: room,
+            invite_id: invite_id.clone(),
+            user_id: "dave".into()
+        }
+    );
+    assert_eq!(
+        alice.recv().await,
+        invitee_list(room, &["bob", "carol", "gina"])
+    );
+
+    match bob.accept(&invite_id).await {
+        ServerMessage::Joined {
+            members,
+            pending,
+            call_type,
+            ..
+        } => {
+            assert_eq!(members, ["alice"]);
+            assert_eq!(pending, ["carol", "gina"]);
+            assert_eq!(call_type, CallType::Audio);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        matches!(alice.recv().await, ServerMessage::Accepted { user_id, .. } if user_id == "bob")
+    );
+    assert_eq!(alice.recv().await, invitee_list(room, &["carol", "gina"]));
+
+    // A pending invitee may pre-connect: bob can signal carol while she rings.
+    bob.relay(
+        room,
+        "carol",
+        Signal::Media {
+            audio: true,
+            video: false,
+        },
+    )
+    .await;
+    assert!(matches!(carol.recv().await, ServerMessage::Signal { from, .. } if from == "bob"));
+
+    carol
+        .send(&ClientMessage::Reject {
+            invite_id: invite_id.clone(),
+        })
+        .await;
+    assert!(
+        matches!(alice.recv().await, ServerMessage::Rejected { user_id, .. } if user_id == "carol")
+    );
+    assert_eq!(alice.recv().await, invitee_list(room, &["gina"]));
+    assert_eq!(bob.recv().await, invitee_list(room, &["gina"]));
+
+    // gina never answers.
+    assert_eq!(
+        alice.recv().await,
+        ServerMessage::NoResponse {
+            room_id: room,
+            invite_id,
+            user_ids: vec!["gina".into()]
+        }
+    );
+    assert_eq!(alice.recv().await, invitee_list(room, &[]));
+    assert_eq!(bob.recv().await, invitee_list(room, &[]));
+    // Two members remain: the call goes on until one of them leaves.
+    alice.expect_nothing().await;
+    bob.send(&ClientMessage::Hangup { room_id: room }).await;
+    assert_eq!(
+        alice.recv().await,
+        ServerMessage::MemberLeft {
+            room_id: room,
+            user_id: "bob".into()
+        }
+    );
+    assert!(call_ended(room, "bob", EndReason::Hangup)(
+        alice.recv().await
+    ));
+    carol.expect_nothing().await;
+}
+
+#[tokio::test]
+async fn a_member_invites_more_users_into_a_running_call() {
+    let server = start(config()).await;
+    let (mut alice, mut bob, room, _) = connected_pair(&server).await;
+    let mut carol = Client::login(server.addr, "carol").await;
+    let (room2, invite_id) = bob.invite(&["carol"], Some(room)).await;
+    assert_eq!(room2, room);
+    assert!(
+        matches!(carol.recv().await, ServerMessage::Invited { sponsor, .. } if sponsor == "bob")
+    );
+    assert_eq!(alice.recv().await, invitee_list(room, &["carol"]));
+    assert_eq!(bob.recv().await, invitee_list(room, &["carol"]));
+    match carol.accept(&invite_id).await {
+        ServerMessage::Joined { members, .. } => assert_eq!(members, ["alice", "bob"]),
+        other => panic!("{other:?}"),
+    }
+    for member in [&mut alice, &mut bob] {
+        assert!(
+            matches!(member.recv().await, ServerMessage::Accepted { user_id, .. } if user_id == "carol")
+        );
+        assert_eq!(member.recv().await, invitee_list(room, &[]));
+    }
+    // alice leaves; bob and carol stay connected.
+    alice.send(&ClientMessage::Hangup { room_id: room }).await;
+    for member in [&mut bob, &mut carol] {
+        assert_eq!(
+            member.recv().await,
+            ServerMessage::MemberLeft {
+                room_id: room,
+                user_id: "alice".into()
+            }
+        );
+        member.expect_nothing().await;
+    }
+    carol
+        .relay(room, "bob", Signal::Offer { sdp: "x".into() })
+        .await;
+    assert!(matches!(bob.recv().await, ServerMessage::Signal { .. }));
+}
+
+#[tokio::test]
+async fn a_new_login_kicks_the_old_session_out() {
+    let server = start(config()).await;
+    let (mut alice, mut bob, room, _) = connected_pair(&server).await;
+    let mut bob2 = Client::login(server.addr, "bob").await;
+    assert_eq!(bob.recv().await, ServerMessage::Kicked);
+    assert_eq!(bob.closed().await, Closed::Code(1000));
+    assert_eq!(
+        alice.recv().await,
+        ServerMessage::MemberLeft {
+            room_id: room,
+            user_id: "bob".into()
+        }
+    );
+    assert!(call_ended(room, "bob", EndReason::Hangup)(
+        alice.recv().await
+    ));
+    bob2.expect_nothing().await;
+    // The new session is the one that counts.
+    let (_, _) = alice.invite(&["bob"], None).await;
+    assert!(matches!(bob2.recv().await, ServerMessage::Invited { .. }));
+}
+
+#[tokio::test]
+async fn offline_invitee_gets_the_invitation_at_login() {
+    let server = start(config()).await;
+    let mut alice = Client::login(server.addr, "alice").await;
+    let (room, invite_id) = alice.invite(&["dave"], None).await;
+    assert_eq!(alice.recv().await, invitee_list(room, &["dave"]));
+    let mut dave = Client::login(server.addr, "dave").await;
+    assert!(
+        matches!(dave.recv().await, ServerMessage::Invited { invite_id: i, sponsor, .. } if i == invite_id && sponsor == "alice")
+    );
+    assert!(matches!(
+        dave.accept(&invite_id).await,
+        ServerMessage::Joined { .. }
+    ));
+    assert!(
+        matches!(alice.recv().await, ServerMessage::Accepted { user_id, .. } if user_id == "dave")
+    );
+}
+
+#[tokio::test]
+async fn disconnect_mid_call_is_a_hangup() {
+    let server = start(config()).await;
+    let (mut alice, bob, room, _) = connected_pair(&server).await;
+    bob.vanish();
+    assert_eq!(
+        alice.recv().await,
+        ServerMessage::MemberLeft {
+            room_id: room,
+            user_id: "bob".into()
+        }
+    );
+    assert!(call_ended(room, "bob", EndReason::Hangup)(
+        alice.recv().await
+    ));
+}
+
+#[tokio::test]
+async fn caller_disconnecting_while_ringing_cancels() {
+    let server = start(config()).await;
+    let mut alice = Client::login(server.addr, "alice").await;
+    let mut bob = Client::login(server.addr, "bob").await;
+    let (room, invite_id) = alice.invite(&["bob"], None).await;
+    bob.invited().await;
+    alice.vanish();
+    assert_eq!(
+        bob.recv().await,
+        ServerMessage::Cancelled {
+            room_id: room,
+            invite_id,
+            sponsor: "alice".into()
+        }
+    );
+}
+
+#[tokio::test]
+async fn invitee_reconnecting_while_ringing_is_still_invited() {
+    let server = start(config()).await;
+    let mut alice = Client::login(server.addr, "alice").await;
+    let bob = Client::login(server.addr, "bob").await;
+    let (room, invite_id) = alice.invite(&["bob"], None).await;
+    bob.vanish();
+    let mut bob = Client::login(server.addr, "bob").await;
+    assert_eq!(bob.invited().await, invite_id);
+    assert!(
+        matches!(bob.accept(&invite_id).await, ServerMessage::Joined { room_id, .. } if room_id == room)
+    );
+}
+
+#[tokio::test]
+async fn a_silent_session_is_dropped_and_leaves_its_call() {
+    let mut config = config();
+    config.heartbeat_timeout = Duration::from_millis(600);
+    let server = start(config).await;
+    let (mut alice, bob, room, _) = connected_pair(&server).await;
+    let started = Instant::now();
+    // alice keeps her heartbeat going; bob stays silent with his socket open.
+    let mut beat = tokio::time::interval(Duration::from_millis(150));
+    let left = loop {
+        beat.tick().await;
+        alice.send(&ClientMessage::Ping).await;
+        match alice.recv().await {
+            ServerMessage::Pong => assert!(started.elapsed() < DEADLINE, "bob never dropped"),
+            other => break other,
+        }
+    };
+    assert_eq!(
+        left,
+        ServerMessage::MemberLeft {
+            room_id: room,
+            user_id: "bob".into()
+        }
+    );
+    assert!(started.elapsed() >= Duration::from_millis(600));
+    // The pong of the ping in flight may come first.
+    let mut next = alice.recv().await;
+    if next == ServerMessage::Pong {
+        next = alice.recv().await;
+    }
+    assert!(call_ended(room, "bob", EndReason::Hangup)(next));
+    drop(bob);
+}
+
+#[tokio::test]
+async fn logout_leaves_the_call_and_closes() {
+    let server = start(config()).await;
+    let (mut alice, mut bob, room, _) = connected_pair(&server).await;
+    bob.send(&ClientMessage::Logout).await;
+    assert_eq!(bob.closed().await, Closed::Code(1000));
+    assert_eq!(
+        alice.recv().await,
+        ServerMessage::MemberLeft {
+            room_id: room,
+            user_id: "bob".into()
+        }
+    );
+    assert!(call_ended(room, "bob", EndReason::Hangup)(
+        alice.recv().await
+    ));
+    assert_eq!(server.hub.counts(), (1, 0));
+}
