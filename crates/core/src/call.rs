@@ -402,3 +402,174 @@ pub(crate) enum Decline {
     Rejected,
     Busy,
 }
+
+#[cfg(test)]
+mod tests {
+    use calling_protocol::{EndReason, IceServer};
+
+    use super::*;
+    use crate::io::{Reply, SdkError};
+
+    fn logged_in() -> Call {
+        let mut call = Call::new();
+        let login = Command::Login {
+            sdk_app_id: 1,
+            user_id: "alice".into(),
+            user_sig: "sig".into(),
+        };
+        call.handle(
+            0,
+            Input::Command {
+                request: 1,
+                command: login,
+            },
+        )
+        .expect("login");
+        let ok = ServerMessage::LoginOk {
+            user_id: "alice".into(),
+            ice_servers: Vec::<IceServer>::new(),
+            ring_timeout_secs: 30,
+            heartbeat_timeout_secs: 10,
+        };
+        call.handle(0, Input::Server(ok)).expect("login ok");
+        call
+    }
+
+    #[test]
+    fn unexpected_network_input_while_idle_is_ignored() {
+        let mut call = logged_in();
+        let stray = [
+            ServerMessage::InviteSent {
+                request_id: 7,
+                invite_id: "i".into(),
+                room_id: 3,
+                user_ids: vec![],
+            },
+            ServerMessage::Joined {
+                request_id: 7,
+                room_id: 3,
+                call_type: CallType::Audio,
+                members: vec!["bob".into()],
+                pending: vec![],
+            },
+            ServerMessage::Accepted {
+                room_id: 3,
+                invite_id: "i".into(),
+                user_id: "bob".into(),
+            },
+            ServerMessage::Rejected {
+                room_id: 3,
+                invite_id: "i".into(),
+                user_id: "bob".into(),
+            },
+            ServerMessage::Cancelled {
+                room_id: 3,
+                invite_id: "i".into(),
+                sponsor: "bob".into(),
+            },
+            ServerMessage::MemberLeft {
+                room_id: 3,
+                user_id: "bob".into(),
+            },
+            ServerMessage::CallEnded {
+                room_id: 3,
+                user_id: "bob".into(),
+                duration_secs: 1,
+                reason: EndReason::Hangup,
+            },
+            ServerMessage::Signal {
+                room_id: 3,
+                from: "bob".into(),
+                signal: Signal::Offer { sdp: "o".into() },
+            },
+            ServerMessage::Error {
+                request_id: Some(99),
+                code: calling_protocol::ErrorCode::Busy,
+                message: "busy".into(),
+            },
+            ServerMessage::Unknown,
+        ];
+        for message in stray {
+            assert_eq!(
+                call.handle(5, Input::Server(message.clone())),
+                Ok(vec![]),
+                "{message:?}"
+            );
+        }
+        let peer = Input::Peer {
+            user_id: "bob".into(),
+            event: PeerEvent::RemoteMedia,
+        };
+        assert_eq!(call.handle(5, peer), Ok(vec![]));
+        assert_eq!(call.status(), CallStatus::Idle);
+        assert_eq!(call.user_id(), Some("alice"));
+    }
+
+    #[test]
+    fn network_input_before_login_is_ignored() {
+        let mut call = Call::new();
+        assert_eq!(
+            call.handle(0, Input::Server(ServerMessage::Kicked)),
+            Ok(vec![])
+        );
+        assert_eq!(call.handle(0, Input::SignalingClosed), Ok(vec![]));
+        assert_eq!(call.handle(0, Input::Timer(Timer::Heartbeat)), Ok(vec![]));
+    }
+
+    #[test]
+    fn errors_map_to_sdk_errors() {
+        let invalid: SdkError = CallError::InvalidParam("bad".into()).into();
+        assert_eq!(
+            invalid,
+            SdkError {
+                code: Some(65535),
+                message: "bad".into()
+            }
+        );
+        let state: SdkError = CallError::WrongState("later".into()).into();
+        assert_eq!(
+            state,
+            SdkError {
+                code: None,
+                message: "later".into()
+            }
+        );
+        let again: SdkError = CallError::AlreadyLoggedIn.into();
+        assert_eq!(again.code, None);
+        assert!(again.message.contains("logout()"));
+    }
+
+    #[test]
+    fn status_strings_are_trtc_calling_js_ones() {
+        assert_eq!(CallStatus::Idle.as_str(), "idle");
+        assert_eq!(CallStatus::Calling.to_string(), "calling");
+        assert_eq!(CallStatus::Connected.as_str(), "connected");
+    }
+
+    #[test]
+    fn idle_helpers() {
+        let call = logged_in();
+        assert_eq!(call.call_type(), None);
+        assert!(!call.is_inviter() && !call.is_group_call());
+        assert!(call.invitee_list().is_empty());
+        assert_eq!(call.room_id(), None);
+        let mut hung = logged_in();
+        let fx = hung.handle(
+            0,
+            Input::Command {
+                request: 3,
+                command: Command::Hangup,
+            },
+        );
+        assert_eq!(
+            fx,
+            Ok(vec![Effect::Resolve {
+                request: 3,
+                reply: Reply::OkMsg {
+                    code: 0,
+                    msg: "ok".into()
+                }
+            }])
+        );
+    }
+}

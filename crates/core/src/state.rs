@@ -252,3 +252,154 @@ impl ActiveCall {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outgoing() -> ActiveCall {
+        ActiveCall::new(Phase::Outgoing, CallType::Video, false, None)
+    }
+
+    #[test]
+    fn closing_rejects_every_waiting_promise_and_releases_everything() {
+        let mut call = outgoing();
+        call.room_id = Some(4);
+        call.invites.push(PendingInvite {
+            request: 1,
+            kind: InviteKind::Group { group_id: None },
+        });
+        call.media_ops.push_back(MediaOp::Camera { request: 2 });
+        call.media_ops.push_back(MediaOp::Start);
+        call.switch = Some(PendingSwitch {
+            request: 3,
+            call_type: CallType::Audio,
+        });
+        call.local.acquired = true;
+        call.peers.insert("bob".into(), Peer::new(true));
+        let reason = SdkError {
+            code: None,
+            message: "gone".into(),
+        };
+        let mut out = Vec::new();
+        call.close(&reason, &mut out);
+        let reject = |request| Effect::Reject {
+            request,
+            error: reason.clone(),
+        };
+        assert_eq!(
+            out,
+            vec![
+                reject(1),
+                reject(3),
+                reject(2),
+                Effect::ClosePeer {
+                    user_id: "bob".into()
+                },
+                Effect::CloseMedia {
+                    audio: true,
+                    video: true
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn media_is_only_released_when_it_was_asked_for() {
+        let call = ActiveCall::new(
+            Phase::Incoming {
+                invite_id: "i".into(),
+                sponsor: "bob".into(),
+                answer: Answer::Undecided,
+            },
+            CallType::Audio,
+            false,
+            None,
+        );
+        let mut out = Vec::new();
+        call.close(
+            &SdkError {
+                code: None,
+                message: String::new(),
+            },
+            &mut out,
+        );
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn leaving_tells_the_server_what_fits_the_phase() {
+        let mut call = outgoing();
+        assert_eq!(call.leave_message(), None, "room not known yet");
+        call.invites.push(PendingInvite {
+            request: 8,
+            kind: InviteKind::Single {
+                user_id: "bob".into(),
+            },
+        });
+        assert_eq!(call.joining_requests(), vec![8]);
+        call.room_id = Some(4);
+        assert_eq!(
+            call.leave_message(),
+            Some(ClientMessage::Hangup { room_id: 4 })
+        );
+        assert!(call.joining_requests().is_empty());
+
+        let mut ringing = ActiveCall::new(
+            Phase::Incoming {
+                invite_id: "i".into(),
+                sponsor: "bob".into(),
+                answer: Answer::OpeningMedia { request: 5 },
+            },
+            CallType::Audio,
+            false,
+            None,
+        );
+        ringing.room_id = Some(4);
+        assert_eq!(
+            ringing.leave_message(),
+            Some(ClientMessage::Reject {
+                invite_id: "i".into()
+            })
+        );
+        ringing.phase = Phase::Incoming {
+            invite_id: "i".into(),
+            sponsor: "bob".into(),
+            answer: Answer::Joining { request: 5 },
+        };
+        assert_eq!(
+            ringing.leave_message(),
+            None,
+            "Joined will follow; leave then"
+        );
+        assert_eq!(ringing.joining_requests(), vec![5]);
+    }
+
+    #[test]
+    fn muted_audio_is_announced_as_unavailable() {
+        let local = LocalMedia {
+            acquired: true,
+            audio: true,
+            video: true,
+            muted: true,
+        };
+        assert_eq!(
+            local.state(),
+            MediaState {
+                audio: false,
+                video: true
+            }
+        );
+    }
+
+    #[test]
+    fn connected_seconds_round_down() {
+        let mut call = outgoing();
+        assert_eq!(call.connected_secs(10_000), 0);
+        call.phase = Phase::Connected {
+            since_ms: 1_000,
+            inviter: true,
+        };
+        assert_eq!(call.connected_secs(3_999), 2);
+    }
+}

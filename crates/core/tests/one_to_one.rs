@@ -425,3 +425,54 @@ fn refused_commands_change_nothing() {
     assert_eq!(w.take_events(a), vec![]);
     assert_eq!(w.take_events(b), vec![]);
 }
+
+#[test]
+fn hangup_before_the_server_confirms_still_withdraws_the_invitation() {
+    let (mut w, [a, b]) = World::users(["alice", "bob"]);
+    let calling = w.command(a, call("bob", CallType::Video));
+    let hanging = w.command(a, Command::Hangup);
+    assert_eq!(w.reply(a, hanging), Some(&Ok(ok0())));
+    let err = w.reply(a, calling).and_then(|r| r.as_ref().err()).cloned();
+    assert_eq!(
+        err.map(|e| e.message),
+        Some("the call was left by hangup() before this finished".into())
+    );
+    w.run();
+    assert_eq!(w.take_events(a), vec![]);
+    assert_eq!(
+        w.take_events(b),
+        vec![
+            invited_bob(2),
+            AppEvent::CallingCancel {
+                invite_id: "inv-1".into(),
+                sponsor: "alice".into()
+            }
+        ]
+    );
+    assert_idle(&w, a);
+    assert_idle(&w, b);
+}
+
+#[test]
+fn callee_hangup_while_joining_leaves_as_soon_as_joined() {
+    let (mut w, [a, b]) = World::users(["alice", "bob"]);
+    w.command(a, call("bob", CallType::Audio));
+    w.run();
+    w.take_events(b);
+    let accepting = w.command(b, Command::Accept);
+    assert!(w.step(), "bob's microphone opens and his Accept goes out");
+    let hanging = w.command(b, Command::Hangup);
+    assert_eq!(w.reply(b, hanging), Some(&Ok(ok0())));
+    assert!(matches!(w.reply(b, accepting), Some(Err(_))));
+    w.run();
+    assert_eq!(w.take_events(b), vec![]);
+    assert_eq!(
+        w.take_events(a),
+        vec![user_accept("bob"), user_leave("bob"), call_end("bob", 0)]
+    );
+    assert_idle(&w, a);
+    assert_idle(&w, b);
+    assert!(
+        w.server.received[&b].contains(&calling_protocol::ClientMessage::Hangup { room_id: 1001 })
+    );
+}
