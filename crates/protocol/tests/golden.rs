@@ -1,0 +1,511 @@
+//! Golden JSON tests: the exact wire form of every message in both directions.
+//!
+//! Each case serializes a value and compares the JSON text byte for byte, then parses that text
+//! back and compares the value. Changing the wire format breaks these on purpose: update the
+//! SDK, the server and the README together.
+
+use calling_protocol::{
+    CallType, ClientMessage, EndReason, ErrorCode, IceCandidate, IceServer, ServerMessage, Signal,
+};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::fmt::Debug;
+
+fn golden<T: Serialize + DeserializeOwned + PartialEq + Debug>(value: T, json: &str) {
+    assert_eq!(
+        serde_json::to_string(&value).unwrap(),
+        json,
+        "serialize {value:?}"
+    );
+    assert_eq!(
+        serde_json::from_str::<T>(json).unwrap(),
+        value,
+        "parse {json}"
+    );
+}
+
+fn parse_fails<T: DeserializeOwned + Debug>(json: &str) {
+    let parsed = serde_json::from_str::<T>(json);
+    assert!(parsed.is_err(), "{json} parsed as {parsed:?}");
+}
+
+// ---- client → server ----
+
+#[test]
+fn login() {
+    golden(
+        ClientMessage::Login {
+            sdk_app_id: 1400000000,
+            user_id: "alice".into(),
+            user_sig: "eJyrVgrx".into(),
+            protocol_version: 1,
+        },
+        r#"{"type":"login","sdkAppId":1400000000,"userId":"alice","userSig":"eJyrVgrx","protocolVersion":1}"#,
+    );
+}
+
+#[test]
+fn ping_and_logout() {
+    golden(ClientMessage::Ping, r#"{"type":"ping"}"#);
+    golden(ClientMessage::Logout, r#"{"type":"logout"}"#);
+}
+
+#[test]
+fn invite() {
+    golden(
+        ClientMessage::Invite {
+            request_id: 3,
+            user_ids: vec!["bob".into()],
+            call_type: CallType::Video,
+            is_group: false,
+            group_id: None,
+            room_id: None,
+        },
+        r#"{"type":"invite","requestId":3,"userIds":["bob"],"callType":"video","isGroup":false}"#,
+    );
+    golden(
+        ClientMessage::Invite {
+            request_id: 4,
+            user_ids: vec!["bob".into(), "carol".into()],
+            call_type: CallType::Audio,
+            is_group: true,
+            group_id: Some("team".into()),
+            room_id: Some(77),
+        },
+        r#"{"type":"invite","requestId":4,"userIds":["bob","carol"],"callType":"audio","isGroup":true,"groupId":"team","roomId":77}"#,
+    );
+    // isGroup may be left out and defaults to false.
+    assert_eq!(
+        serde_json::from_str::<ClientMessage>(
+            r#"{"type":"invite","requestId":3,"userIds":["bob"],"callType":"video"}"#
+        )
+        .unwrap(),
+        ClientMessage::Invite {
+            request_id: 3,
+            user_ids: vec!["bob".into()],
+            call_type: CallType::Video,
+            is_group: false,
+            group_id: None,
+            room_id: None,
+        }
+    );
+}
+
+#[test]
+fn accept_reject_hangup() {
+    golden(
+        ClientMessage::Accept {
+            request_id: 5,
+            invite_id: "a1b2".into(),
+        },
+        r#"{"type":"accept","requestId":5,"inviteId":"a1b2"}"#,
+    );
+    golden(
+        ClientMessage::Reject {
+            invite_id: "a1b2".into(),
+        },
+        r#"{"type":"reject","inviteId":"a1b2"}"#,
+    );
+    golden(
+        ClientMessage::Hangup { room_id: 77 },
+        r#"{"type":"hangup","roomId":77}"#,
+    );
+}
+
+#[test]
+fn relay() {
+    golden(
+        ClientMessage::Relay {
+            room_id: 77,
+            to: "bob".into(),
+            signal: Signal::Offer {
+                sdp: "v=0\r\n".into(),
+            },
+        },
+        r#"{"type":"relay","roomId":77,"to":"bob","signal":{"kind":"offer","sdp":"v=0\r\n"}}"#,
+    );
+}
+
+#[test]
+fn unknown_client_type_is_unknown() {
+    assert_eq!(
+        serde_json::from_str::<ClientMessage>(r#"{"type":"teleport","to":"mars"}"#).unwrap(),
+        ClientMessage::Unknown
+    );
+}
+
+#[test]
+fn client_messages_with_missing_or_ill_typed_fields_fail() {
+    for json in [
+        r#"{"type":"login","sdkAppId":1,"userId":"a","userSig":"s"}"#,
+        r#"{"type":"login","sdkAppId":"1","userId":"a","userSig":"s","protocolVersion":1}"#,
+        r#"{"type":"invite","requestId":1,"callType":"video"}"#,
+        r#"{"type":"invite","requestId":1,"userIds":["b"],"callType":"hologram"}"#,
+        r#"{"type":"accept","inviteId":"x"}"#,
+        r#"{"type":"reject"}"#,
+        r#"{"type":"hangup"}"#,
+        r#"{"type":"hangup","roomId":-1}"#,
+        r#"{"type":"relay","roomId":1,"to":"b"}"#,
+        r#"{"type":"relay","roomId":1,"signal":{"kind":"offer","sdp":"x"}}"#,
+        r#"{"type":"relay","roomId":1,"to":"b","signal":{"kind":"offer"}}"#,
+        r#"{"roomId":1}"#,
+        r#"[]"#,
+        r#"not json"#,
+    ] {
+        parse_fails::<ClientMessage>(json);
+    }
+}
+
+#[test]
+fn unknown_fields_are_ignored() {
+    assert_eq!(
+        serde_json::from_str::<ClientMessage>(r#"{"type":"ping","sentAt":123}"#).unwrap(),
+        ClientMessage::Ping
+    );
+    assert_eq!(
+        serde_json::from_str::<ServerMessage>(r#"{"type":"pong","extra":true}"#).unwrap(),
+        ServerMessage::Pong
+    );
+}
+
+// ---- signals ----
+
+#[test]
+fn signals() {
+    golden(
+        Signal::Answer { sdp: "v=0".into() },
+        r#"{"kind":"answer","sdp":"v=0"}"#,
+    );
+    golden(
+        Signal::Candidate(IceCandidate {
+            candidate: "candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host".into(),
+            sdp_mid: Some("0".into()),
+            sdp_m_line_index: Some(0),
+        }),
+        r#"{"kind":"candidate","candidate":"candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host","sdpMid":"0","sdpMLineIndex":0}"#,
+    );
+    golden(
+        Signal::Candidate(IceCandidate {
+            candidate: "".into(),
+            sdp_mid: None,
+            sdp_m_line_index: None,
+        }),
+        r#"{"kind":"candidate","candidate":"","sdpMid":null,"sdpMLineIndex":null}"#,
+    );
+    golden(
+        Signal::Media {
+            audio: true,
+            video: false,
+        },
+        r#"{"kind":"media","audio":true,"video":false}"#,
+    );
+    golden(
+        Signal::SwitchMode {
+            call_type: CallType::Audio,
+        },
+        r#"{"kind":"switchMode","callType":"audio"}"#,
+    );
+    golden(
+        Signal::SwitchModeAck {
+            call_type: CallType::Video,
+            ok: false,
+        },
+        r#"{"kind":"switchModeAck","callType":"video","ok":false}"#,
+    );
+    // A browser candidate without sdpMid/sdpMLineIndex still parses.
+    assert_eq!(
+        serde_json::from_str::<Signal>(r#"{"kind":"candidate","candidate":"c"}"#).unwrap(),
+        Signal::Candidate(IceCandidate {
+            candidate: "c".into(),
+            sdp_mid: None,
+            sdp_m_line_index: None,
+        })
+    );
+    assert_eq!(
+        serde_json::from_str::<Signal>(r#"{"kind":"hologram","x":1}"#).unwrap(),
+        Signal::Unknown
+    );
+    parse_fails::<Signal>(r#"{"kind":"media","audio":true}"#);
+    parse_fails::<Signal>(r#"{"kind":"candidate"}"#);
+    parse_fails::<Signal>(r#"{"sdp":"v=0"}"#);
+}
+
+// ---- server → client ----
+
+#[test]
+fn login_ok() {
+    golden(
+        ServerMessage::LoginOk {
+            user_id: "alice".into(),
+            ice_servers: vec![
+                IceServer {
+                    urls: vec!["stun:stun.example.com:3478".into()],
+                    username: None,
+                    credential: None,
+                },
+                IceServer {
+                    urls: vec!["turn:turn.example.com:3478".into()],
+                    username: Some("u".into()),
+                    credential: Some("p".into()),
+                },
+            ],
+            ring_timeout_secs: 30,
+            heartbeat_timeout_secs: 10,
+        },
+        r#"{"type":"loginOk","userId":"alice","iceServers":[{"urls":["stun:stun.example.com:3478"]},{"urls":["turn:turn.example.com:3478"],"username":"u","credential":"p"}],"ringTimeoutSecs":30,"heartbeatTimeoutSecs":10}"#,
+    );
+}
+
+#[test]
+fn pong_and_kicked() {
+    golden(ServerMessage::Pong, r#"{"type":"pong"}"#);
+    golden(ServerMessage::Kicked, r#"{"type":"kicked"}"#);
+}
+
+#[test]
+fn error() {
+    golden(
+        ServerMessage::Error {
+            request_id: Some(4),
+            code: ErrorCode::InvalidParam,
+            message: "nobody to invite".into(),
+        },
+        r#"{"type":"error","requestId":4,"code":"invalidParam","message":"nobody to invite"}"#,
+    );
+    golden(
+        ServerMessage::Error {
+            request_id: None,
+            code: ErrorCode::NotLoggedIn,
+            message: "log in first".into(),
+        },
+        r#"{"type":"error","code":"notLoggedIn","message":"log in first"}"#,
+    );
+}
+
+#[test]
+fn error_codes() {
+    let all = [
+        (ErrorCode::Malformed, "malformed"),
+        (ErrorCode::UnknownType, "unknownType"),
+        (ErrorCode::NotLoggedIn, "notLoggedIn"),
+        (ErrorCode::AlreadyLoggedIn, "alreadyLoggedIn"),
+        (ErrorCode::UnsupportedVersion, "unsupportedVersion"),
+        (ErrorCode::UnknownApp, "unknownApp"),
+        (ErrorCode::InvalidUserId, "invalidUserId"),
+        (ErrorCode::InvalidUserSig, "invalidUserSig"),
+        (ErrorCode::ExpiredUserSig, "expiredUserSig"),
+        (ErrorCode::InvalidParam, "invalidParam"),
+        (ErrorCode::Busy, "busy"),
+        (ErrorCode::NotInCall, "notInCall"),
+        (ErrorCode::NoSuchInvitation, "noSuchInvitation"),
+        (ErrorCode::NotAParticipant, "notAParticipant"),
+        (ErrorCode::RateLimited, "rateLimited"),
+        (ErrorCode::Other, "other"),
+    ];
+    for (code, name) in all {
+        golden(code, &format!("\"{name}\""));
+    }
+    assert_eq!(
+        serde_json::from_str::<ErrorCode>(r#""quotaExceeded""#).unwrap(),
+        ErrorCode::Other
+    );
+}
+
+#[test]
+fn invite_sent_and_invited() {
+    golden(
+        ServerMessage::InviteSent {
+            request_id: 3,
+            invite_id: "a1b2".into(),
+            room_id: 77,
+            user_ids: vec!["bob".into()],
+        },
+        r#"{"type":"inviteSent","requestId":3,"inviteId":"a1b2","roomId":77,"userIds":["bob"]}"#,
+    );
+    golden(
+        ServerMessage::Invited {
+            invite_id: "a1b2".into(),
+            room_id: 77,
+            sponsor: "alice".into(),
+            user_ids: vec!["bob".into()],
+            call_type: CallType::Video,
+            is_group: false,
+            group_id: None,
+        },
+        r#"{"type":"invited","inviteId":"a1b2","roomId":77,"sponsor":"alice","userIds":["bob"],"callType":"video","isGroup":false}"#,
+    );
+    golden(
+        ServerMessage::Invited {
+            invite_id: "c3".into(),
+            room_id: 78,
+            sponsor: "alice".into(),
+            user_ids: vec!["bob".into(), "carol".into()],
+            call_type: CallType::Audio,
+            is_group: true,
+            group_id: Some("team".into()),
+        },
+        r#"{"type":"invited","inviteId":"c3","roomId":78,"sponsor":"alice","userIds":["bob","carol"],"callType":"audio","isGroup":true,"groupId":"team"}"#,
+    );
+}
+
+#[test]
+fn joined_and_accepted() {
+    golden(
+        ServerMessage::Joined {
+            request_id: 5,
+            room_id: 77,
+            call_type: CallType::Video,
+            members: vec!["alice".into()],
+            pending: vec!["carol".into()],
+        },
+        r#"{"type":"joined","requestId":5,"roomId":77,"callType":"video","members":["alice"],"pending":["carol"]}"#,
+    );
+    golden(
+        ServerMessage::Accepted {
+            room_id: 77,
+            invite_id: "a1b2".into(),
+            user_id: "bob".into(),
+        },
+        r#"{"type":"accepted","roomId":77,"inviteId":"a1b2","userId":"bob"}"#,
+    );
+}
+
+#[test]
+fn invitation_outcomes() {
+    golden(
+        ServerMessage::Rejected {
+            room_id: 77,
+            invite_id: "a1b2".into(),
+            user_id: "bob".into(),
+        },
+        r#"{"type":"rejected","roomId":77,"inviteId":"a1b2","userId":"bob"}"#,
+    );
+    golden(
+        ServerMessage::Busy {
+            room_id: 77,
+            invite_id: "a1b2".into(),
+            user_id: "bob".into(),
+        },
+        r#"{"type":"busy","roomId":77,"inviteId":"a1b2","userId":"bob"}"#,
+    );
+    golden(
+        ServerMessage::NoResponse {
+            room_id: 77,
+            invite_id: "a1b2".into(),
+            user_ids: vec!["bob".into(), "carol".into()],
+        },
+        r#"{"type":"noResponse","roomId":77,"inviteId":"a1b2","userIds":["bob","carol"]}"#,
+    );
+    golden(
+        ServerMessage::Cancelled {
+            room_id: 77,
+            invite_id: "a1b2".into(),
+            sponsor: "alice".into(),
+        },
+        r#"{"type":"cancelled","roomId":77,"inviteId":"a1b2","sponsor":"alice"}"#,
+    );
+    golden(
+        ServerMessage::InviteTimeout {
+            room_id: 77,
+            invite_id: "a1b2".into(),
+            sponsor: "alice".into(),
+        },
+        r#"{"type":"inviteTimeout","roomId":77,"inviteId":"a1b2","sponsor":"alice"}"#,
+    );
+}
+
+#[test]
+fn call_changes() {
+    golden(
+        ServerMessage::InviteeList {
+            room_id: 77,
+            user_ids: vec![],
+        },
+        r#"{"type":"inviteeList","roomId":77,"userIds":[]}"#,
+    );
+    golden(
+        ServerMessage::MemberLeft {
+            room_id: 77,
+            user_id: "bob".into(),
+        },
+        r#"{"type":"memberLeft","roomId":77,"userId":"bob"}"#,
+    );
+    for (reason, name) in [
+        (EndReason::Hangup, "hangup"),
+        (EndReason::Rejected, "rejected"),
+        (EndReason::Busy, "busy"),
+        (EndReason::NoResponse, "noResponse"),
+    ] {
+        golden(
+            ServerMessage::CallEnded {
+                room_id: 77,
+                user_id: "bob".into(),
+                duration_secs: 65,
+                reason,
+            },
+            &format!(
+                r#"{{"type":"callEnded","roomId":77,"userId":"bob","durationSecs":65,"reason":"{name}"}}"#
+            ),
+        );
+    }
+}
+
+#[test]
+fn signal_relayed() {
+    golden(
+        ServerMessage::Signal {
+            room_id: 77,
+            from: "alice".into(),
+            signal: Signal::Media {
+                audio: false,
+                video: true,
+            },
+        },
+        r#"{"type":"signal","roomId":77,"from":"alice","signal":{"kind":"media","audio":false,"video":true}}"#,
+    );
+}
+
+#[test]
+fn unknown_server_type_is_unknown() {
+    assert_eq!(
+        serde_json::from_str::<ServerMessage>(r#"{"type":"roomMoved","to":5}"#).unwrap(),
+        ServerMessage::Unknown
+    );
+}
+
+#[test]
+fn server_messages_with_missing_fields_fail() {
+    for json in [
+        r#"{"type":"loginOk","userId":"a"}"#,
+        r#"{"type":"error","message":"m"}"#,
+        r#"{"type":"inviteSent","requestId":1,"roomId":1,"userIds":[]}"#,
+        r#"{"type":"invited","inviteId":"i","roomId":1,"userIds":[],"callType":"video","isGroup":false}"#,
+        r#"{"type":"joined","requestId":1,"roomId":1,"callType":"video","members":[]}"#,
+        r#"{"type":"accepted","roomId":1,"inviteId":"i"}"#,
+        r#"{"type":"rejected","roomId":1,"userId":"u"}"#,
+        r#"{"type":"busy","inviteId":"i","userId":"u"}"#,
+        r#"{"type":"noResponse","roomId":1,"inviteId":"i"}"#,
+        r#"{"type":"cancelled","roomId":1,"inviteId":"i"}"#,
+        r#"{"type":"inviteTimeout","roomId":1,"sponsor":"s"}"#,
+        r#"{"type":"inviteeList","roomId":1}"#,
+        r#"{"type":"memberLeft","userId":"u"}"#,
+        r#"{"type":"callEnded","roomId":1,"userId":"u","durationSecs":1}"#,
+        r#"{"type":"callEnded","roomId":1,"userId":"u","durationSecs":1,"reason":"meteor"}"#,
+        r#"{"type":"signal","roomId":1,"from":"a"}"#,
+        r#"{"userId":"a"}"#,
+    ] {
+        parse_fails::<ServerMessage>(json);
+    }
+}
+
+#[test]
+fn call_type_numbers() {
+    golden(CallType::Audio, r#""audio""#);
+    golden(CallType::Video, r#""video""#);
+    assert_eq!(CallType::Audio.as_number(), 1);
+    assert_eq!(CallType::Video.as_number(), 2);
+    assert_eq!(CallType::from_number(1), Some(CallType::Audio));
+    assert_eq!(CallType::from_number(2), Some(CallType::Video));
+    assert_eq!(CallType::from_number(0), None);
+    assert_eq!(CallType::from_number(3), None);
+}
