@@ -87,6 +87,9 @@ impl Peer {
                     out.push(Effect::Emit(AppEvent::UserEnter {
                         user_id: user.to_owned(),
                     }));
+                    if let Some(media) = self.remote_media {
+                        report_media(user, None, media, out);
+                    }
                 }
             }
             PeerEvent::ConnectionState(PeerState::Connected) => {
@@ -195,21 +198,30 @@ impl Peer {
         }
     }
 
-    /// The participant's media state; reports to the app what changed (everything the first time).
+    /// The participant's media state; reports to the app what changed (everything the first
+    /// time). Apps typically create a user's view on `USER_ENTER` and render into it on
+    /// `USER_VIDEO_AVAILABLE`, so availability is held back until the user has entered.
     pub fn on_media(&mut self, user: &str, media: MediaState, out: &mut Vec<Effect>) {
         let before = self.remote_media.replace(media);
-        if before.map(|b| b.audio) != Some(media.audio) {
-            out.push(Effect::Emit(AppEvent::UserAudioAvailable {
-                user_id: user.to_owned(),
-                is_audio_available: media.audio,
-            }));
+        if self.presence == Presence::Entered {
+            report_media(user, before, media, out);
         }
-        if before.map(|b| b.video) != Some(media.video) {
-            out.push(Effect::Emit(AppEvent::UserVideoAvailable {
-                user_id: user.to_owned(),
-                is_video_available: media.video,
-            }));
-        }
+    }
+}
+
+/// `USER_AUDIO_AVAILABLE` / `USER_VIDEO_AVAILABLE` for what differs from `before`.
+fn report_media(user: &str, before: Option<MediaState>, media: MediaState, out: &mut Vec<Effect>) {
+    if before.map(|b| b.audio) != Some(media.audio) {
+        out.push(Effect::Emit(AppEvent::UserAudioAvailable {
+            user_id: user.to_owned(),
+            is_audio_available: media.audio,
+        }));
+    }
+    if before.map(|b| b.video) != Some(media.video) {
+        out.push(Effect::Emit(AppEvent::UserVideoAvailable {
+            user_id: user.to_owned(),
+            is_video_available: media.video,
+        }));
     }
 }
 
@@ -445,9 +457,40 @@ mod tests {
     }
 
     #[test]
+    fn media_state_before_the_user_entered_is_reported_right_after_user_enter() {
+        let mut peer = Peer::new(true);
+        let mut out = Vec::new();
+        let muted = MediaState {
+            audio: false,
+            video: true,
+        };
+        peer.on_media("bob", muted, &mut out);
+        assert!(out.is_empty());
+        peer.on_event("bob", 7, LOCAL, PeerEvent::RemoteMedia, &mut out);
+        assert_eq!(
+            out,
+            vec![
+                Effect::Emit(AppEvent::UserEnter {
+                    user_id: "bob".into()
+                }),
+                Effect::Emit(AppEvent::UserAudioAvailable {
+                    user_id: "bob".into(),
+                    is_audio_available: false
+                }),
+                Effect::Emit(AppEvent::UserVideoAvailable {
+                    user_id: "bob".into(),
+                    is_video_available: true
+                }),
+            ]
+        );
+    }
+
+    #[test]
     fn remote_media_reports_both_first_then_changes_only() {
         let mut peer = Peer::new(true);
         let mut out = Vec::new();
+        peer.on_event("bob", 7, LOCAL, PeerEvent::RemoteMedia, &mut out);
+        out.clear();
         let both = MediaState {
             audio: true,
             video: true,

@@ -69,9 +69,9 @@ fn three_connect_in_a_full_mesh_and_one_leaves() {
         vec![
             user_accept("bob"),
             list(&["carol"]),
+            user_enter("bob"),
             audio("bob", true),
             video("bob", true),
-            user_enter("bob"),
         ]
     );
     assert_eq!(

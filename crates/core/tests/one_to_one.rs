@@ -85,9 +85,9 @@ fn accept_connects_both_sides_with_their_media() {
         w.take_events(a),
         vec![
             user_accept("bob"),
+            user_enter("bob"),
             audio("bob", true),
-            video("bob", true),
-            user_enter("bob")
+            video("bob", true)
         ]
     );
     assert_eq!(
