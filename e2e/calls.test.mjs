@@ -4,7 +4,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { launchBrowser, withPeople, DESKTOP, PHONE } from './harness.mjs';
+import { launchBrowser, withPeople, Person, DESKTOP, PHONE } from './harness.mjs';
 
 let browser;
 before(async () => { browser = await launchBrowser(); });
@@ -124,5 +124,53 @@ test('group call: three people see each other; one leaves, the others stay; last
     await Promise.all([frank, grace].map((p) => p.waitFor('body[data-screen="home"][data-call="idle"]')));
     for (const p of all) assert.equal(await p.videoCount(), 0, `${p.userID}: videos left after the call`);
     await grace.shot('04-ended');
+  });
+});
+
+test('busy, cancelled and kicked out: each is explained to the person it happens to', async () => {
+  const people = [['hana', DESKTOP], ['ivan', PHONE], ['jack', DESKTOP]];
+  await withPeople(browser, '4-busy-cancel-kick', people, async (hana, ivan, jack) => {
+    await hana.page.getByTestId('callee-input').fill('ivan');
+    await hana.page.getByTestId('call-audio').click();
+    await ivan.waitFor('[data-testid="incoming"]');
+    await ivan.page.getByTestId('accept').click();
+    await Promise.all([hana.waitFor('body[data-call="connected"]'), ivan.waitFor('body[data-call="connected"]')]);
+    await hana.shot('01-audio-call');
+
+    // Jack calls Ivan, who is in a call: Jack is told, Ivan is not disturbed.
+    await jack.page.getByTestId('callee-input').fill('ivan');
+    await jack.page.getByTestId('call-video').click();
+    await jack.waitFor('[data-testid="notice"][data-kind="busy"]');
+    await jack.waitForText('last-event', 'ivan is busy');
+    await jack.waitFor('body[data-screen="home"][data-call="idle"]');
+    assert.equal(await ivan.page.getByTestId('incoming').isVisible(), false, 'ivan was disturbed');
+    assert.equal(await ivan.page.evaluate(() => document.body.dataset.call), 'connected');
+    await jack.shot('02-busy');
+
+    // Ivan hangs up; Jack calls Hana and gives up before she answers.
+    await ivan.page.getByTestId('btn-hangup').click();
+    await hana.waitFor('body[data-screen="home"][data-call="idle"]');
+    await jack.page.getByTestId('callee-input').fill('hana');
+    await jack.page.getByTestId('call-video').click();
+    await hana.waitFor('[data-testid="incoming"]');
+    await jack.page.getByTestId('btn-hangup').click();
+    await hana.waitGone('[data-testid="incoming"]');
+    await hana.waitFor('[data-testid="notice"][data-kind="cancelled"]');
+    await hana.waitForText('last-event', 'jack cancelled the call');
+    assert.equal(await hana.page.evaluate(() => document.body.dataset.ringtone), undefined, 'ringtone stopped on cancel');
+    await jack.waitFor('body[data-screen="home"][data-call="idle"]');
+    await hana.shot('03-cancelled');
+
+    // Ivan signs in again in another browser: this tab is signed out and says why.
+    const ivan2 = new Person(browser, 'ivan', DESKTOP, '4-busy-cancel-kick-second');
+    try {
+      await ivan2.open();
+      await ivan2.signIn();
+      await ivan.waitFor('body[data-screen="login"]');
+      await ivan.waitFor('[data-testid="notice"][data-kind="kicked"]');
+      await ivan.shot('04-kicked');
+    } finally {
+      await ivan2.close();
+    }
   });
 });

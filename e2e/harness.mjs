@@ -139,7 +139,8 @@ export class Person {
 
   async shot(step) {
     const file = path.join(OUTPUT, `${this.scenario}-${step}-${this.userID}.png`);
-    await this.page.screenshot({ path: file });
+    // Finish CSS animations first, so a toast is captured as the user reads it, not mid-fade.
+    await this.page.screenshot({ path: file, animations: 'disabled' });
     return file;
   }
 

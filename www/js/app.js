@@ -77,6 +77,7 @@ function refreshCallHeader() {
   const others = [...tiles.tiles.keys()].filter((id) => id !== me);
   $('call-title').textContent = others.length ? others.join(', ') : 'Call';
   $('call-kind').textContent = kindLabel(call.type) + (call.group ? ' · group' : '');
+  $('tiles').dataset.mode = call.type === VIDEO ? 'video' : 'audio';
   const connected = Boolean(call.connectedAt);
   $('btn-audio-only').hidden = !(connected && !call.group && call.type === VIDEO);
   $('btn-add').hidden = !(connected && call.group);
@@ -261,7 +262,9 @@ const handlers = {
     if (incoming) closeIncoming();
     if (!call) return;
     const who = userID && userID !== me && !call.group ? ` — ${userID} hung up` : '';
-    const text = callEnd > 0 ? `Call ended · ${formatDuration(callEnd)}${who}` : 'Call ended';
+    // The server counts whole seconds; a call shorter than one still shows it was connected.
+    const seconds = callEnd > 0 ? callEnd : call.connectedAt ? (Date.now() - call.connectedAt) / 1000 : -1;
+    const text = seconds >= 0 ? `Call ended · ${formatDuration(seconds)}${who}` : 'Call ended';
     leaveCall(text);
   },
   [EVENT.USER_VIDEO_AVAILABLE]({ userID, isVideoAvailable }) {
