@@ -101,6 +101,8 @@ pub struct Call {
     /// Requests of calls left before the server answered them: when `InviteSent`/`Joined` for
     /// one arrives we are a member of a call we no longer want, so we hang up at once.
     pub(crate) abandoned: Vec<RequestId>,
+    /// `OpenMedia` outcomes still to come for calls already left; they belong to no call.
+    pub(crate) stale_media: usize,
 }
 
 impl Call {
@@ -317,6 +319,15 @@ impl Call {
         if let Some(peer) = call.peers.get_mut(user) {
             peer.on_event(user, room, local, event, out);
         }
+    }
+
+    /// Ends the call in progress (the line becomes idle), remembering how many of its
+    /// `OpenMedia` requests are still unanswered so their outcomes are not taken for a later
+    /// call's.
+    pub(crate) fn take_line(&mut self) -> Option<ActiveCall> {
+        let call = self.line.take()?;
+        self.stale_media += call.media_ops.len();
+        Some(call)
     }
 
     /// The logged-in user, if any.

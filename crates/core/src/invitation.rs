@@ -285,7 +285,7 @@ impl Call {
 
     /// The callee declines the ringing invitation (reject, hangup, or its media failed).
     pub(crate) fn decline_invitation(&mut self, reason: &SdkError, out: &mut Vec<Effect>) {
-        let Some(call) = self.line.take() else { return };
+        let Some(call) = self.take_line() else { return };
         if let Some(message) = call.leave_message() {
             out.push(Effect::Send(message));
         }
@@ -345,7 +345,7 @@ impl Call {
         if !self.is_ringing(room, &invite_id) {
             return;
         }
-        if let Some(call) = self.line.take() {
+        if let Some(call) = self.take_line() {
             call.close(&ring_over("was cancelled by the caller"), out);
             out.push(Effect::Emit(AppEvent::CallingCancel { invite_id, sponsor }));
         }
@@ -362,7 +362,7 @@ impl Call {
         if !self.is_ringing(room, &invite_id) {
             return;
         }
-        if let Some(call) = self.line.take() {
+        if let Some(call) = self.take_line() {
             call.close(&ring_over("timed out"), out);
             out.push(Effect::Emit(AppEvent::CallingTimeout {
                 invite_id,

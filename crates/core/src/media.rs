@@ -308,6 +308,8 @@ impl Call {
         outcome: MediaOutcome,
         out: &mut Vec<Effect>,
     ) {
+        let stale = self.stale_media > 0;
+        self.stale_media = self.stale_media.saturating_sub(1);
         let Some(call) = self.line.as_mut() else {
             // Media that arrived after its call ended must not stay captured.
             if let MediaOutcome::Opened { audio, video } = outcome {
@@ -317,7 +319,13 @@ impl Call {
             }
             return;
         };
-        let op = call.media_ops.pop_front();
+        // An outcome for a call already left: the tracks it reports are live (and useful to
+        // this call), but what it was asked for no longer applies.
+        let op = if stale {
+            None
+        } else {
+            call.media_ops.pop_front()
+        };
         let err = match outcome {
             MediaOutcome::Opened { audio, video } => {
                 let before = call.local.state();

@@ -53,7 +53,7 @@ impl Call {
         reason: &SdkError,
         out: &mut Vec<Effect>,
     ) {
-        let Some(call) = self.line.take() else { return };
+        let Some(call) = self.take_line() else { return };
         if let Some(message) = call.leave_message() {
             out.push(Effect::Send(message));
         }
@@ -198,7 +198,10 @@ impl Call {
             .line
             .as_ref()
             .is_some_and(|c| c.is_room(room) && !matches!(c.phase, Phase::Incoming { .. }));
-        let Some(call) = self.line.take_if(|_| ours) else {
+        if !ours {
+            return;
+        }
+        let Some(call) = self.take_line() else {
             return;
         };
         call.close(&ring_over_call(), out);

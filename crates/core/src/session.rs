@@ -118,7 +118,7 @@ impl Call {
         request: RequestId,
         out: &mut Vec<Effect>,
     ) -> Result<(), CallError> {
-        if let Some(call) = self.line.take() {
+        if let Some(call) = self.take_line() {
             if let Some(message) = call.leave_message() {
                 out.push(Effect::Send(message));
             }
@@ -155,7 +155,7 @@ impl Call {
                 });
             }
             Login::LoggedIn { user_id } => {
-                if let Some(call) = self.line.take() {
+                if let Some(call) = self.take_line() {
                     let ended = match &call.phase {
                         // The invitation is gone with our session: to the app it was withdrawn.
                         Phase::Incoming {
@@ -185,7 +185,7 @@ impl Call {
 
     /// The same user logged in elsewhere; the server already took us out of any call.
     pub(crate) fn kicked(&mut self, out: &mut Vec<Effect>) {
-        if let Some(call) = self.line.take() {
+        if let Some(call) = self.take_line() {
             call.close(&left("a login elsewhere (kicked out)"), out);
         }
         self.end_session(out);
@@ -196,7 +196,7 @@ impl Call {
     fn end_session(&mut self, out: &mut Vec<Effect>) {
         out.push(Effect::CancelTimer(Timer::Heartbeat));
         self.login = Login::LoggedOut;
-        self.line = None;
+        self.take_line();
         self.abandoned.clear();
     }
 
@@ -225,7 +225,7 @@ impl Call {
         if call_over {
             // The call never came to be (first invitation refused, or the invitation we
             // accepted ended meanwhile): back to idle, rejecting that promise with the reason.
-            if let Some(call) = self.line.take() {
+            if let Some(call) = self.take_line() {
                 call.close(&error, out);
             }
         } else if let Some(i) = invite {

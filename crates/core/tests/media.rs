@@ -365,3 +365,25 @@ fn media_arriving_after_the_call_ended_is_released() {
         }]
     );
 }
+
+#[test]
+fn a_left_calls_media_outcome_is_not_taken_for_the_next_call() {
+    let mut c = logged_in_call("alice");
+    let cmd = |request, command| Input::Command { request, command };
+    c.handle(0, cmd(2, call("bob", CallType::Video)))
+        .expect("call bob");
+    c.handle(0, cmd(3, Command::Hangup)).expect("hangup");
+    c.handle(0, cmd(4, call("carol", CallType::Video)))
+        .expect("call carol");
+    // The first call's getUserMedia fails only now: the call to carol must not suffer.
+    let late = MediaOutcome::Failed(media_error(60005, "denied"));
+    assert_eq!(c.handle(0, Input::Media(late)), Ok(vec![]));
+    assert_eq!(c.status(), CallStatus::Calling);
+    let own = MediaOutcome::Failed(media_error(60004, "no camera"));
+    let fx = c.handle(0, Input::Media(own)).expect("media");
+    assert!(fx.contains(&Effect::Reject {
+        request: 4,
+        error: media_error(60004, "no camera")
+    }));
+    assert_eq!(c.status(), CallStatus::Idle);
+}
