@@ -12,7 +12,8 @@ use std::fmt;
 use calling_protocol::{CallType, ServerMessage, Signal};
 
 use crate::io::{code, Command, Effect, Input, PeerEvent, RequestId, SdkError, Timer};
-use crate::peer::MediaState;
+use crate::negotiation::is_polite;
+use crate::peer::{MediaState, Peer};
 use crate::state::{ActiveCall, Phase};
 
 /// `getCallStatus()`.
@@ -284,14 +285,12 @@ impl Call {
             Signal::Offer { .. } if !call.peers.contains_key(from) && call.is_connected() => {
                 // A member we were not told about yet offers: it is in our call (the server
                 // only relays between members), so answer it rather than leave it hanging.
-                call.peers.insert(
-                    from.to_owned(),
-                    crate::peer::Peer::new(crate::negotiation::is_polite(me, from)),
-                );
+                let polite = is_polite(me, from);
+                call.peers.insert(from.to_owned(), Peer::new(polite));
                 out.push(Effect::CreatePeer {
                     user_id: from.to_owned(),
                     initiator: false,
-                    polite: crate::negotiation::is_polite(me, from),
+                    polite,
                 });
             }
             _ => {}

@@ -262,3 +262,30 @@ fn local_candidates_are_relayed_and_peer_failures_reported() {
         })]
     );
 }
+
+#[test]
+fn an_offer_from_a_member_not_yet_known_gets_a_connection() {
+    let mut c = caller_with_offer_out();
+    let offer = ServerMessage::Signal {
+        room_id: 5,
+        from: "carol".into(),
+        signal: Signal::Offer { sdp: "o".into() },
+    };
+    assert_eq!(
+        server(&mut c, offer),
+        vec![
+            Effect::CreatePeer {
+                user_id: "carol".into(),
+                initiator: false,
+                polite: false
+            },
+            Effect::ApplyRemoteDescription {
+                user_id: "carol".into(),
+                description: SessionDescription {
+                    kind: SdpKind::Offer,
+                    sdp: "o".into()
+                }
+            }
+        ]
+    );
+}
