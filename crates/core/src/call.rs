@@ -11,7 +11,9 @@ use std::fmt;
 
 use calling_protocol::{CallType, ServerMessage, Signal};
 
+use crate::invitation::{Decline, Invitation};
 use crate::io::{code, Command, Effect, Input, PeerEvent, RequestId, SdkError, Timer};
+use crate::membership::Joined;
 use crate::negotiation::is_polite;
 use crate::peer::{MediaState, Peer};
 use crate::state::{ActiveCall, Phase};
@@ -386,31 +388,25 @@ impl Call {
     }
 }
 
-/// `Invited`, unpacked.
-pub(crate) struct Invitation {
-    pub invite_id: String,
-    pub room_id: u32,
-    pub sponsor: String,
-    pub user_ids: Vec<String>,
-    pub call_type: CallType,
-    pub is_group: bool,
-    pub group_id: Option<String>,
-}
+#[cfg(test)]
+impl Call {
+    /// A session already logged in as `user`, for unit tests of single transitions.
+    pub(crate) fn logged_in_as(user: &str) -> Call {
+        Call {
+            login: Login::LoggedIn {
+                user_id: user.to_owned(),
+            },
+            ..Call::default()
+        }
+    }
 
-/// `Joined`, unpacked.
-pub(crate) struct Joined {
-    pub request_id: u32,
-    pub room_id: u32,
-    pub call_type: CallType,
-    pub members: Vec<String>,
-    pub pending: Vec<String>,
-}
-
-/// How an invitee declined.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Decline {
-    Rejected,
-    Busy,
+    /// Runs one input that must be accepted.
+    pub(crate) fn ok(&mut self, input: Input) -> Vec<Effect> {
+        match self.handle(0, input) {
+            Ok(effects) => effects,
+            Err(err) => panic!("refused: {err}"),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 
 use calling_protocol::{CallType, ClientMessage, RoomId};
 
-use crate::call::{Call, CallError, Decline, Invitation};
+use crate::call::{Call, CallError};
 use crate::event::{AppEvent, InviteData};
 use crate::io::{Effect, Reply, RequestId, SdkError};
 use crate::session::{check_user_id, left};
@@ -12,6 +12,24 @@ use crate::state::{ActiveCall, Answer, InviteKind, MediaOp, PendingInvite, Phase
 
 /// `inviteData.version` in `INVITED`: trtc-calling-js 1.x sends 4 for its own invitations.
 pub const INVITE_DATA_VERSION: u32 = 4;
+
+/// `Invited`, unpacked.
+pub(crate) struct Invitation {
+    pub invite_id: String,
+    pub room_id: u32,
+    pub sponsor: String,
+    pub user_ids: Vec<String>,
+    pub call_type: CallType,
+    pub is_group: bool,
+    pub group_id: Option<String>,
+}
+
+/// How an invitee declined.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Decline {
+    Rejected,
+    Busy,
+}
 
 impl Call {
     pub(crate) fn call(
@@ -395,5 +413,155 @@ fn ring_over(how: &str) -> SdkError {
     SdkError {
         code: None,
         message: format!("the invitation {how}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use calling_protocol::ServerMessage;
+
+    use super::*;
+    use crate::call::CallStatus;
+    use crate::io::{Command, Input};
+
+    fn invited(call_type: CallType) -> Input {
+        Input::Server(ServerMessage::Invited {
+            invite_id: "i1".into(),
+            room_id: 3,
+            sponsor: "bob".into(),
+            user_ids: vec!["alice".into()],
+            call_type,
+            is_group: false,
+            group_id: None,
+        })
+    }
+
+    fn command(request: RequestId, command: Command) -> Input {
+        Input::Command { request, command }
+    }
+
+    #[test]
+    fn an_invitation_rings_an_idle_line() {
+        let mut call = Call::logged_in_as("alice");
+        let fx = call.ok(invited(CallType::Audio));
+        assert_eq!(
+            fx,
+            vec![Effect::Emit(AppEvent::Invited {
+                sponsor: "bob".into(),
+                user_id_list: vec!["alice".into()],
+                is_from_group: false,
+                invite_data: InviteData {
+                    version: INVITE_DATA_VERSION,
+                    call_type: 1,
+                    room_id: 3,
+                    call_end: 0
+                },
+                invite_id: "i1".into()
+            })]
+        );
+        assert_eq!(call.status(), CallStatus::Calling);
+        assert!(!call.is_inviter());
+        assert_eq!(call.room_id(), Some(3));
+    }
+
+    #[test]
+    fn an_invitation_during_a_call_is_ignored() {
+        let mut call = Call::logged_in_as("alice");
+        call.ok(command(
+            1,
+            Command::Call {
+                user_id: "carol".into(),
+                call_type: CallType::Video,
+            },
+        ));
+        assert_eq!(call.ok(invited(CallType::Audio)), vec![]);
+        assert!(call.is_inviter());
+    }
+
+    #[test]
+    fn accept_opens_media_for_the_call_type_before_telling_the_server() {
+        let mut call = Call::logged_in_as("alice");
+        call.ok(invited(CallType::Video));
+        assert_eq!(
+            call.ok(command(2, Command::Accept)),
+            vec![Effect::OpenMedia {
+                audio: true,
+                video: true
+            }]
+        );
+        assert_eq!(
+            call.handle(0, command(3, Command::Accept)),
+            Err(CallError::WrongState(
+                "accept() is already in progress".into()
+            ))
+        );
+        let opened = crate::io::MediaOutcome::Opened {
+            audio: true,
+            video: true,
+        };
+        assert_eq!(
+            call.ok(Input::Media(opened)),
+            vec![Effect::Send(ClientMessage::Accept {
+                request_id: 2,
+                invite_id: "i1".into()
+            })]
+        );
+    }
+
+    #[test]
+    fn reject_declines_and_frees_the_line() {
+        let mut call = Call::logged_in_as("alice");
+        call.ok(invited(CallType::Audio));
+        assert_eq!(
+            call.ok(command(2, Command::Reject)),
+            vec![
+                Effect::Send(ClientMessage::Reject {
+                    invite_id: "i1".into()
+                }),
+                Effect::Resolve {
+                    request: 2,
+                    reply: Reply::Ok { code: 0 }
+                }
+            ]
+        );
+        assert_eq!(call.status(), CallStatus::Idle);
+    }
+
+    #[test]
+    fn cancel_of_another_invitation_is_ignored() {
+        let mut call = Call::logged_in_as("alice");
+        call.ok(invited(CallType::Audio));
+        let other = ServerMessage::Cancelled {
+            room_id: 3,
+            invite_id: "i2".into(),
+            sponsor: "bob".into(),
+        };
+        assert_eq!(call.ok(Input::Server(other)), vec![]);
+        assert_eq!(call.status(), CallStatus::Calling);
+    }
+
+    #[test]
+    fn group_call_from_idle_is_a_group_invitation() {
+        let mut call = Call::logged_in_as("alice");
+        let fx = call.ok(command(
+            4,
+            Command::GroupCall {
+                user_ids: vec!["bob".into(), "carol".into()],
+                call_type: CallType::Audio,
+                group_id: Some("g".into()),
+            },
+        ));
+        assert_eq!(
+            fx[0],
+            Effect::Send(ClientMessage::Invite {
+                request_id: 4,
+                user_ids: vec!["bob".into(), "carol".into()],
+                call_type: CallType::Audio,
+                is_group: true,
+                group_id: Some("g".into()),
+                room_id: None
+            })
+        );
+        assert!(call.is_group_call());
     }
 }

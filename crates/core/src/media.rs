@@ -394,3 +394,189 @@ impl Call {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use calling_protocol::ServerMessage;
+
+    use super::*;
+    use crate::io::{Command, Input};
+    use crate::peer::Link;
+
+    /// alice in a connected 1:1 call of `call_type` with bob, in room 3, link up.
+    fn connected(call_type: CallType) -> Call {
+        let mut call = Call::logged_in_as("alice");
+        call.ok(Input::Command {
+            request: 1,
+            command: Command::Call {
+                user_id: "bob".into(),
+                call_type,
+            },
+        });
+        call.ok(Input::Media(MediaOutcome::Opened {
+            audio: true,
+            video: call_type == CallType::Video,
+        }));
+        call.ok(Input::Server(ServerMessage::InviteSent {
+            request_id: 1,
+            invite_id: "i".into(),
+            room_id: 3,
+            user_ids: vec!["bob".into()],
+        }));
+        call.ok(Input::Server(ServerMessage::Accepted {
+            room_id: 3,
+            invite_id: "i".into(),
+            user_id: "bob".into(),
+        }));
+        if let Some(peer) = call.line.as_mut().and_then(|c| c.peers.get_mut("bob")) {
+            peer.link = Link::Up;
+        }
+        call
+    }
+
+    fn command(request: RequestId, command: Command) -> Input {
+        Input::Command { request, command }
+    }
+
+    #[test]
+    fn mute_disables_the_track_and_tells_the_peer() {
+        let mut call = connected(CallType::Audio);
+        assert_eq!(
+            call.ok(command(2, Command::SetMicMute(true))),
+            vec![
+                Effect::MuteAudio(true),
+                relay(
+                    3,
+                    "bob",
+                    Signal::Media {
+                        audio: false,
+                        video: false
+                    }
+                ),
+                ok(2)
+            ]
+        );
+        assert_eq!(
+            call.ok(command(3, Command::SetMicMute(true))),
+            vec![Effect::MuteAudio(true), ok(3)],
+            "no news for the peer"
+        );
+    }
+
+    #[test]
+    fn switching_to_the_current_mode_resolves_at_once() {
+        let mut call = connected(CallType::Audio);
+        assert_eq!(call.ok(command(2, Command::SwitchToAudio)), vec![ok(2)]);
+    }
+
+    #[test]
+    fn switch_asks_the_other_side_and_waits_for_its_answer() {
+        let mut call = connected(CallType::Video);
+        assert_eq!(
+            call.ok(command(2, Command::SwitchToAudio)),
+            vec![relay(
+                3,
+                "bob",
+                Signal::SwitchMode {
+                    call_type: CallType::Audio
+                }
+            )]
+        );
+        assert_eq!(call.call_type(), Some(CallType::Video));
+        let again = call.ok(command(3, Command::SwitchToVideo));
+        assert!(matches!(
+            again[0],
+            Effect::Emit(AppEvent::Error { code: 60002, .. })
+        ));
+        let ack = Input::Server(ServerMessage::Signal {
+            room_id: 3,
+            from: "bob".into(),
+            signal: Signal::SwitchModeAck {
+                call_type: CallType::Audio,
+                ok: true,
+            },
+        });
+        assert_eq!(
+            call.ok(ack),
+            vec![
+                Effect::CloseMedia {
+                    audio: false,
+                    video: true
+                },
+                Effect::Emit(AppEvent::CallTypeChanged { call_type: 1 }),
+                relay(
+                    3,
+                    "bob",
+                    Signal::Media {
+                        audio: true,
+                        video: false
+                    }
+                ),
+                ok(2),
+            ]
+        );
+        assert_eq!(call.call_type(), Some(CallType::Audio));
+    }
+
+    #[test]
+    fn the_other_sides_switch_to_audio_is_followed_at_once() {
+        let mut call = connected(CallType::Video);
+        let switch = Input::Server(ServerMessage::Signal {
+            room_id: 3,
+            from: "bob".into(),
+            signal: Signal::SwitchMode {
+                call_type: CallType::Audio,
+            },
+        });
+        assert_eq!(
+            call.ok(switch),
+            vec![
+                Effect::CloseMedia {
+                    audio: false,
+                    video: true
+                },
+                relay(
+                    3,
+                    "bob",
+                    Signal::SwitchModeAck {
+                        call_type: CallType::Audio,
+                        ok: true
+                    }
+                ),
+                Effect::Emit(AppEvent::CallTypeChanged { call_type: 1 }),
+                relay(
+                    3,
+                    "bob",
+                    Signal::Media {
+                        audio: true,
+                        video: false
+                    }
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn camera_failure_rejects_open_camera_only() {
+        let mut call = connected(CallType::Audio);
+        assert_eq!(
+            call.ok(command(2, Command::OpenCamera)),
+            vec![Effect::OpenMedia {
+                audio: false,
+                video: true
+            }]
+        );
+        let err = SdkError {
+            code: Some(code::NO_CAMERA),
+            message: "no camera".into(),
+        };
+        assert_eq!(
+            call.ok(Input::Media(MediaOutcome::Failed(err.clone()))),
+            vec![Effect::Reject {
+                request: 2,
+                error: err
+            }]
+        );
+        assert!(call.line.as_ref().is_some_and(|c| c.is_connected()));
+    }
+}

@@ -3,15 +3,24 @@
 
 use std::collections::btree_map::Entry;
 
-use calling_protocol::{EndReason, RoomId};
+use calling_protocol::{CallType, EndReason, RoomId};
 
-use crate::call::{Call, CallError, Joined};
+use crate::call::{Call, CallError};
 use crate::event::AppEvent;
 use crate::io::{Effect, Reply, RequestId, SdkError};
 use crate::negotiation::is_polite;
 use crate::peer::Peer;
 use crate::session::{ended_event, left};
 use crate::state::{Answer, Phase};
+
+/// `Joined`, unpacked.
+pub(crate) struct Joined {
+    pub request_id: u32,
+    pub room_id: u32,
+    pub call_type: CallType,
+    pub members: Vec<String>,
+    pub pending: Vec<String>,
+}
 
 impl Call {
     pub(crate) fn hangup(
@@ -223,5 +232,200 @@ fn ring_over_call() -> SdkError {
     SdkError {
         code: None,
         message: "the call ended before this finished".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use calling_protocol::{CallType, ClientMessage, ServerMessage};
+
+    use super::*;
+    use crate::call::CallStatus;
+    use crate::io::{Command, Input};
+
+    /// alice called bob (and carol, for a group); the invitation is confirmed in room 3.
+    fn ringing(group: bool) -> Call {
+        let mut call = Call::logged_in_as("alice");
+        let command = if group {
+            Command::GroupCall {
+                user_ids: vec!["bob".into(), "carol".into()],
+                call_type: CallType::Audio,
+                group_id: None,
+            }
+        } else {
+            Command::Call {
+                user_id: "bob".into(),
+                call_type: CallType::Audio,
+            }
+        };
+        call.ok(Input::Command {
+            request: 1,
+            command,
+        });
+        call.ok(Input::Server(ServerMessage::InviteSent {
+            request_id: 1,
+            invite_id: "i".into(),
+            room_id: 3,
+            user_ids: vec!["bob".into()],
+        }));
+        call
+    }
+
+    fn accepted(user: &str) -> Input {
+        Input::Server(ServerMessage::Accepted {
+            room_id: 3,
+            invite_id: "i".into(),
+            user_id: user.into(),
+        })
+    }
+
+    #[test]
+    fn the_acceptor_gets_an_offer_from_the_existing_member() {
+        let mut call = ringing(false);
+        assert_eq!(
+            call.ok(accepted("bob")),
+            vec![
+                Effect::Emit(AppEvent::UserAccept {
+                    user_id: "bob".into()
+                }),
+                Effect::CreatePeer {
+                    user_id: "bob".into(),
+                    initiator: true,
+                    polite: false
+                },
+                Effect::CreateOffer {
+                    user_id: "bob".into()
+                },
+            ]
+        );
+        assert_eq!(call.status(), CallStatus::Connected);
+        assert!(call.is_inviter());
+        assert!(call.invitee_list().is_empty());
+        assert_eq!(call.ok(accepted("bob"))[1..], [], "no second connection");
+    }
+
+    #[test]
+    fn declined_or_busy_ends_without_call_end() {
+        for reason in [EndReason::Rejected, EndReason::Busy] {
+            let mut call = ringing(false);
+            let fx = call.ok(Input::Server(ServerMessage::CallEnded {
+                room_id: 3,
+                user_id: "bob".into(),
+                duration_secs: 0,
+                reason,
+            }));
+            assert_eq!(
+                fx,
+                vec![Effect::CloseMedia {
+                    audio: true,
+                    video: true
+                }]
+            );
+            assert_eq!(call.status(), CallStatus::Idle);
+        }
+    }
+
+    #[test]
+    fn hangup_or_no_response_ends_with_the_servers_call_end() {
+        for reason in [EndReason::Hangup, EndReason::NoResponse] {
+            let mut call = ringing(false);
+            let fx = call.ok(Input::Server(ServerMessage::CallEnded {
+                room_id: 3,
+                user_id: "bob".into(),
+                duration_secs: 12,
+                reason,
+            }));
+            assert_eq!(
+                fx.last(),
+                Some(&Effect::Emit(AppEvent::CallEnd {
+                    user_id: "bob".into(),
+                    call_end: 12
+                }))
+            );
+        }
+    }
+
+    #[test]
+    fn invitee_list_updates_reach_group_apps_only() {
+        let list = || {
+            Input::Server(ServerMessage::InviteeList {
+                room_id: 3,
+                user_ids: vec!["carol".into()],
+            })
+        };
+        assert_eq!(ringing(false).ok(list()), vec![]);
+        let mut group = ringing(true);
+        assert_eq!(
+            group.ok(list()),
+            vec![Effect::Emit(AppEvent::GroupCallInviteeListUpdate {
+                user_id_list: vec!["carol".into()]
+            })]
+        );
+        assert_eq!(group.invitee_list(), vec!["carol".to_string()]);
+    }
+
+    #[test]
+    fn a_member_leaving_closes_its_connection_only() {
+        let mut call = ringing(true);
+        call.ok(accepted("bob"));
+        let left = |user: &str| {
+            Input::Server(ServerMessage::MemberLeft {
+                room_id: 3,
+                user_id: user.into(),
+            })
+        };
+        assert_eq!(call.ok(left("dave")), vec![], "not a member we know");
+        assert_eq!(
+            call.ok(left("bob")),
+            vec![
+                Effect::Emit(AppEvent::UserLeave {
+                    user_id: "bob".into()
+                }),
+                Effect::ClosePeer {
+                    user_id: "bob".into()
+                }
+            ]
+        );
+        assert_eq!(
+            call.status(),
+            CallStatus::Connected,
+            "the server ends the call"
+        );
+    }
+
+    #[test]
+    fn hangup_when_connected_tells_the_server_and_reports_the_duration() {
+        let mut call = ringing(false);
+        call.ok(accepted("bob"));
+        let fx = call
+            .handle(
+                4_200,
+                Input::Command {
+                    request: 9,
+                    command: Command::Hangup,
+                },
+            )
+            .unwrap_or_default();
+        assert_eq!(
+            fx,
+            vec![
+                Effect::Send(ClientMessage::Hangup { room_id: 3 }),
+                Effect::ClosePeer {
+                    user_id: "bob".into()
+                },
+                Effect::CloseMedia {
+                    audio: true,
+                    video: true
+                },
+                Effect::Emit(AppEvent::CallEnd {
+                    user_id: "alice".into(),
+                    call_end: 4
+                }),
+                Effect::Resolve {
+                    request: 9,
+                    reply: Reply::Ok { code: 0 }
+                },
+            ]
+        );
     }
 }

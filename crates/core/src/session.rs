@@ -252,3 +252,121 @@ pub(crate) fn ended_event(call: &ActiveCall, me: &str, now_ms: u64) -> Option<Ef
         })
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use calling_protocol::{CallType, Signal};
+
+    use super::*;
+    use crate::io::{Command, Input};
+
+    #[test]
+    fn user_ids_are_letters_digits_dash_underscore() {
+        for good in ["a", "Z9", "a-b_c", "007"] {
+            assert_eq!(check_user_id(good), Ok(()), "{good}");
+        }
+        for bad in ["", " a", "a b", "a.b", "a@b", "é", "a/b"] {
+            assert!(
+                matches!(check_user_id(bad), Err(CallError::InvalidParam(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn parameter_errors_from_the_server_carry_65535() {
+        assert_eq!(
+            server_error(ErrorCode::InvalidParam, "x".into()).code,
+            Some(65535)
+        );
+        assert_eq!(
+            server_error(ErrorCode::InvalidUserId, "x".into()).code,
+            Some(65535)
+        );
+        assert_eq!(server_error(ErrorCode::Busy, "x".into()).code, None);
+    }
+
+    #[test]
+    fn heartbeat_pings_and_rearms_only_when_logged_in() {
+        let mut call = Call::logged_in_as("alice");
+        assert_eq!(
+            call.ok(Input::Timer(Timer::Heartbeat)),
+            vec![Effect::Send(ClientMessage::Ping), heartbeat_timer()]
+        );
+        assert_eq!(Call::new().ok(Input::Timer(Timer::Heartbeat)), vec![]);
+    }
+
+    #[test]
+    fn logout_leaves_the_call_then_closes_the_session() {
+        let mut call = Call::logged_in_as("alice");
+        call.ok(Input::Command {
+            request: 1,
+            command: Command::Call {
+                user_id: "bob".into(),
+                call_type: CallType::Audio,
+            },
+        });
+        call.ok(Input::Server(ServerMessage::InviteSent {
+            request_id: 1,
+            invite_id: "i".into(),
+            room_id: 3,
+            user_ids: vec!["bob".into()],
+        }));
+        let fx = call.ok(Input::Command {
+            request: 2,
+            command: Command::Logout,
+        });
+        assert_eq!(
+            fx,
+            vec![
+                Effect::Send(ClientMessage::Hangup { room_id: 3 }),
+                Effect::CloseMedia {
+                    audio: true,
+                    video: true
+                },
+                Effect::Send(ClientMessage::Logout),
+                Effect::CancelTimer(Timer::Heartbeat),
+                Effect::Disconnect,
+                Effect::Resolve {
+                    request: 2,
+                    reply: Reply::Ok { code: 0 }
+                },
+            ]
+        );
+        assert_eq!(call.user_id(), None);
+        assert_eq!(call.room_id(), None);
+    }
+
+    #[test]
+    fn kick_out_closes_locally_without_telling_the_server() {
+        let mut call = Call::logged_in_as("alice");
+        call.ok(Input::Server(ServerMessage::Invited {
+            invite_id: "i".into(),
+            room_id: 3,
+            sponsor: "bob".into(),
+            user_ids: vec!["alice".into()],
+            call_type: CallType::Audio,
+            is_group: false,
+            group_id: None,
+        }));
+        let fx = call.ok(Input::Server(ServerMessage::Kicked));
+        assert_eq!(
+            fx,
+            vec![
+                Effect::CancelTimer(Timer::Heartbeat),
+                Effect::Emit(AppEvent::KickedOut {}),
+                Effect::Disconnect
+            ]
+        );
+        assert_eq!(call.user_id(), None);
+        let after = Input::Server(ServerMessage::Signal {
+            room_id: 3,
+            from: "bob".into(),
+            signal: Signal::Media {
+                audio: true,
+                video: true,
+            },
+        });
+        assert_eq!(call.ok(after), vec![]);
+    }
+}
