@@ -32,9 +32,9 @@ fi
 
 cat <<MSG
 
-  Demo running: open http://localhost:$PORT in two tabs,
-  sign in as two different users (e.g. alice and bob) and call one from the other.
-  Ctrl-C stops the server.
+  open http://localhost:$PORT in two tabs
+  (sign in as two different users, e.g. alice and bob, and call one from the other;
+  Ctrl-C stops the server)
 
 MSG
 wait "$SERVER_PID"
