@@ -21,6 +21,9 @@ use crate::usersig;
 /// Lifetime of UserSigs handed out by `/dev/usersig`.
 pub const DEV_USER_SIG_LIFETIME_SECS: u64 = 24 * 3600;
 
+/// Initial read buffer of each WebSocket; grows only for large frames.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
+
 /// The router for one hub.
 pub fn router(hub: Arc<Hub>) -> Router {
     let mut router = Router::new()
@@ -38,7 +41,10 @@ pub fn router(hub: Arc<Hub>) -> Router {
 }
 
 async fn websocket(ws: WebSocketUpgrade, State(hub): State<Arc<Hub>>) -> Response {
-    ws.max_message_size(TRANSPORT_LIMIT_BYTES)
+    // Tens of thousands of mostly idle sessions: a small read buffer (tungstenite's default is
+    // 128 KiB, allocated per connection up front) keeps a session's memory in a few KiB.
+    ws.read_buffer_size(READ_BUFFER_BYTES)
+        .max_message_size(TRANSPORT_LIMIT_BYTES)
         .max_frame_size(TRANSPORT_LIMIT_BYTES)
         .on_upgrade(move |socket| socket::run(socket, hub))
 }
