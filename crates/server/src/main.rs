@@ -28,7 +28,8 @@ struct Args {
         value_delimiter = ',',
         hide_env_values = true
     )]
-    apps: Vec<AppCredential>,
+    // Parsed after clap so that a malformed entry is never echoed (it may hold a secret key).
+    apps: Vec<String>,
     /// How long an invitation rings before it times out (fractions allowed).
     #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = parse_seconds)]
     ring_timeout: Duration,
@@ -54,7 +55,17 @@ async fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
 
-    let mut config = Config::new(args.apps);
+    let mut apps = Vec::with_capacity(args.apps.len());
+    for (n, entry) in args.apps.iter().enumerate() {
+        match entry.parse::<AppCredential>() {
+            Ok(app) => apps.push(app),
+            Err(e) => {
+                eprintln!("error: --app / CALLING_APPS entry {}: {e}", n + 1);
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let mut config = Config::new(apps);
     config.ring_timeout = args.ring_timeout;
     config.www = args.www;
     config.pkg = args.pkg;
