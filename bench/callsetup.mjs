@@ -1,0 +1,180 @@
+// Call-setup benchmark: trtc-calling-wasm and PeerJS in the same headless Chromium, with the
+// same flags and fake devices, over loopback. For each system it places N calls between two
+// browser contexts and measures, on one clock shared by both pages:
+//   ring    call() → callee's INVITED            (PeerJS: peer.call() → callee's `call` event)
+//   answer  accept() → first remote frame presented, on each side (requestVideoFrameCallback)
+//           (PeerJS: call.answer(stream) → first frame; also from before its getUserMedia)
+//   hangup  hangup() → the peer's CALL_END         (PeerJS: call.close() → peer's `close`)
+// Run inside a loopback-only network namespace with both servers already listening.
+//
+// node bench/callsetup.mjs --ours ws://127.0.0.1:P/ws --app ID=KEY --peer-port P2 --pkg DIR
+//      [--calls 30] [--ring-ms 1000] [--deadline-s 300] [--out FILE]
+import http from 'node:http';
+import fs from 'node:fs';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { userSig } from './usersig.mjs';
+import { summary } from './stats.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const args = Object.fromEntries(
+  process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith('--') ? [...acc, [a.slice(2), all[i + 1]]] : acc), []),
+);
+const CALLS = Number(args.calls ?? 30);
+const RING_MS = Number(args['ring-ms'] ?? 1000);
+const DEADLINE = Date.now() + Number(args['deadline-s'] ?? 300) * 1000;
+const [appId, appKey] = String(args.app ?? '').split('=');
+const require = createRequire(path.join(here, '..', '.tools', 'node_modules', 'x.js'));
+const { chromium } = require('playwright-core');
+
+export const CHROMIUM_FLAGS = [
+  '--use-fake-device-for-media-stream',
+  '--use-fake-ui-for-media-stream',
+  '--autoplay-policy=no-user-gesture-required',
+  '--allow-loopback-in-peer-connection',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+  '--no-sandbox',
+  '--headless',
+];
+
+// Static files for both pages: the pages, the SDK package, and the PeerJS client bundle.
+const fetched = new Set();
+const roots = [
+  ['/pkg/', path.resolve(args.pkg ?? path.join(here, '..', 'pkg'))],
+  ['/peerjs/', path.join(here, 'node_modules', 'peerjs', 'dist')],
+  ['/', path.join(here, 'pages')],
+];
+const types = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm' };
+const files = http.createServer((req, res) => {
+  const url = new URL(req.url, 'http://x');
+  const [prefix, dir] = roots.find(([p]) => url.pathname.startsWith(p));
+  const file = path.join(dir, path.normalize(url.pathname.slice(prefix.length)));
+  if (!file.startsWith(dir) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) {
+    res.writeHead(404).end();
+    return;
+  }
+  if (prefix === '/pkg/') fetched.add(url.pathname.slice(prefix.length));
+  res.writeHead(200, { 'content-type': types[path.extname(file)] ?? 'application/octet-stream', 'cache-control': 'no-store' });
+  fs.createReadStream(file).pipe(res);
+});
+await new Promise((r) => files.listen(0, '127.0.0.1', r));
+const origin = `http://127.0.0.1:${files.address().port}`;
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `page`'s marks until `pick(marks)` is truthy, or throws after `ms`. */
+async function waitMarks(page, pick, ms, what) {
+  const until = Math.min(Date.now() + ms, DEADLINE);
+  for (;;) {
+    const m = await page.evaluate(() => window.bench.marks());
+    if (pick(m)) return m;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await sleep(2);
+  }
+}
+
+async function openPage(browser, file) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  await page.goto(`${origin}/${file}`);
+  await page.waitForFunction(() => window.benchReady === true, null, { timeout: 20000 });
+  return { page, context, errors };
+}
+
+/** Places the calls for one system; `login` logs a page in as a user. */
+async function runSystem(browser, name, file, login) {
+  const caller = await openPage(browser, file);
+  const callee = await openPage(browser, file);
+  const tag = Math.random().toString(36).slice(2, 8);
+  const ids = { caller: `${name}caller${tag}`, callee: `${name}callee${tag}` };
+  await login(caller.page, ids.caller);
+  await login(callee.page, ids.callee);
+  const rows = [];
+  const failures = [];
+  for (let i = 0; i < CALLS && Date.now() < DEADLINE; i++) {
+    try {
+      await caller.page.evaluate(() => window.bench.reset());
+      await callee.page.evaluate(() => window.bench.reset());
+      await caller.page.evaluate((id) => window.bench.call(id), ids.callee);
+      await waitMarks(callee.page, (m) => m.invited, 5000, 'the invitation');
+      // A person takes a moment to answer; the same for both systems.
+      await sleep(RING_MS);
+      await callee.page.evaluate(() => window.bench.accept());
+      const ce = await waitMarks(callee.page, (m) => m.firstFrame, 10000, "the callee's first frame");
+      const cr = await waitMarks(caller.page, (m) => m.firstFrame, 10000, "the caller's first frame");
+      await caller.page.evaluate(() => window.bench.hangup());
+      const ce2 = await waitMarks(callee.page, (m) => m.end, 5000, "the callee's call end");
+      const cr2 = await caller.page.evaluate(() => window.bench.marks());
+      const ringFrom = cr.peerCall ?? cr.call;
+      rows.push({
+        ring: ce.invited - ringFrom,
+        ringFromClick: ce.invited - cr.call,
+        answerCallee: ce.firstFrame - ce.answer,
+        answerCaller: cr.firstFrame - ce.answer,
+        answerCalleeFromClick: ce.firstFrame - ce.accept,
+        answerCallerFromClick: cr.firstFrame - ce.accept,
+        hangup: ce2.end - cr2.hangup,
+        // Devices the callee opened before it accepted (must be 0).
+        calleeMediaBeforeAccept: ce.mediaOpenings.filter((t) => t < ce.accept).length,
+      });
+      // Both sides back to idle before the next call.
+      const idle = Date.now() + 5000;
+      while ((await caller.page.evaluate(() => window.bench.status())) !== 'idle' && Date.now() < idle) await sleep(5);
+    } catch (e) {
+      failures.push({ call: i, error: String(e.message ?? e) });
+      await caller.page.evaluate(() => window.bench.hangup()).catch(() => {});
+      await callee.page.evaluate(() => window.bench.hangup()).catch(() => {});
+      await sleep(500);
+      if (failures.length >= 3 && rows.length === 0) break;
+    }
+  }
+  const pageErrors = [...caller.errors, ...callee.errors].slice(0, 5);
+  await caller.context.close();
+  await callee.context.close();
+  const pick = (k) => summary(rows.map((r) => r[k]));
+  return {
+    calls: rows.length,
+    failures,
+    pageErrors,
+    ring: pick('ring'),
+    ringFromClick: pick('ringFromClick'),
+    answerCallee: pick('answerCallee'),
+    answerCaller: pick('answerCaller'),
+    answerCalleeFromClick: pick('answerCalleeFromClick'),
+    answerCallerFromClick: pick('answerCallerFromClick'),
+    hangup: pick('hangup'),
+    calleeMediaBeforeAccept: rows.reduce((n, r) => n + r.calleeMediaBeforeAccept, 0),
+    rows,
+  };
+}
+
+const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_FLAGS });
+const result = { calls: CALLS, ringMs: RING_MS, chromium: browser.version(), flags: CHROMIUM_FLAGS };
+try {
+  result.ours = await runSystem(browser, 'o', 'ours.html', async (page, userID) => {
+    const sig = userSig(appKey, Number(appId), userID);
+    await page.evaluate((o) => window.bench.login(o), {
+      sdkAppID: Number(appId), userID, userSig: sig, signalingUrl: args.ours,
+    });
+  }).catch((e) => ({ error: String(e.message ?? e) }));
+  result.ours.pkgFetched = [...fetched].sort();
+  result.peerjs = await runSystem(browser, 'p', 'peerjs.html', async (page, userID) => {
+    await page.evaluate((o) => window.bench.login(o), { userID, host: '127.0.0.1', port: Number(args['peer-port']) });
+  }).catch((e) => ({ error: String(e.message ?? e) }));
+} finally {
+  await browser.close();
+  files.close();
+}
+const json = JSON.stringify(result, null, 2);
+if (args.out) fs.writeFileSync(args.out, json);
+for (const sys of ['ours', 'peerjs']) {
+  const r = result[sys];
+  if (r.error) console.error(`[callsetup] ${sys}: ${r.error}`);
+  else console.error(`[callsetup] ${sys}: ${r.calls} calls, ring p50 ${r.ring.p50?.toFixed(1)} ms, answer p50 ${r.answerCallee.p50?.toFixed(1)}/${r.answerCaller.p50?.toFixed(1)} ms, hangup p50 ${r.hangup.p50?.toFixed(1)} ms, ${r.failures.length} failures`);
+}

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# One bounded part of the benchmark suite, run by scripts/bench.sh as
+#   unshare --net bash bench/netns-part.sh PART
+# i.e. inside a fresh network namespace whose only interface is loopback, so whatever the part
+# starts (servers, Chromium, load generator) can reach nothing but 127.0.0.0/8.
+# Reads OUT, APP, BIN, CALLS, SESSIONS, RATE from the environment.
+set -euo pipefail
+ip link set lo up
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2> /dev/null || true; done; wait 2> /dev/null || true; }
+trap cleanup EXIT
+
+# Waits at most 20 s for a listener on 127.0.0.1:$1.
+wait_port() {
+  for _ in $(seq 200); do
+    (exec 3<> "/dev/tcp/127.0.0.1/$1") 2> /dev/null && return 0
+    sleep 0.1
+  done
+  echo "nothing listens on port $1" >&2
+  return 1
+}
+
+start_calling_server() {
+  "$BIN/calling-server" --listen 127.0.0.1:8080 --app "$APP" > "$OUT/$1-server.log" 2>&1 &
+  server=$!
+  pids+=("$server")
+  wait_port 8080
+}
+
+# PeerJS's server; its default cap of 5,000 clients is lifted so both servers face the same load.
+start_peer_server() {
+  node bench/node_modules/peer/dist/bin/peerjs.js --port 9000 --concurrent_limit 10000000 \
+    > "$OUT/$1-peer.log" 2>&1 &
+  peer=$!
+  pids+=("$peer")
+  wait_port 9000
+}
+
+case "$1" in
+  callsetup)
+    start_calling_server callsetup
+    start_peer_server callsetup
+    node bench/callsetup.mjs --ours ws://127.0.0.1:8080/ws --app "$APP" --peer-port 9000 --pkg pkg \
+      --calls "$CALLS" --deadline-s 270 --out "$OUT/callsetup.json"
+    ;;
+  load-ours)
+    start_calling_server load
+    "$BIN/calling-loadgen" ours --url ws://127.0.0.1:8080/ws --app "$APP" --server-pid "$server" \
+      --sessions "$SESSIONS" --rate "$RATE" --out "$OUT/loadgen-ours.json" > /dev/null
+    ;;
+  load-peer)
+    start_peer_server load
+    "$BIN/calling-loadgen" peerjs --url ws://127.0.0.1:9000/peerjs --server-pid "$peer" \
+      --sessions "$SESSIONS" --phases hold,relay --out "$OUT/loadgen-peer.json" > /dev/null
+    ;;
+  *)
+    echo "unknown part: $1" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,115 @@
+// Merges the parts' JSON into bench-output/bench.json and prints the results table (Markdown),
+// also written to the RESULTS file given (bench/RESULTS.md holds the latest run).
+//
+// node bench/report.mjs OUT_DIR RESULTS_MD
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+
+const [outDir, resultsMd] = process.argv.slice(2);
+const read = (name) => {
+  const file = path.join(outDir, name);
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch {
+    return null;
+  }
+};
+const sh = (cmd, args) => {
+  try {
+    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return 'unknown';
+  }
+};
+
+const cpu = (fs.readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/) ?? [])[1] ?? 'unknown CPU';
+const machine = {
+  cpu,
+  cores: os.cpus().length,
+  memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+  kernel: os.release(),
+  chromium: sh('chromium', ['--version']),
+  node: process.version,
+  rustc: sh('rustc', ['--version']),
+  openFilesLimit: sh('bash', ['-c', 'ulimit -n']),
+};
+const parts = {
+  size: read('size.json'),
+  callsetup: read('callsetup.json'),
+  loadOurs: read('loadgen-ours.json'),
+  loadPeer: read('loadgen-peer.json'),
+  timings: read('timings.json'),
+};
+const bench = { date: new Date().toISOString(), machine, ...parts };
+fs.writeFileSync(path.join(outDir, 'bench.json'), JSON.stringify(bench, null, 2));
+
+// Formatting helpers: missing figures show as "—" rather than failing the report.
+const num = (x, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '—');
+const int = (x) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : '—');
+const kb = (b) => (Number.isFinite(b) ? `${(b / 1000).toFixed(1)} KB` : '—');
+const kib = (b) => (Number.isFinite(b) ? `${(b / 1024).toFixed(1)} KiB` : '—');
+const ratio = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? (a / b).toFixed(2) : '—');
+const pp = (s) => (s && s.count ? `${num(s.p50)} / ${num(s.p95)} ms` : '—');
+const pq = (s) => (s && s.count ? `${num(s.p50_ms, 2)} / ${num(s.p99_ms, 2)} ms` : '—');
+
+const cs = parts.callsetup ?? {};
+const o = cs.ours && !cs.ours.error ? cs.ours : {};
+const p = cs.peerjs && !cs.peerjs.error ? cs.peerjs : {};
+const ho = parts.loadOurs?.hold ?? {};
+const hp = parts.loadPeer?.hold ?? {};
+const cy = parts.loadOurs?.cycles ?? {};
+const lo = parts.loadOurs?.relay_latency ?? {};
+const lp = parts.loadPeer?.relay_latency ?? {};
+const to = parts.loadOurs?.relay_throughput ?? {};
+const tp = parts.loadPeer?.relay_throughput ?? {};
+const size = parts.size?.total ?? {};
+const held = (h) => (h.held === undefined ? '—' : `${int(h.held)}${h.capped_by ? ` (capped: ${h.capped_by})` : ''}`);
+
+const rows = [
+  ['Package wasm + JS, gzip -9 (raw)', `${kb(size.gzip9)} (${kb(size.raw)})`, '—', '—', '≤ 80 KB'],
+  [`Ring: call() → INVITED, p50 / p95 (${o.calls ?? 0} / ${p.calls ?? 0} calls)`, pp(o.ring), pp(p.ring), ratio(o.ring?.p50, p.ring?.p50), 'p50 ≤ 5 ms'],
+  ['Answer → first remote frame, callee, p50 / p95', pp(o.answerCallee), pp(p.answerCallee), ratio(o.answerCallee?.p50, p.answerCallee?.p50), 'p50 ≤ 70 ms'],
+  ['Answer → first remote frame, caller, p50 / p95', pp(o.answerCaller), pp(p.answerCaller), ratio(o.answerCaller?.p50, p.answerCaller?.p50), 'p50 ≤ 70 ms'],
+  ['… PeerJS timed from before its getUserMedia, callee / caller p50', '(same)', `${num(p.answerCalleeFromClick?.p50)} / ${num(p.answerCallerFromClick?.p50)} ms`, `${ratio(o.answerCallee?.p50, p.answerCalleeFromClick?.p50)} / ${ratio(o.answerCaller?.p50, p.answerCallerFromClick?.p50)}`, ''],
+  ["Hangup → peer's CALL_END, p50 / p95", pp(o.hangup), pp(p.hangup), ratio(o.hangup?.p50, p.hangup?.p50), 'p50 ≤ 5 ms'],
+  ['Callee devices opened before accepting', int(o.calleeMediaBeforeAccept), int(p.calleeMediaBeforeAccept), '', '0'],
+  ['Concurrent logged-in sessions held', held(ho), held(hp), ratio(ho.held, hp.held), '≥ 50,000'],
+  ['Server memory per session', kib(ho.server_bytes_per_session), kib(hp.server_bytes_per_session), ratio(ho.server_bytes_per_session, hp.server_bytes_per_session), ''],
+  ['Logins per second while ramping', int(ho.logins_per_sec), int(hp.logins_per_sec), ratio(ho.logins_per_sec, hp.logins_per_sec), ''],
+  [`Invitations/s sustained (target rate ${int(cy.target_rate)}, ${int(cy.pairs)} pairs)`, int(cy.achieved_rate), 'n/a', '', '≥ 10,000'],
+  ['Ring latency under that load, p50 / p99', pq(cy.ring), 'n/a', '', 'p99 ≤ 10 ms'],
+  ['Invitations that reached an outcome', cy.invitations === undefined ? '—' : `${int(cy.with_outcome)} of ${int(cy.invitations)} (${Object.entries(cy.outcomes ?? {}).map(([k, v]) => `${k} ${int(v)}`).join(', ')})`, 'n/a', '', 'all'],
+  [`Relay latency, light load (${int(lo.pairs)} pairs), p50 / p99`, pq(lo.latency), pq(lp.latency), ratio(lo.latency?.p50_ms, lp.latency?.p50_ms), ''],
+  [`Relay throughput, ${int(to.pairs)} pairs offering ${int(to.offered_per_sec)} msg/s`, `${int(to.messages_per_sec)} msg/s`, `${int(tp.messages_per_sec)} msg/s`, ratio(to.messages_per_sec, tp.messages_per_sec), ''],
+  ['Relay latency at that load, p50 / p99', pq(to.latency), pq(tp.latency), ratio(to.latency?.p50_ms, tp.latency?.p50_ms), ''],
+];
+
+const table = [
+  '| Measure | trtc-calling-wasm | PeerJS | ours / PeerJS | Target |',
+  '| --- | --- | --- | --- | --- |',
+  ...rows.map((r) => `| ${r.join(' | ')} |`),
+].join('\n');
+const failures = [
+  ...(cs.ours?.error ? [`call setup (ours) did not run: ${cs.ours.error}`] : []),
+  ...(cs.peerjs?.error ? [`call setup (PeerJS) did not run: ${cs.peerjs.error}`] : []),
+  ...(o.failures ?? []).map((f) => `ours call ${f.call}: ${f.error}`),
+  ...(p.failures ?? []).map((f) => `PeerJS call ${f.call}: ${f.error}`),
+  ...['size', 'callsetup', 'loadOurs', 'loadPeer'].filter((k) => !parts[k]).map((k) => `part ${k} produced no figures`),
+];
+const md = [
+  `Measured ${bench.date.slice(0, 16).replace('T', ' ')} UTC by \`scripts/bench.sh\` on ${machine.cpu}, ${machine.cores} cores, ` +
+    `${machine.memoryGiB} GiB, Linux ${machine.kernel}, ${machine.chromium}, Node ${machine.node}, ${machine.rustc}; ` +
+    `open-file limit ${machine.openFilesLimit} per process. Everything over loopback; the browser parts in a ` +
+    `loopback-only network namespace, headless Chromium with fake devices and the same flags for both systems.`,
+  '',
+  table,
+  '',
+  ...(failures.length ? ['Incomplete or failed in this run:', '', ...failures.slice(0, 12).map((f) => `- ${f}`), ''] : []),
+].join('\n');
+process.stdout.write(`${md}\n`);
+if (resultsMd) {
+  const head = fs.existsSync(resultsMd) ? fs.readFileSync(resultsMd, 'utf8').split('<!-- table -->')[0] : '';
+  fs.writeFileSync(resultsMd, `${head || '# Benchmark results\n\n'}<!-- table -->\n${md}`);
+}

@@ -1,0 +1,280 @@
+//! Phase "cycles" (calling-server only): pairs of logged-in sessions run invite → accept →
+//! hangup at a target aggregate rate for a fixed time. Measures ring latency (invite sent →
+//! invitee's `invited` received), the rate achieved, and the outcome of every invitation.
+
+use crate::conn::ours::{recv_until, send, App};
+use crate::conn::{ConnError, Endpoint, Ws};
+use crate::stats::Latency;
+use crate::target::Target;
+use calling_protocol::{CallType, ClientMessage, ServerMessage};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Settings of the phase.
+#[derive(Debug, Clone)]
+pub struct CyclePlan {
+    pub pairs: u32,
+    pub rate: f64,
+    pub duration: Duration,
+    /// Longest wait for any one step before the invitation counts as lost.
+    pub step_timeout: Duration,
+}
+
+/// What the phase measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct CycleReport {
+    pub pairs: usize,
+    pub target_rate: f64,
+    pub duration_secs: f64,
+    pub invitations: usize,
+    pub achieved_rate: f64,
+    /// Outcome of each invitation as the inviter saw it (`accepted`, `rejected`, `busy`,
+    /// `noResponse`, `error`, or `lost` when none arrived in time).
+    pub outcomes: BTreeMap<String, usize>,
+    /// Invitations that reached an outcome (all of them, when the server keeps up).
+    pub with_outcome: usize,
+    /// Accepted calls whose hangup reached the other member as `callEnded`.
+    pub ended: usize,
+    pub ring: Latency,
+    /// `accept` sent → inviter's `accepted` received.
+    pub accept: Latency,
+    /// `hangup` sent → the other member's `callEnded` received.
+    pub hangup: Latency,
+    pub pair_login_failures: usize,
+}
+
+#[derive(Default)]
+struct PairResult {
+    invitations: usize,
+    outcomes: BTreeMap<String, usize>,
+    ended: usize,
+    ring: Vec<Duration>,
+    accept: Vec<Duration>,
+    hangup: Vec<Duration>,
+}
+
+/// Runs the phase.
+pub async fn run(app: &App, ep: &Endpoint, plan: &CyclePlan, tag: &str) -> CycleReport {
+    let target = Target::Ours(app.clone());
+    // Each pair must speak at least every ping interval, so it cycles at least that often.
+    let min_pair_rate = 1.0 / f64::from(calling_protocol::PING_INTERVAL_SECS);
+    let pairs = plan
+        .pairs
+        .clamp(1, ((plan.rate / min_pair_rate).floor() as u32).max(1));
+    let logins = login_pairs(&target, ep, pairs, tag).await;
+    let pair_login_failures = logins.iter().filter(|p| p.is_none()).count();
+    let interval = Duration::from_secs_f64(f64::from(pairs) / plan.rate);
+    let start = Instant::now() + Duration::from_millis(200);
+    let end = start + plan.duration;
+    let mut tasks = Vec::new();
+    for (i, pair) in logins.into_iter().enumerate() {
+        let Some(pair) = pair else { continue };
+        let first = start + Duration::from_secs_f64(i as f64 / plan.rate);
+        let plan = plan.clone();
+        tasks.push(tokio::spawn(run_pair(
+            pair, i as u32, first, interval, end, plan,
+        )));
+    }
+    let active = tasks.len();
+    let mut total = PairResult::default();
+    for t in tasks {
+        if let Ok(r) = t.await {
+            total.invitations += r.invitations;
+            for (k, v) in r.outcomes {
+                *total.outcomes.entry(k).or_default() += v;
+            }
+            total.ended += r.ended;
+            total.ring.extend(r.ring);
+            total.accept.extend(r.accept);
+            total.hangup.extend(r.hangup);
+        }
+    }
+    let with_outcome = total
+        .outcomes
+        .iter()
+        .filter(|(k, _)| k.as_str() != "lost")
+        .map(|(_, v)| v)
+        .sum();
+    CycleReport {
+        pairs: active,
+        target_rate: plan.rate,
+        duration_secs: plan.duration.as_secs_f64(),
+        invitations: total.invitations,
+        achieved_rate: total.invitations as f64 / plan.duration.as_secs_f64(),
+        outcomes: total.outcomes,
+        with_outcome,
+        ended: total.ended,
+        ring: Latency::of(&mut total.ring),
+        accept: Latency::of(&mut total.accept),
+        hangup: Latency::of(&mut total.hangup),
+        pair_login_failures,
+    }
+}
+
+async fn login_pairs(target: &Target, ep: &Endpoint, pairs: u32, tag: &str) -> Vec<Option<Pair>> {
+    let mut handles = Vec::new();
+    for i in 0..pairs {
+        let (target, ep, tag) = (target.clone(), ep.clone(), tag.to_owned());
+        handles.push(tokio::spawn(async move {
+            let within = Duration::from_secs(20);
+            let b_id = format!("{tag}b{i}");
+            let a = target
+                .login(&ep, 2 * i, &format!("{tag}a{i}"), within)
+                .await
+                .ok()?;
+            let b = target.login(&ep, 2 * i + 1, &b_id, within).await.ok()?;
+            Some(Pair { a, b, b_id })
+        }));
+    }
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.ok().flatten());
+    }
+    out
+}
+
+/// Two logged-in sessions: `a` invites, `b` (user `b_id`) answers.
+struct Pair {
+    a: Ws,
+    b: Ws,
+    b_id: String,
+}
+
+async fn run_pair(
+    mut p: Pair,
+    index: u32,
+    first: Instant,
+    interval: Duration,
+    end: Instant,
+    plan: CyclePlan,
+) -> PairResult {
+    let mut r = PairResult::default();
+    let mut next = first;
+    let mut request_id = index.wrapping_mul(1_000_000);
+    while next < end {
+        tokio::time::sleep_until(next).await;
+        request_id = request_id.wrapping_add(1);
+        r.invitations += 1;
+        match one_cycle(&mut p, request_id, plan.step_timeout, &mut r).await {
+            Ok(outcome) => *r.outcomes.entry(outcome.to_owned()).or_default() += 1,
+            Err(_) => {
+                // The pair's state is unknown after a lost step: count it and retire the pair.
+                *r.outcomes.entry("lost".to_owned()).or_default() += 1;
+                break;
+            }
+        }
+        next += interval;
+        // No catching up in bursts: a server that falls behind shows as a lower achieved rate.
+        let now = Instant::now();
+        if next < now {
+            next = now;
+        }
+    }
+    let _ = p.a.close(None).await;
+    let _ = p.b.close(None).await;
+    r
+}
+
+/// What the inviter learnt about its invitation.
+enum InviterSaw {
+    Sent,
+    Outcome(&'static str),
+}
+
+/// One invite → accept → hangup; returns the invitation's outcome as the inviter saw it.
+async fn one_cycle(
+    p: &mut Pair,
+    request_id: u32,
+    step: Duration,
+    r: &mut PairResult,
+) -> Result<&'static str, ConnError> {
+    let invite = ClientMessage::Invite {
+        request_id,
+        user_ids: vec![p.b_id.clone()],
+        call_type: CallType::Video,
+        is_group: false,
+        group_id: None,
+        room_id: None,
+    };
+    let sent_at = Instant::now();
+    send(&mut p.a, &invite).await?;
+    let (invite_id, room_id) = recv_until(&mut p.b, sent_at + step, "invited", |m| match m {
+        ServerMessage::Invited {
+            invite_id, room_id, ..
+        } => Some((invite_id, room_id)),
+        _ => None,
+    })
+    .await?;
+    r.ring.push(sent_at.elapsed());
+
+    let accept_at = Instant::now();
+    send(
+        &mut p.b,
+        &ClientMessage::Accept {
+            request_id,
+            invite_id: invite_id.clone(),
+        },
+    )
+    .await?;
+    // The inviter sees `inviteSent` first, then the outcome.
+    loop {
+        let saw = recv_until(
+            &mut p.a,
+            accept_at + step,
+            "invitation outcome",
+            |m| match m {
+                ServerMessage::InviteSent { request_id: id, .. } if id == request_id => {
+                    Some(InviterSaw::Sent)
+                }
+                ServerMessage::Accepted { invite_id: id, .. } if id == invite_id => {
+                    Some(InviterSaw::Outcome("accepted"))
+                }
+                ServerMessage::Rejected { invite_id: id, .. } if id == invite_id => {
+                    Some(InviterSaw::Outcome("rejected"))
+                }
+                ServerMessage::Busy { invite_id: id, .. } if id == invite_id => {
+                    Some(InviterSaw::Outcome("busy"))
+                }
+                ServerMessage::NoResponse { invite_id: id, .. } if id == invite_id => {
+                    Some(InviterSaw::Outcome("noResponse"))
+                }
+                ServerMessage::Error {
+                    request_id: Some(id),
+                    ..
+                } if id == request_id => Some(InviterSaw::Outcome("error")),
+                _ => None,
+            },
+        )
+        .await?;
+        match saw {
+            InviterSaw::Sent => continue,
+            InviterSaw::Outcome("accepted") => break,
+            InviterSaw::Outcome(other) => return Ok(other),
+        }
+    }
+    r.accept.push(accept_at.elapsed());
+    recv_until(&mut p.b, accept_at + step, "joined", |m| match m {
+        ServerMessage::Joined { request_id: id, .. } if id == request_id => Some(Ok(())),
+        ServerMessage::Error {
+            request_id: Some(id),
+            code,
+            ..
+        } if id == request_id => Some(Err(code)),
+        _ => None,
+    })
+    .await?
+    .map_err(|code| ConnError::Refused(format!("accept: {code:?}")))?;
+
+    let hangup_at = Instant::now();
+    send(&mut p.a, &ClientMessage::Hangup { room_id }).await?;
+    recv_until(&mut p.b, hangup_at + step, "callEnded", |m| match m {
+        ServerMessage::CallEnded { room_id: id, .. } if id == room_id => Some(()),
+        _ => None,
+    })
+    .await?;
+    r.hangup.push(hangup_at.elapsed());
+    r.ended += 1;
+    Ok("accepted")
+}

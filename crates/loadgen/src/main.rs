@@ -1,0 +1,245 @@
+//! `calling-loadgen`: drives calling-server (or PeerJS's `peer` server) over loopback with real
+//! WebSocket clients and writes what it measured as JSON.
+//!
+//! Phases, each bounded in count and time: `hold` (concurrent logged-in sessions and server
+//! memory per session), `cycles` (invite → accept → hangup at a target rate; calling-server
+//! only) and `relay` (signaling relay latency and throughput, which both servers do).
+
+mod conn;
+mod cycle;
+mod hold;
+mod procfs;
+mod relay;
+mod stats;
+mod target;
+mod usersig;
+
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "calling-loadgen",
+    about = "Load generator for calling-server and PeerJS's server (loopback only)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    server: Server,
+}
+
+#[derive(Subcommand)]
+enum Server {
+    /// Load calling-server.
+    Ours {
+        /// WebSocket URL of the server (a loopback address).
+        #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
+        url: String,
+        /// The app the clients log in to, as the server was given it: SDKAPPID=SECRETKEY.
+        #[arg(long)]
+        app: String,
+        /// Target invitations per second in the cycles phase.
+        #[arg(long, default_value_t = 10_000.0)]
+        rate: f64,
+        /// Pairs of sessions running invitation cycles.
+        #[arg(long, default_value_t = 1_000)]
+        cycle_pairs: u32,
+        /// Seconds the cycles phase runs.
+        #[arg(long, default_value_t = 10.0)]
+        cycle_secs: f64,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Load PeerJS's `peer` server (what both servers share: connections held, relay).
+    Peerjs {
+        /// WebSocket URL of the server's socket endpoint (a loopback address).
+        #[arg(long, default_value = "ws://127.0.0.1:9000/peerjs")]
+        url: String,
+        /// The server's connection key.
+        #[arg(long, default_value = "peerjs")]
+        key: String,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+#[derive(Args)]
+struct Common {
+    /// Process id of the server, to read its memory and open-file limit from /proc.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Concurrent logged-in sessions to reach in the hold phase (capped by open-file limits).
+    #[arg(long, default_value_t = 50_000)]
+    sessions: u32,
+    /// Longest time the hold phase may spend logging sessions in.
+    #[arg(long, default_value_t = 60.0)]
+    ramp_secs: f64,
+    /// Seconds to hold the sessions (longer than the heartbeat timeout proves they stay up).
+    #[arg(long, default_value_t = 12.0)]
+    hold_secs: f64,
+    /// Logins in flight at once while ramping.
+    #[arg(long, default_value_t = 256)]
+    concurrent_logins: usize,
+    /// Source addresses to spread clients over (127.0.0.2 upwards); 0 = kernel's choice.
+    #[arg(long, default_value_t = 4)]
+    sources: u32,
+    /// Clients per source address.
+    #[arg(long, default_value_t = 20_000)]
+    per_source: u32,
+    /// Pairs in the relay throughput run.
+    #[arg(long, default_value_t = 1_000)]
+    relay_pairs: u32,
+    /// Messages per second each relay sender stays under (calling-server's per-connection
+    /// limit is 50/s sustained).
+    #[arg(long, default_value_t = 40.0)]
+    relay_rate: f64,
+    /// Messages in flight per pair in the relay throughput run.
+    #[arg(long, default_value_t = 16)]
+    relay_window: u32,
+    /// Seconds of the relay throughput run.
+    #[arg(long, default_value_t = 8.0)]
+    relay_secs: f64,
+    /// Pairs in the light-load relay latency run (one message in flight each, paced like the
+    /// throughput run).
+    #[arg(long, default_value_t = 10)]
+    latency_pairs: u32,
+    /// Seconds of the light-load relay latency run.
+    #[arg(long, default_value_t = 5.0)]
+    latency_secs: f64,
+    /// Phases to run, comma-separated: hold, cycles, relay.
+    #[arg(long, default_value = "hold,cycles,relay")]
+    phases: String,
+    /// Write the JSON report here (it is printed to stdout as well).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// The whole JSON report.
+#[derive(Serialize)]
+struct Report {
+    server: &'static str,
+    hold: Option<hold::HoldReport>,
+    cycles: Option<cycle::CycleReport>,
+    relay_latency: Option<relay::RelayReport>,
+    relay_throughput: Option<relay::RelayReport>,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum MainError {
+    #[error("{0}")]
+    Conn(#[from] conn::ConnError),
+    #[error("--app must be SDKAPPID=SECRETKEY")]
+    App,
+    #[error("runtime: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("json: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("calling-loadgen: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), MainError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let (target, url, common, cycles) = match cli.server {
+        Server::Ours {
+            url,
+            app,
+            rate,
+            cycle_pairs,
+            cycle_secs,
+            common,
+        } => {
+            let (id, key) = app.split_once('=').ok_or(MainError::App)?;
+            let app = conn::ours::App {
+                id: id.trim().parse().map_err(|_| MainError::App)?,
+                key: key.to_owned(),
+            };
+            let plan = cycle::CyclePlan {
+                pairs: cycle_pairs,
+                rate,
+                duration: Duration::from_secs_f64(cycle_secs),
+                step_timeout: Duration::from_secs(5),
+            };
+            (target::Target::Ours(app), url, common, Some(plan))
+        }
+        Server::Peerjs { url, key, common } => (target::Target::PeerJs { key }, url, common, None),
+    };
+    let ep = conn::Endpoint::new(&url, common.sources, common.per_source)?;
+    let wants = |p: &str| common.phases.split(',').any(|x| x.trim() == p);
+    // Distinct user ids per run and phase, so nothing collides with sessions of an earlier run.
+    let run_tag = format!("{:x}", conn::unix_now() % 0x00ff_ffff);
+    let report = runtime.block_on(async {
+        let mut report = Report {
+            server: target.name(),
+            hold: None,
+            cycles: None,
+            relay_latency: None,
+            relay_throughput: None,
+        };
+        if wants("hold") {
+            let plan = hold::HoldPlan {
+                target_sessions: common.sessions,
+                concurrent_logins: common.concurrent_logins,
+                ramp_limit: Duration::from_secs_f64(common.ramp_secs),
+                hold: Duration::from_secs_f64(common.hold_secs),
+                server_pid: common.server_pid,
+            };
+            eprintln!(
+                "[loadgen] {}: hold phase, target {} sessions",
+                target.name(),
+                plan.target_sessions
+            );
+            report.hold = Some(hold::run(&target, &ep, &plan, &format!("h{run_tag}_")).await);
+        }
+        if let (true, Some(plan), target::Target::Ours(app)) = (wants("cycles"), &cycles, &target) {
+            eprintln!(
+                "[loadgen] {}: cycles phase, {} invitations/s for {:?}",
+                target.name(),
+                plan.rate,
+                plan.duration
+            );
+            report.cycles = Some(cycle::run(app, &ep, plan, &format!("c{run_tag}_")).await);
+        }
+        if wants("relay") {
+            eprintln!("[loadgen] {}: relay phase", target.name());
+            let latency = relay::RelayPlan {
+                pairs: common.latency_pairs,
+                window: 1,
+                duration: Duration::from_secs_f64(common.latency_secs),
+                max_per_pair: u64::MAX,
+                rate_per_pair: Some(common.relay_rate),
+            };
+            report.relay_latency =
+                Some(relay::run(&target, &ep, &latency, &format!("l{run_tag}_")).await);
+            let throughput = relay::RelayPlan {
+                pairs: common.relay_pairs,
+                window: common.relay_window,
+                duration: Duration::from_secs_f64(common.relay_secs),
+                max_per_pair: u64::MAX,
+                rate_per_pair: Some(common.relay_rate),
+            };
+            report.relay_throughput =
+                Some(relay::run(&target, &ep, &throughput, &format!("r{run_tag}_")).await);
+        }
+        report
+    });
+    let json = serde_json::to_string_pretty(&report)?;
+    println!("{json}");
+    if let Some(path) = common.out {
+        std::fs::write(path, json)?;
+    }
+    Ok(())
+}
