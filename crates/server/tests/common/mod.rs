@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use calling_protocol::{
-    CallType, ClientMessage, ErrorCode, RoomId, ServerMessage, Signal, PROTOCOL_VERSION,
+    CallType, ClientMessage, EndReason, ErrorCode, RoomId, ServerMessage, Signal, PROTOCOL_VERSION,
 };
 use calling_server::{usersig, AppCredential, Config, Hub};
 use futures_util::{SinkExt, StreamExt};
@@ -270,4 +270,50 @@ pub fn invitee_list(room: RoomId, users: &[&str]) -> ServerMessage {
         room_id: room,
         user_ids: users.iter().map(|s| s.to_string()).collect(),
     }
+}
+
+/// alice calls bob and bob accepts; every message on the way is checked.
+pub async fn connected_pair(server: &Server) -> (Client, Client, RoomId, String) {
+    let mut alice = Client::login(server.addr, "alice").await;
+    let mut bob = Client::login(server.addr, "bob").await;
+    let (room, invite_id) = alice.invite(&["bob"], None).await;
+    assert_eq!(alice.recv().await, invitee_list(room, &["bob"]));
+    assert_eq!(
+        bob.recv().await,
+        ServerMessage::Invited {
+            invite_id: invite_id.clone(),
+            room_id: room,
+            sponsor: "alice".into(),
+            user_ids: vec!["bob".into()],
+            call_type: CallType::Video,
+            is_group: false,
+            group_id: None,
+        }
+    );
+    assert_eq!(
+        bob.accept(&invite_id).await,
+        ServerMessage::Joined {
+            request_id: 12,
+            room_id: room,
+            call_type: CallType::Video,
+            members: vec!["alice".into()],
+            pending: vec![],
+        }
+    );
+    assert_eq!(
+        alice.recv().await,
+        ServerMessage::Accepted {
+            room_id: room,
+            invite_id: invite_id.clone(),
+            user_id: "bob".into()
+        }
+    );
+    assert_eq!(alice.recv().await, invitee_list(room, &[]));
+    (alice, bob, room, invite_id)
+}
+
+/// A predicate matching the `CallEnded` of `room` ended by `by` for `reason`.
+pub fn call_ended(room: RoomId, by: &str, reason: EndReason) -> impl Fn(ServerMessage) -> bool {
+    let by = by.to_string();
+    move |m| matches!(m, ServerMessage::CallEnded { room_id, user_id, reason: r, .. } if room_id == room && user_id == by && r == reason)
 }
