@@ -133,8 +133,9 @@ async fn a_silent_session_is_dropped_and_leaves_its_call() {
     let mut config = config();
     config.heartbeat_timeout = Duration::from_millis(600);
     let server = start(config).await;
-    let (mut alice, bob, room, _) = connected_pair(&server).await;
+    // Taken before bob's last frame, so bob cannot be dropped earlier than the timeout after it.
     let started = Instant::now();
+    let (mut alice, bob, room, _) = connected_pair(&server).await;
     // alice keeps her heartbeat going; bob stays silent with his socket open.
     let mut beat = tokio::time::interval(Duration::from_millis(150));
     let left = loop {
