@@ -376,7 +376,10 @@ impl Driver {
             peer.attach(kind, Some(track));
         }
         if kind == Kind::Video {
-            if let Err(e) = self.views.render_local(&self.weak(), Some(track.clone())) {
+            if let Err(e) = self
+                .views
+                .render_local(&self.weak(), Some(Clone::clone(track)))
+            {
                 log::warn(&format!("local view: {e}"));
             }
         }

@@ -113,7 +113,8 @@ impl Media {
     fn keep(&self, kind: Kind, track: MediaStreamTrack) {
         let mut opened = self.opened.borrow_mut();
         opened.retain(|t| t.ready_state() != MediaStreamTrackState::Ended);
-        opened.push(track.clone());
+        // `Clone::clone`: MediaStreamTrack's own `clone()` would capture a second live track.
+        opened.push(Clone::clone(&track));
         drop(opened);
         if let Some(old) = self.slot(kind).replace(Some(track)) {
             old.stop();
@@ -169,7 +170,7 @@ impl Media {
             return Ok(None);
         };
         track.set_enabled(old.enabled());
-        self.keep(kind, track.clone());
+        self.keep(kind, Clone::clone(&track));
         Ok(Some(track))
     }
 

@@ -197,13 +197,19 @@ async fn parameters_and_idle_state() {
     c.logout().await;
 }
 
-/// The npm package's entry module, as a `<script type="module">` page imports it from the
-/// server's `/pkg/`: its default export is the initialised class.
+/// Where the test command serves the built package (with CORS, as a CDN would).
+const PKG_URL: &str = match option_env!("CALLING_PKG_URL") {
+    Some(s) => s,
+    None => "http://127.0.0.1:18081",
+};
+
+/// The npm package's entry module, imported as a `<script type="module">` page would: its
+/// default export is the initialised class.
 #[wasm_bindgen_test]
 async fn entry_module_exports_the_ready_class() {
     let module = ok(
-        load(&format!("http://{SERVER}/pkg/index.js")),
-        "import /pkg/index.js",
+        load(&format!("{PKG_URL}/index.js")),
+        "import the entry module",
     )
     .await;
     let class: Function = get(&module, "default").unchecked_into();
