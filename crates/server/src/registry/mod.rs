@@ -278,6 +278,13 @@ impl Registry {
                 format!("{to:?} is not a participant of call {room}"),
             ));
         }
+        if signal == Signal::Unknown {
+            // Its content is lost in parsing; passing on an empty `unknown` would mislead.
+            return Err(Refusal::new(
+                ErrorCode::UnknownType,
+                "unknown signal kind: this server cannot relay it",
+            ));
+        }
         let mut out = Outcome::default();
         // An invitee who is offline right now simply misses the signal, as a closed peer would.
         let msg = ServerMessage::Signal {

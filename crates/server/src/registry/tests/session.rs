@@ -112,6 +112,10 @@ fn relay_only_between_participants() {
         ErrorCode::NotAParticipant
     );
     assert_eq!(
+        refused(f.reg.relay(ALICE, room, "bob", Signal::Unknown)),
+        ErrorCode::UnknownType
+    );
+    assert_eq!(
         refused(f.reg.relay(CAROL, room, "bob", offer.clone())),
         ErrorCode::NotInCall
     );
