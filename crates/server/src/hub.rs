@@ -198,3 +198,49 @@ pub async fn run_timer(hub: Weak<Hub>) {
         tokio::time::sleep_until(wake.into()).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Drains an outbox whose senders are all gone; returns what it held.
+    async fn drain(mut rx: mpsc::Receiver<Outbound>) -> Vec<Outbound> {
+        let mut items = Vec::new();
+        while let Some(item) = rx.recv().await {
+            items.push(item);
+        }
+        items
+    }
+
+    #[tokio::test]
+    async fn a_session_too_slow_to_read_loses_its_outbox() {
+        let hub = Hub::new(Config::new(Vec::new()));
+        let (session, rx) = hub.open_session();
+        for _ in 0..=OUTBOX_CAPACITY {
+            hub.send(session, ServerMessage::Pong);
+        }
+        // The overflow dropped the hub's sender, which ends the socket task after the backlog.
+        let items = drain(rx).await;
+        assert_eq!(items.len(), OUTBOX_CAPACITY);
+        let (other, other_rx) = hub.open_session();
+        hub.send(other, ServerMessage::Pong);
+        assert_eq!(other_rx.len(), 1, "other sessions are unaffected");
+    }
+
+    #[tokio::test]
+    async fn nothing_is_delivered_after_a_close() {
+        let hub = Hub::new(Config::new(Vec::new()));
+        let (session, rx) = hub.open_session();
+        hub.send(session, ServerMessage::Pong);
+        hub.close(session, CloseKind::LoggedOut);
+        hub.send(session, ServerMessage::Kicked);
+        let items = drain(rx).await;
+        assert!(matches!(
+            &items[..],
+            [
+                Outbound::Message(ServerMessage::Pong),
+                Outbound::Close(CloseKind::LoggedOut)
+            ]
+        ));
+    }
+}
