@@ -109,8 +109,13 @@ impl Conn {
                 out = outbox.recv() => match out {
                     Some(Outbound::Message(msg)) => {
                         let Ok(json) = serde_json::to_string(&msg) else { continue };
-                        if socket.send(Message::Text(json.into())).await.is_err() {
-                            return End::Dropped;
+                        // A peer that stops reading blocks this write once its TCP window is
+                        // full; the heartbeat cannot fire meanwhile, so bound the write too.
+                        let sent = tokio::time::timeout(silence, socket.send(Message::Text(json.into()))).await;
+                        match sent {
+                            Ok(Ok(())) => {}
+                            Ok(Err(_)) => return End::Dropped,
+                            Err(_) => return End::TooSlow,
                         }
                     }
                     Some(Outbound::Close(kind)) => {
