@@ -37,6 +37,12 @@ pub fn config() -> Config {
 }
 
 pub async fn start(config: Config) -> Server {
+    // Server logs go to the test's captured output, so a failing test shows them.
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_ansi(false)
+        .with_env_filter("calling_server=debug")
+        .try_init();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (router, hub) = calling_server::app_with_hub(config);
