@@ -26,6 +26,7 @@ use crate::peer::Peer;
 use crate::signaling::Signaling;
 use crate::timers::Timers;
 use crate::view::Views;
+use crate::volume;
 
 /// Constructor options that outlive the constructor.
 pub struct Config {
@@ -52,6 +53,8 @@ pub struct Driver {
     views: Views,
     timers: Timers,
     last_status: Cell<CallStatus>,
+    /// `USER_VOICE_VOLUME` reports, running while connected.
+    volume: RefCell<Option<gloo_timers::callback::Interval>>,
 }
 
 impl Driver {
@@ -72,6 +75,7 @@ impl Driver {
             views: Views::default(),
             timers: Timers::default(),
             last_status: Cell::new(CallStatus::Idle),
+            volume: RefCell::default(),
         })
     }
 
@@ -162,6 +166,11 @@ impl Driver {
     fn after_dispatch(&self) {
         let status = self.core.borrow().status();
         let was = self.last_status.replace(status);
+        if (status == CallStatus::Connected) != self.volume.borrow().is_some() {
+            let reports = (status == CallStatus::Connected).then(|| volume::start(self.weak()));
+            let old = self.volume.replace(reports);
+            drop(old);
+        }
         if status == CallStatus::Idle && was != CallStatus::Idle {
             let peers: Vec<_> = self.peers.borrow_mut().drain().collect();
             drop(peers);
@@ -187,6 +196,11 @@ impl Driver {
 
     fn local_tracks(&self) -> [Option<web_sys::MediaStreamTrack>; 2] {
         [self.media.track(Kind::Audio), self.media.track(Kind::Video)]
+    }
+
+    /// Carries out an effect the glue itself produced (voice-volume reports).
+    pub fn apply(&self, effect: Effect) {
+        self.run(effect);
     }
 
     fn run(&self, effect: Effect) {
@@ -390,6 +404,12 @@ impl Driver {
         self.peer(user_id)
             .filter(|p| p.has_media())
             .map(|p| p.remote_stream().clone())
+    }
+
+    /// Every peer connection, by remote user.
+    pub fn peer_list(&self) -> Vec<(String, Rc<Peer>)> {
+        let peers = self.peers.borrow();
+        peers.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 
     /// Drops a failed login's socket so a later login can start afresh.

@@ -13,5 +13,6 @@ mod sdk;
 mod signaling;
 mod timers;
 mod view;
+mod volume;
 
 pub use sdk::TrtcCalling;

@@ -251,6 +251,13 @@ impl Peer {
     }
 }
 
+impl Peer {
+    /// The underlying connection (for statistics).
+    pub fn connection(&self) -> &RtcPeerConnection {
+        &self.pc
+    }
+}
+
 impl Drop for Peer {
     /// Listeners go first (so closing reports nothing), then the connection and remote tracks.
     fn drop(&mut self) {

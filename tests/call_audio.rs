@@ -14,6 +14,8 @@ async fn audio_call_accepted_then_caller_hangs_up() {
     connect(&a, &b, 1).await;
     // Audio plays without any view: the SDK's hidden <audio> for the peer exists on each side.
     assert_eq!(sdk_elements(), 2, "one hidden <audio> per side");
+    assert_voice_volume(&a, &b).await;
+    assert_voice_volume(&b, &a).await;
     hang_up(&a, &b).await;
     let mut caller = vec!["sdkReady", "onUserAccept"];
     caller.extend(connect_events(false));
@@ -45,4 +47,31 @@ async fn audio_call_accepted_then_callee_hangs_up() {
     assert_event_set(&a, &caller);
     a.logout().await;
     b.logout().await;
+}
+
+/// `me` gets `USER_VOICE_VOLUME` with itself first, then `other`; the fake microphone's beeps
+/// make `other`'s level rise above 0 within the deadline.
+async fn assert_voice_volume(me: &Client, other: &Client) {
+    let start = js_sys::Date::now();
+    loop {
+        let report = me.wait_for("onUserVoiceVolume").await;
+        let map = js_sys::Array::from(&get(&report, "volumeMap"));
+        assert_eq!(map.length(), 2, "volumeMap {}", canonical(&report));
+        assert_eq!(get_str(&map.get(0), "userId"), me.user);
+        assert_eq!(get_str(&map.get(1), "userId"), other.user);
+        let levels: Vec<f64> = map.iter().map(|e| get_num(&e, "audioVolume")).collect();
+        assert!(
+            levels.iter().all(|l| (0.0..=100.0).contains(l)),
+            "levels {levels:?}"
+        );
+        if levels[1] > 0.0 {
+            return;
+        }
+        assert!(
+            js_sys::Date::now() - start < DEADLINE_MS as f64,
+            "{}: {}'s voice volume stayed 0",
+            me.user,
+            other.user
+        );
+    }
 }

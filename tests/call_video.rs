@@ -98,11 +98,57 @@ async fn video_call_renders_remote_video_on_both_sides() {
     b.logout().await;
 }
 
+/// (width, height) of the live local video track the SDK captured.
+fn local_video_size(c: &Client) -> (f64, f64) {
+    let track = c
+        .sdk
+        .local_tracks()
+        .iter()
+        .map(|t| t.unchecked_into::<web_sys::MediaStreamTrack>())
+        .find(|t| t.kind() == "video" && t.ready_state() == web_sys::MediaStreamTrackState::Live)
+        .expect("a live local video track");
+    let get_settings: js_sys::Function = get(&track, "getSettings").unchecked_into();
+    let settings = get_settings.call0(&track).expect("getSettings");
+    (get_num(&settings, "width"), get_num(&settings, "height"))
+}
+
+/// The live local audio track's id.
+fn local_audio_id(c: &Client) -> String {
+    c.sdk
+        .local_tracks()
+        .iter()
+        .map(|t| t.unchecked_into::<web_sys::MediaStreamTrack>())
+        .find(|t| t.kind() == "audio" && t.ready_state() == web_sys::MediaStreamTrackState::Live)
+        .map(|t| t.id())
+        .expect("a live local audio track")
+}
+
 #[wasm_bindgen_test]
 async fn camera_and_microphone_toggles_reach_the_peer() {
     let a = Client::login(&unique("alice")).await;
     let b = Client::login(&unique("bob")).await;
+    ok(b.sdk.set_video_quality("360p".into()), "setVideoQuality").await;
     connect(&a, &b, 2).await;
+    assert_eq!(local_video_size(&a), (640.0, 480.0), "default profile 480p");
+    assert_eq!(local_video_size(&b), (640.0, 360.0), "profile 360p");
+
+    // Switching the microphone mid-call swaps the track without the peer noticing.
+    let mics = js_sys::Array::from(&ok(a.sdk.get_microphones(), "getMicrophones").await);
+    let other_mic = mics
+        .iter()
+        .map(|m| get_str(&m, "deviceId"))
+        .find(|id| id != "default" && !id.is_empty())
+        .expect("a second fake microphone");
+    let before = local_audio_id(&a);
+    let switch = json(&format!(
+        r#"{{"deviceType":"audio","deviceId":"{other_mic}"}}"#
+    ));
+    ok(a.sdk.switch_device(switch), "switchDevice").await;
+    assert_ne!(
+        local_audio_id(&a),
+        before,
+        "switchDevice kept the old microphone track"
+    );
 
     let video = |on: bool| {
         json(&format!(
