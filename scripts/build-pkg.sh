@@ -25,3 +25,26 @@ for f in "${shipped[@]}"; do
   printf '%8d bytes gzip -9  %s (%d raw)\n' "$n" "$f" "$(wc -c < "$f")"
 done
 printf '%8d bytes gzip -9  total shipped wasm + JS\n' "$total"
+
+# The package as npm ships it: pack it, install the tarball into a fresh folder, and check that
+# `import TRTCCalling from 'trtc-calling-wasm'` resolves (exports map, types, every shipped file).
+check=$(mktemp -d)
+trap 'rm -rf "$check"' EXIT
+(cd pkg && npm pack --silent --pack-destination "$check" > /dev/null)
+(
+  cd "$check"
+  echo '{"private": true, "type": "module"}' > package.json
+  npm install --silent --offline --no-audit --no-fund ./trtc-calling-wasm-*.tgz
+  node --input-type=module -e "
+    import { existsSync, readFileSync } from 'node:fs';
+    import { fileURLToPath } from 'node:url';
+    const entry = fileURLToPath(import.meta.resolve('trtc-calling-wasm'));
+    const dir = entry.replace(/index\.js\$/, '');
+    const pkg = JSON.parse(readFileSync(dir + 'package.json', 'utf8'));
+    for (const f of [...pkg.files, pkg.types]) {
+      if (!existsSync(dir + f)) throw new Error('missing from the package: ' + f);
+    }
+    if (!readFileSync(entry, 'utf8').includes('export default TRTCCalling')) throw new Error('no default export');
+    console.log('npm package ok: import resolves to', entry.slice(entry.indexOf('node_modules')));
+  "
+)
