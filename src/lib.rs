@@ -14,5 +14,6 @@ mod signaling;
 mod timers;
 mod view;
 mod volume;
+mod wire;
 
 pub use sdk::TrtcCalling;

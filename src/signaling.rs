@@ -79,7 +79,8 @@ impl Signaling {
 
 fn parse(text: &str) -> Result<ServerMessage, Error> {
     let value = JSON::parse(text)?;
-    Ok(serde_wasm_bindgen::from_value(value)?)
+    crate::wire::server_message(&value)
+        .ok_or_else(|| Error::Browser(format!("malformed message: {text}")))
 }
 
 impl Drop for Signaling {
