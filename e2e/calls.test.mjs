@@ -174,3 +174,45 @@ test('busy, cancelled and kicked out: each is explained to the person it happens
     }
   });
 });
+
+test('in-call controls: camera off and on, device choice, switch to an audio call', async () => {
+  await withPeople(browser, '5-controls', [['kim', DESKTOP], ['lee', PHONE]], async (kim, lee) => {
+    await kim.page.getByTestId('callee-input').fill('lee');
+    await kim.page.getByTestId('call-video').click();
+    await lee.waitFor('[data-testid="incoming"]');
+    await lee.page.getByTestId('accept').click();
+    await Promise.all([kim.waitForVideo('lee'), lee.waitForVideo('kim')]);
+
+    // Kim's camera off: Lee's tile of Kim falls back to the avatar; on again: video again.
+    await kim.page.getByTestId('btn-camera').click();
+    await kim.waitFor('[data-testid="btn-camera"][aria-pressed="true"]');
+    await lee.waitFor(`${lee.tile('kim')}[data-video="off"]`);
+    await lee.shot('01-kim-camera-off');
+    await kim.page.getByTestId('btn-camera').click();
+    await lee.waitFor(`${lee.tile('kim')}[data-video="on"]`);
+    await lee.waitForVideo('kim');
+
+    // The device lists show the fake devices; picking another microphone raises no error.
+    await lee.page.getByTestId('btn-settings').click();
+    await lee.waitFor('[data-testid="devices"]');
+    const mics = await lee.page.locator('[data-testid="select-mic"] option').allTextContents();
+    assert.ok(mics.length >= 2, `microphones listed: ${mics}`);
+    const cameras = await lee.page.locator('[data-testid="select-camera"] option').allTextContents();
+    assert.ok(cameras.length >= 1, `cameras listed: ${cameras}`);
+    await lee.page.getByTestId('select-mic').selectOption({ index: 1 });
+    await lee.shot('02-devices');
+
+    // Kim switches to audio: both sides follow, and no video tile is left on.
+    await kim.page.getByTestId('btn-audio-only').click();
+    await Promise.all([kim.waitForText('call-kind', 'Audio call'), lee.waitForText('call-kind', 'Audio call')]);
+    await lee.waitFor(`${lee.tile('kim')}[data-video="off"]`);
+    await kim.waitFor(`${kim.tile('lee')}[data-video="off"]`);
+    assert.equal(await lee.page.locator('[data-testid="notice"][data-kind="error"]').count(), 0, 'lee: error shown');
+    assert.equal(await kim.page.locator('[data-testid="notice"][data-kind="error"]').count(), 0, 'kim: error shown');
+    await kim.shot('03-audio');
+    await lee.shot('03-audio');
+
+    await kim.page.getByTestId('btn-hangup').click();
+    await Promise.all([kim, lee].map((p) => p.waitFor('body[data-screen="home"][data-call="idle"]')));
+  });
+});

@@ -38,4 +38,4 @@ if ! node e2e/wait-for.mjs "http://127.0.0.1:$PORT/healthz" 30 "$SERVER_PID"; th
 fi
 
 E2E_BASE_URL="http://127.0.0.1:$PORT" E2E_OUTPUT="$OUT" \
-  node --test --test-reporter=spec --test-concurrency=1 e2e/*.test.mjs "$@"
+  node --test --test-reporter=spec --test-concurrency=1 "$@" e2e/*.test.mjs
