@@ -93,6 +93,13 @@ async fn caller_cancels() {
     let a = Client::login(&unique("alice")).await;
     let b = Client::login(&unique("bob")).await;
     let (invite_id, _) = ring(&a, &b, 2).await;
+    // One call at a time: a second call() while ringing rejects and says why.
+    let e = fails(a.sdk.call(call_options(&b.user, 1)), "call while ringing").await;
+    assert!(
+        get_str(&e, "message").len() > 10,
+        "unclear: {}",
+        error_text(&e)
+    );
     ok(a.sdk.hangup(), "hangup while ringing").await;
     let cancel = b.wait_for("onCallingCancel").await;
     assert_js_eq(

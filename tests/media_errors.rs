@@ -1,0 +1,101 @@
+//! Media failures as SPEC §5 maps them: getUserMedia's DOMException names become error codes
+//! (permission denied 60005, no microphone 60003, no camera 60004), and a browser without
+//! WebRTC is refused at login (60006). The failures are injected by replacing the browser's
+//! functions in this page, then restored.
+
+mod common;
+
+use common::*;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+#[wasm_bindgen(inline_js = "
+const md = navigator.mediaDevices;
+const saved = { gum: md.getUserMedia, enumerate: md.enumerateDevices, pc: window.RTCPeerConnection };
+export function failMedia(name, noDevices) {
+  md.getUserMedia = () => Promise.reject(new DOMException('injected failure', name));
+  if (noDevices) md.enumerateDevices = () => Promise.resolve([]);
+}
+export function restore() {
+  md.getUserMedia = saved.gum;
+  md.enumerateDevices = saved.enumerate;
+  window.RTCPeerConnection = saved.pc;
+}
+export function removeWebRtc() { delete window.RTCPeerConnection; }
+")]
+extern "C" {
+    #[wasm_bindgen(js_name = failMedia)]
+    fn fail_media(name: &str, no_devices: bool);
+    fn restore();
+    #[wasm_bindgen(js_name = removeWebRtc)]
+    fn remove_web_rtc();
+}
+
+/// `b` accepts a call of `call_type` while getUserMedia fails with `name`: the accept promise
+/// rejects with `code`, the caller hears REJECT, both end idle with nothing captured.
+async fn accept_fails(name: &str, no_devices: bool, call_type: u8, code: f64) {
+    let a = Client::login(&unique("alice")).await;
+    let b = Client::login(&unique("bob")).await;
+    ok(a.sdk.call(call_options(&b.user, call_type)), "call").await;
+    b.wait_for("onInvited").await;
+    // The caller's own capture must not be the one that fails.
+    wait_until("the caller's media", || a.sdk.local_tracks().length() > 0).await;
+    fail_media(name, no_devices);
+    let e = fails(b.sdk.accept(), "accept").await;
+    restore();
+    assert_eq!(get_num(&e, "code"), code, "{name}: {}", error_text(&e));
+    assert!(
+        get_str(&e, "message").contains("injected failure"),
+        "{}",
+        error_text(&e)
+    );
+    assert_js_eq(
+        &a.wait_for("onReject").await,
+        &user_payload(&b.user),
+        "REJECT",
+    );
+    for c in [&a, &b] {
+        wait_until(&format!("{} idle", c.user), || {
+            c.sdk.get_call_status() == "idle"
+        })
+        .await;
+        c.assert_released();
+    }
+    a.logout().await;
+    b.logout().await;
+}
+
+#[wasm_bindgen_test]
+async fn permission_denied_is_60005() {
+    accept_fails("NotAllowedError", false, 2, 60005.0).await;
+}
+
+#[wasm_bindgen_test]
+async fn other_capture_failures_are_60005_with_the_browser_message() {
+    accept_fails("NotReadableError", false, 1, 60005.0).await;
+}
+
+#[wasm_bindgen_test]
+async fn missing_microphone_is_60003() {
+    accept_fails("NotFoundError", true, 1, 60003.0).await;
+}
+
+#[wasm_bindgen_test]
+async fn missing_camera_is_60004() {
+    // Devices are listed (the microphone exists), so the missing one is the camera.
+    accept_fails("NotFoundError", false, 2, 60004.0).await;
+}
+
+#[wasm_bindgen_test]
+async fn login_without_webrtc_is_60006() {
+    let user = unique("old");
+    let c = Client::new(&user);
+    let sig = user_sig(&user).await;
+    remove_web_rtc();
+    let e = fails(c.sdk.login(login_options(&user, &sig)), "login").await;
+    restore();
+    assert_eq!(get_num(&e, "code"), 60006.0, "{}", error_text(&e));
+    assert!(c.sdk.get_user_id().is_none());
+}
