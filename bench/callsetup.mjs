@@ -23,7 +23,9 @@ const args = Object.fromEntries(
 );
 const CALLS = Number(args.calls ?? 30);
 const RING_MS = Number(args['ring-ms'] ?? 1000);
-const DEADLINE = Date.now() + Number(args['deadline-s'] ?? 300) * 1000;
+// Each system gets half of the time bound, so one that hangs cannot starve the other.
+const BUDGET_MS = (Number(args['deadline-s'] ?? 300) * 1000) / 2;
+let DEADLINE = Date.now() + BUDGET_MS;
 const [appId, appKey] = String(args.app ?? '').split('=');
 const require = createRequire(path.join(here, '..', '.tools', 'node_modules', 'x.js'));
 const { chromium } = require('playwright-core');
@@ -87,8 +89,39 @@ async function openPage(browser, file) {
   return { page, context, errors };
 }
 
+/**
+ * Splits one latency of calling-server's protocol into: the sender's delay from the API call to
+ * its frame leaving, the frame's trip through the server, and the receiver's delay from the
+ * frame's arrival to its event. Nothing for PeerJS, whose frames have other types.
+ */
+function split(name, start, sentLog, sentTypes, recvLog, recvTypes, event) {
+  const sent = sentLog.find((w) => w.dir === 'out' && sentTypes.includes(w.type) && w.t >= start);
+  const recv = sent && recvLog.find((w) => w.dir === 'in' && recvTypes.includes(w.type) && w.t >= sent.t - 1);
+  if (!sent || !recv) return {};
+  return {
+    [`${name}SenderDelay`]: sent.t - start,
+    [`${name}ServerTrip`]: recv.t - sent.t,
+    [`${name}ReceiverDelay`]: event - recv.t,
+  };
+}
+
+/**
+ * Where the answer time goes (calling-server's protocol): after accept(), when the callee's
+ * `accept` frame left, and when the first relayed WebRTC signal reached either side.
+ */
+function timeline(accept, calleeLog, callerLog) {
+  const after = (log, dir, types) => log.find((w) => w.dir === dir && types.includes(w.type) && w.t >= accept);
+  const sent = after(calleeLog, 'out', ['accept']);
+  const signals = [after(calleeLog, 'in', ['signal']), after(callerLog, 'in', ['signal'])].filter(Boolean);
+  const out = {};
+  if (sent) out.answerAcceptSent = sent.t - accept;
+  if (signals.length) out.answerFirstSignal = Math.min(...signals.map((w) => w.t)) - accept;
+  return out;
+}
+
 /** Places the calls for one system; `login` logs a page in as a user. */
 async function runSystem(browser, name, file, login) {
+  DEADLINE = Date.now() + BUDGET_MS;
   const caller = await openPage(browser, file);
   const callee = await openPage(browser, file);
   const tag = Math.random().toString(36).slice(2, 8);
@@ -122,6 +155,9 @@ async function runSystem(browser, name, file, login) {
         hangup: ce2.end - cr2.hangup,
         // Devices the callee opened before it accepted (must be 0).
         calleeMediaBeforeAccept: ce.mediaOpenings.filter((t) => t < ce.accept).length,
+        ...split('ring', cr.call, cr.wire, ['invite'], ce.wire, ['invited'], ce.invited),
+        ...timeline(ce.accept, ce.wire, cr.wire),
+        ...split('hangup', cr2.hangup, cr2.wire, ['hangup'], ce2.wire, ['memberLeft', 'callEnded'], ce2.end),
       });
       // Both sides back to idle before the next call.
       const idle = Date.now() + 5000;
@@ -149,6 +185,13 @@ async function runSystem(browser, name, file, login) {
     answerCalleeFromClick: pick('answerCalleeFromClick'),
     answerCallerFromClick: pick('answerCallerFromClick'),
     hangup: pick('hangup'),
+    breakdown: Object.fromEntries(
+      [
+        ...['ring', 'hangup'].flatMap((n) => ['SenderDelay', 'ServerTrip', 'ReceiverDelay'].map((k) => `${n}${k}`)),
+        'answerAcceptSent',
+        'answerFirstSignal',
+      ].map((k) => [k, pick(k)]).filter(([, v]) => v.count > 0),
+    ),
     calleeMediaBeforeAccept: rows.reduce((n, r) => n + r.calleeMediaBeforeAccept, 0),
     rows,
   };

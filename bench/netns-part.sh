@@ -3,7 +3,7 @@
 #   unshare --net bash bench/netns-part.sh PART
 # i.e. inside a fresh network namespace whose only interface is loopback, so whatever the part
 # starts (servers, Chromium, load generator) can reach nothing but 127.0.0.0/8.
-# Reads OUT, APP, BIN, CALLS, SESSIONS, RATE from the environment.
+# Reads OUT, APP, BIN, CALLS, SESSIONS, RATES from the environment.
 set -euo pipefail
 ip link set lo up
 
@@ -42,12 +42,12 @@ case "$1" in
     start_calling_server callsetup
     start_peer_server callsetup
     node bench/callsetup.mjs --ours ws://127.0.0.1:8080/ws --app "$APP" --peer-port 9000 --pkg pkg \
-      --calls "$CALLS" --deadline-s 270 --out "$OUT/callsetup.json"
+      --calls "$CALLS" --deadline-s 180 --out "$OUT/callsetup.json"
     ;;
   load-ours)
     start_calling_server load
     "$BIN/calling-loadgen" ours --url ws://127.0.0.1:8080/ws --app "$APP" --server-pid "$server" \
-      --sessions "$SESSIONS" --rate "$RATE" --out "$OUT/loadgen-ours.json" > /dev/null
+      --sessions "$SESSIONS" --rates "$RATES" --out "$OUT/loadgen-ours.json" > /dev/null
     ;;
   load-peer)
     start_peer_server load

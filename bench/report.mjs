@@ -59,12 +59,30 @@ const o = cs.ours && !cs.ours.error ? cs.ours : {};
 const p = cs.peerjs && !cs.peerjs.error ? cs.peerjs : {};
 const ho = parts.loadOurs?.hold ?? {};
 const hp = parts.loadPeer?.hold ?? {};
-const cy = parts.loadOurs?.cycles ?? {};
+const steps = parts.loadOurs?.cycles ?? [];
+const cy = steps[0] ?? {};
+// The highest rate step whose ring p99 met the 10 ms target and that kept up with its rate.
+const within = steps
+  .filter((c) => c.ring?.count && c.ring.p99_ms <= 10 && c.achieved_rate >= 0.95 * c.target_rate)
+  .sort((a, b) => b.achieved_rate - a.achieved_rate)[0];
 const lo = parts.loadOurs?.relay_latency ?? {};
 const lp = parts.loadPeer?.relay_latency ?? {};
 const to = parts.loadOurs?.relay_throughput ?? {};
 const tp = parts.loadPeer?.relay_throughput ?? {};
 const size = parts.size?.total ?? {};
+function split(name) {
+  const b = o.breakdown ?? {};
+  const parts = ['SenderDelay', 'ServerTrip', 'ReceiverDelay'].map((k) => b[`${name}${k}`]?.p50);
+  return parts.every(Number.isFinite) ? `${parts.map((x) => num(x)).join(' / ')} ms` : '—';
+}
+function outcomeText(list) {
+  if (list.length === 0) return '—';
+  const sum = (f) => list.reduce((n, c) => n + f(c), 0);
+  const kinds = {};
+  for (const c of list) for (const [k, v] of Object.entries(c.outcomes ?? {})) kinds[k] = (kinds[k] ?? 0) + v;
+  const detail = Object.entries(kinds).map(([k, v]) => `${k} ${int(v)}`).join(', ');
+  return `${int(sum((c) => c.with_outcome))} of ${int(sum((c) => c.invitations))} (${detail}; hangup reached the other member: ${int(sum((c) => c.ended))})`;
+}
 const held = (h) => (h.held === undefined ? '—' : `${int(h.held)}${h.capped_by ? ` (capped: ${h.capped_by})` : ''}`);
 
 const rows = [
@@ -72,15 +90,20 @@ const rows = [
   [`Ring: call() → INVITED, p50 / p95 (${o.calls ?? 0} / ${p.calls ?? 0} calls)`, pp(o.ring), pp(p.ring), ratio(o.ring?.p50, p.ring?.p50), 'p50 ≤ 5 ms'],
   ['Answer → first remote frame, callee, p50 / p95', pp(o.answerCallee), pp(p.answerCallee), ratio(o.answerCallee?.p50, p.answerCallee?.p50), 'p50 ≤ 70 ms'],
   ['Answer → first remote frame, caller, p50 / p95', pp(o.answerCaller), pp(p.answerCaller), ratio(o.answerCaller?.p50, p.answerCaller?.p50), 'p50 ≤ 70 ms'],
+  ['… ours after accept(): accept frame sent / first WebRTC signal relayed, p50', ['answerAcceptSent', 'answerFirstSignal'].every((k) => o.breakdown?.[k]) ? `${num(o.breakdown.answerAcceptSent.p50)} / ${num(o.breakdown.answerFirstSignal.p50)} ms` : '—', '', '', ''],
   ['… PeerJS timed from before its getUserMedia, callee / caller p50', '(same)', `${num(p.answerCalleeFromClick?.p50)} / ${num(p.answerCallerFromClick?.p50)} ms`, `${ratio(o.answerCallee?.p50, p.answerCalleeFromClick?.p50)} / ${ratio(o.answerCaller?.p50, p.answerCallerFromClick?.p50)}`, ''],
+  ['… ring split: caller SDK → frame sent / server trip / callee SDK → event, p50', split('ring'), '', '', ''],
   ["Hangup → peer's CALL_END, p50 / p95", pp(o.hangup), pp(p.hangup), ratio(o.hangup?.p50, p.hangup?.p50), 'p50 ≤ 5 ms'],
+  ['… hangup split: caller SDK → frame sent / server trip / callee SDK → event, p50', split('hangup'), '', '', ''],
   ['Callee devices opened before accepting', int(o.calleeMediaBeforeAccept), int(p.calleeMediaBeforeAccept), '', '0'],
   ['Concurrent logged-in sessions held', held(ho), held(hp), ratio(ho.held, hp.held), '≥ 50,000'],
   ['Server memory per session', kib(ho.server_bytes_per_session), kib(hp.server_bytes_per_session), ratio(ho.server_bytes_per_session, hp.server_bytes_per_session), ''],
   ['Logins per second while ramping', int(ho.logins_per_sec), int(hp.logins_per_sec), ratio(ho.logins_per_sec, hp.logins_per_sec), ''],
   [`Invitations/s sustained (target rate ${int(cy.target_rate)}, ${int(cy.pairs)} pairs)`, int(cy.achieved_rate), 'n/a', '', '≥ 10,000'],
   ['Ring latency under that load, p50 / p99', pq(cy.ring), 'n/a', '', 'p99 ≤ 10 ms'],
-  ['Invitations that reached an outcome', cy.invitations === undefined ? '—' : `${int(cy.with_outcome)} of ${int(cy.invitations)} (${Object.entries(cy.outcomes ?? {}).map(([k, v]) => `${k} ${int(v)}`).join(', ')})`, 'n/a', '', 'all'],
+  ...steps.slice(1).map((c) => [`… at ${int(c.target_rate)}/s offered: achieved, ring p50 / p99`, `${int(c.achieved_rate)}/s, ${pq(c.ring)}`, 'n/a', '', '']),
+  ['Highest step sustained with ring p99 ≤ 10 ms', within ? `${int(within.achieved_rate)}/s` : 'none of the steps', 'n/a', '', '≥ 10,000/s'],
+  ['Invitations that reached an outcome (all steps)', outcomeText(steps), 'n/a', '', 'all'],
   [`Relay latency, light load (${int(lo.pairs)} pairs), p50 / p99`, pq(lo.latency), pq(lp.latency), ratio(lo.latency?.p50_ms, lp.latency?.p50_ms), ''],
   [`Relay throughput, ${int(to.pairs)} pairs offering ${int(to.offered_per_sec)} msg/s`, `${int(to.messages_per_sec)} msg/s`, `${int(tp.messages_per_sec)} msg/s`, ratio(to.messages_per_sec, tp.messages_per_sec), ''],
   ['Relay latency at that load, p50 / p99', pq(to.latency), pq(tp.latency), ratio(to.latency?.p50_ms, tp.latency?.p50_ms), ''],
@@ -101,7 +124,8 @@ const failures = [
 const md = [
   `Measured ${bench.date.slice(0, 16).replace('T', ' ')} UTC by \`scripts/bench.sh\` on ${machine.cpu}, ${machine.cores} cores, ` +
     `${machine.memoryGiB} GiB, Linux ${machine.kernel}, ${machine.chromium}, Node ${machine.node}, ${machine.rustc}; ` +
-    `open-file limit ${machine.openFilesLimit} per process. Everything over loopback; the browser parts in a ` +
+    `open-file limit ${machine.openFilesLimit} per process; load average (1/5/15 min) ${parts.timings?.loadAverageAtStart ?? '?'} ` +
+    `at the start, ${parts.timings?.loadAverageAtEnd ?? '?'} at the end; the suite took ${parts.timings?.totalSecs ?? '?'} s. Everything over loopback; the browser parts in a ` +
     `loopback-only network namespace, headless Chromium with fake devices and the same flags for both systems.`,
   '',
   table,

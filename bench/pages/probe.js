@@ -13,6 +13,33 @@ navigator.mediaDevices.getUserMedia = (constraints) => {
 };
 
 /**
+ * Every signaling frame sent or received on any WebSocket of the page, with its JSON `type`:
+ * splits a latency into the sender's own delay, the trip through the server, and the
+ * receiver's delay before its event. The listener is added before the page's own, so it
+ * stamps arrival before any handling.
+ */
+export const wire = [];
+const typeOf = (data) => {
+  try {
+    return JSON.parse(data).type ?? '?';
+  } catch {
+    return '?';
+  }
+};
+const RealWebSocket = window.WebSocket;
+window.WebSocket = class extends RealWebSocket {
+  constructor(...args) {
+    super(...args);
+    this.addEventListener('message', (e) => wire.push({ t: now(), dir: 'in', type: typeOf(e.data) }));
+  }
+
+  send(data) {
+    wire.push({ t: now(), dir: 'out', type: typeOf(data) });
+    return super.send(data);
+  }
+};
+
+/**
  * Resolves with the shared-clock time at which the first frame of the first <video> that
  * appears inside `container` (or is already there) was presented for composition.
  */

@@ -16,7 +16,7 @@ mod usersig;
 
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -40,14 +40,15 @@ enum Server {
         /// The app the clients log in to, as the server was given it: SDKAPPID=SECRETKEY.
         #[arg(long)]
         app: String,
-        /// Target invitations per second in the cycles phase.
-        #[arg(long, default_value_t = 10_000.0)]
-        rate: f64,
+        /// Target invitations per second in the cycles phase: one step per rate, in order (the
+        /// first is the target; lower ones show the rate the server sustains within latency).
+        #[arg(long, value_delimiter = ',', default_value = "10000,5000,2500")]
+        rates: Vec<f64>,
         /// Pairs of sessions running invitation cycles.
         #[arg(long, default_value_t = 1_000)]
         cycle_pairs: u32,
-        /// Seconds the cycles phase runs.
-        #[arg(long, default_value_t = 10.0)]
+        /// Seconds each step of the cycles phase runs.
+        #[arg(long, default_value_t = 6.0)]
         cycle_secs: f64,
         #[command(flatten)]
         common: Common,
@@ -74,7 +75,7 @@ struct Common {
     #[arg(long, default_value_t = 50_000)]
     sessions: u32,
     /// Longest time the hold phase may spend logging sessions in.
-    #[arg(long, default_value_t = 60.0)]
+    #[arg(long, default_value_t = 45.0)]
     ramp_secs: f64,
     /// Seconds to hold the sessions (longer than the heartbeat timeout proves they stay up).
     #[arg(long, default_value_t = 12.0)]
@@ -121,7 +122,8 @@ struct Common {
 struct Report {
     server: &'static str,
     hold: Option<hold::HoldReport>,
-    cycles: Option<cycle::CycleReport>,
+    /// One entry per rate step.
+    cycles: Vec<cycle::CycleReport>,
     relay_latency: Option<relay::RelayReport>,
     relay_throughput: Option<relay::RelayReport>,
 }
@@ -157,7 +159,7 @@ fn run(cli: Cli) -> Result<(), MainError> {
         Server::Ours {
             url,
             app,
-            rate,
+            rates,
             cycle_pairs,
             cycle_secs,
             common,
@@ -167,25 +169,32 @@ fn run(cli: Cli) -> Result<(), MainError> {
                 id: id.trim().parse().map_err(|_| MainError::App)?,
                 key: key.to_owned(),
             };
-            let plan = cycle::CyclePlan {
-                pairs: cycle_pairs,
-                rate,
-                duration: Duration::from_secs_f64(cycle_secs),
-                step_timeout: Duration::from_secs(5),
-            };
-            (target::Target::Ours(app), url, common, Some(plan))
+            let plans = rates
+                .into_iter()
+                .filter(|r| *r > 0.0)
+                .map(|rate| cycle::CyclePlan {
+                    pairs: cycle_pairs,
+                    rate,
+                    duration: Duration::from_secs_f64(cycle_secs),
+                    step_timeout: Duration::from_secs(5),
+                })
+                .collect();
+            (target::Target::Ours(app), url, common, plans)
         }
-        Server::Peerjs { url, key, common } => (target::Target::PeerJs { key }, url, common, None),
+        Server::Peerjs { url, key, common } => {
+            (target::Target::PeerJs { key }, url, common, Vec::new())
+        }
     };
     let ep = conn::Endpoint::new(&url, common.sources, common.per_source)?;
     let wants = |p: &str| common.phases.split(',').any(|x| x.trim() == p);
     // Distinct user ids per run and phase, so nothing collides with sessions of an earlier run.
     let run_tag = format!("{:x}", conn::unix_now() % 0x00ff_ffff);
+    let out = common.out.as_deref();
     let report = runtime.block_on(async {
         let mut report = Report {
             server: target.name(),
             hold: None,
-            cycles: None,
+            cycles: Vec::new(),
             relay_latency: None,
             relay_throughput: None,
         };
@@ -203,15 +212,20 @@ fn run(cli: Cli) -> Result<(), MainError> {
                 plan.target_sessions
             );
             report.hold = Some(hold::run(&target, &ep, &plan, &format!("h{run_tag}_")).await);
+            save(&report, out)?;
         }
-        if let (true, Some(plan), target::Target::Ours(app)) = (wants("cycles"), &cycles, &target) {
-            eprintln!(
-                "[loadgen] {}: cycles phase, {} invitations/s for {:?}",
-                target.name(),
-                plan.rate,
-                plan.duration
-            );
-            report.cycles = Some(cycle::run(app, &ep, plan, &format!("c{run_tag}_")).await);
+        if let (true, target::Target::Ours(app)) = (wants("cycles"), &target) {
+            for (step, plan) in cycles.iter().enumerate() {
+                eprintln!(
+                    "[loadgen] {}: cycles, {} invitations/s for {:?}",
+                    target.name(),
+                    plan.rate,
+                    plan.duration
+                );
+                let tag = format!("c{run_tag}s{step}_");
+                report.cycles.push(cycle::run(app, &ep, plan, &tag).await);
+                save(&report, out)?;
+            }
         }
         if wants("relay") {
             eprintln!("[loadgen] {}: relay phase", target.name());
@@ -224,6 +238,7 @@ fn run(cli: Cli) -> Result<(), MainError> {
             };
             report.relay_latency =
                 Some(relay::run(&target, &ep, &latency, &format!("l{run_tag}_")).await);
+            save(&report, out)?;
             let throughput = relay::RelayPlan {
                 pairs: common.relay_pairs,
                 window: common.relay_window,
@@ -233,13 +248,18 @@ fn run(cli: Cli) -> Result<(), MainError> {
             };
             report.relay_throughput =
                 Some(relay::run(&target, &ep, &throughput, &format!("r{run_tag}_")).await);
+            save(&report, out)?;
         }
-        report
-    });
-    let json = serde_json::to_string_pretty(&report)?;
-    println!("{json}");
-    if let Some(path) = common.out {
-        std::fs::write(path, json)?;
+        Ok::<_, MainError>(report)
+    })?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
+
+/// Writes the report so far, so a run cut short by its time bound still leaves its figures.
+fn save(report: &Report, out: Option<&Path>) -> Result<(), MainError> {
+    if let Some(path) = out {
+        std::fs::write(path, serde_json::to_string_pretty(report)?)?;
     }
     Ok(())
 }
