@@ -18,11 +18,11 @@ async fn audio_call_accepted_then_caller_hangs_up() {
     assert_voice_volume(&b, &a).await;
     hang_up(&a, &b).await;
     let mut caller = vec!["sdkReady", "onUserAccept"];
-    caller.extend(connect_events(false));
+    caller.extend(CONNECT_EVENTS);
     caller.push("onCallEnd");
     assert_event_set(&a, &caller);
     let mut callee = vec!["sdkReady", "onInvited"];
-    callee.extend(connect_events(false));
+    callee.extend(CONNECT_EVENTS);
     callee.extend(["onUserLeave", "onCallEnd"]);
     assert_event_set(&b, &callee);
     // trtc-calling-js apps call hangup() again after CALL_END: it resolves while idle.
@@ -42,7 +42,7 @@ async fn audio_call_accepted_then_callee_hangs_up() {
     connect(&a, &b, 1).await;
     hang_up(&b, &a).await;
     let mut caller = vec!["sdkReady", "onUserAccept"];
-    caller.extend(connect_events(false));
+    caller.extend(CONNECT_EVENTS);
     caller.extend(["onUserLeave", "onCallEnd"]);
     assert_event_set(&a, &caller);
     a.logout().await;

@@ -189,7 +189,7 @@ async fn camera_and_microphone_toggles_reach_the_peer() {
     );
 
     let mut callee = vec!["sdkReady", "onInvited"];
-    callee.extend(connect_events(true));
+    callee.extend(CONNECT_EVENTS);
     callee.extend([
         "onUserVideoAvailable",
         "onUserVideoAvailable",
@@ -199,7 +199,7 @@ async fn camera_and_microphone_toggles_reach_the_peer() {
     assert_event_set(&b, &callee);
     // The toggling side hears nothing about itself.
     let mut caller = vec!["sdkReady", "onUserAccept"];
-    caller.extend(connect_events(true));
+    caller.extend(CONNECT_EVENTS);
     assert_event_set(&a, &caller);
 
     hang_up(&a, &b).await;

@@ -33,12 +33,15 @@ async fn second_login_kicks_the_first_out_of_its_call() {
     fails(a.sdk.call(call_options(&b.user, 1)), "call after kick-out").await;
     assert!(a.sdk.get_user_id().is_none());
     assert_events(&a2, &["sdkReady"]);
-    let kicked: Vec<String> = a
-        .names()
-        .into_iter()
-        .filter(|n| n == "onKickedOut")
-        .collect();
-    assert_eq!(kicked.len(), 1);
+    let mut kicked = vec!["sdkReady", "onUserAccept"];
+    kicked.extend(CONNECT_EVENTS);
+    kicked.push("onKickedOut");
+    assert_event_set(&a, &kicked);
+    let mut peer = vec!["sdkReady", "onInvited"];
+    peer.extend(CONNECT_EVENTS);
+    peer.extend(["onUserLeave", "onCallEnd"]);
+    assert_event_set(&b, &peer);
+    assert_before(&b, "onUserLeave", "onCallEnd");
 
     // The new session works: it can call and be called.
     b.logout().await;

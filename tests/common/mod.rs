@@ -334,16 +334,13 @@ pub fn assert_before(c: &Client, first: &str, then: &str) {
     );
 }
 
-/// `USER_ENTER`, `USER_AUDIO_AVAILABLE` and `USER_VIDEO_AVAILABLE` when the peer's media is
-/// `audio`/`video`; this is what each side sees while a call connects.
-pub fn connect_events(video: bool) -> Vec<&'static str> {
-    let _ = video;
-    vec![
-        "onUserEnter",
-        "onUserAudioAvailable",
-        "onUserVideoAvailable",
-    ]
-}
+/// What each side sees while a 1:1 call connects: the other's media arriving and its first
+/// media state (audio and video availability, reported once each).
+pub const CONNECT_EVENTS: [&str; 3] = [
+    "onUserEnter",
+    "onUserAudioAvailable",
+    "onUserVideoAvailable",
+];
 
 /// Payload `{userID}`.
 pub fn user_payload(user: &str) -> JsValue {
@@ -430,10 +427,10 @@ pub async fn connect(a: &Client, b: &Client, call_type: u8) -> f64 {
         assert_eq!(me.sdk.get_call_type(), call_type);
     }
     let mut caller = vec!["sdkReady", "onUserAccept"];
-    caller.extend(connect_events(video));
+    caller.extend(CONNECT_EVENTS);
     assert_event_set(a, &caller);
     let mut callee = vec!["sdkReady", "onInvited"];
-    callee.extend(connect_events(video));
+    callee.extend(CONNECT_EVENTS);
     assert_event_set(b, &callee);
     room
 }
