@@ -3,6 +3,7 @@
 mod common;
 
 use common::*;
+use wasm_bindgen::JsCast;
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -14,6 +15,12 @@ async fn audio_call_accepted_then_caller_hangs_up() {
     connect(&a, &b, 1).await;
     // Audio plays without any view: the SDK's hidden <audio> for the peer exists on each side.
     assert_eq!(sdk_elements(), 2, "one hidden <audio> per side");
+    wait_until("both hidden <audio> elements playing", || {
+        audio_elements()
+            .iter()
+            .all(|a| !a.paused() && a.current_time() > 0.5)
+    })
+    .await;
     assert_voice_volume(&a, &b).await;
     assert_voice_volume(&b, &a).await;
     hang_up(&a, &b).await;
@@ -74,4 +81,18 @@ async fn assert_voice_volume(me: &Client, other: &Client) {
             other.user
         );
     }
+}
+
+/// The `<audio>` elements the SDK created.
+fn audio_elements() -> Vec<web_sys::HtmlMediaElement> {
+    let doc = web_sys::window()
+        .and_then(|w| w.document())
+        .expect("document");
+    let list = doc
+        .query_selector_all("audio[data-trtc-calling]")
+        .expect("querySelectorAll");
+    (0..list.length())
+        .filter_map(|i| list.item(i))
+        .filter_map(|n| n.dyn_into().ok())
+        .collect()
 }
