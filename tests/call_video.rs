@@ -206,3 +206,76 @@ async fn camera_and_microphone_toggles_reach_the_peer() {
     a.logout().await;
     b.logout().await;
 }
+
+#[wasm_bindgen_test]
+async fn switch_to_audio_then_back_to_video() {
+    let a = Client::login(&unique("alice")).await;
+    let b = Client::login(&unique("bob")).await;
+    connect(&a, &b, 2).await;
+    let changed = |t: u8| json(&format!(r#"{{"callType":{t}}}"#));
+    let video_of = |u: &Client, on: bool| {
+        json(&format!(
+            r#"{{"userID":"{}","isVideoAvailable":{on}}}"#,
+            u.user
+        ))
+    };
+
+    ok(a.sdk.switch_to_audio_call(), "switchToAudioCall").await;
+    for (me, other) in [(&a, &b), (&b, &a)] {
+        assert_js_eq(
+            &me.wait_for("onCallTypeChanged").await,
+            &changed(1),
+            "to audio",
+        );
+        assert_js_eq(
+            &me.wait_for("onUserVideoAvailable").await,
+            &video_of(other, false),
+            "video off after the switch",
+        );
+        wait_until("call type audio", || me.sdk.get_call_type() == 1).await;
+    }
+    for c in [&a, &b] {
+        let live_video = c.sdk.local_tracks().iter().any(|t| {
+            let t: web_sys::MediaStreamTrack = t.unchecked_into();
+            t.kind() == "video" && t.ready_state() == web_sys::MediaStreamTrackState::Live
+        });
+        assert!(
+            !live_video,
+            "{}: camera still live in an audio call",
+            c.user
+        );
+    }
+
+    ok(b.sdk.switch_to_video_call(), "switchToVideoCall").await;
+    for (me, other) in [(&a, &b), (&b, &a)] {
+        assert_js_eq(
+            &me.wait_for("onCallTypeChanged").await,
+            &changed(2),
+            "to video",
+        );
+        assert_js_eq(
+            &me.wait_for("onUserVideoAvailable").await,
+            &video_of(other, true),
+            "video on after the switch",
+        );
+        wait_until("call type video", || me.sdk.get_call_type() == 2).await;
+    }
+    assert_eq!(local_video_size(&a), (640.0, 480.0));
+
+    let mut tail = CONNECT_EVENTS.to_vec();
+    tail.extend([
+        "onCallTypeChanged",
+        "onUserVideoAvailable",
+        "onCallTypeChanged",
+        "onUserVideoAvailable",
+    ]);
+    let mut caller = vec!["sdkReady", "onUserAccept"];
+    caller.extend(tail.iter().copied());
+    assert_event_set(&a, &caller);
+    let mut callee = vec!["sdkReady", "onInvited"];
+    callee.extend(tail.iter().copied());
+    assert_event_set(&b, &callee);
+    hang_up(&a, &b).await;
+    a.logout().await;
+    b.logout().await;
+}
