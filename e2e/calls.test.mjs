@@ -216,3 +216,35 @@ test('in-call controls: camera off and on, device choice, switch to an audio cal
     await Promise.all([kim, lee].map((p) => p.waitFor('body[data-screen="home"][data-call="idle"]')));
   });
 });
+
+test('a group call grows: one invitee declines, then a participant adds someone who joins', async () => {
+  const people = [['pia', DESKTOP], ['quin', PHONE], ['rosa', DESKTOP], ['sam', PHONE]];
+  await withPeople(browser, '6-group-add', people, async (pia, quin, rosa, sam) => {
+    await pia.page.getByTestId('callee-input').fill('quin rosa');
+    await pia.page.getByTestId('call-video').click();
+    await Promise.all([quin.waitFor('[data-testid="incoming"]'), rosa.waitFor('[data-testid="incoming"]')]);
+    await quin.page.getByTestId('accept').click();
+    await rosa.page.getByTestId('reject').click();
+    await pia.waitFor('[data-testid="notice"][data-kind="rejected"]');
+    await pia.waitGone(pia.tile('rosa'));
+    await pia.waitFor('body[data-call="connected"]');
+    await pia.waitForVideo('quin');
+
+    await pia.page.getByTestId('btn-add').click();
+    await pia.page.getByTestId('invite-input').fill('sam');
+    await pia.page.getByTestId('invite-submit').click();
+    // Both members see the new invitee ringing.
+    await pia.waitFor(`${pia.tile('sam')}[data-joined="false"]`);
+    await quin.waitFor(`${quin.tile('sam')}[data-joined="false"]`);
+    await pia.shot('01-adding-sam');
+
+    await sam.waitFor('[data-testid="incoming"]');
+    await sam.page.getByTestId('accept').click();
+    await Promise.all([
+      pia.waitForVideo('sam'), quin.waitForVideo('sam'), sam.waitForVideo('pia'), sam.waitForVideo('quin'),
+    ]);
+    assert.equal(await sam.page.getByTestId('call-title').textContent(), 'pia, quin');
+    await pia.shot('02-three');
+    await sam.shot('02-three');
+  });
+});
