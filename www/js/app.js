@@ -16,6 +16,9 @@ const EVENT = TRTCCalling.EVENT;
 const VIDEO = TRTCCalling.CALL_TYPE.VIDEO_CALL;
 const AUDIO = TRTCCalling.CALL_TYPE.AUDIO_CALL;
 const USER_ID = /^[A-Za-z0-9_-]{1,32}$/;
+// Browsers expose camera and microphone only to secure pages (HTTPS or localhost). Elsewhere
+// the SDK still rings and receives, so the demo joins calls receive-only (the SDK says 60007).
+const CAN_PUBLISH = window.isSecureContext;
 
 const ringtone = new Ringtone();
 const notices = new Notices($('notices'), $('last-event'));
@@ -82,6 +85,7 @@ function refreshCallHeader() {
   $('btn-audio-only').hidden = !(connected && !call.group && call.type === VIDEO);
   $('btn-add').hidden = !(connected && call.group);
   $('invite-form').hidden = !(connected && call.group);
+  for (const id of ['btn-mic', 'btn-camera', 'btn-audio-only']) $(id).disabled = !CAN_PUBLISH;
   const mic = $('btn-mic');
   mic.setAttribute('aria-pressed', String(call.micMuted));
   mic.title = call.micMuted ? 'Unmute microphone' : 'Mute microphone';
@@ -93,11 +97,11 @@ function refreshCallHeader() {
 
 function enterCall({ role, type, group, invitees = [], members = [] }) {
   call = {
-    role, type, group, connectedAt: 0, timer: null, micMuted: false, cameraOn: type === VIDEO,
+    role, type, group, connectedAt: 0, timer: null, micMuted: !CAN_PUBLISH, cameraOn: CAN_PUBLISH && type === VIDEO,
     videoKnown: new Set(), outcomeShown: false,
   };
   tiles.clear();
-  tiles.ensure(me, { local: true, video: type === VIDEO });
+  tiles.ensure(me, { local: true, video: call.cameraOn, audio: CAN_PUBLISH });
   for (const id of members) {
     tiles.ensure(id, { joined: true, video: false });
     startRemote(id);
@@ -388,7 +392,7 @@ async function accept() {
       return;
     }
     if (res.callType) call.type = res.callType;
-    call.cameraOn = call.type === VIDEO;
+    call.cameraOn = CAN_PUBLISH && call.type === VIDEO;
     tiles.setVideo(me, call.cameraOn);
     startLocal();
     refreshCallHeader();
@@ -488,7 +492,7 @@ function toggleDevices() {
 // ---------------------------------------------------------------- start-up
 
 async function boot() {
-  if (!window.isSecureContext) $('insecure-warning').hidden = false;
+  if (!CAN_PUBLISH) $('insecure-warning').hidden = false;
   const params = new URLSearchParams(location.search);
   $('login-user').value = params.get('user') || sessionStorage.getItem('demo.userID') || '';
   try {

@@ -17,6 +17,12 @@ export class DevicePicker {
   async refresh() {
     const sdk = this.getSdk();
     if (!sdk) return;
+    // Insecure pages have no device access at all; the SDK already reported it (60007).
+    if (!window.isSecureContext) {
+      this.fill(this.selects.video, [], 'Camera');
+      this.fill(this.selects.audio, [], 'Microphone');
+      return;
+    }
     try {
       const [cameras, mics] = await Promise.all([sdk.getCameras(), sdk.getMicrophones()]);
       this.fill(this.selects.video, cameras, 'Camera');
