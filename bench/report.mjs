@@ -83,7 +83,11 @@ function outcomeText(list) {
   const detail = Object.entries(kinds).map(([k, v]) => `${k} ${int(v)}`).join(', ');
   return `${int(sum((c) => c.with_outcome))} of ${int(sum((c) => c.invitations))} (${detail}; hangup reached the other member: ${int(sum((c) => c.ended))})`;
 }
-const held = (h) => (h.held === undefined ? '—' : `${int(h.held)}${h.capped_by ? ` (capped: ${h.capped_by})` : ''}`);
+const held = (h) => {
+  if (h.held === undefined) return '—';
+  const why = [h.capped_by && `capped by the ${h.capped_by}`, h.stopped_by && `ramp stopped by ${h.stopped_by}`].filter(Boolean);
+  return `${int(h.held)} of ${int(h.target_sessions)}${why.length ? ` (${why.join('; ')})` : ''}`;
+};
 
 const rows = [
   ['Package wasm + JS, gzip -9 (raw)', `${kb(size.gzip9)} (${kb(size.raw)})`, '—', '—', '≤ 80 KB'],

@@ -106,6 +106,7 @@ impl Endpoint {
             TcpSocket::new_v6()?
         };
         if let Some(src) = self.source(index) {
+            defer_port_choice(&socket)?;
             socket.bind(SocketAddr::new(src, 0))?;
         }
         let stream = socket.connect(self.addr).await?;
@@ -117,6 +118,30 @@ impl Endpoint {
         let (ws, _) =
             tokio_tungstenite::client_async_with_config(url, stream, Some(config)).await?;
         Ok(ws)
+    }
+}
+
+/// Sets `IP_BIND_ADDRESS_NO_PORT`: binding to a source address then leaves the port to
+/// `connect`, which picks it per destination in constant time. Without it, `bind` searches the
+/// whole ephemeral range for a free port and, with tens of thousands bound, that search was
+/// most of the load generator's CPU time.
+fn defer_port_choice(socket: &TcpSocket) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let on: libc::c_int = 1;
+    // SAFETY: a valid open socket descriptor, and a pointer/length pair to a live c_int.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            std::ptr::addr_of!(on).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
 }
 

@@ -31,6 +31,8 @@ pub struct HoldReport {
     /// Sessions attempted after capping the target to what both processes' open-file limits allow.
     pub attempted: u32,
     pub capped_by: Option<String>,
+    /// Why the ramp ended before `attempted` reached the (capped) target, if it did.
+    pub stopped_by: Option<String>,
     pub logged_in: usize,
     pub login_failures: usize,
     pub failure_kinds: BTreeMap<String, usize>,
@@ -56,25 +58,28 @@ enum Stage {
 /// for listeners, epoll and files; returns the cap's reason when it applied.
 fn capped(target: u32, server_pid: Option<u32>) -> (u32, Option<String>) {
     let margin = 64;
-    let mut n = target;
-    let mut why = None;
-    if let Some(own) = procfs::open_files_limit("self") {
-        let allowed = own.saturating_sub(margin).min(u64::from(u32::MAX)) as u32;
-        if allowed < n {
-            n = allowed;
-            why = Some(format!("load generator's open-file limit {own}"));
-        }
+    let own = procfs::open_files_limit("self");
+    let srv = server_pid.and_then(|pid| procfs::open_files_limit(&pid.to_string()));
+    let limit = match (own, srv) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    let Some(limit) = limit else {
+        return (target, None);
+    };
+    let allowed = limit.saturating_sub(margin).min(u64::from(u32::MAX)) as u32;
+    if allowed >= target {
+        return (target, None);
     }
-    if let Some(pid) = server_pid {
-        if let Some(srv) = procfs::open_files_limit(&pid.to_string()) {
-            let allowed = srv.saturating_sub(margin).min(u64::from(u32::MAX)) as u32;
-            if allowed < n {
-                n = allowed;
-                why = Some(format!("server's open-file limit {srv}"));
-            }
-        }
-    }
-    (n, why)
+    let whose: Vec<&str> = [(own, "load generator's"), (srv, "server's")]
+        .into_iter()
+        .filter(|(l, _)| *l == Some(limit))
+        .map(|(_, who)| who)
+        .collect();
+    (
+        allowed,
+        Some(format!("{} open-file limit {limit}", whose.join(" and "))),
+    )
 }
 
 /// Runs the phase; every client task ends before this returns.
@@ -158,6 +163,13 @@ pub async fn run(target: &Target, ep: &Endpoint, plan: &HoldPlan, tag: &str) -> 
         }));
         spawned += 1;
     }
+    let stopped_by = if spawned >= attempted {
+        None
+    } else if failed >= give_up_after {
+        Some(format!("{failed} failed logins"))
+    } else {
+        Some(format!("ramp time limit of {:?}", plan.ramp_limit))
+    };
     drop(login_tx);
     drop(check_tx);
     // Every spawned login reports exactly once.
@@ -205,6 +217,7 @@ pub async fn run(target: &Target, ep: &Endpoint, plan: &HoldPlan, tag: &str) -> 
         target_sessions: plan.target_sessions,
         attempted: spawned,
         capped_by,
+        stopped_by,
         logged_in: ok,
         login_failures: failed,
         failure_kinds,
@@ -235,5 +248,28 @@ fn tally(
                 *m.entry(key).or_default() += 1;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_within_the_open_file_limit_are_not_capped() {
+        assert_eq!(capped(10, None), (10, None));
+    }
+
+    #[test]
+    fn targets_beyond_it_are_capped_and_say_why() {
+        let limit = procfs::open_files_limit("self").expect("limit");
+        let (n, why) = capped(u32::MAX, Some(std::process::id()));
+        assert_eq!(u64::from(n), limit - 64);
+        assert_eq!(
+            why,
+            Some(format!(
+                "load generator's and server's open-file limit {limit}"
+            ))
+        );
     }
 }
