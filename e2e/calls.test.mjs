@@ -4,7 +4,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { launchBrowser, withPeople, Person, DESKTOP, PHONE } from './harness.mjs';
+import { launchBrowser, withPeople, Person, BASE_URL, DESKTOP, PHONE } from './harness.mjs';
 
 let browser;
 before(async () => { browser = await launchBrowser(); });
@@ -247,4 +247,41 @@ test('a group call grows: one invitee declines, then a participant adds someone 
     await pia.shot('02-three');
     await sam.shot('02-three');
   });
+});
+
+test('a plain-HTTP page: warned, still answers and receives video, publishing refused with 60007', async () => {
+  // A real insecure origin on loopback: a name the browser maps to 127.0.0.1 (not localhost).
+  // A page without camera/microphone permission gets its ICE host candidates as mDNS names
+  // (`<uuid>.local`); on a LAN those resolve by multicast, but the loopback-only namespace has
+  // no mDNS, so the test lets this browser show its (loopback) address instead.
+  const insecureBrowser = await launchBrowser([
+    '--host-resolver-rules=MAP insecure.test 127.0.0.1',
+    '--disable-features=WebRtcHideLocalIpsWithMdns',
+  ]);
+  const insecureUrl = `${BASE_URL.replace('127.0.0.1', 'insecure.test')}/?debug`;
+  try {
+    const people = [['wendy', DESKTOP], ['xavi', PHONE, { browser: insecureBrowser, baseUrl: insecureUrl }]];
+    await withPeople(browser, '7-insecure', people, async (wendy, xavi) => {
+      assert.equal(await xavi.page.evaluate(() => window.isSecureContext), false, 'page should be insecure');
+      // The sign-in card (now behind the home screen) carried the warning; Wendy's did not.
+      const warned = (p) => p.page.getByTestId('insecure-warning').evaluate((el) => !el.hidden);
+      assert.equal(await warned(xavi), true, 'xavi: insecure page not warned');
+      assert.equal(await warned(wendy), false, 'wendy: secure page warned');
+      await wendy.page.getByTestId('callee-input').fill('xavi');
+      await wendy.page.getByTestId('call-video').click();
+      await xavi.waitFor('[data-testid="incoming"]');
+      await xavi.page.getByTestId('accept').click();
+      await xavi.waitFor('[data-testid="notice"][data-kind="error"]');
+      await xavi.waitForText('notices', '60007');
+      // Receive-only: Xavi sees Wendy; his own publishing controls are disabled.
+      await xavi.waitForVideo('wendy');
+      assert.equal(await xavi.page.getByTestId('btn-mic').isDisabled(), true);
+      assert.equal(await xavi.page.getByTestId('btn-camera').isDisabled(), true);
+      await xavi.shot('01-receive-only');
+      await wendy.page.getByTestId('btn-hangup').click();
+      await xavi.waitFor('body[data-screen="home"][data-call="idle"]');
+    });
+  } finally {
+    await insecureBrowser.close();
+  }
 });

@@ -20,7 +20,8 @@ export const STATE_TIMEOUT = 20_000;
 export const PHONE = { width: 375, height: 740 };
 export const DESKTOP = { width: 1280, height: 800 };
 
-export async function launchBrowser() {
+/** Chromium with fake devices; `extraArgs` are added to the standard flags. */
+export async function launchBrowser(extraArgs = []) {
   mkdirSync(OUTPUT, { recursive: true });
   return chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
@@ -35,27 +36,33 @@ export async function launchBrowser() {
       '--disable-sync',
       '--no-first-run',
       '--no-sandbox',
+      ...extraArgs,
     ],
   });
 }
 
 /** One person: an independent browser context (own storage, own devices) with one tab. */
 export class Person {
-  constructor(browser, userID, viewport, scenario) {
+  /** `baseUrl` overrides the page address (e.g. an insecure origin mapped to the server). */
+  constructor(browser, userID, viewport, scenario, baseUrl = BASE_URL) {
     this.browser = browser;
     this.userID = userID;
     this.viewport = viewport;
     this.scenario = scenario;
+    this.baseUrl = baseUrl;
     this.logs = [];
   }
 
   async open() {
     this.context = await this.browser.newContext({ viewport: this.viewport });
-    await this.context.grantPermissions(['camera', 'microphone'], { origin: BASE_URL });
+    // Chromium refuses to grant device permissions to an insecure origin, which has none anyway.
+    if (this.baseUrl === BASE_URL) {
+      await this.context.grantPermissions(['camera', 'microphone'], { origin: this.baseUrl });
+    }
     this.page = await this.context.newPage();
     this.page.on('console', (m) => this.logs.push(`[${m.type()}] ${m.text()}`));
     this.page.on('pageerror', (e) => this.logs.push(`[pageerror] ${e.message}`));
-    await this.page.goto(BASE_URL);
+    await this.page.goto(this.baseUrl);
     await this.waitFor('body[data-screen="login"]');
     return this;
   }
@@ -159,7 +166,9 @@ export class Person {
  * screenshot of each page as it was, then closes every context either way.
  */
 export async function withPeople(browser, scenario, specs, body) {
-  const people = specs.map(([id, viewport]) => new Person(browser, id, viewport, scenario));
+  // A spec is [userID, viewport] or [userID, viewport, {browser, baseUrl}].
+  const people = specs.map(([id, viewport, opts = {}]) =>
+    new Person(opts.browser ?? browser, id, viewport, scenario, opts.baseUrl));
   try {
     await Promise.all(people.map((p) => p.open()));
     await Promise.all(people.map((p) => p.signIn()));

@@ -502,6 +502,8 @@ async function boot() {
     return;
   }
   trtc = new TRTCCalling({ SDKAppID: sdkAppID });
+  // `?debug` in the address shows the SDK's debug log in the browser console.
+  if (params.has('debug')) trtc.setLogLevel(-1);
   for (const [name, handler] of Object.entries(handlers)) trtc.on(name, handler);
 
   $('login-form').addEventListener('submit', signIn);
