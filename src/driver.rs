@@ -247,6 +247,11 @@ impl Driver {
                 }
             }
             Effect::MuteAudio(mute) => self.media.mute(mute),
+            Effect::AttachMedia { user_id } => {
+                if let Some(peer) = self.peer(&user_id) {
+                    peer.start_sending(self.local_tracks());
+                }
+            }
             Effect::CreatePeer {
                 user_id,
                 initiator,
@@ -307,11 +312,7 @@ impl Driver {
     fn create_peer(&self, user_id: String, initiator: bool) {
         match Peer::new(self.weak(), user_id.clone(), initiator, &self.ice_servers()) {
             Ok(peer) => {
-                if initiator {
-                    let [audio, video] = self.local_tracks();
-                    peer.attach(Kind::Audio, audio.as_ref());
-                    peer.attach(Kind::Video, video.as_ref());
-                }
+                // No track yet: they go on with `AttachMedia`, once the call is accepted.
                 let old = self.peers.borrow_mut().insert(user_id, peer);
                 drop(old);
             }
@@ -328,8 +329,11 @@ impl Driver {
             return;
         };
         let me = self.weak();
-        let local = self.local_tracks();
         spawn_local(async move {
+            let local = || match me.upgrade() {
+                Some(d) => d.local_tracks(),
+                None => [None, None],
+            };
             if let Err(e) = peer.apply_remote(&description, local).await {
                 report(&me, user_id, PeerEvent::Failed(e.to_string()));
                 return;
@@ -353,7 +357,8 @@ impl Driver {
                 Ok((audio, video)) => {
                     let [a, v] = d.local_tracks();
                     let peers: Vec<_> = d.peers.borrow().values().cloned().collect();
-                    for peer in peers {
+                    // Only where the call was accepted: a ringing connection carries nothing.
+                    for peer in peers.into_iter().filter(|p| p.is_attached()) {
                         peer.attach(Kind::Audio, a.as_ref());
                         peer.attach(Kind::Video, v.as_ref());
                     }
@@ -386,7 +391,7 @@ impl Driver {
     /// Swaps a new device's track into every peer and the local view (`switchDevice`).
     pub fn use_track(&self, kind: Kind, track: &web_sys::MediaStreamTrack) {
         let peers: Vec<_> = self.peers.borrow().values().cloned().collect();
-        for peer in peers {
+        for peer in peers.into_iter().filter(|p| p.is_attached()) {
             peer.attach(kind, Some(track));
         }
         if kind == Kind::Video {

@@ -1,6 +1,8 @@
 //! One `RTCPeerConnection` to one remote user, with the listeners that report its events to the
 //! driver. Local tracks are attached with `replaceTrack` on fixed audio and video transceivers,
-//! so turning the camera on or off and switching devices never renegotiates.
+//! so turning the camera on or off and switching devices never renegotiates. A connection made
+//! while an invitation rings carries no track until the core says the call is accepted
+//! (`attached`).
 
 use std::cell::{Cell, RefCell};
 use std::rc::Weak;
@@ -30,6 +32,8 @@ pub struct Peer {
     remote: MediaStream,
     /// Set once the first remote packet arrived and `RemoteMedia` was reported.
     media_arrived: Cell<bool>,
+    /// The local tracks go out on this connection (`Effect::AttachMedia` was carried out).
+    attached: Cell<bool>,
     listeners: RefCell<Vec<EventListener>>,
 }
 
@@ -52,6 +56,7 @@ impl Peer {
             pc,
             remote,
             media_arrived: Cell::new(false),
+            attached: Cell::new(false),
             listeners: RefCell::default(),
         });
         peer.listen(driver);
@@ -71,6 +76,18 @@ impl Peer {
 
     pub fn has_media(&self) -> bool {
         self.media_arrived.get()
+    }
+
+    /// Whether local tracks may go out on this connection.
+    pub fn is_attached(&self) -> bool {
+        self.attached.get()
+    }
+
+    /// From now on local tracks go out on this connection; these (the ones live now) at once.
+    pub fn start_sending(&self, local: [Option<MediaStreamTrack>; 2]) {
+        self.attached.set(true);
+        self.attach(Kind::Audio, local[0].as_ref());
+        self.attach(Kind::Video, local[1].as_ref());
     }
 
     fn listen(self: &std::rc::Rc<Self>, driver: Weak<Driver>) {
@@ -209,11 +226,13 @@ impl Peer {
     }
 
     /// setRemoteDescription. For an offer, the transceivers it created are made send-capable
-    /// and given the local tracks before the answer, so later camera changes need no new offer.
+    /// (and, once attached, given the local tracks) before the answer, so later camera changes
+    /// need no new offer. `local` is read after the description is applied: tracks opened
+    /// meanwhile found no transceiver to go on.
     pub async fn apply_remote(
         &self,
         description: &SessionDescription,
-        local: [Option<MediaStreamTrack>; 2],
+        local: impl FnOnce() -> [Option<MediaStreamTrack>; 2],
     ) -> Result<(), Error> {
         let init = RtcSessionDescriptionInit::new(match description.kind {
             SdpKind::Offer => RtcSdpType::Offer,
@@ -222,10 +241,17 @@ impl Peer {
         init.set_sdp(&description.sdp);
         JsFuture::from(self.pc.set_remote_description(&init)).await?;
         if description.kind == SdpKind::Offer {
+            let local = if self.attached.get() {
+                local()
+            } else {
+                [None, None]
+            };
             for (kind, track) in [(Kind::Audio, &local[0]), (Kind::Video, &local[1])] {
                 for t in self.transceivers(kind) {
                     t.set_direction(RtcRtpTransceiverDirection::Sendrecv);
-                    JsFuture::from(t.sender().replace_track(track.as_ref())).await?;
+                    if track.is_some() {
+                        JsFuture::from(t.sender().replace_track(track.as_ref())).await?;
+                    }
                 }
             }
         }

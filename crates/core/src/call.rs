@@ -190,7 +190,7 @@ impl Call {
                 invite_id,
                 room_id,
                 user_ids,
-            } => self.invite_sent(request_id, invite_id, room_id, user_ids, out),
+            } => self.invite_sent(&me, request_id, invite_id, room_id, user_ids, out),
             ServerMessage::Invited {
                 invite_id,
                 room_id,
@@ -209,7 +209,7 @@ impl Call {
                     is_group,
                     group_id,
                 };
-                self.invited(invitation, out)
+                self.invited(&me, invitation, out)
             }
             ServerMessage::Joined {
                 request_id,
@@ -288,12 +288,15 @@ impl Call {
                 // A member we were not told about yet offers: it is in our call (the server
                 // only relays between members), so answer it rather than leave it hanging.
                 let polite = is_polite(me, from);
-                call.peers.insert(from.to_owned(), Peer::new(polite));
                 out.push(Effect::CreatePeer {
                     user_id: from.to_owned(),
                     initiator: false,
                     polite,
                 });
+                let (room, local) = (call.room_id, call.settled_state());
+                let mut peer = Peer::new(polite);
+                peer.attach(from, room, local, out);
+                call.peers.insert(from.to_owned(), peer);
             }
             _ => {}
         }
@@ -314,7 +317,7 @@ impl Call {
         let Some(call) = self.line.as_mut() else {
             return;
         };
-        let (Some(room), local) = (call.room_id, call.local.state()) else {
+        let (Some(room), local) = (call.room_id, call.settled_state()) else {
             return;
         };
         if let Some(peer) = call.peers.get_mut(user) {

@@ -7,6 +7,8 @@ use calling_protocol::{CallType, ClientMessage, RoomId};
 use crate::call::{Call, CallError};
 use crate::event::{AppEvent, InviteData};
 use crate::io::{Effect, Reply, RequestId, SdkError};
+use crate::negotiation::is_polite;
+use crate::peer::Peer;
 use crate::session::{check_user_id, left};
 use crate::state::{ActiveCall, Answer, InviteKind, MediaOp, PendingInvite, Phase};
 
@@ -148,6 +150,7 @@ impl Call {
 
     pub(crate) fn invite_sent(
         &mut self,
+        me: &str,
         request: RequestId,
         invite_id: String,
         room_id: RoomId,
@@ -169,6 +172,19 @@ impl Call {
         let invite = call.invites.remove(i);
         call.room_id = Some(room_id);
         for user in user_ids {
+            // Connect while it rings: by the time the invitee accepts, ICE and DTLS are done
+            // and only the tracks remain to attach. Nothing is sent before that.
+            if user != me && !call.peers.contains_key(&user) {
+                let polite = is_polite(me, &user);
+                out.push(Effect::CreatePeer {
+                    user_id: user.clone(),
+                    initiator: true,
+                    polite,
+                });
+                let mut peer = Peer::new(polite);
+                peer.start_offer(&user, out);
+                call.peers.insert(user.clone(), peer);
+            }
             if !call.invitees.contains(&user) {
                 call.invitees.push(user);
             }
@@ -205,7 +221,7 @@ impl Call {
         true
     }
 
-    pub(crate) fn invited(&mut self, invitation: Invitation, out: &mut Vec<Effect>) {
+    pub(crate) fn invited(&mut self, me: &str, invitation: Invitation, out: &mut Vec<Effect>) {
         // The server answers "busy" for us while a call is in progress; a stray invitation
         // must not disturb the call we are in.
         if self.line.is_some() {
@@ -223,6 +239,16 @@ impl Call {
         );
         call.room_id = Some(invitation.room_id);
         call.invitees.clone_from(&invitation.user_ids);
+        // The caller offers while it rings; answering needs no device, and nothing is sent on
+        // this connection unless the invitation is accepted.
+        let polite = is_polite(me, &invitation.sponsor);
+        out.push(Effect::CreatePeer {
+            user_id: invitation.sponsor.clone(),
+            initiator: false,
+            polite,
+        });
+        call.peers
+            .insert(invitation.sponsor.clone(), Peer::new(polite));
         out.push(Effect::Emit(AppEvent::Invited {
             sponsor: invitation.sponsor,
             user_id_list: invitation.user_ids,
@@ -247,7 +273,10 @@ impl Call {
             out.push(undefined(request));
             return Ok(());
         };
-        let Phase::Incoming { answer, .. } = &mut call.phase else {
+        let Phase::Incoming {
+            answer, invite_id, ..
+        } = &mut call.phase
+        else {
             out.push(undefined(request));
             return Ok(());
         };
@@ -256,29 +285,52 @@ impl Call {
                 "accept() is already in progress".into(),
             ));
         }
-        *answer = Answer::OpeningMedia { request };
+        // The server hears at once; the devices open meanwhile, and the tracks go to the
+        // (already connected) peers as soon as they are live.
+        *answer = Answer::Joining { request };
+        out.push(Effect::Send(ClientMessage::Accept {
+            request_id: request,
+            invite_id: invite_id.clone(),
+        }));
         let video = call.call_type == CallType::Video;
         call.open_media(true, video, MediaOp::Accept, out);
+        call.attach_all(out);
         Ok(())
     }
 
-    /// The accepting callee's media is ready (or may only receive): tell the server.
-    pub(crate) fn send_accept(&mut self) -> Option<Effect> {
-        let call = self.line.as_mut()?;
-        let Phase::Incoming {
-            invite_id, answer, ..
-        } = &mut call.phase
-        else {
-            return None;
+    /// The accepting callee's capture is over (opened, or receive-only off a secure context):
+    /// an `accept()` promise waiting for it settles, and the peers learn our media state.
+    pub(crate) fn finish_accept(&mut self, out: &mut Vec<Effect>) {
+        let Some(call) = self.line.as_mut() else {
+            return;
         };
-        let Answer::OpeningMedia { request } = *answer else {
-            return None;
-        };
-        *answer = Answer::Joining { request };
-        Some(Effect::Send(ClientMessage::Accept {
-            request_id: request,
-            invite_id: invite_id.clone(),
-        }))
+        if let (Some(request), Some(room_id)) = (call.accepting.take(), call.room_id) {
+            out.push(Effect::Resolve {
+                request,
+                reply: Reply::Accept {
+                    code: 0,
+                    room_id,
+                    call_type: call.call_type.as_number(),
+                },
+            });
+        }
+        call.send_media_state(out);
+    }
+
+    /// The accepting callee's capture failed: the call is left as if declined, and the
+    /// `accept()` promise rejects with the capture's error.
+    pub(crate) fn accept_failed(&mut self, err: &SdkError, out: &mut Vec<Effect>) {
+        let joined = self.line.as_ref().is_some_and(|c| c.is_connected());
+        if !joined {
+            return self.decline_invitation(err, out);
+        }
+        // Already a member: leave the call. No CALL_END, as the app never saw it connected.
+        if let Some(call) = self.take_line() {
+            if let Some(message) = call.leave_message() {
+                out.push(Effect::Send(message));
+            }
+            call.close(err, out);
+        }
     }
 
     pub(crate) fn reject(
@@ -323,14 +375,33 @@ impl Call {
             return;
         };
         call.invitees.retain(|u| u != user);
+        if call.peers.remove(user).is_some() {
+            out.push(Effect::ClosePeer {
+                user_id: user.to_owned(),
+            });
+        }
         let user_id = user.to_owned();
-        out.push(Effect::Emit(match how {
+        let event = Effect::Emit(match how {
             Decline::Rejected => AppEvent::Reject { user_id },
             Decline::Busy => AppEvent::LineBusy {
                 user_id,
                 sponsor: me.to_owned(),
             },
-        }));
+        });
+        // A 1:1 call nobody else is in is over with its only invitee's answer: the line is idle
+        // when the app hears it (it may call again from its handler), and the server's
+        // `callEnded` that follows finds no call of that room.
+        let over = !call.is_group
+            && call.phase == Phase::Outgoing
+            && call.invitees.is_empty()
+            && call.invites.is_empty()
+            && call.peers.is_empty();
+        if over {
+            if let Some(call) = self.take_line() {
+                call.close(&left_unanswered(), out);
+            }
+        }
+        out.push(event);
     }
 
     pub(crate) fn no_response(
@@ -344,6 +415,13 @@ impl Call {
             return;
         };
         call.invitees.retain(|u| !users.contains(u));
+        for user in &users {
+            if call.peers.remove(user).is_some() {
+                out.push(Effect::ClosePeer {
+                    user_id: user.clone(),
+                });
+            }
+        }
         for user in &users {
             out.push(Effect::Emit(AppEvent::NoResp {
                 user_id: user.clone(),
@@ -409,6 +487,13 @@ fn undefined(request: RequestId) -> Effect {
     }
 }
 
+fn left_unanswered() -> SdkError {
+    SdkError {
+        code: None,
+        message: "the call ended unanswered before this finished".into(),
+    }
+}
+
 fn ring_over(how: &str) -> SdkError {
     SdkError {
         code: None,
@@ -446,18 +531,25 @@ mod tests {
         let fx = call.ok(invited(CallType::Audio));
         assert_eq!(
             fx,
-            vec![Effect::Emit(AppEvent::Invited {
-                sponsor: "bob".into(),
-                user_id_list: vec!["alice".into()],
-                is_from_group: false,
-                invite_data: InviteData {
-                    version: INVITE_DATA_VERSION,
-                    call_type: 1,
-                    room_id: 3,
-                    call_end: 0
+            vec![
+                Effect::CreatePeer {
+                    user_id: "bob".into(),
+                    initiator: false,
+                    polite: false
                 },
-                invite_id: "i1".into()
-            })]
+                Effect::Emit(AppEvent::Invited {
+                    sponsor: "bob".into(),
+                    user_id_list: vec!["alice".into()],
+                    is_from_group: false,
+                    invite_data: InviteData {
+                        version: INVITE_DATA_VERSION,
+                        call_type: 1,
+                        room_id: 3,
+                        call_end: 0
+                    },
+                    invite_id: "i1".into()
+                })
+            ]
         );
         assert_eq!(call.status(), CallStatus::Calling);
         assert!(!call.is_inviter());
@@ -479,15 +571,24 @@ mod tests {
     }
 
     #[test]
-    fn accept_opens_media_for_the_call_type_before_telling_the_server() {
+    fn accept_tells_the_server_at_once_and_opens_media_meanwhile() {
         let mut call = Call::logged_in_as("alice");
         call.ok(invited(CallType::Video));
         assert_eq!(
             call.ok(command(2, Command::Accept)),
-            vec![Effect::OpenMedia {
-                audio: true,
-                video: true
-            }]
+            vec![
+                Effect::Send(ClientMessage::Accept {
+                    request_id: 2,
+                    invite_id: "i1".into()
+                }),
+                Effect::OpenMedia {
+                    audio: true,
+                    video: true
+                },
+                Effect::AttachMedia {
+                    user_id: "bob".into()
+                },
+            ]
         );
         assert_eq!(
             call.handle(0, command(3, Command::Accept)),
@@ -501,10 +602,8 @@ mod tests {
         };
         assert_eq!(
             call.ok(Input::Media(opened)),
-            vec![Effect::Send(ClientMessage::Accept {
-                request_id: 2,
-                invite_id: "i1".into()
-            })]
+            vec![],
+            "accept() settles on Joined; the link to bob is not up yet"
         );
     }
 
@@ -518,6 +617,9 @@ mod tests {
                 Effect::Send(ClientMessage::Reject {
                     invite_id: "i1".into()
                 }),
+                Effect::ClosePeer {
+                    user_id: "bob".into()
+                },
                 Effect::Resolve {
                     request: 2,
                     reply: Reply::Ok { code: 0 }

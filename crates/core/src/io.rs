@@ -85,7 +85,9 @@ pub enum PeerEvent {
     RemoteDescriptionApplied,
     /// The browser asks for (re)negotiation (`onnegotiationneeded`).
     NegotiationNeeded,
-    /// The first remote track arrived: the user's media is here (drives `USER_ENTER`).
+    /// The user's media really arrives: a remote track unmuted on its first RTP packet (drives
+    /// `USER_ENTER`). Not the `track` event, which fires at negotiation, long before any media
+    /// when the connection was made while ringing.
     RemoteMedia,
     /// The connection's `connectionState` changed.
     ConnectionState(PeerState),
@@ -141,7 +143,8 @@ pub enum Effect {
         error: SdkError,
     },
     /// Make sure these local tracks exist (capture the missing ones with the configured quality
-    /// and devices), attach them to every peer connection, then report [`Input::Media`].
+    /// and devices), attach them to every peer connection marked by [`Effect::AttachMedia`],
+    /// then report [`Input::Media`]. Peers not marked so never get a local track.
     OpenMedia {
         audio: bool,
         video: bool,
@@ -153,13 +156,21 @@ pub enum Effect {
     },
     /// Enable (`false`) or disable (`true`) the microphone track without stopping it.
     MuteAudio(bool),
-    /// Create the `RTCPeerConnection` to `user_id`. `initiator`: this side will send the first
-    /// offer, so it adds the audio and video transceivers itself; the other side gets them from
-    /// that offer. `polite`: the perfect-negotiation role (the polite side yields on glare).
+    /// Create the `RTCPeerConnection` to `user_id`, with no local track on it. `initiator`: this
+    /// side will send the first offer, so it adds the audio and video transceivers itself; the
+    /// other side gets them from that offer. `polite`: the perfect-negotiation role (the polite
+    /// side yields on glare). Peers are created while an invitation rings, so the connection is
+    /// up by the time it is accepted; nothing is sent on it before [`Effect::AttachMedia`].
     CreatePeer {
         user_id: String,
         initiator: bool,
         polite: bool,
+    },
+    /// From now on send the local tracks to `user_id`: put the ones that exist on that peer's
+    /// senders now (`replaceTrack`, no renegotiation) and any opened later as they open. Comes
+    /// once per peer, when the call is accepted between the two sides.
+    AttachMedia {
+        user_id: String,
     },
     /// Close that peer connection and remove every element the SDK created for that user.
     ClosePeer {

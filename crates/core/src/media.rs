@@ -334,15 +334,19 @@ impl Call {
                 // The op first: a followed switch is acknowledged before the new media state
                 // goes out, so the other side sees the mode change, then the video.
                 match op {
-                    None | Some(MediaOp::Start) => {}
-                    Some(MediaOp::Accept) => out.extend(self.send_accept()),
+                    None => {}
+                    // The first capture: nobody was told our state while it ran.
+                    Some(MediaOp::Start) => call.send_media_state(out),
+                    Some(MediaOp::Accept) => return self.finish_accept(out),
                     Some(MediaOp::Camera { request } | MediaOp::SwitchVideo { request }) => {
                         out.push(ok(request))
                     }
                     Some(MediaOp::FollowVideo) => self.finish_follow_video(true, None, out),
                 }
                 if let Some(call) = &self.line {
-                    call.announce_media(before, out);
+                    if op != Some(MediaOp::Start) {
+                        call.announce_media(before, out);
+                    }
                 }
                 return;
             }
@@ -365,9 +369,9 @@ impl Call {
             }
             Some(MediaOp::Accept) if insecure => {
                 out.push(error_event(&err));
-                out.extend(self.send_accept());
+                self.finish_accept(out);
             }
-            Some(MediaOp::Accept) => self.decline_invitation(&err, out),
+            Some(MediaOp::Accept) => self.accept_failed(&err, out),
             Some(MediaOp::Camera { request }) => out.push(Effect::Reject {
                 request,
                 error: err,

@@ -99,23 +99,32 @@ impl Call {
             call.is_group = true;
         }
         // Every member already in the call offers to the newcomer; we wait for their offers.
+        // The inviter's connection was made while ringing and is kept.
         for member in joined.members.into_iter().filter(|m| m != me) {
-            let polite = is_polite(me, &member);
-            out.push(Effect::CreatePeer {
-                user_id: member.clone(),
-                initiator: false,
-                polite,
-            });
-            call.peers.insert(member, Peer::new(polite));
+            if let Entry::Vacant(slot) = call.peers.entry(member) {
+                let polite = is_polite(me, slot.key());
+                out.push(Effect::CreatePeer {
+                    user_id: slot.key().clone(),
+                    initiator: false,
+                    polite,
+                });
+                slot.insert(Peer::new(polite));
+            }
         }
-        out.push(Effect::Resolve {
-            request,
-            reply: Reply::Accept {
-                code: 0,
-                room_id: joined.room_id,
-                call_type: joined.call_type.as_number(),
-            },
-        });
+        call.attach_all(out);
+        if call.capturing() {
+            // Our devices are still opening; their outcome settles accept().
+            call.accepting = Some(request);
+        } else {
+            out.push(Effect::Resolve {
+                request,
+                reply: Reply::Accept {
+                    code: 0,
+                    room_id: joined.room_id,
+                    call_type: joined.call_type.as_number(),
+                },
+            });
+        }
     }
 
     /// `user` accepted and joined: existing members connect to the newcomer.
@@ -143,17 +152,24 @@ impl Call {
         out.push(Effect::Emit(AppEvent::UserAccept {
             user_id: user.clone(),
         }));
-        if let Entry::Vacant(slot) = call.peers.entry(user.clone()) {
-            let polite = is_polite(me, &user);
-            out.push(Effect::CreatePeer {
-                user_id: user.clone(),
-                initiator: true,
-                polite,
-            });
-            let mut peer = Peer::new(polite);
-            peer.start_offer(&user, out);
-            slot.insert(peer);
-        }
+        let (room, local) = (call.room_id, call.settled_state());
+        // Our invitee's connection was made while it rang: only the tracks are missing. Other
+        // members connect to the newcomer now.
+        let peer = match call.peers.entry(user.clone()) {
+            Entry::Occupied(slot) => slot.into_mut(),
+            Entry::Vacant(slot) => {
+                let polite = is_polite(me, &user);
+                out.push(Effect::CreatePeer {
+                    user_id: user.clone(),
+                    initiator: true,
+                    polite,
+                });
+                let mut peer = Peer::new(polite);
+                peer.start_offer(&user, out);
+                slot.insert(peer)
+            }
+        };
+        peer.attach(&user, room, local, out);
         if call.peers.len() > 1 {
             call.is_group = true;
         }
@@ -280,7 +296,7 @@ mod tests {
     }
 
     #[test]
-    fn the_acceptor_gets_an_offer_from_the_existing_member() {
+    fn the_acceptor_gets_the_tracks_on_the_connection_made_while_ringing() {
         let mut call = ringing(false);
         assert_eq!(
             call.ok(accepted("bob")),
@@ -288,12 +304,7 @@ mod tests {
                 Effect::Emit(AppEvent::UserAccept {
                     user_id: "bob".into()
                 }),
-                Effect::CreatePeer {
-                    user_id: "bob".into(),
-                    initiator: true,
-                    polite: false
-                },
-                Effect::CreateOffer {
+                Effect::AttachMedia {
                     user_id: "bob".into()
                 },
             ]
@@ -316,10 +327,15 @@ mod tests {
             }));
             assert_eq!(
                 fx,
-                vec![Effect::CloseMedia {
-                    audio: true,
-                    video: true
-                }]
+                vec![
+                    Effect::ClosePeer {
+                        user_id: "bob".into()
+                    },
+                    Effect::CloseMedia {
+                        audio: true,
+                        video: true
+                    }
+                ]
             );
             assert_eq!(call.status(), CallStatus::Idle);
         }

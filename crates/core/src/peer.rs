@@ -15,6 +15,12 @@ pub(crate) struct MediaState {
     pub video: bool,
 }
 
+/// No track at all: a receive-only participant.
+const NOTHING: MediaState = MediaState {
+    audio: false,
+    video: false,
+};
+
 /// Whether the peer connection has come up at least once (then the two sides exchange their
 /// media state; before that the other side might not have a connection to attach it to).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,6 +45,9 @@ pub(crate) struct Peer {
     pub presence: Presence,
     /// The last `Signal::Media` received (None: nothing yet, so the first one reports both).
     pub remote_media: Option<MediaState>,
+    /// Our local tracks go to this participant ([`Effect::AttachMedia`] was issued). Peers made
+    /// while an invitation rings stay detached until it is accepted, so no media leaves before.
+    pub attached: bool,
 }
 
 impl Peer {
@@ -50,6 +59,29 @@ impl Peer {
             link: Link::Connecting,
             presence: Presence::Awaited,
             remote_media: None,
+            attached: false,
+        }
+    }
+
+    /// Starts sending our local tracks to this participant, and tells it our media state if the
+    /// link is up and that state is `Some` (settled: not waiting for the call's first capture,
+    /// which announces itself when it ends).
+    pub fn attach(
+        &mut self,
+        user: &str,
+        room: Option<RoomId>,
+        local: Option<MediaState>,
+        out: &mut Vec<Effect>,
+    ) {
+        if self.attached {
+            return;
+        }
+        self.attached = true;
+        out.push(Effect::AttachMedia {
+            user_id: user.to_owned(),
+        });
+        if let (Some(local), Link::Up, Some(room)) = (local, self.link, room) {
+            out.push(media_signal(room, user, local));
         }
     }
 
@@ -63,12 +95,13 @@ impl Peer {
         }
     }
 
-    /// Something happened on this participant's `RTCPeerConnection`.
+    /// Something happened on this participant's `RTCPeerConnection`. `local`: our media state,
+    /// `None` while the call's first capture is still under way.
     pub fn on_event(
         &mut self,
         user: &str,
         room: RoomId,
-        local: MediaState,
+        local: Option<MediaState>,
         event: PeerEvent,
         out: &mut Vec<Effect>,
     ) {
@@ -81,21 +114,18 @@ impl Peer {
             }
             PeerEvent::RemoteDescriptionApplied => self.on_remote_applied(user, out),
             PeerEvent::NegotiationNeeded => self.start_offer(user, out),
-            PeerEvent::RemoteMedia => {
-                if self.presence == Presence::Awaited {
-                    self.presence = Presence::Entered;
-                    out.push(Effect::Emit(AppEvent::UserEnter {
-                        user_id: user.to_owned(),
-                    }));
-                    if let Some(media) = self.remote_media {
-                        report_media(user, None, media, out);
-                    }
-                }
-            }
+            PeerEvent::RemoteMedia => self.enter(user, out),
             PeerEvent::ConnectionState(PeerState::Connected) => {
                 if self.link == Link::Connecting {
                     self.link = Link::Up;
-                    out.push(media_signal(room, user, local));
+                    if self.remote_media == Some(NOTHING) {
+                        self.enter(user, out);
+                    }
+                    // A link made while ringing carries nothing yet: the media state goes
+                    // out when the tracks are attached (or, if still being captured, opened).
+                    if let (true, Some(local)) = (self.attached, local) {
+                        out.push(media_signal(room, user, local));
+                    }
                 }
             }
             PeerEvent::ConnectionState(PeerState::Failed) => {
@@ -205,6 +235,23 @@ impl Peer {
         let before = self.remote_media.replace(media);
         if self.presence == Presence::Entered {
             report_media(user, before, media, out);
+        } else if media == NOTHING && self.link == Link::Up {
+            // A receive-only participant sends no packet to wait for: its state over a
+            // connected link is all there is.
+            self.enter(user, out);
+        }
+    }
+
+    /// `USER_ENTER` (once), then the media state held back until then.
+    fn enter(&mut self, user: &str, out: &mut Vec<Effect>) {
+        if self.presence == Presence::Awaited {
+            self.presence = Presence::Entered;
+            out.push(Effect::Emit(AppEvent::UserEnter {
+                user_id: user.to_owned(),
+            }));
+            if let Some(media) = self.remote_media {
+                report_media(user, None, media, out);
+            }
         }
     }
 }
@@ -258,10 +305,11 @@ mod tests {
         }
     }
 
-    const LOCAL: MediaState = MediaState {
+    const STATE: MediaState = MediaState {
         audio: true,
         video: false,
     };
+    const LOCAL: Option<MediaState> = Some(STATE);
 
     fn local_offer(peer: &mut Peer, out: &mut Vec<Effect>) {
         peer.start_offer("bob", out);
@@ -434,6 +482,7 @@ mod tests {
     #[test]
     fn user_enter_once_and_media_state_on_link_up() {
         let mut peer = Peer::new(true);
+        peer.attached = true;
         let mut out = Vec::new();
         for _ in 0..2 {
             peer.on_event("bob", 7, LOCAL, PeerEvent::RemoteMedia, &mut out);
@@ -451,8 +500,45 @@ mod tests {
                 Effect::Emit(AppEvent::UserEnter {
                     user_id: "bob".into()
                 }),
-                media_signal(7, "bob", LOCAL),
+                media_signal(7, "bob", STATE),
             ]
+        );
+    }
+
+    #[test]
+    fn a_detached_link_sends_no_media_state_until_attached() {
+        let mut peer = Peer::new(false);
+        let mut out = Vec::new();
+        let up = PeerEvent::ConnectionState(PeerState::Connected);
+        peer.on_event("bob", 7, LOCAL, up, &mut out);
+        assert!(
+            out.is_empty(),
+            "ringing: nothing is sent, not even our state"
+        );
+        peer.attach("bob", Some(7), LOCAL, &mut out);
+        peer.attach("bob", Some(7), LOCAL, &mut out);
+        assert_eq!(
+            out,
+            vec![
+                Effect::AttachMedia {
+                    user_id: "bob".into()
+                },
+                media_signal(7, "bob", STATE),
+            ]
+        );
+    }
+
+    #[test]
+    fn attaching_while_capturing_leaves_the_state_to_the_capture() {
+        let mut peer = Peer::new(false);
+        let mut out = Vec::new();
+        peer.link = Link::Up;
+        peer.attach("bob", Some(7), None, &mut out);
+        assert_eq!(
+            out,
+            vec![Effect::AttachMedia {
+                user_id: "bob".into()
+            }]
         );
     }
 

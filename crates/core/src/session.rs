@@ -320,6 +320,9 @@ mod tests {
             fx,
             vec![
                 Effect::Send(ClientMessage::Hangup { room_id: 3 }),
+                Effect::ClosePeer {
+                    user_id: "bob".into()
+                },
                 Effect::CloseMedia {
                     audio: true,
                     video: true
@@ -353,6 +356,9 @@ mod tests {
         assert_eq!(
             fx,
             vec![
+                Effect::ClosePeer {
+                    user_id: "bob".into()
+                },
                 Effect::CancelTimer(Timer::Heartbeat),
                 Effect::Emit(AppEvent::KickedOut {}),
                 Effect::Disconnect

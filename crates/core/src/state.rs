@@ -32,11 +32,8 @@ pub(crate) enum Phase {
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Answer {
     Undecided,
-    /// `accept()` called; the local media is being acquired before the server is told.
-    OpeningMedia {
-        request: RequestId,
-    },
-    /// `Accept` sent; waiting for `Joined`.
+    /// `accept()` called: `Accept` sent at once (the local media opens meanwhile); waiting for
+    /// `Joined`.
     Joining {
         request: RequestId,
     },
@@ -114,6 +111,9 @@ pub(crate) struct ActiveCall {
     pub media_ops: VecDeque<MediaOp>,
     pub invites: Vec<PendingInvite>,
     pub switch: Option<PendingSwitch>,
+    /// The `accept()` promise of a callee already joined whose media is still opening: it
+    /// settles on the capture's outcome, which may still end the call.
+    pub accepting: Option<RequestId>,
     pub phase: Phase,
 }
 
@@ -135,6 +135,7 @@ impl ActiveCall {
             media_ops: VecDeque::new(),
             invites: Vec::new(),
             switch: None,
+            accepting: None,
             phase,
         }
     }
@@ -165,17 +166,43 @@ impl ActiveCall {
         out.push(Effect::OpenMedia { audio, video });
     }
 
-    /// Tells every participant whose link is up our media state, when it changed.
+    /// Whether the call's first capture (the caller's at `call()`, the callee's at `accept()`)
+    /// is still under way.
+    pub fn capturing(&self) -> bool {
+        self.media_ops
+            .iter()
+            .any(|op| matches!(op, MediaOp::Start | MediaOp::Accept))
+    }
+
+    /// Our media state for the other participants; `None` while the first capture is under
+    /// way, so nobody hears "no media" just before the media arrives.
+    pub fn settled_state(&self) -> Option<MediaState> {
+        (!self.capturing()).then(|| self.local.state())
+    }
+
+    /// Tells every participant we send to, whose link is up, our media state when it changed.
     pub fn announce_media(&self, before: MediaState, out: &mut Vec<Effect>) {
+        if self.local.state() != before {
+            self.send_media_state(out);
+        }
+    }
+
+    /// Tells every participant we send to, whose link is up, our media state.
+    pub fn send_media_state(&self, out: &mut Vec<Effect>) {
         let now = self.local.state();
         let Some(room) = self.room_id else { return };
-        if now == before {
-            return;
-        }
         for (user, peer) in &self.peers {
-            if peer.link == crate::peer::Link::Up {
+            if peer.attached && peer.link == crate::peer::Link::Up {
                 out.push(media_signal(room, user, now));
             }
+        }
+    }
+
+    /// Starts sending our tracks to every participant we have a connection with.
+    pub fn attach_all(&mut self, out: &mut Vec<Effect>) {
+        let (room, local) = (self.room_id, self.settled_state());
+        for (user, peer) in &mut self.peers {
+            peer.attach(user, room, local, out);
         }
     }
 
@@ -187,7 +214,7 @@ impl ActiveCall {
             } => match answer {
                 // Once `Accept` is out, `Joined` will follow; leaving waits for it.
                 Answer::Joining { .. } => None,
-                Answer::Undecided | Answer::OpeningMedia { .. } => Some(ClientMessage::Reject {
+                Answer::Undecided => Some(ClientMessage::Reject {
                     invite_id: invite_id.clone(),
                 }),
             },
@@ -218,12 +245,13 @@ impl ActiveCall {
     fn pending_requests(&self) -> Vec<RequestId> {
         let mut requests: Vec<RequestId> = self.invites.iter().map(|i| i.request).collect();
         if let Phase::Incoming {
-            answer: Answer::OpeningMedia { request } | Answer::Joining { request },
+            answer: Answer::Joining { request },
             ..
         } = &self.phase
         {
             requests.push(*request);
         }
+        requests.extend(self.accepting);
         requests.extend(self.switch.as_ref().map(|s| s.request));
         requests.extend(self.media_ops.iter().filter_map(|op| match op {
             MediaOp::Camera { request } | MediaOp::SwitchVideo { request } => Some(*request),
@@ -349,7 +377,7 @@ mod tests {
             Phase::Incoming {
                 invite_id: "i".into(),
                 sponsor: "bob".into(),
-                answer: Answer::OpeningMedia { request: 5 },
+                answer: Answer::Undecided,
             },
             CallType::Audio,
             false,

@@ -102,7 +102,7 @@ fn from_bob(signal: Signal) -> ServerMessage {
     }
 }
 
-/// alice, logged in, whose call to bob was accepted; her offer is out.
+/// alice, logged in, whose call to bob rings; her offer is out.
 fn caller_with_offer_out() -> Call {
     let mut c = Call::new();
     let cmd = |request, command| Input::Command { request, command };
@@ -118,21 +118,14 @@ fn caller_with_offer_out() -> Call {
     );
     c.handle(0, cmd(2, call("bob", CallType::Audio)))
         .expect("call");
-    server(
+    // The connection is made while the invitation rings.
+    let fx = server(
         &mut c,
         ServerMessage::InviteSent {
             request_id: 2,
             invite_id: "i".into(),
             room_id: 5,
             user_ids: vec!["bob".into()],
-        },
-    );
-    let fx = server(
-        &mut c,
-        ServerMessage::Accepted {
-            room_id: 5,
-            invite_id: "i".into(),
-            user_id: "bob".into(),
         },
     );
     assert!(fx.contains(&Effect::CreateOffer {
@@ -266,6 +259,12 @@ fn local_candidates_are_relayed_and_peer_failures_reported() {
 #[test]
 fn an_offer_from_a_member_not_yet_known_gets_a_connection() {
     let mut c = caller_with_offer_out();
+    let accepted = ServerMessage::Accepted {
+        room_id: 5,
+        invite_id: "i".into(),
+        user_id: "bob".into(),
+    };
+    server(&mut c, accepted);
     let offer = ServerMessage::Signal {
         room_id: 5,
         from: "carol".into(),
@@ -278,6 +277,9 @@ fn an_offer_from_a_member_not_yet_known_gets_a_connection() {
                 user_id: "carol".into(),
                 initiator: false,
                 polite: false
+            },
+            Effect::AttachMedia {
+                user_id: "carol".into()
             },
             Effect::ApplyRemoteDescription {
                 user_id: "carol".into(),

@@ -460,15 +460,28 @@ fn callee_hangup_while_joining_leaves_as_soon_as_joined() {
     w.run();
     w.take_events(b);
     let accepting = w.command(b, Command::Accept);
-    assert!(w.step(), "bob's microphone opens and his Accept goes out");
+    assert!(
+        w.server.received[&b].contains(&calling_protocol::ClientMessage::Accept {
+            request_id: accepting,
+            invite_id: "inv-1".into()
+        }),
+        "bob's Accept goes out at once, before his microphone opens"
+    );
     let hanging = w.command(b, Command::Hangup);
     assert_eq!(w.reply(b, hanging), Some(&Ok(ok0())));
     assert!(matches!(w.reply(b, accepting), Some(Err(_))));
     w.run();
     assert_eq!(w.take_events(b), vec![]);
+    // bob's microphone was live on the connection made while ringing for a moment: its first
+    // packets reached alice before his hangup did.
     assert_eq!(
         w.take_events(a),
-        vec![user_accept("bob"), user_leave("bob"), call_end("bob", 0)]
+        vec![
+            user_accept("bob"),
+            user_enter("bob"),
+            user_leave("bob"),
+            call_end("bob", 0)
+        ]
     );
     assert_idle(&w, a);
     assert_idle(&w, b);

@@ -213,9 +213,10 @@ fn accept_of_an_invitation_that_just_ended_rejects() {
     let (mut w, [a, b]) = World::users(["alice", "bob"]);
     w.command(a, call("bob", CallType::Audio));
     w.run();
-    // The ring times out on the server while bob's devices open; his Accept comes too late.
-    let accepting = w.command(b, Command::Accept);
+    // The ring times out on the server while the notice is still on its way to bob; his
+    // Accept (sent at once, as his devices start opening) comes too late.
     let late = w.server.expire_all(w.now_ms);
+    let accepting = w.command(b, Command::Accept);
     w.run();
     let reply = w.reply(b, accepting).cloned();
     assert!(

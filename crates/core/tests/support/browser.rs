@@ -1,7 +1,8 @@
 //! A fake browser for one SDK instance: it answers the core's media and peer-connection
 //! effects the way Chromium does (offer/answer with implicit rollback, candidates only after
-//! their description, remote media once both descriptions are set), and records every call a
-//! real browser would refuse in `errors`.
+//! their description, connected once both descriptions are set, local tracks sent only on
+//! peers marked by `AttachMedia`), and records every call a real browser would refuse in
+//! `errors`. Remote media arriving depends on the other browser; the harness reports it.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -31,6 +32,10 @@ pub struct FakePeer {
     /// Local offers discarded because a remote offer was applied over them.
     pub rollbacks: u32,
     pub candidates_added: Vec<String>,
+    /// The local tracks go out on this connection (`AttachMedia` carried out).
+    pub attached: bool,
+    /// `RemoteMedia` was reported for this connection.
+    pub media_arrived: bool,
     generation: u32,
 }
 
@@ -115,6 +120,8 @@ impl FakeBrowser {
                         remote_applied: None,
                         rollbacks: 0,
                         candidates_added: Vec::new(),
+                        attached: false,
+                        media_arrived: false,
                         generation: 0,
                     },
                 );
@@ -125,6 +132,13 @@ impl FakeBrowser {
                 }
                 self.closed.push(user_id);
             }
+            Effect::AttachMedia { user_id } => match self.peers.get_mut(&user_id) {
+                Some(peer) if !peer.attached => peer.attached = true,
+                Some(_) => self.errors.push(format!("second attach to {user_id}")),
+                None => self
+                    .errors
+                    .push(format!("attach to unknown peer {user_id}")),
+            },
             Effect::CreateOffer { user_id } => self.create_offer(&user_id, &mut out),
             Effect::ApplyRemoteDescription {
                 user_id,
@@ -150,6 +164,16 @@ impl FakeBrowser {
             other => self.errors.push(format!("unexpected effect {other:?}")),
         }
         out
+    }
+
+    /// Whether this browser sends media to `user`: a live track on an attached connection.
+    pub fn sends_to(&self, user: &str) -> bool {
+        (self.audio || self.video) && self.peers.get(user).is_some_and(|p| p.attached)
+    }
+
+    /// Whether any local track goes out on any connection.
+    pub fn sends_any(&self) -> bool {
+        (self.audio || self.video) && self.peers.values().any(|p| p.attached)
     }
 
     /// The core is about to receive `RemoteDescriptionApplied` for `user`.
@@ -239,7 +263,6 @@ impl FakeBrowser {
                 user,
                 PeerEvent::ConnectionState(PeerState::Connected),
             ));
-            out.push(peer_input(user, PeerEvent::RemoteMedia));
         }
     }
 }

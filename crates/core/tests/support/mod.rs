@@ -102,6 +102,15 @@ impl World {
         self.queue.push_back((client, input));
     }
 
+    /// Takes the client's queued inputs matching `pick` out of the queue (to deliver later).
+    pub fn take_queued(&mut self, client: usize, pick: impl Fn(&Input) -> bool) -> Vec<Input> {
+        let (taken, kept) = std::mem::take(&mut self.queue)
+            .into_iter()
+            .partition(|(c, input)| *c == client && pick(input));
+        self.queue = kept;
+        taken.into_iter().map(|(_, input)| input).collect()
+    }
+
     pub fn peer_event(&mut self, client: usize, user: &str, event: PeerEvent) {
         self.inject(
             client,
@@ -212,7 +221,44 @@ impl World {
         for effect in effects {
             self.apply(client, effect);
         }
+        self.media_flow();
         Ok(())
+    }
+
+    /// Media arrives on a connection (its remote track unmutes) once it is connected and the
+    /// other side sends on its own connection back: a live track, attached.
+    fn media_flow(&mut self) {
+        let mut arrived = Vec::new();
+        for (c, client) in self.clients.iter().enumerate() {
+            for (user, peer) in &client.browser.peers {
+                if !peer.connected || peer.media_arrived {
+                    continue;
+                }
+                let sender = self.clients.iter().find(|o| o.user == *user);
+                let sends = sender.is_some_and(|o| {
+                    o.browser.sends_to(&client.user)
+                        && o.browser
+                            .peers
+                            .get(&client.user)
+                            .is_some_and(|p| p.connected)
+                });
+                if sends {
+                    arrived.push((c, user.clone()));
+                }
+            }
+        }
+        for (c, user) in arrived {
+            if let Some(peer) = self.clients[c].browser.peers.get_mut(&user) {
+                peer.media_arrived = true;
+            }
+            self.queue.push_back((
+                c,
+                Input::Peer {
+                    user_id: user,
+                    event: PeerEvent::RemoteMedia,
+                },
+            ));
+        }
     }
 
     fn apply(&mut self, client: usize, effect: Effect) {

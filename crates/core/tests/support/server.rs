@@ -172,11 +172,8 @@ impl FakeServer {
                 to,
                 signal,
             } => {
-                let both = self
-                    .rooms
-                    .get(&room_id)
-                    .is_some_and(|r| r.members.contains(&me) && r.members.contains(&to));
-                if both {
+                // Like calling-server: between the call's members and its ringing invitees.
+                if self.is_participant(room_id, &me) && self.is_participant(room_id, &to) {
                     let msg = ServerMessage::Signal {
                         room_id,
                         from: me,
@@ -191,6 +188,19 @@ impl FakeServer {
             }
         }
         out
+    }
+
+    /// A member of call `room`, or an invitee of it still ringing.
+    fn is_participant(&self, room: RoomId, user: &str) -> bool {
+        let member = self
+            .rooms
+            .get(&room)
+            .is_some_and(|r| r.members.iter().any(|m| m == user));
+        member
+            || self
+                .invitations
+                .values()
+                .any(|i| i.room == room && i.ringing.iter().any(|u| u == user))
     }
 
     /// The client's socket closed: its session ends and it leaves whatever it was in.
