@@ -1,0 +1,95 @@
+//! Helpers of the browser tests that look at rendered video: the `<video>` the SDK put in a
+//! container, and a wait for it to show frames that keep advancing.
+#![allow(dead_code)]
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use wasm_bindgen::{JsCast, JsValue};
+use web_sys::HtmlVideoElement;
+
+use crate::common::{json, wait_until};
+
+/// `{userID, videoViewDomID}` for the view methods.
+pub fn view_options(user: &str, dom: &str) -> JsValue {
+    json(&format!(
+        r#"{{"userID":"{user}","videoViewDomID":"{dom}"}}"#
+    ))
+}
+
+/// The `<video>` the SDK created inside the element `dom`.
+pub fn video_in(dom: &str) -> Option<HtmlVideoElement> {
+    let doc = web_sys::window()?.document()?;
+    doc.get_element_by_id(dom)?
+        .query_selector("video")
+        .ok()??
+        .dyn_into()
+        .ok()
+}
+
+/// Frames the video in `dom` has presented so far (`getVideoPlaybackQuality`), 0 without one.
+pub fn frames(dom: &str) -> f64 {
+    let Some(v) = video_in(dom) else { return 0.0 };
+    let quality = js_sys::Reflect::get(&v, &"getVideoPlaybackQuality".into())
+        .ok()
+        .and_then(|f| f.dyn_into::<js_sys::Function>().ok())
+        .and_then(|f| f.call0(&v).ok());
+    quality
+        .and_then(|q| js_sys::Reflect::get(&q, &"totalVideoFrames".into()).ok())
+        .and_then(|n| n.as_f64())
+        .unwrap_or_default()
+}
+
+/// Waits until the video in `dom` has a size, its time advances by more than 0.2 s and it
+/// presents at least 5 new frames from now: frames are arriving, not just a stale picture.
+pub async fn assert_playing(dom: &str) {
+    wait_until(&format!("a <video> with frames in #{dom}"), || {
+        video_in(dom).is_some_and(|v| v.video_width() > 0 && v.current_time() > 0.0)
+    })
+    .await;
+    let t0 = video_in(dom).map(|v| v.current_time()).unwrap_or_default();
+    let f0 = frames(dom);
+    wait_until(&format!("the video in #{dom} advancing"), || {
+        video_in(dom).is_some_and(|v| v.current_time() > t0 + 0.2) && frames(dom) >= f0 + 5.0
+    })
+    .await;
+}
+
+fn delay(ms: i32) -> js_sys::Promise {
+    js_sys::Promise::new(&mut |resolve, _| {
+        if let Some(w) = web_sys::window() {
+            let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+        }
+    })
+}
+
+/// Runs `action` while watching the video in `dom`, then keeps watching for `after_ms`.
+/// Returns the longest time (ms) in which no new frame was presented, and the frames seen:
+/// a gap in what the peer receives shows up as a long stall.
+pub async fn longest_stall(dom: &str, action: js_sys::Promise, after_ms: f64) -> (f64, u32) {
+    let done = Rc::new(Cell::new(None::<f64>));
+    {
+        let done = done.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            let _ = wasm_bindgen_futures::JsFuture::from(action).await;
+            done.set(Some(js_sys::Date::now()));
+        });
+    }
+    let (mut last, mut last_change, mut stall, mut seen) =
+        (frames(dom), js_sys::Date::now(), 0.0_f64, 0);
+    loop {
+        let _ = wasm_bindgen_futures::JsFuture::from(delay(20)).await;
+        let now = js_sys::Date::now();
+        let f = frames(dom);
+        // Compared for change, not growth: the counter restarts if the decoder is recreated.
+        if f != last {
+            last = f;
+            last_change = now;
+            seen += 1;
+        }
+        stall = stall.max(now - last_change);
+        if done.get().is_some_and(|t| now - t >= after_ms) {
+            return (stall, seen);
+        }
+    }
+}
