@@ -5,6 +5,7 @@
 mod driver;
 mod error;
 mod events;
+mod fallback;
 mod log;
 mod media;
 mod options;

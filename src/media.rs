@@ -2,8 +2,10 @@
 //! tracks, device lists, and the mapping of browser failures to SPEC §5 codes.
 
 use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 
 use calling_core::{code, SdkError};
+use gloo_events::EventListener;
 use js_sys::{Array, Object, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -36,7 +38,18 @@ impl Kind {
             Kind::Video => "video",
         }
     }
+
+    /// The `MediaDeviceInfo.kind` of devices of this kind.
+    pub fn device_kind(self) -> &'static str {
+        match self {
+            Kind::Audio => "audioinput",
+            Kind::Video => "videoinput",
+        }
+    }
 }
+
+/// Called when a live local track ends without the SDK stopping it (its device went away).
+pub type OnLost = Rc<dyn Fn(Kind, MediaStreamTrack)>;
 
 pub struct Media {
     /// Index into [`PROFILES`].
@@ -47,6 +60,12 @@ pub struct Media {
     video: RefCell<Option<MediaStreamTrack>>,
     /// Every track captured and not yet known to be ended: lets tests check none stays live.
     opened: RefCell<Vec<MediaStreamTrack>>,
+    on_lost: RefCell<Option<OnLost>>,
+    /// `ended` listeners of the live audio and video tracks; dropping one removes it, so a
+    /// track the SDK stops or replaces is no longer watched.
+    ended: RefCell<[Option<EventListener>; 2]>,
+    /// `devicechange` on `navigator.mediaDevices`, while [`Media::watch`] is installed.
+    device_change: RefCell<Option<EventListener>>,
 }
 
 impl Default for Media {
@@ -58,6 +77,9 @@ impl Default for Media {
             audio: RefCell::default(),
             video: RefCell::default(),
             opened: RefCell::default(),
+            on_lost: RefCell::default(),
+            ended: RefCell::default(),
+            device_change: RefCell::default(),
         }
     }
 }
@@ -116,15 +138,29 @@ impl Media {
         // `Clone::clone`: MediaStreamTrack's own `clone()` would capture a second live track.
         opened.push(Clone::clone(&track));
         drop(opened);
+        let watch = self.on_lost.borrow().clone().map(|lost| {
+            let watched = Clone::clone(&track);
+            EventListener::new(&track, "ended", move |_| lost(kind, Clone::clone(&watched)))
+        });
+        self.ended.borrow_mut()[kind as usize] = watch;
         if let Some(old) = self.slot(kind).replace(Some(track)) {
             old.stop();
         }
+    }
+
+    /// Watches the devices in use: `on_lost` runs when a live track ends by itself (an unplugged
+    /// device ends its track); `device_change` (a `devicechange` listener) is kept as long as
+    /// this `Media`. Tracks captured before this call are not watched.
+    pub fn watch(&self, on_lost: OnLost, device_change: Option<EventListener>) {
+        self.device_change.replace(device_change);
+        self.on_lost.replace(Some(on_lost));
     }
 
     /// Stops and forgets the local tracks of the given kinds.
     pub fn close(&self, audio: bool, video: bool) {
         for (kind, close) in [(Kind::Audio, audio), (Kind::Video, video)] {
             if close {
+                self.ended.borrow_mut()[kind as usize] = None;
                 if let Some(track) = self.slot(kind).take() {
                     track.stop();
                 }
@@ -229,7 +265,7 @@ fn sdk(code: u32, message: &str) -> SdkError {
 }
 
 /// `navigator.mediaDevices`, which only exists in a secure context (SPEC 60007).
-fn media_devices() -> Result<MediaDevices, SdkError> {
+pub fn media_devices() -> Result<MediaDevices, SdkError> {
     let window = web_sys::window().ok_or_else(|| sdk(code::INSECURE_CONTEXT, "no window"))?;
     let insecure = || {
         sdk(
@@ -292,6 +328,17 @@ fn media_error(e: &JsValue, missing: Option<Kind>) -> SdkError {
         ),
         _ => sdk(code::MEDIA_DENIED, &msg),
     }
+}
+
+/// The id of the device a track captures from (`getSettings().deviceId`), if the browser says.
+pub fn track_device_id(track: &MediaStreamTrack) -> Option<String> {
+    let settings = Reflect::get(track, &"getSettings".into())
+        .ok()
+        .and_then(|f| f.dyn_into::<js_sys::Function>().ok())
+        .and_then(|f| f.call0(track).ok())?;
+    Reflect::get(&settings, &"deviceId".into())
+        .ok()
+        .and_then(|id| id.as_string())
 }
 
 /// `getCameras()` / `getMicrophones()`: the browser's devices of that kind.

@@ -87,9 +87,9 @@ impl TrtcCalling {
             signaling_url: opt_string(&options, "signalingUrl"),
             ice_servers: Array::is_array(&ice).then_some(ice),
         };
-        TrtcCalling {
-            driver: Driver::new(config),
-        }
+        let driver = Driver::new(config);
+        crate::fallback::install(&driver);
+        TrtcCalling { driver }
     }
 
     /// `TRTCCalling.EVENT`: every event key and its string value.

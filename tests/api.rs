@@ -27,7 +27,7 @@ fn event_and_call_type_statics() {
         "CALLING_END":"onCallEnd","USER_VIDEO_AVAILABLE":"onUserVideoAvailable",
         "USER_AUDIO_AVAILABLE":"onUserAudioAvailable","USER_VOICE_VOLUME":"onUserVoiceVolume",
         "GROUP_CALL_INVITEE_LIST_UPDATE":"onGroupCallInviteeListUpdate",
-        "KICKED_OUT":"onKickedOut","CALL_TYPE_CHANGED":"onCallTypeChanged","ERROR":"onError"}"#,
+        "KICKED_OUT":"onKickedOut","CALL_TYPE_CHANGED":"onCallTypeChanged","DEVICE_CHANGED":"onDeviceChanged","ERROR":"onError"}"#,
     );
     assert_js_eq(&TrtcCalling::event().into(), &expected, "EVENT");
     assert_js_eq(

@@ -147,6 +147,9 @@ pub const EVENT_NAMES: &[(&str, &str)] = &[
     ),
     ("KICKED_OUT", "onKickedOut"),
     ("CALL_TYPE_CHANGED", "onCallTypeChanged"),
+    // Extension, emitted by the browser glue: the device in use went away and another of the
+    // same kind replaced it. Payload `{deviceType, deviceId, label, reason}`.
+    ("DEVICE_CHANGED", "onDeviceChanged"),
     ("ERROR", "onError"),
 ];
 
