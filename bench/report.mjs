@@ -106,6 +106,8 @@ const rows = [
   [`Invitations/s sustained (target rate ${int(cy.target_rate)}, ${int(cy.pairs)} pairs)`, int(cy.achieved_rate), 'n/a', '', '≥ 10,000'],
   ['Ring latency under that load, p50 / p99', pq(cy.ring), 'n/a', '', 'p99 ≤ 10 ms'],
   ...steps.slice(1).map((c) => [`… at ${int(c.target_rate)}/s offered: achieved, ring p50 / p99`, `${int(c.achieved_rate)}/s, ${pq(c.ring)}`, 'n/a', '', '']),
+  ["Accept → inviter's `accepted`, p50 / p99, per step", steps.map((c) => `${int(c.target_rate)}/s: ${pq(c.accept)}`).join('; ') || '—', 'n/a', '', ''],
+  ["Hangup → other member's `callEnded`, p50 / p99, per step", steps.map((c) => `${int(c.target_rate)}/s: ${pq(c.hangup)}`).join('; ') || '—', 'n/a', '', ''],
   ['Highest step sustained with ring p99 ≤ 10 ms', within ? `${int(within.achieved_rate)}/s` : 'none of the steps', 'n/a', '', '≥ 10,000/s'],
   ['Invitations that reached an outcome (all steps)', outcomeText(steps), 'n/a', '', 'all'],
   [`Relay latency, light load (${int(lo.pairs)} pairs), p50 / p99`, pq(lo.latency), pq(lp.latency), ratio(lo.latency?.p50_ms, lp.latency?.p50_ms), ''],

@@ -222,6 +222,7 @@ fn run(cli: Cli) -> Result<(), MainError> {
                     plan.rate,
                     plan.duration
                 );
+                settle(&common).await;
                 let tag = format!("c{run_tag}s{step}_");
                 report.cycles.push(cycle::run(app, &ep, plan, &tag).await);
                 save(&report, out)?;
@@ -229,6 +230,7 @@ fn run(cli: Cli) -> Result<(), MainError> {
         }
         if wants("relay") {
             eprintln!("[loadgen] {}: relay phase", target.name());
+            settle(&common).await;
             let latency = relay::RelayPlan {
                 pairs: common.latency_pairs,
                 window: 1,
@@ -239,6 +241,7 @@ fn run(cli: Cli) -> Result<(), MainError> {
             report.relay_latency =
                 Some(relay::run(&target, &ep, &latency, &format!("l{run_tag}_")).await);
             save(&report, out)?;
+            settle(&common).await;
             let throughput = relay::RelayPlan {
                 pairs: common.relay_pairs,
                 window: common.relay_window,
@@ -254,6 +257,13 @@ fn run(cli: Cli) -> Result<(), MainError> {
     })?;
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
+}
+
+/// Lets the server finish the previous phase's work before the next is measured.
+async fn settle(common: &Common) {
+    if !procfs::settle(common.server_pid, Duration::from_secs(15)).await {
+        eprintln!("[loadgen] the server did not go idle within 15 s; measuring anyway");
+    }
 }
 
 /// Writes the report so far, so a run cut short by its time bound still leaves its figures.
