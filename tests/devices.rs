@@ -17,6 +17,25 @@ use web_sys::{MediaStreamTrack, MediaStreamTrackState};
 
 wasm_bindgen_test_configure!(run_in_browser);
 
+#[wasm_bindgen::prelude::wasm_bindgen(inline_js = "
+export function unlistDevice(id) {
+  const devices = navigator.mediaDevices;
+  const all = MediaDevices.prototype.enumerateDevices;
+  devices.enumerateDevices = async () => (await all.call(devices)).filter((d) => d.deviceId !== id);
+  devices.dispatchEvent(new Event('devicechange'));
+}
+export function relistDevices() { delete navigator.mediaDevices.enumerateDevices; }
+")]
+extern "C" {
+    /// What the page sees when a device is unplugged without its track ending first: it
+    /// drops out of `enumerateDevices` and `devicechange` fires.
+    #[wasm_bindgen(js_name = unlistDevice)]
+    fn unlist_device(id: &str);
+    /// Undoes [`unlist_device`].
+    #[wasm_bindgen(js_name = relistDevices)]
+    fn relist_devices();
+}
+
 /// (deviceId, label) of each device in a `getCameras`/`getMicrophones` result.
 fn ids_and_labels(list: &JsValue) -> Vec<(String, String)> {
     Array::from(list)
@@ -219,6 +238,55 @@ async fn lost_camera_and_microphone_fall_back_to_another_device() {
     callee.extend(CONNECT_EVENTS);
     assert_event_set(&b, &callee);
     assert_eq!(b.sdk.get_call_status(), "connected");
+
+    hang_up(&a, &b).await;
+    a.logout().await;
+    b.logout().await;
+}
+
+#[wasm_bindgen_test]
+async fn camera_gone_from_the_device_list_is_replaced() {
+    let a = Client::login(&unique("alice")).await;
+    let b = Client::login(&unique("bob")).await;
+    let [first, second] = two_cameras(&a).await;
+    ok(
+        a.sdk.switch_device(switch_options("video", &second.0)),
+        "switchDevice before the call",
+    )
+    .await;
+    let view = unique("b-sees-a");
+    make_div(&view);
+    ok(
+        b.sdk.start_remote_view(view_options(&a.user, &view)),
+        "startRemoteView",
+    )
+    .await;
+    connect(&a, &b, 2).await;
+    let lost = live_track(&a, "video");
+    assert_eq!(lost.label(), second.1);
+
+    unlist_device(&second.0);
+    let changed = a.wait_for("onDeviceChanged").await;
+    relist_devices();
+    assert_js_eq(
+        &changed,
+        &json(&format!(
+            r#"{{"deviceType":"video","deviceId":"{}","label":"{}","reason":"deviceLost"}}"#,
+            first.0, first.1
+        )),
+        "DEVICE_CHANGED after devicechange",
+    );
+    assert_eq!(
+        lost.ready_state(),
+        MediaStreamTrackState::Ended,
+        "the unlisted camera's track is still live"
+    );
+    assert_eq!(live_track(&a, "video").label(), first.1);
+    assert_playing(&view).await;
+    // Only alice's camera was gone: bob's instance, which heard the same devicechange, kept his.
+    let mut callee = vec!["sdkReady", "onInvited"];
+    callee.extend(CONNECT_EVENTS);
+    assert_event_set(&b, &callee);
 
     hang_up(&a, &b).await;
     a.logout().await;
