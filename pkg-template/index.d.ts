@@ -21,6 +21,8 @@ export interface TRTCCallingEvent {
   readonly KICKED_OUT: 'onKickedOut';
   /** Extension: the 1:1 call switched between audio and video. */
   readonly CALL_TYPE_CHANGED: 'onCallTypeChanged';
+  /** Extension: the camera or microphone in use went away and another one replaced it. */
+  readonly DEVICE_CHANGED: 'onDeviceChanged';
   readonly ERROR: 'onError';
 }
 
@@ -72,6 +74,13 @@ export interface UserVoiceVolumePayload { volumeMap: { userId: string; audioVolu
 export interface GroupCallInviteeListUpdatePayload { userIDList: string[] }
 export type KickedOutPayload = Record<string, never>;
 export interface CallTypeChangedPayload { callType: CallType }
+/** `reason` is `'deviceLost'`: the device in use disappeared (its track ended or it left the list). */
+export interface DeviceChangedPayload {
+  deviceType: 'video' | 'audio';
+  deviceId: string;
+  label: string;
+  reason: 'deviceLost';
+}
 export interface ErrorPayload { code: number; msg: string }
 
 /** Payload type of each event string. */
@@ -93,6 +102,7 @@ export interface TRTCCallingEventMap {
   onGroupCallInviteeListUpdate: GroupCallInviteeListUpdatePayload;
   onKickedOut: KickedOutPayload;
   onCallTypeChanged: CallTypeChangedPayload;
+  onDeviceChanged: DeviceChangedPayload;
   onError: ErrorPayload;
 }
 
