@@ -5,14 +5,7 @@
 //! memory per session), `cycles` (invite → accept → hangup at a target rate; calling-server
 //! only) and `relay` (signaling relay latency and throughput, which both servers do).
 
-mod conn;
-mod cycle;
-mod hold;
-mod procfs;
-mod relay;
-mod stats;
-mod target;
-mod usersig;
+use calling_loadgen::{conn, cycle, hold, procfs, relay, target};
 
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
