@@ -144,7 +144,7 @@ async fn camera_chosen_before_the_call_then_switched_mid_call_without_a_gap() {
     // and hears nothing of it (no event: the track is replaced, nothing renegotiated).
     let before = live_track(&a, "video");
     let (stall, seen) = longest_stall(
-        &view,
+        &[&view],
         a.sdk.switch_device(switch_options("video", &first.0)),
         1500.0,
     )

@@ -1,13 +1,14 @@
 //! Group calls in the browser: three participants in a full mesh where each renders both
-//! others' video, one leaving while the other two carry on, and the call ending when only
-//! one is left; per-invitee outcomes (reject, busy) reported to the caller and a participant
-//! inviting a new user into the running call.
+//! others' video, a camera switch reaching every connection, one leaving while the other two
+//! carry on, and the call ending when only one is left; per-invitee outcomes (reject, busy,
+//! no answer) reported to the caller; a 1:1 call grown into a group.
 
 mod common;
 mod video;
 
 use common::*;
 use video::*;
+use wasm_bindgen::JsCast;
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -165,6 +166,34 @@ async fn three_party_video_group_call_full_mesh_then_leave_one_by_one() {
             }
         }
     }
+
+    // alice switches camera: the new track goes to both connections, neither view stalls.
+    let cameras = js_sys::Array::from(&ok(a.sdk.get_cameras(), "getCameras").await);
+    // fake_device_1 sends Y16 frames WebRTC cannot encode (see tests/devices.rs).
+    let other = cameras
+        .iter()
+        .find(|d| get_str(d, "label") == "fake_device_2")
+        .map(|d| get_str(&d, "deviceId"))
+        .expect("the fake camera fake_device_2");
+    let switch = json(&format!(r#"{{"deviceType":"video","deviceId":"{other}"}}"#));
+    let (stall, seen) = longest_stall(
+        &[&dom(&tag, &b, &a), &dom(&tag, &c, &a)],
+        a.sdk.switch_device(switch),
+        1500.0,
+    )
+    .await;
+    assert!(
+        stall < 500.0 && seen >= 10,
+        "a view of alice stalled {stall} ms during her camera switch ({seen} frame updates)"
+    );
+    let camera = a
+        .sdk
+        .local_tracks()
+        .iter()
+        .map(|t| t.unchecked_into::<web_sys::MediaStreamTrack>())
+        .find(|t| t.kind() == "video" && t.ready_state() == web_sys::MediaStreamTrackState::Live)
+        .map(|t| t.label());
+    assert_eq!(camera.as_deref(), Some("fake_device_2"));
 
     // carol leaves: alice and bob hear of it and carry on with each other.
     ok(c.sdk.hangup(), "carol hangs up").await;

@@ -63,10 +63,10 @@ fn delay(ms: i32) -> js_sys::Promise {
     })
 }
 
-/// Runs `action` while watching the video in `dom`, then keeps watching for `after_ms`.
-/// Returns the longest time (ms) in which no new frame was presented, and the frames seen:
-/// a gap in what the peer receives shows up as a long stall.
-pub async fn longest_stall(dom: &str, action: js_sys::Promise, after_ms: f64) -> (f64, u32) {
+/// Runs `action` while watching the videos in `doms`, then keeps watching for `after_ms`.
+/// Returns the longest time (ms) in which one of them presented no new frame, and the fewest
+/// frame updates any of them had: a gap in what a peer receives shows up as a long stall.
+pub async fn longest_stall(doms: &[&str], action: js_sys::Promise, after_ms: f64) -> (f64, u32) {
     let done = Rc::new(Cell::new(None::<f64>));
     {
         let done = done.clone();
@@ -75,21 +75,26 @@ pub async fn longest_stall(dom: &str, action: js_sys::Promise, after_ms: f64) ->
             done.set(Some(js_sys::Date::now()));
         });
     }
-    let (mut last, mut last_change, mut stall, mut seen) =
-        (frames(dom), js_sys::Date::now(), 0.0_f64, 0);
+    let start = js_sys::Date::now();
+    // Per view: last frame count, when it last changed, how often it changed.
+    let mut watch: Vec<(f64, f64, u32)> = doms.iter().map(|d| (frames(d), start, 0)).collect();
+    let mut stall = 0.0_f64;
     loop {
         let _ = wasm_bindgen_futures::JsFuture::from(delay(20)).await;
         let now = js_sys::Date::now();
-        let f = frames(dom);
-        // Compared for change, not growth: the counter restarts if the decoder is recreated.
-        if f != last {
-            last = f;
-            last_change = now;
-            seen += 1;
+        for (dom, (last, changed_at, seen)) in doms.iter().zip(watch.iter_mut()) {
+            let f = frames(dom);
+            // Compared for change, not growth: the counter restarts if the decoder is recreated.
+            if f != *last {
+                *last = f;
+                *changed_at = now;
+                *seen += 1;
+            }
+            stall = stall.max(now - *changed_at);
         }
-        stall = stall.max(now - last_change);
         if done.get().is_some_and(|t| now - t >= after_ms) {
-            return (stall, seen);
+            let fewest = watch.iter().map(|w| w.2).min().unwrap_or_default();
+            return (stall, fewest);
         }
     }
 }
