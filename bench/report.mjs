@@ -50,6 +50,7 @@ const num = (x, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '—');
 const int = (x) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : '—');
 const kb = (b) => (Number.isFinite(b) ? `${(b / 1000).toFixed(1)} KB` : '—');
 const kib = (b) => (Number.isFinite(b) ? `${(b / 1024).toFixed(1)} KiB` : '—');
+const mib = (b) => (Number.isFinite(b) ? `${(b / 2 ** 20).toFixed(0)} MiB` : '—');
 const ratio = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? (a / b).toFixed(2) : '—');
 const pp = (s) => (s && s.count ? `${num(s.p50)} / ${num(s.p95)} ms` : '—');
 const pq = (s) => (s && s.count ? `${num(s.p50_ms, 2)} / ${num(s.p99_ms, 2)} ms` : '—');
@@ -101,7 +102,7 @@ const rows = [
   ['… hangup split: caller SDK → frame sent / server trip / callee SDK → event, p50', split('hangup'), '', '', ''],
   ['Callee devices opened before accepting', int(o.calleeMediaBeforeAccept), int(p.calleeMediaBeforeAccept), '', '0'],
   ['Concurrent logged-in sessions held', held(ho), held(hp), ratio(ho.held, hp.held), '≥ 50,000'],
-  ['Server memory per session', kib(ho.server_bytes_per_session), kib(hp.server_bytes_per_session), ratio(ho.server_bytes_per_session, hp.server_bytes_per_session), ''],
+  ['Server memory per session (projected for 50,000 sessions)', `${kib(ho.server_bytes_per_session)} (${mib(ho.server_bytes_per_session * 50000)})`, `${kib(hp.server_bytes_per_session)} (${mib(hp.server_bytes_per_session * 50000)})`, ratio(ho.server_bytes_per_session, hp.server_bytes_per_session), ''],
   ['Logins per second while ramping', int(ho.logins_per_sec), int(hp.logins_per_sec), ratio(ho.logins_per_sec, hp.logins_per_sec), ''],
   [`Invitations/s sustained (target rate ${int(cy.target_rate)}, ${int(cy.pairs)} pairs)`, int(cy.achieved_rate), 'n/a', '', '≥ 10,000'],
   ['Ring latency under that load, p50 / p99', pq(cy.ring), 'n/a', '', 'p99 ≤ 10 ms'],

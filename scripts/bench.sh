@@ -5,7 +5,7 @@
 #
 # Every part has its own time bound and sends traffic only to loopback: each runs in its own
 # loopback-only network namespace with its servers started inside it.
-# Environment: BENCH_CALLS (30), BENCH_SESSIONS (50000), BENCH_RATES (10000,5000,2500: invitation
+# Environment: BENCH_CALLS (30), BENCH_SESSIONS (50000), BENCH_RATES (10000,7500,5000,2500: invitation
 # rates tried in turn; the first is the target).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 OUT=bench-output
 CALLS=${BENCH_CALLS:-30}
 SESSIONS=${BENCH_SESSIONS:-50000}
-RATES=${BENCH_RATES:-10000,5000,2500}
+RATES=${BENCH_RATES:-10000,7500,5000,2500}
 # The app the load generator and the pages log in to; any key works, it never leaves the machine.
 APP="1400000001=bench-$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')"
 BIN=target/bench/release

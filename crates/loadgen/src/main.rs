@@ -35,7 +35,7 @@ enum Server {
         app: String,
         /// Target invitations per second in the cycles phase: one step per rate, in order (the
         /// first is the target; lower ones show the rate the server sustains within latency).
-        #[arg(long, value_delimiter = ',', default_value = "10000,5000,2500")]
+        #[arg(long, value_delimiter = ',', default_value = "10000,7500,5000,2500")]
         rates: Vec<f64>,
         /// Pairs of sessions running invitation cycles.
         #[arg(long, default_value_t = 1_000)]
