@@ -1,5 +1,6 @@
 //! Local capture: getUserMedia with the selected quality profile and devices, the live local
-//! tracks, device lists, and the mapping of browser failures to SPEC §5 codes.
+//! tracks (watched for their device going away, see `fallback`), device lists, and the mapping
+//! of browser failures to SPEC §5 codes.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
