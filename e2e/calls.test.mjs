@@ -253,10 +253,11 @@ test('a plain-HTTP page: warned, still answers and receives video, publishing re
   // A real insecure origin on loopback: a name the browser maps to 127.0.0.1 (not localhost).
   // A page without camera/microphone permission gets its ICE host candidates as mDNS names
   // (`<uuid>.local`); on a LAN those resolve by multicast, but the loopback-only namespace has
-  // no mDNS, so the test lets this browser show its (loopback) address instead.
+  // no mDNS, so the test lets this browser show its (loopback) address instead. HTTPS-Upgrades
+  // is off so the plain-HTTP address is loaded as typed.
   const insecureBrowser = await launchBrowser([
     '--host-resolver-rules=MAP insecure.test 127.0.0.1',
-    '--disable-features=WebRtcHideLocalIpsWithMdns',
+    '--disable-features=WebRtcHideLocalIpsWithMdns,HttpsUpgrades',
   ]);
   const insecureUrl = `${BASE_URL.replace('127.0.0.1', 'insecure.test')}/?debug`;
   try {
