@@ -173,7 +173,7 @@ impl Driver {
         }
         if status == CallStatus::Idle && was != CallStatus::Idle {
             let peers: Vec<_> = self.peers.borrow_mut().drain().collect();
-            drop(peers);
+            close_later(peers.into_iter().map(|(_, p)| p).collect());
             self.media.close(true, true);
             self.views.clear();
         }
@@ -259,7 +259,7 @@ impl Driver {
             } => self.create_peer(user_id, initiator),
             Effect::ClosePeer { user_id } => {
                 let peer = self.peers.borrow_mut().remove(&user_id);
-                drop(peer);
+                close_later(peer.into_iter().collect());
                 self.views.close_user(&user_id);
             }
             Effect::CreateOffer { user_id } => {
@@ -422,6 +422,32 @@ impl Driver {
         let old = self.signaling.take();
         drop(old);
     }
+}
+
+/// Closes these connections in a later task. `RTCPeerConnection.close()` blocks for several ms,
+/// which must not hold back the events of the message being handled (the `CALL_END` of a
+/// hangup comes in the next server message); they report nothing from now on.
+fn close_later(peers: Vec<Rc<Peer>>) {
+    if peers.is_empty() {
+        return;
+    }
+    for peer in &peers {
+        peer.silence();
+    }
+    let mut scheduled = false;
+    let later = Promise::new(&mut |resolve, _| {
+        scheduled = web_sys::window().is_some_and(|w| {
+            w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, 0)
+                .is_ok()
+        });
+    });
+    if !scheduled {
+        return drop(peers);
+    }
+    spawn_local(async move {
+        let _ = wasm_bindgen_futures::JsFuture::from(later).await;
+        drop(peers);
+    });
 }
 
 fn report(driver: &Weak<Driver>, user_id: String, event: PeerEvent) {

@@ -278,6 +278,11 @@ impl Peer {
 }
 
 impl Peer {
+    /// Stops reporting this connection's events (it is about to be closed).
+    pub fn silence(&self) {
+        self.listeners.borrow_mut().clear();
+    }
+
     /// The underlying connection (for statistics).
     pub fn connection(&self) -> &RtcPeerConnection {
         &self.pc

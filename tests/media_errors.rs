@@ -34,7 +34,9 @@ extern "C" {
 }
 
 /// `b` accepts a call of `call_type` while getUserMedia fails with `name`: the accept promise
-/// rejects with `code`, the caller hears REJECT, both end idle with nothing captured.
+/// rejects with `code`; `accept` reached the server before the devices failed, so the caller
+/// hears USER_ACCEPT then the call ending (no media ever arrived); both end idle with nothing
+/// captured.
 async fn accept_fails(name: &str, no_devices: bool, call_type: u8, code: f64) {
     let a = Client::login(&unique("alice")).await;
     let b = Client::login(&unique("bob")).await;
@@ -52,9 +54,23 @@ async fn accept_fails(name: &str, no_devices: bool, call_type: u8, code: f64) {
         error_text(&e)
     );
     assert_js_eq(
-        &a.wait_for("onReject").await,
+        &a.wait_for("onUserAccept").await,
         &user_payload(&b.user),
-        "REJECT",
+        "USER_ACCEPT",
+    );
+    let end = a.wait_for("onCallEnd").await;
+    assert_eq!(
+        get_str(&end, "userID"),
+        b.user,
+        "CALL_END {}",
+        canonical(&end)
+    );
+    assert!(
+        !a.names()
+            .iter()
+            .any(|n| n == "onUserEnter" || n == "onReject"),
+        "{:?}",
+        a.names()
     );
     for c in [&a, &b] {
         wait_until(&format!("{} idle", c.user), || {

@@ -129,7 +129,7 @@ async fn ringing_connects_without_media_and_accept_sends_both_ways() {
     );
     assert_eq!(open_peers(), 2, "the ringing connections carry the call");
     hang_up(&a, &b).await;
-    assert_eq!(open_peers(), 0);
+    wait_until("both connections closed", || open_peers() == 0).await;
     a.logout().await;
     b.logout().await;
 }

@@ -240,15 +240,11 @@ impl Call {
         call.room_id = Some(invitation.room_id);
         call.invitees.clone_from(&invitation.user_ids);
         // The caller offers while it rings; answering needs no device, and nothing is sent on
-        // this connection unless the invitation is accepted.
+        // this connection unless the invitation is accepted. The app hears of the invitation
+        // first: creating a connection takes the browser a moment.
         let polite = is_polite(me, &invitation.sponsor);
-        out.push(Effect::CreatePeer {
-            user_id: invitation.sponsor.clone(),
-            initiator: false,
-            polite,
-        });
-        call.peers
-            .insert(invitation.sponsor.clone(), Peer::new(polite));
+        let sponsor = invitation.sponsor.clone();
+        call.peers.insert(sponsor.clone(), Peer::new(polite));
         out.push(Effect::Emit(AppEvent::Invited {
             sponsor: invitation.sponsor,
             user_id_list: invitation.user_ids,
@@ -261,6 +257,11 @@ impl Call {
             },
             invite_id: invitation.invite_id,
         }));
+        out.push(Effect::CreatePeer {
+            user_id: sponsor,
+            initiator: false,
+            polite,
+        });
         self.line = Some(call);
     }
 
@@ -532,11 +533,6 @@ mod tests {
         assert_eq!(
             fx,
             vec![
-                Effect::CreatePeer {
-                    user_id: "bob".into(),
-                    initiator: false,
-                    polite: false
-                },
                 Effect::Emit(AppEvent::Invited {
                     sponsor: "bob".into(),
                     user_id_list: vec!["alice".into()],
@@ -548,7 +544,12 @@ mod tests {
                         call_end: 0
                     },
                     invite_id: "i1".into()
-                })
+                }),
+                Effect::CreatePeer {
+                    user_id: "bob".into(),
+                    initiator: false,
+                    polite: false
+                },
             ]
         );
         assert_eq!(call.status(), CallStatus::Calling);
