@@ -1,5 +1,6 @@
 //! Devices in the browser: the device lists, a camera chosen before a call used for it, a
-//! camera switched mid-call without the peer losing frames, and the fallback to another device
+//! camera switched mid-call without the peer losing frames and without renegotiating (no SDP
+//! offer goes out on the signaling socket), and the fallback to another device
 //! when the one in use goes away (`DEVICE_CHANGED`). Chromium runs with three fake cameras
 //! (`webdriver.json`: `device-count=3`). The tests use `fake_device_0` and `fake_device_2`:
 //! `fake_device_1` delivers Y16 (depth) frames, which WebRTC does not encode, so a peer would
@@ -25,6 +26,19 @@ export function unlistDevice(id) {
   devices.dispatchEvent(new Event('devicechange'));
 }
 export function relistDevices() { delete navigator.mediaDevices.enumerateDevices; }
+export function recordSent() {
+  if (window.sentFrames) return;
+  window.sentFrames = [];
+  const send = WebSocket.prototype.send;
+  WebSocket.prototype.send = function (data) {
+    window.sentFrames.push(String(data));
+    return send.call(this, data);
+  };
+}
+export function sentCount() { return window.sentFrames.length; }
+export function offersSince(from) {
+  return window.sentFrames.slice(from).filter((f) => f.includes('\"kind\":\"offer\"')).length;
+}
 ")]
 extern "C" {
     /// What the page sees when a device is unplugged without its track ending first: it
@@ -34,6 +48,14 @@ extern "C" {
     /// Undoes [`unlist_device`].
     #[wasm_bindgen(js_name = relistDevices)]
     fn relist_devices();
+    /// From now on, records every frame the page's WebSockets send (the signaling).
+    #[wasm_bindgen(js_name = recordSent)]
+    fn record_sent();
+    #[wasm_bindgen(js_name = sentCount)]
+    fn sent_count() -> u32;
+    /// SDP offers among the frames sent since the `from`-th: a renegotiation sends one.
+    #[wasm_bindgen(js_name = offersSince)]
+    fn offers_since(from: u32) -> u32;
 }
 
 /// (deviceId, label) of each device in a `getCameras`/`getMicrophones` result.
@@ -118,6 +140,8 @@ async fn camera_chosen_before_the_call_then_switched_mid_call_without_a_gap() {
     let a = Client::login(&unique("alice")).await;
     let b = Client::login(&unique("bob")).await;
     let [first, second] = two_cameras(&a).await;
+    record_sent();
+    let from_login = sent_count();
 
     // Chosen before the call: the call captures that camera.
     ok(
@@ -142,6 +166,11 @@ async fn camera_chosen_before_the_call_then_switched_mid_call_without_a_gap() {
 
     // Switched mid-call: the sender's track is the other camera, the peer keeps getting frames
     // and hears nothing of it (no event: the track is replaced, nothing renegotiated).
+    assert!(
+        offers_since(from_login) > 0,
+        "no SDP offer seen while connecting: the frame recorder is blind"
+    );
+    let before_switch = sent_count();
     let before = live_track(&a, "video");
     let (stall, seen) = longest_stall(
         &[&view],
@@ -153,6 +182,11 @@ async fn camera_chosen_before_the_call_then_switched_mid_call_without_a_gap() {
     assert!(
         stall < 500.0 && seen >= 10,
         "bob's view of alice stalled {stall} ms during the switch ({seen} frame updates)"
+    );
+    assert_eq!(
+        offers_since(before_switch),
+        0,
+        "the camera switch renegotiated"
     );
     let after = live_track(&a, "video");
     assert_eq!(after.label(), first.1, "the sender's camera did not change");
