@@ -2,11 +2,11 @@
 //! ends by itself, or `devicechange` shows its device gone), the SDK captures another device of
 //! the same kind, swaps it into every peer connection without renegotiating and tells the app
 //! with the extension event `DEVICE_CHANGED` (`onDeviceChanged`). With no other device left it
-//! reports `ERROR` 60003/60004 instead.
+//! reports `ERROR` 60003/60004 instead and goes on without that kind of media.
 
 use std::rc::{Rc, Weak};
 
-use calling_core::{code, AppEvent, Effect};
+use calling_core::{code, AppEvent, Command, Effect};
 use gloo_events::EventListener;
 use js_sys::{Object, Reflect};
 use wasm_bindgen::JsValue;
@@ -113,16 +113,20 @@ async fn recover(weak: &Weak<Driver>, kind: Kind, lost: MediaStreamTrack) {
     }
 }
 
-/// No device of `kind` can replace the lost one: `ERROR` with the SPEC §5 code of that kind.
+/// No device of `kind` can replace the lost one: `ERROR` with the SPEC §5 code of that kind,
+/// then the call goes on without it, as if the app had closed the camera or muted the
+/// microphone, so the peers are told it is unavailable instead of seeing a frozen picture.
 fn report_none(driver: &Driver, kind: Kind, why: &str) {
-    let (code, what) = match kind {
-        Kind::Audio => (code::NO_MICROPHONE, "microphone"),
-        Kind::Video => (code::NO_CAMERA, "camera"),
+    let (code, what, command) = match kind {
+        Kind::Audio => (code::NO_MICROPHONE, "microphone", Command::SetMicMute(true)),
+        Kind::Video => (code::NO_CAMERA, "camera", Command::CloseCamera),
     };
     driver.apply(Effect::Emit(AppEvent::Error {
         code,
         msg: format!("the {what} in use went away and no other could be opened: {why}"),
     }));
+    // Outside a call the core refuses it, which is fine: there is nothing to stop.
+    let _settled = driver.command(command);
 }
 
 fn field(v: &JsValue, key: &str) -> String {

@@ -25,6 +25,11 @@ export function unlistDevice(id) {
   devices.enumerateDevices = async () => (await all.call(devices)).filter((d) => d.deviceId !== id);
   devices.dispatchEvent(new Event('devicechange'));
 }
+export function unlistKind(kind) {
+  const devices = navigator.mediaDevices;
+  const all = MediaDevices.prototype.enumerateDevices;
+  devices.enumerateDevices = async () => (await all.call(devices)).filter((d) => d.kind !== kind);
+}
 export function relistDevices() { delete navigator.mediaDevices.enumerateDevices; }
 export function recordSent() {
   if (window.sentFrames) return;
@@ -45,7 +50,10 @@ extern "C" {
     /// drops out of `enumerateDevices` and `devicechange` fires.
     #[wasm_bindgen(js_name = unlistDevice)]
     fn unlist_device(id: &str);
-    /// Undoes [`unlist_device`].
+    /// Every device of `kind` ("videoinput") drops out of `enumerateDevices`.
+    #[wasm_bindgen(js_name = unlistKind)]
+    fn unlist_kind(kind: &str);
+    /// Undoes [`unlist_device`] and [`unlist_kind`].
     #[wasm_bindgen(js_name = relistDevices)]
     fn relist_devices();
     /// From now on, records every frame the page's WebSockets send (the signaling).
@@ -321,6 +329,38 @@ async fn camera_gone_from_the_device_list_is_replaced() {
     let mut callee = vec!["sdkReady", "onInvited"];
     callee.extend(CONNECT_EVENTS);
     assert_event_set(&b, &callee);
+
+    hang_up(&a, &b).await;
+    a.logout().await;
+    b.logout().await;
+}
+
+#[wasm_bindgen_test]
+async fn last_camera_lost_is_an_error_and_the_peer_sees_the_camera_off() {
+    let a = Client::login(&unique("alice")).await;
+    let b = Client::login(&unique("bob")).await;
+    connect(&a, &b, 2).await;
+    let lost = live_track(&a, "video");
+    unlist_kind("videoinput");
+    unplug(&lost);
+    let error = a.wait_for("onError").await;
+    relist_devices();
+    assert_eq!(get_num(&error, "code"), 60004.0, "{}", canonical(&error));
+    assert!(
+        get_str(&error, "msg").contains("camera in use went away"),
+        "{}",
+        canonical(&error)
+    );
+    assert_js_eq(
+        &b.wait_for("onUserVideoAvailable").await,
+        &json(&format!(
+            r#"{{"userID":"{}","isVideoAvailable":false}}"#,
+            a.user
+        )),
+        "bob told alice's camera is off",
+    );
+    assert_eq!(a.sdk.get_call_status(), "connected");
+    assert!(a.payloads("onDeviceChanged").is_empty());
 
     hang_up(&a, &b).await;
     a.logout().await;
