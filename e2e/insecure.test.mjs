@@ -135,6 +135,10 @@ async function people(run) {
   try {
     assert.equal(await secure.page.evaluate(() => window.isSecureContext), true);
     assert.equal(await insecure.page.evaluate(() => window.isSecureContext), false);
+    // Device lists need a secure context too: refused with the same code, not an empty list.
+    const listing = await insecure.page.evaluate(() => window.client.sdk.getCameras().then(
+      (list) => ({ list }), (e) => ({ code: e.code, message: e.message })));
+    assert.equal(listing.code, 60007, JSON.stringify(listing));
     await run(secure, insecure);
   } catch (err) {
     console.error(`--- ${insecure.userID} ---\n${insecure.logs.slice(-40).join('\n')}`);
