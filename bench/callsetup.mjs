@@ -105,6 +105,25 @@ function split(name, start, sentLog, sentTypes, recvLog, recvTypes, event) {
   };
 }
 
+/** Time between two frames the server sends one client for one action (`a` then `b`). */
+function frameGap(name, start, log, a, b) {
+  const first = log.find((w) => w.dir === 'in' && w.type === a && w.t >= start);
+  const second = first && log.find((w) => w.dir === 'in' && w.type === b && w.t >= first.t);
+  return second ? { [name]: second.t - first.t } : {};
+}
+
+/** How long the page's own listener ran for the first `type` frame after `start`. */
+function handled(name, start, log, type) {
+  const h = log.find((w) => w.dir === 'handled' && w.type === type && w.t >= start);
+  return h ? { [name]: h.ms } : {};
+}
+
+/** Main-thread time of the callee's RTCPeerConnection.close() calls between `start` and `end`. */
+function peerClose(name, start, log, end) {
+  const closes = log.filter((w) => w.dir === 'pcClose' && w.t >= start && w.t <= end);
+  return closes.length ? { [name]: closes.reduce((n, w) => n + w.ms, 0) } : {};
+}
+
 /**
  * Where the answer time goes (calling-server's protocol): after accept(), when the callee's
  * `accept` frame left, and when the first relayed WebRTC signal reached either side.
@@ -157,7 +176,10 @@ async function runSystem(browser, name, file, login) {
         calleeMediaBeforeAccept: ce.mediaOpenings.filter((t) => t < ce.accept).length,
         ...split('ring', cr.call, cr.wire, ['invite'], ce.wire, ['invited'], ce.invited),
         ...timeline(ce.accept, ce.wire, cr.wire),
-        ...split('hangup', cr2.hangup, cr2.wire, ['hangup'], ce2.wire, ['memberLeft', 'callEnded'], ce2.end),
+        ...split('hangup', cr2.hangup, cr2.wire, ['hangup'], ce2.wire, ['callEnded'], ce2.end),
+        ...frameGap('hangupFrameGap', cr2.hangup, ce2.wire, 'memberLeft', 'callEnded'),
+        ...handled('hangupMemberLeftHandling', cr2.hangup, ce2.wire, 'memberLeft'),
+        ...peerClose('hangupCalleePeerClose', cr2.hangup, ce2.wire, ce2.end),
       });
       // Both sides back to idle before the next call.
       const idle = Date.now() + 5000;
@@ -188,6 +210,9 @@ async function runSystem(browser, name, file, login) {
     breakdown: Object.fromEntries(
       [
         ...['ring', 'hangup'].flatMap((n) => ['SenderDelay', 'ServerTrip', 'ReceiverDelay'].map((k) => `${n}${k}`)),
+        'hangupFrameGap',
+        'hangupMemberLeftHandling',
+        'hangupCalleePeerClose',
         'answerAcceptSent',
         'answerFirstSignal',
       ].map((k) => [k, pick(k)]).filter(([, v]) => v.count > 0),

@@ -27,6 +27,7 @@ const typeOf = (data) => {
   }
 };
 const RealWebSocket = window.WebSocket;
+const timedListeners = new WeakMap();
 window.WebSocket = class extends RealWebSocket {
   constructor(...args) {
     super(...args);
@@ -36,6 +37,40 @@ window.WebSocket = class extends RealWebSocket {
   send(data) {
     wire.push({ t: now(), dir: 'out', type: typeOf(data) });
     return super.send(data);
+  }
+
+  // The page's own message listeners are timed: how long its main thread spent on each frame
+  // (which delays every frame behind it).
+  addEventListener(type, listener, options) {
+    if (type !== 'message' || typeof listener !== 'function') return super.addEventListener(type, listener, options);
+    let timed = timedListeners.get(listener);
+    if (!timed) {
+      timed = function (e) {
+        const start = now();
+        try {
+          return listener.call(this, e);
+        } finally {
+          wire.push({ t: start, dir: 'handled', type: typeOf(e.data), ms: now() - start });
+        }
+      };
+      timedListeners.set(listener, timed);
+    }
+    return super.addEventListener(type, timed, options);
+  }
+
+  removeEventListener(type, listener, options) {
+    return super.removeEventListener(type, timedListeners.get(listener) ?? listener, options);
+  }
+};
+
+// RTCPeerConnection.close() runs on the main thread too; its duration is recorded with the frames.
+const realClose = RTCPeerConnection.prototype.close;
+RTCPeerConnection.prototype.close = function close() {
+  const start = now();
+  try {
+    return realClose.call(this);
+  } finally {
+    wire.push({ t: start, dir: 'pcClose', type: 'close', ms: now() - start });
   }
 };
 
