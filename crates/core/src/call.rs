@@ -253,7 +253,7 @@ impl Call {
                 self.invitee_list_changed(room_id, user_ids, out)
             }
             ServerMessage::MemberLeft { room_id, user_id } => {
-                self.member_left(room_id, &user_id, out)
+                self.member_left(now_ms, room_id, &user_id, out)
             }
             ServerMessage::CallEnded {
                 room_id,

@@ -196,17 +196,41 @@ impl Call {
         }
     }
 
-    pub(crate) fn member_left(&mut self, room: RoomId, user: &str, out: &mut Vec<Effect>) {
+    pub(crate) fn member_left(
+        &mut self,
+        now_ms: u64,
+        room: RoomId,
+        user: &str,
+        out: &mut Vec<Effect>,
+    ) {
         let Some(call) = self.line.as_mut().filter(|c| c.is_room(room)) else {
             return;
         };
-        if call.peers.remove(user).is_some() {
-            out.push(Effect::Emit(AppEvent::UserLeave {
-                user_id: user.to_owned(),
-            }));
-            out.push(Effect::ClosePeer {
-                user_id: user.to_owned(),
-            });
+        if call.peers.remove(user).is_none() {
+            return;
+        }
+        out.push(Effect::Emit(AppEvent::UserLeave {
+            user_id: user.to_owned(),
+        }));
+        out.push(Effect::ClosePeer {
+            user_id: user.to_owned(),
+        });
+        // The other side of a 1:1 call left and nobody else rings: the call is over now, not
+        // one server message later. The server's `callEnded` then finds no call of that room.
+        let over = !call.is_group
+            && call.is_connected()
+            && call.peers.is_empty()
+            && call.invitees.is_empty()
+            && call.invites.is_empty();
+        if over {
+            if let Some(call) = self.take_line() {
+                let secs = call.connected_secs(now_ms);
+                call.close(&ring_over_call(), out);
+                out.push(Effect::Emit(AppEvent::CallEnd {
+                    user_id: user.to_owned(),
+                    call_end: secs,
+                }));
+            }
         }
     }
 

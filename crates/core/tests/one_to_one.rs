@@ -489,3 +489,36 @@ fn callee_hangup_while_joining_leaves_as_soon_as_joined() {
         w.server.received[&b].contains(&calling_protocol::ClientMessage::Hangup { room_id: 1001 })
     );
 }
+
+#[test]
+fn the_other_side_leaving_ends_a_1to1_call_at_once() {
+    let (mut w, a, b) = connected(CallType::Video);
+    w.advance(5_000);
+    w.command(b, Command::Hangup);
+    // alice hears of bob leaving before the server's end of the call: that is the end.
+    while !w.clients[a]
+        .events
+        .iter()
+        .any(|e| matches!(e, AppEvent::CallEnd { .. }))
+    {
+        assert!(w.step(), "no CALL_END");
+    }
+    assert_eq!(
+        w.take_events(a),
+        vec![user_leave("bob"), call_end("bob", 5)]
+    );
+    assert_idle(&w, a);
+    let ended = w.take_queued(a, |i| {
+        matches!(
+            i,
+            calling_core::Input::Server(calling_protocol::ServerMessage::CallEnded { .. })
+        )
+    });
+    assert_eq!(ended.len(), 1, "callEnded was still on its way");
+    for input in ended {
+        w.inject(a, input);
+    }
+    w.run();
+    assert_eq!(w.take_events(a), vec![], "the late callEnded is ignored");
+    assert_idle(&w, b);
+}
