@@ -4,6 +4,7 @@
 
 use crate::conn::ours::{recv_until, send, App};
 use crate::conn::{ConnError, Endpoint, Ws};
+use crate::procfs;
 use crate::stats::Latency;
 use crate::target::Target;
 use calling_protocol::{CallType, ClientMessage, ServerMessage};
@@ -20,6 +21,8 @@ pub struct CyclePlan {
     pub duration: Duration,
     /// Longest wait for any one step before the invitation counts as lost.
     pub step_timeout: Duration,
+    /// The server process, to measure the CPU time it spends per invitation.
+    pub server_pid: Option<u32>,
 }
 
 /// What the phase measured.
@@ -43,6 +46,10 @@ pub struct CycleReport {
     /// `hangup` sent → the other member's `callEnded` received.
     pub hangup: Latency,
     pub pair_login_failures: usize,
+    /// Server CPU time while the cycles ran, and per invitation: a figure other work on the
+    /// machine skews far less than rates and latencies.
+    pub server_cpu_secs: Option<f64>,
+    pub server_cpu_us_per_invitation: Option<f64>,
 }
 
 #[derive(Default)]
@@ -67,6 +74,7 @@ pub async fn run(app: &App, ep: &Endpoint, plan: &CyclePlan, tag: &str) -> Cycle
     let pair_login_failures = logins.iter().filter(|p| p.is_none()).count();
     let interval = Duration::from_secs_f64(f64::from(pairs) / plan.rate);
     let start = Instant::now() + Duration::from_millis(200);
+    let cpu_before = plan.server_pid.and_then(procfs::cpu_secs);
     let end = start + plan.duration;
     let mut tasks = Vec::new();
     for (i, pair) in logins.into_iter().enumerate() {
@@ -91,6 +99,7 @@ pub async fn run(app: &App, ep: &Endpoint, plan: &CyclePlan, tag: &str) -> Cycle
             total.hangup.extend(r.hangup);
         }
     }
+    let server_cpu_secs = procfs::cpu_used(plan.server_pid, cpu_before);
     let with_outcome = total
         .outcomes
         .iter()
@@ -110,6 +119,10 @@ pub async fn run(app: &App, ep: &Endpoint, plan: &CyclePlan, tag: &str) -> Cycle
         accept: Latency::of(&mut total.accept),
         hangup: Latency::of(&mut total.hangup),
         pair_login_failures,
+        server_cpu_secs,
+        server_cpu_us_per_invitation: server_cpu_secs
+            .filter(|_| total.invitations > 0)
+            .map(|s| s * 1e6 / total.invitations as f64),
     }
 }
 

@@ -170,6 +170,7 @@ fn run(cli: Cli) -> Result<(), MainError> {
                     rate,
                     duration: Duration::from_secs_f64(cycle_secs),
                     step_timeout: Duration::from_secs(5),
+                    server_pid: common.server_pid,
                 })
                 .collect();
             (target::Target::Ours(app), url, common, plans)
@@ -230,6 +231,7 @@ fn run(cli: Cli) -> Result<(), MainError> {
                 duration: Duration::from_secs_f64(common.latency_secs),
                 max_per_pair: u64::MAX,
                 rate_per_pair: Some(common.relay_rate),
+                server_pid: common.server_pid,
             };
             report.relay_latency =
                 Some(relay::run(&target, &ep, &latency, &format!("l{run_tag}_")).await);
@@ -241,6 +243,7 @@ fn run(cli: Cli) -> Result<(), MainError> {
                 duration: Duration::from_secs_f64(common.relay_secs),
                 max_per_pair: u64::MAX,
                 rate_per_pair: Some(common.relay_rate),
+                server_pid: common.server_pid,
             };
             report.relay_throughput =
                 Some(relay::run(&target, &ep, &throughput, &format!("r{run_tag}_")).await);

@@ -31,6 +31,19 @@ pub fn cpu_ticks(pid: u32) -> Option<u64> {
     Some(utime + stime)
 }
 
+/// CPU time `pid` has used so far, in seconds.
+pub fn cpu_secs(pid: u32) -> Option<f64> {
+    // SAFETY: sysconf only reads a configuration value.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let hz = if hz > 0 { hz as f64 } else { 100.0 };
+    Some(cpu_ticks(pid)? as f64 / hz)
+}
+
+/// CPU seconds `pid` used between two readings of [`cpu_secs`].
+pub fn cpu_used(pid: Option<u32>, before: Option<f64>) -> Option<f64> {
+    Some(cpu_secs(pid?)? - before?)
+}
+
 /// Waits until `pid` has been nearly idle (under 3 ticks, ~30 ms of CPU, per half second) or
 /// `within` has passed, so a phase does not start while the server still works off the last
 /// one (e.g. closing twenty thousand sessions). Returns whether it settled.

@@ -5,6 +5,7 @@
 //! latency; many pairs give throughput and latency under load.
 
 use crate::conn::{self, ConnError, Endpoint, Ws};
+use crate::procfs;
 use crate::stats::Latency;
 use crate::target::Target;
 use calling_protocol::{CallType, ClientMessage, IceCandidate, ServerMessage, Signal};
@@ -29,6 +30,8 @@ pub struct RelayPlan {
     /// Messages per second each sender stays under (calling-server limits every connection to
     /// a sustained 50/s; the same pacing applies to both servers).
     pub rate_per_pair: Option<f64>,
+    /// The server process, to measure the CPU time it spends per relayed message.
+    pub server_pid: Option<u32>,
 }
 
 /// What one relay run measured.
@@ -49,6 +52,9 @@ pub struct RelayReport {
     /// Error frames the senders received (for calling-server e.g. `rateLimited`).
     pub sender_errors: u64,
     pub pair_setup_failures: usize,
+    /// Server CPU time while relaying, and per message received.
+    pub server_cpu_secs: Option<f64>,
+    pub server_cpu_us_per_message: Option<f64>,
 }
 
 /// A pair ready to relay: `a` sends to `b_id` (in `room` for calling-server).
@@ -86,6 +92,7 @@ pub async fn run(target: &Target, ep: &Endpoint, plan: &RelayPlan, tag: &str) ->
             None => pair_setup_failures += 1,
         }
     }
+    let cpu_before = plan.server_pid.and_then(procfs::cpu_secs);
     let base = Instant::now();
     let end = base + plan.duration;
     let tasks: Vec<_> = pairs
@@ -105,6 +112,7 @@ pub async fn run(target: &Target, ep: &Endpoint, plan: &RelayPlan, tag: &str) ->
             total.last_arrival = total.last_arrival.max(r.last_arrival);
         }
     }
+    let server_cpu_secs = procfs::cpu_used(plan.server_pid, cpu_before);
     let secs = total
         .last_arrival
         .map(|t| (t - base).as_secs_f64())
@@ -126,6 +134,10 @@ pub async fn run(target: &Target, ep: &Endpoint, plan: &RelayPlan, tag: &str) ->
         stalled_pairs,
         sender_errors: total.sender_errors,
         pair_setup_failures,
+        server_cpu_secs,
+        server_cpu_us_per_message: server_cpu_secs
+            .filter(|_| total.received > 0)
+            .map(|s| s * 1e6 / total.received as f64),
     }
 }
 

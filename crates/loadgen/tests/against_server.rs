@@ -82,6 +82,7 @@ async fn cycles_account_for_every_invitation() {
         rate: 100.0,
         duration: Duration::from_secs(1),
         step_timeout: Duration::from_secs(5),
+        server_pid: Some(std::process::id()),
     };
     let report = cycle::run(&app("right-key"), &ep, &plan, "c").await;
     assert_eq!(report.pairs, 5);
@@ -97,6 +98,10 @@ async fn cycles_account_for_every_invitation() {
     );
     assert_eq!(report.ring.count, report.invitations);
     assert!(report.ring.p50_ms > 0.0 && report.ring.p50_ms <= report.ring.p99_ms);
+    // The server runs in this process: its CPU time is this process's, and some was used.
+    assert!(report
+        .server_cpu_us_per_invitation
+        .is_some_and(|us| us > 0.0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -108,6 +113,7 @@ async fn relay_receives_what_was_sent_between_call_members() {
         duration: Duration::from_secs(1),
         max_per_pair: u64::MAX,
         rate_per_pair: Some(40.0),
+        server_pid: Some(std::process::id()),
     };
     let report = relay::run(&Target::Ours(app("right-key")), &ep, &plan, "r").await;
     assert_eq!(
@@ -126,4 +132,5 @@ async fn relay_receives_what_was_sent_between_call_members() {
     assert_eq!(report.received, report.sent);
     assert_eq!(report.latency.count as u64, report.received);
     assert_eq!(report.sender_errors, 0);
+    assert!(report.server_cpu_us_per_message.is_some_and(|us| us > 0.0));
 }
