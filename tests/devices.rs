@@ -183,12 +183,14 @@ async fn camera_chosen_before_the_call_then_switched_mid_call_without_a_gap() {
     let (stall, seen) = longest_stall(
         &[&view],
         a.sdk.switch_device(switch_options("video", &first.0)),
-        1500.0,
+        2000.0,
     )
     .await;
-    // The fake camera gives 20 fps; a renegotiation or a dead track would stall far longer.
+    // The fake camera gives 20 fps (a frame each 50 ms; 40-125 ms gaps measured across a
+    // switch); a dead track stalls the whole 2 s watched after it. The bound leaves room for
+    // a loaded machine.
     assert!(
-        stall < 500.0 && seen >= 10,
+        stall < 1000.0 && seen >= 10,
         "bob's view of alice stalled {stall} ms during the switch ({seen} frame updates)"
     );
     assert_eq!(
