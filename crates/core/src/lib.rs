@@ -7,6 +7,7 @@
 pub mod event;
 pub mod io;
 
+mod answer;
 mod call;
 mod invitation;
 mod media;

@@ -98,6 +98,17 @@ impl Call {
         if joined.members.len() > 1 {
             call.is_group = true;
         }
+        // A connection made while ringing to an inviter who has left since goes.
+        let gone: Vec<String> = call
+            .peers
+            .keys()
+            .filter(|u| !joined.members.contains(u))
+            .cloned()
+            .collect();
+        for user_id in gone {
+            call.peers.remove(&user_id);
+            out.push(Effect::ClosePeer { user_id });
+        }
         // Every member already in the call offers to the newcomer; we wait for their offers.
         // The inviter's connection was made while ringing and is kept.
         for member in joined.members.into_iter().filter(|m| m != me) {
@@ -208,6 +219,12 @@ impl Call {
         };
         if call.peers.remove(user).is_none() {
             return;
+        }
+        if let Phase::Incoming { .. } = call.phase {
+            // Our inviter left while we ring: its connection goes; we never met it in a call.
+            return out.push(Effect::ClosePeer {
+                user_id: user.to_owned(),
+            });
         }
         out.push(Effect::Emit(AppEvent::UserLeave {
             user_id: user.to_owned(),

@@ -507,39 +507,25 @@ mod tests {
 
     #[test]
     fn a_detached_link_sends_no_media_state_until_attached() {
-        let mut peer = Peer::new(false);
-        let mut out = Vec::new();
+        let attach = Effect::AttachMedia {
+            user_id: "bob".into(),
+        };
         let up = PeerEvent::ConnectionState(PeerState::Connected);
-        peer.on_event("bob", 7, LOCAL, up, &mut out);
-        assert!(
-            out.is_empty(),
-            "ringing: nothing is sent, not even our state"
-        );
-        peer.attach("bob", Some(7), LOCAL, &mut out);
-        peer.attach("bob", Some(7), LOCAL, &mut out);
-        assert_eq!(
-            out,
-            vec![
-                Effect::AttachMedia {
-                    user_id: "bob".into()
-                },
-                media_signal(7, "bob", STATE),
-            ]
-        );
-    }
-
-    #[test]
-    fn attaching_while_capturing_leaves_the_state_to_the_capture() {
-        let mut peer = Peer::new(false);
-        let mut out = Vec::new();
-        peer.link = Link::Up;
-        peer.attach("bob", Some(7), None, &mut out);
-        assert_eq!(
-            out,
-            vec![Effect::AttachMedia {
-                user_id: "bob".into()
-            }]
-        );
+        for (local, expected) in [
+            (LOCAL, vec![attach.clone(), media_signal(7, "bob", STATE)]),
+            // Still capturing: the capture's end announces the state.
+            (None, vec![attach.clone()]),
+        ] {
+            let (mut peer, mut out) = (Peer::new(false), Vec::new());
+            peer.on_event("bob", 7, LOCAL, up.clone(), &mut out);
+            assert!(
+                out.is_empty(),
+                "ringing: nothing is sent, not even our state"
+            );
+            peer.attach("bob", Some(7), local, &mut out);
+            peer.attach("bob", Some(7), local, &mut out);
+            assert_eq!(out, expected);
+        }
     }
 
     #[test]

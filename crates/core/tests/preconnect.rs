@@ -248,3 +248,25 @@ fn group_invitees_connect_to_the_inviter_only_until_they_accept() {
     }
     w.assert_browsers_clean();
 }
+
+#[test]
+fn joining_after_the_inviter_left_drops_the_connection_made_to_it() {
+    let (mut w, [a, b, c]) = World::users(["alice", "bob", "carol"]);
+    w.command(a, group(&["bob", "carol"], CallType::Audio));
+    w.run();
+    w.command(b, Command::Accept);
+    w.run();
+    // alice leaves; bob stays, so carol's invitation still rings.
+    w.command(a, Command::Hangup);
+    w.run();
+    w.command(c, Command::Accept);
+    w.run();
+    assert_eq!(w.clients[c].call.status(), CallStatus::Connected);
+    assert_eq!(
+        w.browser(c).peers.keys().collect::<Vec<_>>(),
+        ["bob"],
+        "carol connects to the members only"
+    );
+    assert_eq!(w.browser(c).closed, ["alice"]);
+    w.assert_browsers_clean();
+}

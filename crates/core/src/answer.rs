@@ -1,0 +1,112 @@
+//! The callee's answer to the invitation ringing here: `accept()` tells the server at once and
+//! opens the devices meanwhile (the connection to the caller is already up, made while ringing),
+//! the capture's outcome settles it; `reject()` and every other way of declining.
+
+use calling_protocol::{CallType, ClientMessage};
+
+use crate::call::{Call, CallError};
+use crate::invitation::undefined;
+use crate::io::{Effect, Reply, RequestId, SdkError};
+use crate::session::left;
+use crate::state::{Answer, MediaOp, Phase};
+
+impl Call {
+    pub(crate) fn accept(
+        &mut self,
+        request: RequestId,
+        out: &mut Vec<Effect>,
+    ) -> Result<(), CallError> {
+        let Some(call) = self.line.as_mut() else {
+            out.push(undefined(request));
+            return Ok(());
+        };
+        let Phase::Incoming {
+            answer, invite_id, ..
+        } = &mut call.phase
+        else {
+            out.push(undefined(request));
+            return Ok(());
+        };
+        if *answer != Answer::Undecided {
+            return Err(CallError::WrongState(
+                "accept() is already in progress".into(),
+            ));
+        }
+        // The server hears at once; the devices open meanwhile, and the tracks go to the
+        // (already connected) peers as soon as they are live.
+        *answer = Answer::Joining { request };
+        out.push(Effect::Send(ClientMessage::Accept {
+            request_id: request,
+            invite_id: invite_id.clone(),
+        }));
+        let video = call.call_type == CallType::Video;
+        call.open_media(true, video, MediaOp::Accept, out);
+        call.attach_all(out);
+        Ok(())
+    }
+
+    /// The accepting callee's capture is over (opened, or receive-only off a secure context):
+    /// an `accept()` promise waiting for it settles, and the peers learn our media state.
+    pub(crate) fn finish_accept(&mut self, out: &mut Vec<Effect>) {
+        let Some(call) = self.line.as_mut() else {
+            return;
+        };
+        if let (Some(request), Some(room_id)) = (call.accepting.take(), call.room_id) {
+            out.push(Effect::Resolve {
+                request,
+                reply: Reply::Accept {
+                    code: 0,
+                    room_id,
+                    call_type: call.call_type.as_number(),
+                },
+            });
+        }
+        call.send_media_state(out);
+    }
+
+    /// The accepting callee's capture failed: the call is left as if declined, and the
+    /// `accept()` promise rejects with the capture's error.
+    pub(crate) fn accept_failed(&mut self, err: &SdkError, out: &mut Vec<Effect>) {
+        let joined = self.line.as_ref().is_some_and(|c| c.is_connected());
+        if !joined {
+            return self.decline_invitation(err, out);
+        }
+        // Already a member: leave the call. No CALL_END, as the app never saw it connected.
+        if let Some(call) = self.take_line() {
+            if let Some(message) = call.leave_message() {
+                out.push(Effect::Send(message));
+            }
+            call.close(err, out);
+        }
+    }
+
+    pub(crate) fn reject(
+        &mut self,
+        request: RequestId,
+        out: &mut Vec<Effect>,
+    ) -> Result<(), CallError> {
+        if !matches!(
+            self.line.as_ref().map(|c| &c.phase),
+            Some(Phase::Incoming { .. })
+        ) {
+            out.push(undefined(request));
+            return Ok(());
+        }
+        self.decline_invitation(&left("reject()"), out);
+        out.push(Effect::Resolve {
+            request,
+            reply: Reply::Ok { code: 0 },
+        });
+        Ok(())
+    }
+
+    /// The callee declines the ringing invitation (reject, hangup, or its media failed).
+    pub(crate) fn decline_invitation(&mut self, reason: &SdkError, out: &mut Vec<Effect>) {
+        let Some(call) = self.take_line() else { return };
+        if let Some(message) = call.leave_message() {
+            out.push(Effect::Send(message));
+        }
+        self.abandoned.extend(call.joining_requests());
+        call.close(reason, out);
+    }
+}
