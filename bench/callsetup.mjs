@@ -96,7 +96,9 @@ async function openPage(browser, file) {
  */
 function split(name, start, sentLog, sentTypes, recvLog, recvTypes, event) {
   const sent = sentLog.find((w) => w.dir === 'out' && sentTypes.includes(w.type) && w.t >= start);
-  const recv = sent && recvLog.find((w) => w.dir === 'in' && recvTypes.includes(w.type) && w.t >= sent.t - 1);
+  // The frame that caused the event: the last of those types to arrive before it.
+  const frames = sent ? recvLog.filter((w) => w.dir === 'in' && recvTypes.includes(w.type) && w.t >= sent.t - 1) : [];
+  const recv = frames.filter((w) => w.t <= event).pop() ?? frames[0];
   if (!sent || !recv) return {};
   return {
     [`${name}SenderDelay`]: sent.t - start,
@@ -176,7 +178,7 @@ async function runSystem(browser, name, file, login) {
         calleeMediaBeforeAccept: ce.mediaOpenings.filter((t) => t < ce.accept).length,
         ...split('ring', cr.call, cr.wire, ['invite'], ce.wire, ['invited'], ce.invited),
         ...timeline(ce.accept, ce.wire, cr.wire),
-        ...split('hangup', cr2.hangup, cr2.wire, ['hangup'], ce2.wire, ['callEnded'], ce2.end),
+        ...split('hangup', cr2.hangup, cr2.wire, ['hangup'], ce2.wire, ['memberLeft', 'callEnded'], ce2.end),
         ...frameGap('hangupFrameGap', cr2.hangup, ce2.wire, 'memberLeft', 'callEnded'),
         ...handled('hangupMemberLeftHandling', cr2.hangup, ce2.wire, 'memberLeft'),
         ...peerClose('hangupCalleePeerClose', cr2.hangup, ce2.wire, ce2.end),

@@ -99,7 +99,7 @@ const rows = [
   ['… PeerJS timed from before its getUserMedia, callee / caller p50', '(same)', `${num(p.answerCalleeFromClick?.p50)} / ${num(p.answerCallerFromClick?.p50)} ms`, `${ratio(o.answerCallee?.p50, p.answerCalleeFromClick?.p50)} / ${ratio(o.answerCaller?.p50, p.answerCallerFromClick?.p50)}`, ''],
   ['… ring split: caller SDK → frame sent / server trip / callee SDK → event, p50', split('ring'), '', '', ''],
   ["Hangup → peer's CALL_END, p50 / p95", pp(o.hangup), pp(p.hangup), ratio(o.hangup?.p50, p.hangup?.p50), 'p50 ≤ 5 ms'],
-  ['… hangup split: caller SDK → frame sent / server trip (to `callEnded`) / callee SDK → event, p50', split('hangup'), '', '', ''],
+  ['… hangup split: caller SDK → frame sent / server trip (to the frame that caused CALL_END) / callee SDK → event, p50', split('hangup'), '', '', ''],
   ['… of that trip: `memberLeft` → `callEnded` arriving at the callee, p50 / p95', o.breakdown?.hangupFrameGap ? pp(o.breakdown.hangupFrameGap) : '—', '', '', ''],
   ["… of which the callee SDK's own `memberLeft` handler, p50 / p95", o.breakdown?.hangupMemberLeftHandling ? pp(o.breakdown.hangupMemberLeftHandling) : '—', '', '', ''],
   ["… and RTCPeerConnection.close() on the callee before its CALL_END, p50 / p95", o.breakdown?.hangupCalleePeerClose ? pp(o.breakdown.hangupCalleePeerClose) : 'none before CALL_END', '', '', ''],
