@@ -476,6 +476,8 @@ async function inviteMore(event) {
     await trtc.groupCall({ userIDList: ids, type: call.type });
     for (const id of ids) tiles.ensure(id, { joined: false });
     $('invite-input').value = '';
+    $('devices').hidden = true;
+    $('btn-settings').setAttribute('aria-expanded', 'false');
     refreshCallHeader();
   } catch (err) {
     notices.error('Could not invite', err);
