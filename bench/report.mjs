@@ -112,7 +112,7 @@ const rows = [
   ...steps.slice(1).map((c) => [`… at ${int(c.target_rate)}/s offered: achieved, ring p50 / p99`, `${int(c.achieved_rate)}/s, ${pq(c.ring)}`, 'n/a', '', '']),
   ["Accept → inviter's `accepted`, p50 / p99, per step", steps.map((c) => `${int(c.target_rate)}/s: ${pq(c.accept)}`).join('; ') || '—', 'n/a', '', ''],
   ["Hangup → other member's `callEnded`, p50 / p99, per step", steps.map((c) => `${int(c.target_rate)}/s: ${pq(c.hangup)}`).join('; ') || '—', 'n/a', '', ''],
-  ['Server CPU per invitation cycle (invite, accept, hangup), per step', steps.map((c) => `${int(c.target_rate)}/s: ${num(c.server_cpu_us_per_invitation, 0)} µs`).join('; ') || '—', 'n/a', '', ''],
+  ['CPU per invitation cycle (invite, accept, hangup): server / load generator, per step', steps.map((c) => `${int(c.target_rate)}/s: ${num(c.server_cpu_us_per_invitation, 0)} / ${num(c.loadgen_cpu_us_per_invitation, 0)} µs`).join('; ') || '—', 'n/a', '', ''],
   ['Highest step sustained with ring p99 ≤ 10 ms', within ? `${int(within.achieved_rate)}/s` : 'none of the steps', 'n/a', '', '≥ 10,000/s'],
   ['Invitations that reached an outcome (all steps)', outcomeText(steps), 'n/a', '', 'all'],
   [`Relay latency, light load (${int(lo.pairs)} pairs), p50 / p99`, pq(lo.latency), pq(lp.latency), ratio(lo.latency?.p50_ms, lp.latency?.p50_ms), ''],

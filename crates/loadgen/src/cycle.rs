@@ -50,6 +50,8 @@ pub struct CycleReport {
     /// machine skews far less than rates and latencies.
     pub server_cpu_secs: Option<f64>,
     pub server_cpu_us_per_invitation: Option<f64>,
+    /// The load generator's own CPU time per invitation: it shares the machine's cores.
+    pub loadgen_cpu_us_per_invitation: Option<f64>,
 }
 
 #[derive(Default)]
@@ -75,6 +77,7 @@ pub async fn run(app: &App, ep: &Endpoint, plan: &CyclePlan, tag: &str) -> Cycle
     let interval = Duration::from_secs_f64(f64::from(pairs) / plan.rate);
     let start = Instant::now() + Duration::from_millis(200);
     let cpu_before = plan.server_pid.and_then(procfs::cpu_secs);
+    let own_before = procfs::cpu_secs(std::process::id());
     let end = start + plan.duration;
     let mut tasks = Vec::new();
     for (i, pair) in logins.into_iter().enumerate() {
@@ -100,6 +103,11 @@ pub async fn run(app: &App, ep: &Endpoint, plan: &CyclePlan, tag: &str) -> Cycle
         }
     }
     let server_cpu_secs = procfs::cpu_used(plan.server_pid, cpu_before);
+    let own_cpu_secs = procfs::cpu_used(Some(std::process::id()), own_before);
+    let per_invitation = |secs: Option<f64>| {
+        secs.filter(|_| total.invitations > 0)
+            .map(|s| s * 1e6 / total.invitations as f64)
+    };
     let with_outcome = total
         .outcomes
         .iter()
@@ -120,9 +128,8 @@ pub async fn run(app: &App, ep: &Endpoint, plan: &CyclePlan, tag: &str) -> Cycle
         hangup: Latency::of(&mut total.hangup),
         pair_login_failures,
         server_cpu_secs,
-        server_cpu_us_per_invitation: server_cpu_secs
-            .filter(|_| total.invitations > 0)
-            .map(|s| s * 1e6 / total.invitations as f64),
+        server_cpu_us_per_invitation: per_invitation(server_cpu_secs),
+        loadgen_cpu_us_per_invitation: per_invitation(own_cpu_secs),
     }
 }
 

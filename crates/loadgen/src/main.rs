@@ -38,7 +38,9 @@ enum Server {
         #[arg(long, value_delimiter = ',', default_value = "10000,7500,5000,2500")]
         rates: Vec<f64>,
         /// Pairs of sessions running invitation cycles.
-        #[arg(long, default_value_t = 1_000)]
+        /// (Each pair waits for its cycle to end before the next, so the pairs must be many
+        /// enough that one cycle's latency does not cap the rate.)
+        #[arg(long, default_value_t = 2_000)]
         cycle_pairs: u32,
         /// Seconds each step of the cycles phase runs.
         #[arg(long, default_value_t = 6.0)]
