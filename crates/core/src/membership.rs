@@ -164,10 +164,17 @@ impl Call {
             user_id: user.clone(),
         }));
         let (room, local) = (call.room_id, call.settled_state());
-        // Our invitee's connection was made while it rang: only the tracks are missing. Other
-        // members connect to the newcomer now.
+        // Our invitee's connection was made while it rang: only the tracks are missing, unless
+        // the invitee was offline then and our offer never reached it, so an unanswered offer
+        // goes out again. Other members connect to the newcomer now.
         let peer = match call.peers.entry(user.clone()) {
-            Entry::Occupied(slot) => slot.into_mut(),
+            Entry::Occupied(slot) => {
+                let peer = slot.into_mut();
+                if let Some(room) = room {
+                    peer.resend_offer(&user, room, out);
+                }
+                peer
+            }
             Entry::Vacant(slot) => {
                 let polite = is_polite(me, &user);
                 out.push(Effect::CreatePeer {

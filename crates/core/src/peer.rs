@@ -1,6 +1,14 @@
 //! One remote participant's link: its perfect-negotiation state, the ICE candidates waiting for a
 //! remote description, and what is known about its media. Each method turns one piece of input
 //! about that participant into effects; the call decides which participants exist.
+//!
+//! An offer made while an invitation rings can be lost: the server drops what it relays to an
+//! invitee who is offline (or whose socket is reconnecting) and re-delivers only the invitation
+//! when that invitee logs in. So the offering side keeps its unanswered offer and the candidates
+//! gathered for it ([`Unanswered`]) and sends them again when the invitee accepts
+//! ([`Peer::resend_offer`]). Re-sending the same offer, rather than making a new one with an ICE
+//! restart, needs no browser round trip and no change of the local description, and a callee
+//! that did get the first copy recognises the second one and drops it ([`Peer::on_offer`]).
 
 use calling_protocol::{ClientMessage, IceCandidate, RoomId, Signal};
 
@@ -48,6 +56,17 @@ pub(crate) struct Peer {
     /// Our local tracks go to this participant ([`Effect::AttachMedia`] was issued). Peers made
     /// while an invitation rings stay detached until it is accepted, so no media leaves before.
     pub attached: bool,
+    /// Our offer still waiting for its answer, kept to be sent again (see the module doc).
+    pub unanswered: Option<Unanswered>,
+    /// The last offer from this participant that we applied, to recognise a copy sent again.
+    pub applied_offer: Option<String>,
+}
+
+/// Our latest offer (once the browser made it) and the candidates gathered for it so far.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct Unanswered {
+    pub sdp: Option<String>,
+    pub candidates: Vec<IceCandidate>,
 }
 
 impl Peer {
@@ -60,6 +79,8 @@ impl Peer {
             presence: Presence::Awaited,
             remote_media: None,
             attached: false,
+            unanswered: None,
+            applied_offer: None,
         }
     }
 
@@ -89,6 +110,7 @@ impl Peer {
     pub fn start_offer(&mut self, user: &str, out: &mut Vec<Effect>) {
         if negotiation::may_offer(self.negotiation) {
             self.negotiation = Negotiation::MakingOffer;
+            self.unanswered = Some(Unanswered::default());
             out.push(Effect::CreateOffer {
                 user_id: user.to_owned(),
             });
@@ -110,6 +132,9 @@ impl Peer {
                 self.on_local_description(user, room, description, out)
             }
             PeerEvent::LocalCandidate(candidate) => {
+                if let Some(offer) = self.unanswered.as_mut() {
+                    offer.candidates.push(candidate.clone());
+                }
                 out.push(relay(room, user, Signal::Candidate(candidate)));
             }
             PeerEvent::RemoteDescriptionApplied => self.on_remote_applied(user, out),
@@ -154,6 +179,9 @@ impl Peer {
         let signal = match (description.kind, self.negotiation) {
             (SdpKind::Offer, Negotiation::MakingOffer) => {
                 self.negotiation = Negotiation::HaveLocalOffer;
+                if let Some(offer) = self.unanswered.as_mut() {
+                    offer.sdp = Some(description.sdp.clone());
+                }
                 Signal::Offer {
                     sdp: description.sdp,
                 }
@@ -186,11 +214,39 @@ impl Peer {
         }
     }
 
-    /// The participant sent an offer.
+    /// Sends our unanswered offer and its candidates again: the participant accepted while
+    /// the offer still waits for its answer, so it may never have received it. Candidates
+    /// gathered later go out as usual.
+    pub fn resend_offer(&self, user: &str, room: RoomId, out: &mut Vec<Effect>) {
+        let Some(Unanswered {
+            sdp: Some(sdp),
+            candidates,
+        }) = self.unanswered.as_ref()
+        else {
+            return;
+        };
+        if self.negotiation != Negotiation::HaveLocalOffer {
+            return;
+        }
+        out.push(relay(room, user, Signal::Offer { sdp: sdp.clone() }));
+        for candidate in candidates {
+            out.push(relay(room, user, Signal::Candidate(candidate.clone())));
+        }
+    }
+
+    /// The participant sent an offer. A copy of the offer last applied is the sender's
+    /// re-sent offer that reached us the first time: it is answered already, so it is dropped
+    /// (its candidates, copies too, may still be added: the browser ignores duplicates).
     pub fn on_offer(&mut self, user: &str, sdp: String, out: &mut Vec<Effect>) {
+        if self.applied_offer.as_deref() == Some(sdp.as_str()) {
+            return;
+        }
         match negotiation::on_remote_offer(self.negotiation, self.polite) {
             OfferAction::Ignore => self.candidates.ignore(),
             OfferAction::Apply => {
+                // Applying their offer rolls ours back: nothing of ours waits for an answer.
+                self.unanswered = None;
+                self.applied_offer = Some(sdp.clone());
                 self.negotiation = Negotiation::ApplyingOffer;
                 self.candidates.expect_description();
                 out.push(Effect::ApplyRemoteDescription {
@@ -207,6 +263,7 @@ impl Peer {
     /// The participant answered; a stale answer is dropped.
     pub fn on_answer(&mut self, user: &str, sdp: String, out: &mut Vec<Effect>) {
         if negotiation::accepts_answer(self.negotiation) {
+            self.unanswered = None;
             self.negotiation = Negotiation::ApplyingAnswer;
             self.candidates.expect_description();
             out.push(Effect::ApplyRemoteDescription {

@@ -24,6 +24,11 @@ struct Invitation {
     call_type: CallType,
     /// Invitees still ringing.
     ringing: Vec<String>,
+    /// Everyone the invitation rang, and the rest of the `Invited` message, to deliver it
+    /// again to an invitee who logs in while it rings.
+    invited: Vec<String>,
+    is_group: bool,
+    group_id: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -117,12 +122,30 @@ impl FakeServer {
             out.push((
                 client,
                 ServerMessage::LoginOk {
-                    user_id,
+                    user_id: user_id.clone(),
                     ice_servers: Vec::new(),
                     ring_timeout_secs: 30,
                     heartbeat_timeout_secs: 10,
                 },
             ));
+            // Like calling-server: an invitation still ringing for the user is delivered at
+            // login (what was relayed to the user while offline is lost).
+            for (invite_id, i) in &self.invitations {
+                if i.ringing.contains(&user_id) {
+                    out.push((
+                        client,
+                        ServerMessage::Invited {
+                            invite_id: invite_id.clone(),
+                            room_id: i.room,
+                            sponsor: i.sponsor.clone(),
+                            user_ids: i.invited.clone(),
+                            call_type: i.call_type,
+                            is_group: i.is_group,
+                            group_id: i.group_id.clone(),
+                        },
+                    ));
+                }
+            }
             return out;
         }
         let Some(me) = self.user_of(client) else {
@@ -349,6 +372,9 @@ impl FakeServer {
                 sponsor: me.to_owned(),
                 call_type,
                 ringing,
+                invited,
+                is_group,
+                group_id,
             },
         );
         for user in &busy {
