@@ -123,6 +123,22 @@ impl Candidates {
     }
 }
 
+/// Our latest offer (once the browser made it) and the candidates gathered for it so far, kept
+/// until its answer arrives.
+///
+/// An offer made while an invitation rings can be lost: the server drops what it relays to an
+/// invitee who is offline (or whose socket is reconnecting) and re-delivers only the invitation
+/// when that invitee logs in. So the offering side sends this offer and its candidates again
+/// when the invitee accepts while the answer is still missing. Sending the same offer again,
+/// rather than making a new one with an ICE restart, needs no browser round trip and leaves the
+/// local description as it is; a callee that did get the first copy recognises the second one
+/// (same SDP as the offer it applied) and drops it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Unanswered {
+    pub sdp: Option<String>,
+    pub candidates: Vec<IceCandidate>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,20 +1,12 @@
 //! One remote participant's link: its perfect-negotiation state, the ICE candidates waiting for a
 //! remote description, and what is known about its media. Each method turns one piece of input
 //! about that participant into effects; the call decides which participants exist.
-//!
-//! An offer made while an invitation rings can be lost: the server drops what it relays to an
-//! invitee who is offline (or whose socket is reconnecting) and re-delivers only the invitation
-//! when that invitee logs in. So the offering side keeps its unanswered offer and the candidates
-//! gathered for it ([`Unanswered`]) and sends them again when the invitee accepts
-//! ([`Peer::resend_offer`]). Re-sending the same offer, rather than making a new one with an ICE
-//! restart, needs no browser round trip and no change of the local description, and a callee
-//! that did get the first copy recognises the second one and drops it ([`Peer::on_offer`]).
 
 use calling_protocol::{ClientMessage, IceCandidate, RoomId, Signal};
 
 use crate::event::AppEvent;
 use crate::io::{code, Effect, PeerEvent, PeerState, SdpKind, SessionDescription};
-use crate::negotiation::{self, Candidates, Negotiation, OfferAction};
+use crate::negotiation::{self, Candidates, Negotiation, OfferAction, Unanswered};
 
 /// What a participant sends: `Signal::Media` on the wire, `USER_*_AVAILABLE` for the app.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,17 +48,10 @@ pub(crate) struct Peer {
     /// Our local tracks go to this participant ([`Effect::AttachMedia`] was issued). Peers made
     /// while an invitation rings stay detached until it is accepted, so no media leaves before.
     pub attached: bool,
-    /// Our offer still waiting for its answer, kept to be sent again (see the module doc).
+    /// Our offer still waiting for its answer, kept to be sent again ([`Unanswered`]).
     pub unanswered: Option<Unanswered>,
     /// The last offer from this participant that we applied, to recognise a copy sent again.
     pub applied_offer: Option<String>,
-}
-
-/// Our latest offer (once the browser made it) and the candidates gathered for it so far.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub(crate) struct Unanswered {
-    pub sdp: Option<String>,
-    pub candidates: Vec<IceCandidate>,
 }
 
 impl Peer {
