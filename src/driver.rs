@@ -5,7 +5,7 @@
 //! effects; the core's `RefCell` is never borrowed across a JS call or an `.await`.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::rc::{Rc, Weak};
 
 use calling_core::{
@@ -43,12 +43,12 @@ pub struct Driver {
     queue: RefCell<VecDeque<Input>>,
     running: Cell<bool>,
     /// resolve/reject of each app promise waiting for the core.
-    pending: RefCell<HashMap<RequestId, (Function, Function)>>,
+    pending: RefCell<BTreeMap<RequestId, (Function, Function)>>,
     next_request: Cell<RequestId>,
     pub listeners: Listeners,
     signaling: RefCell<Option<Signaling>>,
     server_ice: RefCell<JsValue>,
-    peers: RefCell<HashMap<String, Rc<Peer>>>,
+    peers: RefCell<BTreeMap<String, Rc<Peer>>>,
     pub media: Media,
     views: Views,
     timers: Timers,
@@ -135,7 +135,7 @@ impl Driver {
 
     fn process(&self, input: Input) {
         if let Input::Server(ServerMessage::LoginOk { ice_servers, .. }) = &input {
-            if let Ok(v) = serde_wasm_bindgen::to_value(ice_servers) {
+            if let Ok(v) = crate::signaling::to_js(ice_servers) {
                 self.server_ice.replace(v);
             }
         }
@@ -155,7 +155,7 @@ impl Driver {
                 if let Some(request) = request {
                     self.settle(request, Err(Error::from(e).into_js()));
                 } else {
-                    log::debug(&format!("input refused: {e:?}"));
+                    log::debug(&format!("input refused: {e}"));
                 }
             }
         }
@@ -172,8 +172,10 @@ impl Driver {
             drop(old);
         }
         if status == CallStatus::Idle && was != CallStatus::Idle {
-            let peers: Vec<_> = self.peers.borrow_mut().drain().collect();
-            close_later(peers.into_iter().map(|(_, p)| p).collect());
+            let peers: Vec<_> = std::mem::take(&mut *self.peers.borrow_mut())
+                .into_values()
+                .collect();
+            close_later(peers);
             self.media.close(true, true);
             self.views.clear();
         }
@@ -214,14 +216,14 @@ impl Driver {
                     log::warn(&format!("cannot send to the server: {e}"));
                 }
             }
-            Effect::Emit(event) => match serde_wasm_bindgen::to_value(&event) {
+            Effect::Emit(event) => match crate::signaling::to_js(&event) {
                 Ok(payload) => self.listeners.emit(event.name(), &payload),
                 Err(e) => log::error(&format!("cannot convert event: {e}")),
             },
             Effect::Resolve { request, reply } => {
                 let value = match reply {
                     Reply::Undefined => Ok(JsValue::UNDEFINED),
-                    reply => serde_wasm_bindgen::to_value(&reply),
+                    reply => crate::signaling::to_js(&reply),
                 };
                 match value {
                     Ok(v) => self.settle(request, Ok(v)),

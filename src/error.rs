@@ -72,12 +72,6 @@ impl From<JsValue> for Error {
     }
 }
 
-impl From<serde_wasm_bindgen::Error> for Error {
-    fn from(e: serde_wasm_bindgen::Error) -> Self {
-        Error::Browser(e.to_string())
-    }
-}
-
 /// The message of a thrown JS value: `Error.message`, else its string form.
 pub fn js_message(value: &JsValue) -> String {
     if let Some(err) = value.dyn_ref::<js_sys::Error>() {

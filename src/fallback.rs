@@ -69,7 +69,7 @@ async fn recover(weak: &Weak<Driver>, kind: Kind, lost: MediaStreamTrack) {
     }
     let lost_id = track_device_id(&lost).unwrap_or_default();
     log::warn(&format!(
-        "{} device {:?} ({lost_id}) went away",
+        "{} device '{}' ({lost_id}) went away",
         kind.as_str(),
         lost.label()
     ));

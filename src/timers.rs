@@ -2,7 +2,6 @@
 //! cancelling one drops it, which clears the browser timeout.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::Weak;
 
 use calling_core::{Input, Timer};
@@ -12,7 +11,8 @@ use crate::driver::Driver;
 
 #[derive(Default)]
 pub struct Timers {
-    pending: RefCell<HashMap<Timer, Timeout>>,
+    /// A list, not a map: there are only a few kinds of timer.
+    pending: RefCell<Vec<(Timer, Timeout)>>,
 }
 
 impl Timers {
@@ -25,17 +25,27 @@ impl Timers {
         });
         // A Timeout replaced here may be the one whose callback is running (a heartbeat that
         // restarts itself); wasm-bindgen defers freeing a closure until its call returns.
-        let old = self.pending.borrow_mut().insert(timer, timeout);
+        let old = self.take(timer);
+        self.pending.borrow_mut().push((timer, timeout));
         drop(old);
     }
 
     pub fn cancel(&self, timer: Timer) {
-        let old = self.pending.borrow_mut().remove(&timer);
+        let old = self.take(timer);
         drop(old);
     }
 
+    fn take(&self, timer: Timer) -> Option<Timeout> {
+        let mut pending = self.pending.borrow_mut();
+        let i = pending.iter().position(|(t, _)| *t == timer)?;
+        Some(pending.swap_remove(i).1)
+    }
+
     pub fn clear(&self) {
-        let all: Vec<Timeout> = self.pending.borrow_mut().drain().map(|(_, t)| t).collect();
+        let all: Vec<Timeout> = std::mem::take(&mut *self.pending.borrow_mut())
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect();
         drop(all);
     }
 }

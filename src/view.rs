@@ -4,7 +4,7 @@
 //! Playback the autoplay policy blocks is resumed on the page's next user gesture.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::rc::Weak;
 
 use gloo_events::EventListener;
@@ -27,9 +27,9 @@ pub struct Views {
     local_request: RefCell<Option<String>>,
     local: RefCell<Option<HtmlVideoElement>>,
     /// `startRemoteView` requests by user: rendered once that user's media arrives.
-    remote_requests: RefCell<HashMap<String, String>>,
-    remote: RefCell<HashMap<String, HtmlVideoElement>>,
-    audio: RefCell<HashMap<String, HtmlAudioElement>>,
+    remote_requests: RefCell<BTreeMap<String, String>>,
+    remote: RefCell<BTreeMap<String, HtmlVideoElement>>,
+    audio: RefCell<BTreeMap<String, HtmlAudioElement>>,
     /// Elements whose play() the autoplay policy refused, and the gesture listeners retrying them.
     blocked: RefCell<Vec<HtmlMediaElement>>,
     gesture: RefCell<Vec<EventListener>>,
@@ -212,8 +212,12 @@ impl Views {
     pub fn clear(&self) {
         self.hide_local();
         self.remote_requests.borrow_mut().clear();
-        let remote: Vec<_> = self.remote.borrow_mut().drain().map(|(_, v)| v).collect();
-        let audio: Vec<_> = self.audio.borrow_mut().drain().map(|(_, a)| a).collect();
+        let remote: Vec<_> = std::mem::take(&mut *self.remote.borrow_mut())
+            .into_values()
+            .collect();
+        let audio: Vec<_> = std::mem::take(&mut *self.audio.borrow_mut())
+            .into_values()
+            .collect();
         remote.iter().for_each(|v| remove(v));
         audio.iter().for_each(|a| remove(a));
         self.blocked.borrow_mut().clear();

@@ -224,7 +224,8 @@ pub enum Reply {
         invite_id: String,
         #[serde(rename = "roomID")]
         room_id: u32,
-        #[serde(rename = "groupID")]
+        /// Left out when absent, so it reads `undefined` in JS as the option did.
+        #[serde(rename = "groupID", skip_serializing_if = "Option::is_none")]
         group_id: Option<String>,
     },
     /// `accept`: `{code: 0, roomID, callType}`.

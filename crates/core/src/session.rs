@@ -21,7 +21,7 @@ pub(crate) fn check_user_id(user_id: &str) -> Result<(), CallError> {
         Ok(())
     } else {
         Err(CallError::InvalidParam(format!(
-            "invalid userID {user_id:?}: use letters, digits, '-' and '_' only"
+            "invalid userID '{user_id}': use letters, digits, '-' and '_' only"
         )))
     }
 }
