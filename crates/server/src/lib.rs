@@ -15,6 +15,7 @@ pub mod usersig;
 
 use std::sync::Arc;
 
+use axum::serve::ListenerExt;
 use axum::Router;
 use tokio::net::TcpListener;
 
@@ -36,6 +37,20 @@ pub fn app(config: Config) -> Router {
 }
 
 /// Serves a new server on `listener` until the process ends.
+///
+/// Every accepted socket gets `TCP_NODELAY`: the server often writes two frames to one client
+/// back to back (`inviteSent` then `accepted`, `memberLeft` then `callEnded`), and with Nagle's
+/// algorithm the second waits for the first one's acknowledgement (about 40 ms on Linux).
 pub async fn serve(listener: TcpListener, config: Config) -> std::io::Result<()> {
-    axum::serve(listener, app(config)).await
+    serve_router(listener, app(config)).await
+}
+
+/// Serves `router` (from [`app`] or [`app_with_hub`]) on `listener`, as [`serve`] does.
+pub async fn serve_router(listener: TcpListener, router: Router) -> std::io::Result<()> {
+    let listener = listener.tap_io(|tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!(%err, "could not set TCP_NODELAY");
+        }
+    });
+    axum::serve(listener, router).await
 }

@@ -46,7 +46,7 @@ pub async fn start(config: Config) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (router, hub) = calling_server::app_with_hub(config);
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    tokio::spawn(calling_server::serve_router(listener, router));
     Server { addr, hub }
 }
 
