@@ -16,7 +16,7 @@ SESSIONS=${BENCH_SESSIONS:-50000}
 RATES=${BENCH_RATES:-10000,7500,5000,2500}
 # The app the load generator and the pages log in to; any key works, it never leaves the machine.
 APP="1400000001=bench-$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')"
-BIN=target/bench/release
+BIN=target/bench/native
 started=$SECONDS
 log() { printf '[bench] %s (%ds)\n' "$*" $((SECONDS - started)) >&2; }
 
@@ -28,9 +28,9 @@ if [ ! -d bench/node_modules/peer ] || [ ! -d bench/node_modules/peerjs ]; then
   (cd bench && npm ci --no-audit --no-fund --silent)
 fi
 
-log "building the package and the release binaries"
+log "building the package and the native-profile binaries"
 scripts/build-pkg.sh > /dev/null
-CARGO_TARGET_DIR=target/bench cargo build --release --quiet -p calling-server -p calling-loadgen
+CARGO_TARGET_DIR=target/bench cargo build --profile native --quiet -p calling-server -p calling-loadgen
 
 rm -rf "$OUT"
 mkdir -p "$OUT"
