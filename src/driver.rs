@@ -5,7 +5,7 @@
 //! effects; the core's `RefCell` is never borrowed across a JS call or an `.await`.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 
 use calling_core::{
@@ -24,6 +24,7 @@ use crate::log;
 use crate::media::{Kind, Media};
 use crate::peer::Peer;
 use crate::signaling::Signaling;
+use crate::table::Table;
 use crate::timers::Timers;
 use crate::view::Views;
 use crate::volume;
@@ -43,12 +44,12 @@ pub struct Driver {
     queue: RefCell<VecDeque<Input>>,
     running: Cell<bool>,
     /// resolve/reject of each app promise waiting for the core.
-    pending: RefCell<BTreeMap<RequestId, (Function, Function)>>,
+    pending: RefCell<Table<RequestId, (Function, Function)>>,
     next_request: Cell<RequestId>,
     pub listeners: Listeners,
     signaling: RefCell<Option<Signaling>>,
     server_ice: RefCell<JsValue>,
-    peers: RefCell<BTreeMap<String, Rc<Peer>>>,
+    peers: RefCell<Table<String, Rc<Peer>>>,
     pub media: Media,
     views: Views,
     timers: Timers,
@@ -172,9 +173,7 @@ impl Driver {
             drop(old);
         }
         if status == CallStatus::Idle && was != CallStatus::Idle {
-            let peers: Vec<_> = std::mem::take(&mut *self.peers.borrow_mut())
-                .into_values()
-                .collect();
+            let peers = self.peers.borrow_mut().take_values();
             close_later(peers);
             self.media.close(true, true);
             self.views.clear();

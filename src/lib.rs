@@ -12,9 +12,15 @@ mod options;
 mod peer;
 mod sdk;
 mod signaling;
+mod table;
 mod timers;
 mod view;
 mod volume;
 mod wire;
 
 pub use sdk::TrtcCalling;
+
+/// The heap allocator: talc rather than the default dlmalloc, for a smaller module.
+#[cfg(all(not(target_feature = "atomics"), target_family = "wasm"))]
+#[global_allocator]
+static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();

@@ -4,7 +4,6 @@
 //! Playback the autoplay policy blocks is resumed on the page's next user gesture.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::rc::Weak;
 
 use gloo_events::EventListener;
@@ -18,6 +17,7 @@ use web_sys::{
 use crate::driver::Driver;
 use crate::error::{js_name, Error};
 use crate::log;
+use crate::table::Table;
 
 const MARK: &str = "data-trtc-calling";
 
@@ -27,9 +27,9 @@ pub struct Views {
     local_request: RefCell<Option<String>>,
     local: RefCell<Option<HtmlVideoElement>>,
     /// `startRemoteView` requests by user: rendered once that user's media arrives.
-    remote_requests: RefCell<BTreeMap<String, String>>,
-    remote: RefCell<BTreeMap<String, HtmlVideoElement>>,
-    audio: RefCell<BTreeMap<String, HtmlAudioElement>>,
+    remote_requests: RefCell<Table<String, String>>,
+    remote: RefCell<Table<String, HtmlVideoElement>>,
+    audio: RefCell<Table<String, HtmlAudioElement>>,
     /// Elements whose play() the autoplay policy refused, and the gesture listeners retrying them.
     blocked: RefCell<Vec<HtmlMediaElement>>,
     gesture: RefCell<Vec<EventListener>>,
@@ -212,12 +212,8 @@ impl Views {
     pub fn clear(&self) {
         self.hide_local();
         self.remote_requests.borrow_mut().clear();
-        let remote: Vec<_> = std::mem::take(&mut *self.remote.borrow_mut())
-            .into_values()
-            .collect();
-        let audio: Vec<_> = std::mem::take(&mut *self.audio.borrow_mut())
-            .into_values()
-            .collect();
+        let remote: Vec<_> = self.remote.borrow_mut().take_values();
+        let audio: Vec<_> = self.audio.borrow_mut().take_values();
         remote.iter().for_each(|v| remove(v));
         audio.iter().for_each(|a| remove(a));
         self.blocked.borrow_mut().clear();
