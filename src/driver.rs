@@ -15,7 +15,6 @@ use calling_core::{
 use calling_protocol::ServerMessage;
 use js_sys::{Function, Promise};
 use wasm_bindgen::JsValue;
-use wasm_bindgen_futures::spawn_local;
 use web_sys::MediaStream;
 
 use crate::error::Error;
@@ -25,6 +24,7 @@ use crate::media::{Kind, Media};
 use crate::peer::Peer;
 use crate::signaling::Signaling;
 use crate::table::Table;
+use crate::task;
 use crate::timers::Timers;
 use crate::view::Views;
 use crate::volume;
@@ -268,7 +268,7 @@ impl Driver {
                     return;
                 };
                 let me = self.weak();
-                spawn_local(async move {
+                task::spawn(async move {
                     let event = match peer.create_offer().await {
                         Ok(desc) => PeerEvent::LocalDescription(desc),
                         Err(e) => PeerEvent::Failed(e.to_string()),
@@ -285,7 +285,7 @@ impl Driver {
                     return;
                 };
                 let me = self.weak();
-                spawn_local(async move {
+                task::spawn(async move {
                     if let Err(e) = peer.add_candidate(&candidate).await {
                         report(&me, user_id, PeerEvent::Failed(e.to_string()));
                     }
@@ -320,7 +320,7 @@ impl Driver {
             Err(e) => {
                 let me = self.weak();
                 // Reported after this input's effects, like any browser result.
-                spawn_local(async move { report(&me, user_id, PeerEvent::Failed(e.to_string())) });
+                task::spawn(async move { report(&me, user_id, PeerEvent::Failed(e.to_string())) });
             }
         }
     }
@@ -330,7 +330,7 @@ impl Driver {
             return;
         };
         let me = self.weak();
-        spawn_local(async move {
+        task::spawn(async move {
             let local = || match me.upgrade() {
                 Some(d) => d.local_tracks(),
                 None => [None, None],
@@ -352,7 +352,7 @@ impl Driver {
 
     fn open_media(&self, audio: bool, video: bool) {
         let me = self.weak();
-        spawn_local(async move {
+        task::spawn(async move {
             let Some(d) = me.upgrade() else { return };
             let outcome = match d.media.open(audio, video).await {
                 Ok((audio, video)) => {
@@ -445,7 +445,7 @@ fn close_later(peers: Vec<Rc<Peer>>) {
     if !scheduled {
         return drop(peers);
     }
-    spawn_local(async move {
+    task::spawn(async move {
         let _ = wasm_bindgen_futures::JsFuture::from(later).await;
         drop(peers);
     });

@@ -10,12 +10,12 @@ use calling_core::{code, AppEvent, Command, Effect};
 use gloo_events::EventListener;
 use js_sys::{Object, Reflect};
 use wasm_bindgen::JsValue;
-use wasm_bindgen_futures::spawn_local;
 use web_sys::MediaStreamTrack;
 
 use crate::driver::Driver;
 use crate::log;
 use crate::media::{self, track_device_id, Kind};
+use crate::task;
 
 /// The extension event's string value (`TRTCCalling.EVENT.DEVICE_CHANGED`).
 pub const DEVICE_CHANGED: &str = "onDeviceChanged";
@@ -29,13 +29,13 @@ pub fn install(driver: &Rc<Driver>) {
         let weak = weak.clone();
         Rc::new(move |kind, track| {
             let weak = weak.clone();
-            spawn_local(async move { recover(&weak, kind, track).await });
+            task::spawn(async move { recover(&weak, kind, track).await });
         })
     };
     let device_change = media::media_devices().ok().map(|devices| {
         EventListener::new(&devices, "devicechange", move |_| {
             let weak = weak.clone();
-            spawn_local(async move { check_devices(&weak).await });
+            task::spawn(async move { check_devices(&weak).await });
         })
     });
     driver.media.watch(on_lost, device_change);

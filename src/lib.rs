@@ -13,6 +13,7 @@ mod peer;
 mod sdk;
 mod signaling;
 mod table;
+mod task;
 mod timers;
 mod view;
 mod volume;

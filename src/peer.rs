@@ -12,7 +12,7 @@ use calling_protocol::IceCandidate;
 use gloo_events::EventListener;
 use js_sys::Reflect;
 use wasm_bindgen::{JsCast, JsValue};
-use wasm_bindgen_futures::{spawn_local, JsFuture};
+use wasm_bindgen_futures::JsFuture;
 use web_sys::{
     MediaStream, MediaStreamTrack, RtcConfiguration, RtcIceCandidateInit, RtcPeerConnection,
     RtcPeerConnectionIceEvent, RtcPeerConnectionState, RtcRtpTransceiver,
@@ -24,6 +24,7 @@ use crate::driver::Driver;
 use crate::error::{js_message, Error};
 use crate::log;
 use crate::media::Kind;
+use crate::task;
 
 pub struct Peer {
     user_id: String,
@@ -198,7 +199,7 @@ impl Peer {
     pub fn attach(&self, kind: Kind, track: Option<&MediaStreamTrack>) {
         for t in self.transceivers(kind) {
             let promise = t.sender().replace_track(track);
-            spawn_local(async move {
+            task::spawn(async move {
                 if let Err(e) = JsFuture::from(promise).await {
                     log::warn(&format!("replaceTrack failed: {}", js_message(&e)));
                 }

@@ -9,12 +9,13 @@ use calling_core::{Command, EVENT_NAMES};
 use calling_protocol::CallType;
 use js_sys::{Array, Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::{future_to_promise, JsFuture};
+use wasm_bindgen_futures::JsFuture;
 
 use crate::driver::{Config, Driver};
 use crate::error::Error;
 use crate::media::{self, Kind};
 use crate::options::{field, integer, opt_string, string, user_id};
+use crate::task;
 use crate::{log, signaling::Signaling};
 
 #[wasm_bindgen(js_name = TRTCCalling)]
@@ -49,7 +50,7 @@ fn promise<F>(f: F) -> Promise
 where
     F: Future<Output = Result<JsValue, Error>> + 'static,
 {
-    future_to_promise(async move { f.await.map_err(Error::into_js) })
+    task::promise(async move { f.await.map_err(Error::into_js) })
 }
 
 fn rejected(e: Error) -> Promise {
@@ -128,7 +129,7 @@ impl TrtcCalling {
     /// `login({userID, userSig})`: opens the socket, then authenticates.
     pub fn login(&self, options: JsValue) -> Promise {
         let driver = self.driver.clone();
-        future_to_promise(async move {
+        task::promise(async move {
             let signaling = connect(&driver, &options).await.map_err(Error::into_js)?;
             driver.set_signaling(signaling);
             let result = JsFuture::from(driver.command(Command::Login {

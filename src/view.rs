@@ -8,7 +8,7 @@ use std::rc::Weak;
 
 use gloo_events::EventListener;
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::{spawn_local, JsFuture};
+use wasm_bindgen_futures::JsFuture;
 use web_sys::{
     Document, Element, HtmlAudioElement, HtmlMediaElement, HtmlVideoElement, MediaStream,
     MediaStreamTrack,
@@ -18,6 +18,7 @@ use crate::driver::Driver;
 use crate::error::{js_name, Error};
 use crate::log;
 use crate::table::Table;
+use crate::task;
 
 const MARK: &str = "data-trtc-calling";
 
@@ -227,7 +228,7 @@ impl Views {
             return;
         };
         let driver = driver.clone();
-        spawn_local(async move {
+        task::spawn(async move {
             let Err(e) = JsFuture::from(promise).await else {
                 return;
             };
@@ -268,7 +269,7 @@ impl Views {
         for el in blocked {
             // Inside a user gesture play() is allowed; a removed element just fails quietly.
             if let Ok(p) = el.play() {
-                spawn_local(async move {
+                task::spawn(async move {
                     let _ = JsFuture::from(p).await;
                 });
             }

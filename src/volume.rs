@@ -7,9 +7,10 @@ use calling_core::{AppEvent, Effect, VoiceVolume};
 use gloo_timers::callback::Interval;
 use js_sys::{Map, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
-use wasm_bindgen_futures::{spawn_local, JsFuture};
+use wasm_bindgen_futures::JsFuture;
 
 use crate::driver::Driver;
+use crate::task;
 
 const PERIOD_MS: u32 = 1000;
 
@@ -17,7 +18,7 @@ const PERIOD_MS: u32 = 1000;
 pub fn start(driver: Weak<Driver>) -> Interval {
     Interval::new(PERIOD_MS, move || {
         let driver = driver.clone();
-        spawn_local(async move { report(driver).await });
+        task::spawn(async move { report(driver).await });
     })
 }
 
