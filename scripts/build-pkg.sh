@@ -13,10 +13,11 @@ wasm-pack build --release --target web --mode no-install --out-dir pkg --no-pack
 
 # wasm-bindgen names every import `__wbg_<name>_<16 hex digits>`, once in the wasm and once in
 # the glue: some 130 names whose hashes gzip cannot compress (about 3.4 KB gzip). Drop the hash
-# from both files (a number tells apart two imports of the same name).
-WASM=pkg/trtc_calling_wasm_bg.wasm GLUE=pkg/trtc_calling_wasm.js node --input-type=module -e '
+# from both files (a number tells apart two imports of the same name); the few exported closure
+# adapters, also hashed, become closure_invoke<N>.
+WASM=pkg/trtc_calling_wasm_bg.wasm GLUE=pkg/trtc_calling_wasm.js TYPES=pkg/trtc_calling_wasm_bg.wasm.d.ts node --input-type=module -e '
 import { readFileSync, writeFileSync } from "node:fs";
-const { WASM, GLUE } = process.env;
+const { WASM, GLUE, TYPES } = process.env;
 const wasm = readFileSync(WASM);
 let glue = readFileSync(GLUE, "utf8");
 let pos = 8; // after the magic number and version
@@ -33,11 +34,33 @@ const encode = (n) => {
 const name = () => { const n = uleb(); pos += n; return wasm.subarray(pos - n, pos); };
 const out = [wasm.subarray(0, 8)];
 const renames = new Map();
+const exportRenames = new Map();
+const invoker = /^wasm_bindgen__convert__closures_+invoke__h[0-9a-f]{16}(_[0-9]+)?$/;
 while (pos < wasm.length) {
   const id = wasm[pos++];
   const size = uleb();
   const end = pos + size;
-  if (id !== 2) { // not the import section: copied as is
+  if (id === 7) { // exports: the closure adapters carry a hash too
+    const count = uleb();
+    const body = [encode(count)];
+    for (let i = 0; i < count; i++) {
+      let field = name().toString("utf8");
+      if (invoker.test(field)) {
+        exportRenames.set(field, "closure_invoke" + exportRenames.size);
+        field = exportRenames.get(field);
+      }
+      const fieldBytes = Buffer.from(field, "utf8");
+      const desc = pos;
+      pos++; // kind
+      uleb(); // index
+      body.push(encode(fieldBytes.length), fieldBytes, wasm.subarray(desc, pos));
+    }
+    if (pos !== end) throw new Error("export section misread");
+    const section = Buffer.concat(body);
+    out.push(Buffer.from([id]), encode(section.length), section);
+    continue;
+  }
+  if (id !== 2) { // neither imports nor exports: copied as is
     out.push(Buffer.from([id]), encode(size), wasm.subarray(pos, end));
     pos = end;
     continue;
@@ -77,8 +100,16 @@ for (const [from, to] of renames) {
   if (uses !== 1) throw new Error(from + " occurs " + uses + " times in the glue");
   glue = glue.replace(from, to);
 }
+// An exported name is used several times in the glue (and listed in the wasm typings).
+const renameExports = (text) =>
+  text.replace(new RegExp(invoker.source.slice(1, -1), "g"), (found) => {
+    const to = exportRenames.get(found);
+    if (!to) throw new Error("unknown export " + found);
+    return to;
+  });
 writeFileSync(WASM, Buffer.concat(out));
-writeFileSync(GLUE, glue);
+writeFileSync(GLUE, renameExports(glue));
+writeFileSync(TYPES, renameExports(readFileSync(TYPES, "utf8")));
 '
 
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
