@@ -6,7 +6,9 @@ use std::time::Instant;
 
 use calling_protocol::{CallType, EndReason, ErrorCode, RequestId, RoomId, ServerMessage};
 use rand::Rng;
-use tracing::info;
+// Steps of a call log at debug; its outcomes (accepted, rejected, busy, timed out, ended)
+// at info: one or two lines per call keep the log readable and cheap at thousands of calls/s.
+use tracing::{debug, info};
 
 use super::call::{Batch, BatchNo, Call, Pending, UserId, MAX_PARTICIPANTS};
 use super::{valid_user_id, Outcome, Presence, Refusal, Registry, SessionId, MAX_USER_ID_LEN};
@@ -86,7 +88,7 @@ impl Registry {
                 self.calls
                     .insert(room, Call::new(app, room, sender.clone()));
                 self.set_presence(app, &sender, Presence::Member(room));
-                info!(app, room, caller = &*sender, "call started");
+                debug!(app, room, caller = &*sender, "call started");
                 room
             }
         };
@@ -135,7 +137,7 @@ impl Registry {
                     self.send(app, user, msg, &mut out);
                 }
             }
-            info!(app, room, invite_id = &*invite_id, inviter = &*sender, invitees = ?ringing, "invitation ringing");
+            debug!(app, room, invite_id = &*invite_id, inviter = &*sender, invitees = ?ringing, "invitation ringing");
         }
         for user in &busy {
             info!(

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use calling_protocol::{EndReason, ErrorCode, RoomId, ServerMessage, Signal};
-use tracing::info;
+use tracing::{debug, info};
 
 pub use call::MAX_PARTICIPANTS;
 use call::{BatchNo, Call, UserId};
@@ -311,7 +311,7 @@ impl Registry {
         };
         call.members.retain(|m| m != user);
         let rest: Vec<UserId> = call.members.clone();
-        info!(app, room, user = &**user, "member left");
+        debug!(app, room, user = &**user, "member left");
         for member in &rest {
             let msg = ServerMessage::MemberLeft {
                 room_id: room,
