@@ -11,11 +11,13 @@ TOOLS_DIR="$PWD/.tools"
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 
-# Debian packages: Chromium + its matching driver, iproute2 for the loopback-only namespace.
+# Debian packages: Chromium + its matching driver, iproute2 for the loopback-only namespace,
+# curl for the scripts' health checks.
 need_apt=()
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v unshare >/dev/null 2>&1 || need_apt+=(util-linux)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "apt-get install ${need_apt[*]}"
