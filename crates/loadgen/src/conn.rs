@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-use crate::usersig;
+use calling_server::usersig;
 
 /// A client WebSocket.
 pub type Ws = WebSocketStream<TcpStream>;
@@ -29,8 +29,6 @@ pub enum ConnError {
     Ws(#[from] tokio_tungstenite::tungstenite::Error),
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),
-    #[error("usersig: {0}")]
-    Sig(#[from] usersig::SigError),
     #[error("timed out waiting for {0}")]
     Timeout(&'static str),
     #[error("connection closed")]
@@ -219,7 +217,7 @@ pub mod ours {
         let mut ws = timeout_at(deadline, ep.open(index, &ep.url))
             .await
             .map_err(|_| ConnError::Timeout("connect"))??;
-        let user_sig = usersig::generate(&app.key, app.id, user_id, unix_now(), 86_400)?;
+        let user_sig = usersig::generate(app.id, &app.key, user_id, unix_now(), 86_400, None);
         let login = ClientMessage::Login {
             sdk_app_id: app.id,
             user_id: user_id.to_owned(),

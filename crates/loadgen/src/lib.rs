@@ -9,4 +9,3 @@ pub mod procfs;
 pub mod relay;
 pub mod stats;
 pub mod target;
-pub mod usersig;
