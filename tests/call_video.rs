@@ -2,42 +2,14 @@
 //! view asked for before the media arrived), and camera/microphone toggles reach the peer.
 
 mod common;
+mod video;
 
 use common::*;
+use video::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_test::*;
-use web_sys::HtmlVideoElement;
 
 wasm_bindgen_test_configure!(run_in_browser);
-
-fn view_options(user: &str, dom: &str) -> wasm_bindgen::JsValue {
-    json(&format!(
-        r#"{{"userID":"{user}","videoViewDomID":"{dom}"}}"#
-    ))
-}
-
-/// The `<video>` the SDK created inside the element `dom`.
-fn video_in(dom: &str) -> Option<HtmlVideoElement> {
-    let doc = web_sys::window()?.document()?;
-    doc.get_element_by_id(dom)?
-        .query_selector("video")
-        .ok()??
-        .dyn_into()
-        .ok()
-}
-
-/// Waits until the video in `dom` shows frames and its time advances.
-async fn assert_playing(dom: &str) {
-    wait_until(&format!("a <video> with frames in #{dom}"), || {
-        video_in(dom).is_some_and(|v| v.video_width() > 0 && v.current_time() > 0.0)
-    })
-    .await;
-    let t0 = video_in(dom).map(|v| v.current_time()).unwrap_or_default();
-    wait_until(&format!("the video in #{dom} advancing"), || {
-        video_in(dom).is_some_and(|v| v.current_time() > t0 + 0.2)
-    })
-    .await;
-}
 
 #[wasm_bindgen_test]
 async fn video_call_renders_remote_video_on_both_sides() {
