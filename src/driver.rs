@@ -339,7 +339,6 @@ impl Driver {
                 report(&me, user_id, PeerEvent::Failed(e.to_string()));
                 return;
             }
-            peer.prepare_views(&me);
             report(&me, user_id.clone(), PeerEvent::RemoteDescriptionApplied);
             if description.kind == SdpKind::Offer {
                 let event = match peer.create_answer().await {
@@ -375,10 +374,9 @@ impl Driver {
         });
     }
 
-    /// Called by the peer once the user's stream holds its negotiated tracks (at the latest when
-    /// the first packet arrives, before the core hears of it): hidden audio and any requested view.
-    pub fn remote_stream_ready(&self, user_id: &str, stream: &MediaStream) {
-        if let Err(e) = self.views.remote_ready(&self.weak(), user_id, stream) {
+    /// Called by the peer when the user's first media packet arrived, before the core hears it.
+    pub fn remote_media_arrived(&self, user_id: &str, stream: &MediaStream) {
+        if let Err(e) = self.views.remote_arrived(&self.weak(), user_id, stream) {
             log::warn(&format!("remote view for {user_id}: {e}"));
         }
     }
@@ -407,10 +405,10 @@ impl Driver {
         }
     }
 
-    /// `startRemoteView`: the user's stream once it can be rendered (its tracks are negotiated).
-    pub fn remote_stream_for_view(&self, user_id: &str) -> Option<MediaStream> {
+    /// `startRemoteView`: the user's stream if their media has arrived.
+    pub fn arrived_stream(&self, user_id: &str) -> Option<MediaStream> {
         self.peer(user_id)
-            .filter(|p| p.views_ready())
+            .filter(|p| p.has_media())
             .map(|p| p.remote_stream().clone())
     }
 

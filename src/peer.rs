@@ -33,10 +33,6 @@ pub struct Peer {
     remote: MediaStream,
     /// Set once the first remote packet arrived and `RemoteMedia` was reported.
     media_arrived: Cell<bool>,
-    /// Set once `remote` holds the negotiated tracks and the views were told: the `<video>` and
-    /// hidden `<audio>` then exist before the first packet, so its frame is shown the moment it
-    /// is decoded rather than after the element starts up (tens of ms on accepting a call).
-    views_ready: Cell<bool>,
     /// The local tracks go out on this connection (`Effect::AttachMedia` was carried out).
     attached: Cell<bool>,
     listeners: RefCell<Vec<EventListener>>,
@@ -61,7 +57,6 @@ impl Peer {
             pc,
             remote,
             media_arrived: Cell::new(false),
-            views_ready: Cell::new(false),
             attached: Cell::new(false),
             listeners: RefCell::default(),
         });
@@ -80,22 +75,8 @@ impl Peer {
         &self.remote
     }
 
-    /// Whether views may render the remote stream (its tracks are negotiated; packets may not
-    /// have arrived yet).
-    pub fn views_ready(&self) -> bool {
-        self.views_ready.get()
-    }
-
-    /// Hands the remote stream to the views once it holds the negotiated tracks. Called after a
-    /// remote description is applied (every `track` event has fired by then) and on arrival.
-    pub fn prepare_views(&self, driver: &Weak<Driver>) {
-        if self.views_ready.get() || self.remote.get_tracks().length() == 0 {
-            return;
-        }
-        self.views_ready.set(true);
-        if let Some(d) = driver.upgrade() {
-            d.remote_stream_ready(&self.user_id, &self.remote);
-        }
+    pub fn has_media(&self) -> bool {
+        self.media_arrived.get()
     }
 
     /// Whether local tracks may go out on this connection.
@@ -196,8 +177,8 @@ impl Peer {
         if self.media_arrived.replace(true) {
             return;
         }
-        self.prepare_views(driver);
         if let Some(d) = driver.upgrade() {
+            d.remote_media_arrived(&self.user_id, &self.remote);
             d.dispatch(Input::Peer {
                 user_id: self.user_id.clone(),
                 event: PeerEvent::RemoteMedia,

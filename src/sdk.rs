@@ -265,7 +265,7 @@ impl TrtcCalling {
         let result = self.require_login().and_then(|_| {
             let user = user_id(&options, "userID")?;
             let dom_id = string(&options, "videoViewDomID")?;
-            let stream = self.driver.remote_stream_for_view(&user);
+            let stream = self.driver.arrived_stream(&user);
             self.driver
                 .views()
                 .show_remote(&self.driver.weak(), &user, dom_id, stream.as_ref())

@@ -173,8 +173,8 @@ impl Views {
         }
     }
 
-    /// The user's stream is ready: start its hidden audio and any view already asked for.
-    pub fn remote_ready(
+    /// The user's media arrived: start its hidden audio and any view already asked for.
+    pub fn remote_arrived(
         &self,
         driver: &Weak<Driver>,
         user_id: &str,
