@@ -1,7 +1,7 @@
 // Merges the parts' JSON into bench-output/bench.json and prints the results table (Markdown),
 // also written to the RESULTS file given (bench/RESULTS.md holds the latest run).
 //
-// node bench/report.mjs OUT_DIR RESULTS_MD
+// node bench/report.mjs OUT_DIR RESULTS_MD [README_MD]
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -148,4 +148,17 @@ process.stdout.write(`${md}\n`);
 if (resultsMd) {
   const head = fs.existsSync(resultsMd) ? fs.readFileSync(resultsMd, 'utf8').split('<!-- table -->')[0] : '';
   fs.writeFileSync(resultsMd, `${head || '# Benchmark results\n\n'}<!-- table -->\n${md}`);
+}
+// The README carries the latest table too, between its benchmark markers.
+const readme = process.argv[4];
+if (readme && fs.existsSync(readme)) {
+  const text = fs.readFileSync(readme, 'utf8');
+  const start = '<!-- benchmarks:start -->';
+  const end = '<!-- benchmarks:end -->';
+  const [i, j] = [text.indexOf(start), text.indexOf(end)];
+  if (i >= 0 && j > i) {
+    const intro = 'Run them with `./scripts/bench.sh` (about 5 minutes; every part bounded, traffic only on ' +
+      'loopback). How each figure is measured: [bench/RESULTS.md](bench/RESULTS.md). Latest run:';
+    fs.writeFileSync(readme, `${text.slice(0, i + start.length)}\n${intro}\n\n${md}\n${text.slice(j)}`);
+  }
 }

@@ -60,5 +60,5 @@ part load-peer 100
 log "report"
 printf '{"totalSecs": %d, "loadAverageAtStart": "%s", "loadAverageAtEnd": "%s"}\n' \
   $((SECONDS - started)) "$load_start" "$(cut -d' ' -f1-3 /proc/loadavg)" > "$OUT/timings.json"
-node bench/report.mjs "$OUT" bench/RESULTS.md
+node bench/report.mjs "$OUT" bench/RESULTS.md README.md
 log "done: $OUT/bench.json, bench/RESULTS.md"
