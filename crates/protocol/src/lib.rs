@@ -61,7 +61,11 @@ impl CallType {
 
 /// SDK → server.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
 pub enum ClientMessage {
     /// First message on every connection; anything else before a successful login is refused
     /// with [`ErrorCode::NotLoggedIn`]. Answered by [`ServerMessage::LoginOk`] or an
@@ -116,7 +120,11 @@ pub enum ClientMessage {
 
 /// Server → SDK.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
 pub enum ServerMessage {
     /// The login succeeded. Pending invitations for this user follow as [`ServerMessage::Invited`].
     LoginOk {
@@ -202,7 +210,10 @@ pub enum ServerMessage {
         sponsor: String,
     },
     /// To every member: the list of invitees still ringing changed.
-    InviteeList { room_id: RoomId, user_ids: Vec<String> },
+    InviteeList {
+        room_id: RoomId,
+        user_ids: Vec<String>,
+    },
     /// To every remaining member: `user_id` left the call (hung up, logged out, kicked or vanished).
     MemberLeft { room_id: RoomId, user_id: String },
     /// To the last remaining member: the call is over. `user_id` is whose action ended it.
@@ -242,7 +253,11 @@ pub enum EndReason {
 
 /// WebRTC signaling and call control passed between two participants, untouched by the server.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "camelCase", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "kind",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
 pub enum Signal {
     /// An SDP offer (perfect negotiation: either side may send one).
     Offer { sdp: String },
