@@ -14,7 +14,7 @@ use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -241,12 +241,14 @@ async fn run_pair(
 ) -> PairResult {
     let (mut a_tx, mut a_rx) = p.a.split();
     let (mut b_tx, mut b_rx) = p.b.split();
-    let window = Arc::new(Semaphore::new(plan.window.max(1) as usize));
+    // The in-flight window: a bounded channel holding one token per message not yet received;
+    // the sender waits when it is full, the receiver takes a token per arrival.
+    let (in_flight, mut arrived) = mpsc::channel::<()>(plan.window.max(1) as usize);
     let (sent_tx, mut sent_rx) = oneshot::channel::<(u64, bool)>();
 
     // Sender: keep `window` candidates in flight until the time or count bound.
     let sender = {
-        let (window, target, to) = (window.clone(), target.clone(), p.b_id.clone());
+        let (target, to) = (target.clone(), p.b_id.clone());
         tokio::spawn(async move {
             let (mut sent, mut stalled) = (0u64, false);
             let gap = plan
@@ -260,8 +262,8 @@ async fn run_pair(
                     tokio::time::sleep_until(next).await;
                     next = (next + gap).max(Instant::now());
                 }
-                match tokio::time::timeout(Duration::from_secs(5), window.acquire()).await {
-                    Ok(Ok(permit)) => permit.forget(),
+                match tokio::time::timeout(Duration::from_secs(5), in_flight.send(())).await {
+                    Ok(Ok(())) => {}
                     _ => {
                         stalled = true;
                         break;
@@ -331,7 +333,7 @@ async fn run_pair(
                     r.latency.push(now.saturating_sub(Duration::from_nanos(stamp as u64)));
                     r.last_arrival = Some(Instant::now());
                     r.received += 1;
-                    window.add_permits(1);
+                    let _ = arrived.try_recv();
                 }
             }
         }
