@@ -27,23 +27,7 @@ fn sdp_sent(w: &World, client: usize) -> (usize, usize) {
 
 /// Both sides are connected and each got the other's media.
 fn assert_media_both_ways(w: &mut World, a: usize, b: usize) {
-    assert_eq!(
-        w.take_events(a),
-        vec![
-            user_accept("bob"),
-            user_enter("bob"),
-            audio("bob", true),
-            video("bob", true)
-        ]
-    );
-    assert_eq!(
-        w.take_events(b),
-        vec![
-            user_enter("alice"),
-            audio("alice", true),
-            video("alice", true)
-        ]
-    );
+    assert_video_connect_events(w, a, b);
     for (c, other) in [(a, "bob"), (b, "alice")] {
         let peer = &w.browser(c).peers[other];
         assert!(peer.connected && peer.attached && peer.media_arrived);

@@ -81,23 +81,7 @@ fn accept_connects_both_sides_with_their_media() {
             call_type: 2
         }))
     );
-    assert_eq!(
-        w.take_events(a),
-        vec![
-            user_accept("bob"),
-            user_enter("bob"),
-            audio("bob", true),
-            video("bob", true)
-        ]
-    );
-    assert_eq!(
-        w.take_events(b),
-        vec![
-            user_enter("alice"),
-            audio("alice", true),
-            video("alice", true)
-        ]
-    );
+    assert_video_connect_events(&mut w, a, b);
     for (c, other) in [(a, "bob"), (b, "alice")] {
         let client = &w.clients[c];
         assert_eq!(client.call.status(), CallStatus::Connected);

@@ -80,23 +80,7 @@ fn tracks_attach_on_accept_each_side_at_its_own_moment() {
             call_type: 2
         }))
     );
-    assert_eq!(
-        w.take_events(a),
-        vec![
-            user_accept("bob"),
-            user_enter("bob"),
-            audio("bob", true),
-            video("bob", true)
-        ]
-    );
-    assert_eq!(
-        w.take_events(b),
-        vec![
-            user_enter("alice"),
-            audio("alice", true),
-            video("alice", true)
-        ]
-    );
+    assert_video_connect_events(&mut w, a, b);
     for c in [a, b] {
         assert_eq!(
             w.browser(c).peers.len(),

@@ -366,6 +366,28 @@ pub fn video(user: &str, on: bool) -> AppEvent {
     }
 }
 
+/// The events of a 1:1 video call between alice (`a`, the caller) and bob (`b`) connecting:
+/// alice learns that bob accepted, then each side gets the other's media with its state.
+pub fn assert_video_connect_events(w: &mut World, a: usize, b: usize) {
+    assert_eq!(
+        w.take_events(a),
+        vec![
+            user_accept("bob"),
+            user_enter("bob"),
+            audio("bob", true),
+            video("bob", true)
+        ]
+    );
+    assert_eq!(
+        w.take_events(b),
+        vec![
+            user_enter("alice"),
+            audio("alice", true),
+            video("alice", true)
+        ]
+    );
+}
+
 pub fn ok0() -> Reply {
     Reply::Ok { code: 0 }
 }
