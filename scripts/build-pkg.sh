@@ -118,7 +118,24 @@ rm -f pkg/package.json pkg/README.md pkg/.gitignore
 cp pkg-template/index.js pkg-template/index.d.ts pkg-template/README.md pkg/
 sed "s/\"version\": \"[^\"]*\"/\"version\": \"$version\"/" pkg-template/package.json > pkg/package.json
 
-shipped=(pkg/trtc_calling_wasm_bg.wasm pkg/trtc_calling_wasm.js pkg/index.js)
+# Comments and indentation in the shipped JS are bytes on every page (wasm-bindgen copies each
+# method's doc comment into the glue); the typings keep the documentation. Only whole-line
+# comments (`/** ... */` blocks, `// ...` lines) and leading blanks go: no string in these
+# files contains a comment, and none spans lines where leading blanks would matter.
+find pkg -name '*.js' -print0 | xargs -0 node --input-type=module -e '
+import { readFileSync, writeFileSync } from "node:fs";
+for (const file of process.argv.slice(1)) {
+  const js = readFileSync(file, "utf8")
+    .replace(/^[ \t]*\/\*[\s\S]*?\*\/[ \t]*\n/gm, "")
+    .replace(/^[ \t]*\/\/.*\n/gm, "")
+    .replace(/^[ \t]+/gm, "");
+  writeFileSync(file, js);
+}
+'
+
+# The JS that Rust code imports (`#[wasm_bindgen(module = ...)]`) ships under snippets/.
+mapfile -t snippets < <(find pkg/snippets -name '*.js' 2> /dev/null | sort)
+shipped=(pkg/trtc_calling_wasm_bg.wasm pkg/trtc_calling_wasm.js pkg/index.js "${snippets[@]}")
 total=0
 for f in "${shipped[@]}"; do
   n=$(gzip -9 -c "$f" | wc -c)

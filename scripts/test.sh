@@ -15,7 +15,7 @@ export PATH="$ROOT/.tools/node_modules/.bin:$PATH"
 LOGS=$ROOT/test-output/logs
 mkdir -p "$LOGS"
 
-STAGES=(setup native-tests build-pkg build-server browser-tests e2e)
+STAGES=(setup native-tests js-unit-tests build-pkg build-server browser-tests e2e)
 declare -A RESULT SECS
 PASSED=0
 FAILED=0
@@ -25,6 +25,7 @@ stage_cmd() {
   case "$1" in
     setup) ./scripts/setup.sh ;;
     native-tests) cargo test ;;
+    js-unit-tests) node --test src/*.test.mjs ;;
     build-pkg) ./scripts/build-pkg.sh ;;
     build-server) cargo build --bin calling-server ;;
     browser-tests)

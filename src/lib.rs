@@ -17,6 +17,7 @@ mod task;
 mod timers;
 mod view;
 mod volume;
+mod warmup;
 mod wire;
 
 pub use sdk::TrtcCalling;

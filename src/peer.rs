@@ -1,11 +1,11 @@
 //! One `RTCPeerConnection` to one remote user, with the listeners that report its events to the
 //! driver. Local tracks are attached with `replaceTrack` on fixed audio and video transceivers,
 //! so turning the camera on or off and switching devices never renegotiates. A connection made
-//! while an invitation rings carries no track until the core says the call is accepted
-//! (`attached`).
+//! while an invitation rings carries no device track until the core says the call is accepted
+//! (`attached`); meanwhile its video encoder is kept warm behind a closed gate (`warmup`).
 
 use std::cell::{Cell, RefCell};
-use std::rc::Weak;
+use std::rc::{Rc, Weak};
 
 use calling_core::{Input, PeerEvent, PeerState, SdpKind, SessionDescription};
 use calling_protocol::IceCandidate;
@@ -25,6 +25,7 @@ use crate::error::{js_message, Error};
 use crate::log;
 use crate::media::Kind;
 use crate::task;
+use crate::warmup::{with_start_bitrate, Gate, WarmupTrack};
 
 pub struct Peer {
     user_id: String,
@@ -35,29 +36,37 @@ pub struct Peer {
     media_arrived: Cell<bool>,
     /// The local tracks go out on this connection (`Effect::AttachMedia` was carried out).
     attached: Cell<bool>,
+    /// The video sender's gate, closed until attached; `None` without encoded transforms.
+    gate: RefCell<Option<Gate>>,
+    /// What the video sender encodes, and drops, until attached.
+    warmup: RefCell<Option<Rc<WarmupTrack>>>,
     listeners: RefCell<Vec<EventListener>>,
 }
 
 impl Peer {
-    /// Creates the connection. `ice_servers` is an `RTCIceServer[]` JS array (or undefined).
+    /// Creates the connection. `ice_servers` is an `RTCIceServer[]` JS array (or undefined);
+    /// `warmup` gives the track that warms the video encoder until attached.
     pub fn new(
         driver: Weak<Driver>,
         user_id: String,
         initiator: bool,
         ice_servers: &JsValue,
-    ) -> Result<std::rc::Rc<Peer>, Error> {
+        warmup: impl FnOnce() -> Option<Rc<WarmupTrack>>,
+    ) -> Result<Rc<Peer>, Error> {
         let config = RtcConfiguration::new();
         if ice_servers.is_object() {
             config.set_ice_servers(ice_servers);
         }
         let pc = RtcPeerConnection::new_with_configuration(&config)?;
         let remote = MediaStream::new()?;
-        let peer = std::rc::Rc::new(Peer {
+        let peer = Rc::new(Peer {
             user_id,
             pc,
             remote,
             media_arrived: Cell::new(false),
             attached: Cell::new(false),
+            gate: RefCell::default(),
+            warmup: RefCell::default(),
             listeners: RefCell::default(),
         });
         peer.listen(driver);
@@ -67,8 +76,30 @@ impl Peer {
             for kind in ["audio", "video"] {
                 peer.pc.add_transceiver_with_str_and_init(kind, &init);
             }
+            peer.warm_up(warmup);
         }
         Ok(peer)
+    }
+
+    /// Until attached, the video sender encodes `warmup`'s frames behind a closed gate, so the
+    /// encoder is configured and has its bitrate when the camera comes. Runs once, before the
+    /// first negotiation (the offerer's after adding its transceivers, the answerer's after
+    /// applying the offer); without encoded transforms it does nothing.
+    fn warm_up(&self, warmup: impl FnOnce() -> Option<Rc<WarmupTrack>>) {
+        if self.attached.get() || self.gate.borrow().is_some() {
+            return;
+        }
+        let Some(sender) = self.transceivers(Kind::Video).first().map(|t| t.sender()) else {
+            return;
+        };
+        let Some(gate) = Gate::close(&sender) else {
+            return;
+        };
+        self.gate.replace(Some(gate));
+        if let Some(warmup) = warmup() {
+            spawn_replace(&sender, Some(warmup.track()));
+            self.warmup.replace(Some(warmup));
+        }
     }
 
     pub fn remote_stream(&self) -> &MediaStream {
@@ -85,13 +116,18 @@ impl Peer {
     }
 
     /// From now on local tracks go out on this connection; these (the ones live now) at once.
+    /// The gate opens before the camera replaces the warm-up track, so its first frame passes.
     pub fn start_sending(&self, local: [Option<MediaStreamTrack>; 2]) {
         self.attached.set(true);
+        if let Some(gate) = self.gate.borrow().as_ref() {
+            gate.open();
+        }
+        drop(self.warmup.take());
         self.attach(Kind::Audio, local[0].as_ref());
         self.attach(Kind::Video, local[1].as_ref());
     }
 
-    fn listen(self: &std::rc::Rc<Self>, driver: Weak<Driver>) {
+    fn listen(self: &Rc<Self>, driver: Weak<Driver>) {
         let report = {
             let user = self.user_id.clone();
             move |driver: &Weak<Driver>, event: PeerEvent| {
@@ -151,7 +187,7 @@ impl Peer {
 
         // `track` fires when the remote description announces a track, before any packet; the
         // user's media "arrives" with the first unmuted track, which is what USER_ENTER means.
-        let weak_self = std::rc::Rc::downgrade(self);
+        let weak_self = Rc::downgrade(self);
         listeners.push(EventListener::new(&self.pc, "track", move |e| {
             let (Some(e), Some(peer)) = (e.dyn_ref::<RtcTrackEvent>(), weak_self.upgrade()) else {
                 return;
@@ -198,12 +234,7 @@ impl Peer {
     /// Sends `track` (or nothing) on this kind's transceiver, without renegotiating.
     pub fn attach(&self, kind: Kind, track: Option<&MediaStreamTrack>) {
         for t in self.transceivers(kind) {
-            let promise = t.sender().replace_track(track);
-            task::spawn(async move {
-                if let Err(e) = JsFuture::from(promise).await {
-                    log::warn(&format!("replaceTrack failed: {}", js_message(&e)));
-                }
-            });
+            spawn_replace(&t.sender(), track);
         }
     }
 
@@ -226,20 +257,22 @@ impl Peer {
         Ok(SessionDescription { kind, sdp })
     }
 
-    /// setRemoteDescription. For an offer, the transceivers it created are made send-capable
-    /// (and, once attached, given the local tracks) before the answer, so later camera changes
-    /// need no new offer. `local` is read after the description is applied: tracks opened
-    /// meanwhile found no transceiver to go on.
+    /// setRemoteDescription, with a higher starting bitrate for the video we send (see
+    /// `warmup`). For an offer, the transceivers it created are made send-capable
+    /// (and, once attached, given the local tracks; until then, warmed up) before the answer, so
+    /// later camera changes need no new offer. `local` is read after the description is
+    /// applied: tracks opened meanwhile found no transceiver to go on.
     pub async fn apply_remote(
         &self,
         description: &SessionDescription,
         local: impl FnOnce() -> [Option<MediaStreamTrack>; 2],
+        warmup: impl FnOnce() -> Option<Rc<WarmupTrack>>,
     ) -> Result<(), Error> {
         let init = RtcSessionDescriptionInit::new(match description.kind {
             SdpKind::Offer => RtcSdpType::Offer,
             SdpKind::Answer => RtcSdpType::Answer,
         });
-        init.set_sdp(&description.sdp);
+        init.set_sdp(&with_start_bitrate(&description.sdp));
         JsFuture::from(self.pc.set_remote_description(&init)).await?;
         if description.kind == SdpKind::Offer {
             let local = if self.attached.get() {
@@ -255,6 +288,7 @@ impl Peer {
                     }
                 }
             }
+            self.warm_up(warmup);
         }
         Ok(())
     }
@@ -276,6 +310,16 @@ impl Peer {
         .await?;
         Ok(())
     }
+}
+
+/// `replaceTrack` without waiting: a failure (the connection closed meanwhile) is only logged.
+fn spawn_replace(sender: &web_sys::RtcRtpSender, track: Option<&MediaStreamTrack>) {
+    let promise = sender.replace_track(track);
+    task::spawn(async move {
+        if let Err(e) = JsFuture::from(promise).await {
+            log::warn(&format!("replaceTrack failed: {}", js_message(&e)));
+        }
+    });
 }
 
 impl Peer {

@@ -1,0 +1,78 @@
+//! Making the first remote frame come fast after accept, with nothing leaving before it.
+//!
+//! **Warm encoders.** A browser configures a sender's encoder, and only then gives it a
+//! bitrate, when the first frame of a new track reaches it; that frame is dropped, so a camera
+//! attached on accept shows on the other side only with its second frame (one frame interval
+//! later: 50 ms at 20 fps). While a call rings, each video sender therefore carries a tiny
+//! painted canvas track behind a closed gate: an encoded-frame transform
+//! (`RTCRtpScriptTransform`, in a worker) that drops every frame, so not a byte of media leaves.
+//! On accept the gate opens and the camera replaces the canvas; its first frame is a key frame
+//! (the size changed) and goes out at once. Where the browser lacks encoded transforms (or a CSP
+//! forbids `blob:` workers) none of this happens and tracks are attached on accept as before.
+//!
+//! **Start bitrate.** A browser paces the first key frame out at the bitrate its congestion
+//! controller starts from (Chromium: 300 kbps), which takes some 25 ms for a few kilobytes even
+//! on loopback. Chromium reads a higher start from the `x-google-start-bitrate` parameter of the
+//! codec it sends with, which comes from the remote description; other browsers ignore it, and
+//! the estimate adapts to the real link within the first seconds. 1000 kbps is about what the
+//! default 480p needs.
+//!
+//! All of it is JS (`warmup.js`): the gate must run in a worker, and the canvas painting and the
+//! description edit are a few lines there but kilobytes of wasm here (string searching and
+//! formatting), in a package held to 80 KB. The edit is unit-tested by `warmup.test.mjs`.
+
+use std::rc::Rc;
+
+use wasm_bindgen::prelude::*;
+use web_sys::{MediaStreamTrack, RtcRtpSender};
+
+#[wasm_bindgen(module = "/src/warmup.js")]
+extern "C" {
+    /// A closed gate on `sender` (before its first negotiation); its opening port, or undefined.
+    #[wasm_bindgen(js_name = closeGate)]
+    fn close_gate(sender: &RtcRtpSender) -> JsValue;
+    #[wasm_bindgen(js_name = openGate)]
+    fn open_gate(port: &JsValue);
+    #[wasm_bindgen(js_name = warmupTrack)]
+    fn warmup_track() -> MediaStreamTrack;
+    /// `sdp` with `x-google-start-bitrate=1000` on each video codec (see the module docs).
+    #[wasm_bindgen(js_name = withStartBitrate)]
+    pub fn with_start_bitrate(sdp: &str) -> String;
+}
+
+/// The gate on one video sender.
+pub struct Gate(JsValue);
+
+impl Gate {
+    /// Closes a gate on `sender`; `None` where the browser has no encoded transforms.
+    pub fn close(sender: &RtcRtpSender) -> Option<Gate> {
+        let port = close_gate(sender);
+        (!port.is_undefined()).then_some(Gate(port))
+    }
+
+    /// From now on frames of the sender's next track go out.
+    pub fn open(&self) {
+        open_gate(&self.0);
+    }
+}
+
+/// The canvas track (64×48, repainted 5 times a second: an encoder given no frame for 2 s gives
+/// its bitrate back) that warm encoders are fed with, shared by every connection of a call that
+/// rings; stopped when the last of them lets go.
+pub struct WarmupTrack(MediaStreamTrack);
+
+impl WarmupTrack {
+    pub fn new() -> Rc<WarmupTrack> {
+        Rc::new(WarmupTrack(warmup_track()))
+    }
+
+    pub fn track(&self) -> &MediaStreamTrack {
+        &self.0
+    }
+}
+
+impl Drop for WarmupTrack {
+    fn drop(&mut self) {
+        self.0.stop();
+    }
+}
