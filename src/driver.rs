@@ -28,7 +28,6 @@ use crate::task;
 use crate::timers::Timers;
 use crate::view::Views;
 use crate::volume;
-use crate::warmup::WarmupTrack;
 
 /// Constructor options that outlive the constructor.
 pub struct Config {
@@ -57,8 +56,6 @@ pub struct Driver {
     last_status: Cell<CallStatus>,
     /// `USER_VOICE_VOLUME` reports, running while connected.
     volume: RefCell<Option<gloo_timers::callback::Interval>>,
-    /// The track warming the encoders of ringing connections, while one of them holds it.
-    warmup: RefCell<Weak<WarmupTrack>>,
 }
 
 impl Driver {
@@ -80,18 +77,7 @@ impl Driver {
             timers: Timers::default(),
             last_status: Cell::new(CallStatus::Idle),
             volume: RefCell::default(),
-            warmup: RefCell::default(),
         })
-    }
-
-    /// The warm-up track of this call's ringing connections (made by the first that asks).
-    fn warmup_track(&self) -> Rc<WarmupTrack> {
-        if let Some(track) = self.warmup.borrow().upgrade() {
-            return track;
-        }
-        let track = WarmupTrack::new();
-        self.warmup.replace(Rc::downgrade(&track));
-        track
     }
 
     pub fn weak(&self) -> Weak<Driver> {
@@ -325,14 +311,7 @@ impl Driver {
     }
 
     fn create_peer(&self, user_id: String, initiator: bool) {
-        let warmup = || Some(self.warmup_track());
-        match Peer::new(
-            self.weak(),
-            user_id.clone(),
-            initiator,
-            &self.ice_servers(),
-            warmup,
-        ) {
+        match Peer::new(self.weak(), user_id.clone(), initiator, &self.ice_servers()) {
             Ok(peer) => {
                 // No track yet: they go on with `AttachMedia`, once the call is accepted.
                 let old = self.peers.borrow_mut().insert(user_id, peer);
@@ -356,8 +335,7 @@ impl Driver {
                 Some(d) => d.local_tracks(),
                 None => [None, None],
             };
-            let warmup = || me.upgrade().map(|d| d.warmup_track());
-            if let Err(e) = peer.apply_remote(&description, local, warmup).await {
+            if let Err(e) = peer.apply_remote(&description, local).await {
                 report(&me, user_id, PeerEvent::Failed(e.to_string()));
                 return;
             }

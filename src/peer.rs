@@ -25,7 +25,7 @@ use crate::error::{js_message, Error};
 use crate::log;
 use crate::media::Kind;
 use crate::task;
-use crate::warmup::{with_start_bitrate, Gate, WarmupTrack};
+use crate::warmup::{with_start_bitrate, Gate};
 
 pub struct Peer {
     user_id: String,
@@ -38,20 +38,16 @@ pub struct Peer {
     attached: Cell<bool>,
     /// The video sender's gate, closed until attached; `None` without encoded transforms.
     gate: RefCell<Option<Gate>>,
-    /// What the video sender encodes, and drops, until attached.
-    warmup: RefCell<Option<Rc<WarmupTrack>>>,
     listeners: RefCell<Vec<EventListener>>,
 }
 
 impl Peer {
-    /// Creates the connection. `ice_servers` is an `RTCIceServer[]` JS array (or undefined);
-    /// `warmup` gives the track that warms the video encoder until attached.
+    /// Creates the connection. `ice_servers` is an `RTCIceServer[]` JS array (or undefined).
     pub fn new(
         driver: Weak<Driver>,
         user_id: String,
         initiator: bool,
         ice_servers: &JsValue,
-        warmup: impl FnOnce() -> Option<Rc<WarmupTrack>>,
     ) -> Result<Rc<Peer>, Error> {
         let config = RtcConfiguration::new();
         if ice_servers.is_object() {
@@ -66,7 +62,6 @@ impl Peer {
             media_arrived: Cell::new(false),
             attached: Cell::new(false),
             gate: RefCell::default(),
-            warmup: RefCell::default(),
             listeners: RefCell::default(),
         });
         peer.listen(driver);
@@ -76,29 +71,21 @@ impl Peer {
             for kind in ["audio", "video"] {
                 peer.pc.add_transceiver_with_str_and_init(kind, &init);
             }
-            peer.warm_up(warmup);
+            peer.warm_up();
         }
         Ok(peer)
     }
 
-    /// Until attached, the video sender encodes `warmup`'s frames behind a closed gate, so the
-    /// encoder is configured and has its bitrate when the camera comes. Runs once, before the
-    /// first negotiation (the offerer's after adding its transceivers, the answerer's after
-    /// applying the offer); without encoded transforms it does nothing.
-    fn warm_up(&self, warmup: impl FnOnce() -> Option<Rc<WarmupTrack>>) {
+    /// Until attached, the video sender encodes a canvas behind a closed gate, so the encoder is
+    /// configured and has its bitrate when the camera comes. Runs once, before the first
+    /// negotiation (the offerer's after adding its transceivers, the answerer's after applying
+    /// the offer); without encoded transforms it does nothing.
+    fn warm_up(&self) {
         if self.attached.get() || self.gate.borrow().is_some() {
             return;
         }
-        let Some(sender) = self.transceivers(Kind::Video).first().map(|t| t.sender()) else {
-            return;
-        };
-        let Some(gate) = Gate::close(&sender) else {
-            return;
-        };
-        self.gate.replace(Some(gate));
-        if let Some(warmup) = warmup() {
-            spawn_replace(&sender, Some(warmup.track()));
-            self.warmup.replace(Some(warmup));
+        if let Some(t) = self.transceivers(Kind::Video).first() {
+            self.gate.replace(Gate::close(&t.sender()));
         }
     }
 
@@ -122,7 +109,6 @@ impl Peer {
         if let Some(gate) = self.gate.borrow().as_ref() {
             gate.open();
         }
-        drop(self.warmup.take());
         self.attach(Kind::Audio, local[0].as_ref());
         self.attach(Kind::Video, local[1].as_ref());
     }
@@ -266,7 +252,6 @@ impl Peer {
         &self,
         description: &SessionDescription,
         local: impl FnOnce() -> [Option<MediaStreamTrack>; 2],
-        warmup: impl FnOnce() -> Option<Rc<WarmupTrack>>,
     ) -> Result<(), Error> {
         let init = RtcSessionDescriptionInit::new(match description.kind {
             SdpKind::Offer => RtcSdpType::Offer,
@@ -288,7 +273,7 @@ impl Peer {
                     }
                 }
             }
-            self.warm_up(warmup);
+            self.warm_up();
         }
         Ok(())
     }

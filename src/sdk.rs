@@ -129,8 +129,11 @@ impl TrtcCalling {
     /// `login({userID, userSig})`: opens the socket, then authenticates.
     pub fn login(&self, options: JsValue) -> Promise {
         let driver = self.driver.clone();
+        // Started alongside the connection; the first call may warm its encoders once it runs.
+        let gates = JsFuture::from(crate::warmup::start_gates());
         task::promise(async move {
             let signaling = connect(&driver, &options).await.map_err(Error::into_js)?;
+            let _ = gates.await;
             driver.set_signaling(signaling);
             let result = JsFuture::from(driver.command(Command::Login {
                 sdk_app_id: driver.config.sdk_app_id.unwrap_or_default(),

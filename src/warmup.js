@@ -1,11 +1,12 @@
 // Used by src/warmup.rs, which says why; kept short, as it ships as is.
 
+// The canvas's width; the gate recognises its frames still in flight after opening.
 const WIDTH = 64;
-const HEIGHT = 48;
 
 // Runs in a worker: drops every frame until opened; then drops warm-up frames still in flight
 // and waits for the camera's key frame, or for 300 ms (the receiver then asks for a key frame).
-const GATE = `onrtctransform = ({ transformer: t }) => {
+const GATE = `postMessage(0);
+onrtctransform = ({ transformer: t }) => {
   const { port, width } = t.options;
   let opened = 0, passing = false;
   port.onmessage = () => { opened = performance.now(); };
@@ -22,33 +23,63 @@ const GATE = `onrtctransform = ({ transformer: t }) => {
 };`;
 
 let worker;
+let started;
+let ready = false;
+
+// Gates are used only once the worker said it runs: one blocked by a CSP fails silently, and a
+// gate whose worker never runs would never let a frame through. Resolves when it runs, failed,
+// or after a second.
+export function startGates() {
+  if (typeof RTCRtpScriptTransform !== 'function') return Promise.resolve();
+  started ??= new Promise((resolve) => {
+    setTimeout(resolve, 1000);
+    try {
+      worker = new Worker(URL.createObjectURL(new Blob([GATE], { type: 'text/javascript' })));
+      worker.onmessage = () => resolve((ready = true));
+      worker.onerror = resolve;
+    } catch {
+      resolve();
+    }
+  });
+  return started;
+}
+
+// The canvas track shared by the senders whose gate is closed, stopped with the last of them.
+let warm;
+const closed = new Set();
 
 export function closeGate(sender) {
-  if (typeof RTCRtpScriptTransform !== 'function') return undefined;
+  if (!ready || typeof RTCRtpScriptTransform !== 'function') return undefined;
   try {
-    worker ??= new Worker(URL.createObjectURL(new Blob([GATE], { type: 'text/javascript' })));
     const { port1, port2 } = new MessageChannel();
     sender.transform = new RTCRtpScriptTransform(worker, { port: port2, width: WIDTH }, [port2]);
+    closed.add(port1);
+    if (!warm || warm.readyState !== 'live') warm = warmupTrack();
+    sender.replaceTrack(warm).catch(() => {});
     return port1;
   } catch {
     return undefined;
   }
 }
 
-export function openGate(port) {
-  port.postMessage(0);
+// Opens the gate (`open`: frames of the sender's next track go out) or gives it up (the
+// connection closes); either way the sender no longer needs the canvas.
+export function endGate(port, open) {
+  if (open) port.postMessage(0);
+  closed.delete(port);
+  if (!closed.size) warm?.stop();
 }
 
-export function warmupTrack() {
-  const canvas = document.createElement('canvas');
-  canvas.width = WIDTH;
-  canvas.height = HEIGHT;
+// Repainted 5 times a second until stopped: an encoder given no frame for 2 s gives its bitrate
+// back, which would bring back the dropped first frame.
+function warmupTrack() {
+  const canvas = Object.assign(document.createElement('canvas'), { width: WIDTH, height: 48 });
   const context = canvas.getContext('2d');
   const track = canvas.captureStream().getVideoTracks()[0];
   let n = 0;
   const paint = () => {
     context.fillStyle = n++ % 2 ? '#000' : '#111';
-    context.fillRect(0, 0, WIDTH, HEIGHT);
+    context.fillRect(0, 0, WIDTH, 48);
   };
   paint();
   const timer = setInterval(() => (track.readyState === 'live' ? paint() : clearInterval(timer)), 200);

@@ -17,34 +17,40 @@
 //! the estimate adapts to the real link within the first seconds. 1000 kbps is about what the
 //! default 480p needs.
 //!
-//! All of it is JS (`warmup.js`): the gate must run in a worker, and the canvas painting and the
-//! description edit are a few lines there but kilobytes of wasm here (string searching and
-//! formatting), in a package held to 80 KB. The edit is unit-tested by `warmup.test.mjs`.
-
-use std::rc::Rc;
+//! All of it is JS (`warmup.js`), which also owns the canvas track (64×48, repainted 5 times a
+//! second: an encoder given no frame for 2 s gives its bitrate back) shared by all closed gates:
+//! the gate must run in a worker, and the canvas and the description edit are a few lines there
+//! but kilobytes of wasm here (string searching and formatting), in a package held to 80 KB.
+//! The edit is unit-tested by `warmup.test.mjs`.
 
 use wasm_bindgen::prelude::*;
-use web_sys::{MediaStreamTrack, RtcRtpSender};
+use web_sys::RtcRtpSender;
 
 #[wasm_bindgen(module = "/src/warmup.js")]
 extern "C" {
-    /// A closed gate on `sender` (before its first negotiation); its opening port, or undefined.
+    /// Starts the gates' worker (at login, so it runs by the first call); resolves once it
+    /// runs, failed to, or after a second.
+    #[wasm_bindgen(js_name = startGates)]
+    pub fn start_gates() -> js_sys::Promise;
+    /// A closed gate on `sender` (before its first negotiation), which then carries the shared
+    /// canvas track; the gate's port, or undefined (no encoded transforms, or the worker has not
+    /// started: a CSP without `worker-src blob:`).
     #[wasm_bindgen(js_name = closeGate)]
     fn close_gate(sender: &RtcRtpSender) -> JsValue;
-    #[wasm_bindgen(js_name = openGate)]
-    fn open_gate(port: &JsValue);
-    #[wasm_bindgen(js_name = warmupTrack)]
-    fn warmup_track() -> MediaStreamTrack;
+    /// Opens the gate, or gives it up; the canvas stops with the last closed gate.
+    #[wasm_bindgen(js_name = endGate)]
+    fn end_gate(port: &JsValue, open: bool);
     /// `sdp` with `x-google-start-bitrate=1000` on each video codec (see the module docs).
     #[wasm_bindgen(js_name = withStartBitrate)]
     pub fn with_start_bitrate(sdp: &str) -> String;
 }
 
-/// The gate on one video sender.
+/// The gate on one video sender; dropping it (the connection closes) gives it up.
 pub struct Gate(JsValue);
 
 impl Gate {
-    /// Closes a gate on `sender`; `None` where the browser has no encoded transforms.
+    /// Closes a gate on `sender` and feeds it the canvas; `None` where the browser has no
+    /// encoded transforms.
     pub fn close(sender: &RtcRtpSender) -> Option<Gate> {
         let port = close_gate(sender);
         (!port.is_undefined()).then_some(Gate(port))
@@ -52,27 +58,12 @@ impl Gate {
 
     /// From now on frames of the sender's next track go out.
     pub fn open(&self) {
-        open_gate(&self.0);
+        end_gate(&self.0, true);
     }
 }
 
-/// The canvas track (64×48, repainted 5 times a second: an encoder given no frame for 2 s gives
-/// its bitrate back) that warm encoders are fed with, shared by every connection of a call that
-/// rings; stopped when the last of them lets go.
-pub struct WarmupTrack(MediaStreamTrack);
-
-impl WarmupTrack {
-    pub fn new() -> Rc<WarmupTrack> {
-        Rc::new(WarmupTrack(warmup_track()))
-    }
-
-    pub fn track(&self) -> &MediaStreamTrack {
-        &self.0
-    }
-}
-
-impl Drop for WarmupTrack {
+impl Drop for Gate {
     fn drop(&mut self) {
-        self.0.stop();
+        end_gate(&self.0, false);
     }
 }

@@ -31,7 +31,8 @@ const timedListeners = new WeakMap();
 window.WebSocket = class extends RealWebSocket {
   constructor(...args) {
     super(...args);
-    this.addEventListener('message', (e) => wire.push({ t: now(), dir: 'in', type: typeOf(e.data) }));
+    // Past the override below: this stamp is not one of the page's own (timed) listeners.
+    super.addEventListener('message', (e) => wire.push({ t: now(), dir: 'in', type: typeOf(e.data) }));
   }
 
   send(data) {

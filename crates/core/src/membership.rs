@@ -236,9 +236,6 @@ impl Call {
         out.push(Effect::Emit(AppEvent::UserLeave {
             user_id: user.to_owned(),
         }));
-        out.push(Effect::ClosePeer {
-            user_id: user.to_owned(),
-        });
         // The other side of a 1:1 call left and nobody else rings: the call is over now, not
         // one server message later. The server's `callEnded` then finds no call of that room.
         let over = !call.is_group
@@ -246,15 +243,20 @@ impl Call {
             && call.peers.is_empty()
             && call.invitees.is_empty()
             && call.invites.is_empty();
-        if over {
-            if let Some(call) = self.take_line() {
-                let secs = call.connected_secs(now_ms);
-                call.close(&ring_over_call(), out);
-                out.push(Effect::Emit(AppEvent::CallEnd {
-                    user_id: user.to_owned(),
-                    call_end: secs,
-                }));
-            }
+        let ended = if over { self.take_line() } else { None };
+        if let Some(call) = &ended {
+            // The app hears first: releasing the connection, views and devices takes the
+            // browser milliseconds, and the state is already idle when it hears.
+            out.push(Effect::Emit(AppEvent::CallEnd {
+                user_id: user.to_owned(),
+                call_end: call.connected_secs(now_ms),
+            }));
+        }
+        out.push(Effect::ClosePeer {
+            user_id: user.to_owned(),
+        });
+        if let Some(call) = ended {
+            call.close(&ring_over_call(), out);
         }
     }
 
@@ -277,11 +279,11 @@ impl Call {
         let Some(call) = self.take_line() else {
             return;
         };
-        call.close(&ring_over_call(), out);
         match reason {
             // Declined or busy: the caller already got REJECT / LINE_BUSY, and SPEC §6 has no
             // CALL_END for a call that was never answered that way.
             EndReason::Rejected | EndReason::Busy => {}
+            // Before the release, as when the other member leaves.
             EndReason::Hangup | EndReason::NoResponse => {
                 out.push(Effect::Emit(AppEvent::CallEnd {
                     user_id,
@@ -289,6 +291,7 @@ impl Call {
                 }))
             }
         }
+        call.close(&ring_over_call(), out);
     }
 }
 
@@ -399,12 +402,18 @@ mod tests {
                 duration_secs: 12,
                 reason,
             }));
+            // The app hears first; the release follows.
             assert_eq!(
-                fx.last(),
+                fx.first(),
                 Some(&Effect::Emit(AppEvent::CallEnd {
                     user_id: "bob".into(),
                     call_end: 12
-                }))
+                })),
+                "{fx:?}"
+            );
+            assert!(
+                fx.iter().any(|e| matches!(e, Effect::CloseMedia { .. })),
+                "{fx:?}"
             );
         }
     }
@@ -455,6 +464,37 @@ mod tests {
             CallStatus::Connected,
             "the server ends the call"
         );
+    }
+
+    #[test]
+    fn the_other_side_leaving_a_one_to_one_call_ends_it_before_the_release() {
+        let mut call = ringing(false);
+        call.ok(accepted("bob"));
+        let fx = call.ok(Input::Server(ServerMessage::MemberLeft {
+            room_id: 3,
+            user_id: "bob".into(),
+        }));
+        assert_eq!(
+            fx[..2],
+            [
+                Effect::Emit(AppEvent::UserLeave {
+                    user_id: "bob".into()
+                }),
+                Effect::Emit(AppEvent::CallEnd {
+                    user_id: "bob".into(),
+                    call_end: 0
+                }),
+            ],
+            "{fx:?}"
+        );
+        assert_eq!(
+            fx.get(2),
+            Some(&Effect::ClosePeer {
+                user_id: "bob".into()
+            }),
+            "{fx:?}"
+        );
+        assert_eq!(call.status(), CallStatus::Idle);
     }
 
     #[test]
