@@ -73,15 +73,7 @@ async fn ringing_connects_without_media_and_accept_sends_both_ways() {
         &user_payload(&a.user),
         "USER_ENTER at callee",
     );
-    let flowing = JsFuture::from(wait_for_frames(2, DEADLINE_MS))
-        .await
-        .unwrap_or_default();
-    assert_eq!(flowing.as_bool(), Some(true), "video frames both ways");
-    assert_eq!(
-        senders_with_device(),
-        4,
-        "microphone and camera on both connections"
-    );
+    assert_video_both_ways().await;
     assert_eq!(open_peers(), 2, "the ringing connections carry the call");
     assert_eq!(
         live_canvas_tracks(),
@@ -89,8 +81,7 @@ async fn ringing_connects_without_media_and_accept_sends_both_ways() {
         "the warm-up canvas outlived the ring"
     );
     hang_up(&a, &b).await;
-    wait_until("both connections closed", || open_peers() == 0).await;
-    assert_eq!(live_canvas_tracks(), 0, "the warm-up canvas still live");
+    wait_closed_without_canvas().await;
     a.logout().await;
     b.logout().await;
 }
@@ -103,8 +94,7 @@ async fn cancel_while_ringing_closes_both_connections() {
     assert_warm_and_nothing_sent(&a, &b).await;
     ok(a.sdk.hangup(), "hangup").await;
     b.wait_for("onCallingCancel").await;
-    wait_until("both connections closed", || open_peers() == 0).await;
-    assert_eq!(live_canvas_tracks(), 0, "the warm-up canvas still live");
+    wait_closed_without_canvas().await;
     for c in [&a, &b] {
         assert_eq!(c.sdk.get_call_status(), "idle");
         c.assert_released();
@@ -123,8 +113,7 @@ async fn reject_while_ringing_closes_both_connections() {
     a.wait_for("onReject").await;
     // The caller's line is free with the REJECT itself, not only after the server's end of call.
     assert_eq!(a.sdk.get_call_status(), "idle");
-    wait_until("both connections closed", || open_peers() == 0).await;
-    assert_eq!(live_canvas_tracks(), 0, "the warm-up canvas still live");
+    wait_closed_without_canvas().await;
     for c in [&a, &b] {
         c.assert_released();
     }
@@ -141,18 +130,9 @@ async fn without_encoded_transforms_nothing_is_warmed_and_accept_still_sends_bot
     assert_eq!(senders_with_track(), 0, "no canvas without a gate");
     assert_no_media_out(&a, &b).await;
     ok(b.sdk.accept(), "accept").await;
-    let flowing = JsFuture::from(wait_for_frames(2, DEADLINE_MS))
-        .await
-        .unwrap_or_default();
-    assert_eq!(flowing.as_bool(), Some(true), "video frames both ways");
-    assert_eq!(
-        senders_with_device(),
-        4,
-        "microphone and camera on both connections"
-    );
+    assert_video_both_ways().await;
     hang_up(&a, &b).await;
-    wait_until("both connections closed", || open_peers() == 0).await;
-    assert_eq!(live_canvas_tracks(), 0, "the warm-up canvas still live");
+    wait_closed_without_canvas().await;
     restore_encoded_transforms();
     a.logout().await;
     b.logout().await;

@@ -6,7 +6,9 @@
 use js_sys::Promise;
 use wasm_bindgen::prelude::*;
 
-use crate::common::{call_options, ok, wait_until, Client};
+use wasm_bindgen_futures::JsFuture;
+
+use crate::common::{call_options, ok, wait_until, Client, DEADLINE_MS};
 
 #[wasm_bindgen(inline_js = "
 const Original = window.RTCPeerConnection;
@@ -117,4 +119,24 @@ pub async fn ring_connected(a: &Client, b: &Client) {
     .await;
     assert_eq!(a.sdk.get_call_status(), "calling");
     assert_eq!(b.sdk.get_call_status(), "calling");
+}
+
+/// After an accept: video frames decoded on both connections, which carry the microphone and
+/// camera of both sides.
+pub async fn assert_video_both_ways() {
+    let flowing = JsFuture::from(wait_for_frames(2, DEADLINE_MS))
+        .await
+        .unwrap_or_default();
+    assert_eq!(flowing.as_bool(), Some(true), "video frames both ways");
+    assert_eq!(
+        senders_with_device(),
+        4,
+        "microphone and camera on both connections"
+    );
+}
+
+/// Once a call or ring ended: both connections closed, and no warm-up canvas left running.
+pub async fn wait_closed_without_canvas() {
+    wait_until("both connections closed", || open_peers() == 0).await;
+    assert_eq!(live_canvas_tracks(), 0, "the warm-up canvas still live");
 }
