@@ -220,7 +220,12 @@ impl Peer {
     /// Sends `track` (or nothing) on this kind's transceiver, without renegotiating.
     pub fn attach(&self, kind: Kind, track: Option<&MediaStreamTrack>) {
         for t in self.transceivers(kind) {
-            spawn_replace(&t.sender(), track);
+            let promise = t.sender().replace_track(track);
+            task::spawn(async move {
+                if let Err(e) = JsFuture::from(promise).await {
+                    log::warn(&format!("replaceTrack failed: {}", js_message(&e)));
+                }
+            });
         }
     }
 
@@ -295,16 +300,6 @@ impl Peer {
         .await?;
         Ok(())
     }
-}
-
-/// `replaceTrack` without waiting: a failure (the connection closed meanwhile) is only logged.
-fn spawn_replace(sender: &web_sys::RtcRtpSender, track: Option<&MediaStreamTrack>) {
-    let promise = sender.replace_track(track);
-    task::spawn(async move {
-        if let Err(e) = JsFuture::from(promise).await {
-            log::warn(&format!("replaceTrack failed: {}", js_message(&e)));
-        }
-    });
 }
 
 impl Peer {
