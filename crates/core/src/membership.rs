@@ -67,9 +67,9 @@ impl Call {
             out.push(Effect::Send(message));
         }
         self.abandoned.extend(call.joining_requests());
-        let ended = ended_event(&call, me, now_ms);
+        // The app hears first, then the connections, views and devices are released.
+        out.extend(ended_event(&call, me, now_ms));
         call.close(reason, out);
-        out.extend(ended);
     }
 
     pub(crate) fn joined(&mut self, me: &str, now_ms: u64, joined: Joined, out: &mut Vec<Effect>) {
@@ -514,6 +514,10 @@ mod tests {
             fx,
             vec![
                 Effect::Send(ClientMessage::Hangup { room_id: 3 }),
+                Effect::Emit(AppEvent::CallEnd {
+                    user_id: "alice".into(),
+                    call_end: 4
+                }),
                 Effect::ClosePeer {
                     user_id: "bob".into()
                 },
@@ -521,10 +525,6 @@ mod tests {
                     audio: true,
                     video: true
                 },
-                Effect::Emit(AppEvent::CallEnd {
-                    user_id: "alice".into(),
-                    call_end: 4
-                }),
                 Effect::Resolve {
                     request: 9,
                     reply: Reply::Ok { code: 0 }
