@@ -157,8 +157,11 @@ async function runSystem(browser, name, file, login) {
       await callee.page.evaluate(() => window.bench.reset());
       await caller.page.evaluate((id) => window.bench.call(id), ids.callee);
       await waitMarks(callee.page, (m) => m.invited, 5000, 'the invitation');
-      // A person takes a moment to answer; the same for both systems.
-      await sleep(RING_MS);
+      // A person takes a moment to answer: RING_MS plus 0-49 ms, a different offset for each
+      // call and the same sequence for both systems. A fixed delay would put every answer at the
+      // same point of the caller's camera frame cycle (50 ms for the fake camera, opened when
+      // calling), so every call would wait the same part of a frame for the first one to send.
+      await sleep(RING_MS + ((i * 37) % 50));
       await callee.page.evaluate(() => window.bench.accept());
       const ce = await waitMarks(callee.page, (m) => m.firstFrame, 10000, "the callee's first frame");
       const cr = await waitMarks(caller.page, (m) => m.firstFrame, 10000, "the caller's first frame");
@@ -225,7 +228,7 @@ async function runSystem(browser, name, file, login) {
 }
 
 const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_FLAGS });
-const result = { calls: CALLS, ringMs: RING_MS, chromium: browser.version(), flags: CHROMIUM_FLAGS };
+const result = { calls: CALLS, ringMs: RING_MS, ringSpreadMs: 50, chromium: browser.version(), flags: CHROMIUM_FLAGS };
 try {
   result.ours = await runSystem(browser, 'o', 'ours.html', async (page, userID) => {
     const sig = userSig(appKey, Number(appId), userID);
