@@ -60,16 +60,7 @@ async fn a_callee_logging_in_during_the_ring_gets_video_both_ways() {
         .await;
     }
     ok(b.sdk.accept(), "accept").await;
-    assert_js_eq(
-        &a.wait_for("onUserEnter").await,
-        &user_payload(&b.user),
-        "USER_ENTER at caller",
-    );
-    assert_js_eq(
-        &b.wait_for("onUserEnter").await,
-        &user_payload(&a.user),
-        "USER_ENTER at callee",
-    );
+    assert_both_entered(&a, &b).await;
     // A size, advancing time and new frames from getVideoPlaybackQuality on both sides.
     assert_playing(&a_sees_b).await;
     assert_playing(&b_sees_a).await;

@@ -63,16 +63,7 @@ async fn ringing_connects_without_media_and_accept_sends_both_ways() {
     assert_warm_and_nothing_sent(&a, &b).await;
 
     ok(b.sdk.accept(), "accept").await;
-    assert_js_eq(
-        &a.wait_for("onUserEnter").await,
-        &user_payload(&b.user),
-        "USER_ENTER at caller",
-    );
-    assert_js_eq(
-        &b.wait_for("onUserEnter").await,
-        &user_payload(&a.user),
-        "USER_ENTER at callee",
-    );
+    assert_both_entered(&a, &b).await;
     assert_video_both_ways().await;
     assert_eq!(open_peers(), 2, "the ringing connections carry the call");
     assert_eq!(

@@ -393,16 +393,7 @@ pub async fn connect(a: &Client, b: &Client, call_type: u8) -> f64 {
         &user_payload(&b.user),
         "USER_ACCEPT",
     );
-    assert_js_eq(
-        &a.wait_for("onUserEnter").await,
-        &user_payload(&b.user),
-        "USER_ENTER at caller",
-    );
-    assert_js_eq(
-        &b.wait_for("onUserEnter").await,
-        &user_payload(&a.user),
-        "USER_ENTER at callee",
-    );
+    assert_both_entered(a, b).await;
     let video = call_type == 2;
     for (me, other) in [(a, b), (b, a)] {
         let audio = me.wait_for("onUserAudioAvailable").await;
@@ -470,5 +461,19 @@ pub async fn hang_up(hanger: &Client, other: &Client) {
         sdk_elements(),
         0,
         "elements the SDK created remain after the call"
+    );
+}
+
+/// After `b` accepted `a`'s call: `USER_ENTER` on each side, naming the other.
+pub async fn assert_both_entered(a: &Client, b: &Client) {
+    assert_js_eq(
+        &a.wait_for("onUserEnter").await,
+        &user_payload(&b.user),
+        "USER_ENTER at caller",
+    );
+    assert_js_eq(
+        &b.wait_for("onUserEnter").await,
+        &user_payload(&a.user),
+        "USER_ENTER at callee",
     );
 }

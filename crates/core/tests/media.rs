@@ -9,17 +9,6 @@ use calling_core::{
 use calling_protocol::{CallType, ClientMessage, ServerMessage};
 use support::*;
 
-fn connected(call_type: CallType) -> (World, usize, usize) {
-    let (mut w, [a, b]) = World::users(["alice", "bob"]);
-    w.command(a, call("bob", call_type));
-    w.run();
-    w.command(b, Command::Accept);
-    w.run();
-    w.take_events(a);
-    w.take_events(b);
-    (w, a, b)
-}
-
 fn media_error(code: u32, message: &str) -> SdkError {
     SdkError {
         code: Some(code),

@@ -3,27 +3,14 @@
 
 mod support;
 
-use calling_core::{
-    AppEvent, Call, Command, Effect, Input, PeerEvent, SdpKind, SessionDescription,
-};
+use calling_core::{AppEvent, Call, Effect, Input, PeerEvent, SdpKind, SessionDescription};
 use calling_protocol::{CallType, ClientMessage, IceCandidate, ServerMessage, Signal};
 use support::browser::Signaling;
 use support::*;
 
-fn connected() -> (World, usize, usize) {
-    let (mut w, [a, b]) = World::users(["alice", "bob"]);
-    w.command(a, call("bob", CallType::Video));
-    w.run();
-    w.command(b, Command::Accept);
-    w.run();
-    w.take_events(a);
-    w.take_events(b);
-    (w, a, b)
-}
-
 #[test]
 fn glare_ends_stable_with_one_connection() {
-    let (mut w, a, b) = connected();
+    let (mut w, a, b) = connected(CallType::Video);
     // Both browsers ask for renegotiation at the same moment: both offer, the offers cross.
     w.peer_event(a, "bob", PeerEvent::NegotiationNeeded);
     w.peer_event(b, "alice", PeerEvent::NegotiationNeeded);
@@ -58,7 +45,7 @@ fn glare_ends_stable_with_one_connection() {
 
 #[test]
 fn glare_initiated_by_the_polite_side_first_in_the_queue() {
-    let (mut w, a, b) = connected();
+    let (mut w, a, b) = connected(CallType::Video);
     w.peer_event(b, "alice", PeerEvent::NegotiationNeeded);
     w.peer_event(a, "bob", PeerEvent::NegotiationNeeded);
     w.run();
@@ -70,7 +57,7 @@ fn glare_initiated_by_the_polite_side_first_in_the_queue() {
 
 #[test]
 fn callee_adds_the_callers_early_candidates_only_after_the_offer_is_applied() {
-    let (w, _a, b) = connected();
+    let (w, _a, b) = connected(CallType::Video);
     // alice's offer candidate reached bob before his setRemoteDescription finished (the
     // queue order guarantees it); the browser would have refused it then, and did not.
     w.assert_browsers_clean();

@@ -7,18 +7,6 @@ use calling_core::{AppEvent, CallStatus, Command, InviteData, Reply};
 use calling_protocol::CallType;
 use support::*;
 
-/// alice calls bob with `call_type`; bob accepts. Events so far are cleared.
-fn connected(call_type: CallType) -> (World, usize, usize) {
-    let (mut w, [a, b]) = World::users(["alice", "bob"]);
-    w.command(a, call("bob", call_type));
-    w.run();
-    w.command(b, Command::Accept);
-    w.run();
-    w.take_events(a);
-    w.take_events(b);
-    (w, a, b)
-}
-
 fn invited_bob(call_type: u8) -> AppEvent {
     AppEvent::Invited {
         sponsor: "alice".into(),

@@ -312,6 +312,18 @@ pub fn login(user: &str) -> Command {
     }
 }
 
+/// alice calls bob with `call_type`; bob accepts. Events so far are cleared.
+pub fn connected(call_type: CallType) -> (World, usize, usize) {
+    let (mut w, [a, b]) = World::users(["alice", "bob"]);
+    w.command(a, call("bob", call_type));
+    w.run();
+    w.command(b, Command::Accept);
+    w.run();
+    w.take_events(a);
+    w.take_events(b);
+    (w, a, b)
+}
+
 pub fn call(user: &str, call_type: CallType) -> Command {
     Command::Call {
         user_id: user.to_owned(),
