@@ -12,7 +12,7 @@ use calling_core::{
     Call, CallStatus, Command, Effect, Input, MediaOutcome, PeerEvent, Reply, RequestId, SdpKind,
     SessionDescription,
 };
-use calling_protocol::ServerMessage;
+use calling_protocol::{LoginOk, ServerMessage};
 use js_sys::{Function, Promise};
 use wasm_bindgen::JsValue;
 use web_sys::MediaStream;
@@ -135,7 +135,7 @@ impl Driver {
     }
 
     fn process(&self, input: Input) {
-        if let Input::Server(ServerMessage::LoginOk { ice_servers, .. }) = &input {
+        if let Input::Server(ServerMessage::LoginOk(LoginOk { ice_servers, .. })) = &input {
             if let Ok(v) = crate::signaling::to_js(ice_servers) {
                 self.server_ice.replace(v);
             }

@@ -5,7 +5,9 @@
 //! serde's own output for every variant.
 
 use calling_protocol::{
-    CallType, EndReason, ErrorCode, IceCandidate, IceServer, ServerMessage, Signal,
+    Accepted, Busy, CallEnded, CallType, Cancelled, EndReason, ErrorCode, ErrorReply, IceCandidate,
+    IceServer, InviteSent, InviteTimeout, Invited, InviteeList, Joined, LoginOk, MemberLeft,
+    NoResponse, Rejected, RelayedSignal, ServerMessage, Signal,
 };
 use js_sys::{Array, Reflect};
 use wasm_bindgen::JsValue;
@@ -70,25 +72,25 @@ pub fn server_message(value: &JsValue) -> Option<ServerMessage> {
     let o = Obj(value);
     let kind = o.str("type")?;
     Some(match kind.as_str() {
-        "loginOk" => ServerMessage::LoginOk {
+        "loginOk" => ServerMessage::LoginOk(LoginOk {
             user_id: o.str("userId")?,
             ice_servers: ice_servers(&o.get("iceServers"))?,
             ring_timeout_secs: o.num("ringTimeoutSecs")?,
             heartbeat_timeout_secs: o.num("heartbeatTimeoutSecs")?,
-        },
+        }),
         "pong" => ServerMessage::Pong,
-        "error" => ServerMessage::Error {
+        "error" => ServerMessage::Error(ErrorReply {
             request_id: o.opt_num("requestId")?,
             code: error_code(&o.str("code")?),
             message: o.str("message")?,
-        },
-        "inviteSent" => ServerMessage::InviteSent {
+        }),
+        "inviteSent" => ServerMessage::InviteSent(InviteSent {
             request_id: o.num("requestId")?,
             invite_id: o.str("inviteId")?,
             room_id: o.num("roomId")?,
             user_ids: o.strings("userIds")?,
-        },
-        "invited" => ServerMessage::Invited {
+        }),
+        "invited" => ServerMessage::Invited(Invited {
             invite_id: o.str("inviteId")?,
             room_id: o.num("roomId")?,
             sponsor: o.str("sponsor")?,
@@ -96,66 +98,66 @@ pub fn server_message(value: &JsValue) -> Option<ServerMessage> {
             call_type: o.call_type()?,
             is_group: o.bool("isGroup")?,
             group_id: o.opt_str("groupId")?,
-        },
-        "joined" => ServerMessage::Joined {
+        }),
+        "joined" => ServerMessage::Joined(Joined {
             request_id: o.num("requestId")?,
             room_id: o.num("roomId")?,
             call_type: o.call_type()?,
             members: o.strings("members")?,
             pending: o.strings("pending")?,
-        },
+        }),
         "accepted" | "rejected" | "busy" => {
             let (room_id, invite_id, user_id) =
                 (o.num("roomId")?, o.str("inviteId")?, o.str("userId")?);
             match kind.as_str() {
-                "accepted" => ServerMessage::Accepted {
+                "accepted" => ServerMessage::Accepted(Accepted {
                     room_id,
                     invite_id,
                     user_id,
-                },
-                "rejected" => ServerMessage::Rejected {
+                }),
+                "rejected" => ServerMessage::Rejected(Rejected {
                     room_id,
                     invite_id,
                     user_id,
-                },
-                _ => ServerMessage::Busy {
+                }),
+                _ => ServerMessage::Busy(Busy {
                     room_id,
                     invite_id,
                     user_id,
-                },
+                }),
             }
         }
-        "noResponse" => ServerMessage::NoResponse {
+        "noResponse" => ServerMessage::NoResponse(NoResponse {
             room_id: o.num("roomId")?,
             invite_id: o.str("inviteId")?,
             user_ids: o.strings("userIds")?,
-        },
+        }),
         "cancelled" | "inviteTimeout" => {
             let (room_id, invite_id, sponsor) =
                 (o.num("roomId")?, o.str("inviteId")?, o.str("sponsor")?);
             if kind == "cancelled" {
-                ServerMessage::Cancelled {
+                ServerMessage::Cancelled(Cancelled {
                     room_id,
                     invite_id,
                     sponsor,
-                }
+                })
             } else {
-                ServerMessage::InviteTimeout {
+                ServerMessage::InviteTimeout(InviteTimeout {
                     room_id,
                     invite_id,
                     sponsor,
-                }
+                })
             }
         }
-        "inviteeList" => ServerMessage::InviteeList {
+        "inviteeList" => ServerMessage::InviteeList(InviteeList {
             room_id: o.num("roomId")?,
             user_ids: o.strings("userIds")?,
-        },
-        "memberLeft" => ServerMessage::MemberLeft {
+        }),
+        "memberLeft" => ServerMessage::MemberLeft(MemberLeft {
             room_id: o.num("roomId")?,
             user_id: o.str("userId")?,
-        },
-        "callEnded" => ServerMessage::CallEnded {
+        }),
+        "callEnded" => ServerMessage::CallEnded(CallEnded {
             room_id: o.num("roomId")?,
             user_id: o.str("userId")?,
             duration_secs: o.num("durationSecs")?,
@@ -166,12 +168,12 @@ pub fn server_message(value: &JsValue) -> Option<ServerMessage> {
                 "noResponse" => EndReason::NoResponse,
                 _ => return None,
             },
-        },
-        "signal" => ServerMessage::Signal {
+        }),
+        "signal" => ServerMessage::Signal(RelayedSignal {
             room_id: o.num("roomId")?,
             from: o.str("from")?,
             signal: signal(&o.get("signal"))?,
-        },
+        }),
         "kicked" => ServerMessage::Kicked,
         _ => ServerMessage::Unknown,
     })
@@ -282,11 +284,11 @@ mod tests {
             ErrorCode::RateLimited,
         ];
         for (i, code) in codes.into_iter().enumerate() {
-            round_trip(ServerMessage::Error {
+            round_trip(ServerMessage::Error(ErrorReply {
                 request_id: (i % 2 == 0).then_some(i as u32),
                 code,
                 message: s("m"),
-            });
+            }));
         }
         let signals = [
             Signal::Offer { sdp: s("o") },
@@ -314,11 +316,11 @@ mod tests {
             },
         ];
         for signal in signals {
-            round_trip(ServerMessage::Signal {
+            round_trip(ServerMessage::Signal(RelayedSignal {
                 room_id: 9,
                 from: s("bob"),
                 signal,
-            });
+            }));
         }
         let reasons = [
             EndReason::Hangup,
@@ -327,16 +329,16 @@ mod tests {
             EndReason::NoResponse,
         ];
         for reason in reasons {
-            round_trip(ServerMessage::CallEnded {
+            round_trip(ServerMessage::CallEnded(CallEnded {
                 room_id: 1,
                 user_id: s("a"),
                 duration_secs: 12,
                 reason,
-            });
+            }));
         }
         let ids = || vec![s("a"), s("b")];
         for msg in [
-            ServerMessage::LoginOk {
+            ServerMessage::LoginOk(LoginOk {
                 user_id: s("alice"),
                 ice_servers: vec![
                     IceServer {
@@ -352,15 +354,15 @@ mod tests {
                 ],
                 ring_timeout_secs: 30,
                 heartbeat_timeout_secs: 10,
-            },
+            }),
             ServerMessage::Pong,
-            ServerMessage::InviteSent {
+            ServerMessage::InviteSent(InviteSent {
                 request_id: 3,
                 invite_id: s("i"),
                 room_id: 4_000_000_000,
                 user_ids: ids(),
-            },
-            ServerMessage::Invited {
+            }),
+            ServerMessage::Invited(Invited {
                 invite_id: s("i"),
                 room_id: 5,
                 sponsor: s("a"),
@@ -368,8 +370,8 @@ mod tests {
                 call_type: CallType::Video,
                 is_group: true,
                 group_id: Some(s("g")),
-            },
-            ServerMessage::Invited {
+            }),
+            ServerMessage::Invited(Invited {
                 invite_id: s("i"),
                 room_id: 5,
                 sponsor: s("a"),
@@ -377,52 +379,52 @@ mod tests {
                 call_type: CallType::Audio,
                 is_group: false,
                 group_id: None,
-            },
-            ServerMessage::Joined {
+            }),
+            ServerMessage::Joined(Joined {
                 request_id: 2,
                 room_id: 5,
                 call_type: CallType::Audio,
                 members: ids(),
                 pending: vec![],
-            },
-            ServerMessage::Accepted {
+            }),
+            ServerMessage::Accepted(Accepted {
                 room_id: 1,
                 invite_id: s("i"),
                 user_id: s("u"),
-            },
-            ServerMessage::Rejected {
+            }),
+            ServerMessage::Rejected(Rejected {
                 room_id: 1,
                 invite_id: s("i"),
                 user_id: s("u"),
-            },
-            ServerMessage::Busy {
+            }),
+            ServerMessage::Busy(Busy {
                 room_id: 1,
                 invite_id: s("i"),
                 user_id: s("u"),
-            },
-            ServerMessage::NoResponse {
+            }),
+            ServerMessage::NoResponse(NoResponse {
                 room_id: 1,
                 invite_id: s("i"),
                 user_ids: ids(),
-            },
-            ServerMessage::Cancelled {
+            }),
+            ServerMessage::Cancelled(Cancelled {
                 room_id: 1,
                 invite_id: s("i"),
                 sponsor: s("a"),
-            },
-            ServerMessage::InviteTimeout {
+            }),
+            ServerMessage::InviteTimeout(InviteTimeout {
                 room_id: 1,
                 invite_id: s("i"),
                 sponsor: s("a"),
-            },
-            ServerMessage::InviteeList {
+            }),
+            ServerMessage::InviteeList(InviteeList {
                 room_id: 1,
                 user_ids: ids(),
-            },
-            ServerMessage::MemberLeft {
+            }),
+            ServerMessage::MemberLeft(MemberLeft {
                 room_id: 1,
                 user_id: s("u"),
-            },
+            }),
             ServerMessage::Kicked,
         ] {
             round_trip(msg);
@@ -438,19 +440,19 @@ mod tests {
         );
         assert_eq!(
             parse(r#"{"type":"signal","roomId":1,"from":"a","signal":{"kind":"new"}}"#),
-            Some(ServerMessage::Signal {
+            Some(ServerMessage::Signal(RelayedSignal {
                 room_id: 1,
                 from: s("a"),
                 signal: Signal::Unknown
-            })
+            }))
         );
         assert_eq!(
             parse(r#"{"type":"error","code":"brandNew","message":"m"}"#),
-            Some(ServerMessage::Error {
+            Some(ServerMessage::Error(ErrorReply {
                 request_id: None,
                 code: ErrorCode::Other,
                 message: s("m")
-            })
+            }))
         );
         assert_eq!(
             parse(r#"{"type":"memberLeft","roomId":-1,"userId":"u"}"#),

@@ -9,11 +9,13 @@
 
 use std::fmt;
 
-use calling_protocol::{CallType, ServerMessage, Signal};
+use calling_protocol::{
+    Accepted, Busy, CallEnded, CallType, Cancelled, ErrorReply, InviteSent, InviteTimeout, Invited,
+    InviteeList, MemberLeft, NoResponse, Rejected, RelayedSignal, ServerMessage, Signal,
+};
 
 use crate::invitation::{Decline, Invitation};
 use crate::io::{code, Command, Effect, Input, PeerEvent, RequestId, SdkError, Timer};
-use crate::membership::Joined;
 use crate::negotiation::is_polite;
 use crate::peer::{MediaState, Peer};
 use crate::state::{ActiveCall, Phase};
@@ -174,24 +176,24 @@ impl Call {
         }
         let Some(me) = self.me() else { return };
         match message {
-            ServerMessage::LoginOk { .. } | ServerMessage::Pong | ServerMessage::Unknown => {}
-            ServerMessage::Error {
+            ServerMessage::LoginOk(_) | ServerMessage::Pong | ServerMessage::Unknown => {}
+            ServerMessage::Error(ErrorReply {
                 request_id: Some(request),
                 code,
                 message,
-            } => self.request_failed(request, code, message, out),
+            }) => self.request_failed(request, code, message, out),
             // Errors that name no request answer fire-and-forget messages (hangup, relay);
             // there is nothing to undo and nobody waiting.
-            ServerMessage::Error {
+            ServerMessage::Error(ErrorReply {
                 request_id: None, ..
-            } => {}
-            ServerMessage::InviteSent {
+            }) => {}
+            ServerMessage::InviteSent(InviteSent {
                 request_id,
                 invite_id,
                 room_id,
                 user_ids,
-            } => self.invite_sent(&me, request_id, invite_id, room_id, user_ids, out),
-            ServerMessage::Invited {
+            }) => self.invite_sent(&me, request_id, invite_id, room_id, user_ids, out),
+            ServerMessage::Invited(Invited {
                 invite_id,
                 room_id,
                 sponsor,
@@ -199,7 +201,7 @@ impl Call {
                 call_type,
                 is_group,
                 group_id,
-            } => {
+            }) => {
                 let invitation = Invitation {
                     invite_id,
                     room_id,
@@ -211,61 +213,46 @@ impl Call {
                 };
                 self.invited(&me, invitation, out)
             }
-            ServerMessage::Joined {
-                request_id,
-                room_id,
-                call_type,
-                members,
-                pending,
-            } => {
-                let joined = Joined {
-                    request_id,
-                    room_id,
-                    call_type,
-                    members,
-                    pending,
-                };
-                self.joined(&me, now_ms, joined, out)
-            }
-            ServerMessage::Accepted {
+            ServerMessage::Joined(joined) => self.joined(&me, now_ms, joined, out),
+            ServerMessage::Accepted(Accepted {
                 room_id, user_id, ..
-            } => self.accepted(&me, now_ms, room_id, user_id, out),
-            ServerMessage::Rejected {
+            }) => self.accepted(&me, now_ms, room_id, user_id, out),
+            ServerMessage::Rejected(Rejected {
                 room_id, user_id, ..
-            } => self.declined(room_id, &user_id, Decline::Rejected, &me, out),
-            ServerMessage::Busy {
+            }) => self.declined(room_id, &user_id, Decline::Rejected, &me, out),
+            ServerMessage::Busy(Busy {
                 room_id, user_id, ..
-            } => self.declined(room_id, &user_id, Decline::Busy, &me, out),
-            ServerMessage::NoResponse {
+            }) => self.declined(room_id, &user_id, Decline::Busy, &me, out),
+            ServerMessage::NoResponse(NoResponse {
                 room_id, user_ids, ..
-            } => self.no_response(&me, room_id, user_ids, out),
-            ServerMessage::Cancelled {
+            }) => self.no_response(&me, room_id, user_ids, out),
+            ServerMessage::Cancelled(Cancelled {
                 room_id,
                 invite_id,
                 sponsor,
-            } => self.cancelled(room_id, invite_id, sponsor, out),
-            ServerMessage::InviteTimeout {
+            }) => self.cancelled(room_id, invite_id, sponsor, out),
+            ServerMessage::InviteTimeout(InviteTimeout {
                 room_id,
                 invite_id,
                 sponsor,
-            } => self.invite_timeout(&me, room_id, invite_id, sponsor, out),
-            ServerMessage::InviteeList { room_id, user_ids } => {
+            }) => self.invite_timeout(&me, room_id, invite_id, sponsor, out),
+            ServerMessage::InviteeList(InviteeList { room_id, user_ids }) => {
                 self.invitee_list_changed(room_id, user_ids, out)
             }
-            ServerMessage::MemberLeft { room_id, user_id } => {
+            ServerMessage::MemberLeft(MemberLeft { room_id, user_id }) => {
                 self.member_left(now_ms, room_id, &user_id, out)
             }
-            ServerMessage::CallEnded {
+            ServerMessage::CallEnded(CallEnded {
                 room_id,
                 user_id,
                 duration_secs,
                 reason,
-            } => self.call_ended(room_id, user_id, duration_secs, reason, out),
-            ServerMessage::Signal {
+            }) => self.call_ended(room_id, user_id, duration_secs, reason, out),
+            ServerMessage::Signal(RelayedSignal {
                 room_id,
                 from,
                 signal,
-            } => self.signal(&me, room_id, &from, signal, out),
+            }) => self.signal(&me, room_id, &from, signal, out),
             ServerMessage::Kicked => self.kicked(out),
         }
     }
@@ -414,7 +401,7 @@ impl Call {
 
 #[cfg(test)]
 mod tests {
-    use calling_protocol::{EndReason, IceServer};
+    use calling_protocol::{EndReason, IceServer, Joined, LoginOk};
 
     use super::*;
     use crate::io::{Reply, SdkError};
@@ -434,12 +421,12 @@ mod tests {
             },
         )
         .expect("login");
-        let ok = ServerMessage::LoginOk {
+        let ok = ServerMessage::LoginOk(LoginOk {
             user_id: "alice".into(),
             ice_servers: Vec::<IceServer>::new(),
             ring_timeout_secs: 30,
             heartbeat_timeout_secs: 10,
-        };
+        });
         call.handle(0, Input::Server(ok)).expect("login ok");
         call
     }
@@ -448,54 +435,54 @@ mod tests {
     fn unexpected_network_input_while_idle_is_ignored() {
         let mut call = logged_in();
         let stray = [
-            ServerMessage::InviteSent {
+            ServerMessage::InviteSent(InviteSent {
                 request_id: 7,
                 invite_id: "i".into(),
                 room_id: 3,
                 user_ids: vec![],
-            },
-            ServerMessage::Joined {
+            }),
+            ServerMessage::Joined(Joined {
                 request_id: 7,
                 room_id: 3,
                 call_type: CallType::Audio,
                 members: vec!["bob".into()],
                 pending: vec![],
-            },
-            ServerMessage::Accepted {
+            }),
+            ServerMessage::Accepted(Accepted {
                 room_id: 3,
                 invite_id: "i".into(),
                 user_id: "bob".into(),
-            },
-            ServerMessage::Rejected {
+            }),
+            ServerMessage::Rejected(Rejected {
                 room_id: 3,
                 invite_id: "i".into(),
                 user_id: "bob".into(),
-            },
-            ServerMessage::Cancelled {
+            }),
+            ServerMessage::Cancelled(Cancelled {
                 room_id: 3,
                 invite_id: "i".into(),
                 sponsor: "bob".into(),
-            },
-            ServerMessage::MemberLeft {
+            }),
+            ServerMessage::MemberLeft(MemberLeft {
                 room_id: 3,
                 user_id: "bob".into(),
-            },
-            ServerMessage::CallEnded {
+            }),
+            ServerMessage::CallEnded(CallEnded {
                 room_id: 3,
                 user_id: "bob".into(),
                 duration_secs: 1,
                 reason: EndReason::Hangup,
-            },
-            ServerMessage::Signal {
+            }),
+            ServerMessage::Signal(RelayedSignal {
                 room_id: 3,
                 from: "bob".into(),
                 signal: Signal::Offer { sdp: "o".into() },
-            },
-            ServerMessage::Error {
+            }),
+            ServerMessage::Error(ErrorReply {
                 request_id: Some(99),
                 code: calling_protocol::ErrorCode::Busy,
                 message: "busy".into(),
-            },
+            }),
             ServerMessage::Unknown,
         ];
         for message in stray {

@@ -407,14 +407,14 @@ fn ring_over(how: &str) -> SdkError {
 
 #[cfg(test)]
 mod tests {
-    use calling_protocol::ServerMessage;
+    use calling_protocol::{Cancelled, Invited, ServerMessage};
 
     use super::*;
     use crate::call::CallStatus;
     use crate::io::{Command, Input};
 
     fn invited(call_type: CallType) -> Input {
-        Input::Server(ServerMessage::Invited {
+        Input::Server(ServerMessage::Invited(Invited {
             invite_id: "i1".into(),
             room_id: 3,
             sponsor: "bob".into(),
@@ -422,7 +422,7 @@ mod tests {
             call_type,
             is_group: false,
             group_id: None,
-        })
+        }))
     }
 
     fn command(request: RequestId, command: Command) -> Input {
@@ -537,11 +537,11 @@ mod tests {
     fn cancel_of_another_invitation_is_ignored() {
         let mut call = Call::logged_in_as("alice");
         call.ok(invited(CallType::Audio));
-        let other = ServerMessage::Cancelled {
+        let other = ServerMessage::Cancelled(Cancelled {
             room_id: 3,
             invite_id: "i2".into(),
             sponsor: "bob".into(),
-        };
+        });
         assert_eq!(call.ok(Input::Server(other)), vec![]);
         assert_eq!(call.status(), CallStatus::Calling);
     }

@@ -401,7 +401,7 @@ impl Call {
 
 #[cfg(test)]
 mod tests {
-    use calling_protocol::ServerMessage;
+    use calling_protocol::{Accepted, InviteSent, RelayedSignal, ServerMessage};
 
     use super::*;
     use crate::io::{Command, Input};
@@ -421,17 +421,17 @@ mod tests {
             audio: true,
             video: call_type == CallType::Video,
         }));
-        call.ok(Input::Server(ServerMessage::InviteSent {
+        call.ok(Input::Server(ServerMessage::InviteSent(InviteSent {
             request_id: 1,
             invite_id: "i".into(),
             room_id: 3,
             user_ids: vec!["bob".into()],
-        }));
-        call.ok(Input::Server(ServerMessage::Accepted {
+        })));
+        call.ok(Input::Server(ServerMessage::Accepted(Accepted {
             room_id: 3,
             invite_id: "i".into(),
             user_id: "bob".into(),
-        }));
+        })));
         if let Some(peer) = call.line.as_mut().and_then(|c| c.peers.get_mut("bob")) {
             peer.link = Link::Up;
         }
@@ -492,14 +492,14 @@ mod tests {
             again[0],
             Effect::Emit(AppEvent::Error { code: 60002, .. })
         ));
-        let ack = Input::Server(ServerMessage::Signal {
+        let ack = Input::Server(ServerMessage::Signal(RelayedSignal {
             room_id: 3,
             from: "bob".into(),
             signal: Signal::SwitchModeAck {
                 call_type: CallType::Audio,
                 ok: true,
             },
-        });
+        }));
         assert_eq!(
             call.ok(ack),
             vec![
@@ -525,13 +525,13 @@ mod tests {
     #[test]
     fn the_other_sides_switch_to_audio_is_followed_at_once() {
         let mut call = connected(CallType::Video);
-        let switch = Input::Server(ServerMessage::Signal {
+        let switch = Input::Server(ServerMessage::Signal(RelayedSignal {
             room_id: 3,
             from: "bob".into(),
             signal: Signal::SwitchMode {
                 call_type: CallType::Audio,
             },
-        });
+        }));
         assert_eq!(
             call.ok(switch),
             vec![

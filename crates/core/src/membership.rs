@@ -3,7 +3,7 @@
 
 use std::collections::btree_map::Entry;
 
-use calling_protocol::{CallType, EndReason, RoomId};
+use calling_protocol::{EndReason, Joined, RoomId};
 
 use crate::call::{Call, CallError};
 use crate::event::AppEvent;
@@ -12,15 +12,6 @@ use crate::negotiation::is_polite;
 use crate::peer::Peer;
 use crate::session::{ended_event, left};
 use crate::state::{Answer, Phase};
-
-/// `Joined`, unpacked.
-pub(crate) struct Joined {
-    pub request_id: u32,
-    pub room_id: u32,
-    pub call_type: CallType,
-    pub members: Vec<String>,
-    pub pending: Vec<String>,
-}
 
 impl Call {
     pub(crate) fn hangup(
@@ -304,7 +295,10 @@ fn ring_over_call() -> SdkError {
 
 #[cfg(test)]
 mod tests {
-    use calling_protocol::{CallType, ClientMessage, ServerMessage};
+    use calling_protocol::{
+        Accepted, CallEnded, CallType, ClientMessage, InviteSent, InviteeList, MemberLeft,
+        ServerMessage,
+    };
 
     use super::*;
     use crate::call::CallStatus;
@@ -329,21 +323,21 @@ mod tests {
             request: 1,
             command,
         });
-        call.ok(Input::Server(ServerMessage::InviteSent {
+        call.ok(Input::Server(ServerMessage::InviteSent(InviteSent {
             request_id: 1,
             invite_id: "i".into(),
             room_id: 3,
             user_ids: vec!["bob".into()],
-        }));
+        })));
         call
     }
 
     fn accepted(user: &str) -> Input {
-        Input::Server(ServerMessage::Accepted {
+        Input::Server(ServerMessage::Accepted(Accepted {
             room_id: 3,
             invite_id: "i".into(),
             user_id: user.into(),
-        })
+        }))
     }
 
     #[test]
@@ -370,12 +364,12 @@ mod tests {
     fn declined_or_busy_ends_without_call_end() {
         for reason in [EndReason::Rejected, EndReason::Busy] {
             let mut call = ringing(false);
-            let fx = call.ok(Input::Server(ServerMessage::CallEnded {
+            let fx = call.ok(Input::Server(ServerMessage::CallEnded(CallEnded {
                 room_id: 3,
                 user_id: "bob".into(),
                 duration_secs: 0,
                 reason,
-            }));
+            })));
             assert_eq!(
                 fx,
                 vec![
@@ -396,12 +390,12 @@ mod tests {
     fn hangup_or_no_response_ends_with_the_servers_call_end() {
         for reason in [EndReason::Hangup, EndReason::NoResponse] {
             let mut call = ringing(false);
-            let fx = call.ok(Input::Server(ServerMessage::CallEnded {
+            let fx = call.ok(Input::Server(ServerMessage::CallEnded(CallEnded {
                 room_id: 3,
                 user_id: "bob".into(),
                 duration_secs: 12,
                 reason,
-            }));
+            })));
             // The app hears first; the release follows.
             assert_eq!(
                 fx.first(),
@@ -421,10 +415,10 @@ mod tests {
     #[test]
     fn invitee_list_updates_reach_group_apps_only() {
         let list = || {
-            Input::Server(ServerMessage::InviteeList {
+            Input::Server(ServerMessage::InviteeList(InviteeList {
                 room_id: 3,
                 user_ids: vec!["carol".into()],
-            })
+            }))
         };
         assert_eq!(ringing(false).ok(list()), vec![]);
         let mut group = ringing(true);
@@ -442,10 +436,10 @@ mod tests {
         let mut call = ringing(true);
         call.ok(accepted("bob"));
         let left = |user: &str| {
-            Input::Server(ServerMessage::MemberLeft {
+            Input::Server(ServerMessage::MemberLeft(MemberLeft {
                 room_id: 3,
                 user_id: user.into(),
-            })
+            }))
         };
         assert_eq!(call.ok(left("dave")), vec![], "not a member we know");
         assert_eq!(
@@ -470,10 +464,10 @@ mod tests {
     fn the_other_side_leaving_a_one_to_one_call_ends_it_before_the_release() {
         let mut call = ringing(false);
         call.ok(accepted("bob"));
-        let fx = call.ok(Input::Server(ServerMessage::MemberLeft {
+        let fx = call.ok(Input::Server(ServerMessage::MemberLeft(MemberLeft {
             room_id: 3,
             user_id: "bob".into(),
-        }));
+        })));
         assert_eq!(
             fx[..2],
             [

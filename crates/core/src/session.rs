@@ -3,7 +3,7 @@
 //! server has already taken us out of it.
 
 use calling_protocol::{
-    ClientMessage, ErrorCode, ServerMessage, PING_INTERVAL_SECS, PROTOCOL_VERSION,
+    ClientMessage, ErrorCode, ErrorReply, ServerMessage, PING_INTERVAL_SECS, PROTOCOL_VERSION,
 };
 
 use crate::call::{Call, CallError, Login};
@@ -72,7 +72,7 @@ impl Call {
         };
         let request = *request;
         match message {
-            ServerMessage::LoginOk { .. } => {
+            ServerMessage::LoginOk(_) => {
                 // The server names the session by the id we asked for; ours is authoritative.
                 let user_id = user_id.clone();
                 out.push(Effect::Resolve {
@@ -90,7 +90,7 @@ impl Call {
                 out.push(heartbeat_timer());
                 self.login = Login::LoggedIn { user_id };
             }
-            ServerMessage::Error { message, .. } => {
+            ServerMessage::Error(ErrorReply { message, .. }) => {
                 out.push(Effect::Reject {
                     request,
                     error: SdkError {
@@ -255,7 +255,7 @@ pub(crate) fn ended_event(call: &ActiveCall, me: &str, now_ms: u64) -> Option<Ef
 
 #[cfg(test)]
 mod tests {
-    use calling_protocol::{CallType, Signal};
+    use calling_protocol::{CallType, InviteSent, Invited, RelayedSignal, Signal};
 
     use super::*;
     use crate::io::{Command, Input};
@@ -306,12 +306,12 @@ mod tests {
                 call_type: CallType::Audio,
             },
         });
-        call.ok(Input::Server(ServerMessage::InviteSent {
+        call.ok(Input::Server(ServerMessage::InviteSent(InviteSent {
             request_id: 1,
             invite_id: "i".into(),
             room_id: 3,
             user_ids: vec!["bob".into()],
-        }));
+        })));
         let fx = call.ok(Input::Command {
             request: 2,
             command: Command::Logout,
@@ -343,7 +343,7 @@ mod tests {
     #[test]
     fn kick_out_closes_locally_without_telling_the_server() {
         let mut call = Call::logged_in_as("alice");
-        call.ok(Input::Server(ServerMessage::Invited {
+        call.ok(Input::Server(ServerMessage::Invited(Invited {
             invite_id: "i".into(),
             room_id: 3,
             sponsor: "bob".into(),
@@ -351,7 +351,7 @@ mod tests {
             call_type: CallType::Audio,
             is_group: false,
             group_id: None,
-        }));
+        })));
         let fx = call.ok(Input::Server(ServerMessage::Kicked));
         assert_eq!(
             fx,
@@ -365,14 +365,14 @@ mod tests {
             ]
         );
         assert_eq!(call.user_id(), None);
-        let after = Input::Server(ServerMessage::Signal {
+        let after = Input::Server(ServerMessage::Signal(RelayedSignal {
             room_id: 3,
             from: "bob".into(),
             signal: Signal::Media {
                 audio: true,
                 video: true,
             },
-        });
+        }));
         assert_eq!(call.ok(after), vec![]);
     }
 }

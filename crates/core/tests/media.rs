@@ -6,7 +6,7 @@ mod support;
 use calling_core::{
     code, AppEvent, Call, CallStatus, Command, Effect, Input, MediaOutcome, Reply, SdkError,
 };
-use calling_protocol::{CallType, ClientMessage, ServerMessage};
+use calling_protocol::{CallType, ClientMessage, InviteSent, LoginOk, ServerMessage};
 use support::*;
 
 fn media_error(code: u32, message: &str) -> SdkError {
@@ -204,12 +204,12 @@ fn logged_in_call(user: &str) -> Call {
     .expect("login");
     c.handle(
         0,
-        Input::Server(ServerMessage::LoginOk {
+        Input::Server(ServerMessage::LoginOk(LoginOk {
             user_id: user.into(),
             ice_servers: vec![],
             ring_timeout_secs: 30,
             heartbeat_timeout_secs: 10,
-        }),
+        })),
     )
     .expect("login ok");
     c
@@ -248,12 +248,12 @@ fn caller_media_failure_before_the_invitation_is_confirmed_rejects_call() {
     let fx = c
         .handle(
             0,
-            Input::Server(ServerMessage::InviteSent {
+            Input::Server(ServerMessage::InviteSent(InviteSent {
                 request_id: 2,
                 invite_id: "i".into(),
                 room_id: 9,
                 user_ids: vec!["bob".into()],
-            }),
+            })),
         )
         .expect("invite sent");
     assert_eq!(fx, vec![Effect::Send(ClientMessage::Hangup { room_id: 9 })]);

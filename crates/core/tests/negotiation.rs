@@ -4,7 +4,10 @@
 mod support;
 
 use calling_core::{AppEvent, Call, Effect, Input, PeerEvent, SdpKind, SessionDescription};
-use calling_protocol::{CallType, ClientMessage, IceCandidate, ServerMessage, Signal};
+use calling_protocol::{
+    Accepted, CallType, ClientMessage, IceCandidate, InviteSent, LoginOk, RelayedSignal,
+    ServerMessage, Signal,
+};
 use support::browser::Signaling;
 use support::*;
 
@@ -82,11 +85,11 @@ fn peer(call: &mut Call, event: PeerEvent) -> Vec<Effect> {
 }
 
 fn from_bob(signal: Signal) -> ServerMessage {
-    ServerMessage::Signal {
+    ServerMessage::Signal(RelayedSignal {
         room_id: 5,
         from: "bob".into(),
         signal,
-    }
+    })
 }
 
 /// alice, logged in, whose call to bob rings; her offer is out.
@@ -96,24 +99,24 @@ fn caller_with_offer_out() -> Call {
     c.handle(0, cmd(1, login("alice"))).expect("login");
     server(
         &mut c,
-        ServerMessage::LoginOk {
+        ServerMessage::LoginOk(LoginOk {
             user_id: "alice".into(),
             ice_servers: vec![],
             ring_timeout_secs: 30,
             heartbeat_timeout_secs: 10,
-        },
+        }),
     );
     c.handle(0, cmd(2, call("bob", CallType::Audio)))
         .expect("call");
     // The connection is made while the invitation rings.
     let fx = server(
         &mut c,
-        ServerMessage::InviteSent {
+        ServerMessage::InviteSent(InviteSent {
             request_id: 2,
             invite_id: "i".into(),
             room_id: 5,
             user_ids: vec!["bob".into()],
-        },
+        }),
     );
     assert!(fx.contains(&Effect::CreateOffer {
         user_id: "bob".into()
@@ -209,17 +212,17 @@ fn a_second_answer_is_dropped() {
 #[test]
 fn signals_for_another_room_or_from_strangers_are_ignored() {
     let mut c = caller_with_offer_out();
-    let stale = ServerMessage::Signal {
+    let stale = ServerMessage::Signal(RelayedSignal {
         room_id: 4,
         from: "bob".into(),
         signal: Signal::Answer { sdp: "a".into() },
-    };
+    });
     assert_eq!(server(&mut c, stale), vec![]);
-    let stranger = ServerMessage::Signal {
+    let stranger = ServerMessage::Signal(RelayedSignal {
         room_id: 5,
         from: "mallory".into(),
         signal: Signal::Answer { sdp: "a".into() },
-    };
+    });
     assert_eq!(server(&mut c, stranger), vec![]);
 }
 
@@ -246,17 +249,17 @@ fn local_candidates_are_relayed_and_peer_failures_reported() {
 #[test]
 fn an_offer_from_a_member_not_yet_known_gets_a_connection() {
     let mut c = caller_with_offer_out();
-    let accepted = ServerMessage::Accepted {
+    let accepted = ServerMessage::Accepted(Accepted {
         room_id: 5,
         invite_id: "i".into(),
         user_id: "bob".into(),
-    };
+    });
     server(&mut c, accepted);
-    let offer = ServerMessage::Signal {
+    let offer = ServerMessage::Signal(RelayedSignal {
         room_id: 5,
         from: "carol".into(),
         signal: Signal::Offer { sdp: "o".into() },
-    };
+    });
     assert_eq!(
         server(&mut c, offer),
         vec![

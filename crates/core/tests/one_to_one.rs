@@ -483,7 +483,7 @@ fn the_other_side_leaving_ends_a_1to1_call_at_once() {
     let ended = w.take_queued(a, |i| {
         matches!(
             i,
-            calling_core::Input::Server(calling_protocol::ServerMessage::CallEnded { .. })
+            calling_core::Input::Server(calling_protocol::ServerMessage::CallEnded(_))
         )
     });
     assert_eq!(ended.len(), 1, "callEnded was still on its way");

@@ -5,7 +5,9 @@ mod support;
 use calling_core::{
     AppEvent, Call, CallError, CallStatus, Command, Effect, Input, Reply, SdkError, Timer,
 };
-use calling_protocol::{CallType, ClientMessage, ErrorCode, ServerMessage, PROTOCOL_VERSION};
+use calling_protocol::{
+    CallType, ClientMessage, ErrorCode, ErrorReply, LoginOk, ServerMessage, PROTOCOL_VERSION,
+};
 use support::*;
 
 #[test]
@@ -63,12 +65,12 @@ fn heartbeat_interval_is_the_protocol_ping_interval() {
     let fx = c
         .handle(
             0,
-            Input::Server(ServerMessage::LoginOk {
+            Input::Server(ServerMessage::LoginOk(LoginOk {
                 user_id: "alice".into(),
                 ice_servers: vec![],
                 ring_timeout_secs: 30,
                 heartbeat_timeout_secs: 10,
-            }),
+            })),
         )
         .expect("login ok");
     assert_eq!(
@@ -188,11 +190,11 @@ fn server_refusing_the_first_invitation_rejects_call_and_frees_the_line() {
         .call
         .handle(
             0,
-            Input::Server(ServerMessage::Error {
+            Input::Server(ServerMessage::Error(ErrorReply {
                 request_id: Some(r),
                 code: ErrorCode::InvalidParam,
                 message: "too many invitees".into(),
-            }),
+            })),
         )
         .expect("error");
     assert_eq!(

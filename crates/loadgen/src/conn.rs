@@ -4,7 +4,7 @@
 //! Clients bind to 127.0.0.x source addresses in turn, because one source address only has the
 //! ephemeral port range (about 28,000 ports) towards one server address.
 
-use calling_protocol::{ClientMessage, ServerMessage, PROTOCOL_VERSION};
+use calling_protocol::{ClientMessage, ErrorReply, ServerMessage, PROTOCOL_VERSION};
 use futures_util::{SinkExt, StreamExt};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -226,8 +226,10 @@ pub mod ours {
         };
         send(&mut ws, &login).await?;
         let outcome = recv_until(&mut ws, deadline, "loginOk", |m| match m {
-            ServerMessage::LoginOk { .. } => Some(Ok(())),
-            ServerMessage::Error { code, message, .. } => Some(Err(format!("{code:?}: {message}"))),
+            ServerMessage::LoginOk(_) => Some(Ok(())),
+            ServerMessage::Error(ErrorReply { code, message, .. }) => {
+                Some(Err(format!("{code:?}: {message}")))
+            }
             _ => None,
         })
         .await?;

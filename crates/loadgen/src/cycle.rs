@@ -7,7 +7,10 @@ use crate::conn::{ConnError, Endpoint, Ws};
 use crate::procfs;
 use crate::stats::Latency;
 use crate::target::Target;
-use calling_protocol::{CallType, ClientMessage, ServerMessage};
+use calling_protocol::{
+    Accepted, Busy, CallEnded, CallType, ClientMessage, ErrorReply, InviteSent, Invited, Joined,
+    NoResponse, Rejected, ServerMessage,
+};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -221,9 +224,9 @@ async fn one_cycle(
     let sent_at = Instant::now();
     send(&mut p.a, &invite).await?;
     let (invite_id, room_id) = recv_until(&mut p.b, sent_at + step, "invited", |m| match m {
-        ServerMessage::Invited {
+        ServerMessage::Invited(Invited {
             invite_id, room_id, ..
-        } => Some((invite_id, room_id)),
+        }) => Some((invite_id, room_id)),
         _ => None,
     })
     .await?;
@@ -245,25 +248,27 @@ async fn one_cycle(
             accept_at + step,
             "invitation outcome",
             |m| match m {
-                ServerMessage::InviteSent { request_id: id, .. } if id == request_id => {
+                ServerMessage::InviteSent(InviteSent { request_id: id, .. })
+                    if id == request_id =>
+                {
                     Some(InviterSaw::Sent)
                 }
-                ServerMessage::Accepted { invite_id: id, .. } if id == invite_id => {
+                ServerMessage::Accepted(Accepted { invite_id: id, .. }) if id == invite_id => {
                     Some(InviterSaw::Outcome("accepted"))
                 }
-                ServerMessage::Rejected { invite_id: id, .. } if id == invite_id => {
+                ServerMessage::Rejected(Rejected { invite_id: id, .. }) if id == invite_id => {
                     Some(InviterSaw::Outcome("rejected"))
                 }
-                ServerMessage::Busy { invite_id: id, .. } if id == invite_id => {
+                ServerMessage::Busy(Busy { invite_id: id, .. }) if id == invite_id => {
                     Some(InviterSaw::Outcome("busy"))
                 }
-                ServerMessage::NoResponse { invite_id: id, .. } if id == invite_id => {
+                ServerMessage::NoResponse(NoResponse { invite_id: id, .. }) if id == invite_id => {
                     Some(InviterSaw::Outcome("noResponse"))
                 }
-                ServerMessage::Error {
+                ServerMessage::Error(ErrorReply {
                     request_id: Some(id),
                     ..
-                } if id == request_id => Some(InviterSaw::Outcome("error")),
+                }) if id == request_id => Some(InviterSaw::Outcome("error")),
                 _ => None,
             },
         )
@@ -276,12 +281,12 @@ async fn one_cycle(
     }
     r.accept.push(accept_at.elapsed());
     recv_until(&mut p.b, accept_at + step, "joined", |m| match m {
-        ServerMessage::Joined { request_id: id, .. } if id == request_id => Some(Ok(())),
-        ServerMessage::Error {
+        ServerMessage::Joined(Joined { request_id: id, .. }) if id == request_id => Some(Ok(())),
+        ServerMessage::Error(ErrorReply {
             request_id: Some(id),
             code,
             ..
-        } if id == request_id => Some(Err(code)),
+        }) if id == request_id => Some(Err(code)),
         _ => None,
     })
     .await?
@@ -290,7 +295,7 @@ async fn one_cycle(
     let hangup_at = Instant::now();
     send(&mut p.a, &ClientMessage::Hangup { room_id }).await?;
     recv_until(&mut p.b, hangup_at + step, "callEnded", |m| match m {
-        ServerMessage::CallEnded { room_id: id, .. } if id == room_id => Some(()),
+        ServerMessage::CallEnded(CallEnded { room_id: id, .. }) if id == room_id => Some(()),
         _ => None,
     })
     .await?;

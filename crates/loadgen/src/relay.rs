@@ -8,7 +8,9 @@ use crate::conn::{self, ConnError, Endpoint, Ws};
 use crate::procfs;
 use crate::stats::Latency;
 use crate::target::Target;
-use calling_protocol::{CallType, ClientMessage, IceCandidate, ServerMessage, Signal};
+use calling_protocol::{
+    CallType, ClientMessage, IceCandidate, Invited, RelayedSignal, ServerMessage, Signal,
+};
 use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -162,9 +164,9 @@ async fn setup(target: &Target, ep: &Endpoint, i: u32, tag: &str) -> Result<Pair
         conn::ours::send(&mut a, &invite).await?;
         let (invite_id, room_id) =
             conn::ours::recv_until(&mut b, deadline, "invited", |m| match m {
-                ServerMessage::Invited {
+                ServerMessage::Invited(Invited {
                     invite_id, room_id, ..
-                } => Some((invite_id, room_id)),
+                }) => Some((invite_id, room_id)),
                 _ => None,
             })
             .await?;
@@ -177,7 +179,7 @@ async fn setup(target: &Target, ep: &Endpoint, i: u32, tag: &str) -> Result<Pair
         )
         .await?;
         conn::ours::recv_until(&mut a, deadline, "accepted", |m| {
-            matches!(m, ServerMessage::Accepted { .. }).then_some(())
+            matches!(m, ServerMessage::Accepted(_)).then_some(())
         })
         .await?;
         room = room_id;
@@ -212,10 +214,10 @@ fn plan_phase(id: &str) -> f64 {
 fn stamp_of(target: &Target, text: &str) -> Option<u128> {
     match target {
         Target::Ours(_) => match serde_json::from_str::<ServerMessage>(text).ok()? {
-            ServerMessage::Signal {
+            ServerMessage::Signal(RelayedSignal {
                 signal: Signal::Candidate(c),
                 ..
-            } => conn::stamp_of_line(&c.candidate),
+            }) => conn::stamp_of_line(&c.candidate),
             _ => None,
         },
         Target::PeerJs { .. } => conn::peerjs::stamp_of(text),
@@ -226,7 +228,7 @@ fn is_error(target: &Target, text: &str) -> bool {
     match target {
         Target::Ours(_) => matches!(
             serde_json::from_str::<ServerMessage>(text),
-            Ok(ServerMessage::Error { .. })
+            Ok(ServerMessage::Error(_))
         ),
         Target::PeerJs { .. } => text.contains("\"ERROR\""),
     }

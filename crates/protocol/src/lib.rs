@@ -10,7 +10,7 @@
 //! Media never passes through the server; it only relays WebRTC signaling between the
 //! participants of one call (see [`Signal`]).
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// Sent in [`ClientMessage::Login`]; the server refuses versions it does not speak.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -119,122 +119,236 @@ pub enum ClientMessage {
 }
 
 /// Server → SDK.
+///
+/// Every variant with fields is a newtype over its payload struct, so the SDK can read the `type`
+/// tag itself and hand the rest of the object to [`ServerMessage::from_tagged`] with any serde
+/// deserializer (serde_json natively, serde-wasm-bindgen in the browser). That keeps serde's
+/// buffering of internally tagged enums out of the SDK, while the JSON stays the same as with
+/// struct variants.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(
-    tag = "type",
-    rename_all = "camelCase",
-    rename_all_fields = "camelCase"
-)]
+#[serde(tag = "type", rename_all = "camelCase")]
 pub enum ServerMessage {
     /// The login succeeded. Pending invitations for this user follow as [`ServerMessage::Invited`].
-    LoginOk {
-        user_id: String,
-        /// STUN/TURN servers the operator configured; the SDK uses them unless the app set its own.
-        ice_servers: Vec<IceServer>,
-        ring_timeout_secs: u32,
-        heartbeat_timeout_secs: u32,
-    },
+    LoginOk(LoginOk),
     /// Reply to [`ClientMessage::Ping`].
     Pong,
     /// A request was refused. `request_id` names it when it carried one.
-    Error {
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        request_id: Option<RequestId>,
-        code: ErrorCode,
-        message: String,
-    },
-    /// Reply to [`ClientMessage::Invite`]: the invitation exists and is ringing. `user_ids` are the
-    /// invitees actually invited (duplicates, the sender, and users already in the call dropped).
-    InviteSent {
-        request_id: RequestId,
-        invite_id: String,
-        room_id: RoomId,
-        user_ids: Vec<String>,
-    },
+    Error(ErrorReply),
+    /// Reply to [`ClientMessage::Invite`]: the invitation exists and is ringing.
+    InviteSent(InviteSent),
     /// To an invitee: somebody is calling. Also sent at login for invitations still ringing.
-    Invited {
-        invite_id: String,
-        room_id: RoomId,
-        sponsor: String,
-        /// Everyone this invitation rings (the receiver included).
-        user_ids: Vec<String>,
-        call_type: CallType,
-        is_group: bool,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        group_id: Option<String>,
-    },
+    Invited(Invited),
     /// Reply to [`ClientMessage::Accept`]: the sender is now a member of the call.
-    Joined {
-        request_id: RequestId,
-        room_id: RoomId,
-        call_type: CallType,
-        /// The other members already in the call; they will each connect media to the newcomer.
-        members: Vec<String>,
-        /// Invitees of this call still ringing.
-        pending: Vec<String>,
-    },
+    Joined(Joined),
     /// To every other member: `user_id` accepted and joined. Members start media towards it.
-    Accepted {
-        room_id: RoomId,
-        invite_id: String,
-        user_id: String,
-    },
+    Accepted(Accepted),
     /// To the inviter: `user_id` declined.
-    Rejected {
-        room_id: RoomId,
-        invite_id: String,
-        user_id: String,
-    },
+    Rejected(Rejected),
     /// To the inviter: `user_id` is already ringing or in a call (they were not disturbed).
-    Busy {
-        room_id: RoomId,
-        invite_id: String,
-        user_id: String,
-    },
+    Busy(Busy),
     /// To the inviter: these invitees did not answer within the ring timeout.
-    NoResponse {
-        room_id: RoomId,
-        invite_id: String,
-        user_ids: Vec<String>,
-    },
+    NoResponse(NoResponse),
     /// To an invitee: the inviter withdrew the invitation (hung up, logged out or vanished).
-    Cancelled {
-        room_id: RoomId,
-        invite_id: String,
-        sponsor: String,
-    },
+    Cancelled(Cancelled),
     /// To an invitee: the ring timed out before an answer.
-    InviteTimeout {
-        room_id: RoomId,
-        invite_id: String,
-        sponsor: String,
-    },
+    InviteTimeout(InviteTimeout),
     /// To every member: the list of invitees still ringing changed.
-    InviteeList {
-        room_id: RoomId,
-        user_ids: Vec<String>,
-    },
+    InviteeList(InviteeList),
     /// To every remaining member: `user_id` left the call (hung up, logged out, kicked or vanished).
-    MemberLeft { room_id: RoomId, user_id: String },
+    MemberLeft(MemberLeft),
     /// To the last remaining member: the call is over. `user_id` is whose action ended it.
-    CallEnded {
-        room_id: RoomId,
-        user_id: String,
-        /// Seconds since a second member first joined; 0 if the call never connected.
-        duration_secs: u32,
-        reason: EndReason,
-    },
+    CallEnded(CallEnded),
     /// Signaling relayed from another participant of the call.
-    Signal {
-        room_id: RoomId,
-        from: String,
-        signal: Signal,
-    },
+    Signal(RelayedSignal),
     /// The same user logged in elsewhere. This session has left its call and is closed next.
     Kicked,
     /// Any `type` this SDK version does not know; ignored.
     #[serde(other)]
     Unknown,
+}
+
+impl ServerMessage {
+    /// Decodes a server message whose `type` tag the caller has already read: `payload` is the
+    /// whole message object (the `type` field in it is ignored) in any serde format.
+    ///
+    /// A tag this version does not know gives [`ServerMessage::Unknown`], never an error, so a
+    /// newer server cannot break an older SDK's session. A known tag whose fields are missing or
+    /// ill-typed is an error.
+    pub fn from_tagged<'de, D: Deserializer<'de>>(
+        tag: &str,
+        payload: D,
+    ) -> Result<ServerMessage, D::Error> {
+        Ok(match tag {
+            "loginOk" => ServerMessage::LoginOk(Deserialize::deserialize(payload)?),
+            "pong" => ServerMessage::Pong,
+            "error" => ServerMessage::Error(Deserialize::deserialize(payload)?),
+            "inviteSent" => ServerMessage::InviteSent(Deserialize::deserialize(payload)?),
+            "invited" => ServerMessage::Invited(Deserialize::deserialize(payload)?),
+            "joined" => ServerMessage::Joined(Deserialize::deserialize(payload)?),
+            "accepted" => ServerMessage::Accepted(Deserialize::deserialize(payload)?),
+            "rejected" => ServerMessage::Rejected(Deserialize::deserialize(payload)?),
+            "busy" => ServerMessage::Busy(Deserialize::deserialize(payload)?),
+            "noResponse" => ServerMessage::NoResponse(Deserialize::deserialize(payload)?),
+            "cancelled" => ServerMessage::Cancelled(Deserialize::deserialize(payload)?),
+            "inviteTimeout" => ServerMessage::InviteTimeout(Deserialize::deserialize(payload)?),
+            "inviteeList" => ServerMessage::InviteeList(Deserialize::deserialize(payload)?),
+            "memberLeft" => ServerMessage::MemberLeft(Deserialize::deserialize(payload)?),
+            "callEnded" => ServerMessage::CallEnded(Deserialize::deserialize(payload)?),
+            "signal" => ServerMessage::Signal(Deserialize::deserialize(payload)?),
+            "kicked" => ServerMessage::Kicked,
+            _ => ServerMessage::Unknown,
+        })
+    }
+}
+
+/// Payload of [`ServerMessage::LoginOk`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoginOk {
+    pub user_id: String,
+    /// STUN/TURN servers the operator configured; the SDK uses them unless the app set its own.
+    pub ice_servers: Vec<IceServer>,
+    pub ring_timeout_secs: u32,
+    pub heartbeat_timeout_secs: u32,
+}
+
+/// Payload of [`ServerMessage::Error`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorReply {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<RequestId>,
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+/// Payload of [`ServerMessage::InviteSent`]. `user_ids` are the invitees actually invited
+/// (duplicates, the sender, and users already in the call dropped).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InviteSent {
+    pub request_id: RequestId,
+    pub invite_id: String,
+    pub room_id: RoomId,
+    pub user_ids: Vec<String>,
+}
+
+/// Payload of [`ServerMessage::Invited`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Invited {
+    pub invite_id: String,
+    pub room_id: RoomId,
+    pub sponsor: String,
+    /// Everyone this invitation rings (the receiver included).
+    pub user_ids: Vec<String>,
+    pub call_type: CallType,
+    pub is_group: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<String>,
+}
+
+/// Payload of [`ServerMessage::Joined`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Joined {
+    pub request_id: RequestId,
+    pub room_id: RoomId,
+    pub call_type: CallType,
+    /// The other members already in the call; they will each connect media to the newcomer.
+    pub members: Vec<String>,
+    /// Invitees of this call still ringing.
+    pub pending: Vec<String>,
+}
+
+/// Payload of [`ServerMessage::Accepted`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Accepted {
+    pub room_id: RoomId,
+    pub invite_id: String,
+    pub user_id: String,
+}
+
+/// Payload of [`ServerMessage::Rejected`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rejected {
+    pub room_id: RoomId,
+    pub invite_id: String,
+    pub user_id: String,
+}
+
+/// Payload of [`ServerMessage::Busy`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Busy {
+    pub room_id: RoomId,
+    pub invite_id: String,
+    pub user_id: String,
+}
+
+/// Payload of [`ServerMessage::NoResponse`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NoResponse {
+    pub room_id: RoomId,
+    pub invite_id: String,
+    pub user_ids: Vec<String>,
+}
+
+/// Payload of [`ServerMessage::Cancelled`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cancelled {
+    pub room_id: RoomId,
+    pub invite_id: String,
+    pub sponsor: String,
+}
+
+/// Payload of [`ServerMessage::InviteTimeout`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InviteTimeout {
+    pub room_id: RoomId,
+    pub invite_id: String,
+    pub sponsor: String,
+}
+
+/// Payload of [`ServerMessage::InviteeList`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InviteeList {
+    pub room_id: RoomId,
+    pub user_ids: Vec<String>,
+}
+
+/// Payload of [`ServerMessage::MemberLeft`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberLeft {
+    pub room_id: RoomId,
+    pub user_id: String,
+}
+
+/// Payload of [`ServerMessage::CallEnded`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallEnded {
+    pub room_id: RoomId,
+    pub user_id: String,
+    /// Seconds since a second member first joined; 0 if the call never connected.
+    pub duration_secs: u32,
+    pub reason: EndReason,
+}
+
+/// Payload of [`ServerMessage::Signal`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RelayedSignal {
+    pub room_id: RoomId,
+    pub from: String,
+    pub signal: Signal,
 }
 
 /// Why a call ended for the member left in it.

@@ -5,7 +5,9 @@
 //! SDK, the server and the README together.
 
 use calling_protocol::{
-    CallType, ClientMessage, EndReason, ErrorCode, IceCandidate, IceServer, ServerMessage, Signal,
+    Accepted, Busy, CallEnded, CallType, Cancelled, ClientMessage, EndReason, ErrorCode,
+    ErrorReply, IceCandidate, IceServer, InviteSent, InviteTimeout, Invited, InviteeList, Joined,
+    LoginOk, MemberLeft, NoResponse, Rejected, RelayedSignal, ServerMessage, Signal,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -22,6 +24,24 @@ fn golden<T: Serialize + DeserializeOwned + PartialEq + Debug>(value: T, json: &
         value,
         "parse {json}"
     );
+}
+
+/// Decodes `json` the way the SDK does: read the `type` tag, then hand the whole object to
+/// [`ServerMessage::from_tagged`].
+fn decode(json: &str) -> Result<ServerMessage, String> {
+    let value: serde_json::Value = serde_json::from_str(json).map_err(|e| e.to_string())?;
+    let tag = value
+        .get("type")
+        .and_then(|t| t.as_str())
+        .ok_or("no type tag")?
+        .to_owned();
+    ServerMessage::from_tagged(&tag, value).map_err(|e| e.to_string())
+}
+
+/// [`golden`] for a server message, which must also decode through its tag.
+fn golden_server(value: ServerMessage, json: &str) {
+    golden(value.clone(), json);
+    assert_eq!(decode(json), Ok(value), "decode {json}");
 }
 
 fn parse_fails<T: DeserializeOwned + Debug>(json: &str) {
@@ -166,6 +186,13 @@ fn unknown_fields_are_ignored() {
         serde_json::from_str::<ServerMessage>(r#"{"type":"pong","extra":true}"#).unwrap(),
         ServerMessage::Pong
     );
+    assert_eq!(
+        decode(r#"{"type":"memberLeft","roomId":1,"userId":"u","extra":[1]}"#),
+        Ok(ServerMessage::MemberLeft(MemberLeft {
+            room_id: 1,
+            user_id: "u".into()
+        }))
+    );
 }
 
 // ---- signals ----
@@ -234,8 +261,8 @@ fn signals() {
 
 #[test]
 fn login_ok() {
-    golden(
-        ServerMessage::LoginOk {
+    golden_server(
+        ServerMessage::LoginOk(LoginOk {
             user_id: "alice".into(),
             ice_servers: vec![
                 IceServer {
@@ -251,33 +278,33 @@ fn login_ok() {
             ],
             ring_timeout_secs: 30,
             heartbeat_timeout_secs: 10,
-        },
+        }),
         r#"{"type":"loginOk","userId":"alice","iceServers":[{"urls":["stun:stun.example.com:3478"]},{"urls":["turn:turn.example.com:3478"],"username":"u","credential":"p"}],"ringTimeoutSecs":30,"heartbeatTimeoutSecs":10}"#,
     );
 }
 
 #[test]
 fn pong_and_kicked() {
-    golden(ServerMessage::Pong, r#"{"type":"pong"}"#);
-    golden(ServerMessage::Kicked, r#"{"type":"kicked"}"#);
+    golden_server(ServerMessage::Pong, r#"{"type":"pong"}"#);
+    golden_server(ServerMessage::Kicked, r#"{"type":"kicked"}"#);
 }
 
 #[test]
 fn error() {
-    golden(
-        ServerMessage::Error {
+    golden_server(
+        ServerMessage::Error(ErrorReply {
             request_id: Some(4),
             code: ErrorCode::InvalidParam,
             message: "nobody to invite".into(),
-        },
+        }),
         r#"{"type":"error","requestId":4,"code":"invalidParam","message":"nobody to invite"}"#,
     );
-    golden(
-        ServerMessage::Error {
+    golden_server(
+        ServerMessage::Error(ErrorReply {
             request_id: None,
             code: ErrorCode::NotLoggedIn,
             message: "log in first".into(),
-        },
+        }),
         r#"{"type":"error","code":"notLoggedIn","message":"log in first"}"#,
     );
 }
@@ -313,17 +340,17 @@ fn error_codes() {
 
 #[test]
 fn invite_sent_and_invited() {
-    golden(
-        ServerMessage::InviteSent {
+    golden_server(
+        ServerMessage::InviteSent(InviteSent {
             request_id: 3,
             invite_id: "a1b2".into(),
             room_id: 77,
             user_ids: vec!["bob".into()],
-        },
+        }),
         r#"{"type":"inviteSent","requestId":3,"inviteId":"a1b2","roomId":77,"userIds":["bob"]}"#,
     );
-    golden(
-        ServerMessage::Invited {
+    golden_server(
+        ServerMessage::Invited(Invited {
             invite_id: "a1b2".into(),
             room_id: 77,
             sponsor: "alice".into(),
@@ -331,11 +358,11 @@ fn invite_sent_and_invited() {
             call_type: CallType::Video,
             is_group: false,
             group_id: None,
-        },
+        }),
         r#"{"type":"invited","inviteId":"a1b2","roomId":77,"sponsor":"alice","userIds":["bob"],"callType":"video","isGroup":false}"#,
     );
-    golden(
-        ServerMessage::Invited {
+    golden_server(
+        ServerMessage::Invited(Invited {
             invite_id: "c3".into(),
             room_id: 78,
             sponsor: "alice".into(),
@@ -343,91 +370,91 @@ fn invite_sent_and_invited() {
             call_type: CallType::Audio,
             is_group: true,
             group_id: Some("team".into()),
-        },
+        }),
         r#"{"type":"invited","inviteId":"c3","roomId":78,"sponsor":"alice","userIds":["bob","carol"],"callType":"audio","isGroup":true,"groupId":"team"}"#,
     );
 }
 
 #[test]
 fn joined_and_accepted() {
-    golden(
-        ServerMessage::Joined {
+    golden_server(
+        ServerMessage::Joined(Joined {
             request_id: 5,
             room_id: 77,
             call_type: CallType::Video,
             members: vec!["alice".into()],
             pending: vec!["carol".into()],
-        },
+        }),
         r#"{"type":"joined","requestId":5,"roomId":77,"callType":"video","members":["alice"],"pending":["carol"]}"#,
     );
-    golden(
-        ServerMessage::Accepted {
+    golden_server(
+        ServerMessage::Accepted(Accepted {
             room_id: 77,
             invite_id: "a1b2".into(),
             user_id: "bob".into(),
-        },
+        }),
         r#"{"type":"accepted","roomId":77,"inviteId":"a1b2","userId":"bob"}"#,
     );
 }
 
 #[test]
 fn invitation_outcomes() {
-    golden(
-        ServerMessage::Rejected {
+    golden_server(
+        ServerMessage::Rejected(Rejected {
             room_id: 77,
             invite_id: "a1b2".into(),
             user_id: "bob".into(),
-        },
+        }),
         r#"{"type":"rejected","roomId":77,"inviteId":"a1b2","userId":"bob"}"#,
     );
-    golden(
-        ServerMessage::Busy {
+    golden_server(
+        ServerMessage::Busy(Busy {
             room_id: 77,
             invite_id: "a1b2".into(),
             user_id: "bob".into(),
-        },
+        }),
         r#"{"type":"busy","roomId":77,"inviteId":"a1b2","userId":"bob"}"#,
     );
-    golden(
-        ServerMessage::NoResponse {
+    golden_server(
+        ServerMessage::NoResponse(NoResponse {
             room_id: 77,
             invite_id: "a1b2".into(),
             user_ids: vec!["bob".into(), "carol".into()],
-        },
+        }),
         r#"{"type":"noResponse","roomId":77,"inviteId":"a1b2","userIds":["bob","carol"]}"#,
     );
-    golden(
-        ServerMessage::Cancelled {
+    golden_server(
+        ServerMessage::Cancelled(Cancelled {
             room_id: 77,
             invite_id: "a1b2".into(),
             sponsor: "alice".into(),
-        },
+        }),
         r#"{"type":"cancelled","roomId":77,"inviteId":"a1b2","sponsor":"alice"}"#,
     );
-    golden(
-        ServerMessage::InviteTimeout {
+    golden_server(
+        ServerMessage::InviteTimeout(InviteTimeout {
             room_id: 77,
             invite_id: "a1b2".into(),
             sponsor: "alice".into(),
-        },
+        }),
         r#"{"type":"inviteTimeout","roomId":77,"inviteId":"a1b2","sponsor":"alice"}"#,
     );
 }
 
 #[test]
 fn call_changes() {
-    golden(
-        ServerMessage::InviteeList {
+    golden_server(
+        ServerMessage::InviteeList(InviteeList {
             room_id: 77,
             user_ids: vec![],
-        },
+        }),
         r#"{"type":"inviteeList","roomId":77,"userIds":[]}"#,
     );
-    golden(
-        ServerMessage::MemberLeft {
+    golden_server(
+        ServerMessage::MemberLeft(MemberLeft {
             room_id: 77,
             user_id: "bob".into(),
-        },
+        }),
         r#"{"type":"memberLeft","roomId":77,"userId":"bob"}"#,
     );
     for (reason, name) in [
@@ -436,13 +463,13 @@ fn call_changes() {
         (EndReason::Busy, "busy"),
         (EndReason::NoResponse, "noResponse"),
     ] {
-        golden(
-            ServerMessage::CallEnded {
+        golden_server(
+            ServerMessage::CallEnded(CallEnded {
                 room_id: 77,
                 user_id: "bob".into(),
                 duration_secs: 65,
                 reason,
-            },
+            }),
             &format!(
                 r#"{{"type":"callEnded","roomId":77,"userId":"bob","durationSecs":65,"reason":"{name}"}}"#
             ),
@@ -452,15 +479,15 @@ fn call_changes() {
 
 #[test]
 fn signal_relayed() {
-    golden(
-        ServerMessage::Signal {
+    golden_server(
+        ServerMessage::Signal(RelayedSignal {
             room_id: 77,
             from: "alice".into(),
             signal: Signal::Media {
                 audio: false,
                 video: true,
             },
-        },
+        }),
         r#"{"type":"signal","roomId":77,"from":"alice","signal":{"kind":"media","audio":false,"video":true}}"#,
     );
 }
@@ -471,6 +498,78 @@ fn unknown_server_type_is_unknown() {
         serde_json::from_str::<ServerMessage>(r#"{"type":"roomMoved","to":5}"#).unwrap(),
         ServerMessage::Unknown
     );
+    // The decoder never fails on a tag it does not know, whatever the payload looks like.
+    assert_eq!(
+        decode(r#"{"type":"roomMoved","to":5}"#),
+        Ok(ServerMessage::Unknown)
+    );
+    assert_eq!(
+        ServerMessage::from_tagged("roomMoved", serde_json::json!([1, 2])).unwrap(),
+        ServerMessage::Unknown
+    );
+    // Nor on a relayed signal of a kind it does not know.
+    assert_eq!(
+        decode(r#"{"type":"signal","roomId":1,"from":"a","signal":{"kind":"hologram"}}"#),
+        Ok(ServerMessage::Signal(RelayedSignal {
+            room_id: 1,
+            from: "a".into(),
+            signal: Signal::Unknown
+        }))
+    );
+}
+
+#[test]
+fn every_server_message_type_decodes_by_its_tag() {
+    // One message of every type; the match has no wildcard, so a new variant does not compile
+    // until it is listed here and in `ServerMessage::from_tagged`.
+    let all = [
+        r#"{"type":"loginOk","userId":"a","iceServers":[],"ringTimeoutSecs":30,"heartbeatTimeoutSecs":10}"#,
+        r#"{"type":"pong"}"#,
+        r#"{"type":"error","code":"busy","message":"m"}"#,
+        r#"{"type":"inviteSent","requestId":1,"inviteId":"i","roomId":1,"userIds":[]}"#,
+        r#"{"type":"invited","inviteId":"i","roomId":1,"sponsor":"s","userIds":[],"callType":"video","isGroup":false}"#,
+        r#"{"type":"joined","requestId":1,"roomId":1,"callType":"video","members":[],"pending":[]}"#,
+        r#"{"type":"accepted","roomId":1,"inviteId":"i","userId":"u"}"#,
+        r#"{"type":"rejected","roomId":1,"inviteId":"i","userId":"u"}"#,
+        r#"{"type":"busy","roomId":1,"inviteId":"i","userId":"u"}"#,
+        r#"{"type":"noResponse","roomId":1,"inviteId":"i","userIds":[]}"#,
+        r#"{"type":"cancelled","roomId":1,"inviteId":"i","sponsor":"s"}"#,
+        r#"{"type":"inviteTimeout","roomId":1,"inviteId":"i","sponsor":"s"}"#,
+        r#"{"type":"inviteeList","roomId":1,"userIds":[]}"#,
+        r#"{"type":"memberLeft","roomId":1,"userId":"u"}"#,
+        r#"{"type":"callEnded","roomId":1,"userId":"u","durationSecs":1,"reason":"hangup"}"#,
+        r#"{"type":"signal","roomId":1,"from":"a","signal":{"kind":"answer","sdp":"x"}}"#,
+        r#"{"type":"kicked"}"#,
+    ];
+    let mut seen = std::collections::BTreeSet::new();
+    for json in all {
+        let derived = serde_json::from_str::<ServerMessage>(json).unwrap();
+        assert_eq!(decode(json), Ok(derived.clone()), "{json}");
+        assert_eq!(serde_json::to_string(&derived).unwrap(), json);
+        let variant = match derived {
+            ServerMessage::LoginOk(_) => "loginOk",
+            ServerMessage::Pong => "pong",
+            ServerMessage::Error(_) => "error",
+            ServerMessage::InviteSent(_) => "inviteSent",
+            ServerMessage::Invited(_) => "invited",
+            ServerMessage::Joined(_) => "joined",
+            ServerMessage::Accepted(_) => "accepted",
+            ServerMessage::Rejected(_) => "rejected",
+            ServerMessage::Busy(_) => "busy",
+            ServerMessage::NoResponse(_) => "noResponse",
+            ServerMessage::Cancelled(_) => "cancelled",
+            ServerMessage::InviteTimeout(_) => "inviteTimeout",
+            ServerMessage::InviteeList(_) => "inviteeList",
+            ServerMessage::MemberLeft(_) => "memberLeft",
+            ServerMessage::CallEnded(_) => "callEnded",
+            ServerMessage::Signal(_) => "signal",
+            ServerMessage::Kicked => "kicked",
+            ServerMessage::Unknown => "unknown",
+        };
+        assert!(json.contains(&format!(r#""type":"{variant}""#)), "{json}");
+        seen.insert(variant);
+    }
+    assert_eq!(seen.len(), all.len(), "one message per type");
 }
 
 #[test]
@@ -495,6 +594,13 @@ fn server_messages_with_missing_fields_fail() {
         r#"{"userId":"a"}"#,
     ] {
         parse_fails::<ServerMessage>(json);
+        if json.contains("type") {
+            assert!(
+                decode(json).is_err(),
+                "{json} decoded as {:?}",
+                decode(json)
+            );
+        }
     }
 }
 

@@ -57,9 +57,11 @@ fn main() {
             .deliveries
             .iter()
             .find_map(|(_, m)| match m {
-                calling_protocol::ServerMessage::InviteSent {
-                    room_id, invite_id, ..
-                } => Some((*room_id, invite_id.clone())),
+                calling_protocol::ServerMessage::InviteSent(calling_protocol::InviteSent {
+                    room_id,
+                    invite_id,
+                    ..
+                }) => Some((*room_id, invite_id.clone())),
                 _ => None,
             })
             .unwrap_or_default();

@@ -55,7 +55,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         match ws.next().await {
             Some(Ok(Message::Text(t))) => {
                 let reply: ServerMessage = serde_json::from_str(t.as_str())?;
-                if !matches!(reply, ServerMessage::LoginOk { .. }) {
+                if !matches!(reply, ServerMessage::LoginOk(_)) {
                     return Err(format!("login {i}: {reply:?}").into());
                 }
             }

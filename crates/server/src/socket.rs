@@ -6,7 +6,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use calling_protocol::{
-    ClientMessage, ErrorCode, RequestId, ServerMessage, MAX_FRAME_BYTES, PROTOCOL_VERSION,
+    ClientMessage, ErrorCode, ErrorReply, LoginOk, RequestId, ServerMessage, MAX_FRAME_BYTES,
+    PROTOCOL_VERSION,
 };
 use tokio::sync::mpsc;
 use tracing::{debug, info};
@@ -184,11 +185,11 @@ impl Conn {
     fn error(&self, request_id: Option<RequestId>, code: ErrorCode, message: impl Into<String>) {
         self.hub.send(
             self.session,
-            ServerMessage::Error {
+            ServerMessage::Error(ErrorReply {
                 request_id,
                 code,
                 message: message.into(),
-            },
+            }),
         );
     }
 
@@ -336,12 +337,12 @@ impl Conn {
             return;
         }
         let config = &self.hub.config;
-        let login_ok = ServerMessage::LoginOk {
+        let login_ok = ServerMessage::LoginOk(LoginOk {
             user_id: user_id.clone(),
             ice_servers: config.ice_servers.clone(),
             ring_timeout_secs: whole_seconds(config.ring_timeout),
             heartbeat_timeout_secs: whole_seconds(config.heartbeat_timeout),
-        };
+        });
         self.hub.login(self.session, app, &user_id, login_ok);
         info!(
             app,

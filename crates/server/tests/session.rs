@@ -5,7 +5,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use calling_protocol::{ClientMessage, EndReason, IceServer, ServerMessage};
+use calling_protocol::{
+    Accepted, Cancelled, ClientMessage, EndReason, IceServer, Invited, Joined, LoginOk, MemberLeft,
+    ServerMessage,
+};
 use common::*;
 
 #[tokio::test]
@@ -22,7 +25,7 @@ async fn login_ok_carries_the_server_settings() {
     c.send(&login_msg("alice")).await;
     assert_eq!(
         c.recv().await,
-        ServerMessage::LoginOk {
+        ServerMessage::LoginOk(LoginOk {
             user_id: "alice".into(),
             ice_servers: vec![IceServer {
                 urls: vec!["stun:127.0.0.1:3478".into()],
@@ -31,7 +34,7 @@ async fn login_ok_carries_the_server_settings() {
             }],
             ring_timeout_secs: 3,
             heartbeat_timeout_secs: 10,
-        }
+        })
     );
     c.send(&ClientMessage::Ping).await;
     assert_eq!(c.recv().await, ServerMessage::Pong);
@@ -46,10 +49,10 @@ async fn a_new_login_kicks_the_old_session_out() {
     assert_eq!(bob.closed().await, Closed::Code(1000));
     assert_eq!(
         alice.recv().await,
-        ServerMessage::MemberLeft {
+        ServerMessage::MemberLeft(MemberLeft {
             room_id: room,
             user_id: "bob".into()
-        }
+        })
     );
     assert!(call_ended(room, "bob", EndReason::Hangup)(
         alice.recv().await
@@ -57,7 +60,7 @@ async fn a_new_login_kicks_the_old_session_out() {
     bob2.expect_nothing().await;
     // The new session is the one that counts.
     let (_, _) = alice.invite(&["bob"], None).await;
-    assert!(matches!(bob2.recv().await, ServerMessage::Invited { .. }));
+    assert!(matches!(bob2.recv().await, ServerMessage::Invited(_)));
 }
 
 #[tokio::test]
@@ -68,14 +71,14 @@ async fn offline_invitee_gets_the_invitation_at_login() {
     assert_eq!(alice.recv().await, invitee_list(room, &["dave"]));
     let mut dave = Client::login(server.addr, "dave").await;
     assert!(
-        matches!(dave.recv().await, ServerMessage::Invited { invite_id: i, sponsor, .. } if i == invite_id && sponsor == "alice")
+        matches!(dave.recv().await, ServerMessage::Invited(Invited { invite_id: i, sponsor, .. }) if i == invite_id && sponsor == "alice")
     );
     assert!(matches!(
         dave.accept(&invite_id).await,
-        ServerMessage::Joined { .. }
+        ServerMessage::Joined(_)
     ));
     assert!(
-        matches!(alice.recv().await, ServerMessage::Accepted { user_id, .. } if user_id == "dave")
+        matches!(alice.recv().await, ServerMessage::Accepted(Accepted { user_id, .. }) if user_id == "dave")
     );
 }
 
@@ -86,10 +89,10 @@ async fn disconnect_mid_call_is_a_hangup() {
     bob.vanish();
     assert_eq!(
         alice.recv().await,
-        ServerMessage::MemberLeft {
+        ServerMessage::MemberLeft(MemberLeft {
             room_id: room,
             user_id: "bob".into()
-        }
+        })
     );
     assert!(call_ended(room, "bob", EndReason::Hangup)(
         alice.recv().await
@@ -106,11 +109,11 @@ async fn caller_disconnecting_while_ringing_cancels() {
     alice.vanish();
     assert_eq!(
         bob.recv().await,
-        ServerMessage::Cancelled {
+        ServerMessage::Cancelled(Cancelled {
             room_id: room,
             invite_id,
             sponsor: "alice".into()
-        }
+        })
     );
 }
 
@@ -124,7 +127,7 @@ async fn invitee_reconnecting_while_ringing_is_still_invited() {
     let mut bob = Client::login(server.addr, "bob").await;
     assert_eq!(bob.invited().await, invite_id);
     assert!(
-        matches!(bob.accept(&invite_id).await, ServerMessage::Joined { room_id, .. } if room_id == room)
+        matches!(bob.accept(&invite_id).await, ServerMessage::Joined(Joined { room_id, .. }) if room_id == room)
     );
 }
 
@@ -148,10 +151,10 @@ async fn a_silent_session_is_dropped_and_leaves_its_call() {
     };
     assert_eq!(
         left,
-        ServerMessage::MemberLeft {
+        ServerMessage::MemberLeft(MemberLeft {
             room_id: room,
             user_id: "bob".into()
-        }
+        })
     );
     assert!(started.elapsed() >= Duration::from_millis(600));
     // The pong of the ping in flight may come first.
@@ -171,10 +174,10 @@ async fn logout_leaves_the_call_and_closes() {
     assert_eq!(bob.closed().await, Closed::Code(1000));
     assert_eq!(
         alice.recv().await,
-        ServerMessage::MemberLeft {
+        ServerMessage::MemberLeft(MemberLeft {
             room_id: room,
             user_id: "bob".into()
-        }
+        })
     );
     assert!(call_ended(room, "bob", EndReason::Hangup)(
         alice.recv().await

@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 
 use calling_protocol::{
-    CallType, ClientMessage, EndReason, ErrorCode, RoomId, ServerMessage, PROTOCOL_VERSION,
+    Accepted, Busy, CallEnded, CallType, Cancelled, ClientMessage, EndReason, ErrorCode,
+    ErrorReply, InviteSent, InviteTimeout, Invited, InviteeList, Joined, LoginOk, MemberLeft,
+    NoResponse, Rejected, RelayedSignal, RoomId, ServerMessage, PROTOCOL_VERSION,
 };
 
 /// A message for one client (by index).
@@ -105,11 +107,11 @@ impl FakeServer {
             if protocol_version != PROTOCOL_VERSION || user_sig == "bad" {
                 out.push((
                     client,
-                    ServerMessage::Error {
+                    ServerMessage::Error(ErrorReply {
                         request_id: None,
                         code: ErrorCode::InvalidUserSig,
                         message: "invalid UserSig".into(),
-                    },
+                    }),
                 ));
                 return out;
             }
@@ -121,12 +123,12 @@ impl FakeServer {
             self.sessions.insert(user_id.clone(), client);
             out.push((
                 client,
-                ServerMessage::LoginOk {
+                ServerMessage::LoginOk(LoginOk {
                     user_id: user_id.clone(),
                     ice_servers: Vec::new(),
                     ring_timeout_secs: 30,
                     heartbeat_timeout_secs: 10,
-                },
+                }),
             ));
             // Like calling-server: an invitation still ringing for the user is delivered at
             // login (what was relayed to the user while offline is lost).
@@ -134,7 +136,7 @@ impl FakeServer {
                 if i.ringing.contains(&user_id) {
                     out.push((
                         client,
-                        ServerMessage::Invited {
+                        ServerMessage::Invited(Invited {
                             invite_id: invite_id.clone(),
                             room_id: i.room,
                             sponsor: i.sponsor.clone(),
@@ -142,7 +144,7 @@ impl FakeServer {
                             call_type: i.call_type,
                             is_group: i.is_group,
                             group_id: i.group_id.clone(),
-                        },
+                        }),
                     ));
                 }
             }
@@ -174,11 +176,11 @@ impl FakeServer {
                     let sponsor = self.invitation_sponsor(&invite_id, room);
                     self.to(
                         &sponsor,
-                        ServerMessage::Rejected {
+                        ServerMessage::Rejected(Rejected {
                             room_id: room,
                             invite_id: invite_id.clone(),
                             user_id: me.clone(),
-                        },
+                        }),
                         &mut out,
                     );
                     self.invitees_changed(room, &mut out);
@@ -197,11 +199,11 @@ impl FakeServer {
             } => {
                 // Like calling-server: between the call's members and its ringing invitees.
                 if self.is_participant(room_id, &me) && self.is_participant(room_id, &to) {
-                    let msg = ServerMessage::Signal {
+                    let msg = ServerMessage::Signal(RelayedSignal {
                         room_id,
                         from: me,
                         signal,
-                    };
+                    });
                     self.to(&to, msg, &mut out);
                 }
             }
@@ -247,22 +249,22 @@ impl FakeServer {
             for user in &inv.ringing {
                 self.to(
                     user,
-                    ServerMessage::InviteTimeout {
+                    ServerMessage::InviteTimeout(InviteTimeout {
                         room_id: inv.room,
                         invite_id: invite_id.clone(),
                         sponsor: inv.sponsor.clone(),
-                    },
+                    }),
                     &mut out,
                 );
             }
             if self.room_of(&inv.sponsor) == Some(inv.room) && !inv.ringing.is_empty() {
                 self.to(
                     &inv.sponsor,
-                    ServerMessage::NoResponse {
+                    ServerMessage::NoResponse(NoResponse {
                         room_id: inv.room,
                         invite_id: invite_id.clone(),
                         user_ids: inv.ringing.clone(),
-                    },
+                    }),
                     &mut out,
                 );
             }
@@ -291,11 +293,11 @@ impl FakeServer {
             None if self.is_busy(me) => {
                 out.push((
                     client,
-                    ServerMessage::Error {
+                    ServerMessage::Error(ErrorReply {
                         request_id: Some(request_id),
                         code: ErrorCode::Busy,
                         message: "already in a call".into(),
-                    },
+                    }),
                 ));
                 return;
             }
@@ -315,11 +317,11 @@ impl FakeServer {
             Some(_) => {
                 out.push((
                     client,
-                    ServerMessage::Error {
+                    ServerMessage::Error(ErrorReply {
                         request_id: Some(request_id),
                         code: ErrorCode::NotInCall,
                         message: "not in that call".into(),
-                    },
+                    }),
                 ));
                 return;
             }
@@ -334,12 +336,12 @@ impl FakeServer {
         }
         out.push((
             client,
-            ServerMessage::InviteSent {
+            ServerMessage::InviteSent(InviteSent {
                 request_id,
                 invite_id: invite_id.clone(),
                 room_id: room,
                 user_ids: invited.clone(),
-            },
+            }),
         ));
         let mut ringing = Vec::new();
         let mut busy = Vec::new();
@@ -353,7 +355,7 @@ impl FakeServer {
         for user in &ringing {
             self.to(
                 user,
-                ServerMessage::Invited {
+                ServerMessage::Invited(Invited {
                     invite_id: invite_id.clone(),
                     room_id: room,
                     sponsor: me.to_owned(),
@@ -361,7 +363,7 @@ impl FakeServer {
                     call_type,
                     is_group,
                     group_id: group_id.clone(),
-                },
+                }),
                 out,
             );
         }
@@ -380,11 +382,11 @@ impl FakeServer {
         for user in &busy {
             self.to(
                 me,
-                ServerMessage::Busy {
+                ServerMessage::Busy(Busy {
                     room_id: room,
                     invite_id: invite_id.clone(),
                     user_id: user.clone(),
-                },
+                }),
                 out,
             );
         }
@@ -427,11 +429,11 @@ impl FakeServer {
         let (Some(room), Some(call_type)) = (self.answer(me, invite_id), call_type) else {
             out.push((
                 client,
-                ServerMessage::Error {
+                ServerMessage::Error(ErrorReply {
                     request_id: Some(request_id),
                     code: ErrorCode::NoSuchInvitation,
                     message: "no such invitation".into(),
-                },
+                }),
             ));
             return;
         };
@@ -446,22 +448,22 @@ impl FakeServer {
         }
         out.push((
             client,
-            ServerMessage::Joined {
+            ServerMessage::Joined(Joined {
                 request_id,
                 room_id: room,
                 call_type,
                 members: members.clone(),
                 pending,
-            },
+            }),
         ));
         for member in &members {
             self.to(
                 member,
-                ServerMessage::Accepted {
+                ServerMessage::Accepted(Accepted {
                     room_id: room,
                     invite_id: invite_id.to_owned(),
                     user_id: me.to_owned(),
-                },
+                }),
                 out,
             );
         }
@@ -475,10 +477,10 @@ impl FakeServer {
             for member in r.members.clone() {
                 self.to(
                     &member,
-                    ServerMessage::InviteeList {
+                    ServerMessage::InviteeList(InviteeList {
                         room_id: room,
                         user_ids: user_ids.clone(),
-                    },
+                    }),
                     out,
                 );
             }
@@ -502,12 +504,12 @@ impl FakeServer {
             if let Some(last) = r.members.first().cloned() {
                 self.to(
                     &last,
-                    ServerMessage::CallEnded {
+                    ServerMessage::CallEnded(CallEnded {
                         room_id: room,
                         user_id: actor.to_owned(),
                         duration_secs,
                         reason,
-                    },
+                    }),
                     out,
                 );
             }
@@ -534,11 +536,11 @@ impl FakeServer {
                     for invitee in &inv.ringing {
                         self.to(
                             invitee,
-                            ServerMessage::Cancelled {
+                            ServerMessage::Cancelled(Cancelled {
                                 room_id: room,
                                 invite_id: id.clone(),
                                 sponsor: inv.sponsor.clone(),
-                            },
+                            }),
                             out,
                         );
                     }
@@ -550,10 +552,10 @@ impl FakeServer {
         for member in &remaining {
             self.to(
                 member,
-                ServerMessage::MemberLeft {
+                ServerMessage::MemberLeft(MemberLeft {
                     room_id: room,
                     user_id: user.to_owned(),
-                },
+                }),
                 out,
             );
         }
@@ -575,11 +577,11 @@ impl FakeServer {
             let sponsor = self.invitation_sponsor(&invite_id, room);
             self.to(
                 &sponsor,
-                ServerMessage::Rejected {
+                ServerMessage::Rejected(Rejected {
                     room_id: room,
                     invite_id,
                     user_id: user.to_owned(),
-                },
+                }),
                 out,
             );
             self.invitees_changed(room, out);

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use calling_protocol::{CallType, RoomId, ServerMessage};
+use calling_protocol::{CallType, Invited, RoomId, ServerMessage};
 
 /// A user id, shared between the maps that mention it.
 pub type UserId = Arc<str>;
@@ -126,7 +126,7 @@ impl Call {
     /// The `Invited` message of batch `no`, as its invitees see it.
     pub fn invited_message(&self, no: BatchNo) -> Option<ServerMessage> {
         let batch = self.batch(no)?;
-        Some(ServerMessage::Invited {
+        Some(ServerMessage::Invited(Invited {
             invite_id: batch.invite_id.to_string(),
             room_id: self.room,
             sponsor: batch.inviter.to_string(),
@@ -134,6 +134,6 @@ impl Call {
             call_type: batch.call_type,
             is_group: batch.is_group,
             group_id: batch.group_id.clone(),
-        })
+        }))
     }
 }

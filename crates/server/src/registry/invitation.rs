@@ -4,7 +4,10 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use calling_protocol::{CallType, EndReason, ErrorCode, RequestId, RoomId, ServerMessage};
+use calling_protocol::{
+    Accepted, Busy, CallType, EndReason, ErrorCode, InviteSent, InviteTimeout, InviteeList, Joined,
+    NoResponse, Rejected, RequestId, RoomId, ServerMessage,
+};
 use rand::Rng;
 // Steps of a call log at debug; its outcomes (accepted, rejected, busy, timed out, ended)
 // at info: one or two lines per call keep the log readable and cheap at thousands of calls/s.
@@ -101,12 +104,12 @@ impl Registry {
         let mut out = Outcome::default();
         out.deliveries.push((
             session,
-            ServerMessage::InviteSent {
+            ServerMessage::InviteSent(InviteSent {
                 request_id: req.request_id,
                 invite_id: invite_id.to_string(),
                 room_id: room,
                 user_ids: invited_ids,
-            },
+            }),
         ));
         if !ringing.is_empty() {
             let Some(call) = self.calls.get_mut(&room) else {
@@ -149,11 +152,11 @@ impl Registry {
             );
             out.deliveries.push((
                 session,
-                ServerMessage::Busy {
+                ServerMessage::Busy(Busy {
                     room_id: room,
                     invite_id: invite_id.to_string(),
                     user_id: user.to_string(),
-                },
+                }),
             ));
         }
         if !ringing.is_empty() {
@@ -240,32 +243,32 @@ impl Registry {
         let pending = call.pending_ids();
         out.deliveries.push((
             session,
-            ServerMessage::Joined {
+            ServerMessage::Joined(Joined {
                 request_id,
                 room_id: room,
                 call_type,
                 members: others.clone(),
                 pending: pending.clone(),
-            },
+            }),
         ));
         for member in &others {
             self.send(
                 app,
                 member,
-                ServerMessage::Accepted {
+                ServerMessage::Accepted(Accepted {
                     room_id: room,
                     invite_id: invite_id.to_string(),
                     user_id: user.to_string(),
-                },
+                }),
                 &mut out,
             );
             self.send(
                 app,
                 member,
-                ServerMessage::InviteeList {
+                ServerMessage::InviteeList(InviteeList {
                     room_id: room,
                     user_ids: pending.clone(),
-                },
+                }),
                 &mut out,
             );
         }
@@ -303,11 +306,11 @@ impl Registry {
         info!(app, room, invite_id, user = &**user, "invitation rejected");
         if let Some(inviter) = inviter {
             if self.calls.get(&room).is_some_and(|c| c.is_member(&inviter)) {
-                let msg = ServerMessage::Rejected {
+                let msg = ServerMessage::Rejected(Rejected {
                     room_id: room,
                     invite_id: invite_id.to_string(),
                     user_id: user.to_string(),
-                };
+                });
                 self.send(app, &inviter, msg, out);
             }
         }
@@ -348,11 +351,11 @@ impl Registry {
             self.send(
                 app,
                 user,
-                ServerMessage::InviteTimeout {
+                ServerMessage::InviteTimeout(InviteTimeout {
                     room_id: room,
                     invite_id: batch.invite_id.to_string(),
                     sponsor: batch.inviter.to_string(),
-                },
+                }),
                 out,
             );
             self.set_presence(app, user, Presence::Idle);
@@ -362,11 +365,11 @@ impl Registry {
         };
         info!(app, room, invite_id = &*batch.invite_id, invitees = ?timed_out, "invitation timed out");
         if inviter_present {
-            let msg = ServerMessage::NoResponse {
+            let msg = ServerMessage::NoResponse(NoResponse {
                 room_id: room,
                 invite_id: batch.invite_id.to_string(),
                 user_ids: timed_out.iter().map(|u| u.to_string()).collect(),
-            };
+            });
             self.send(app, &batch.inviter, msg, out);
         }
         self.announce_pending(room, out);

@@ -15,7 +15,10 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use calling_protocol::{EndReason, ErrorCode, RoomId, ServerMessage, Signal};
+use calling_protocol::{
+    CallEnded, Cancelled, EndReason, ErrorCode, InviteeList, MemberLeft, RelayedSignal, RoomId,
+    ServerMessage, Signal,
+};
 use tracing::{debug, info};
 
 pub use call::MAX_PARTICIPANTS;
@@ -287,11 +290,11 @@ impl Registry {
         }
         let mut out = Outcome::default();
         // An invitee who is offline right now simply misses the signal, as a closed peer would.
-        let msg = ServerMessage::Signal {
+        let msg = ServerMessage::Signal(RelayedSignal {
             room_id: room,
             from: user.to_string(),
             signal,
-        };
+        });
         self.send(app, to, msg, &mut out);
         Ok(out)
     }
@@ -313,10 +316,10 @@ impl Registry {
         let rest: Vec<UserId> = call.members.clone();
         debug!(app, room, user = &**user, "member left");
         for member in &rest {
-            let msg = ServerMessage::MemberLeft {
+            let msg = ServerMessage::MemberLeft(MemberLeft {
                 room_id: room,
                 user_id: user.to_string(),
-            };
+            });
             self.send(app, member, msg, out);
         }
         self.settle(room, user, EndReason::Hangup, now, out);
@@ -329,10 +332,10 @@ impl Registry {
         };
         let pending = call.pending_ids();
         for member in &call.members {
-            let msg = ServerMessage::InviteeList {
+            let msg = ServerMessage::InviteeList(InviteeList {
                 room_id: room,
                 user_ids: pending.clone(),
-            };
+            });
             self.send(call.app, member, msg, out);
         }
     }
@@ -363,23 +366,23 @@ impl Registry {
         }
         for p in &call.pending {
             if let Some(batch) = call.batch(p.batch) {
-                let msg = ServerMessage::Cancelled {
+                let msg = ServerMessage::Cancelled(Cancelled {
                     room_id: room,
                     invite_id: batch.invite_id.to_string(),
                     sponsor: batch.inviter.to_string(),
-                };
+                });
                 self.send(app, &p.user, msg, out);
             }
             self.set_presence(app, &p.user, Presence::Idle);
         }
         let duration_secs = call.duration_secs(now);
         if let Some(last) = call.members.first() {
-            let msg = ServerMessage::CallEnded {
+            let msg = ServerMessage::CallEnded(CallEnded {
                 room_id: room,
                 user_id: actor.to_string(),
                 duration_secs,
                 reason,
-            };
+            });
             self.send(app, last, msg, out);
             self.set_presence(app, last, Presence::Idle);
         }

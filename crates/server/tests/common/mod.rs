@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use calling_protocol::{
-    CallType, ClientMessage, EndReason, ErrorCode, RoomId, ServerMessage, Signal, PROTOCOL_VERSION,
+    Accepted, CallEnded, CallType, ClientMessage, EndReason, ErrorCode, ErrorReply, InviteSent,
+    Invited, InviteeList, Joined, LoginOk, RoomId, ServerMessage, Signal, PROTOCOL_VERSION,
 };
 use calling_server::{usersig, AppCredential, Config, Hub};
 use futures_util::{SinkExt, StreamExt};
@@ -114,7 +115,7 @@ impl Client {
         c.name = user.into();
         c.send(&login_msg(user)).await;
         match c.recv().await {
-            ServerMessage::LoginOk { user_id, .. } => assert_eq!(user_id, user),
+            ServerMessage::LoginOk(LoginOk { user_id, .. }) => assert_eq!(user_id, user),
             other => panic!("{user}: expected loginOk, got {other:?}"),
         }
         c
@@ -209,11 +210,11 @@ impl Client {
     /// Reads until an `Error` arrives; returns its code and request id.
     pub async fn expect_error(&mut self) -> (ErrorCode, Option<u32>, String) {
         match self.recv().await {
-            ServerMessage::Error {
+            ServerMessage::Error(ErrorReply {
                 code,
                 request_id,
                 message,
-            } => (code, request_id, message),
+            }) => (code, request_id, message),
             other => panic!("{}: expected an error, got {other:?}", self.name),
         }
     }
@@ -234,12 +235,12 @@ impl Client {
         })
         .await;
         match self.recv().await {
-            ServerMessage::InviteSent {
+            ServerMessage::InviteSent(InviteSent {
                 request_id: 11,
                 room_id,
                 invite_id,
                 ..
-            } => (room_id, invite_id),
+            }) => (room_id, invite_id),
             other => panic!("{}: expected inviteSent, got {other:?}", self.name),
         }
     }
@@ -247,7 +248,7 @@ impl Client {
     /// Expects an `Invited` and returns its invite id.
     pub async fn invited(&mut self) -> String {
         match self.recv().await {
-            ServerMessage::Invited { invite_id, .. } => invite_id,
+            ServerMessage::Invited(Invited { invite_id, .. }) => invite_id,
             other => panic!("{}: expected invited, got {other:?}", self.name),
         }
     }
@@ -272,10 +273,10 @@ impl Client {
 }
 
 pub fn invitee_list(room: RoomId, users: &[&str]) -> ServerMessage {
-    ServerMessage::InviteeList {
+    ServerMessage::InviteeList(InviteeList {
         room_id: room,
         user_ids: users.iter().map(|s| s.to_string()).collect(),
-    }
+    })
 }
 
 /// alice calls bob and bob accepts; every message on the way is checked.
@@ -286,7 +287,7 @@ pub async fn connected_pair(server: &Server) -> (Client, Client, RoomId, String)
     assert_eq!(alice.recv().await, invitee_list(room, &["bob"]));
     assert_eq!(
         bob.recv().await,
-        ServerMessage::Invited {
+        ServerMessage::Invited(Invited {
             invite_id: invite_id.clone(),
             room_id: room,
             sponsor: "alice".into(),
@@ -294,25 +295,25 @@ pub async fn connected_pair(server: &Server) -> (Client, Client, RoomId, String)
             call_type: CallType::Video,
             is_group: false,
             group_id: None,
-        }
+        })
     );
     assert_eq!(
         bob.accept(&invite_id).await,
-        ServerMessage::Joined {
+        ServerMessage::Joined(Joined {
             request_id: 12,
             room_id: room,
             call_type: CallType::Video,
             members: vec!["alice".into()],
             pending: vec![],
-        }
+        })
     );
     assert_eq!(
         alice.recv().await,
-        ServerMessage::Accepted {
+        ServerMessage::Accepted(Accepted {
             room_id: room,
             invite_id: invite_id.clone(),
             user_id: "bob".into()
-        }
+        })
     );
     assert_eq!(alice.recv().await, invitee_list(room, &[]));
     (alice, bob, room, invite_id)
@@ -321,5 +322,5 @@ pub async fn connected_pair(server: &Server) -> (Client, Client, RoomId, String)
 /// A predicate matching the `CallEnded` of `room` ended by `by` for `reason`.
 pub fn call_ended(room: RoomId, by: &str, reason: EndReason) -> impl Fn(ServerMessage) -> bool {
     let by = by.to_string();
-    move |m| matches!(m, ServerMessage::CallEnded { room_id, user_id, reason: r, .. } if room_id == room && user_id == by && r == reason)
+    move |m| matches!(m, ServerMessage::CallEnded(CallEnded { room_id, user_id, reason: r, .. }) if room_id == room && user_id == by && r == reason)
 }

@@ -12,16 +12,16 @@ fn invite_rings_the_invitee_and_answers_the_caller() {
         vec![
             (
                 ALICE,
-                ServerMessage::InviteSent {
+                ServerMessage::InviteSent(InviteSent {
                     request_id: 7,
                     invite_id: invite_id.clone(),
                     room_id: room,
                     user_ids: vec!["bob".into()],
-                }
+                })
             ),
             (
                 BOB,
-                ServerMessage::Invited {
+                ServerMessage::Invited(Invited {
                     invite_id: invite_id.clone(),
                     room_id: room,
                     sponsor: "alice".into(),
@@ -29,7 +29,7 @@ fn invite_rings_the_invitee_and_answers_the_caller() {
                     call_type: CallType::Video,
                     is_group: false,
                     group_id: None,
-                }
+                })
             ),
             (ALICE, list(room, &["bob"])),
         ]
@@ -45,22 +45,22 @@ fn accept_joins_the_call_and_tells_the_caller() {
     let out = f.reg.accept(BOB, 9, &invite_id, f.at(2)).unwrap();
     assert_eq!(
         to(&out, BOB),
-        vec![ServerMessage::Joined {
+        vec![ServerMessage::Joined(Joined {
             request_id: 9,
             room_id: room,
             call_type: CallType::Video,
             members: vec!["alice".into()],
             pending: vec![],
-        }]
+        })]
     );
     assert_eq!(
         to(&out, ALICE),
         vec![
-            ServerMessage::Accepted {
+            ServerMessage::Accepted(Accepted {
                 room_id: room,
                 invite_id,
                 user_id: "bob".into()
-            },
+            }),
             list(room, &[]),
         ]
     );
@@ -80,11 +80,11 @@ fn reject_tells_the_caller_and_ends_the_call() {
     assert_eq!(
         to(&out, ALICE),
         vec![
-            ServerMessage::Rejected {
+            ServerMessage::Rejected(Rejected {
                 room_id: room,
                 invite_id,
                 user_id: "bob".into()
-            },
+            }),
             list(room, &[]),
             ended(room, "bob", 0, EndReason::Rejected),
         ]
@@ -105,11 +105,11 @@ fn a_ringing_or_connected_invitee_is_busy_and_sees_nothing() {
     assert_eq!(
         to(&out, CAROL)[1..],
         [
-            ServerMessage::Busy {
+            ServerMessage::Busy(Busy {
                 room_id: room,
                 invite_id,
                 user_id: "bob".into()
-            },
+            }),
             ended(room, "bob", 0, EndReason::Busy),
         ]
     );
@@ -120,7 +120,7 @@ fn a_ringing_or_connected_invitee_is_busy_and_sees_nothing() {
     );
     // The caller is busy too, and so is a member of a connected call.
     let out = f.invite(CAROL, &["alice"], None, 2);
-    assert!(matches!(to(&out, CAROL)[1], ServerMessage::Busy { .. }));
+    assert!(matches!(to(&out, CAROL)[1], ServerMessage::Busy(_)));
 }
 
 #[test]
@@ -152,11 +152,11 @@ fn caller_hangup_while_ringing_cancels() {
         out.deliveries,
         vec![(
             BOB,
-            ServerMessage::Cancelled {
+            ServerMessage::Cancelled(Cancelled {
                 room_id: room,
                 invite_id: invite_id.clone(),
                 sponsor: "alice".into()
-            }
+            })
         )]
     );
     assert_eq!(f.reg.call_count(), 0);
@@ -175,20 +175,20 @@ fn ring_timeout_reports_to_both_sides() {
     let out = f.reg.expire(f.at(30));
     assert_eq!(
         to(&out, BOB),
-        vec![ServerMessage::InviteTimeout {
+        vec![ServerMessage::InviteTimeout(InviteTimeout {
             room_id: room,
             invite_id: invite_id.clone(),
             sponsor: "alice".into()
-        }]
+        })]
     );
     assert_eq!(
         to(&out, ALICE),
         vec![
-            ServerMessage::NoResponse {
+            ServerMessage::NoResponse(NoResponse {
                 room_id: room,
                 invite_id,
                 user_ids: vec!["bob".into()]
-            },
+            }),
             list(room, &[]),
             ended(room, "bob", 0, EndReason::NoResponse),
         ]
@@ -207,10 +207,10 @@ fn hangup_when_connected_ends_with_the_duration() {
         assert_eq!(
             to(&out, stayer),
             vec![
-                ServerMessage::MemberLeft {
+                ServerMessage::MemberLeft(MemberLeft {
                     room_id: room,
                     user_id: name.into()
-                },
+                }),
                 ended(room, name, 65, EndReason::Hangup),
             ]
         );
@@ -232,29 +232,29 @@ fn group_call_with_mixed_outcomes() {
     let (room, invite_id) = sent(&out);
     let ringing = ["bob", "carol", "gina"];
     assert!(
-        matches!(&to(&out, ALICE)[0], ServerMessage::InviteSent { user_ids, .. }
+        matches!(&to(&out, ALICE)[0], ServerMessage::InviteSent(InviteSent { user_ids, .. })
         if *user_ids == ["bob", "carol", "dave", "gina"])
     );
     assert!(
-        matches!(&to(&out, BOB)[0], ServerMessage::Invited { user_ids, is_group: true, .. }
+        matches!(&to(&out, BOB)[0], ServerMessage::Invited(Invited { user_ids, is_group: true, .. })
         if *user_ids == ringing)
     );
     assert_eq!(to(&out, DAVE), vec![]);
     assert_eq!(
         to(&out, ALICE)[1..],
         [
-            ServerMessage::Busy {
+            ServerMessage::Busy(Busy {
                 room_id: room,
                 invite_id: invite_id.clone(),
                 user_id: "dave".into()
-            },
+            }),
             list(room, &ringing),
         ]
     );
     // bob accepts: alice is told; bob learns who else is ringing.
     let out = f.reg.accept(BOB, 2, &invite_id, f.at(1)).unwrap();
     assert!(
-        matches!(&to(&out, BOB)[0], ServerMessage::Joined { members, pending, .. }
+        matches!(&to(&out, BOB)[0], ServerMessage::Joined(Joined { members, pending, .. })
         if *members == ["alice"] && *pending == ["carol", "gina"])
     );
     // carol rejects: alice (the inviter) gets Rejected, every member the new list.
@@ -266,11 +266,11 @@ fn group_call_with_mixed_outcomes() {
     assert_eq!(
         to(&out, ALICE),
         vec![
-            ServerMessage::NoResponse {
+            ServerMessage::NoResponse(NoResponse {
                 room_id: room,
                 invite_id: invite_id.clone(),
                 user_ids: vec!["gina".into()]
-            },
+            }),
             list(room, &[]),
         ]
     );
@@ -280,10 +280,10 @@ fn group_call_with_mixed_outcomes() {
     assert_eq!(
         to(&out, BOB),
         vec![
-            ServerMessage::MemberLeft {
+            ServerMessage::MemberLeft(MemberLeft {
                 room_id: room,
                 user_id: "alice".into()
-            },
+            }),
             ended(room, "alice", 40, EndReason::Hangup),
         ]
     );
@@ -297,7 +297,7 @@ fn offline_invitee_gets_the_invitation_at_login() {
     assert_eq!(out.deliveries.len(), 2, "InviteSent and InviteeList only");
     let out = f.reg.login(DAVE, APP, "dave", f.at(10));
     assert!(
-        matches!(&to(&out, DAVE)[..], [ServerMessage::Invited { invite_id: i, room_id, sponsor, .. }]
+        matches!(&to(&out, DAVE)[..], [ServerMessage::Invited(Invited { invite_id: i, room_id, sponsor, .. })]
         if *i == invite_id && *room_id == room && sponsor == "alice")
     );
     assert!(f.reg.accept(DAVE, 1, &invite_id, f.at(11)).is_ok());
@@ -310,7 +310,7 @@ fn offline_invitee_who_comes_too_late_gets_nothing() {
     let out = f.reg.expire(f.at(30));
     assert!(matches!(
         &to(&out, ALICE)[..],
-        [ServerMessage::NoResponse { .. }, _, _]
+        [ServerMessage::NoResponse(_), _, _]
     ));
     assert_eq!(f.reg.login(DAVE, APP, "dave", f.at(31)), Outcome::default());
 }

@@ -4,7 +4,10 @@ mod invitation;
 mod session;
 
 use super::*;
-use calling_protocol::CallType;
+use calling_protocol::{
+    Accepted, Busy, CallEnded, CallType, Cancelled, InviteSent, InviteTimeout, Invited,
+    InviteeList, Joined, MemberLeft, NoResponse, Rejected, RelayedSignal,
+};
 
 const APP: u64 = 1_400_000_000;
 const RING: Duration = Duration::from_secs(30);
@@ -66,9 +69,9 @@ fn sent(out: &Outcome) -> (RoomId, String) {
     out.deliveries
         .iter()
         .find_map(|(_, m)| match m {
-            ServerMessage::InviteSent {
+            ServerMessage::InviteSent(InviteSent {
                 room_id, invite_id, ..
-            } => Some((*room_id, invite_id.clone())),
+            }) => Some((*room_id, invite_id.clone())),
             _ => None,
         })
         .expect("no InviteSent")
@@ -83,17 +86,17 @@ fn to(out: &Outcome, session: SessionId) -> Vec<ServerMessage> {
 }
 
 fn list(room: RoomId, users: &[&str]) -> ServerMessage {
-    ServerMessage::InviteeList {
+    ServerMessage::InviteeList(InviteeList {
         room_id: room,
         user_ids: users.iter().map(|s| s.to_string()).collect(),
-    }
+    })
 }
 
 fn ended(room: RoomId, by: &str, secs: u32, reason: EndReason) -> ServerMessage {
-    ServerMessage::CallEnded {
+    ServerMessage::CallEnded(CallEnded {
         room_id: room,
         user_id: by.into(),
         duration_secs: secs,
         reason,
-    }
+    })
 }

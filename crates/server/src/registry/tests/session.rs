@@ -12,10 +12,10 @@ fn new_login_kicks_the_old_session_out_of_its_call() {
     assert_eq!(
         to(&out, ALICE),
         vec![
-            ServerMessage::MemberLeft {
+            ServerMessage::MemberLeft(MemberLeft {
                 room_id: room,
                 user_id: "bob".into()
-            },
+            }),
             ended(room, "bob", 10, EndReason::Hangup),
         ]
     );
@@ -35,7 +35,7 @@ fn kicked_ringing_invitee_gets_the_invitation_on_the_new_session() {
     assert_eq!(to(&out, BOB), vec![ServerMessage::Kicked]);
     assert_eq!(to(&out, ALICE), vec![]);
     assert!(
-        matches!(&to(&out, 9)[..], [ServerMessage::Invited { invite_id: i, .. }] if *i == invite_id)
+        matches!(&to(&out, 9)[..], [ServerMessage::Invited(Invited { invite_id: i, .. })] if *i == invite_id)
     );
 }
 
@@ -47,10 +47,10 @@ fn disconnect_mid_call_is_a_hangup() {
     assert_eq!(
         to(&out, BOB),
         vec![
-            ServerMessage::MemberLeft {
+            ServerMessage::MemberLeft(MemberLeft {
                 room_id: room,
                 user_id: "alice".into()
-            },
+            }),
             ended(room, "alice", 4, EndReason::Hangup),
         ]
     );
@@ -65,18 +65,18 @@ fn caller_vanishing_while_ringing_cancels_and_a_vanished_invitee_stays_invited()
     // bob's connection drops and comes back: still invited.
     assert_eq!(f.reg.leave(BOB, f.at(1)), Outcome::default());
     let out = f.reg.login(8, APP, "bob", f.at(2));
-    assert!(matches!(&to(&out, 8)[..], [ServerMessage::Invited { .. }]));
+    assert!(matches!(&to(&out, 8)[..], [ServerMessage::Invited(_)]));
     // alice's connection drops: bob's invitation is cancelled.
     let out = f.reg.leave(ALICE, f.at(3));
     assert_eq!(
         out.deliveries,
         vec![(
             8,
-            ServerMessage::Cancelled {
+            ServerMessage::Cancelled(Cancelled {
                 room_id: room,
                 invite_id,
                 sponsor: "alice".into()
-            }
+            })
         )]
     );
     assert_eq!(f.reg.call_count(), 0);
@@ -94,11 +94,11 @@ fn relay_only_between_participants() {
         out.deliveries,
         vec![(
             BOB,
-            ServerMessage::Signal {
+            ServerMessage::Signal(RelayedSignal {
                 room_id: room,
                 from: "alice".into(),
                 signal: offer.clone()
-            }
+            })
         )]
     );
     assert!(f.reg.relay(BOB, room, "alice", offer.clone()).is_ok());
@@ -170,16 +170,16 @@ fn a_member_invites_more_users_into_a_running_call() {
     let (room2, invite_id) = sent(&out);
     assert_eq!(room2, room);
     assert!(
-        matches!(&to(&out, BOB)[..], [ServerMessage::InviteSent { user_ids, .. }, _] if *user_ids == ["carol"])
+        matches!(&to(&out, BOB)[..], [ServerMessage::InviteSent(InviteSent { user_ids, .. }), _] if *user_ids == ["carol"])
     );
     assert!(
-        matches!(&to(&out, CAROL)[..], [ServerMessage::Invited { sponsor, user_ids, .. }]
+        matches!(&to(&out, CAROL)[..], [ServerMessage::Invited(Invited { sponsor, user_ids, .. })]
         if sponsor == "bob" && *user_ids == ["carol"])
     );
     assert_eq!(to(&out, ALICE), vec![list(room, &["carol"])]);
     let out = f.reg.accept(CAROL, 4, &invite_id, f.at(6)).unwrap();
     assert!(
-        matches!(&to(&out, CAROL)[..], [ServerMessage::Joined { members, .. }] if *members == ["alice", "bob"])
+        matches!(&to(&out, CAROL)[..], [ServerMessage::Joined(Joined { members, .. })] if *members == ["alice", "bob"])
     );
     // alice leaves: bob and carol go on.
     let out = f.reg.hangup(ALICE, room, f.at(7)).unwrap();
@@ -198,10 +198,10 @@ fn a_call_left_with_one_member_ends_when_the_last_invitee_answers() {
     let out = f.reg.hangup(ALICE, room, f.at(3)).unwrap();
     assert_eq!(
         to(&out, BOB),
-        vec![ServerMessage::MemberLeft {
+        vec![ServerMessage::MemberLeft(MemberLeft {
             room_id: room,
             user_id: "alice".into()
-        }]
+        })]
     );
     assert_eq!(to(&out, CAROL), vec![]);
     // carol declines: the inviter is gone, bob is alone and the call ends.
@@ -239,10 +239,7 @@ fn answers_need_a_matching_invitation() {
     );
     // A ringing invitee's hangup declines.
     let out = f.reg.hangup(BOB, room, f.at(1)).unwrap();
-    assert!(matches!(
-        &to(&out, ALICE)[0],
-        ServerMessage::Rejected { .. }
-    ));
+    assert!(matches!(&to(&out, ALICE)[0], ServerMessage::Rejected(_)));
 }
 
 #[test]
