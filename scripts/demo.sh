@@ -22,7 +22,12 @@ cargo build --bin calling-server
 SERVER_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/debug/calling-server
 
 step "start calling-server (dev mode) on $LISTEN"
-"$SERVER_BIN" --listen "$LISTEN" --www www --pkg pkg &
+# Dev mode hands out UserSigs to whoever can reach it: off loopback the server wants it said.
+case "${LISTEN%:*}" in
+  127.*|localhost|'[::1]') NETWORK_FLAG=() ;;
+  *) NETWORK_FLAG=(--dev-on-network) ;;
+esac
+"$SERVER_BIN" --listen "$LISTEN" --www www --pkg pkg "${NETWORK_FLAG[@]}" &
 SERVER_PID=$!
 trap 'kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true' EXIT INT TERM
 if ! node e2e/wait-for.mjs "http://127.0.0.1:$PORT/healthz" 30 "$SERVER_PID"; then

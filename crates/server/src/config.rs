@@ -29,6 +29,65 @@ pub struct Config {
     pub www: Option<PathBuf>,
     /// Served at `/pkg/`.
     pub pkg: Option<PathBuf>,
+    /// What one client may make the server hold.
+    pub limits: Limits,
+    /// How UserSigs are checked beyond their signature.
+    pub sig_policy: SigPolicy,
+}
+
+/// Every resource a client can make the server hold, bounded. A limit of 0 means no limit for
+/// the connection caps only.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Time from the WebSocket upgrade to a successful login, whatever the client sends.
+    pub login_timeout: Duration,
+    /// Time a client has to send a request's headers, and that a kept-alive HTTP connection may
+    /// wait for its next request.
+    pub header_timeout: Duration,
+    /// Time a read or write may make no progress before the connection is dropped.
+    pub idle_timeout: Duration,
+    /// Connections open at once (0: no limit).
+    pub max_connections: usize,
+    /// Connections not (yet) logged in at once: plain HTTP, and WebSockets before their login
+    /// (0: no limit).
+    pub max_pending_logins: usize,
+    /// Connections open at once from one IP address (0: no limit).
+    pub max_connections_per_address: usize,
+    /// Bytes of messages queued for one session before it counts as too slow.
+    pub outbox_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            login_timeout: Duration::from_secs(5),
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 50_000,
+            max_pending_logins: 1_000,
+            max_connections_per_address: 256,
+            outbox_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// Checks on a UserSig's claimed times.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SigPolicy {
+    /// How far in the future a UserSig's `TLS.time` may be (clocks of the issuer and this
+    /// server differ a little; a sig from further ahead would outlive its stated lifetime).
+    pub max_clock_skew_secs: u64,
+    /// The longest `TLS.expire` accepted; `None` accepts any.
+    pub max_lifetime_secs: Option<u64>,
+}
+
+impl Default for SigPolicy {
+    fn default() -> Self {
+        SigPolicy {
+            max_clock_skew_secs: 300,
+            max_lifetime_secs: None,
+        }
+    }
 }
 
 impl Config {
@@ -50,6 +109,8 @@ impl Config {
             ice_servers: Vec::new(),
             www: None,
             pkg: None,
+            limits: Limits::default(),
+            sig_policy: SigPolicy::default(),
         }
     }
 
@@ -93,7 +154,7 @@ pub enum ConfigError {
     BadAppId,
     #[error("the secret key is empty")]
     EmptyKey,
-    #[error("the ring timeout must be a positive number of seconds")]
+    #[error("expected a positive number of seconds (at most one day)")]
     BadRingTimeout,
 }
 
@@ -117,7 +178,7 @@ impl FromStr for AppCredential {
     }
 }
 
-/// Parses `--ring-timeout`: seconds, fractions allowed (tests use `0.5`).
+/// Parses `--ring-timeout` and the other durations: seconds, fractions allowed (tests use `0.5`).
 pub fn parse_seconds(s: &str) -> Result<Duration, ConfigError> {
     let secs: f64 = s.trim().parse().map_err(|_| ConfigError::BadRingTimeout)?;
     if !secs.is_finite() || secs <= 0.0 || secs > 86_400.0 {

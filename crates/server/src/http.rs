@@ -5,17 +5,19 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::json;
-use tower_http::services::ServeDir;
+use tower_http::set_header::SetResponseHeaderLayer;
 
+use crate::gate::Permit;
 use crate::hub::Hub;
 use crate::registry::valid_user_id;
 use crate::socket::{self, TRANSPORT_LIMIT_BYTES};
+use crate::static_files;
 use crate::usersig;
 
 /// Lifetime of UserSigs handed out by `/dev/usersig`.
@@ -32,30 +34,90 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/dev/usersig", get(dev_user_sig))
         .route("/dev/config", get(dev_config));
     if let Some(pkg) = &hub.config.pkg {
-        router = router.nest_service("/pkg", ServeDir::new(pkg));
+        router = router.nest_service("/pkg", static_files::service(pkg));
     }
     if let Some(www) = &hub.config.www {
-        router = router.fallback_service(ServeDir::new(www));
+        router = router.fallback_service(static_files::service(www));
     }
-    router.with_state(hub)
+    // Browsers never guess a type other than the one sent (a file served as text stays text).
+    router
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .with_state(hub)
 }
 
-async fn websocket(ws: WebSocketUpgrade, State(hub): State<Arc<Hub>>) -> Response {
+async fn websocket(
+    ws: WebSocketUpgrade,
+    State(hub): State<Arc<Hub>>,
+    permit: Option<Extension<Arc<Permit>>>,
+) -> Response {
+    let permit = permit.map(|Extension(p)| p);
     // Tens of thousands of mostly idle sessions: a small read buffer (tungstenite's default is
     // 128 KiB, allocated per connection up front) keeps a session's memory in a few KiB.
     ws.read_buffer_size(READ_BUFFER_BYTES)
         .max_message_size(TRANSPORT_LIMIT_BYTES)
         .max_frame_size(TRANSPORT_LIMIT_BYTES)
-        .on_upgrade(move |socket| socket::run(socket, hub))
+        .on_upgrade(move |socket| socket::run(socket, hub, permit))
 }
 
-/// Browser tests load pages from another localhost port, so dev answers allow any origin.
-fn dev_json(status: StatusCode, body: serde_json::Value) -> Response {
+/// Whether a page at `origin` may read dev answers: pages served by this server (the demo) and
+/// pages on this machine (the browser tests load theirs from another localhost port). Anything
+/// else is a website the developer happens to visit, which must not mint UserSigs.
+fn dev_origin_allowed(origin: &str, host: Option<&str>) -> bool {
+    let Ok(uri) = origin.parse::<axum::http::Uri>() else {
+        return false;
+    };
+    let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+        return false;
+    };
+    if !matches!(scheme, "http" | "https") || uri.path() != "/" && !uri.path().is_empty() {
+        return false;
+    }
+    if host.is_some_and(|h| h.eq_ignore_ascii_case(authority.as_str())) {
+        return true;
+    }
+    let name = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let name = name.to_ascii_lowercase();
+    name == "localhost"
+        || name.ends_with(".localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// A dev answer, or a 403 for a page of a foreign origin.
+fn dev_json(headers: &HeaderMap, status: StatusCode, body: serde_json::Value) -> Response {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let origin = headers.get(header::ORIGIN);
+    let allowed = match origin {
+        // Same-origin GETs and non-browser clients send no Origin.
+        None => None,
+        Some(origin) => match origin.to_str() {
+            Ok(text) if dev_origin_allowed(text, host) => Some(origin.clone()),
+            _ => {
+                let mut refused = (
+                    StatusCode::FORBIDDEN,
+                    Json(json!({"error": "dev endpoints answer only pages of this server or of localhost"})),
+                )
+                    .into_response();
+                refused
+                    .headers_mut()
+                    .insert(header::VARY, HeaderValue::from_static("origin"));
+                return refused;
+            }
+        },
+    };
     let mut response = (status, Json(body)).into_response();
-    response.headers_mut().insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
+    let headers = response.headers_mut();
+    headers.insert(header::VARY, HeaderValue::from_static("origin"));
+    if let Some(origin) = allowed {
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    }
     response
 }
 
@@ -69,6 +131,7 @@ struct UserSigQuery {
 
 async fn dev_user_sig(
     State(hub): State<Arc<Hub>>,
+    headers: HeaderMap,
     query: Result<Query<UserSigQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let Some((app, key)) = hub.config.dev_app() else {
@@ -76,18 +139,21 @@ async fn dev_user_sig(
     };
     let Ok(Query(query)) = query else {
         return dev_json(
+            &headers,
             StatusCode::BAD_REQUEST,
             json!({"error": "expected ?sdkAppID=<number>&userID=<id>"}),
         );
     };
     if query.sdk_app_id.is_some_and(|id| id != app) {
         return dev_json(
+            &headers,
             StatusCode::BAD_REQUEST,
             json!({"error": format!("this dev server's SDKAppID is {app}")}),
         );
     }
     if !valid_user_id(&query.user_id) {
         return dev_json(
+            &headers,
             StatusCode::BAD_REQUEST,
             json!({"error": "userID must be 1-32 letters, digits, '-' or '_'"}),
         );
@@ -95,23 +161,24 @@ async fn dev_user_sig(
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let user_sig = usersig::generate(
-        app,
-        key,
-        &query.user_id,
-        now,
-        DEV_USER_SIG_LIFETIME_SECS,
-        None,
-    );
+    let lifetime = hub
+        .config
+        .sig_policy
+        .max_lifetime_secs
+        .map_or(DEV_USER_SIG_LIFETIME_SECS, |max| {
+            max.min(DEV_USER_SIG_LIFETIME_SECS)
+        });
+    let user_sig = usersig::generate(app, key, &query.user_id, now, lifetime, None);
     dev_json(
+        &headers,
         StatusCode::OK,
         json!({"userSig": user_sig, "sdkAppID": app, "userID": query.user_id}),
     )
 }
 
-async fn dev_config(State(hub): State<Arc<Hub>>) -> Response {
+async fn dev_config(State(hub): State<Arc<Hub>>, headers: HeaderMap) -> Response {
     match hub.config.dev_app() {
-        Some((app, _)) => dev_json(StatusCode::OK, json!({ "sdkAppID": app })),
+        Some((app, _)) => dev_json(&headers, StatusCode::OK, json!({ "sdkAppID": app })),
         None => StatusCode::NOT_FOUND.into_response(),
     }
 }

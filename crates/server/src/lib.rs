@@ -6,20 +6,22 @@
 //! bound to `127.0.0.1:0`); [`serve`] runs it on a listener.
 
 pub mod config;
+pub mod gate;
 pub mod http;
 pub mod hub;
+pub mod listener;
 pub mod rate;
 pub mod registry;
 pub mod socket;
+mod static_files;
 pub mod usersig;
 
 use std::sync::Arc;
 
-use axum::serve::ListenerExt;
 use axum::Router;
 use tokio::net::TcpListener;
 
-pub use config::{AppCredential, Config, DEV_SDK_APP_ID};
+pub use config::{AppCredential, Config, Limits, SigPolicy, DEV_SDK_APP_ID};
 pub use hub::Hub;
 
 /// The router for a new server with this configuration, and its hub (for inspection).
@@ -37,20 +39,17 @@ pub fn app(config: Config) -> Router {
 }
 
 /// Serves a new server on `listener` until the process ends.
-///
-/// Every accepted socket gets `TCP_NODELAY`: the server often writes two frames to one client
-/// back to back (`inviteSent` then `accepted`, `memberLeft` then `callEnded`), and with Nagle's
-/// algorithm the second waits for the first one's acknowledgement (about 40 ms on Linux).
 pub async fn serve(listener: TcpListener, config: Config) -> std::io::Result<()> {
-    serve_router(listener, app(config)).await
+    let (router, hub) = app_with_hub(config);
+    serve_router(listener, router, hub).await
 }
 
-/// Serves `router` (from [`app`] or [`app_with_hub`]) on `listener`, as [`serve`] does.
-pub async fn serve_router(listener: TcpListener, router: Router) -> std::io::Result<()> {
-    let listener = listener.tap_io(|tcp| {
-        if let Err(err) = tcp.set_nodelay(true) {
-            tracing::debug!(%err, "could not set TCP_NODELAY");
-        }
-    });
-    axum::serve(listener, router).await
+/// Serves `router` (from [`app_with_hub`], with its hub) on `listener`, as [`serve`] does: each
+/// connection is admitted by the hub's connection caps and bounded by its timeouts.
+pub async fn serve_router(
+    listener: TcpListener,
+    router: Router,
+    hub: Arc<Hub>,
+) -> std::io::Result<()> {
+    listener::accept_loop(listener, router, hub).await
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use calling_protocol::IceServer;
 use calling_server::config::parse_seconds;
-use calling_server::{AppCredential, Config};
+use calling_server::{AppCredential, Config, Limits, SigPolicy};
 use clap::Parser;
 use tracing::{error, info};
 use tracing_subscriber::EnvFilter;
@@ -42,6 +42,39 @@ struct Args {
     /// STUN/TURN server URL handed to clients at login; repeatable.
     #[arg(long = "ice-server", value_name = "URL")]
     ice_servers: Vec<String>,
+    /// How long a WebSocket may stay open without logging in.
+    #[arg(long, value_name = "SECONDS", default_value = "5", value_parser = parse_seconds)]
+    login_timeout: Duration,
+    /// How long a client may take to send a request's headers, and how long a kept-alive HTTP
+    /// connection may wait for its next request.
+    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = parse_seconds)]
+    header_timeout: Duration,
+    /// How long a read or write on a connection may make no progress before it is dropped.
+    #[arg(long, value_name = "SECONDS", default_value = "60", value_parser = parse_seconds)]
+    idle_timeout: Duration,
+    /// Connections open at once; further ones are refused with 503 (0: no limit).
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_connections)]
+    max_connections: usize,
+    /// Connections that have not logged in (plain HTTP included) at once (0: no limit).
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_pending_logins)]
+    max_pending_logins: usize,
+    /// Connections open at once from one IP address (0: no limit; behind a reverse proxy every
+    /// connection comes from the proxy's address).
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_connections_per_address)]
+    max_connections_per_address: usize,
+    /// Bytes of messages queued for one session before it is dropped as too slow.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().outbox_bytes)]
+    outbox_bytes: usize,
+    /// How far in the future a UserSig's issue time (TLS.time) may be.
+    #[arg(long, value_name = "SECONDS", default_value_t = SigPolicy::default().max_clock_skew_secs)]
+    max_clock_skew: u64,
+    /// Refuse UserSigs whose lifetime (TLS.expire) is longer than this.
+    #[arg(long, value_name = "SECONDS")]
+    max_sig_lifetime: Option<u64>,
+    /// Allow dev mode (no --app) on a non-loopback --listen address, where anyone who can reach
+    /// the server can get UserSigs from /dev/usersig.
+    #[arg(long)]
+    dev_on_network: bool,
 }
 
 #[tokio::main]
@@ -78,10 +111,34 @@ async fn main() -> ExitCode {
             credential: None,
         })
         .collect();
+    config.limits = Limits {
+        login_timeout: args.login_timeout,
+        header_timeout: args.header_timeout,
+        idle_timeout: args.idle_timeout,
+        max_connections: args.max_connections,
+        max_pending_logins: args.max_pending_logins,
+        max_connections_per_address: args.max_connections_per_address,
+        outbox_bytes: args.outbox_bytes,
+    };
+    config.sig_policy = SigPolicy {
+        max_clock_skew_secs: args.max_clock_skew,
+        max_lifetime_secs: args.max_sig_lifetime,
+    };
+
+    if config.dev_mode && !args.listen.ip().is_loopback() && !args.dev_on_network {
+        eprintln!(
+            "error: dev mode (no --app) hands out UserSigs to anyone who can reach it, so it only \
+             listens on loopback; --listen {} needs --dev-on-network (or configure an --app)",
+            args.listen
+        );
+        return ExitCode::from(2);
+    }
 
     if let Some((app, key)) = config.dev_app() {
-        // Dev mode has no other way to learn the key, so it goes to stdout, never to the log.
-        println!("dev mode: SDKAppID {app}, secret key {key}");
+        // Only a prefix: the full key would let whoever reads the terminal or a captured log
+        // mint UserSigs; /dev/usersig is how dev mode hands them out.
+        let prefix: String = key.chars().take(6).collect();
+        println!("dev mode: SDKAppID {app}, random secret key {prefix}… (not shown in full)");
         println!("dev mode: GET /dev/usersig?sdkAppID={app}&userID=<id> returns a UserSig");
     } else {
         let mut ids: Vec<u64> = config.apps.keys().copied().collect();

@@ -1,5 +1,6 @@
 //! One task per WebSocket connection: reads and answers client frames, writes the session's
-//! outbox, enforces the heartbeat, size and rate limits, and always leaves the registry on exit.
+//! outbox, enforces the login deadline, heartbeat, size and rate limits, and always leaves the
+//! registry on exit.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -9,18 +10,21 @@ use calling_protocol::{
     ClientMessage, ErrorCode, ErrorReply, LoginOk, RequestId, ServerMessage, MAX_FRAME_BYTES,
     PROTOCOL_VERSION,
 };
-use tokio::sync::mpsc;
 use tracing::{debug, info};
 
 use crate::config::whole_seconds;
-use crate::hub::{CloseKind, Hub, Outbound};
+use crate::gate::Permit;
+use crate::hub::{CloseKind, Hub, Outbound, Outbox};
 use crate::rate::{TokenBucket, Verdict};
-use crate::registry::{valid_user_id, InviteRequest, Refusal, SessionId, MAX_USER_ID_LEN};
+use crate::registry::{
+    valid_user_id, InviteRequest, Refusal, SessionId, MAX_PARTICIPANTS, MAX_USER_ID_LEN,
+};
 use crate::usersig::{self, UserSigError};
 
-/// The WebSocket layer's own limit. Frames up to here are read whole and then refused with a
-/// clean 1009 close if above [`MAX_FRAME_BYTES`]; beyond it the socket is dropped mid-frame.
-pub const TRANSPORT_LIMIT_BYTES: usize = 1024 * 1024;
+/// The WebSocket layer's limit on one message, fragments included: the protocol's frame limit,
+/// so nobody can make the server buffer more than that per connection. A message over it
+/// closes the connection with 1009.
+pub const TRANSPORT_LIMIT_BYTES: usize = MAX_FRAME_BYTES;
 
 /// How long to wait for the client's answer to our close frame.
 const CLOSE_HANDSHAKE: Duration = Duration::from_secs(2);
@@ -40,16 +44,19 @@ struct Conn {
     hub: Arc<Hub>,
     user: Option<(u64, String)>,
     bucket: TokenBucket,
+    /// The connection's admission (absent when the router is driven without the accept loop).
+    permit: Option<Arc<Permit>>,
 }
 
 /// Runs one connection to its end.
-pub async fn run(mut socket: WebSocket, hub: Arc<Hub>) {
+pub async fn run(mut socket: WebSocket, hub: Arc<Hub>, permit: Option<Arc<Permit>>) {
     let (session, mut outbox) = hub.open_session();
     let mut conn = Conn {
         session,
         hub: hub.clone(),
         user: None,
         bucket: TokenBucket::new(Instant::now()),
+        permit,
     };
     let end = conn.serve(&mut socket, &mut outbox).await;
     hub.end_session(session);
@@ -67,7 +74,8 @@ fn now_unix() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Whether a read error is the transport refusing an oversized frame.
+/// Whether a read error is the transport refusing an oversized message. `tungstenite` must be
+/// the version axum uses (the 1009 tests fail otherwise).
 fn is_too_big(err: axum::Error) -> bool {
     matches!(
         err.into_inner().downcast_ref::<tungstenite::Error>(),
@@ -96,23 +104,30 @@ async fn close_gracefully(socket: &mut WebSocket, kind: CloseKind) {
 }
 
 impl Conn {
-    async fn serve(
-        &mut self,
-        socket: &mut WebSocket,
-        outbox: &mut mpsc::Receiver<Outbound>,
-    ) -> End {
+    async fn serve(&mut self, socket: &mut WebSocket, outbox: &mut Outbox) -> End {
         let silence = self.hub.config.heartbeat_timeout;
         let heartbeat = tokio::time::sleep(silence);
         tokio::pin!(heartbeat);
+        // Whatever a client sends, it has this long to log in.
+        let login_deadline = tokio::time::sleep(self.hub.config.limits.login_timeout);
+        tokio::pin!(login_deadline);
+        let overflow = outbox.overflow();
         loop {
             tokio::select! {
                 biased;
+                () = overflow.happened() => return End::TooSlow,
                 out = outbox.recv() => match out {
-                    Some(Outbound::Message(msg)) => {
-                        let Ok(json) = serde_json::to_string(&msg) else { continue };
+                    Some(Outbound::Text(json)) => {
+                        let bytes = json.len();
                         // A peer that stops reading blocks this write once its TCP window is
-                        // full; the heartbeat cannot fire meanwhile, so bound the write too.
-                        let sent = tokio::time::timeout(silence, socket.send(Message::Text(json.into()))).await;
+                        // full; the heartbeat cannot fire meanwhile, so bound the write too, and
+                        // give up at once if the backlog outgrows the outbox's budget.
+                        let send = tokio::time::timeout(silence, socket.send(Message::Text(json.into())));
+                        let sent = tokio::select! {
+                            sent = send => sent,
+                            () = overflow.happened() => return End::TooSlow,
+                        };
+                        outbox.written(bytes);
                         match sent {
                             Ok(Ok(())) => {}
                             Ok(Err(_)) => return End::Dropped,
@@ -125,6 +140,10 @@ impl Conn {
                     }
                     None => return End::TooSlow,
                 },
+                () = &mut login_deadline, if self.user.is_none() => {
+                    close_gracefully(socket, CloseKind::LoginTimeout).await;
+                    return End::Server(CloseKind::LoginTimeout);
+                }
                 frame = socket.recv() => {
                     heartbeat.as_mut().reset(tokio::time::Instant::now() + silence);
                     match frame {
@@ -154,8 +173,13 @@ impl Conn {
                                 self.error(None, ErrorCode::Malformed, "binary frames are not supported; send JSON text frames");
                             }
                         }
-                        // The WebSocket layer answers pings itself; they still count as life.
-                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                        // The WebSocket layer answers pings itself, which costs a write each:
+                        // they count against the rate limit like any message, silently.
+                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
+                            if self.bucket.check(Instant::now()) == Verdict::Close {
+                                self.hub.close(self.session, CloseKind::Flood);
+                            }
+                        }
                     }
                 }
                 () = &mut heartbeat => return End::HeartbeatTimeout,
@@ -247,6 +271,24 @@ impl Conn {
                     room_id,
                 },
             ) => {
+                // Checked before the registry's lock: one request's cost under the lock stays
+                // bounded by the call size, whatever the frame holds.
+                if user_ids.len() > MAX_PARTICIPANTS {
+                    self.error(
+                        Some(request_id),
+                        ErrorCode::InvalidParam,
+                        format!("an invitation names at most {MAX_PARTICIPANTS} users"),
+                    );
+                    return;
+                }
+                if let Some(bad) = user_ids.iter().find(|u| !valid_user_id(u)) {
+                    self.error(
+                        Some(request_id),
+                        ErrorCode::InvalidParam,
+                        format!("invalid userID {bad:?}: use 1-{MAX_USER_ID_LEN} letters, digits, '-' or '_'"),
+                    );
+                    return;
+                }
                 let req = InviteRequest {
                     request_id,
                     user_ids,
@@ -321,13 +363,16 @@ impl Conn {
                     format!("SDKAppID {app} is not configured on this server"),
                 )
             })?;
-            usersig::verify(user_sig, app, &user_id, key, now_unix()).map_err(|e| {
-                let code = match e {
-                    UserSigError::Expired => ErrorCode::ExpiredUserSig,
-                    _ => ErrorCode::InvalidUserSig,
-                };
-                (code, e.to_string())
-            })?;
+            let policy = &self.hub.config.sig_policy;
+            usersig::verify_with(user_sig, app, &user_id, key, now_unix(), policy).map_err(
+                |e| {
+                    let code = match e {
+                        UserSigError::Expired => ErrorCode::ExpiredUserSig,
+                        _ => ErrorCode::InvalidUserSig,
+                    };
+                    (code, e.to_string())
+                },
+            )?;
             Ok(())
         };
         if let Err((code, message)) = check() {
@@ -344,6 +389,9 @@ impl Conn {
             heartbeat_timeout_secs: whole_seconds(config.heartbeat_timeout),
         });
         self.hub.login(self.session, app, &user_id, login_ok);
+        if let Some(permit) = &self.permit {
+            permit.logged_in();
+        }
         info!(
             app,
             user = user_id.as_str(),

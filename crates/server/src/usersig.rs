@@ -17,6 +17,8 @@ use hmac::{Hmac, Mac};
 use serde_json::{Map, Value};
 use sha2::Sha256;
 
+pub use crate::config::SigPolicy;
+
 type HmacSha256 = Hmac<Sha256>;
 
 /// A UserSig longer than this is refused before decoding (real ones are ~200–400 chars).
@@ -43,6 +45,10 @@ pub enum UserSigError {
     BadSignature,
     #[error("the UserSig has expired")]
     Expired,
+    #[error("the UserSig was issued in the future (TLS.time is ahead of this server's clock by more than it allows)")]
+    IssuedInTheFuture,
+    #[error("the UserSig's lifetime is longer than this server allows")]
+    LifetimeTooLong,
 }
 
 /// The signed fields of a decoded UserSig.
@@ -207,16 +213,37 @@ pub fn decode(user_sig: &str) -> Result<Claims, UserSigError> {
     })
 }
 
-/// Checks a login's UserSig against the app's secret key at `now_unix` (seconds).
-///
-/// The signature is checked before the lifetime so that "expired" is only ever said of a
-/// genuine sig; a forged one is always reported as a bad signature.
+/// Checks a login's UserSig against the app's secret key at `now_unix` (seconds), with the
+/// default [`SigPolicy`].
 pub fn verify(
     user_sig: &str,
     sdk_app_id: u64,
     user_id: &str,
     secret_key: &str,
     now_unix: u64,
+) -> Result<Claims, UserSigError> {
+    verify_with(
+        user_sig,
+        sdk_app_id,
+        user_id,
+        secret_key,
+        now_unix,
+        &SigPolicy::default(),
+    )
+}
+
+/// Checks a login's UserSig against the app's secret key at `now_unix` (seconds).
+///
+/// The signature is checked before the times so that "expired" is only ever said of a genuine
+/// sig; a forged one is always reported as a bad signature. A sig issued further in the future
+/// than the allowed clock skew is refused: it would stay valid longer than it says.
+pub fn verify_with(
+    user_sig: &str,
+    sdk_app_id: u64,
+    user_id: &str,
+    secret_key: &str,
+    now_unix: u64,
+    policy: &SigPolicy,
 ) -> Result<Claims, UserSigError> {
     let claims = decode(user_sig)?;
     if claims.sdk_app_id != sdk_app_id {
@@ -241,6 +268,15 @@ pub fn verify(
     );
     mac.verify_slice(&expected)
         .map_err(|_| UserSigError::BadSignature)?;
+    if claims.time > now_unix.saturating_add(policy.max_clock_skew_secs) {
+        return Err(UserSigError::IssuedInTheFuture);
+    }
+    if policy
+        .max_lifetime_secs
+        .is_some_and(|max| claims.expire > max)
+    {
+        return Err(UserSigError::LifetimeTooLong);
+    }
     if now_unix > claims.time.saturating_add(claims.expire) {
         return Err(UserSigError::Expired);
     }
@@ -360,6 +396,46 @@ mod tests {
         assert_eq!(
             verify(&with_buf, APP, "alice_1", KEY, now + 3601),
             Err(UserSigError::Expired)
+        );
+    }
+
+    #[test]
+    fn sigs_from_the_future_are_refused_beyond_the_clock_skew() {
+        let now = 1_700_000_000;
+        let policy = SigPolicy::default();
+        let skew = policy.max_clock_skew_secs;
+        let ahead = generate(APP, KEY, "bob", now + skew, 3600, None);
+        assert!(verify_with(&ahead, APP, "bob", KEY, now, &policy).is_ok());
+        let too_far = generate(APP, KEY, "bob", now + skew + 1, 3600, None);
+        assert_eq!(
+            verify_with(&too_far, APP, "bob", KEY, now, &policy),
+            Err(UserSigError::IssuedInTheFuture)
+        );
+        // Near the end of time, no overflow lets one through.
+        let end = generate(APP, KEY, "bob", u64::MAX, u64::MAX, None);
+        assert_eq!(
+            verify_with(&end, APP, "bob", KEY, now, &policy),
+            Err(UserSigError::IssuedInTheFuture)
+        );
+    }
+
+    #[test]
+    fn lifetimes_over_the_maximum_are_refused() {
+        let now = 1_700_000_000;
+        let policy = SigPolicy {
+            max_lifetime_secs: Some(86_400),
+            ..SigPolicy::default()
+        };
+        let day = generate(APP, KEY, "bob", now, 86_400, None);
+        assert!(verify_with(&day, APP, "bob", KEY, now, &policy).is_ok());
+        let year = generate(APP, KEY, "bob", now, 365 * 86_400, None);
+        assert_eq!(
+            verify_with(&year, APP, "bob", KEY, now, &policy),
+            Err(UserSigError::LifetimeTooLong)
+        );
+        assert!(
+            verify(&year, APP, "bob", KEY, now).is_ok(),
+            "no maximum by default"
         );
     }
 

@@ -128,6 +128,36 @@ async fn bad_logins_are_refused_with_a_reason() {
 }
 
 #[tokio::test]
+async fn user_sigs_from_the_future_or_too_long_lived_are_refused() {
+    let mut config = config();
+    config.sig_policy.max_lifetime_secs = Some(7 * 86_400);
+    let server = start(config).await;
+    let v = PROTOCOL_VERSION;
+    let skew = server.hub.config.sig_policy.max_clock_skew_secs;
+    let ahead = usersig::generate(APP, KEY, "alice", now_unix() + skew + 60, 3600, None);
+    let message = refused_login(
+        server.addr,
+        login(APP, "alice", &ahead, v),
+        ErrorCode::InvalidUserSig,
+    )
+    .await;
+    assert!(message.contains("future"), "{message}");
+    let forever = usersig::generate(APP, KEY, "alice", now_unix(), 10 * 365 * 86_400, None);
+    let message = refused_login(
+        server.addr,
+        login(APP, "alice", &forever, v),
+        ErrorCode::InvalidUserSig,
+    )
+    .await;
+    assert!(message.contains("lifetime"), "{message}");
+    // A little ahead (clocks differ) and a week-long sig are fine.
+    let mut c = Client::connect(server.addr).await;
+    let slightly_ahead = usersig::generate(APP, KEY, "alice", now_unix() + 30, 7 * 86_400, None);
+    c.send(&login(APP, "alice", &slightly_ahead, v)).await;
+    assert!(matches!(c.recv().await, ServerMessage::LoginOk { .. }));
+}
+
+#[tokio::test]
 async fn nothing_but_login_before_login() {
     let server = start(config()).await;
     let mut c = Client::connect(server.addr).await;
@@ -236,8 +266,8 @@ async fn requests_outside_ones_call_are_refused() {
 #[tokio::test]
 async fn an_oversized_frame_closes_with_1009() {
     let server = start(config()).await;
-    // Beyond the transport limit the server stops reading mid-frame and drops the connection
-    // (the client may see the 1009 close or a reset), and goes on serving everyone else.
+    // A frame far over the limit is refused on its header; the client, still writing it, may
+    // see the 1009 close or a reset. The server goes on serving everyone else.
     let mut huge = Client::login(server.addr, "carol").await;
     huge.try_send_text(&"x".repeat(4 * 1024 * 1024)).await;
     assert!(matches!(huge.next_frame().await, Frame::Closed(_)));

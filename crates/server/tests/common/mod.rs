@@ -47,7 +47,7 @@ pub async fn start(config: Config) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (router, hub) = calling_server::app_with_hub(config);
-    tokio::spawn(calling_server::serve_router(listener, router));
+    tokio::spawn(calling_server::serve_router(listener, router, hub.clone()));
     Server { addr, hub }
 }
 
