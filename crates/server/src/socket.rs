@@ -103,6 +103,25 @@ async fn close_gracefully(socket: &mut WebSocket, kind: CloseKind) {
     .await;
 }
 
+/// A text frame that is not a client message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Malformed {
+    /// The request it names, when the frame still says which one it was.
+    pub request_id: Option<RequestId>,
+    pub message: String,
+}
+
+/// Decodes one client text frame (fuzzed: never panics, whatever the text).
+pub fn decode(text: &str) -> Result<ClientMessage, Malformed> {
+    serde_json::from_str::<ClientMessage>(text).map_err(|err| Malformed {
+        request_id: serde_json::from_str::<serde_json::Value>(text)
+            .ok()
+            .and_then(|v| v.get("requestId")?.as_u64())
+            .and_then(|n| RequestId::try_from(n).ok()),
+        message: format!("malformed message: {err}"),
+    })
+}
+
 impl Conn {
     async fn serve(&mut self, socket: &mut WebSocket, outbox: &mut Outbox) -> End {
         let silence = self.hub.config.heartbeat_timeout;
@@ -222,19 +241,13 @@ impl Conn {
     }
 
     fn on_text(&mut self, text: &str) {
-        let msg = match serde_json::from_str::<ClientMessage>(text) {
+        let msg = match decode(text) {
             Ok(msg) => msg,
-            Err(err) => {
-                // Name the request when the frame still says which one it was.
-                let request_id = serde_json::from_str::<serde_json::Value>(text)
-                    .ok()
-                    .and_then(|v| v.get("requestId")?.as_u64())
-                    .and_then(|n| RequestId::try_from(n).ok());
-                self.error(
-                    request_id,
-                    ErrorCode::Malformed,
-                    format!("malformed message: {err}"),
-                );
+            Err(Malformed {
+                request_id,
+                message,
+            }) => {
+                self.error(request_id, ErrorCode::Malformed, message);
                 return;
             }
         };
