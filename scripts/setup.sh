@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 WASM_PACK_VERSION=0.15.1
+CARGO_FUZZ_VERSION=0.13.1
 BINARYEN_VERSION=132.0.0
 PLAYWRIGHT_VERSION=1.65.1
 TOOLS_DIR="$PWD/.tools"
@@ -34,6 +35,12 @@ rustup target list --installed | grep -qx wasm32-unknown-unknown || {
 if ! wasm-pack --version 2>/dev/null | grep -q "$WASM_PACK_VERSION"; then
   log "cargo install wasm-pack $WASM_PACK_VERSION"
   cargo install wasm-pack --version "$WASM_PACK_VERSION" --locked
+fi
+
+# cargo-fuzz runs the fuzz targets (scripts/fuzz.sh) on the stable toolchain.
+if ! cargo fuzz --version 2>/dev/null | grep -q "$CARGO_FUZZ_VERSION"; then
+  log "cargo install cargo-fuzz $CARGO_FUZZ_VERSION"
+  cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked
 fi
 
 # wasm-bindgen-cli must match the wasm-bindgen crate in Cargo.lock exactly.

@@ -15,7 +15,7 @@ export PATH="$ROOT/.tools/node_modules/.bin:$PATH"
 LOGS=$ROOT/test-output/logs
 mkdir -p "$LOGS"
 
-STAGES=(setup native-tests js-unit-tests build-pkg build-server browser-tests e2e)
+STAGES=(setup native-tests js-unit-tests build-pkg build-server browser-tests e2e fuzz)
 declare -A RESULT SECS
 PASSED=0
 FAILED=0
@@ -32,6 +32,7 @@ stage_cmd() {
       if [ ! -x scripts/browser-test.sh ]; then echo "scripts/browser-test.sh is missing" >&2; return 1; fi
       ./scripts/browser-test.sh ;;
     e2e) ./e2e/run.sh ;;
+    fuzz) FUZZ_SECONDS=${FUZZ_SECONDS:-25} ./scripts/fuzz.sh ;;
   esac
 }
 
