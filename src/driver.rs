@@ -1,95 +1,104 @@
-//! The driver: owns the core state machine and every browser resource of one `TRTCCalling`.
+//! The driver: owns the core [`Session`] and every browser resource of one `TRTCCalling`.
 //!
-//! [`Driver::dispatch`] is the only place the core is mutated. Inputs are queued, so an app
-//! listener that calls an SDK method from inside an event runs after the current input's
-//! effects; the core's `RefCell` is never borrowed across a JS call or an `.await`.
+//! Data flows one way. The class hands app commands to [`Driver::command`]; the browser modules
+//! (signaling, peer, media, timers, fallback, volume) report what happened through a [`Sink`],
+//! which can only queue an [`Input`]; the driver feeds inputs to the core one at a time and
+//! carries out the returned effects in order. Every decision is the core's: the modules below
+//! never call back into the driver, and no task holds the driver across an `.await`.
+//!
+//! Inputs are queued, so an app listener that calls an SDK method from inside an event runs
+//! after the current input's effects; the core's `RefCell` is never borrowed across a JS call
+//! or an `.await`.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
+use std::future::Future;
 use std::rc::{Rc, Weak};
 
 use calling_core::{
-    Call, CallStatus, Command, Effect, Input, MediaOutcome, PeerEvent, Reply, RequestId, SdpKind,
-    SessionDescription,
+    Command, DeviceChange, Effect, Input, MediaOutcome, PeerEvent, Reply, RequestId, SdpKind,
+    Session, SessionDescription,
 };
-use calling_protocol::{LoginOk, ServerMessage};
-use js_sys::{Function, Promise};
+use js_sys::{Array, Function, Promise};
 use wasm_bindgen::JsValue;
-use web_sys::MediaStream;
 
 use crate::error::Error;
 use crate::events::Listeners;
 use crate::log;
 use crate::media::{Kind, Media};
-use crate::peer::Peer;
+use crate::peer::PeerConnection;
 use crate::signaling::Signaling;
 use crate::table::Table;
 use crate::task;
 use crate::timers::Timers;
 use crate::view::Views;
-use crate::volume;
+use crate::{fallback, volume};
 
-/// Constructor options that outlive the constructor.
-pub struct Config {
-    pub sdk_app_id: Option<u64>,
-    pub signaling_url: Option<String>,
-    /// The app's `iceServers` (an `RTCIceServer[]`), which override the server's.
-    pub ice_servers: Option<JsValue>,
+/// Where browser modules report what happened: it can only queue an [`Input`] for the core.
+/// It holds the driver weakly and only for the moment of queueing, so nothing kept by a
+/// callback or a pending task keeps a closed SDK alive.
+#[derive(Clone)]
+pub struct Sink {
+    driver: Weak<Driver>,
+}
+
+impl Sink {
+    /// Queues `input`; the core handles it after the input being handled now, if any.
+    pub fn queue(&self, input: Input) {
+        if let Some(driver) = self.driver.upgrade() {
+            driver.dispatch(input);
+        }
+    }
 }
 
 pub struct Driver {
     me: Weak<Driver>,
-    pub config: Config,
-    core: RefCell<Call>,
+    core: RefCell<Session>,
     queue: RefCell<VecDeque<Input>>,
     running: Cell<bool>,
     /// resolve/reject of each app promise waiting for the core.
     pending: RefCell<Table<RequestId, (Function, Function)>>,
     next_request: Cell<RequestId>,
-    pub listeners: Listeners,
+    listeners: Listeners,
+    /// The app's `iceServers` option (an `RTCIceServer[]`), which overrides the server's list.
+    ice_override: Option<JsValue>,
     signaling: RefCell<Option<Signaling>>,
-    server_ice: RefCell<JsValue>,
-    peers: RefCell<Table<String, Rc<Peer>>>,
-    pub media: Media,
-    views: Views,
+    peers: RefCell<Table<String, Rc<PeerConnection>>>,
+    media: Rc<Media>,
+    views: Rc<Views>,
     timers: Timers,
-    last_status: Cell<CallStatus>,
-    /// `USER_VOICE_VOLUME` reports, running while connected.
-    volume: RefCell<Option<gloo_timers::callback::Interval>>,
 }
 
 impl Driver {
-    pub fn new(config: Config) -> Rc<Driver> {
-        Rc::new_cyclic(|me| Driver {
+    /// A driver for one instance; `ice_override` is the app's `iceServers`, given once.
+    pub fn new(ice_override: Option<JsValue>) -> Rc<Driver> {
+        let driver = Rc::new_cyclic(|me| Driver {
             me: me.clone(),
-            config,
-            core: RefCell::new(Call::new()),
+            core: RefCell::new(Session::new()),
             queue: RefCell::default(),
             running: Cell::new(false),
             pending: RefCell::default(),
             next_request: Cell::new(1),
             listeners: Listeners::default(),
+            ice_override,
             signaling: RefCell::default(),
-            server_ice: RefCell::new(JsValue::UNDEFINED),
             peers: RefCell::default(),
-            media: Media::default(),
-            views: Views::default(),
+            media: Rc::new(Media::default()),
+            views: Views::new(),
             timers: Timers::default(),
-            last_status: Cell::new(CallStatus::Idle),
-            volume: RefCell::default(),
-        })
+        });
+        fallback::install(&driver.media, Rc::downgrade(&driver.views), driver.sink());
+        driver
     }
 
-    pub fn weak(&self) -> Weak<Driver> {
-        self.me.clone()
-    }
-
-    pub fn views(&self) -> &Views {
-        &self.views
+    pub fn sink(&self) -> Sink {
+        Sink {
+            driver: self.me.clone(),
+        }
     }
 
     /// Runs `f` with read access to the core (for the read-only helpers).
-    pub fn with_core<T>(&self, f: impl FnOnce(&Call) -> T) -> T {
+    pub fn with_core<T>(&self, f: impl FnOnce(&Session) -> T) -> T {
         f(&self.core.borrow())
     }
 
@@ -106,6 +115,75 @@ impl Driver {
         drop(old);
     }
 
+    /// Drops a failed login's socket so a later login can start afresh.
+    pub fn drop_signaling(&self) {
+        let old = self.signaling.take();
+        drop(old);
+    }
+
+    pub fn on(&self, name: String, callback: Function, context: JsValue) {
+        self.listeners.add(name, callback, context);
+    }
+
+    pub fn off(&self, name: &str, callback: &Function, context: &JsValue) {
+        self.listeners.remove(name, callback, context);
+    }
+
+    /// `setVideoQuality`: false for an unknown profile.
+    pub fn set_video_quality(&self, profile: &str) -> bool {
+        self.media.set_profile(profile)
+    }
+
+    /// `startLocalView`: renders the camera now if it is live, else when it opens.
+    pub fn show_local_view(&self, dom_id: String) -> Result<(), Error> {
+        self.views.show_local(dom_id, self.media.track(Kind::Video))
+    }
+
+    pub fn hide_local_view(&self) {
+        self.views.hide_local();
+    }
+
+    /// `startRemoteView`: renders the user's media now if it has arrived, else when it does.
+    pub fn show_remote_view(&self, user_id: &str, dom_id: String) -> Result<(), Error> {
+        let stream = self
+            .peer(user_id)
+            .filter(|p| p.has_media())
+            .map(|p| p.remote_stream().clone());
+        self.views.show_remote(user_id, dom_id, stream.as_ref())
+    }
+
+    pub fn hide_remote_view(&self, user_id: &str) {
+        self.views.hide_remote(user_id);
+    }
+
+    /// `switchDevice`: captures from `device_id` if that kind is live and tells the core, which
+    /// sends the new track where our media goes. The returned future does not hold the driver
+    /// while the browser may be asking the user for permission.
+    pub fn switch_device(
+        &self,
+        kind: Kind,
+        device_id: String,
+    ) -> impl Future<Output = Result<(), Error>> + 'static {
+        let (media, views, sink) = (self.media.clone(), Rc::downgrade(&self.views), self.sink());
+        async move {
+            if let Some(track) = media.switch_device(kind, device_id).await? {
+                if kind == Kind::Video {
+                    show_camera(&views, track);
+                }
+                sink.queue(Input::Device {
+                    kind,
+                    change: DeviceChange::Switched,
+                });
+            }
+            Ok(())
+        }
+    }
+
+    /// Every local track captured and not yet seen ended (test hook).
+    pub fn local_tracks(&self) -> Array {
+        self.media.opened_tracks()
+    }
+
     /// Sends `command` to the core; the returned promise settles on its Resolve/Reject effect.
     pub fn command(&self, command: Command) -> Promise {
         let request = self.next_request.get();
@@ -120,7 +198,7 @@ impl Driver {
     }
 
     /// Feeds one input to the core and carries out its effects (see the module doc).
-    pub fn dispatch(&self, input: Input) {
+    fn dispatch(&self, input: Input) {
         self.queue.borrow_mut().push_back(input);
         if self.running.replace(true) {
             return;
@@ -131,15 +209,9 @@ impl Driver {
             self.process(input);
         }
         self.running.set(false);
-        self.after_dispatch();
     }
 
     fn process(&self, input: Input) {
-        if let Input::Server(ServerMessage::LoginOk(LoginOk { ice_servers, .. })) = &input {
-            if let Ok(v) = crate::signaling::to_js(ice_servers) {
-                self.server_ice.replace(v);
-            }
-        }
         let request = match &input {
             Input::Command { request, .. } => Some(*request),
             _ => None,
@@ -162,24 +234,6 @@ impl Driver {
         }
     }
 
-    /// After a call ends, whatever the core asked for, nothing of it may survive: no peer, no
-    /// live local track, no element.
-    fn after_dispatch(&self) {
-        let status = self.core.borrow().status();
-        let was = self.last_status.replace(status);
-        if (status == CallStatus::Connected) != self.volume.borrow().is_some() {
-            let reports = (status == CallStatus::Connected).then(|| volume::start(self.weak()));
-            let old = self.volume.replace(reports);
-            drop(old);
-        }
-        if status == CallStatus::Idle && was != CallStatus::Idle {
-            let peers = self.peers.borrow_mut().take_values();
-            close_later(peers);
-            self.media.close(true, true);
-            self.views.clear();
-        }
-    }
-
     fn settle(&self, request: RequestId, result: Result<JsValue, JsValue>) {
         let entry = self.pending.borrow_mut().remove(&request);
         let Some((resolve, reject)) = entry else {
@@ -191,17 +245,8 @@ impl Driver {
         };
     }
 
-    fn peer(&self, user_id: &str) -> Option<Rc<Peer>> {
+    fn peer(&self, user_id: &str) -> Option<Rc<PeerConnection>> {
         self.peers.borrow().get(user_id).cloned()
-    }
-
-    fn local_tracks(&self) -> [Option<web_sys::MediaStreamTrack>; 2] {
-        [self.media.track(Kind::Audio), self.media.track(Kind::Video)]
-    }
-
-    /// Carries out an effect the glue itself produced (voice-volume reports).
-    pub fn apply(&self, effect: Effect) {
-        self.run(effect);
     }
 
     fn run(&self, effect: Effect) {
@@ -232,9 +277,19 @@ impl Driver {
             Effect::Reject { request, error } => {
                 self.settle(request, Err(Error::Sdk(error).into_js()));
             }
-            Effect::OpenMedia { audio, video } => self.open_media(audio, video),
+            Effect::OpenMedia {
+                token,
+                audio,
+                video,
+            } => self.open_media(token, audio, video),
+            Effect::SendTracks { user_id } => {
+                if let Some(peer) = self.peer(&user_id) {
+                    peer.send_tracks(self.media.tracks());
+                }
+            }
             Effect::CloseMedia { audio, video } => {
                 self.media.close(audio, video);
+                // A stopped track sends nothing; off the senders it holds no device either.
                 for peer in self.peers.borrow().values() {
                     if audio {
                         peer.attach(Kind::Audio, None);
@@ -250,14 +305,21 @@ impl Driver {
             Effect::MuteAudio(mute) => self.media.mute(mute),
             Effect::AttachMedia { user_id } => {
                 if let Some(peer) = self.peer(&user_id) {
-                    peer.start_sending(self.local_tracks());
+                    peer.start_sending(self.media.tracks());
                 }
             }
             Effect::CreatePeer {
                 user_id,
                 initiator,
                 polite: _,
-            } => self.create_peer(user_id, initiator),
+                ice_servers,
+            } => {
+                let ice = match &self.ice_override {
+                    Some(v) => Ok(v.clone()),
+                    None => crate::signaling::to_js(&ice_servers),
+                };
+                self.create_peer(user_id, initiator, ice);
+            }
             Effect::ClosePeer { user_id } => {
                 let peer = self.peers.borrow_mut().remove(&user_id);
                 close_later(peer.into_iter().collect());
@@ -267,32 +329,34 @@ impl Driver {
                 let Some(peer) = self.peer(&user_id) else {
                     return;
                 };
-                let me = self.weak();
+                let sink = self.sink();
                 task::spawn(async move {
                     let event = match peer.create_offer().await {
                         Ok(desc) => PeerEvent::LocalDescription(desc),
                         Err(e) => PeerEvent::Failed(e.to_string()),
                     };
-                    report(&me, user_id, event);
+                    sink.queue(Input::Peer { user_id, event });
                 });
             }
             Effect::ApplyRemoteDescription {
                 user_id,
                 description,
-            } => self.apply_remote(user_id, description),
+                attached,
+            } => self.apply_remote(user_id, description, attached),
             Effect::AddIceCandidate { user_id, candidate } => {
                 let Some(peer) = self.peer(&user_id) else {
                     return;
                 };
-                let me = self.weak();
+                let sink = self.sink();
                 task::spawn(async move {
                     if let Err(e) = peer.add_candidate(&candidate).await {
-                        report(&me, user_id, PeerEvent::Failed(e.to_string()));
+                        let event = PeerEvent::Failed(e.to_string());
+                        sink.queue(Input::Peer { user_id, event });
                     }
                 });
             }
             Effect::StartTimer { timer, after_ms } => {
-                self.timers.start(self.weak(), timer, after_ms)
+                self.timers.start(self.sink(), timer, after_ms)
             }
             Effect::CancelTimer(timer) => self.timers.cancel(timer),
             Effect::Disconnect => {
@@ -300,135 +364,102 @@ impl Driver {
                 drop(old);
                 self.timers.clear();
             }
+            Effect::ReadAudioLevels => {
+                let peers = self.peers.borrow();
+                let peers = peers.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                volume::read(peers, self.sink());
+            }
+            Effect::RemoveViews => self.views.clear(),
         }
     }
 
-    fn ice_servers(&self) -> JsValue {
-        match &self.config.ice_servers {
-            Some(v) => v.clone(),
-            None => self.server_ice.borrow().clone(),
-        }
-    }
-
-    fn create_peer(&self, user_id: String, initiator: bool) {
-        match Peer::new(self.weak(), user_id.clone(), initiator, &self.ice_servers()) {
+    fn create_peer(&self, user_id: String, initiator: bool, ice: Result<JsValue, Error>) {
+        let views = Rc::downgrade(&self.views);
+        let created = ice.and_then(|ice| {
+            PeerConnection::new(self.sink(), views, user_id.clone(), initiator, &ice)
+        });
+        match created {
             Ok(peer) => {
                 // No track yet: they go on with `AttachMedia`, once the call is accepted.
                 let old = self.peers.borrow_mut().insert(user_id, peer);
                 drop(old);
             }
             Err(e) => {
-                let me = self.weak();
                 // Reported after this input's effects, like any browser result.
-                task::spawn(async move { report(&me, user_id, PeerEvent::Failed(e.to_string())) });
+                let sink = self.sink();
+                task::spawn(async move {
+                    let event = PeerEvent::Failed(e.to_string());
+                    sink.queue(Input::Peer { user_id, event });
+                });
             }
         }
     }
 
-    fn apply_remote(&self, user_id: String, description: SessionDescription) {
+    fn apply_remote(&self, user_id: String, description: SessionDescription, attached: bool) {
         let Some(peer) = self.peer(&user_id) else {
             return;
         };
-        let me = self.weak();
+        let (sink, media) = (self.sink(), self.media.clone());
         task::spawn(async move {
-            let local = || match me.upgrade() {
-                Some(d) => d.local_tracks(),
-                None => [None, None],
+            // Read once applied: tracks opened meanwhile found no transceiver to go on.
+            let local = || {
+                if attached {
+                    media.tracks()
+                } else {
+                    [None, None]
+                }
             };
-            if let Err(e) = peer.apply_remote(&description, local).await {
-                report(&me, user_id, PeerEvent::Failed(e.to_string()));
-                return;
+            if let Err(e) = peer.apply_remote(&description, attached, local).await {
+                let event = PeerEvent::Failed(e.to_string());
+                return sink.queue(Input::Peer { user_id, event });
             }
-            report(&me, user_id.clone(), PeerEvent::RemoteDescriptionApplied);
+            let event = PeerEvent::RemoteDescriptionApplied;
+            sink.queue(Input::Peer {
+                user_id: user_id.clone(),
+                event,
+            });
             if description.kind == SdpKind::Offer {
                 let event = match peer.create_answer().await {
                     Ok(desc) => PeerEvent::LocalDescription(desc),
                     Err(e) => PeerEvent::Failed(e.to_string()),
                 };
-                report(&me, user_id, event);
+                sink.queue(Input::Peer { user_id, event });
             }
         });
     }
 
-    fn open_media(&self, audio: bool, video: bool) {
-        let me = self.weak();
+    /// Captures the tracks asked for and reports the outcome with the core's token. The task
+    /// holds the media and the sink, never the driver, while a permission prompt may be open.
+    fn open_media(&self, token: u32, audio: bool, video: bool) {
+        let (media, views, sink) = (self.media.clone(), Rc::downgrade(&self.views), self.sink());
         task::spawn(async move {
-            let Some(d) = me.upgrade() else { return };
-            let outcome = match d.media.open(audio, video).await {
+            let outcome = match media.open(audio, video).await {
                 Ok((audio, video)) => {
-                    let [a, v] = d.local_tracks();
-                    let peers: Vec<_> = d.peers.borrow().values().cloned().collect();
-                    // Only where the call was accepted: a ringing connection carries nothing.
-                    for peer in peers.into_iter().filter(|p| p.is_attached()) {
-                        peer.attach(Kind::Audio, a.as_ref());
-                        peer.attach(Kind::Video, v.as_ref());
-                    }
-                    if let Err(e) = d.views.render_local(&me, v) {
-                        log::warn(&format!("local view: {e}"));
+                    if let Some(camera) = media.track(Kind::Video) {
+                        show_camera(&views, camera);
                     }
                     MediaOutcome::Opened { audio, video }
                 }
                 Err(e) => MediaOutcome::Failed(e),
             };
-            d.dispatch(Input::Media(outcome));
+            sink.queue(Input::Media { token, outcome });
         });
     }
+}
 
-    /// Called by the peer when the user's first media packet arrived, before the core hears it.
-    pub fn remote_media_arrived(&self, user_id: &str, stream: &MediaStream) {
-        if let Err(e) = self.views.remote_arrived(&self.weak(), user_id, stream) {
-            log::warn(&format!("remote view for {user_id}: {e}"));
+/// Puts a new camera track into the local view asked for, if any.
+pub fn show_camera(views: &Weak<Views>, camera: web_sys::MediaStreamTrack) {
+    if let Some(views) = views.upgrade() {
+        if let Err(e) = views.render_local(Some(camera)) {
+            log::warn(&format!("local view: {e}"));
         }
-    }
-
-    /// The socket closed without us asking.
-    pub fn signaling_lost(&self) {
-        let old = self.signaling.take();
-        drop(old);
-        self.timers.clear();
-        self.dispatch(Input::SignalingClosed);
-    }
-
-    /// Swaps a new device's track into every peer and the local view (`switchDevice`).
-    pub fn use_track(&self, kind: Kind, track: &web_sys::MediaStreamTrack) {
-        let peers: Vec<_> = self.peers.borrow().values().cloned().collect();
-        for peer in peers.into_iter().filter(|p| p.is_attached()) {
-            peer.attach(kind, Some(track));
-        }
-        if kind == Kind::Video {
-            if let Err(e) = self
-                .views
-                .render_local(&self.weak(), Some(Clone::clone(track)))
-            {
-                log::warn(&format!("local view: {e}"));
-            }
-        }
-    }
-
-    /// `startRemoteView`: the user's stream if their media has arrived.
-    pub fn arrived_stream(&self, user_id: &str) -> Option<MediaStream> {
-        self.peer(user_id)
-            .filter(|p| p.has_media())
-            .map(|p| p.remote_stream().clone())
-    }
-
-    /// Every peer connection, by remote user.
-    pub fn peer_list(&self) -> Vec<(String, Rc<Peer>)> {
-        let peers = self.peers.borrow();
-        peers.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
-    }
-
-    /// Drops a failed login's socket so a later login can start afresh.
-    pub fn drop_signaling(&self) {
-        let old = self.signaling.take();
-        drop(old);
     }
 }
 
 /// Closes these connections in a later task. `RTCPeerConnection.close()` blocks for several ms,
 /// which must not hold back the events of the message being handled (the `CALL_END` of a
 /// hangup comes in the next server message); they report nothing from now on.
-fn close_later(peers: Vec<Rc<Peer>>) {
+fn close_later(peers: Vec<Rc<PeerConnection>>) {
     if peers.is_empty() {
         return;
     }
@@ -449,10 +480,4 @@ fn close_later(peers: Vec<Rc<Peer>>) {
         let _ = wasm_bindgen_futures::JsFuture::from(later).await;
         drop(peers);
     });
-}
-
-fn report(driver: &Weak<Driver>, user_id: String, event: PeerEvent) {
-    if let Some(d) = driver.upgrade() {
-        d.dispatch(Input::Peer { user_id, event });
-    }
 }

@@ -25,27 +25,14 @@ const PROFILES: &[(&str, u32, u32)] = &[
     ("1080p", 1920, 1080),
 ];
 
-/// Audio or video: the two kinds of local track.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    Audio,
-    Video,
-}
+/// Audio or video: the two kinds of local track (the core's own kinds).
+pub use calling_core::MediaKind as Kind;
 
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Audio => "audio",
-            Kind::Video => "video",
-        }
-    }
-
-    /// The `MediaDeviceInfo.kind` of devices of this kind.
-    pub fn device_kind(self) -> &'static str {
-        match self {
-            Kind::Audio => "audioinput",
-            Kind::Video => "videoinput",
-        }
+/// The `MediaDeviceInfo.kind` of devices of this kind.
+pub fn device_kind(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Audio => "audioinput",
+        Kind::Video => "videoinput",
     }
 }
 
@@ -102,6 +89,11 @@ impl Media {
             Kind::Audio => self.audio.borrow().clone(),
             Kind::Video => self.video.borrow().clone(),
         }
+    }
+
+    /// The live audio and video tracks.
+    pub fn tracks(&self) -> [Option<MediaStreamTrack>; 2] {
+        [self.track(Kind::Audio), self.track(Kind::Video)]
     }
 
     fn slot(&self, kind: Kind) -> &RefCell<Option<MediaStreamTrack>> {

@@ -1,8 +1,9 @@
-//! One `RTCPeerConnection` to one remote user, with the listeners that report its events to the
-//! driver. Local tracks are attached with `replaceTrack` on fixed audio and video transceivers,
+//! One `RTCPeerConnection` to one remote user, with the listeners that report its events as
+//! inputs through the driver's sink. Local tracks are attached with `replaceTrack` on fixed audio and video transceivers,
 //! so turning the camera on or off and switching devices never renegotiates. A connection made
 //! while an invitation rings carries no device track until the core says the call is accepted
-//! (`attached`); meanwhile its video encoder is kept warm behind a closed gate (`warmup`).
+//! (`Effect::AttachMedia`); meanwhile its video encoder is kept warm behind a closed gate
+//! (`warmup`).
 
 use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
@@ -20,51 +21,55 @@ use web_sys::{
     RtcTrackEvent,
 };
 
-use crate::driver::Driver;
+use crate::driver::Sink;
 use crate::error::{js_message, Error};
 use crate::log;
 use crate::media::Kind;
 use crate::task;
+use crate::view::Views;
 use crate::warmup::{with_start_bitrate, Gate};
 
-pub struct Peer {
+/// One `RTCPeerConnection` (the core's `PeerLink` to that user is its negotiation state).
+pub struct PeerConnection {
     user_id: String,
     pc: RtcPeerConnection,
     /// The remote user's tracks, gathered as they arrive; views and hidden audio play it.
     remote: MediaStream,
     /// Set once the first remote packet arrived and `RemoteMedia` was reported.
     media_arrived: Cell<bool>,
-    /// The local tracks go out on this connection (`Effect::AttachMedia` was carried out).
-    attached: Cell<bool>,
-    /// The video sender's gate, closed until attached; `None` without encoded transforms.
+    /// Where the user's arrived media plays (hidden audio, any view asked for).
+    views: Weak<Views>,
+    /// The video sender's gate, closed until the core gives this peer our media; `None`
+    /// without encoded transforms.
     gate: RefCell<Option<Gate>>,
     listeners: RefCell<Vec<EventListener>>,
 }
 
-impl Peer {
+impl PeerConnection {
     /// Creates the connection. `ice_servers` is an `RTCIceServer[]` JS array (or undefined).
     pub fn new(
-        driver: Weak<Driver>,
+        sink: Sink,
+        views: Weak<Views>,
         user_id: String,
         initiator: bool,
         ice_servers: &JsValue,
-    ) -> Result<Rc<Peer>, Error> {
+    ) -> Result<Rc<PeerConnection>, Error> {
         let config = RtcConfiguration::new();
         if ice_servers.is_object() {
             config.set_ice_servers(ice_servers);
         }
         let pc = RtcPeerConnection::new_with_configuration(&config)?;
         let remote = MediaStream::new()?;
-        let peer = Rc::new(Peer {
+        let peer = Rc::new(PeerConnection {
             user_id,
             pc,
             remote,
             media_arrived: Cell::new(false),
-            attached: Cell::new(false),
+            views,
             gate: RefCell::default(),
             listeners: RefCell::default(),
         });
-        peer.listen(driver);
+        peer.listen(sink);
         if initiator {
             let init = RtcRtpTransceiverInit::new();
             init.set_direction(RtcRtpTransceiverDirection::Sendrecv);
@@ -81,7 +86,7 @@ impl Peer {
     /// negotiation (the offerer's after adding its transceivers, the answerer's after applying
     /// the offer); without encoded transforms it does nothing.
     fn warm_up(&self) {
-        if self.attached.get() || self.gate.borrow().is_some() {
+        if self.gate.borrow().is_some() {
             return;
         }
         if let Some(t) = self.transceivers(Kind::Video).first() {
@@ -97,37 +102,34 @@ impl Peer {
         self.media_arrived.get()
     }
 
-    /// Whether local tracks may go out on this connection.
-    pub fn is_attached(&self) -> bool {
-        self.attached.get()
-    }
-
     /// From now on local tracks go out on this connection; these (the ones live now) at once.
     /// The gate opens before the camera replaces the warm-up track, so its first frame passes.
     pub fn start_sending(&self, local: [Option<MediaStreamTrack>; 2]) {
-        self.attached.set(true);
         if let Some(gate) = self.gate.borrow().as_ref() {
             gate.open();
         }
+        self.send_tracks(local);
+    }
+
+    /// Puts these local tracks (the ones live now) on the senders.
+    pub fn send_tracks(&self, local: [Option<MediaStreamTrack>; 2]) {
         self.attach(Kind::Audio, local[0].as_ref());
         self.attach(Kind::Video, local[1].as_ref());
     }
 
-    fn listen(self: &Rc<Self>, driver: Weak<Driver>) {
+    fn listen(self: &Rc<Self>, sink: Sink) {
         let report = {
             let user = self.user_id.clone();
-            move |driver: &Weak<Driver>, event: PeerEvent| {
-                if let Some(d) = driver.upgrade() {
-                    d.dispatch(Input::Peer {
-                        user_id: user.clone(),
-                        event,
-                    });
-                }
+            move |sink: &Sink, event: PeerEvent| {
+                sink.queue(Input::Peer {
+                    user_id: user.clone(),
+                    event,
+                });
             }
         };
         let mut listeners = Vec::with_capacity(4);
 
-        let (d, r) = (driver.clone(), report.clone());
+        let (d, r) = (sink.clone(), report.clone());
         listeners.push(EventListener::new(&self.pc, "icecandidate", move |e| {
             let Some(e) = e.dyn_ref::<RtcPeerConnectionIceEvent>() else {
                 return;
@@ -145,7 +147,7 @@ impl Peer {
             }
         }));
 
-        let (d, r) = (driver.clone(), report.clone());
+        let (d, r) = (sink.clone(), report.clone());
         let pc = self.pc.clone();
         listeners.push(EventListener::new(
             &self.pc,
@@ -162,7 +164,7 @@ impl Peer {
             },
         ));
 
-        let (d, r) = (driver.clone(), report.clone());
+        let (d, r) = (sink.clone(), report.clone());
         listeners.push(EventListener::new(
             &self.pc,
             "negotiationneeded",
@@ -181,9 +183,9 @@ impl Peer {
             let track = e.track();
             peer.remote.add_track(&track);
             if !track.muted() {
-                peer.arrived(&driver);
+                peer.arrived(&sink);
             } else {
-                let (d, p) = (driver.clone(), weak_self.clone());
+                let (d, p) = (sink.clone(), weak_self.clone());
                 let unmute = EventListener::once(&track, "unmute", move |_| {
                     if let Some(p) = p.upgrade() {
                         p.arrived(&d);
@@ -195,17 +197,21 @@ impl Peer {
         self.listeners.borrow_mut().extend(listeners);
     }
 
-    fn arrived(&self, driver: &Weak<Driver>) {
+    /// The user's media arrived: it starts playing, then the core hears of it (`USER_ENTER`),
+    /// so the app's handler finds the audio playing and can render a view at once.
+    fn arrived(&self, sink: &Sink) {
         if self.media_arrived.replace(true) {
             return;
         }
-        if let Some(d) = driver.upgrade() {
-            d.remote_media_arrived(&self.user_id, &self.remote);
-            d.dispatch(Input::Peer {
-                user_id: self.user_id.clone(),
-                event: PeerEvent::RemoteMedia,
-            });
+        if let Some(views) = self.views.upgrade() {
+            if let Err(e) = views.remote_arrived(&self.user_id, &self.remote) {
+                log::warn(&format!("remote view for {}: {e}", self.user_id));
+            }
         }
+        sink.queue(Input::Peer {
+            user_id: self.user_id.clone(),
+            event: PeerEvent::RemoteMedia,
+        });
     }
 
     fn transceivers(&self, kind: Kind) -> Vec<RtcRtpTransceiver> {
@@ -250,12 +256,13 @@ impl Peer {
 
     /// setRemoteDescription, with a higher starting bitrate for the video we send (see
     /// `warmup`). For an offer, the transceivers it created are made send-capable
-    /// (and, once attached, given the local tracks; until then, warmed up) before the answer, so
-    /// later camera changes need no new offer. `local` is read after the description is
+    /// (and, when `attached`, given the local tracks; until then, warmed up) before the answer,
+    /// so later camera changes need no new offer. `local` is read after the description is
     /// applied: tracks opened meanwhile found no transceiver to go on.
     pub async fn apply_remote(
         &self,
         description: &SessionDescription,
+        attached: bool,
         local: impl FnOnce() -> [Option<MediaStreamTrack>; 2],
     ) -> Result<(), Error> {
         let init = RtcSessionDescriptionInit::new(match description.kind {
@@ -265,11 +272,7 @@ impl Peer {
         init.set_sdp(&with_start_bitrate(&description.sdp));
         JsFuture::from(self.pc.set_remote_description(&init)).await?;
         if description.kind == SdpKind::Offer {
-            let local = if self.attached.get() {
-                local()
-            } else {
-                [None, None]
-            };
+            let local = local();
             for (kind, track) in [(Kind::Audio, &local[0]), (Kind::Video, &local[1])] {
                 for t in self.transceivers(kind) {
                     t.set_direction(RtcRtpTransceiverDirection::Sendrecv);
@@ -278,7 +281,9 @@ impl Peer {
                     }
                 }
             }
-            self.warm_up();
+            if !attached {
+                self.warm_up();
+            }
         }
         Ok(())
     }
@@ -302,7 +307,7 @@ impl Peer {
     }
 }
 
-impl Peer {
+impl PeerConnection {
     /// Stops reporting this connection's events (it is about to be closed).
     pub fn silence(&self) {
         self.listeners.borrow_mut().clear();
@@ -314,7 +319,7 @@ impl Peer {
     }
 }
 
-impl Drop for Peer {
+impl Drop for PeerConnection {
     /// Listeners go first (so closing reports nothing), then the connection and remote tracks.
     fn drop(&mut self) {
         self.listeners.borrow_mut().clear();

@@ -11,7 +11,7 @@ use js_sys::{Array, Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
-use crate::driver::{Config, Driver};
+use crate::driver::Driver;
 use crate::error::Error;
 use crate::media::{self, Kind};
 use crate::options::{field, integer, opt_string, string, user_id};
@@ -21,6 +21,10 @@ use crate::{log, signaling::Signaling};
 #[wasm_bindgen(js_name = TRTCCalling)]
 pub struct TrtcCalling {
     driver: Rc<Driver>,
+    /// `SDKAppID`; `None` makes `login` reject.
+    sdk_app_id: Option<u64>,
+    /// `signalingUrl`; by default the page's own host.
+    signaling_url: Option<String>,
 }
 
 thread_local! {
@@ -83,14 +87,11 @@ impl TrtcCalling {
             .ok()
             .or_else(|| app.as_string().and_then(|s| s.trim().parse().ok()));
         let ice = field(&options, "iceServers");
-        let config = Config {
+        TrtcCalling {
+            driver: Driver::new(Array::is_array(&ice).then_some(ice)),
             sdk_app_id,
             signaling_url: opt_string(&options, "signalingUrl"),
-            ice_servers: Array::is_array(&ice).then_some(ice),
-        };
-        let driver = Driver::new(config);
-        crate::fallback::install(&driver);
-        TrtcCalling { driver }
+        }
     }
 
     /// `TRTCCalling.EVENT`: every event key and its string value.
@@ -109,13 +110,13 @@ impl TrtcCalling {
     /// context; a non-function callback is ignored.
     pub fn on(&self, event_name: JsValue, callback: JsValue, context: JsValue) {
         if let (Some(name), Ok(cb)) = (event_name.as_string(), callback.dyn_into::<Function>()) {
-            self.driver.listeners.add(name, cb, context);
+            self.driver.on(name, cb, context);
         }
     }
 
     pub fn off(&self, event_name: JsValue, callback: JsValue, context: JsValue) {
         if let (Some(name), Ok(cb)) = (event_name.as_string(), callback.dyn_into::<Function>()) {
-            self.driver.listeners.remove(&name, &cb, &context);
+            self.driver.off(&name, &cb, &context);
         }
     }
 
@@ -129,14 +130,17 @@ impl TrtcCalling {
     /// `login({userID, userSig})`: opens the socket, then authenticates.
     pub fn login(&self, options: JsValue) -> Promise {
         let driver = self.driver.clone();
+        let (sdk_app_id, url) = (self.sdk_app_id, self.signaling_url.clone());
         // Started alongside the connection; the first call may warm its encoders once it runs.
         let gates = JsFuture::from(crate::warmup::start_gates());
         task::promise(async move {
-            let signaling = connect(&driver, &options).await.map_err(Error::into_js)?;
+            let signaling = connect(&driver, sdk_app_id, url, &options)
+                .await
+                .map_err(Error::into_js)?;
             let _ = gates.await;
             driver.set_signaling(signaling);
             let result = JsFuture::from(driver.command(Command::Login {
-                sdk_app_id: driver.config.sdk_app_id.unwrap_or_default(),
+                sdk_app_id: sdk_app_id.unwrap_or_default(),
                 user_id: user_id(&options, "userID").map_err(Error::into_js)?,
                 user_sig: string(&options, "userSig").map_err(Error::into_js)?,
             }))
@@ -236,7 +240,7 @@ impl TrtcCalling {
             return rejected(e);
         }
         match profile.as_string() {
-            Some(p) if self.driver.media.set_profile(&p) => Promise::resolve(&ok()),
+            Some(p) if self.driver.set_video_quality(&p) => Promise::resolve(&ok()),
             _ => rejected(Error::InvalidParam(
                 "profile must be one of '240p', '360p', '480p', '720p', '1080p'".into(),
             )),
@@ -247,19 +251,14 @@ impl TrtcCalling {
     pub fn start_local_view(&self, options: JsValue) -> Promise {
         let result = self.require_login().and_then(|_| {
             let dom_id = string(&options, "videoViewDomID")?;
-            let camera = self.driver.media.track(Kind::Video);
-            self.driver
-                .views()
-                .show_local(&self.driver.weak(), dom_id, camera)
+            self.driver.show_local_view(dom_id)
         });
         settled(result)
     }
 
     #[wasm_bindgen(js_name = stopLocalView)]
     pub fn stop_local_view(&self) -> Promise {
-        let result = self
-            .require_login()
-            .map(|_| self.driver.views().hide_local());
+        let result = self.require_login().map(|_| self.driver.hide_local_view());
         settled(result)
     }
 
@@ -268,10 +267,7 @@ impl TrtcCalling {
         let result = self.require_login().and_then(|_| {
             let user = user_id(&options, "userID")?;
             let dom_id = string(&options, "videoViewDomID")?;
-            let stream = self.driver.arrived_stream(&user);
-            self.driver
-                .views()
-                .show_remote(&self.driver.weak(), &user, dom_id, stream.as_ref())
+            self.driver.show_remote_view(&user, dom_id)
         });
         settled(result)
     }
@@ -280,7 +276,7 @@ impl TrtcCalling {
     pub fn stop_remote_view(&self, options: JsValue) -> Promise {
         let result = self.require_login().and_then(|_| {
             let user = user_id(&options, "userID")?;
-            self.driver.views().hide_remote(&user);
+            self.driver.hide_remote_view(&user);
             Ok(())
         });
         settled(result)
@@ -299,10 +295,7 @@ impl TrtcCalling {
     /// `switchDevice({deviceType: 'video' | 'audio', deviceId})`.
     #[wasm_bindgen(js_name = switchDevice)]
     pub fn switch_device(&self, options: JsValue) -> Promise {
-        let driver = self.driver.clone();
-        let login = self.require_login();
-        promise(async move {
-            login?;
+        let switch = self.require_login().and_then(|_| {
             let kind = match field(&options, "deviceType").as_string().as_deref() {
                 Some("video") => Kind::Video,
                 Some("audio") => Kind::Audio,
@@ -313,9 +306,11 @@ impl TrtcCalling {
                 }
             };
             let device_id = string(&options, "deviceId")?;
-            if let Some(track) = driver.media.switch_device(kind, device_id).await? {
-                driver.use_track(kind, &track);
-            }
+            // The switch may wait on a permission prompt: it holds the media, not the driver.
+            Ok(self.driver.switch_device(kind, device_id))
+        });
+        promise(async move {
+            switch?.await?;
             Ok(ok())
         })
     }
@@ -356,7 +351,7 @@ impl TrtcCalling {
     /// tests use it to check that no track stays live after a call.
     #[wasm_bindgen(js_name = __localTracks)]
     pub fn local_tracks(&self) -> Array {
-        self.driver.media.opened_tracks()
+        self.driver.local_tracks()
     }
 }
 
@@ -393,10 +388,15 @@ fn settled(result: Result<(), Error>) -> Promise {
 }
 
 /// Checks `login`'s arguments and the browser, then opens the signaling socket.
-async fn connect(driver: &Rc<Driver>, options: &JsValue) -> Result<Signaling, Error> {
+async fn connect(
+    driver: &Rc<Driver>,
+    sdk_app_id: Option<u64>,
+    url: Option<String>,
+    options: &JsValue,
+) -> Result<Signaling, Error> {
     user_id(options, "userID")?;
     string(options, "userSig")?;
-    if driver.config.sdk_app_id.is_none() {
+    if sdk_app_id.is_none() {
         return Err(Error::InvalidParam("SDKAppID must be a number".into()));
     }
     let window = web_sys::window().ok_or(Error::NoWebRtc)?;
@@ -406,12 +406,12 @@ async fn connect(driver: &Rc<Driver>, options: &JsValue) -> Result<Signaling, Er
     if driver.is_connected() || driver.logged_in() {
         return Err(Error::AlreadyLoggedIn);
     }
-    let url = match &driver.config.signaling_url {
-        Some(url) => url.clone(),
+    let url = match url {
+        Some(url) => url,
         None => default_url(&window)?,
     };
     log::info(&format!("connecting to {url}"));
-    Signaling::connect(&url, driver.weak()).await
+    Signaling::connect(&url, driver.sink()).await
 }
 
 /// `ws(s)://<page host>/ws`, wss on https pages.

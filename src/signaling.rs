@@ -1,8 +1,6 @@
 //! The WebSocket to `calling-server`. Outgoing messages are serde_json text of the protocol
 //! types; incoming ones are parsed by the browser's own `JSON` and decoded by `wire`.
 
-use std::rc::Weak;
-
 use calling_core::Input;
 use calling_protocol::{ClientMessage, ServerMessage};
 use gloo_events::EventListener;
@@ -11,7 +9,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{MessageEvent, WebSocket};
 
-use crate::driver::Driver;
+use crate::driver::Sink;
 use crate::error::Error;
 use crate::log;
 
@@ -24,7 +22,8 @@ pub struct Signaling {
 
 impl Signaling {
     /// Opens the socket and waits for it to be open; fails if it closes first.
-    pub async fn connect(url: &str, driver: Weak<Driver>) -> Result<Signaling, Error> {
+    /// Every message and the close are queued on `sink` as inputs.
+    pub async fn connect(url: &str, sink: Sink) -> Result<Signaling, Error> {
         let unreachable = || Error::Unreachable(url.to_owned());
         let ws = WebSocket::new(url).map_err(|_| unreachable())?;
         let mut settle: Option<(Function, Function)> = None;
@@ -41,7 +40,7 @@ impl Signaling {
         drop((on_open, on_close));
         result.map_err(|_| unreachable())?;
 
-        let d = driver.clone();
+        let d = sink.clone();
         let on_message = EventListener::new(&ws, "message", move |e| {
             let Some(text) = e
                 .dyn_ref::<MessageEvent>()
@@ -50,19 +49,13 @@ impl Signaling {
                 return;
             };
             match parse(&text) {
-                Ok(msg) => {
-                    if let Some(d) = d.upgrade() {
-                        d.dispatch(Input::Server(msg));
-                    }
-                }
+                Ok(msg) => d.queue(Input::Server(msg)),
                 Err(e) => log::warn(&format!("ignoring unreadable server message: {e}")),
             }
         });
-        let on_close = EventListener::new(&ws, "close", move |_| {
-            if let Some(d) = driver.upgrade() {
-                d.signaling_lost();
-            }
-        });
+        // The core answers with `Disconnect`, which drops this socket.
+        let on_close =
+            EventListener::new(&ws, "close", move |_| sink.queue(Input::SignalingClosed));
         Ok(Signaling {
             ws,
             _listeners: [on_message, on_close],

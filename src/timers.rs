@@ -2,12 +2,11 @@
 //! cancelling one drops it, which clears the browser timeout.
 
 use std::cell::RefCell;
-use std::rc::Weak;
 
 use calling_core::{Input, Timer};
 use gloo_timers::callback::Timeout;
 
-use crate::driver::Driver;
+use crate::driver::Sink;
 
 #[derive(Default)]
 pub struct Timers {
@@ -16,13 +15,9 @@ pub struct Timers {
 }
 
 impl Timers {
-    /// (Re)starts `timer`; when it fires the driver gets [`Input::Timer`].
-    pub fn start(&self, driver: Weak<Driver>, timer: Timer, after_ms: u32) {
-        let timeout = Timeout::new(after_ms, move || {
-            if let Some(driver) = driver.upgrade() {
-                driver.dispatch(Input::Timer(timer));
-            }
-        });
+    /// (Re)starts `timer`; when it fires, [`Input::Timer`] is queued.
+    pub fn start(&self, sink: Sink, timer: Timer, after_ms: u32) {
+        let timeout = Timeout::new(after_ms, move || sink.queue(Input::Timer(timer)));
         // A Timeout replaced here may be the one whose callback is running (a heartbeat that
         // restarts itself); wasm-bindgen defers freeing a closure until its call returns.
         let old = self.take(timer);

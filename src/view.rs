@@ -4,7 +4,7 @@
 //! Playback the autoplay policy blocks is resumed on the page's next user gesture.
 
 use std::cell::RefCell;
-use std::rc::Weak;
+use std::rc::{Rc, Weak};
 
 use gloo_events::EventListener;
 use wasm_bindgen::JsCast;
@@ -14,7 +14,6 @@ use web_sys::{
     MediaStreamTrack,
 };
 
-use crate::driver::Driver;
 use crate::error::{js_name, Error};
 use crate::log;
 use crate::table::Table;
@@ -22,8 +21,9 @@ use crate::task;
 
 const MARK: &str = "data-trtc-calling";
 
-#[derive(Default)]
 pub struct Views {
+    /// Itself, for the playback tasks and gesture listeners it starts.
+    me: Weak<Views>,
     /// `startLocalView`'s element id, kept while the camera is off so it renders when it opens.
     local_request: RefCell<Option<String>>,
     local: RefCell<Option<HtmlVideoElement>>,
@@ -34,6 +34,21 @@ pub struct Views {
     /// Elements whose play() the autoplay policy refused, and the gesture listeners retrying them.
     blocked: RefCell<Vec<HtmlMediaElement>>,
     gesture: RefCell<Vec<EventListener>>,
+}
+
+impl Views {
+    pub fn new() -> Rc<Views> {
+        Rc::new_cyclic(|me| Views {
+            me: me.clone(),
+            local_request: RefCell::default(),
+            local: RefCell::default(),
+            remote_requests: RefCell::default(),
+            remote: RefCell::default(),
+            audio: RefCell::default(),
+            blocked: RefCell::default(),
+            gesture: RefCell::default(),
+        })
+    }
 }
 
 fn document() -> Result<Document, Error> {
@@ -71,21 +86,16 @@ impl Views {
     /// `startLocalView`: renders now if `camera` is live, else when it opens.
     pub fn show_local(
         &self,
-        driver: &Weak<Driver>,
         dom_id: String,
         camera: Option<MediaStreamTrack>,
     ) -> Result<(), Error> {
         container(&dom_id)?;
         self.local_request.replace(Some(dom_id));
-        self.render_local(driver, camera)
+        self.render_local(camera)
     }
 
     /// Puts the camera into the requested local view (after `startLocalView` or a camera change).
-    pub fn render_local(
-        &self,
-        driver: &Weak<Driver>,
-        camera: Option<MediaStreamTrack>,
-    ) -> Result<(), Error> {
+    pub fn render_local(&self, camera: Option<MediaStreamTrack>) -> Result<(), Error> {
         let (Some(dom_id), Some(camera)) = (self.local_request.borrow().clone(), camera) else {
             return Ok(());
         };
@@ -107,7 +117,7 @@ impl Views {
                 v
             }
         };
-        self.play(driver, video.clone().unchecked_into());
+        self.play(video.clone().unchecked_into());
         self.local.replace(Some(video));
         Ok(())
     }
@@ -128,7 +138,6 @@ impl Views {
     /// `startRemoteView`: renders now if `stream` (the user's arrived media) is given.
     pub fn show_remote(
         &self,
-        driver: &Weak<Driver>,
         user_id: &str,
         dom_id: String,
         stream: Option<&MediaStream>,
@@ -138,17 +147,12 @@ impl Views {
             .borrow_mut()
             .insert(user_id.to_owned(), dom_id);
         match stream {
-            Some(s) => self.render_remote(driver, user_id, s),
+            Some(s) => self.render_remote(user_id, s),
             None => Ok(()),
         }
     }
 
-    fn render_remote(
-        &self,
-        driver: &Weak<Driver>,
-        user_id: &str,
-        stream: &MediaStream,
-    ) -> Result<(), Error> {
+    fn render_remote(&self, user_id: &str, stream: &MediaStream) -> Result<(), Error> {
         let Some(dom_id) = self.remote_requests.borrow().get(user_id).cloned() else {
             return Ok(());
         };
@@ -159,7 +163,7 @@ impl Views {
         }
         let video = video_element(stream)?;
         parent.append_child(&video)?;
-        self.play(driver, video.clone().unchecked_into());
+        self.play(video.clone().unchecked_into());
         self.remote.borrow_mut().insert(user_id.to_owned(), video);
         Ok(())
     }
@@ -174,12 +178,7 @@ impl Views {
     }
 
     /// The user's media arrived: start its hidden audio and any view already asked for.
-    pub fn remote_arrived(
-        &self,
-        driver: &Weak<Driver>,
-        user_id: &str,
-        stream: &MediaStream,
-    ) -> Result<(), Error> {
+    pub fn remote_arrived(&self, user_id: &str, stream: &MediaStream) -> Result<(), Error> {
         let doc = document()?;
         let audio: HtmlAudioElement = doc
             .create_element("audio")?
@@ -192,12 +191,12 @@ impl Views {
         doc.body()
             .ok_or_else(|| Error::Browser("no <body>".into()))?
             .append_child(&audio)?;
-        self.play(driver, audio.clone().unchecked_into());
+        self.play(audio.clone().unchecked_into());
         let old = self.audio.borrow_mut().insert(user_id.to_owned(), audio);
         if let Some(old) = old {
             remove(&old);
         }
-        self.render_remote(driver, user_id, stream)
+        self.render_remote(user_id, stream)
     }
 
     /// The user left: remove everything created for them.
@@ -223,11 +222,11 @@ impl Views {
     }
 
     /// Starts playback; if autoplay is refused, retries on the next click, key or touch.
-    fn play(&self, driver: &Weak<Driver>, el: HtmlMediaElement) {
+    fn play(&self, el: HtmlMediaElement) {
         let Ok(promise) = el.play() else {
             return;
         };
-        let driver = driver.clone();
+        let views = self.me.clone();
         task::spawn(async move {
             let Err(e) = JsFuture::from(promise).await else {
                 return;
@@ -236,13 +235,13 @@ impl Views {
                 return;
             }
             log::warn("autoplay blocked; playback resumes on the next user gesture");
-            if let Some(d) = driver.upgrade() {
-                d.views().block(&driver, el);
+            if let Some(views) = views.upgrade() {
+                views.block(el);
             }
         });
     }
 
-    fn block(&self, driver: &Weak<Driver>, el: HtmlMediaElement) {
+    fn block(&self, el: HtmlMediaElement) {
         self.blocked.borrow_mut().push(el);
         if !self.gesture.borrow().is_empty() {
             return;
@@ -253,10 +252,10 @@ impl Views {
         let listeners = ["click", "keydown", "touchend"]
             .into_iter()
             .map(|name| {
-                let driver = driver.clone();
+                let views = self.me.clone();
                 EventListener::new(&doc, name, move |_| {
-                    if let Some(d) = driver.upgrade() {
-                        d.views().resume();
+                    if let Some(views) = views.upgrade() {
+                        views.resume();
                     }
                 })
             })

@@ -1,58 +1,32 @@
-//! `USER_VOICE_VOLUME`: once a second while connected, every participant's audio level
-//! (0–100, the local user included) read from the peer connections' statistics.
+//! Audio levels for `USER_VOICE_VOLUME`: when the core asks (once a second while connected),
+//! every peer connection's statistics are read and the levels (0–100) reported as an input.
 
-use std::rc::Weak;
+use std::rc::Rc;
 
-use calling_core::{AppEvent, Effect, VoiceVolume};
-use gloo_timers::callback::Interval;
+use calling_core::Input;
 use js_sys::{Map, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
-use crate::driver::Driver;
+use crate::driver::Sink;
+use crate::peer::PeerConnection;
 use crate::task;
 
-const PERIOD_MS: u32 = 1000;
-
-/// Starts the reports; dropping the returned interval stops them.
-pub fn start(driver: Weak<Driver>) -> Interval {
-    Interval::new(PERIOD_MS, move || {
-        let driver = driver.clone();
-        task::spawn(async move { report(driver).await });
-    })
-}
-
-async fn report(driver: Weak<Driver>) {
-    let Some(d) = driver.upgrade() else { return };
-    let Some(me) = d.with_core(|c| c.user_id().map(str::to_owned)) else {
-        return;
-    };
-    let peers = d.peer_list();
-    // Drop the strong reference while awaiting, so a closed SDK is not kept alive.
-    drop(d);
-    let mut local = 0;
-    let mut volume_map = Vec::with_capacity(peers.len() + 1);
-    for (user_id, peer) in peers {
-        let Ok(stats) = JsFuture::from(peer.connection().get_stats()).await else {
-            continue;
-        };
-        let (remote, sent) = levels(&stats);
-        local = local.max(sent);
-        volume_map.push(VoiceVolume {
-            user_id,
-            audio_volume: remote,
-        });
-    }
-    volume_map.insert(
-        0,
-        VoiceVolume {
-            user_id: me,
-            audio_volume: local,
-        },
-    );
-    if let Some(d) = driver.upgrade() {
-        d.apply(Effect::Emit(AppEvent::UserVoiceVolume { volume_map }));
-    }
+/// Reads the levels of these connections and queues [`Input::AudioLevels`].
+pub fn read(peers: Vec<(String, Rc<PeerConnection>)>, sink: Sink) {
+    task::spawn(async move {
+        let mut local = 0;
+        let mut remote = Vec::with_capacity(peers.len());
+        for (user_id, peer) in peers {
+            let Ok(stats) = JsFuture::from(peer.connection().get_stats()).await else {
+                continue;
+            };
+            let (received, sent) = levels(&stats);
+            local = local.max(sent);
+            remote.push((user_id, received));
+        }
+        sink.queue(Input::AudioLevels { local, remote });
+    });
 }
 
 /// (received, sent) audio levels in one `RTCStatsReport`, as 0–100.

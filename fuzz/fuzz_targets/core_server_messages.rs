@@ -12,8 +12,8 @@ use std::collections::HashSet;
 
 use arbitrary::{Result, Unstructured};
 use calling_core::{
-    Call, CallStatus, Command, Effect, Input, MediaOutcome, PeerEvent, PeerState, SdkError,
-    SdpKind, SessionDescription, Timer,
+    CallStatus, Command, Effect, Input, MediaOutcome, PeerEvent, PeerState, SdkError, SdpKind,
+    Session, SessionDescription, Timer,
 };
 use calling_protocol::{CallType, IceCandidate, ServerMessage};
 use libfuzzer_sys::fuzz_target;
@@ -191,7 +191,7 @@ struct Observed {
     room: Option<u32>,
 }
 
-fn observe(call: &Call) -> Observed {
+fn observe(call: &Session) -> Observed {
     Observed {
         status: call.status(),
         call_type: call.call_type(),
@@ -204,7 +204,7 @@ fn observe(call: &Call) -> Observed {
 }
 
 fn run(u: &mut Unstructured) -> Result<()> {
-    let mut call = Call::new();
+    let mut call = Session::new();
     let mut now: u64 = 0;
     let mut requests: u32 = 0;
     let mut pending: HashSet<u32> = HashSet::new();
@@ -231,17 +231,21 @@ fn run(u: &mut Unstructured) -> Result<()> {
                 user_id: user(u)?,
                 event: peer_event(u)?,
             },
-            8 => Input::Media(if u.arbitrary()? {
-                MediaOutcome::Opened {
-                    audio: u.arbitrary()?,
-                    video: u.arbitrary()?,
-                }
-            } else {
-                MediaOutcome::Failed(SdkError {
-                    code: Some(60003),
-                    message: "denied".into(),
-                })
-            }),
+            8 => Input::Media {
+                // Tokens of requests made, not yet made, and long gone.
+                token: u.int_in_range(0..=4)?,
+                outcome: if u.arbitrary()? {
+                    MediaOutcome::Opened {
+                        audio: u.arbitrary()?,
+                        video: u.arbitrary()?,
+                    }
+                } else {
+                    MediaOutcome::Failed(SdkError {
+                        code: Some(60003),
+                        message: "denied".into(),
+                    })
+                },
+            },
             _ => {
                 if u.arbitrary()? {
                     Input::SignalingClosed

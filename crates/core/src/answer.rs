@@ -4,19 +4,19 @@
 
 use calling_protocol::{CallType, ClientMessage};
 
-use crate::call::{Call, CallError};
+use crate::active_call::{Answer, MediaOp, Phase};
 use crate::invitation::undefined;
-use crate::io::{Effect, Reply, RequestId, SdkError};
-use crate::session::left;
-use crate::state::{Answer, MediaOp, Phase};
+use crate::leave::{left, Tell};
+use crate::session::{CallError, Session};
+use crate::{Effect, Reply, RequestId, SdkError};
 
-impl Call {
+impl Session {
     pub(crate) fn accept(
         &mut self,
         request: RequestId,
         out: &mut Vec<Effect>,
     ) -> Result<(), CallError> {
-        let Some(call) = self.line.as_mut() else {
+        let Some(call) = self.call.as_mut() else {
             out.push(undefined(request));
             return Ok(());
         };
@@ -48,7 +48,7 @@ impl Call {
     /// The accepting callee's capture is over (opened, or receive-only off a secure context):
     /// an `accept()` promise waiting for it settles, and the peers learn our media state.
     pub(crate) fn finish_accept(&mut self, out: &mut Vec<Effect>) {
-        let Some(call) = self.line.as_mut() else {
+        let Some(call) = self.call.as_mut() else {
             return;
         };
         if let (Some(request), Some(room_id)) = (call.accepting.take(), call.room_id) {
@@ -67,17 +67,12 @@ impl Call {
     /// The accepting callee's capture failed: the call is left as if declined, and the
     /// `accept()` promise rejects with the capture's error.
     pub(crate) fn accept_failed(&mut self, err: &SdkError, out: &mut Vec<Effect>) {
-        let joined = self.line.as_ref().is_some_and(|c| c.is_connected());
+        let joined = self.call.as_ref().is_some_and(|c| c.is_connected());
         if !joined {
             return self.decline_invitation(err, out);
         }
         // Already a member: leave the call. No CALL_END, as the app never saw it connected.
-        if let Some(call) = self.take_line() {
-            if let Some(message) = call.leave_message() {
-                out.push(Effect::Send(message));
-            }
-            call.close(err, out);
-        }
+        self.end_call(Tell::Server, |_| Vec::new(), err, out);
     }
 
     pub(crate) fn reject(
@@ -86,7 +81,7 @@ impl Call {
         out: &mut Vec<Effect>,
     ) -> Result<(), CallError> {
         if !matches!(
-            self.line.as_ref().map(|c| &c.phase),
+            self.call.as_ref().map(|c| &c.phase),
             Some(Phase::Incoming { .. })
         ) {
             out.push(undefined(request));
@@ -98,15 +93,5 @@ impl Call {
             reply: Reply::Ok { code: 0 },
         });
         Ok(())
-    }
-
-    /// The callee declines the ringing invitation (reject, hangup, or its media failed).
-    pub(crate) fn decline_invitation(&mut self, reason: &SdkError, out: &mut Vec<Effect>) {
-        let Some(call) = self.take_line() else { return };
-        if let Some(message) = call.leave_message() {
-            out.push(Effect::Send(message));
-        }
-        self.abandoned.extend(call.joining_requests());
-        call.close(reason, out);
     }
 }

@@ -96,6 +96,17 @@ pub enum AppEvent {
         #[serde(rename = "callType")]
         call_type: u8,
     },
+    /// Extension: the device in use went away and another of the same kind replaced it.
+    DeviceChanged {
+        /// `'audio'` or `'video'`.
+        #[serde(rename = "deviceType")]
+        device_type: String,
+        #[serde(rename = "deviceId")]
+        device_id: String,
+        label: String,
+        /// Why it changed: `'deviceLost'`.
+        reason: String,
+    },
     Error {
         code: u32,
         msg: String,
@@ -147,8 +158,7 @@ pub const EVENT_NAMES: &[(&str, &str)] = &[
     ),
     ("KICKED_OUT", "onKickedOut"),
     ("CALL_TYPE_CHANGED", "onCallTypeChanged"),
-    // Extension, emitted by the browser glue: the device in use went away and another of the
-    // same kind replaced it. Payload `{deviceType, deviceId, label, reason}`.
+    // Extension: the device in use went away and another of the same kind replaced it.
     ("DEVICE_CHANGED", "onDeviceChanged"),
     ("ERROR", "onError"),
 ];
@@ -174,6 +184,7 @@ impl AppEvent {
             AppEvent::GroupCallInviteeListUpdate { .. } => "onGroupCallInviteeListUpdate",
             AppEvent::KickedOut {} => "onKickedOut",
             AppEvent::CallTypeChanged { .. } => "onCallTypeChanged",
+            AppEvent::DeviceChanged { .. } => "onDeviceChanged",
             AppEvent::Error { .. } => "onError",
         }
     }

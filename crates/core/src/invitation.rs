@@ -6,13 +6,14 @@
 
 use calling_protocol::{CallType, ClientMessage, RoomId};
 
-use crate::call::{Call, CallError};
+use crate::active_call::{ActiveCall, Answer, InviteKind, MediaOp, PendingInvite, Phase};
 use crate::event::{AppEvent, InviteData};
-use crate::io::{Effect, Reply, RequestId, SdkError};
+use crate::leave::Tell;
+use crate::link::PeerLink;
+use crate::login::check_user_id;
 use crate::negotiation::is_polite;
-use crate::peer::Peer;
-use crate::session::check_user_id;
-use crate::state::{ActiveCall, Answer, InviteKind, MediaOp, PendingInvite, Phase};
+use crate::session::{create_peer, CallError, Session};
+use crate::{Effect, Reply, RequestId, SdkError};
 
 /// `inviteData.version` in `INVITED`: trtc-calling-js 1.x sends 4 for its own invitations.
 pub const INVITE_DATA_VERSION: u32 = 4;
@@ -35,7 +36,7 @@ pub(crate) enum Decline {
     Busy,
 }
 
-impl Call {
+impl Session {
     pub(crate) fn call(
         &mut self,
         me: &str,
@@ -50,7 +51,7 @@ impl Call {
                 "call() cannot call yourself".into(),
             ));
         }
-        if self.line.is_some() {
+        if self.call.is_some() {
             return Err(CallError::WrongState(format!(
                 "call() needs an idle line; current status: {}",
                 self.status()
@@ -88,7 +89,7 @@ impl Call {
         let kind = InviteKind::Group {
             group_id: group_id.clone(),
         };
-        let Some(call) = self.line.as_mut() else {
+        let Some(call) = self.call.as_mut() else {
             self.start_call(request, user_ids, call_type, true, group_id, kind, out);
             return Ok(());
         };
@@ -146,8 +147,9 @@ impl Call {
             group_id,
             room_id: None,
         }));
+        call.next_token = self.next_media_token;
         call.open_media(true, call_type == CallType::Video, MediaOp::Start, out);
-        self.line = Some(call);
+        self.call = Some(call);
     }
 
     pub(crate) fn invite_sent(
@@ -162,7 +164,7 @@ impl Call {
         if self.take_abandoned(request, room_id, out) {
             return;
         }
-        let Some(call) = self.line.as_mut() else {
+        let Some(call) = self.call.as_mut() else {
             return;
         };
         let Some(i) = call.invites.iter().position(|p| p.request == request) else {
@@ -178,12 +180,8 @@ impl Call {
             // and only the tracks remain to attach. Nothing is sent before that.
             if user != me && !call.peers.contains_key(&user) {
                 let polite = is_polite(me, &user);
-                out.push(Effect::CreatePeer {
-                    user_id: user.clone(),
-                    initiator: true,
-                    polite,
-                });
-                let mut peer = Peer::new(polite);
+                out.push(create_peer(&self.ice_servers, &user, true, polite));
+                let mut peer = PeerLink::new(polite);
                 peer.start_offer(&user, out);
                 call.peers.insert(user.clone(), peer);
             }
@@ -226,7 +224,7 @@ impl Call {
     pub(crate) fn invited(&mut self, me: &str, invitation: Invitation, out: &mut Vec<Effect>) {
         // The server answers "busy" for us while a call is in progress; a stray invitation
         // must not disturb the call we are in.
-        if self.line.is_some() {
+        if self.call.is_some() {
             return;
         }
         let mut call = ActiveCall::new(
@@ -246,7 +244,7 @@ impl Call {
         // first: creating a connection takes the browser a moment.
         let polite = is_polite(me, &invitation.sponsor);
         let sponsor = invitation.sponsor.clone();
-        call.peers.insert(sponsor.clone(), Peer::new(polite));
+        call.peers.insert(sponsor.clone(), PeerLink::new(polite));
         out.push(Effect::Emit(AppEvent::Invited {
             sponsor: invitation.sponsor,
             user_id_list: invitation.user_ids,
@@ -259,12 +257,8 @@ impl Call {
             },
             invite_id: invitation.invite_id,
         }));
-        out.push(Effect::CreatePeer {
-            user_id: sponsor,
-            initiator: false,
-            polite,
-        });
-        self.line = Some(call);
+        out.push(create_peer(&self.ice_servers, &sponsor, false, polite));
+        self.begin_call(call);
     }
 
     pub(crate) fn declined(
@@ -275,23 +269,18 @@ impl Call {
         me: &str,
         out: &mut Vec<Effect>,
     ) {
-        let Some(call) = self.line.as_mut().filter(|c| c.is_room(room)) else {
+        let Some(call) = self.call.as_mut().filter(|c| c.is_room(room)) else {
             return;
         };
         call.invitees.retain(|u| u != user);
-        if call.peers.remove(user).is_some() {
-            out.push(Effect::ClosePeer {
-                user_id: user.to_owned(),
-            });
-        }
         let user_id = user.to_owned();
-        let event = Effect::Emit(match how {
+        let event = match how {
             Decline::Rejected => AppEvent::Reject { user_id },
             Decline::Busy => AppEvent::LineBusy {
                 user_id,
                 sponsor: me.to_owned(),
             },
-        });
+        };
         // A 1:1 call nobody else is in is over with its only invitee's answer: the line is idle
         // when the app hears it (it may call again from its handler), and the server's
         // `callEnded` that follows finds no call of that room.
@@ -299,13 +288,16 @@ impl Call {
             && call.phase == Phase::Outgoing
             && call.invitees.is_empty()
             && call.invites.is_empty()
-            && call.peers.is_empty();
+            && call.peers.keys().all(|u| u == user);
         if over {
-            if let Some(call) = self.take_line() {
-                call.close(&left_unanswered(), out);
-            }
+            return self.end_call(Tell::Nobody, |_| vec![event], &left_unanswered(), out);
         }
-        out.push(event);
+        if call.peers.remove(user).is_some() {
+            out.push(Effect::ClosePeer {
+                user_id: user.to_owned(),
+            });
+        }
+        out.push(Effect::Emit(event));
     }
 
     pub(crate) fn no_response(
@@ -315,7 +307,7 @@ impl Call {
         users: Vec<String>,
         out: &mut Vec<Effect>,
     ) {
-        let Some(call) = self.line.as_mut().filter(|c| c.is_room(room)) else {
+        let Some(call) = self.call.as_mut().filter(|c| c.is_room(room)) else {
             return;
         };
         call.invitees.retain(|u| !users.contains(u));
@@ -345,10 +337,9 @@ impl Call {
         if !self.is_ringing(room, &invite_id) {
             return;
         }
-        if let Some(call) = self.take_line() {
-            call.close(&ring_over("was cancelled by the caller"), out);
-            out.push(Effect::Emit(AppEvent::CallingCancel { invite_id, sponsor }));
-        }
+        let cancelled = AppEvent::CallingCancel { invite_id, sponsor };
+        let reason = ring_over("was cancelled by the caller");
+        self.end_call(Tell::Nobody, |_| vec![cancelled], &reason, out);
     }
 
     pub(crate) fn invite_timeout(
@@ -362,22 +353,19 @@ impl Call {
         if !self.is_ringing(room, &invite_id) {
             return;
         }
-        if let Some(call) = self.take_line() {
-            call.close(&ring_over("timed out"), out);
-            out.push(Effect::Emit(AppEvent::CallingTimeout {
-                invite_id,
-                sponsor,
-            }));
-            out.push(Effect::Emit(AppEvent::CallEnd {
+        let events = vec![
+            AppEvent::CallingTimeout { invite_id, sponsor },
+            AppEvent::CallEnd {
                 user_id: me.to_owned(),
                 call_end: 0,
-            }));
-        }
+            },
+        ];
+        self.end_call(Tell::Nobody, |_| events, &ring_over("timed out"), out);
     }
 
     /// Whether `invite` in `room` is the invitation ringing here.
     fn is_ringing(&self, room: RoomId, invite: &str) -> bool {
-        self.line.as_ref().is_some_and(|c| {
+        self.call.as_ref().is_some_and(|c| {
             c.is_room(room)
                 && matches!(&c.phase, Phase::Incoming { invite_id, .. } if invite_id == invite)
         })
@@ -410,8 +398,8 @@ mod tests {
     use calling_protocol::{Cancelled, Invited, ServerMessage};
 
     use super::*;
-    use crate::call::CallStatus;
-    use crate::io::{Command, Input};
+    use crate::session::CallStatus;
+    use crate::{Command, Input};
 
     fn invited(call_type: CallType) -> Input {
         Input::Server(ServerMessage::Invited(Invited {
@@ -431,7 +419,7 @@ mod tests {
 
     #[test]
     fn an_invitation_rings_an_idle_line() {
-        let mut call = Call::logged_in_as("alice");
+        let mut call = Session::logged_in_as("alice");
         let fx = call.ok(invited(CallType::Audio));
         assert_eq!(
             fx,
@@ -451,7 +439,8 @@ mod tests {
                 Effect::CreatePeer {
                     user_id: "bob".into(),
                     initiator: false,
-                    polite: false
+                    polite: false,
+                    ice_servers: vec![]
                 },
             ]
         );
@@ -462,7 +451,7 @@ mod tests {
 
     #[test]
     fn an_invitation_during_a_call_is_ignored() {
-        let mut call = Call::logged_in_as("alice");
+        let mut call = Session::logged_in_as("alice");
         call.ok(command(
             1,
             Command::Call {
@@ -476,7 +465,7 @@ mod tests {
 
     #[test]
     fn accept_tells_the_server_at_once_and_opens_media_meanwhile() {
-        let mut call = Call::logged_in_as("alice");
+        let mut call = Session::logged_in_as("alice");
         call.ok(invited(CallType::Video));
         assert_eq!(
             call.ok(command(2, Command::Accept)),
@@ -486,6 +475,7 @@ mod tests {
                     invite_id: "i1".into()
                 }),
                 Effect::OpenMedia {
+                    token: 0,
                     audio: true,
                     video: true
                 },
@@ -500,20 +490,25 @@ mod tests {
                 "accept() is already in progress".into()
             ))
         );
-        let opened = crate::io::MediaOutcome::Opened {
+        let opened = crate::MediaOutcome::Opened {
             audio: true,
             video: true,
         };
         assert_eq!(
-            call.ok(Input::Media(opened)),
-            vec![],
-            "accept() settles on Joined; the link to bob is not up yet"
+            call.ok(Input::Media {
+                token: 0,
+                outcome: opened
+            }),
+            vec![Effect::SendTracks {
+                user_id: "bob".into()
+            }],
+            "the tracks go to bob; accept() settles on Joined, and the link is not up yet"
         );
     }
 
     #[test]
     fn reject_declines_and_frees_the_line() {
-        let mut call = Call::logged_in_as("alice");
+        let mut call = Session::logged_in_as("alice");
         call.ok(invited(CallType::Audio));
         assert_eq!(
             call.ok(command(2, Command::Reject)),
@@ -524,6 +519,7 @@ mod tests {
                 Effect::ClosePeer {
                     user_id: "bob".into()
                 },
+                Effect::RemoveViews,
                 Effect::Resolve {
                     request: 2,
                     reply: Reply::Ok { code: 0 }
@@ -535,7 +531,7 @@ mod tests {
 
     #[test]
     fn cancel_of_another_invitation_is_ignored() {
-        let mut call = Call::logged_in_as("alice");
+        let mut call = Session::logged_in_as("alice");
         call.ok(invited(CallType::Audio));
         let other = ServerMessage::Cancelled(Cancelled {
             room_id: 3,
@@ -548,7 +544,7 @@ mod tests {
 
     #[test]
     fn group_call_from_idle_is_a_group_invitation() {
-        let mut call = Call::logged_in_as("alice");
+        let mut call = Session::logged_in_as("alice");
         let fx = call.ok(command(
             4,
             Command::GroupCall {

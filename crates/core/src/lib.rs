@@ -1,26 +1,34 @@
 //! The TRTCCalling call state machine, sans-IO (modelled on str0m).
 //!
-//! [`Call::handle`] is the only way state changes: it takes the current time and one [`Input`]
-//! and returns the [`Effect`]s the glue must carry out. On `Err` nothing changed. The core has
-//! no web-sys, no clock and no IO, so every flow of SPEC §6 is tested natively.
+//! [`Session::handle`] is the only way state changes: it takes the current time and one
+//! [`Input`] and returns the [`Effect`]s the glue must carry out. On `Err` nothing changed. The
+//! core has no web-sys, no clock and no IO, so every flow of SPEC §6 is tested natively.
+//!
+//! A [`Session`] is one SDK instance's signaling session (logged out, logging in, logged in);
+//! while logged in it holds at most one call in progress (`ActiveCall`), and that call one
+//! [`link`](crate::link) per remote participant.
 
+pub mod effect;
 pub mod event;
-pub mod io;
+pub mod input;
 
+mod active_call;
 mod answer;
-mod call;
+mod device;
 mod invitation;
+mod leave;
+mod link;
+mod login;
 mod media;
 mod membership;
 pub mod negotiation;
-mod peer;
 mod session;
-mod state;
 
-pub use call::{Call, CallError, CallStatus};
+pub use effect::{code, Effect, LoginData, Reply, SdkError};
 pub use event::{AppEvent, InviteData, VoiceVolume, EVENT_NAMES};
-pub use invitation::INVITE_DATA_VERSION;
-pub use io::{
-    code, Command, Effect, Input, LoginData, MediaOutcome, PeerEvent, PeerState, Reply, RequestId,
-    SdkError, SdpKind, SessionDescription, Timer,
+pub use input::{
+    Command, DeviceChange, Input, MediaKind, MediaOutcome, MediaToken, PeerEvent, PeerState,
+    RequestId, SdpKind, SessionDescription, Timer,
 };
+pub use invitation::INVITE_DATA_VERSION;
+pub use session::{CallError, CallStatus, Session};

@@ -4,11 +4,11 @@
 
 use calling_protocol::{CallType, Signal};
 
-use crate::call::{Call, CallError};
+use crate::active_call::{ActiveCall, MediaOp, PendingSwitch};
 use crate::event::AppEvent;
-use crate::io::{code, Effect, MediaOutcome, Reply, RequestId, SdkError};
-use crate::peer::relay;
-use crate::state::{ActiveCall, MediaOp, PendingSwitch};
+use crate::link::relay;
+use crate::session::{CallError, Session};
+use crate::{code, Effect, MediaOutcome, MediaToken, Reply, RequestId, SdkError};
 
 fn ok(request: RequestId) -> Effect {
     Effect::Resolve {
@@ -18,10 +18,14 @@ fn ok(request: RequestId) -> Effect {
 }
 
 fn error_event(err: &SdkError) -> Effect {
-    Effect::Emit(AppEvent::Error {
+    Effect::Emit(error_app_event(err))
+}
+
+fn error_app_event(err: &SdkError) -> AppEvent {
+    AppEvent::Error {
         code: err.code.unwrap_or(code::MEDIA_DENIED),
         msg: err.message.clone(),
-    })
+    }
 }
 
 fn switch_code(target: CallType) -> u32 {
@@ -47,11 +51,30 @@ fn one_to_one(call: &ActiveCall) -> Option<(String, u32)> {
     Some((peer, call.room_id?))
 }
 
-impl Call {
+/// Mutes (or unmutes) the microphone and tells the peers what changed for them.
+pub(crate) fn mute_microphone(call: &mut ActiveCall, mute: bool, out: &mut Vec<Effect>) {
+    let before = call.local.state();
+    call.local.muted = mute;
+    out.push(Effect::MuteAudio(mute));
+    call.announce_media(before, out);
+}
+
+/// Stops the camera and tells the peers what changed for them.
+pub(crate) fn stop_camera(call: &mut ActiveCall, out: &mut Vec<Effect>) {
+    let before = call.local.state();
+    call.local.video = false;
+    out.push(Effect::CloseMedia {
+        audio: false,
+        video: true,
+    });
+    call.announce_media(before, out);
+}
+
+impl Session {
     /// The call in progress, for commands that need one.
     fn call_for(&mut self, method: &str) -> Result<&mut ActiveCall, CallError> {
         let status = self.status();
-        self.line.as_mut().ok_or_else(|| {
+        self.call.as_mut().ok_or_else(|| {
             CallError::WrongState(format!(
                 "{method} needs a call in progress; current status: {status}"
             ))
@@ -64,11 +87,7 @@ impl Call {
         mute: bool,
         out: &mut Vec<Effect>,
     ) -> Result<(), CallError> {
-        let call = self.call_for("setMicMute()")?;
-        let before = call.local.state();
-        call.local.muted = mute;
-        out.push(Effect::MuteAudio(mute));
-        call.announce_media(before, out);
+        mute_microphone(self.call_for("setMicMute()")?, mute, out);
         out.push(ok(request));
         Ok(())
     }
@@ -93,14 +112,7 @@ impl Call {
         request: RequestId,
         out: &mut Vec<Effect>,
     ) -> Result<(), CallError> {
-        let call = self.call_for("closeCamera()")?;
-        let before = call.local.state();
-        call.local.video = false;
-        out.push(Effect::CloseMedia {
-            audio: false,
-            video: true,
-        });
-        call.announce_media(before, out);
+        stop_camera(self.call_for("closeCamera()")?, out);
         out.push(ok(request));
         Ok(())
     }
@@ -119,7 +131,7 @@ impl Call {
             CallType::Video => "switchToVideoCall()",
         };
         let status = self.status();
-        let refusal = match self.line.as_mut() {
+        let refusal = match self.call.as_mut() {
             None => Some(format!(
                 "{method} needs a connected 1:1 call; current status: {status}"
             )),
@@ -163,7 +175,7 @@ impl Call {
 
     /// The other side switched the call's mode: follow it, then acknowledge.
     pub(crate) fn follow_switch(&mut self, from: &str, target: CallType, out: &mut Vec<Effect>) {
-        let Some(call) = self.line.as_mut() else {
+        let Some(call) = self.call.as_mut() else {
             return;
         };
         let Some((peer, room)) = one_to_one(call).filter(|(peer, _)| peer == from) else {
@@ -212,7 +224,7 @@ impl Call {
 
     /// Our camera for the other side's switch to video is on (`true`) or failed.
     fn finish_follow_video(&mut self, ok: bool, failure: Option<&SdkError>, out: &mut Vec<Effect>) {
-        let Some(call) = self.line.as_mut() else {
+        let Some(call) = self.call.as_mut() else {
             return;
         };
         let Some((peer, room)) = one_to_one(call) else {
@@ -246,7 +258,7 @@ impl Call {
         ok: bool,
         out: &mut Vec<Effect>,
     ) {
-        let Some(call) = self.line.as_mut() else {
+        let Some(call) = self.call.as_mut() else {
             return;
         };
         let Some(pending) = call.switch.take_if(|s| s.call_type == target) else {
@@ -305,12 +317,11 @@ impl Call {
     pub(crate) fn media_outcome(
         &mut self,
         now_ms: u64,
+        token: MediaToken,
         outcome: MediaOutcome,
         out: &mut Vec<Effect>,
     ) {
-        let stale = self.stale_media > 0;
-        self.stale_media = self.stale_media.saturating_sub(1);
-        let Some(call) = self.line.as_mut() else {
+        let Some(call) = self.call.as_mut() else {
             // Media that arrived after its call ended must not stay captured.
             if let MediaOutcome::Opened { audio, video } = outcome {
                 if audio || video {
@@ -319,18 +330,17 @@ impl Call {
             }
             return;
         };
-        // An outcome for a call already left: the tracks it reports are live (and useful to
-        // this call), but what it was asked for no longer applies.
-        let op = if stale {
-            None
-        } else {
-            call.media_ops.pop_front()
-        };
+        // An outcome for a call already left (a token this call never issued): the tracks it
+        // reports are live (and useful to this call), but what it was asked for no longer
+        // applies.
+        let op = call.take_media_op(token);
         let err = match outcome {
             MediaOutcome::Opened { audio, video } => {
                 let before = call.local.state();
                 call.local.audio = audio;
                 call.local.video = video;
+                // The tracks go out before anyone is told about them.
+                call.send_tracks(out);
                 // The op first: a followed switch is acknowledged before the new media state
                 // goes out, so the other side sees the mode change, then the video.
                 match op {
@@ -343,7 +353,7 @@ impl Call {
                     }
                     Some(MediaOp::FollowVideo) => self.finish_follow_video(true, None, out),
                 }
-                if let Some(call) = &self.line {
+                if let Some(call) = &self.call {
                     if op != Some(MediaOp::Start) {
                         call.announce_media(before, out);
                     }
@@ -361,11 +371,8 @@ impl Call {
             Some(MediaOp::Start) => {
                 // Still waiting for the server: the call() promise carries the failure.
                 // Already confirmed: the app hears it as an ERROR event.
-                if call.room_id.is_some() {
-                    out.push(error_event(&err));
-                }
-                let Some(me) = self.me() else { return };
-                self.leave(&me, now_ms, &err, out);
+                let why = call.room_id.is_some().then(|| error_app_event(&err));
+                self.leave_saying(now_ms, why, &err, out);
             }
             Some(MediaOp::Accept) if insecure => {
                 out.push(error_event(&err));
@@ -401,15 +408,16 @@ impl Call {
 
 #[cfg(test)]
 mod tests {
-    use calling_protocol::{Accepted, InviteSent, RelayedSignal, ServerMessage};
+    use calling_protocol::ServerMessage;
+    use calling_protocol::{Accepted, InviteSent, RelayedSignal};
 
     use super::*;
-    use crate::io::{Command, Input};
-    use crate::peer::Link;
+    use crate::link::Link;
+    use crate::{Command, Input};
 
     /// alice in a connected 1:1 call of `call_type` with bob, in room 3, link up.
-    fn connected(call_type: CallType) -> Call {
-        let mut call = Call::logged_in_as("alice");
+    fn connected(call_type: CallType) -> Session {
+        let mut call = Session::logged_in_as("alice");
         call.ok(Input::Command {
             request: 1,
             command: Command::Call {
@@ -417,10 +425,13 @@ mod tests {
                 call_type,
             },
         });
-        call.ok(Input::Media(MediaOutcome::Opened {
-            audio: true,
-            video: call_type == CallType::Video,
-        }));
+        call.ok(Input::Media {
+            token: 0,
+            outcome: MediaOutcome::Opened {
+                audio: true,
+                video: call_type == CallType::Video,
+            },
+        });
         call.ok(Input::Server(ServerMessage::InviteSent(InviteSent {
             request_id: 1,
             invite_id: "i".into(),
@@ -432,7 +443,7 @@ mod tests {
             invite_id: "i".into(),
             user_id: "bob".into(),
         })));
-        if let Some(peer) = call.line.as_mut().and_then(|c| c.peers.get_mut("bob")) {
+        if let Some(peer) = call.call.as_mut().and_then(|c| c.peers.get_mut("bob")) {
             peer.link = Link::Up;
         }
         call
@@ -566,6 +577,7 @@ mod tests {
         assert_eq!(
             call.ok(command(2, Command::OpenCamera)),
             vec![Effect::OpenMedia {
+                token: 1,
                 audio: false,
                 video: true
             }]
@@ -575,12 +587,15 @@ mod tests {
             message: "no camera".into(),
         };
         assert_eq!(
-            call.ok(Input::Media(MediaOutcome::Failed(err.clone()))),
+            call.ok(Input::Media {
+                token: 1,
+                outcome: MediaOutcome::Failed(err.clone())
+            }),
             vec![Effect::Reject {
                 request: 2,
                 error: err
             }]
         );
-        assert!(call.line.as_ref().is_some_and(|c| c.is_connected()));
+        assert!(call.call.as_ref().is_some_and(|c| c.is_connected()));
     }
 }

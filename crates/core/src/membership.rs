@@ -5,69 +5,42 @@ use std::collections::btree_map::Entry;
 
 use calling_protocol::{EndReason, Joined, RoomId};
 
-use crate::call::{Call, CallError};
+use crate::active_call::ActiveCall;
+use crate::active_call::{Answer, Phase};
+use crate::device::voice_volume_timer;
 use crate::event::AppEvent;
-use crate::io::{Effect, Reply, RequestId, SdkError};
+use crate::leave::{ended_by, left, Tell};
+use crate::link::PeerLink;
 use crate::negotiation::is_polite;
-use crate::peer::Peer;
-use crate::session::{ended_event, left};
-use crate::state::{Answer, Phase};
+use crate::session::{create_peer, Session};
+use crate::{Effect, Reply, RequestId, SdkError};
 
-impl Call {
-    pub(crate) fn hangup(
-        &mut self,
-        me: &str,
-        now_ms: u64,
-        request: RequestId,
-        out: &mut Vec<Effect>,
-    ) -> Result<(), CallError> {
-        match self.line.as_ref().map(|c| &c.phase) {
-            None => {
-                out.push(Effect::Resolve {
-                    request,
-                    reply: Reply::OkMsg {
-                        code: 0,
-                        msg: "ok".into(),
-                    },
-                });
-                return Ok(());
+impl Session {
+    /// `hangup()`, which resolves in every state: `{code: 0, msg: 'ok'}` with no call (or
+    /// before login), `{code: 0}` after leaving the call in progress.
+    pub(crate) fn hangup(&mut self, now_ms: u64, request: RequestId, out: &mut Vec<Effect>) {
+        let reply = match self.call.as_ref().map(|c| &c.phase) {
+            None => Reply::OkMsg {
+                code: 0,
+                msg: "ok".into(),
+            },
+            Some(Phase::Incoming { .. }) => {
+                self.decline_invitation(&left("hangup()"), out);
+                Reply::Ok { code: 0 }
             }
-            Some(Phase::Incoming { .. }) => self.decline_invitation(&left("hangup()"), out),
             Some(Phase::Outgoing | Phase::Connected { .. }) => {
-                self.leave(me, now_ms, &left("hangup()"), out)
+                self.leave(now_ms, &left("hangup()"), out);
+                Reply::Ok { code: 0 }
             }
-        }
-        out.push(Effect::Resolve {
-            request,
-            reply: Reply::Ok { code: 0 },
-        });
-        Ok(())
-    }
-
-    /// Leaves the call as caller or member: the server is told (at once, or when it confirms a
-    /// call we are leaving before it answered), and `CALL_END` follows if we were connected.
-    pub(crate) fn leave(
-        &mut self,
-        me: &str,
-        now_ms: u64,
-        reason: &SdkError,
-        out: &mut Vec<Effect>,
-    ) {
-        let Some(call) = self.take_line() else { return };
-        if let Some(message) = call.leave_message() {
-            out.push(Effect::Send(message));
-        }
-        self.abandoned.extend(call.joining_requests());
-        // The app hears first, then the connections, views and devices are released.
-        out.extend(ended_event(&call, me, now_ms));
-        call.close(reason, out);
+        };
+        out.push(Effect::Resolve { request, reply });
     }
 
     pub(crate) fn joined(&mut self, me: &str, now_ms: u64, joined: Joined, out: &mut Vec<Effect>) {
         if self.take_abandoned(joined.request_id, joined.room_id, out) {
             return;
         }
-        let Some(call) = self.line.as_mut().filter(|c| c.is_room(joined.room_id)) else {
+        let Some(call) = self.call.as_mut().filter(|c| c.is_room(joined.room_id)) else {
             return;
         };
         let Phase::Incoming {
@@ -84,6 +57,7 @@ impl Call {
             since_ms: now_ms,
             inviter: false,
         };
+        out.push(voice_volume_timer());
         call.call_type = joined.call_type;
         call.invitees = joined.pending;
         if joined.members.len() > 1 {
@@ -105,12 +79,8 @@ impl Call {
         for member in joined.members.into_iter().filter(|m| m != me) {
             if let Entry::Vacant(slot) = call.peers.entry(member) {
                 let polite = is_polite(me, slot.key());
-                out.push(Effect::CreatePeer {
-                    user_id: slot.key().clone(),
-                    initiator: false,
-                    polite,
-                });
-                slot.insert(Peer::new(polite));
+                out.push(create_peer(&self.ice_servers, slot.key(), false, polite));
+                slot.insert(PeerLink::new(polite));
             }
         }
         call.attach_all(out);
@@ -138,14 +108,15 @@ impl Call {
         user: String,
         out: &mut Vec<Effect>,
     ) {
-        let Some(call) = self.line.as_mut().filter(|c| c.is_room(room)) else {
+        let Some(call) = self.call.as_mut().filter(|c| c.is_room(room)) else {
             return;
         };
         if matches!(call.phase, Phase::Incoming { .. }) || user == me {
             return;
         }
         call.invitees.retain(|u| *u != user);
-        if call.phase == Phase::Outgoing {
+        let connecting = call.phase == Phase::Outgoing;
+        if connecting {
             call.phase = Phase::Connected {
                 since_ms: now_ms,
                 inviter: true,
@@ -168,12 +139,8 @@ impl Call {
             }
             Entry::Vacant(slot) => {
                 let polite = is_polite(me, &user);
-                out.push(Effect::CreatePeer {
-                    user_id: user.clone(),
-                    initiator: true,
-                    polite,
-                });
-                let mut peer = Peer::new(polite);
+                out.push(create_peer(&self.ice_servers, &user, true, polite));
+                let mut peer = PeerLink::new(polite);
                 peer.start_offer(&user, out);
                 slot.insert(peer)
             }
@@ -181,6 +148,9 @@ impl Call {
         peer.attach(&user, room, local, out);
         if call.peers.len() > 1 {
             call.is_group = true;
+        }
+        if connecting {
+            out.push(voice_volume_timer());
         }
     }
 
@@ -190,7 +160,7 @@ impl Call {
         users: Vec<String>,
         out: &mut Vec<Effect>,
     ) {
-        let Some(call) = self.line.as_mut().filter(|c| c.is_room(room)) else {
+        let Some(call) = self.call.as_mut().filter(|c| c.is_room(room)) else {
             return;
         };
         // Someone invited more users into our call: it is a group call from now on.
@@ -212,43 +182,42 @@ impl Call {
         user: &str,
         out: &mut Vec<Effect>,
     ) {
-        let Some(call) = self.line.as_mut().filter(|c| c.is_room(room)) else {
+        let Some(call) = self.call.as_mut().filter(|c| c.is_room(room)) else {
             return;
         };
-        if call.peers.remove(user).is_none() {
+        if !call.peers.contains_key(user) {
             return;
         }
+        let user_id = user.to_owned();
         if let Phase::Incoming { .. } = call.phase {
             // Our inviter left while we ring: its connection goes; we never met it in a call.
-            return out.push(Effect::ClosePeer {
-                user_id: user.to_owned(),
-            });
+            call.peers.remove(user);
+            return out.push(Effect::ClosePeer { user_id });
         }
-        out.push(Effect::Emit(AppEvent::UserLeave {
-            user_id: user.to_owned(),
-        }));
         // The other side of a 1:1 call left and nobody else rings: the call is over now, not
         // one server message later. The server's `callEnded` then finds no call of that room.
         let over = !call.is_group
             && call.is_connected()
-            && call.peers.is_empty()
+            && call.peers.len() == 1
             && call.invitees.is_empty()
             && call.invites.is_empty();
-        let ended = if over { self.take_line() } else { None };
-        if let Some(call) = &ended {
-            // The app hears first: releasing the connection, views and devices takes the
-            // browser milliseconds, and the state is already idle when it hears.
-            out.push(Effect::Emit(AppEvent::CallEnd {
-                user_id: user.to_owned(),
-                call_end: call.connected_secs(now_ms),
-            }));
+        if over {
+            let events = |call: &ActiveCall| {
+                let left = AppEvent::UserLeave {
+                    user_id: user_id.clone(),
+                };
+                [left]
+                    .into_iter()
+                    .chain(ended_by(call, user, now_ms))
+                    .collect()
+            };
+            return self.end_call(Tell::Nobody, events, &ring_over_call(), out);
         }
-        out.push(Effect::ClosePeer {
-            user_id: user.to_owned(),
-        });
-        if let Some(call) = ended {
-            call.close(&ring_over_call(), out);
-        }
+        call.peers.remove(user);
+        out.push(Effect::Emit(AppEvent::UserLeave {
+            user_id: user_id.clone(),
+        }));
+        out.push(Effect::ClosePeer { user_id });
     }
 
     pub(crate) fn call_ended(
@@ -261,28 +230,22 @@ impl Call {
     ) {
         // A callee still ringing hears about its invitation through cancelled/timeout instead.
         let ours = self
-            .line
+            .call
             .as_ref()
             .is_some_and(|c| c.is_room(room) && !matches!(c.phase, Phase::Incoming { .. }));
         if !ours {
             return;
         }
-        let Some(call) = self.take_line() else {
-            return;
-        };
-        match reason {
+        let ended = move |_: &ActiveCall| match reason {
             // Declined or busy: the caller already got REJECT / LINE_BUSY, and SPEC §6 has no
             // CALL_END for a call that was never answered that way.
-            EndReason::Rejected | EndReason::Busy => {}
-            // Before the release, as when the other member leaves.
-            EndReason::Hangup | EndReason::NoResponse => {
-                out.push(Effect::Emit(AppEvent::CallEnd {
-                    user_id,
-                    call_end: duration_secs,
-                }))
-            }
-        }
-        call.close(&ring_over_call(), out);
+            EndReason::Rejected | EndReason::Busy => Vec::new(),
+            EndReason::Hangup | EndReason::NoResponse => vec![AppEvent::CallEnd {
+                user_id,
+                call_end: duration_secs,
+            }],
+        };
+        self.end_call(Tell::Nobody, ended, &ring_over_call(), out);
     }
 }
 
@@ -295,18 +258,16 @@ fn ring_over_call() -> SdkError {
 
 #[cfg(test)]
 mod tests {
-    use calling_protocol::{
-        Accepted, CallEnded, CallType, ClientMessage, InviteSent, InviteeList, MemberLeft,
-        ServerMessage,
-    };
+    use calling_protocol::{Accepted, CallEnded, InviteSent, InviteeList, MemberLeft};
+    use calling_protocol::{CallType, ClientMessage, ServerMessage};
 
     use super::*;
-    use crate::call::CallStatus;
-    use crate::io::{Command, Input};
+    use crate::session::CallStatus;
+    use crate::{Command, Input, Timer};
 
     /// alice called bob (and carol, for a group); the invitation is confirmed in room 3.
-    fn ringing(group: bool) -> Call {
-        let mut call = Call::logged_in_as("alice");
+    fn ringing(group: bool) -> Session {
+        let mut call = Session::logged_in_as("alice");
         let command = if group {
             Command::GroupCall {
                 user_ids: vec!["bob".into(), "carol".into()],
@@ -352,6 +313,7 @@ mod tests {
                 Effect::AttachMedia {
                     user_id: "bob".into()
                 },
+                voice_volume_timer(),
             ]
         );
         assert_eq!(call.status(), CallStatus::Connected);
@@ -379,7 +341,8 @@ mod tests {
                     Effect::CloseMedia {
                         audio: true,
                         video: true
-                    }
+                    },
+                    Effect::RemoveViews
                 ]
             );
             assert_eq!(call.status(), CallStatus::Idle);
@@ -519,6 +482,8 @@ mod tests {
                     audio: true,
                     video: true
                 },
+                Effect::CancelTimer(Timer::VoiceVolume),
+                Effect::RemoveViews,
                 Effect::Resolve {
                     request: 9,
                     reply: Reply::Ok { code: 0 }

@@ -1,378 +1,601 @@
-//! The signaling session: login, the heartbeat, logout, and losing the session (socket closed,
-//! kicked out by a login elsewhere). Losing the session leaves any call locally, because the
-//! server has already taken us out of it.
+//! The state machine's entry point: a [`Session`] is one SDK instance's signaling session and the
+//! call in progress, if any. [`Session::handle`] routes each input to the part that owns it
+//! (login, invitation, membership, media, links) and collects the effects; the read-only helpers
+//! answer `getCallStatus()` and friends.
+//!
+//! Commands are checked before anything changes, so an `Err` leaves the state untouched and
+//! returns no effect. Network input that does not fit the current state (a stale room, an
+//! unknown invitation, a message in the wrong phase) is ignored: the server and the other
+//! participants are not trusted to be in step with us.
+
+use std::fmt;
 
 use calling_protocol::{
-    ClientMessage, ErrorCode, ErrorReply, ServerMessage, PING_INTERVAL_SECS, PROTOCOL_VERSION,
+    Accepted, Busy, CallEnded, CallType, Cancelled, ErrorReply, IceServer, InviteSent,
+    InviteTimeout, Invited, InviteeList, MemberLeft, NoResponse, Rejected, RelayedSignal,
+    ServerMessage, Signal,
 };
 
-use crate::call::{Call, CallError, Login};
-use crate::event::AppEvent;
-use crate::io::{code, Effect, LoginData, Reply, RequestId, SdkError, Timer};
-use crate::state::{ActiveCall, Answer, Phase};
+use crate::active_call::{ActiveCall, Phase};
+use crate::invitation::{Decline, Invitation};
+use crate::link::{MediaState, PeerLink};
+use crate::negotiation::is_polite;
+use crate::{code, Command, Effect, Input, MediaToken, PeerEvent, RequestId, SdkError, Timer};
 
-/// SPEC §3: a userID is made of letters, digits, `-` and `_`, and is not empty.
-pub(crate) fn check_user_id(user_id: &str) -> Result<(), CallError> {
-    let valid = !user_id.is_empty()
-        && user_id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if valid {
-        Ok(())
-    } else {
-        Err(CallError::InvalidParam(format!(
-            "invalid userID '{user_id}': use letters, digits, '-' and '_' only"
-        )))
+/// `getCallStatus()`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallStatus {
+    Idle,
+    Calling,
+    Connected,
+}
+
+impl CallStatus {
+    /// The string trtc-calling-js returns.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallStatus::Idle => "idle",
+            CallStatus::Calling => "calling",
+            CallStatus::Connected => "connected",
+        }
     }
 }
 
-/// A server error as the app sees it: parameter errors carry SPEC's 65535, the rest no code.
-pub(crate) fn server_error(code: ErrorCode, message: String) -> SdkError {
-    let code = match code {
-        ErrorCode::InvalidParam | ErrorCode::InvalidUserId => Some(code::INVALID_PARAM),
-        _ => None,
-    };
-    SdkError { code, message }
-}
-
-fn heartbeat_timer() -> Effect {
-    Effect::StartTimer {
-        timer: Timer::Heartbeat,
-        after_ms: PING_INTERVAL_SECS * 1000,
+impl fmt::Display for CallStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
-impl Call {
-    pub(crate) fn login(
-        &mut self,
+/// Why a command was refused. Nothing changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CallError {
+    NotLoggedIn,
+    AlreadyLoggedIn,
+    /// A method called in a state where it makes no sense (the message says which and why).
+    WrongState(String),
+    InvalidParam(String),
+}
+
+impl fmt::Display for CallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallError::NotLoggedIn => f.write_str("not logged in: call login() first"),
+            CallError::AlreadyLoggedIn => {
+                f.write_str("already logged in (or logging in): call logout() first")
+            }
+            CallError::WrongState(msg) | CallError::InvalidParam(msg) => f.write_str(msg),
+        }
+    }
+}
+
+impl std::error::Error for CallError {}
+
+impl From<CallError> for SdkError {
+    fn from(err: CallError) -> Self {
+        let code = match err {
+            CallError::InvalidParam(_) => Some(code::INVALID_PARAM),
+            CallError::NotLoggedIn | CallError::AlreadyLoggedIn | CallError::WrongState(_) => None,
+        };
+        SdkError {
+            code,
+            message: err.to_string(),
+        }
+    }
+}
+
+/// The signaling session.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) enum Login {
+    #[default]
+    LoggedOut,
+    /// `Login` sent; the promise of `request` settles on the server's answer.
+    LoggingIn {
         request: RequestId,
-        sdk_app_id: u64,
         user_id: String,
-        user_sig: String,
+    },
+    LoggedIn {
+        user_id: String,
+    },
+}
+
+/// One SDK instance's call state: the logged-in session and at most one call.
+#[derive(Debug, Default)]
+pub struct Session {
+    pub(crate) login: Login,
+    /// The call in progress; `None` is the idle line. Only ever `Some` while logged in.
+    pub(crate) call: Option<ActiveCall>,
+    /// Requests of calls left before the server answered them: when `InviteSent`/`Joined` for
+    /// one arrives we are a member of a call we no longer want, so we hang up at once.
+    pub(crate) abandoned: Vec<RequestId>,
+    /// The token of the next call's first `OpenMedia`: tokens never repeat within a session,
+    /// so an outcome for a call already left is never taken for the next call's.
+    pub(crate) next_media_token: MediaToken,
+    /// The server's STUN/TURN list from login, for every connection made.
+    pub(crate) ice_servers: Vec<IceServer>,
+}
+
+impl Session {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Reacts to one input at `now_ms` (milliseconds on any monotonic clock).
+    pub fn handle(&mut self, now_ms: u64, input: Input) -> Result<Vec<Effect>, CallError> {
+        let mut out = Vec::new();
+        match input {
+            Input::Command { request, command } => {
+                self.command(now_ms, request, command, &mut out)?
+            }
+            Input::Server(message) => self.server(now_ms, message, &mut out),
+            Input::SignalingClosed => self.signaling_closed(now_ms, &mut out),
+            Input::Media { token, outcome } => self.media_outcome(now_ms, token, outcome, &mut out),
+            Input::Device { kind, change } => self.device_changed(kind, change, &mut out),
+            Input::AudioLevels { local, remote } => self.audio_levels(local, remote, &mut out),
+            Input::Peer { user_id, event } => self.peer_event(&user_id, event, &mut out),
+            Input::Timer(Timer::Heartbeat) => self.heartbeat(&mut out),
+            Input::Timer(Timer::VoiceVolume) => self.voice_volume_due(&mut out),
+        }
+        Ok(out)
+    }
+
+    fn command(
+        &mut self,
+        now_ms: u64,
+        request: RequestId,
+        command: Command,
         out: &mut Vec<Effect>,
     ) -> Result<(), CallError> {
-        if self.login != Login::LoggedOut {
-            return Err(CallError::AlreadyLoggedIn);
-        }
-        check_user_id(&user_id)?;
-        out.push(Effect::Send(ClientMessage::Login {
+        if let Command::Login {
             sdk_app_id,
-            user_id: user_id.clone(),
+            user_id,
             user_sig,
-            protocol_version: PROTOCOL_VERSION,
-        }));
-        self.login = Login::LoggingIn { request, user_id };
-        Ok(())
+        } = command
+        {
+            return self.login(request, sdk_app_id, user_id, user_sig, out);
+        }
+        // Cleanup never fails, whatever the state: an app may call these in any order.
+        match command {
+            Command::Logout => return Ok(self.logout(now_ms, request, out)),
+            Command::Hangup => return Ok(self.hangup(now_ms, request, out)),
+            _ => {}
+        }
+        let me = self.me().ok_or(CallError::NotLoggedIn)?;
+        match command {
+            // Answered above; a second login while logged in is refused.
+            Command::Login { .. } => Err(CallError::AlreadyLoggedIn),
+            Command::Logout | Command::Hangup => Ok(()),
+            Command::Call { user_id, call_type } => {
+                self.call(&me, request, user_id, call_type, out)
+            }
+            Command::GroupCall {
+                user_ids,
+                call_type,
+                group_id,
+            } => self.group_call(&me, request, user_ids, call_type, group_id, out),
+            Command::Accept => self.accept(request, out),
+            Command::Reject => self.reject(request, out),
+            Command::SetMicMute(mute) => self.set_mic_mute(request, mute, out),
+            Command::OpenCamera => self.open_camera(request, out),
+            Command::CloseCamera => self.close_camera(request, out),
+            Command::SwitchToAudio => self.switch_mode(request, CallType::Audio, out),
+            Command::SwitchToVideo => self.switch_mode(request, CallType::Video, out),
+        }
     }
 
-    /// The server's answer to `Login`.
-    pub(crate) fn login_answer(&mut self, message: ServerMessage, out: &mut Vec<Effect>) {
-        let Login::LoggingIn { request, user_id } = &self.login else {
+    fn server(&mut self, now_ms: u64, message: ServerMessage, out: &mut Vec<Effect>) {
+        if let Login::LoggingIn { .. } = self.login {
+            return self.login_answer(message, out);
+        }
+        let Some(me) = self.me() else { return };
+        match message {
+            ServerMessage::LoginOk(_) | ServerMessage::Pong | ServerMessage::Unknown => {}
+            ServerMessage::Error(ErrorReply {
+                request_id: Some(request),
+                code,
+                message,
+            }) => self.request_failed(request, code, message, out),
+            // Errors that name no request answer fire-and-forget messages (hangup, relay);
+            // there is nothing to undo and nobody waiting.
+            ServerMessage::Error(ErrorReply {
+                request_id: None, ..
+            }) => {}
+            ServerMessage::InviteSent(InviteSent {
+                request_id,
+                invite_id,
+                room_id,
+                user_ids,
+            }) => self.invite_sent(&me, request_id, invite_id, room_id, user_ids, out),
+            ServerMessage::Invited(Invited {
+                invite_id,
+                room_id,
+                sponsor,
+                user_ids,
+                call_type,
+                is_group,
+                group_id,
+            }) => {
+                let invitation = Invitation {
+                    invite_id,
+                    room_id,
+                    sponsor,
+                    user_ids,
+                    call_type,
+                    is_group,
+                    group_id,
+                };
+                self.invited(&me, invitation, out)
+            }
+            ServerMessage::Joined(joined) => self.joined(&me, now_ms, joined, out),
+            ServerMessage::Accepted(Accepted {
+                room_id, user_id, ..
+            }) => self.accepted(&me, now_ms, room_id, user_id, out),
+            ServerMessage::Rejected(Rejected {
+                room_id, user_id, ..
+            }) => self.declined(room_id, &user_id, Decline::Rejected, &me, out),
+            ServerMessage::Busy(Busy {
+                room_id, user_id, ..
+            }) => self.declined(room_id, &user_id, Decline::Busy, &me, out),
+            ServerMessage::NoResponse(NoResponse {
+                room_id, user_ids, ..
+            }) => self.no_response(&me, room_id, user_ids, out),
+            ServerMessage::Cancelled(Cancelled {
+                room_id,
+                invite_id,
+                sponsor,
+            }) => self.cancelled(room_id, invite_id, sponsor, out),
+            ServerMessage::InviteTimeout(InviteTimeout {
+                room_id,
+                invite_id,
+                sponsor,
+            }) => self.invite_timeout(&me, room_id, invite_id, sponsor, out),
+            ServerMessage::InviteeList(InviteeList { room_id, user_ids }) => {
+                self.invitee_list_changed(room_id, user_ids, out)
+            }
+            ServerMessage::MemberLeft(MemberLeft { room_id, user_id }) => {
+                self.member_left(now_ms, room_id, &user_id, out)
+            }
+            ServerMessage::CallEnded(CallEnded {
+                room_id,
+                user_id,
+                duration_secs,
+                reason,
+            }) => self.call_ended(room_id, user_id, duration_secs, reason, out),
+            ServerMessage::Signal(RelayedSignal {
+                room_id,
+                from,
+                signal,
+            }) => self.signal(&me, room_id, &from, signal, out),
+            ServerMessage::Kicked => self.kicked(out),
+        }
+    }
+
+    /// A signal relayed from another participant of our call.
+    fn signal(&mut self, me: &str, room: u32, from: &str, signal: Signal, out: &mut Vec<Effect>) {
+        let Some(call) = self.call.as_mut().filter(|c| c.is_room(room)) else {
             return;
         };
-        let request = *request;
-        match message {
-            ServerMessage::LoginOk(_) => {
-                // The server names the session by the id we asked for; ours is authoritative.
-                let user_id = user_id.clone();
-                out.push(Effect::Resolve {
-                    request,
-                    reply: Reply::Login {
-                        code: 0,
-                        data: LoginData {
-                            user_id: user_id.clone(),
-                        },
-                    },
-                });
-                out.push(Effect::Emit(AppEvent::SdkReady {
-                    user_id: user_id.clone(),
-                }));
-                out.push(heartbeat_timer());
-                self.login = Login::LoggedIn { user_id };
+        if from == me {
+            return;
+        }
+        match signal {
+            Signal::SwitchMode { call_type } => return self.follow_switch(from, call_type, out),
+            Signal::SwitchModeAck { call_type, ok } => {
+                return self.switch_acknowledged(call_type, ok, out)
             }
-            ServerMessage::Error(ErrorReply { message, .. }) => {
-                out.push(Effect::Reject {
-                    request,
-                    error: SdkError {
-                        code: None,
-                        message,
-                    },
-                });
-                self.login = Login::LoggedOut;
+            Signal::Unknown => return,
+            Signal::Offer { .. } if !call.peers.contains_key(from) && call.is_connected() => {
+                // A member we were not told about yet offers: it is in our call (the server
+                // only relays between members), so answer it rather than leave it hanging.
+                let polite = is_polite(me, from);
+                out.push(create_peer(&self.ice_servers, from, false, polite));
+                let (room, local) = (call.room_id, call.settled_state());
+                let mut peer = PeerLink::new(polite);
+                peer.attach(from, room, local, out);
+                call.peers.insert(from.to_owned(), peer);
             }
             _ => {}
         }
-    }
-
-    pub(crate) fn heartbeat(&mut self, out: &mut Vec<Effect>) {
-        if let Login::LoggedIn { .. } = self.login {
-            out.push(Effect::Send(ClientMessage::Ping));
-            out.push(heartbeat_timer());
-        }
-    }
-
-    pub(crate) fn logout(
-        &mut self,
-        me: &str,
-        now_ms: u64,
-        request: RequestId,
-        out: &mut Vec<Effect>,
-    ) -> Result<(), CallError> {
-        if let Some(call) = self.take_line() {
-            if let Some(message) = call.leave_message() {
-                out.push(Effect::Send(message));
-            }
-            let ended = ended_event(&call, me, now_ms);
-            call.close(&left("logout()"), out);
-            out.extend(ended);
-        }
-        out.push(Effect::Send(ClientMessage::Logout));
-        self.end_session(out);
-        out.push(Effect::Disconnect);
-        out.push(Effect::Resolve {
-            request,
-            reply: Reply::Ok { code: 0 },
-        });
-        Ok(())
-    }
-
-    /// The socket closed without us asking.
-    pub(crate) fn signaling_closed(&mut self, now_ms: u64, out: &mut Vec<Effect>) {
-        let reason = SdkError {
-            code: Some(code::SIGNALING_LOST),
-            message: "signaling connection lost".into(),
-        };
-        match std::mem::take(&mut self.login) {
-            Login::LoggedOut => {}
-            Login::LoggingIn { request, .. } => {
-                out.push(Effect::Reject {
-                    request,
-                    error: SdkError {
-                        code: None,
-                        message: "the signaling server closed the connection before login finished"
-                            .into(),
-                    },
-                });
-            }
-            Login::LoggedIn { user_id } => {
-                if let Some(call) = self.take_line() {
-                    let ended = match &call.phase {
-                        // The invitation is gone with our session: to the app it was withdrawn.
-                        Phase::Incoming {
-                            invite_id, sponsor, ..
-                        } => Some(AppEvent::CallingCancel {
-                            invite_id: invite_id.clone(),
-                            sponsor: sponsor.clone(),
-                        }),
-                        Phase::Outgoing | Phase::Connected { .. } => {
-                            ended_event(&call, &user_id, now_ms).and_then(|e| match e {
-                                Effect::Emit(event) => Some(event),
-                                _ => None,
-                            })
-                        }
-                    };
-                    call.close(&reason, out);
-                    out.extend(ended.map(Effect::Emit));
-                }
-                self.end_session(out);
-                out.push(Effect::Emit(AppEvent::Error {
-                    code: code::SIGNALING_LOST,
-                    msg: reason.message,
-                }));
-            }
-        }
-    }
-
-    /// The same user logged in elsewhere; the server already took us out of any call.
-    pub(crate) fn kicked(&mut self, out: &mut Vec<Effect>) {
-        if let Some(call) = self.take_line() {
-            call.close(&left("a login elsewhere (kicked out)"), out);
-        }
-        self.end_session(out);
-        out.push(Effect::Emit(AppEvent::KickedOut {}));
-        out.push(Effect::Disconnect);
-    }
-
-    fn end_session(&mut self, out: &mut Vec<Effect>) {
-        out.push(Effect::CancelTimer(Timer::Heartbeat));
-        self.login = Login::LoggedOut;
-        self.take_line();
-        self.abandoned.clear();
-    }
-
-    /// The server refused the request `request` (an `Invite` or `Accept`).
-    pub(crate) fn request_failed(
-        &mut self,
-        request: RequestId,
-        code: ErrorCode,
-        message: String,
-        out: &mut Vec<Effect>,
-    ) {
-        if let Some(i) = self.abandoned.iter().position(|r| *r == request) {
-            self.abandoned.remove(i);
-            return;
-        }
-        let Some(call) = self.line.as_mut() else {
+        let Some(peer) = call.peers.get_mut(from) else {
             return;
         };
-        let error = server_error(code, message);
-        let is_accept = matches!(
-            &call.phase,
-            Phase::Incoming { answer: Answer::Joining { request: r }, .. } if *r == request
-        );
-        let invite = call.invites.iter().position(|i| i.request == request);
-        let call_over = is_accept || (invite.is_some() && call.room_id.is_none());
-        if call_over {
-            // The call never came to be (first invitation refused, or the invitation we
-            // accepted ended meanwhile): back to idle, rejecting that promise with the reason.
-            if let Some(call) = self.take_line() {
-                call.close(&error, out);
-            }
-        } else if let Some(i) = invite {
-            call.invites.remove(i);
-            out.push(Effect::Reject { request, error });
+        match signal {
+            Signal::Offer { sdp } => peer.on_offer(from, sdp, out),
+            Signal::Answer { sdp } => peer.on_answer(from, sdp, out),
+            Signal::Candidate(candidate) => peer.on_candidate(from, candidate, out),
+            Signal::Media { audio, video } => peer.on_media(from, MediaState { audio, video }, out),
+            Signal::SwitchMode { .. } | Signal::SwitchModeAck { .. } | Signal::Unknown => {}
         }
+    }
+
+    /// Something happened on the peer connection to `user`.
+    fn peer_event(&mut self, user: &str, event: PeerEvent, out: &mut Vec<Effect>) {
+        let Some(call) = self.call.as_mut() else {
+            return;
+        };
+        let (Some(room), local) = (call.room_id, call.settled_state()) else {
+            return;
+        };
+        if let Some(peer) = call.peers.get_mut(user) {
+            peer.on_event(user, room, local, event, out);
+        }
+    }
+
+    /// Makes `call` the call in progress; its media tokens continue the session's.
+    pub(crate) fn begin_call(&mut self, mut call: ActiveCall) {
+        call.next_token = self.next_media_token;
+        self.call = Some(call);
+    }
+
+    /// Ends the call in progress (the line becomes idle); later calls' media tokens continue
+    /// after its own, so its outcomes still to come match nothing.
+    pub(crate) fn take_call(&mut self) -> Option<ActiveCall> {
+        let call = self.call.take()?;
+        self.next_media_token = call.next_token;
+        Some(call)
+    }
+
+    /// The logged-in user, if any.
+    pub(crate) fn me(&self) -> Option<String> {
+        match &self.login {
+            Login::LoggedIn { user_id } => Some(user_id.clone()),
+            Login::LoggedOut | Login::LoggingIn { .. } => None,
+        }
+    }
+
+    pub fn status(&self) -> CallStatus {
+        match self.call.as_ref().map(|c| &c.phase) {
+            None => CallStatus::Idle,
+            Some(Phase::Outgoing | Phase::Incoming { .. }) => CallStatus::Calling,
+            Some(Phase::Connected { .. }) => CallStatus::Connected,
+        }
+    }
+
+    /// `getCallType()`: the current call's type (None when idle).
+    pub fn call_type(&self) -> Option<CallType> {
+        self.call.as_ref().map(|c| c.call_type)
+    }
+
+    /// `isInviter()`: this side started the current call.
+    pub fn is_inviter(&self) -> bool {
+        match self.call.as_ref().map(|c| &c.phase) {
+            Some(Phase::Outgoing) => true,
+            Some(Phase::Connected { inviter, .. }) => *inviter,
+            Some(Phase::Incoming { .. }) | None => false,
+        }
+    }
+
+    /// `isGroupCall()`.
+    pub fn is_group_call(&self) -> bool {
+        self.call.as_ref().is_some_and(|c| c.is_group)
+    }
+
+    /// `getInviteeList()`: invitees of the current call still ringing.
+    pub fn invitee_list(&self) -> Vec<String> {
+        self.call
+            .as_ref()
+            .map(|c| c.invitees.clone())
+            .unwrap_or_default()
+    }
+
+    /// `getUserID()`: the logged-in user (None before login).
+    pub fn user_id(&self) -> Option<&str> {
+        match &self.login {
+            Login::LoggedIn { user_id } => Some(user_id),
+            Login::LoggedOut | Login::LoggingIn { .. } => None,
+        }
+    }
+
+    /// The current call's room (None when idle).
+    pub fn room_id(&self) -> Option<u32> {
+        self.call.as_ref().and_then(|c| c.room_id)
     }
 }
 
-/// The reason promises still pending on a call are rejected when the app leaves it.
-pub(crate) fn left(how: &str) -> SdkError {
-    SdkError {
-        code: None,
-        message: format!("the call was left by {how} before this finished"),
+/// A connection to `user_id`, with the server's ICE servers from login.
+pub(crate) fn create_peer(
+    ice_servers: &[IceServer],
+    user_id: &str,
+    initiator: bool,
+    polite: bool,
+) -> Effect {
+    Effect::CreatePeer {
+        user_id: user_id.to_owned(),
+        initiator,
+        polite,
+        ice_servers: ice_servers.to_vec(),
     }
 }
 
-/// `CALL_END` for leaving a connected call ourselves (nothing when it never connected).
-pub(crate) fn ended_event(call: &ActiveCall, me: &str, now_ms: u64) -> Option<Effect> {
-    call.is_connected().then(|| {
-        Effect::Emit(AppEvent::CallEnd {
-            user_id: me.to_owned(),
-            call_end: call.connected_secs(now_ms),
-        })
-    })
+#[cfg(test)]
+impl Session {
+    /// A session already logged in as `user`, for unit tests of single transitions.
+    pub(crate) fn logged_in_as(user: &str) -> Session {
+        Session {
+            login: Login::LoggedIn {
+                user_id: user.to_owned(),
+            },
+            ..Session::default()
+        }
+    }
+
+    /// Runs one input that must be accepted.
+    pub(crate) fn ok(&mut self, input: Input) -> Vec<Effect> {
+        match self.handle(0, input) {
+            Ok(effects) => effects,
+            Err(err) => panic!("refused: {err}"),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use calling_protocol::{CallType, InviteSent, Invited, RelayedSignal, Signal};
+    use calling_protocol::{EndReason, IceServer};
+    use calling_protocol::{Joined, LoginOk};
 
     use super::*;
-    use crate::io::{Command, Input};
+    use crate::{Reply, SdkError};
+
+    fn logged_in() -> Session {
+        let mut call = Session::new();
+        let login = Command::Login {
+            sdk_app_id: 1,
+            user_id: "alice".into(),
+            user_sig: "sig".into(),
+        };
+        call.handle(
+            0,
+            Input::Command {
+                request: 1,
+                command: login,
+            },
+        )
+        .expect("login");
+        let ok = ServerMessage::LoginOk(LoginOk {
+            user_id: "alice".into(),
+            ice_servers: Vec::<IceServer>::new(),
+            ring_timeout_secs: 30,
+            heartbeat_timeout_secs: 10,
+        });
+        call.handle(0, Input::Server(ok)).expect("login ok");
+        call
+    }
 
     #[test]
-    fn user_ids_are_letters_digits_dash_underscore() {
-        for good in ["a", "Z9", "a-b_c", "007"] {
-            assert_eq!(check_user_id(good), Ok(()), "{good}");
-        }
-        for bad in ["", " a", "a b", "a.b", "a@b", "é", "a/b"] {
-            assert!(
-                matches!(check_user_id(bad), Err(CallError::InvalidParam(_))),
-                "{bad:?}"
+    fn unexpected_network_input_while_idle_is_ignored() {
+        let mut call = logged_in();
+        let stray = [
+            ServerMessage::InviteSent(InviteSent {
+                request_id: 7,
+                invite_id: "i".into(),
+                room_id: 3,
+                user_ids: vec![],
+            }),
+            ServerMessage::Joined(Joined {
+                request_id: 7,
+                room_id: 3,
+                call_type: CallType::Audio,
+                members: vec!["bob".into()],
+                pending: vec![],
+            }),
+            ServerMessage::Accepted(Accepted {
+                room_id: 3,
+                invite_id: "i".into(),
+                user_id: "bob".into(),
+            }),
+            ServerMessage::Rejected(Rejected {
+                room_id: 3,
+                invite_id: "i".into(),
+                user_id: "bob".into(),
+            }),
+            ServerMessage::Cancelled(Cancelled {
+                room_id: 3,
+                invite_id: "i".into(),
+                sponsor: "bob".into(),
+            }),
+            ServerMessage::MemberLeft(MemberLeft {
+                room_id: 3,
+                user_id: "bob".into(),
+            }),
+            ServerMessage::CallEnded(CallEnded {
+                room_id: 3,
+                user_id: "bob".into(),
+                duration_secs: 1,
+                reason: EndReason::Hangup,
+            }),
+            ServerMessage::Signal(RelayedSignal {
+                room_id: 3,
+                from: "bob".into(),
+                signal: Signal::Offer { sdp: "o".into() },
+            }),
+            ServerMessage::Error(ErrorReply {
+                request_id: Some(99),
+                code: calling_protocol::ErrorCode::Busy,
+                message: "busy".into(),
+            }),
+            ServerMessage::Unknown,
+        ];
+        for message in stray {
+            assert_eq!(
+                call.handle(5, Input::Server(message.clone())),
+                Ok(vec![]),
+                "{message:?}"
             );
         }
+        let peer = Input::Peer {
+            user_id: "bob".into(),
+            event: PeerEvent::RemoteMedia,
+        };
+        assert_eq!(call.handle(5, peer), Ok(vec![]));
+        assert_eq!(call.status(), CallStatus::Idle);
+        assert_eq!(call.user_id(), Some("alice"));
     }
 
     #[test]
-    fn parameter_errors_from_the_server_carry_65535() {
+    fn network_input_before_login_is_ignored() {
+        let mut call = Session::new();
         assert_eq!(
-            server_error(ErrorCode::InvalidParam, "x".into()).code,
-            Some(65535)
+            call.handle(0, Input::Server(ServerMessage::Kicked)),
+            Ok(vec![])
         );
-        assert_eq!(
-            server_error(ErrorCode::InvalidUserId, "x".into()).code,
-            Some(65535)
-        );
-        assert_eq!(server_error(ErrorCode::Busy, "x".into()).code, None);
+        assert_eq!(call.handle(0, Input::SignalingClosed), Ok(vec![]));
+        assert_eq!(call.handle(0, Input::Timer(Timer::Heartbeat)), Ok(vec![]));
     }
 
     #[test]
-    fn heartbeat_pings_and_rearms_only_when_logged_in() {
-        let mut call = Call::logged_in_as("alice");
+    fn errors_map_to_sdk_errors() {
+        let invalid: SdkError = CallError::InvalidParam("bad".into()).into();
         assert_eq!(
-            call.ok(Input::Timer(Timer::Heartbeat)),
-            vec![Effect::Send(ClientMessage::Ping), heartbeat_timer()]
+            invalid,
+            SdkError {
+                code: Some(65535),
+                message: "bad".into()
+            }
         );
-        assert_eq!(Call::new().ok(Input::Timer(Timer::Heartbeat)), vec![]);
+        let state: SdkError = CallError::WrongState("later".into()).into();
+        assert_eq!(
+            state,
+            SdkError {
+                code: None,
+                message: "later".into()
+            }
+        );
+        let again: SdkError = CallError::AlreadyLoggedIn.into();
+        assert_eq!(again.code, None);
+        assert!(again.message.contains("logout()"));
     }
 
     #[test]
-    fn logout_leaves_the_call_then_closes_the_session() {
-        let mut call = Call::logged_in_as("alice");
-        call.ok(Input::Command {
-            request: 1,
-            command: Command::Call {
-                user_id: "bob".into(),
-                call_type: CallType::Audio,
-            },
-        });
-        call.ok(Input::Server(ServerMessage::InviteSent(InviteSent {
-            request_id: 1,
-            invite_id: "i".into(),
-            room_id: 3,
-            user_ids: vec!["bob".into()],
-        })));
-        let fx = call.ok(Input::Command {
-            request: 2,
-            command: Command::Logout,
-        });
-        assert_eq!(
-            fx,
-            vec![
-                Effect::Send(ClientMessage::Hangup { room_id: 3 }),
-                Effect::ClosePeer {
-                    user_id: "bob".into()
-                },
-                Effect::CloseMedia {
-                    audio: true,
-                    video: true
-                },
-                Effect::Send(ClientMessage::Logout),
-                Effect::CancelTimer(Timer::Heartbeat),
-                Effect::Disconnect,
-                Effect::Resolve {
-                    request: 2,
-                    reply: Reply::Ok { code: 0 }
-                },
-            ]
-        );
-        assert_eq!(call.user_id(), None);
+    fn status_strings_are_trtc_calling_js_ones() {
+        assert_eq!(CallStatus::Idle.as_str(), "idle");
+        assert_eq!(CallStatus::Calling.to_string(), "calling");
+        assert_eq!(CallStatus::Connected.as_str(), "connected");
+    }
+
+    #[test]
+    fn idle_helpers() {
+        let call = logged_in();
+        assert_eq!(call.call_type(), None);
+        assert!(!call.is_inviter() && !call.is_group_call());
+        assert!(call.invitee_list().is_empty());
         assert_eq!(call.room_id(), None);
-    }
-
-    #[test]
-    fn kick_out_closes_locally_without_telling_the_server() {
-        let mut call = Call::logged_in_as("alice");
-        call.ok(Input::Server(ServerMessage::Invited(Invited {
-            invite_id: "i".into(),
-            room_id: 3,
-            sponsor: "bob".into(),
-            user_ids: vec!["alice".into()],
-            call_type: CallType::Audio,
-            is_group: false,
-            group_id: None,
-        })));
-        let fx = call.ok(Input::Server(ServerMessage::Kicked));
+        let mut hung = logged_in();
+        let fx = hung.handle(
+            0,
+            Input::Command {
+                request: 3,
+                command: Command::Hangup,
+            },
+        );
         assert_eq!(
             fx,
-            vec![
-                Effect::ClosePeer {
-                    user_id: "bob".into()
-                },
-                Effect::CancelTimer(Timer::Heartbeat),
-                Effect::Emit(AppEvent::KickedOut {}),
-                Effect::Disconnect
-            ]
+            Ok(vec![Effect::Resolve {
+                request: 3,
+                reply: Reply::OkMsg {
+                    code: 0,
+                    msg: "ok".into()
+                }
+            }])
         );
-        assert_eq!(call.user_id(), None);
-        let after = Input::Server(ServerMessage::Signal(RelayedSignal {
-            room_id: 3,
-            from: "bob".into(),
-            signal: Signal::Media {
-                audio: true,
-                video: true,
-            },
-        }));
-        assert_eq!(call.ok(after), vec![]);
     }
 }

@@ -4,7 +4,7 @@
 mod support;
 
 use calling_core::{
-    code, AppEvent, Call, CallStatus, Command, Effect, Input, MediaOutcome, Reply, SdkError,
+    code, AppEvent, CallStatus, Command, Effect, Input, MediaOutcome, Reply, SdkError, Session,
 };
 use calling_protocol::{CallType, ClientMessage, InviteSent, LoginOk, ServerMessage};
 use support::*;
@@ -192,8 +192,8 @@ fn caller_media_failure_after_the_invitation_is_an_error_and_a_hangup() {
     assert_eq!(w.clients[b].call.status(), CallStatus::Idle);
 }
 
-fn logged_in_call(user: &str) -> Call {
-    let mut c = Call::new();
+fn logged_in_call(user: &str) -> Session {
+    let mut c = Session::new();
     c.handle(
         0,
         Input::Command {
@@ -228,7 +228,13 @@ fn caller_media_failure_before_the_invitation_is_confirmed_rejects_call() {
     .expect("call");
     let denied = media_error(60005, "Permission denied");
     let fx = c
-        .handle(0, Input::Media(MediaOutcome::Failed(denied.clone())))
+        .handle(
+            0,
+            Input::Media {
+                token: 0,
+                outcome: MediaOutcome::Failed(denied.clone()),
+            },
+        )
         .expect("media outcome");
     assert_eq!(
         fx,
@@ -240,7 +246,8 @@ fn caller_media_failure_before_the_invitation_is_confirmed_rejects_call() {
             Effect::CloseMedia {
                 audio: true,
                 video: true
-            }
+            },
+            Effect::RemoveViews
         ]
     );
     assert_eq!(c.status(), CallStatus::Idle);
@@ -343,10 +350,13 @@ fn media_arriving_after_the_call_ended_is_released() {
     let fx = c
         .handle(
             0,
-            Input::Media(MediaOutcome::Opened {
-                audio: true,
-                video: true,
-            }),
+            Input::Media {
+                token: 0,
+                outcome: MediaOutcome::Opened {
+                    audio: true,
+                    video: true,
+                },
+            },
         )
         .expect("late media");
     assert_eq!(
@@ -367,15 +377,30 @@ fn a_left_calls_media_outcome_is_not_taken_for_the_next_call() {
     c.handle(0, cmd(3, Command::Hangup)).expect("hangup");
     c.handle(0, cmd(4, call("carol", CallType::Video)))
         .expect("call carol");
-    // The first call's getUserMedia fails only now: the call to carol must not suffer.
+    // The first call's getUserMedia (token 0) fails only now, after the second call's
+    // (token 1) was asked for: the call to carol must not suffer.
     let late = MediaOutcome::Failed(media_error(60005, "denied"));
-    assert_eq!(c.handle(0, Input::Media(late)), Ok(vec![]));
+    let late = Input::Media {
+        token: 0,
+        outcome: late,
+    };
+    assert_eq!(c.handle(0, late.clone()), Ok(vec![]));
     assert_eq!(c.status(), CallStatus::Calling);
     let own = MediaOutcome::Failed(media_error(60004, "no camera"));
-    let fx = c.handle(0, Input::Media(own)).expect("media");
+    let fx = c
+        .handle(
+            0,
+            Input::Media {
+                token: 1,
+                outcome: own,
+            },
+        )
+        .expect("media");
     assert!(fx.contains(&Effect::Reject {
         request: 4,
         error: media_error(60004, "no camera")
     }));
     assert_eq!(c.status(), CallStatus::Idle);
+    // A stale outcome repeated changes nothing either.
+    assert_eq!(c.handle(0, late), Ok(vec![]));
 }

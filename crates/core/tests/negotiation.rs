@@ -3,7 +3,7 @@
 
 mod support;
 
-use calling_core::{AppEvent, Call, Effect, Input, PeerEvent, SdpKind, SessionDescription};
+use calling_core::{AppEvent, Effect, Input, PeerEvent, SdpKind, Session, SessionDescription};
 use calling_protocol::{
     Accepted, CallType, ClientMessage, IceCandidate, InviteSent, LoginOk, RelayedSignal,
     ServerMessage, Signal,
@@ -68,12 +68,12 @@ fn callee_adds_the_callers_early_candidates_only_after_the_offer_is_applied() {
     assert_eq!(added, &vec!["candidate:alice>bob#1 offer".to_string()]);
 }
 
-fn server(call: &mut Call, message: ServerMessage) -> Vec<Effect> {
+fn server(call: &mut Session, message: ServerMessage) -> Vec<Effect> {
     call.handle(0, Input::Server(message))
         .expect("server input")
 }
 
-fn peer(call: &mut Call, event: PeerEvent) -> Vec<Effect> {
+fn peer(call: &mut Session, event: PeerEvent) -> Vec<Effect> {
     call.handle(
         0,
         Input::Peer {
@@ -93,8 +93,8 @@ fn from_bob(signal: Signal) -> ServerMessage {
 }
 
 /// alice, logged in, whose call to bob rings; her offer is out.
-fn caller_with_offer_out() -> Call {
-    let mut c = Call::new();
+fn caller_with_offer_out() -> Session {
+    let mut c = Session::new();
     let cmd = |request, command| Input::Command { request, command };
     c.handle(0, cmd(1, login("alice"))).expect("login");
     server(
@@ -169,7 +169,8 @@ fn candidates_that_arrive_before_the_answer_wait_for_it() {
             description: SessionDescription {
                 kind: SdpKind::Answer,
                 sdp: "answer".into()
-            }
+            },
+            attached: false
         }]
     );
     assert_eq!(
@@ -266,7 +267,8 @@ fn an_offer_from_a_member_not_yet_known_gets_a_connection() {
             Effect::CreatePeer {
                 user_id: "carol".into(),
                 initiator: false,
-                polite: false
+                polite: false,
+                ice_servers: vec![]
             },
             Effect::AttachMedia {
                 user_id: "carol".into()
@@ -276,7 +278,8 @@ fn an_offer_from_a_member_not_yet_known_gets_a_connection() {
                 description: SessionDescription {
                     kind: SdpKind::Offer,
                     sdp: "o".into()
-                }
+                },
+                attached: true
             }
         ]
     );

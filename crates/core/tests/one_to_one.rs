@@ -105,6 +105,7 @@ fn the_invitation_goes_out_before_devices_are_asked() {
     assert_eq!(
         effects[1],
         calling_core::Effect::OpenMedia {
+            token: 0,
             audio: true,
             video: false
         }
@@ -324,13 +325,20 @@ fn lost_signaling_leaves_the_call_and_reports_it() {
         w.take_events(b),
         vec![user_leave("alice"), call_end("alice", 4)]
     );
-    let after = w.command(a, Command::Hangup);
+    let after = w.command(a, Command::SetMicMute(true));
     assert_eq!(
         w.reply(a, after)
             .and_then(|r| r.as_ref().err())
             .map(|e| e.code),
         Some(None),
         "logged out: commands reject"
+    );
+    // Cleanup still resolves.
+    let hangup = w.command(a, Command::Hangup);
+    assert!(
+        matches!(w.reply(a, hangup), Some(Ok(Reply::OkMsg { code: 0, .. }))),
+        "{:?}",
+        w.reply(a, hangup)
     );
 }
 

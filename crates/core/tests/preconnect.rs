@@ -98,7 +98,7 @@ fn accept_settles_once_the_devices_opened_even_if_joined_came_first() {
     let (mut w, _a, b) = ringing();
     // bob's devices are slow: the Media outcome is withheld until after Joined.
     let accepting = w.command(b, Command::Accept);
-    let media = w.take_queued(b, |i| matches!(i, Input::Media(_)));
+    let media = w.take_queued(b, |i| matches!(i, Input::Media { .. }));
     assert_eq!(media.len(), 1);
     w.run();
     assert_eq!(w.clients[b].call.status(), CallStatus::Connected);

@@ -3,7 +3,7 @@
 mod support;
 
 use calling_core::{
-    AppEvent, Call, CallError, CallStatus, Command, Effect, Input, Reply, SdkError, Timer,
+    AppEvent, CallError, CallStatus, Command, Effect, Input, Reply, SdkError, Session, Timer,
 };
 use calling_protocol::{
     CallType, ClientMessage, ErrorCode, ErrorReply, LoginOk, ServerMessage, PROTOCOL_VERSION,
@@ -56,7 +56,7 @@ fn login_resolves_emits_ready_and_starts_the_heartbeat() {
 
 #[test]
 fn heartbeat_interval_is_the_protocol_ping_interval() {
-    let mut c = Call::new();
+    let mut c = Session::new();
     let login_cmd = Input::Command {
         request: 1,
         command: login("alice"),
@@ -139,15 +139,13 @@ fn login_checks_the_user_id_and_refuses_a_second_login() {
 }
 
 #[test]
-fn every_command_but_login_needs_a_session() {
-    let mut c = Call::new();
+fn every_command_but_login_and_cleanup_needs_a_session() {
+    let mut c = Session::new();
     let commands = [
-        Command::Logout,
         call("bob", CallType::Audio),
         group(&["bob"], CallType::Audio),
         Command::Accept,
         Command::Reject,
-        Command::Hangup,
         Command::SetMicMute(true),
         Command::OpenCamera,
         Command::CloseCamera,
@@ -168,14 +166,17 @@ fn every_command_but_login_needs_a_session() {
 
 #[test]
 fn socket_closing_during_login_rejects_it() {
-    let mut c = Call::new();
+    let mut c = Session::new();
     let input = Input::Command {
         request: 4,
         command: login("alice"),
     };
     c.handle(0, input).expect("login");
     let fx = c.handle(0, Input::SignalingClosed).expect("closed");
-    assert!(matches!(&fx[..], [Effect::Reject { request: 4, .. }]));
+    assert!(matches!(
+        &fx[..],
+        [Effect::Reject { request: 4, .. }, Effect::Disconnect]
+    ));
     assert_eq!(c.user_id(), None);
 }
 

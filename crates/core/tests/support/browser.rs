@@ -80,7 +80,11 @@ impl FakeBrowser {
     pub fn apply(&mut self, effect: Effect) -> Vec<Input> {
         let mut out = Vec::new();
         match effect {
-            Effect::OpenMedia { audio, video } => {
+            Effect::OpenMedia {
+                token,
+                audio,
+                video,
+            } => {
                 let outcome = match &self.media_failure {
                     Some(err) => MediaOutcome::Failed(err.clone()),
                     None => {
@@ -92,7 +96,7 @@ impl FakeBrowser {
                         }
                     }
                 };
-                out.push(Input::Media(outcome));
+                out.push(Input::Media { token, outcome });
             }
             Effect::CloseMedia { audio, video } => {
                 self.audio &= !audio;
@@ -103,6 +107,7 @@ impl FakeBrowser {
                 user_id,
                 initiator,
                 polite,
+                ice_servers: _,
             } => {
                 if self.peers.contains_key(&user_id) {
                     self.errors.push(format!("second peer for {user_id}"));
@@ -139,10 +144,20 @@ impl FakeBrowser {
                     .errors
                     .push(format!("attach to unknown peer {user_id}")),
             },
+            // Tracks replaced on a connection's senders: nothing a peer would notice.
+            Effect::SendTracks { user_id } => {
+                if !self.peers.get(&user_id).is_some_and(|p| p.attached) {
+                    self.errors
+                        .push(format!("tracks sent to {user_id}, not given our media"));
+                }
+            }
+            // No stats and no DOM here: levels are never reported, views never made.
+            Effect::ReadAudioLevels | Effect::RemoveViews => {}
             Effect::CreateOffer { user_id } => self.create_offer(&user_id, &mut out),
             Effect::ApplyRemoteDescription {
                 user_id,
                 description,
+                attached: _,
             } => self.apply_remote(&user_id, description, &mut out),
             Effect::AddIceCandidate { user_id, candidate } => {
                 let Some(peer) = self.peers.get_mut(&user_id) else {

@@ -1,4 +1,4 @@
-//! Scenario harness: several [`Call`]s talking through a fake server ([`server::FakeServer`])
+//! Scenario harness: several [`Session`]s talking through a fake server ([`server::FakeServer`])
 //! with a fake browser each ([`browser::FakeBrowser`]). Every input goes through one FIFO
 //! queue, like frames on sockets and browser callbacks on an event loop, so runs are
 //! deterministic and a test can assert the exact events each app saw.
@@ -11,7 +11,7 @@ pub mod server;
 use std::collections::{BTreeMap, HashSet, VecDeque};
 
 use calling_core::{
-    AppEvent, Call, Command, Effect, Input, PeerEvent, Reply, RequestId, SdkError, Timer,
+    AppEvent, Command, Effect, Input, PeerEvent, Reply, RequestId, SdkError, Session, Timer,
 };
 use calling_protocol::CallType;
 
@@ -23,7 +23,7 @@ const MAX_STEPS: usize = 10_000;
 
 pub struct Client {
     pub user: String,
-    pub call: Call,
+    pub call: Session,
     pub events: Vec<AppEvent>,
     pub replies: BTreeMap<RequestId, Result<Reply, SdkError>>,
     pub browser: FakeBrowser,
@@ -54,7 +54,7 @@ impl World {
     pub fn client(&mut self, user: &str) -> usize {
         self.clients.push(Client {
             user: user.to_owned(),
-            call: Call::new(),
+            call: Session::new(),
             events: Vec::new(),
             replies: BTreeMap::new(),
             browser: FakeBrowser::new(user),

@@ -1,136 +1,20 @@
-//! What goes into the state machine ([`Input`]) and what comes out ([`Effect`]).
-//!
-//! The glue turns everything that happens in the browser into an [`Input`], calls
-//! [`crate::Call::handle`], and carries out the returned [`Effect`]s in order. The core never
-//! touches IO or a clock, so every flow can be replayed natively in tests.
+//! What comes out of the state machine: [`Effect`]s the glue carries out in order, the values
+//! promises resolve with ([`Reply`]) and the errors they reject with ([`SdkError`]).
 
-use calling_protocol::{CallType, ClientMessage, IceCandidate, ServerMessage};
+use calling_protocol::{ClientMessage, IceCandidate, IceServer};
 use serde::Serialize;
 
 use crate::event::AppEvent;
-
-/// Glue-chosen number identifying one pending JS promise of an app method call.
-pub type RequestId = u32;
-
-/// An app method call that changes call state (SPEC §3). Arguments are already validated for
-/// type by the glue (a userID is a string, a type is 1 or 2); the core checks meaning and state.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Command {
-    /// Sent once the glue has opened the signaling socket.
-    Login {
-        sdk_app_id: u64,
-        user_id: String,
-        user_sig: String,
-    },
-    Logout,
-    Call {
-        user_id: String,
-        call_type: CallType,
-    },
-    GroupCall {
-        user_ids: Vec<String>,
-        call_type: CallType,
-        group_id: Option<String>,
-    },
-    Accept,
-    Reject,
-    Hangup,
-    SetMicMute(bool),
-    OpenCamera,
-    CloseCamera,
-    SwitchToAudio,
-    SwitchToVideo,
-}
-
-/// Everything the core reacts to.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Input {
-    /// An app method call; its promise settles through [`Effect::Resolve`] / [`Effect::Reject`]
-    /// (possibly later, e.g. `call` resolves when the server confirms the invitation).
-    /// If `handle` returns `Err` for it, the glue rejects the promise with that error.
-    Command {
-        request: RequestId,
-        command: Command,
-    },
-    /// A message from the server.
-    Server(ServerMessage),
-    /// The signaling socket closed or failed without the core asking for it.
-    SignalingClosed,
-    /// Result of [`Effect::OpenMedia`].
-    Media(MediaOutcome),
-    /// Something happened on the peer connection to `user_id`.
-    Peer { user_id: String, event: PeerEvent },
-    /// A timer started with [`Effect::StartTimer`] fired.
-    Timer(Timer),
-}
-
-/// Result of [`Effect::OpenMedia`].
-#[derive(Clone, Debug, PartialEq)]
-pub enum MediaOutcome {
-    /// The local tracks now live (what was asked for, and anything already open).
-    Opened { audio: bool, video: bool },
-    /// getUserMedia failed, mapped to a SPEC §5 code (60003/60004/60005, or 60007 when the
-    /// page is not a secure context and nothing may be published).
-    Failed(SdkError),
-}
-
-/// Events of one `RTCPeerConnection`, reported by the glue.
-#[derive(Clone, Debug, PartialEq)]
-pub enum PeerEvent {
-    /// createOffer/createAnswer + setLocalDescription finished; this is the local description.
-    LocalDescription(SessionDescription),
-    /// A local ICE candidate was gathered (`onicecandidate` with a candidate).
-    LocalCandidate(IceCandidate),
-    /// setRemoteDescription (and, for an offer, the answer's setLocalDescription) finished.
-    RemoteDescriptionApplied,
-    /// The browser asks for (re)negotiation (`onnegotiationneeded`).
-    NegotiationNeeded,
-    /// The user's media really arrives: a remote track unmuted on its first RTP packet (drives
-    /// `USER_ENTER`). Not the `track` event, which fires at negotiation, long before any media
-    /// when the connection was made while ringing.
-    RemoteMedia,
-    /// The connection's `connectionState` changed.
-    ConnectionState(PeerState),
-    /// An SDP or ICE operation failed; the message is the browser's.
-    Failed(String),
-}
-
-/// `RTCPeerConnectionState`, as far as the core cares.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PeerState {
-    Connecting,
-    Connected,
-    Disconnected,
-    Failed,
-    Closed,
-}
-
-/// One SDP, with its type.
-#[derive(Clone, Debug, PartialEq)]
-pub struct SessionDescription {
-    pub kind: SdpKind,
-    pub sdp: String,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SdpKind {
-    Offer,
-    Answer,
-}
-
-/// The timers the core asks for. Ring timeouts are the server's, never the client's.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Timer {
-    /// Send a ping to the server (every `PING_INTERVAL_SECS`).
-    Heartbeat,
-}
+#[cfg(doc)]
+use crate::input::Input;
+use crate::input::{MediaToken, RequestId, SessionDescription, Timer};
 
 /// Instructions for the glue, carried out in order.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Effect {
     /// Send this message on the signaling socket.
     Send(ClientMessage),
-    /// Call the app's listeners for this event.
+    /// Session the app's listeners for this event.
     Emit(AppEvent),
     /// Resolve the promise of `request` with this value.
     Resolve {
@@ -143,11 +27,17 @@ pub enum Effect {
         error: SdkError,
     },
     /// Make sure these local tracks exist (capture the missing ones with the configured quality
-    /// and devices), attach them to every peer connection marked by [`Effect::AttachMedia`],
-    /// then report [`Input::Media`]. Peers not marked so never get a local track.
+    /// and devices), then report [`Input::Media`] with `token`. The core then sends them to the
+    /// peers marked by [`Effect::AttachMedia`] ([`Effect::SendTracks`]); others never get one.
     OpenMedia {
+        token: MediaToken,
         audio: bool,
         video: bool,
+    },
+    /// Put the local tracks live now on that peer's senders (`replaceTrack`, no renegotiation):
+    /// new tracks opened or a device changed, and this peer was given our media.
+    SendTracks {
+        user_id: String,
     },
     /// Stop and detach these local tracks (and remove the local view when video stops).
     CloseMedia {
@@ -165,6 +55,8 @@ pub enum Effect {
         user_id: String,
         initiator: bool,
         polite: bool,
+        /// The server's STUN/TURN list from login (an app's `iceServers` option overrides it).
+        ice_servers: Vec<IceServer>,
     },
     /// From now on send the local tracks to `user_id`: put the ones that exist on that peer's
     /// senders now (`replaceTrack`, no renegotiation) and any opened later as they open. Comes
@@ -185,6 +77,9 @@ pub enum Effect {
     ApplyRemoteDescription {
         user_id: String,
         description: SessionDescription,
+        /// This peer was given our media ([`Effect::AttachMedia`]): put the live local tracks
+        /// on the transceivers an offer creates.
+        attached: bool,
     },
     /// addIceCandidate on that peer (the core only sends these after the remote description).
     AddIceCandidate {
@@ -196,8 +91,13 @@ pub enum Effect {
         after_ms: u32,
     },
     CancelTimer(Timer),
-    /// Close the signaling socket (after logout or kick-out).
+    /// Close the signaling socket (after logout or kick-out, or drop it once it is lost).
     Disconnect,
+    /// Read the audio level of our microphone and of every peer; report [`Input::AudioLevels`].
+    ReadAudioLevels,
+    /// The call is over: remove every element the SDK made for it and forget the views asked
+    /// for (`startLocalView`/`startRemoteView`).
+    RemoveViews,
 }
 
 /// The value a method's promise resolves with; serializes to exactly the object trtc-calling-js

@@ -1,13 +1,14 @@
 //! The state of the one call in progress: its phase (ringing as caller, ringing as callee,
 //! connected), its participants, the local media, and the app promises still waiting on it.
-//! Leaving a call in any way goes through [`ActiveCall::close`], so nothing is left open.
+//! Leaving a call in any way goes through `Session::end_call`, then [`ActiveCall::release`], so
+//! nothing is left open.
 
 use std::collections::{BTreeMap, VecDeque};
 
 use calling_protocol::{CallType, ClientMessage, RoomId};
 
-use crate::io::{Effect, RequestId, SdkError};
-use crate::peer::{media_signal, MediaState, Peer};
+use crate::link::{media_signal, MediaState, PeerLink};
+use crate::{Effect, MediaToken, RequestId, SdkError, Timer};
 
 /// Where the call stands. Idle is the absence of an [`ActiveCall`].
 #[derive(Clone, Debug, PartialEq)]
@@ -106,9 +107,12 @@ pub(crate) struct ActiveCall {
     /// Invitees still ringing (`getInviteeList()`).
     pub invitees: Vec<String>,
     /// Every other member we have a peer connection with.
-    pub peers: BTreeMap<String, Peer>,
+    pub peers: BTreeMap<String, PeerLink>,
     pub local: LocalMedia,
-    pub media_ops: VecDeque<MediaOp>,
+    /// Every `OpenMedia` not answered yet, by token, oldest first.
+    pub media_ops: VecDeque<(MediaToken, MediaOp)>,
+    /// The token the next `OpenMedia` gets; tokens never repeat within a session.
+    pub next_token: MediaToken,
     pub invites: Vec<PendingInvite>,
     pub switch: Option<PendingSwitch>,
     /// The `accept()` promise of a callee already joined whose media is still opening: it
@@ -133,6 +137,7 @@ impl ActiveCall {
             peers: BTreeMap::new(),
             local: LocalMedia::default(),
             media_ops: VecDeque::new(),
+            next_token: 1,
             invites: Vec::new(),
             switch: None,
             accepting: None,
@@ -162,8 +167,31 @@ impl ActiveCall {
     /// Asks the glue for local tracks, remembering what for.
     pub fn open_media(&mut self, audio: bool, video: bool, op: MediaOp, out: &mut Vec<Effect>) {
         self.local.acquired = true;
-        self.media_ops.push_back(op);
-        out.push(Effect::OpenMedia { audio, video });
+        let token = self.next_token;
+        self.next_token = token.wrapping_add(1);
+        self.media_ops.push_back((token, op));
+        out.push(Effect::OpenMedia {
+            token,
+            audio,
+            video,
+        });
+    }
+
+    /// The request `token` was for, if it belongs to this call and is still unanswered.
+    pub fn take_media_op(&mut self, token: MediaToken) -> Option<MediaOp> {
+        let i = self.media_ops.iter().position(|(t, _)| *t == token)?;
+        self.media_ops.remove(i).map(|(_, op)| op)
+    }
+
+    /// Puts the live local tracks on every connection we send to.
+    pub fn send_tracks(&self, out: &mut Vec<Effect>) {
+        for (user, peer) in &self.peers {
+            if peer.attached {
+                out.push(Effect::SendTracks {
+                    user_id: user.clone(),
+                });
+            }
+        }
     }
 
     /// Whether the call's first capture (the caller's at `call()`, the callee's at `accept()`)
@@ -171,7 +199,7 @@ impl ActiveCall {
     pub fn capturing(&self) -> bool {
         self.media_ops
             .iter()
-            .any(|op| matches!(op, MediaOp::Start | MediaOp::Accept))
+            .any(|(_, op)| matches!(op, MediaOp::Start | MediaOp::Accept))
     }
 
     /// Our media state for the other participants; `None` while the first capture is under
@@ -192,7 +220,7 @@ impl ActiveCall {
         let now = self.local.state();
         let Some(room) = self.room_id else { return };
         for (user, peer) in &self.peers {
-            if peer.attached && peer.link == crate::peer::Link::Up {
+            if peer.attached && peer.link == crate::link::Link::Up {
                 out.push(media_signal(room, user, now));
             }
         }
@@ -242,7 +270,7 @@ impl ActiveCall {
     }
 
     /// Every app promise still waiting on this call.
-    fn pending_requests(&self) -> Vec<RequestId> {
+    pub fn pending_requests(&self) -> Vec<RequestId> {
         let mut requests: Vec<RequestId> = self.invites.iter().map(|i| i.request).collect();
         if let Phase::Incoming {
             answer: Answer::Joining { request },
@@ -253,22 +281,24 @@ impl ActiveCall {
         }
         requests.extend(self.accepting);
         requests.extend(self.switch.as_ref().map(|s| s.request));
-        requests.extend(self.media_ops.iter().filter_map(|op| match op {
+        requests.extend(self.media_ops.iter().filter_map(|(_, op)| match op {
             MediaOp::Camera { request } | MediaOp::SwitchVideo { request } => Some(*request),
             MediaOp::Start | MediaOp::Accept | MediaOp::FollowVideo => None,
         }));
         requests
     }
 
-    /// Leaves the call locally: closes every peer and the local media and rejects every promise
-    /// still waiting on it with `reason`. Telling the server and the app is the caller's part.
-    pub fn close(self, reason: &SdkError, out: &mut Vec<Effect>) {
+    /// Releases everything the call holds: rejects every promise still waiting on it with
+    /// `reason`, closes every peer and the local media. Only [`crate::Session::end_call`] calls
+    /// it, after the server and the app were told.
+    pub fn release(self, reason: &SdkError, out: &mut Vec<Effect>) {
         for request in self.pending_requests() {
             out.push(Effect::Reject {
                 request,
                 error: reason.clone(),
             });
         }
+        let connected = self.is_connected();
         for user_id in self.peers.into_keys() {
             out.push(Effect::ClosePeer { user_id });
         }
@@ -278,6 +308,10 @@ impl ActiveCall {
                 video: true,
             });
         }
+        if connected {
+            out.push(Effect::CancelTimer(Timer::VoiceVolume));
+        }
+        out.push(Effect::RemoveViews);
     }
 }
 
@@ -297,20 +331,21 @@ mod tests {
             request: 1,
             kind: InviteKind::Group { group_id: None },
         });
-        call.media_ops.push_back(MediaOp::Camera { request: 2 });
-        call.media_ops.push_back(MediaOp::Start);
+        call.media_ops
+            .push_back((1, MediaOp::Camera { request: 2 }));
+        call.media_ops.push_back((2, MediaOp::Start));
         call.switch = Some(PendingSwitch {
             request: 3,
             call_type: CallType::Audio,
         });
         call.local.acquired = true;
-        call.peers.insert("bob".into(), Peer::new(true));
+        call.peers.insert("bob".into(), PeerLink::new(true));
         let reason = SdkError {
             code: None,
             message: "gone".into(),
         };
         let mut out = Vec::new();
-        call.close(&reason, &mut out);
+        call.release(&reason, &mut out);
         let reject = |request| Effect::Reject {
             request,
             error: reason.clone(),
@@ -328,6 +363,7 @@ mod tests {
                     audio: true,
                     video: true
                 },
+                Effect::RemoveViews,
             ]
         );
     }
@@ -345,14 +381,14 @@ mod tests {
             None,
         );
         let mut out = Vec::new();
-        call.close(
+        call.release(
             &SdkError {
                 code: None,
                 message: String::new(),
             },
             &mut out,
         );
-        assert!(out.is_empty());
+        assert_eq!(out, vec![Effect::RemoveViews]);
     }
 
     #[test]

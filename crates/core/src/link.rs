@@ -5,8 +5,8 @@
 use calling_protocol::{ClientMessage, IceCandidate, RoomId, Signal};
 
 use crate::event::AppEvent;
-use crate::io::{code, Effect, PeerEvent, PeerState, SdpKind, SessionDescription};
 use crate::negotiation::{self, Candidates, Negotiation, OfferAction, Unanswered};
+use crate::{code, Effect, PeerEvent, PeerState, SdpKind, SessionDescription};
 
 /// What a participant sends: `Signal::Media` on the wire, `USER_*_AVAILABLE` for the app.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,7 +37,7 @@ pub(crate) enum Presence {
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) struct Peer {
+pub(crate) struct PeerLink {
     pub polite: bool,
     pub negotiation: Negotiation,
     pub candidates: Candidates,
@@ -54,9 +54,9 @@ pub(crate) struct Peer {
     pub applied_offer: Option<String>,
 }
 
-impl Peer {
+impl PeerLink {
     pub fn new(polite: bool) -> Self {
-        Peer {
+        PeerLink {
             polite,
             negotiation: Negotiation::Stable,
             candidates: Candidates::default(),
@@ -240,6 +240,7 @@ impl Peer {
                         kind: SdpKind::Offer,
                         sdp,
                     },
+                    attached: self.attached,
                 });
             }
         }
@@ -257,6 +258,7 @@ impl Peer {
                     kind: SdpKind::Answer,
                     sdp,
                 },
+                attached: self.attached,
             });
         }
     }
@@ -353,7 +355,7 @@ mod tests {
     };
     const LOCAL: Option<MediaState> = Some(STATE);
 
-    fn local_offer(peer: &mut Peer, out: &mut Vec<Effect>) {
+    fn local_offer(peer: &mut PeerLink, out: &mut Vec<Effect>) {
         peer.start_offer("bob", out);
         peer.on_event(
             "bob",
@@ -369,7 +371,7 @@ mod tests {
 
     #[test]
     fn offer_is_sent_when_the_browser_made_it() {
-        let mut peer = Peer::new(false);
+        let mut peer = PeerLink::new(false);
         let mut out = Vec::new();
         local_offer(&mut peer, &mut out);
         assert_eq!(
@@ -386,7 +388,7 @@ mod tests {
 
     #[test]
     fn negotiation_needed_while_offering_makes_no_second_offer() {
-        let mut peer = Peer::new(false);
+        let mut peer = PeerLink::new(false);
         let mut out = Vec::new();
         peer.start_offer("bob", &mut out);
         peer.on_event("bob", 7, LOCAL, PeerEvent::NegotiationNeeded, &mut out);
@@ -395,7 +397,7 @@ mod tests {
 
     #[test]
     fn candidates_before_the_answer_wait_for_it() {
-        let mut peer = Peer::new(false);
+        let mut peer = PeerLink::new(false);
         let mut out = Vec::new();
         local_offer(&mut peer, &mut out);
         out.clear();
@@ -429,7 +431,7 @@ mod tests {
 
     #[test]
     fn stale_answer_is_dropped() {
-        let mut peer = Peer::new(true);
+        let mut peer = PeerLink::new(true);
         let mut out = Vec::new();
         peer.on_answer("bob", "a1".into(), &mut out);
         assert!(out.is_empty());
@@ -438,7 +440,7 @@ mod tests {
 
     #[test]
     fn impolite_ignores_colliding_offer_and_its_candidates() {
-        let mut peer = Peer::new(false);
+        let mut peer = PeerLink::new(false);
         let mut out = Vec::new();
         local_offer(&mut peer, &mut out);
         out.clear();
@@ -463,7 +465,7 @@ mod tests {
 
     #[test]
     fn polite_applies_colliding_offer_and_answers() {
-        let mut peer = Peer::new(true);
+        let mut peer = PeerLink::new(true);
         let mut out = Vec::new();
         local_offer(&mut peer, &mut out);
         out.clear();
@@ -493,7 +495,8 @@ mod tests {
                     description: SessionDescription {
                         kind: SdpKind::Offer,
                         sdp: "theirs".into()
-                    }
+                    },
+                    attached: false
                 },
                 relay(7, "bob", Signal::Answer { sdp: "mine".into() }),
             ]
@@ -503,7 +506,7 @@ mod tests {
 
     #[test]
     fn rolled_back_offer_is_never_sent() {
-        let mut peer = Peer::new(true);
+        let mut peer = PeerLink::new(true);
         let mut out = Vec::new();
         peer.start_offer("bob", &mut out);
         peer.on_offer("bob", "theirs".into(), &mut out);
@@ -523,7 +526,7 @@ mod tests {
 
     #[test]
     fn user_enter_once_and_media_state_on_link_up() {
-        let mut peer = Peer::new(true);
+        let mut peer = PeerLink::new(true);
         peer.attached = true;
         let mut out = Vec::new();
         for _ in 0..2 {
@@ -558,7 +561,7 @@ mod tests {
             // Still capturing: the capture's end announces the state.
             (None, vec![attach.clone()]),
         ] {
-            let (mut peer, mut out) = (Peer::new(false), Vec::new());
+            let (mut peer, mut out) = (PeerLink::new(false), Vec::new());
             peer.on_event("bob", 7, LOCAL, up.clone(), &mut out);
             assert!(
                 out.is_empty(),
@@ -572,7 +575,7 @@ mod tests {
 
     #[test]
     fn media_state_before_the_user_entered_is_reported_right_after_user_enter() {
-        let mut peer = Peer::new(true);
+        let mut peer = PeerLink::new(true);
         let mut out = Vec::new();
         let muted = MediaState {
             audio: false,
@@ -601,7 +604,7 @@ mod tests {
 
     #[test]
     fn remote_media_reports_both_first_then_changes_only() {
-        let mut peer = Peer::new(true);
+        let mut peer = PeerLink::new(true);
         let mut out = Vec::new();
         peer.on_event("bob", 7, LOCAL, PeerEvent::RemoteMedia, &mut out);
         out.clear();
