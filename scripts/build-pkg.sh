@@ -1,116 +1,18 @@
 #!/usr/bin/env bash
 # Builds the npm package trtc-calling-wasm into pkg/: a release wasm-pack build (wasm-opt from
-# npm's binaryen, see TOOLCHAIN.md) completed from pkg-template/, then prints its gzip -9 size.
+# npm's binaryen, see TOOLCHAIN.md) completed from pkg-template/, plus the legacy entries built
+# with esbuild; then prints the gzip -9 size of what a page downloads for each entry, fails
+# above the budget, and checks the packed tarball installs and resolves for import and require.
+# wasm-bindgen's output ships as it comes out: nothing rewrites it to win bytes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-[ -x .tools/node_modules/.bin/wasm-opt ] || scripts/setup.sh
+[ -x .tools/node_modules/.bin/wasm-opt ] && [ -f .tools/node_modules/esbuild/lib/main.js ] || scripts/setup.sh
 # npm's binaryen first: Debian's wasm-opt corrupts wasm-bindgen output.
 export PATH="$PWD/.tools/node_modules/.bin:$PATH"
 
 # -p: the workspace root builds only its native default-members otherwise.
 wasm-pack build --release --target web --mode no-install --out-dir pkg --no-pack . -- -p trtc-calling-wasm
-
-# wasm-bindgen names every import `__wbg_<name>_<16 hex digits>`, once in the wasm and once in
-# the glue: some 130 names whose hashes gzip cannot compress (about 3.4 KB gzip). Drop the hash
-# from both files (a number tells apart two imports of the same name); the few exported closure
-# adapters, also hashed, become closure_invoke<N>.
-WASM=pkg/trtc_calling_wasm_bg.wasm GLUE=pkg/trtc_calling_wasm.js TYPES=pkg/trtc_calling_wasm_bg.wasm.d.ts node --input-type=module -e '
-import { readFileSync, writeFileSync } from "node:fs";
-const { WASM, GLUE, TYPES } = process.env;
-const wasm = readFileSync(WASM);
-let glue = readFileSync(GLUE, "utf8");
-let pos = 8; // after the magic number and version
-const uleb = () => {
-  let n = 0, shift = 0, byte;
-  do { byte = wasm[pos++]; n += (byte & 0x7f) * 2 ** shift; shift += 7; } while (byte & 0x80);
-  return n;
-};
-const encode = (n) => {
-  const bytes = [];
-  do { let b = n & 0x7f; n = Math.floor(n / 128); if (n) b |= 0x80; bytes.push(b); } while (n);
-  return Buffer.from(bytes);
-};
-const name = () => { const n = uleb(); pos += n; return wasm.subarray(pos - n, pos); };
-const out = [wasm.subarray(0, 8)];
-const renames = new Map();
-const exportRenames = new Map();
-const invoker = /^wasm_bindgen__convert__closures_+invoke__h[0-9a-f]{16}(_[0-9]+)?$/;
-while (pos < wasm.length) {
-  const id = wasm[pos++];
-  const size = uleb();
-  const end = pos + size;
-  if (id === 7) { // exports: the closure adapters carry a hash too
-    const count = uleb();
-    const body = [encode(count)];
-    for (let i = 0; i < count; i++) {
-      let field = name().toString("utf8");
-      if (invoker.test(field)) {
-        exportRenames.set(field, "closure_invoke" + exportRenames.size);
-        field = exportRenames.get(field);
-      }
-      const fieldBytes = Buffer.from(field, "utf8");
-      const desc = pos;
-      pos++; // kind
-      uleb(); // index
-      body.push(encode(fieldBytes.length), fieldBytes, wasm.subarray(desc, pos));
-    }
-    if (pos !== end) throw new Error("export section misread");
-    const section = Buffer.concat(body);
-    out.push(Buffer.from([id]), encode(section.length), section);
-    continue;
-  }
-  if (id !== 2) { // neither imports nor exports: copied as is
-    out.push(Buffer.from([id]), encode(size), wasm.subarray(pos, end));
-    pos = end;
-    continue;
-  }
-  const count = uleb();
-  const body = [encode(count)];
-  for (let i = 0; i < count; i++) {
-    const module = name();
-    let field = name().toString("utf8");
-    const hashed = /^(__wbg_.+)_[0-9a-f]{16}$/.exec(field);
-    if (hashed) {
-      let short = hashed[1];
-      for (let k = 2; [...renames.values()].includes(short) || glue.includes(short + ":"); k++) {
-        short = hashed[1] + k;
-      }
-      renames.set(field, short);
-      field = short;
-    }
-    const fieldBytes = Buffer.from(field, "utf8");
-    body.push(encode(module.length), module, encode(fieldBytes.length), fieldBytes);
-    const desc = pos;
-    const kind = wasm[pos++];
-    if (kind === 0) uleb(); // function: type index
-    else if (kind === 1) { pos++; if (wasm[pos++] & 1) uleb(); uleb(); } // table: reftype, limits
-    else if (kind === 2) { if (wasm[pos++] & 1) uleb(); uleb(); } // memory: limits
-    else if (kind === 3) pos += 2; // global: valtype, mutability
-    else if (kind === 4) { pos++; uleb(); } // tag
-    else throw new Error("unknown import kind " + kind);
-    body.push(wasm.subarray(desc, pos));
-  }
-  if (pos !== end) throw new Error("import section misread");
-  const section = Buffer.concat(body);
-  out.push(Buffer.from([id]), encode(section.length), section);
-}
-for (const [from, to] of renames) {
-  const uses = glue.split(from).length - 1;
-  if (uses !== 1) throw new Error(from + " occurs " + uses + " times in the glue");
-  glue = glue.replace(from, to);
-}
-// An exported name is used several times in the glue (and listed in the wasm typings).
-const renameExports = (text) =>
-  text.replace(new RegExp(invoker.source.slice(1, -1), "g"), (found) => {
-    const to = exportRenames.get(found);
-    if (!to) throw new Error("unknown export " + found);
-    return to;
-  });
-writeFileSync(WASM, Buffer.concat(out));
-writeFileSync(GLUE, renameExports(glue));
-writeFileSync(TYPES, renameExports(readFileSync(TYPES, "utf8")));
-'
 
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 # wasm-pack's own package.json and README are replaced by the template's.
@@ -118,34 +20,48 @@ rm -f pkg/package.json pkg/README.md pkg/.gitignore
 cp pkg-template/index.js pkg-template/index.d.ts pkg-template/README.md pkg/
 sed "s/\"version\": \"[^\"]*\"/\"version\": \"$version\"/" pkg-template/package.json > pkg/package.json
 
-# Comments and indentation in the shipped JS are bytes on every page (wasm-bindgen copies each
-# method's doc comment into the glue); the typings keep the documentation. Only whole-line
-# comments (`/** ... */` blocks, `// ...` lines) and leading blanks go: no string in these
-# files contains a comment, and none spans lines where leading blanks would matter.
-find pkg -name '*.js' -print0 | xargs -0 node --input-type=module -e '
-import { readFileSync, writeFileSync } from "node:fs";
-for (const file of process.argv.slice(1)) {
-  const js = readFileSync(file, "utf8")
-    .replace(/^[ \t]*\/\*[\s\S]*?\*\/[ \t]*\n/gm, "")
-    .replace(/^[ \t]*\/\/.*\n/gm, "")
-    .replace(/^[ \t]+/gm, "");
-  writeFileSync(file, js);
-}
-'
+# The legacy entries (webpack 4, Babel, require, <script>): wasm-bindgen's glue bundled as is,
+# lowered to ES2019, with the .wasm inside; see scripts/pack-legacy.mjs.
+node scripts/pack-legacy.mjs pkg pkg-template .tools/node_modules/esbuild/lib/main.js
 
-# The JS that Rust code imports (`#[wasm_bindgen(module = ...)]`) ships under snippets/.
+# What a page downloads, per entry. Modern: the entry, wasm-bindgen's glue and snippets (the JS
+# that Rust code imports with `#[wasm_bindgen(module = ...)]`) and the .wasm. Legacy: one file.
 mapfile -t snippets < <(find pkg/snippets -name '*.js' 2> /dev/null | sort)
-shipped=(pkg/trtc_calling_wasm_bg.wasm pkg/trtc_calling_wasm.js pkg/index.js "${snippets[@]}")
-total=0
-for f in "${shipped[@]}"; do
-  n=$(gzip -9 -c "$f" | wc -c)
-  total=$((total + n))
-  printf '%8d bytes gzip -9  %s (%d raw)\n' "$n" "$f" "$(wc -c < "$f")"
-done
-printf '%8d bytes gzip -9  total shipped wasm + JS\n' "$total"
+gz() { gzip -9 -c "$1" | wc -c; }
+entry_size() {
+  local label=$1 total=0 n f
+  shift
+  for f in "$@"; do
+    n=$(gz "$f")
+    total=$((total + n))
+    printf '%8d bytes gzip -9  %s (%d raw)\n' "$n" "$f" "$(wc -c < "$f")"
+  done
+  printf '%8d bytes gzip -9  = %s\n' "$total" "$label"
+  SIZE=$total
+}
+entry_size "modern entry (index.js), total a page downloads" \
+  pkg/index.js pkg/trtc_calling_wasm.js "${snippets[@]}" pkg/trtc_calling_wasm_bg.wasm
+modern=$SIZE
+entry_size "legacy entry (index.cjs)" pkg/index.cjs
+legacy=$SIZE
+entry_size "legacy entry (index.es2019.mjs)" pkg/index.es2019.mjs
+[ "$SIZE" -gt "$legacy" ] && legacy=$SIZE
+entry_size "UMD file (trtc-calling-wasm.umd.js)" pkg/trtc-calling-wasm.umd.js
+[ "$SIZE" -gt "$legacy" ] && legacy=$SIZE
+# The budget: 120 KB (120000 bytes) gzip -9 for the modern entry; the legacy ones carry the
+# .wasm as base64 and may be larger, by at most a third.
+if [ "$modern" -gt 120000 ]; then
+  echo "build-pkg: the modern entry is $modern bytes gzip -9, above the 120 KB budget" >&2
+  exit 1
+fi
+if [ $((legacy * 3)) -gt $((modern * 4)) ]; then
+  echo "build-pkg: a legacy entry is $legacy bytes gzip -9, more than a third above the modern $modern" >&2
+  exit 1
+fi
 
 # The package as npm ships it: pack it, install the tarball into a fresh folder, and check that
-# `import TRTCCalling from 'trtc-calling-wasm'` resolves (exports map, types, every shipped file).
+# `import TRTCCalling from 'trtc-calling-wasm'` resolves (exports map, types, every shipped file)
+# and that Node's `require` gets the legacy class with its statics, synchronously.
 check=$(mktemp -d)
 trap 'rm -rf "$check"' EXIT
 (cd pkg && npm pack --silent --pack-destination "$check" > /dev/null)
@@ -164,5 +80,13 @@ trap 'rm -rf "$check"' EXIT
     }
     if (!readFileSync(entry, 'utf8').includes('export default TRTCCalling')) throw new Error('no default export');
     console.log('npm package ok: import resolves to', entry.slice(entry.indexOf('node_modules')));
+  "
+  node -e "
+    const TRTCCalling = require('trtc-calling-wasm');
+    const file = require.resolve('trtc-calling-wasm');
+    if (!file.endsWith('index.cjs')) throw new Error('require resolves to ' + file);
+    if (typeof TRTCCalling !== 'function' || TRTCCalling.default !== TRTCCalling) throw new Error('require gives no class');
+    if (TRTCCalling.EVENT.INVITED !== 'onInvited' || TRTCCalling.CALL_TYPE.VIDEO_CALL !== 2) throw new Error('no statics');
+    console.log('npm package ok: require resolves to', file.slice(file.indexOf('node_modules')));
   "
 )

@@ -8,6 +8,7 @@ WASM_PACK_VERSION=0.15.1
 CARGO_FUZZ_VERSION=0.13.1
 BINARYEN_VERSION=132.0.0
 PLAYWRIGHT_VERSION=1.65.1
+ESBUILD_VERSION=0.28.2
 TOOLS_DIR="$PWD/.tools"
 
 log() { printf '[setup] %s\n' "$*" >&2; }
@@ -55,12 +56,14 @@ if ! wasm-bindgen --version 2>/dev/null | grep -q "$WB_VERSION"; then
   cargo install wasm-bindgen-cli --version "$WB_VERSION" --force
 fi
 
-# npm's binaryen (Debian's wasm-opt corrupts wasm-bindgen output) and playwright-core for e2e.
+# npm's binaryen (Debian's wasm-opt corrupts wasm-bindgen output), playwright-core for e2e and
+# esbuild for the package's legacy entries (scripts/pack-legacy.mjs).
 mkdir -p "$TOOLS_DIR"
-if [ ! -x "$TOOLS_DIR/node_modules/.bin/wasm-opt" ] || [ ! -d "$TOOLS_DIR/node_modules/playwright-core" ]; then
-  log "npm install binaryen@$BINARYEN_VERSION playwright-core@$PLAYWRIGHT_VERSION"
+if [ ! -x "$TOOLS_DIR/node_modules/.bin/wasm-opt" ] || [ ! -d "$TOOLS_DIR/node_modules/playwright-core" ] ||
+  ! grep -qs "\"version\": \"$ESBUILD_VERSION\"" "$TOOLS_DIR/node_modules/esbuild/package.json"; then
+  log "npm install binaryen@$BINARYEN_VERSION playwright-core@$PLAYWRIGHT_VERSION esbuild@$ESBUILD_VERSION"
   [ -f "$TOOLS_DIR/package.json" ] || echo '{"private": true}' > "$TOOLS_DIR/package.json"
   npm install --silent --no-audit --no-fund --prefix "$TOOLS_DIR" \
-    "binaryen@$BINARYEN_VERSION" "playwright-core@$PLAYWRIGHT_VERSION" >/dev/null
+    "binaryen@$BINARYEN_VERSION" "playwright-core@$PLAYWRIGHT_VERSION" "esbuild@$ESBUILD_VERSION" >/dev/null
 fi
 log "ok"

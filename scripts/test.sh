@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test: native crates, the browser tests of the SDK, and the end-to-end demo suite.
+# Runs every test: native crates, the browser tests of the SDK, the end-to-end demo suite, and
+# the package built into an app by each supported toolchain.
 #
 # Stages run in order and stop at the first failure (later stages need the earlier ones'
 # output). Each stage's full output is also saved in test-output/logs/<stage>.log. The end is
@@ -15,7 +16,7 @@ export PATH="$ROOT/.tools/node_modules/.bin:$PATH"
 LOGS=$ROOT/test-output/logs
 mkdir -p "$LOGS"
 
-STAGES=(setup native-tests js-unit-tests build-pkg build-server browser-tests e2e fuzz)
+STAGES=(setup native-tests js-unit-tests build-pkg build-server browser-tests e2e bundlers fuzz)
 declare -A RESULT SECS
 PASSED=0
 FAILED=0
@@ -32,6 +33,7 @@ stage_cmd() {
       if [ ! -x scripts/browser-test.sh ]; then echo "scripts/browser-test.sh is missing" >&2; return 1; fi
       ./scripts/browser-test.sh ;;
     e2e) ./e2e/run.sh ;;
+    bundlers) ./e2e/bundlers/run.sh ;;
     fuzz) FUZZ_SECONDS=${FUZZ_SECONDS:-25} ./scripts/fuzz.sh ;;
   esac
 }

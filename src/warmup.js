@@ -1,4 +1,5 @@
-// Used by src/warmup.rs, which says why; kept short, as it ships as is.
+// Used by src/warmup.rs, which says why; kept short, as it ships as is. ES2019 syntax (no `?.`,
+// no `??=`): the package's legacy entry carries it to bundlers that parse nothing newer.
 
 // The canvas's width; the gate recognises its frames still in flight after opening.
 const WIDTH = 64;
@@ -31,7 +32,8 @@ let ready = false;
 // or after a second.
 export function startGates() {
   if (typeof RTCRtpScriptTransform !== 'function') return Promise.resolve();
-  started ??= new Promise((resolve) => {
+  if (started) return started;
+  started = new Promise((resolve) => {
     setTimeout(resolve, 1000);
     try {
       worker = new Worker(URL.createObjectURL(new Blob([GATE], { type: 'text/javascript' })));
@@ -67,7 +69,7 @@ export function closeGate(sender) {
 export function endGate(port, open) {
   if (open) port.postMessage(0);
   closed.delete(port);
-  if (!closed.size) warm?.stop();
+  if (!closed.size && warm) warm.stop();
 }
 
 // Repainted 5 times a second until stopped: an encoder given no frame for 2 s gives its bitrate
