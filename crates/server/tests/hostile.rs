@@ -252,7 +252,7 @@ async fn refusal(from: std::net::IpAddr, addr: std::net::SocketAddr) -> Option<S
 async fn log_in_many(addr: std::net::SocketAddr, first: u8, n: u8) -> Vec<Client> {
     let mut users = Vec::new();
     for i in 0..n {
-        let c = Client::connect_from(loopback(first + i), addr).await;
+        let c = Client::connect_when_admitted(loopback(first + i), addr).await;
         users.push(c.logged_in_as(&format!("user{}", first + i)).await);
     }
     users

@@ -1,6 +1,7 @@
 //! Invitations: starting a call or growing one, and every way an invitation ends (accept,
 //! reject, ring timeout). Cancellation and the end of the call are in the parent module.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -36,6 +37,14 @@ impl Registry {
         now: Instant,
     ) -> Result<Outcome, Refusal> {
         let (app, sender) = self.sender(session)?;
+        // The list's length bounds everything below; whoever calls checks it first too, but a
+        // request's cost under the server's one lock must not depend on the caller's care.
+        if req.user_ids.len() > MAX_PARTICIPANTS {
+            return Err(Refusal::new(
+                ErrorCode::InvalidParam,
+                format!("an invitation names at most {MAX_PARTICIPANTS} users"),
+            ));
+        }
         if let Some(bad) = req.user_ids.iter().find(|u| !valid_user_id(u)) {
             return Err(Refusal::new(
                 ErrorCode::InvalidParam,
@@ -61,10 +70,12 @@ impl Registry {
                 ))
             }
         };
+        // Deduplicated in one pass, keeping the caller's order.
+        let mut seen: HashSet<&str> = HashSet::with_capacity(req.user_ids.len());
         let mut invitees: Vec<UserId> = Vec::new();
         for u in &req.user_ids {
             let already = *u == *sender
-                || invitees.iter().any(|i| **i == **u)
+                || !seen.insert(u.as_str())
                 || existing.is_some_and(|c| c.is_participant(u));
             if !already {
                 invitees.push(Arc::from(u.as_str()));

@@ -146,17 +146,43 @@ impl Client {
     }
 
     pub async fn connect_with(from: IpAddr, addr: SocketAddr, recv_buffer: Option<u32>) -> Client {
+        Client::try_connect_with(from, addr, recv_buffer)
+            .await
+            .expect("websocket handshake")
+    }
+
+    /// Like [`Client::connect_from`], but a refused handshake (a connection cap) is retried
+    /// for up to 5 s: the server frees a closed connection's slot only once it has seen
+    /// the close, which a test cannot observe directly.
+    pub async fn connect_when_admitted(from: IpAddr, addr: SocketAddr) -> Client {
+        const PATIENCE: Duration = Duration::from_secs(5);
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            match Client::try_connect_with(from, addr, None).await {
+                Ok(c) => return c,
+                Err(_) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                Err(e) => panic!("not admitted within {PATIENCE:?}: {e}"),
+            }
+        }
+    }
+
+    async fn try_connect_with(
+        from: IpAddr,
+        addr: SocketAddr,
+        recv_buffer: Option<u32>,
+    ) -> Result<Client, tokio_tungstenite::tungstenite::Error> {
         let tcp = tcp_with(from, addr, recv_buffer)
             .await
             .expect("tcp connect");
         let (ws, _) =
             tokio_tungstenite::client_async(format!("ws://{addr}/ws"), MaybeTlsStream::Plain(tcp))
-                .await
-                .expect("websocket handshake");
-        Client {
+                .await?;
+        Ok(Client {
             name: String::new(),
             ws,
-        }
+        })
     }
 
     /// Connects and logs in as `user`, checking `loginOk`.

@@ -314,3 +314,34 @@ fn offline_invitee_who_comes_too_late_gets_nothing() {
     ));
     assert_eq!(f.reg.login(DAVE, APP, "dave", f.at(31)), Outcome::default());
 }
+
+#[test]
+fn an_invitation_naming_too_many_users_is_refused_by_the_registry_itself() {
+    let mut f = Fixture::new();
+    // The same name over and over: checked by length before any deduplication, so no list's
+    // cost under the lock can exceed the participant limit's.
+    let names: Vec<String> = (0..=MAX_PARTICIPANTS).map(|_| "bob".to_string()).collect();
+    let req = InviteRequest {
+        request_id: 7,
+        user_ids: names,
+        call_type: CallType::Video,
+        is_group: true,
+        group_id: None,
+        room_id: None,
+    };
+    let refusal = f.reg.invite(ALICE, req, f.at(0)).unwrap_err();
+    assert_eq!(refusal.code, ErrorCode::InvalidParam);
+    assert_eq!(f.reg.call_count(), 0, "nothing was started");
+}
+
+#[test]
+fn repeated_names_and_the_sender_are_invited_once_in_the_order_given() {
+    let mut f = Fixture::new();
+    let out = f.invite(ALICE, &["carol", "alice", "bob", "carol", "bob"], None, 0);
+    match &out.deliveries[0] {
+        (ALICE, ServerMessage::InviteSent(sent)) => {
+            assert_eq!(sent.user_ids, vec!["carol".to_string(), "bob".to_string()])
+        }
+        other => panic!("expected inviteSent to alice first, got {other:?}"),
+    }
+}
