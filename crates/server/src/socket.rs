@@ -131,6 +131,12 @@ impl Conn {
         let login_deadline = tokio::time::sleep(self.hub.config.limits.login_timeout);
         tokio::pin!(login_deadline);
         let overflow = outbox.overflow();
+        // Protocol-level pings, answered by the browser's network stack itself: a page whose
+        // timers are throttled or whose main thread is busy (a background tab, a heavy call)
+        // keeps its session, while a vanished client still goes silent and is dropped.
+        let mut keepalive = tokio::time::interval(silence / 3);
+        keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        keepalive.reset();
         loop {
             tokio::select! {
                 biased;
@@ -202,6 +208,13 @@ impl Conn {
                     }
                 }
                 () = &mut heartbeat => return End::HeartbeatTimeout,
+                _ = keepalive.tick() => {
+                    match tokio::time::timeout(silence, socket.send(Message::Ping(Default::default()))).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => return End::Dropped,
+                        Err(_) => return End::TooSlow,
+                    }
+                }
             }
         }
     }

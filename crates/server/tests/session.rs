@@ -167,6 +167,20 @@ async fn a_silent_session_is_dropped_and_leaves_its_call() {
 }
 
 #[tokio::test]
+async fn a_client_that_only_answers_protocol_pings_stays_logged_in() {
+    let mut config = config();
+    config.heartbeat_timeout = Duration::from_millis(600);
+    let server = start(config).await;
+    let mut carol = Client::login(server.addr, "carol").await;
+    // No application ping for several heartbeat timeouts; reading the socket is all carol does,
+    // which answers the server's protocol pings as a browser's network stack would.
+    let quiet = tokio::time::timeout(Duration::from_millis(2000), carol.recv()).await;
+    assert!(quiet.is_err(), "nothing but pings expected, got {quiet:?}");
+    carol.send(&ClientMessage::Ping).await;
+    assert_eq!(carol.recv().await, ServerMessage::Pong, "still logged in");
+}
+
+#[tokio::test]
 async fn logout_leaves_the_call_and_closes() {
     let server = start(config()).await;
     let (mut alice, mut bob, room, _) = connected_pair(&server).await;
