@@ -477,3 +477,17 @@ pub async fn assert_both_entered(a: &Client, b: &Client) {
         "USER_ENTER at callee",
     );
 }
+
+/// A JSON array of user ids.
+pub fn id_list(users: &[&str]) -> String {
+    let quoted: Vec<String> = users.iter().map(|u| format!("\"{u}\"")).collect();
+    format!("[{}]", quoted.join(","))
+}
+
+/// `{userIDList, type}` for `groupCall`.
+pub fn group_options(users: &[&str], call_type: u8) -> wasm_bindgen::JsValue {
+    json(&format!(
+        r#"{{"userIDList":{},"type":{call_type}}}"#,
+        id_list(users)
+    ))
+}
