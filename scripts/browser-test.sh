@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 PORT=${CALLING_TEST_PORT:-18080}
 # Short, so the ring-timeout test is quick; long enough for the tests that accept one by one
-# (nine people) on a loaded machine.
+# on a loaded machine.
 RING_TIMEOUT=${CALLING_TEST_RING_TIMEOUT:-8}
 # Bounds each test binary as a whole (it is per binary, not per test).
 export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-180}

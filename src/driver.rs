@@ -271,7 +271,7 @@ impl Driver {
                 };
                 match value {
                     Ok(v) => self.settle(request, Ok(v)),
-                    Err(e) => self.settle(request, Err(Error::from(e).into_js())),
+                    Err(e) => self.settle(request, Err(e.into_js())),
                 }
             }
             Effect::Reject { request, error } => {

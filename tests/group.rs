@@ -1,8 +1,10 @@
 //! Group calls in the browser: three participants in a full mesh where each renders both
 //! others' video, a camera switch reaching every connection, one leaving while the other two
 //! carry on, and the call ending when only one is left; per-invitee outcomes (reject, busy,
-//! no answer) reported to the caller; a 1:1 call grown into a group. Nine participants are in
-//! `group_nine.rs`.
+//! no answer) reported to the caller; a 1:1 call grown into a group. The nine-person mesh is
+//! pinned natively (calling-core's `tests/group.rs`, the cap in calling-server's
+//! `tests/calls.rs`): nine SDKs in one page put 36 connections on one renderer's WebRTC
+//! threads, which on two shared cores stalls the page itself.
 
 mod common;
 mod video;

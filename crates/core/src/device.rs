@@ -65,15 +65,18 @@ impl Session {
         }
     }
 
-    /// Time for a voice-volume report: read the levels, and again in a second.
+    /// Time for a voice-volume report: read the levels. The next read is timed from this one's
+    /// end, so reads never pile up: in a big mesh on a busy machine, statistics can take longer
+    /// than the period, and overlapping reads would starve the browser's WebRTC thread that
+    /// also has to answer offers.
     pub(crate) fn voice_volume_due(&mut self, out: &mut Vec<Effect>) {
         if self.call.as_ref().is_some_and(ActiveCall::is_connected) {
             out.push(Effect::ReadAudioLevels);
-            out.push(voice_volume_timer());
         }
     }
 
-    /// The levels read for a report: `USER_VOICE_VOLUME`, ours first, while still connected.
+    /// The levels read for a report: `USER_VOICE_VOLUME`, ours first, and the next read in a
+    /// second, while still connected.
     pub(crate) fn audio_levels(
         &mut self,
         local: u8,
@@ -98,6 +101,7 @@ impl Session {
                 }),
         );
         out.push(Effect::Emit(AppEvent::UserVoiceVolume { volume_map }));
+        out.push(voice_volume_timer());
     }
 }
 
@@ -226,11 +230,12 @@ mod tests {
     }
 
     #[test]
-    fn voice_volume_is_read_every_second_while_connected_and_reported_ours_first() {
+    fn voice_volume_is_read_a_second_after_the_last_read_ended_and_reported_ours_first() {
         let mut s = connected();
         assert_eq!(
             s.ok(Input::Timer(Timer::VoiceVolume)),
-            vec![Effect::ReadAudioLevels, voice_volume_timer()]
+            vec![Effect::ReadAudioLevels],
+            "the next read is timed from this one's end, so slow reads never overlap"
         );
         let levels = Input::AudioLevels {
             local: 40,
@@ -238,18 +243,21 @@ mod tests {
         };
         assert_eq!(
             s.ok(levels.clone()),
-            vec![Effect::Emit(AppEvent::UserVoiceVolume {
-                volume_map: vec![
-                    VoiceVolume {
-                        user_id: "alice".into(),
-                        audio_volume: 40
-                    },
-                    VoiceVolume {
-                        user_id: "bob".into(),
-                        audio_volume: 70
-                    },
-                ]
-            })],
+            vec![
+                Effect::Emit(AppEvent::UserVoiceVolume {
+                    volume_map: vec![
+                        VoiceVolume {
+                            user_id: "alice".into(),
+                            audio_volume: 40
+                        },
+                        VoiceVolume {
+                            user_id: "bob".into(),
+                            audio_volume: 70
+                        },
+                    ]
+                }),
+                voice_volume_timer()
+            ],
             "a user no longer in the call is left out"
         );
         s.ok(Input::Command {

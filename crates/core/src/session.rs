@@ -156,8 +156,14 @@ impl Session {
         }
         // Cleanup never fails, whatever the state: an app may call these in any order.
         match command {
-            Command::Logout => return Ok(self.logout(now_ms, request, out)),
-            Command::Hangup => return Ok(self.hangup(now_ms, request, out)),
+            Command::Logout => {
+                self.logout(now_ms, request, out);
+                return Ok(());
+            }
+            Command::Hangup => {
+                self.hangup(now_ms, request, out);
+                return Ok(());
+            }
             _ => {}
         }
         let me = self.me().ok_or(CallError::NotLoggedIn)?;

@@ -146,6 +146,50 @@ fn three_connect_in_a_full_mesh_and_one_leaves() {
 }
 
 #[test]
+fn nine_who_accept_at_once_connect_in_a_full_mesh_and_leave_one_by_one() {
+    let names = ["p0", "p1", "p2", "p3", "p4", "p5", "p6", "p7", "p8"];
+    let (mut w, everyone) = World::users(names);
+    w.command(everyone[0], group(&names[1..], CallType::Audio));
+    w.run();
+    // All eight answer before any answer reaches the server: each joins a call whose members
+    // offer to it while it may itself still be waiting to hear who is in.
+    for &m in &everyone[1..] {
+        w.command(m, Command::Accept);
+    }
+    w.run();
+    assert_mesh(&w, &everyone);
+    for &c in &everyone {
+        let entered: Vec<AppEvent> = w
+            .take_events(c)
+            .into_iter()
+            .filter(|e| matches!(e, AppEvent::UserEnter { .. }))
+            .collect();
+        assert_eq!(entered.len(), 8, "{}: {entered:?}", names[c]);
+    }
+
+    // They leave one by one; the others stay connected to each other, until the last but
+    // one's leaving ends the call for the last.
+    for i in 0..8 {
+        w.command(everyone[i], Command::Hangup);
+        w.run();
+        for &later in &everyone[i + 1..] {
+            assert!(
+                w.take_events(later).contains(&user_leave(names[i])),
+                "{} not told {} left",
+                names[later],
+                names[i]
+            );
+        }
+        if i < 7 {
+            assert_mesh(&w, &everyone[i + 1..]);
+        }
+    }
+    assert_eq!(w.clients[everyone[8]].call.status(), CallStatus::Idle);
+    assert!(w.browser(everyone[8]).peers.is_empty());
+    w.assert_browsers_clean();
+}
+
+#[test]
 fn each_invitees_outcome_is_reported_to_the_caller() {
     let (mut w, [a, b, c, _d, e]) = World::users(["alice", "bob", "carol", "dave", "erin"]);
     w.command(e, call("dave", CallType::Audio));

@@ -394,3 +394,72 @@ async fn a_member_invites_more_users_into_a_running_call() {
         .await;
     assert!(matches!(bob.recv().await, ServerMessage::Signal(_)));
 }
+
+#[tokio::test]
+async fn a_call_holds_nine_a_tenth_is_refused_at_once_or_later() {
+    let server = start(config()).await;
+    let names: Vec<String> = (0..10).map(|i| format!("p{i}")).collect();
+    let mut clients = Vec::new();
+    for name in &names {
+        clients.push(Client::login(server.addr, name).await);
+    }
+    let (host, rest) = clients.split_first_mut().unwrap();
+    let ids: Vec<&str> = names[1..].iter().map(String::as_str).collect();
+
+    // The host and nine invitees: one too many, refused before anything rings.
+    host.send(&ClientMessage::Invite {
+        request_id: 5,
+        user_ids: ids.iter().map(|s| s.to_string()).collect(),
+        call_type: CallType::Audio,
+        is_group: true,
+        group_id: None,
+        room_id: None,
+    })
+    .await;
+    let (_, request, message) = host.expect_error().await;
+    assert_eq!(request, Some(5));
+    assert!(message.contains("at most 9"), "{message}");
+    for c in rest.iter_mut() {
+        c.expect_nothing().await;
+    }
+
+    // Eight invitees make nine, who all join...
+    let (room, invite_id) = host.invite(&ids[..8], None).await;
+    let (members, tenth) = rest.split_at_mut(8);
+    for m in members.iter_mut() {
+        assert_eq!(m.invited().await, invite_id);
+    }
+    for (i, m) in members.iter_mut().enumerate() {
+        match m.accept(&invite_id).await {
+            ServerMessage::Joined(Joined { members, .. }) => {
+                assert_eq!(members.len(), i + 1, "{}: everyone in before", names[i + 1])
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // ...and no member can add a tenth.
+    let tenth = &mut tenth[0];
+    members[3]
+        .send(&ClientMessage::Invite {
+            request_id: 6,
+            user_ids: vec!["p9".into()],
+            call_type: CallType::Audio,
+            is_group: true,
+            group_id: None,
+            room_id: Some(room),
+        })
+        .await;
+    loop {
+        match members[3].recv().await {
+            ServerMessage::Error(e) => {
+                assert_eq!(e.request_id, Some(6));
+                assert!(e.message.contains("at most 9"), "{}", e.message);
+                break;
+            }
+            // Earlier members' joins still being announced.
+            ServerMessage::Accepted(_) | ServerMessage::InviteeList(_) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    tenth.expect_nothing().await;
+}
