@@ -341,8 +341,7 @@ impl Driver {
             Effect::ApplyRemoteDescription {
                 user_id,
                 description,
-                attached,
-            } => self.apply_remote(user_id, description, attached),
+            } => self.apply_remote(user_id, description),
             Effect::AddIceCandidate { user_id, candidate } => {
                 let Some(peer) = self.peer(&user_id) else {
                     return;
@@ -395,21 +394,13 @@ impl Driver {
         }
     }
 
-    fn apply_remote(&self, user_id: String, description: SessionDescription, attached: bool) {
+    fn apply_remote(&self, user_id: String, description: SessionDescription) {
         let Some(peer) = self.peer(&user_id) else {
             return;
         };
         let (sink, media) = (self.sink(), self.media.clone());
         task::spawn(async move {
-            // Read once applied: tracks opened meanwhile found no transceiver to go on.
-            let local = || {
-                if attached {
-                    media.tracks()
-                } else {
-                    [None, None]
-                }
-            };
-            if let Err(e) = peer.apply_remote(&description, attached, local).await {
+            if let Err(e) = peer.apply_remote(&description, || media.tracks()).await {
                 let event = PeerEvent::Failed(e.to_string());
                 return sink.queue(Input::Peer { user_id, event });
             }

@@ -42,6 +42,10 @@ pub struct PeerConnection {
     /// The video sender's gate, closed until the core gives this peer our media; `None`
     /// without encoded transforms.
     gate: RefCell<Option<Gate>>,
+    /// The core gave this peer our media ([`PeerConnection::start_sending`]). Asynchronous
+    /// steps begun before that (applying an offer that came while ringing) read it when they
+    /// finish, so a call accepted meanwhile never gets a closed gate or a sender left empty.
+    sending: Cell<bool>,
     listeners: RefCell<Vec<EventListener>>,
 }
 
@@ -67,6 +71,7 @@ impl PeerConnection {
             media_arrived: Cell::new(false),
             views,
             gate: RefCell::default(),
+            sending: Cell::new(false),
             listeners: RefCell::default(),
         });
         peer.listen(sink);
@@ -86,7 +91,7 @@ impl PeerConnection {
     /// negotiation (the offerer's after adding its transceivers, the answerer's after applying
     /// the offer); without encoded transforms it does nothing.
     fn warm_up(&self) {
-        if self.gate.borrow().is_some() {
+        if self.gate.borrow().is_some() || self.sending.get() {
             return;
         }
         if let Some(t) = self.transceivers(Kind::Video).first() {
@@ -105,6 +110,7 @@ impl PeerConnection {
     /// From now on local tracks go out on this connection; these (the ones live now) at once.
     /// The gate opens before the camera replaces the warm-up track, so its first frame passes.
     pub fn start_sending(&self, local: [Option<MediaStreamTrack>; 2]) {
+        self.sending.set(true);
         if let Some(gate) = self.gate.borrow().as_ref() {
             gate.open();
         }
@@ -256,13 +262,13 @@ impl PeerConnection {
 
     /// setRemoteDescription, with a higher starting bitrate for the video we send (see
     /// `warmup`). For an offer, the transceivers it created are made send-capable
-    /// (and, when `attached`, given the local tracks; until then, warmed up) before the answer,
-    /// so later camera changes need no new offer. `local` is read after the description is
-    /// applied: tracks opened meanwhile found no transceiver to go on.
+    /// (and, once we send to this peer, given the local tracks; until then, warmed up) before
+    /// the answer, so later camera changes need no new offer. Whether we send, and `local`,
+    /// are read after the description is applied: the call may have been accepted meanwhile,
+    /// and tracks opened meanwhile found no transceiver to go on.
     pub async fn apply_remote(
         &self,
         description: &SessionDescription,
-        attached: bool,
         local: impl FnOnce() -> [Option<MediaStreamTrack>; 2],
     ) -> Result<(), Error> {
         let init = RtcSessionDescriptionInit::new(match description.kind {
@@ -272,7 +278,8 @@ impl PeerConnection {
         init.set_sdp(&with_start_bitrate(&description.sdp));
         JsFuture::from(self.pc.set_remote_description(&init)).await?;
         if description.kind == SdpKind::Offer {
-            let local = local();
+            let sending = self.sending.get();
+            let local = if sending { local() } else { [None, None] };
             for (kind, track) in [(Kind::Audio, &local[0]), (Kind::Video, &local[1])] {
                 for t in self.transceivers(kind) {
                     t.set_direction(RtcRtpTransceiverDirection::Sendrecv);
@@ -281,7 +288,7 @@ impl PeerConnection {
                     }
                 }
             }
-            if !attached {
+            if !sending {
                 self.warm_up();
             }
         }

@@ -1,15 +1,81 @@
 //! Video calls end to end: remote video renders with moving frames on both sides (including a
-//! view asked for before the media arrived), and camera/microphone toggles reach the peer.
+//! view asked for before the media arrived, and a call accepted while the offer was still being
+//! applied), and camera/microphone toggles reach the peer.
 
 mod common;
 mod video;
 
 use common::*;
+use std::cell::RefCell;
+use std::rc::Rc;
 use video::*;
+
+use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
+
+#[wasm_bindgen(inline_js = "
+export function onNextOfferApplying(f) {
+  const proto = RTCPeerConnection.prototype;
+  const apply = proto.setRemoteDescription;
+  proto.setRemoteDescription = function (description) {
+    const applied = apply.apply(this, arguments);
+    if (description && description.type === 'offer') {
+      proto.setRemoteDescription = apply;
+      // Right after this task, while the browser is still applying the offer.
+      queueMicrotask(f);
+    }
+    return applied;
+  };
+}
+")]
+extern "C" {
+    /// Calls `f` once, as soon as a page's connection starts applying a remote offer (before
+    /// that completes); the browser's own method still does the work.
+    #[wasm_bindgen(js_name = onNextOfferApplying)]
+    fn on_next_offer_applying(f: &Closure<dyn FnMut()>);
+}
+
+#[wasm_bindgen_test]
+async fn a_call_accepted_while_the_offer_is_being_applied_sends_video_both_ways() {
+    let a = Client::login(&unique("alice")).await;
+    let b = Rc::new(Client::login(&unique("bob")).await);
+    let tag = unique("race");
+    let (a_remote, b_remote) = (format!("{tag}-a-remote"), format!("{tag}-b-remote"));
+    make_div(&a_remote);
+    make_div(&b_remote);
+    // The callee's connection is made, and the caller's offer applied, while it rings: bob
+    // accepts in the middle of that, before the connection has the offer's transceivers.
+    let accepting: Rc<RefCell<Option<js_sys::Promise>>> = Rc::default();
+    let (slot, callee) = (accepting.clone(), b.clone());
+    let accept_now = Closure::<dyn FnMut()>::new(move || {
+        *slot.borrow_mut() = Some(callee.sdk.accept());
+    });
+    on_next_offer_applying(&accept_now);
+    ok(a.sdk.call(call_options(&b.user, 2)), "call").await;
+    wait_until("bob accepting while the offer is applied", || {
+        accepting.borrow().is_some()
+    })
+    .await;
+    let accept = accepting.borrow_mut().take().expect("accept() called");
+    ok(accept, "accept").await;
+    for (c, other, dom) in [(&a, &b.user, &a_remote), (&*b, &a.user, &b_remote)] {
+        c.wait_for("onUserEnter").await;
+        ok(
+            c.sdk.start_remote_view(view_options(other, dom)),
+            "startRemoteView",
+        )
+        .await;
+    }
+    // Bob's camera reaches alice: nothing of the ringing-time warm-up holds it back.
+    assert_playing(&a_remote).await;
+    assert_playing(&b_remote).await;
+    hang_up(&a, &b).await;
+    a.logout().await;
+    b.logout().await;
+}
 
 #[wasm_bindgen_test]
 async fn video_call_renders_remote_video_on_both_sides() {

@@ -74,12 +74,12 @@ pub enum Effect {
     },
     /// setRemoteDescription on that peer; for an offer also createAnswer + setLocalDescription.
     /// Report [`PeerEvent::RemoteDescriptionApplied`] then (offer) [`PeerEvent::LocalDescription`].
+    /// If the peer has been given our media ([`Effect::AttachMedia`]) by the time the
+    /// description is applied, which may be after an `AttachMedia` issued meanwhile, the live
+    /// local tracks go on the transceivers an offer creates.
     ApplyRemoteDescription {
         user_id: String,
         description: SessionDescription,
-        /// This peer was given our media ([`Effect::AttachMedia`]): put the live local tracks
-        /// on the transceivers an offer creates.
-        attached: bool,
     },
     /// addIceCandidate on that peer (the core only sends these after the remote description).
     AddIceCandidate {

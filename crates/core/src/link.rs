@@ -240,7 +240,6 @@ impl PeerLink {
                         kind: SdpKind::Offer,
                         sdp,
                     },
-                    attached: self.attached,
                 });
             }
         }
@@ -258,7 +257,6 @@ impl PeerLink {
                     kind: SdpKind::Answer,
                     sdp,
                 },
-                attached: self.attached,
             });
         }
     }
@@ -495,8 +493,7 @@ mod tests {
                     description: SessionDescription {
                         kind: SdpKind::Offer,
                         sdp: "theirs".into()
-                    },
-                    attached: false
+                    }
                 },
                 relay(7, "bob", Signal::Answer { sdp: "mine".into() }),
             ]

@@ -169,8 +169,7 @@ fn candidates_that_arrive_before_the_answer_wait_for_it() {
             description: SessionDescription {
                 kind: SdpKind::Answer,
                 sdp: "answer".into()
-            },
-            attached: false
+            }
         }]
     );
     assert_eq!(
@@ -278,8 +277,7 @@ fn an_offer_from_a_member_not_yet_known_gets_a_connection() {
                 description: SessionDescription {
                     kind: SdpKind::Offer,
                     sdp: "o".into()
-                },
-                attached: true
+                }
             }
         ]
     );

@@ -157,7 +157,6 @@ impl FakeBrowser {
             Effect::ApplyRemoteDescription {
                 user_id,
                 description,
-                attached: _,
             } => self.apply_remote(&user_id, description, &mut out),
             Effect::AddIceCandidate { user_id, candidate } => {
                 let Some(peer) = self.peers.get_mut(&user_id) else {
