@@ -223,6 +223,54 @@ async fn half_sent_http_requests_time_out_and_health_stays_up() {
     assert!(reply.starts_with(b"HTTP/1.1 200"));
 }
 
+#[tokio::test]
+async fn a_client_that_stops_reading_a_response_is_dropped_at_the_idle_timeout() {
+    let _serial = one_at_a_time();
+    // A static file far larger than the socket buffers between the server and the client.
+    let www = std::env::temp_dir().join(format!("calling-idle-{}", std::process::id()));
+    std::fs::create_dir_all(&www).unwrap();
+    const SIZE: usize = 16 << 20;
+    std::fs::write(www.join("big.bin"), vec![7u8; SIZE]).unwrap();
+    let server =
+        ServerProcess::start(&["--idle-timeout", "1", "--www", www.to_str().unwrap()]).await;
+    let before = server.open_sockets();
+    let mut tcp = tcp_with(loopback(1), server.addr, Some(4096))
+        .await
+        .unwrap();
+    tcp.write_all(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    while server.open_sockets() == before {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "the server never took the connection"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The client reads nothing: the server's writes stall once the buffers are full, and
+    // after a second without progress it lets the connection go.
+    while server.open_sockets() > before {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "a client that stopped reading still held its connection after {:?}",
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!("stalled download dropped after {:?}", started.elapsed());
+    // What it reads now ends short of the file: the server gave up, it did not just pause.
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(DEADLINE, tcp.read_to_end(&mut got)).await;
+    assert!(read.is_ok(), "the dropped connection never ended");
+    assert!(
+        got.len() < SIZE,
+        "the whole file arrived: {} bytes",
+        got.len()
+    );
+    let _ = std::fs::remove_dir_all(&www);
+}
+
 /// `GET /healthz` on a fresh connection from 127.0.0.1; the raw reply.
 async fn health(addr: std::net::SocketAddr) -> String {
     let mut tcp = tcp_from(loopback(1), addr).await.unwrap();
@@ -303,10 +351,17 @@ async fn connection_caps_refuse_with_a_reason() {
         refused.ends_with("the server has too many connections\n"),
         "{refused}"
     );
-    // Closing frees the slots.
+    // Closing frees the slots, as soon as the server has seen the connections close.
     drop(held);
-    let health = health(addr).await;
-    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    let started = Instant::now();
+    loop {
+        let health = health(addr).await;
+        if health.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        assert!(started.elapsed() < DEADLINE, "slots not freed: {health}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test]

@@ -62,6 +62,16 @@ impl ServerProcess {
         ServerProcess { addr, child }
     }
 
+    /// How many sockets the server process holds open (listening socket included).
+    pub fn open_sockets(&self) -> usize {
+        let pid = self.child.id().expect("server is running");
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .expect("proc fd")
+            .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+            .filter(|target| target.to_string_lossy().starts_with("socket:"))
+            .count()
+    }
+
     /// (current, peak) resident memory of the server, in KiB.
     pub fn memory_kib(&self) -> (u64, u64) {
         let pid = self.child.id().expect("server is running");
@@ -354,8 +364,9 @@ impl Probe {
         sorted[sorted.len() / 2]
     }
 
-    /// Asserts the pings stayed fast: no stall a user would notice. The bounds are loose
-    /// because the attackers run on the same two cores (often shared with other builds); a
+    /// Asserts the pings stayed fast: a few milliseconds typically (medians of 0.7–4 ms were
+    /// measured under these attacks), never a stall a user would notice. The bounds leave room
+    /// for the attackers running on the same two cores, often shared with other builds; a
     /// stalled server misses them by seconds.
     pub fn assert_fast(&self, what: &str) {
         eprintln!(
@@ -365,12 +376,12 @@ impl Probe {
             self.max()
         );
         assert!(
-            self.median() < Duration::from_millis(50),
+            self.median() < Duration::from_millis(15),
             "{what}: median ping {:?}",
             self.median()
         );
         assert!(
-            self.max() < Duration::from_millis(500),
+            self.max() < Duration::from_millis(250),
             "{what}: slowest ping {:?}",
             self.max()
         );
