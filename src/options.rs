@@ -32,14 +32,12 @@ pub fn opt_string(obj: &JsValue, key: &str) -> Option<String> {
 /// A userID as the server accepts it: letters, digits, `-` and `_`.
 pub fn user_id(obj: &JsValue, key: &str) -> Result<String, Error> {
     let id = string(obj, key)?;
-    if id
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
+    if calling_protocol::user_id::is_valid(&id) {
         Ok(id)
     } else {
         Err(Error::InvalidParam(format!(
-            "{key} may contain only letters, digits, '-' and '_'"
+            "{key} must be {}",
+            calling_protocol::user_id::RULE
         )))
     }
 }

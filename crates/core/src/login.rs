@@ -13,17 +13,14 @@ use crate::leave::{left, lost_events, Tell};
 use crate::session::{CallError, Login, Session};
 use crate::{code, Effect, LoginData, Reply, RequestId, SdkError, Timer};
 
-/// SPEC §3: a userID is made of letters, digits, `-` and `_`, and is not empty.
+/// SPEC §3: the userID rule of the whole system, [`calling_protocol::user_id`].
 pub(crate) fn check_user_id(user_id: &str) -> Result<(), CallError> {
-    let valid = !user_id.is_empty()
-        && user_id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if valid {
+    if calling_protocol::user_id::is_valid(user_id) {
         Ok(())
     } else {
         Err(CallError::InvalidParam(format!(
-            "invalid userID '{user_id}': use letters, digits, '-' and '_' only"
+            "invalid userID '{user_id}': use {}",
+            calling_protocol::user_id::RULE
         )))
     }
 }
@@ -231,11 +228,12 @@ mod tests {
     use crate::{Command, Input};
 
     #[test]
-    fn user_ids_are_letters_digits_dash_underscore() {
+    fn user_ids_follow_the_protocol_rule() {
         for good in ["a", "Z9", "a-b_c", "007"] {
             assert_eq!(check_user_id(good), Ok(()), "{good}");
         }
-        for bad in ["", " a", "a b", "a.b", "a@b", "é", "a/b"] {
+        let too_long = "x".repeat(calling_protocol::user_id::MAX_LEN + 1);
+        for bad in ["", " a", "a b", "a.b", "a@b", "é", "a/b", &too_long] {
             assert!(
                 matches!(check_user_id(bad), Err(CallError::InvalidParam(_))),
                 "{bad:?}"

@@ -12,6 +12,8 @@
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+pub mod user_id;
+
 /// Sent in [`ClientMessage::Login`]; the server refuses versions it does not speak.
 pub const PROTOCOL_VERSION: u32 = 1;
 

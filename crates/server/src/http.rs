@@ -11,11 +11,12 @@ use axum::routing::get;
 use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::json;
+
+use calling_protocol::user_id;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::gate::Permit;
 use crate::hub::Hub;
-use crate::registry::valid_user_id;
 use crate::socket::{self, TRANSPORT_LIMIT_BYTES};
 use crate::static_files;
 use crate::usersig;
@@ -151,11 +152,11 @@ async fn dev_user_sig(
             json!({"error": format!("this dev server's SDKAppID is {app}")}),
         );
     }
-    if !valid_user_id(&query.user_id) {
+    if !user_id::is_valid(&query.user_id) {
         return dev_json(
             &headers,
             StatusCode::BAD_REQUEST,
-            json!({"error": "userID must be 1-32 letters, digits, '-' or '_'"}),
+            json!({"error": format!("userID must be {}", user_id::RULE)}),
         );
     }
     let now = SystemTime::now()

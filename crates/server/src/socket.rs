@@ -16,9 +16,9 @@ use crate::config::whole_seconds;
 use crate::gate::Permit;
 use crate::hub::{CloseKind, Hub, Outbound, Outbox};
 use crate::rate::{TokenBucket, Verdict};
-use crate::registry::{
-    valid_user_id, InviteRequest, Refusal, SessionId, MAX_PARTICIPANTS, MAX_USER_ID_LEN,
-};
+use crate::registry::{InviteRequest, Refusal, SessionId, MAX_PARTICIPANTS};
+use calling_protocol::user_id;
+
 use crate::usersig::{self, UserSigError};
 
 /// The WebSocket layer's limit on one message, fragments included: the protocol's frame limit,
@@ -307,11 +307,11 @@ impl Conn {
                     );
                     return;
                 }
-                if let Some(bad) = user_ids.iter().find(|u| !valid_user_id(u)) {
+                if let Some(bad) = user_ids.iter().find(|u| !user_id::is_valid(u)) {
                     self.error(
                         Some(request_id),
                         ErrorCode::InvalidParam,
-                        format!("invalid userID {bad:?}: use 1-{MAX_USER_ID_LEN} letters, digits, '-' or '_'"),
+                        format!("invalid userID {bad:?}: use {}", user_id::RULE),
                     );
                     return;
                 }
@@ -377,10 +377,10 @@ impl Conn {
                     format!("protocol version {version} is not supported; this server speaks {PROTOCOL_VERSION}"),
                 ));
             }
-            if !valid_user_id(&user_id) {
+            if !user_id::is_valid(&user_id) {
                 return Err((
                     ErrorCode::InvalidUserId,
-                    format!("invalid userID: use 1-{MAX_USER_ID_LEN} letters, digits, '-' or '_'"),
+                    format!("invalid userID: use {}", user_id::RULE),
                 ));
             }
             let key = self.hub.config.apps.get(&app).ok_or_else(|| {

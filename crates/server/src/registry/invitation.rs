@@ -15,7 +15,8 @@ use rand::Rng;
 use tracing::{debug, info};
 
 use super::call::{Batch, BatchNo, Call, Pending, UserId, MAX_PARTICIPANTS};
-use super::{valid_user_id, Outcome, Presence, Refusal, Registry, SessionId, MAX_USER_ID_LEN};
+use super::{Outcome, Presence, Refusal, Registry, SessionId};
+use calling_protocol::user_id;
 
 /// The parameters of one `Invite` request.
 #[derive(Debug, Clone)]
@@ -45,12 +46,10 @@ impl Registry {
                 format!("an invitation names at most {MAX_PARTICIPANTS} users"),
             ));
         }
-        if let Some(bad) = req.user_ids.iter().find(|u| !valid_user_id(u)) {
+        if let Some(bad) = req.user_ids.iter().find(|u| !user_id::is_valid(u)) {
             return Err(Refusal::new(
                 ErrorCode::InvalidParam,
-                format!(
-                    "invalid userID {bad:?}: use 1-{MAX_USER_ID_LEN} letters, digits, '-' or '_'"
-                ),
+                format!("invalid userID {bad:?}: use {}", user_id::RULE),
             ));
         }
         let presence = self.presence(app, &sender);

@@ -28,18 +28,6 @@ pub use invitation::InviteRequest;
 /// Identifies one WebSocket connection (assigned by the socket layer, never reused).
 pub type SessionId = u64;
 
-/// Longest accepted userID (TRTC's limit is 32 bytes).
-pub const MAX_USER_ID_LEN: usize = 32;
-
-/// userIDs are 1–32 letters, digits, `-` or `_` (SPEC §3).
-pub fn valid_user_id(user_id: &str) -> bool {
-    !user_id.is_empty()
-        && user_id.len() <= MAX_USER_ID_LEN
-        && user_id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
 /// Why the registry closes a session's socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CloseReason {
