@@ -4,7 +4,7 @@
 //! (the callee's answer is in `answer`). The server is the only authority on invitations; this
 //! side never times a ring itself.
 
-use calling_protocol::{CallType, ClientMessage, RoomId};
+use calling_protocol::{CallType, ClientMessage, Invited, RoomId};
 
 use crate::active_call::{ActiveCall, Answer, InviteKind, MediaOp, PendingInvite, Phase};
 use crate::event::{AppEvent, InviteData};
@@ -17,17 +17,6 @@ use crate::{Effect, Reply, RequestId, SdkError};
 
 /// `inviteData.version` in `INVITED`: trtc-calling-js 1.x sends 4 for its own invitations.
 pub const INVITE_DATA_VERSION: u32 = 4;
-
-/// `Invited`, unpacked.
-pub(crate) struct Invitation {
-    pub invite_id: String,
-    pub room_id: u32,
-    pub sponsor: String,
-    pub user_ids: Vec<String>,
-    pub call_type: CallType,
-    pub is_group: bool,
-    pub group_id: Option<String>,
-}
 
 /// How an invitee declined.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -221,7 +210,7 @@ impl Session {
         true
     }
 
-    pub(crate) fn invited(&mut self, me: &str, invitation: Invitation, out: &mut Vec<Effect>) {
+    pub(crate) fn invited(&mut self, me: &str, invitation: Invited, out: &mut Vec<Effect>) {
         // The server answers "busy" for us while a call is in progress; a stray invitation
         // must not disturb the call we are in.
         if self.call.is_some() {

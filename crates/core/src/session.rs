@@ -12,12 +12,12 @@ use std::fmt;
 
 use calling_protocol::{
     Accepted, Busy, CallEnded, CallType, Cancelled, ErrorReply, IceServer, InviteSent,
-    InviteTimeout, Invited, InviteeList, MemberLeft, NoResponse, Rejected, RelayedSignal,
-    ServerMessage, Signal,
+    InviteTimeout, InviteeList, MemberLeft, NoResponse, Rejected, RelayedSignal, ServerMessage,
+    Signal,
 };
 
 use crate::active_call::{ActiveCall, Phase};
-use crate::invitation::{Decline, Invitation};
+use crate::invitation::Decline;
 use crate::link::{MediaState, PeerLink};
 use crate::negotiation::is_polite;
 use crate::{code, Command, Effect, Input, MediaToken, PeerEvent, RequestId, SdkError, Timer};
@@ -212,26 +212,7 @@ impl Session {
                 room_id,
                 user_ids,
             }) => self.invite_sent(&me, request_id, invite_id, room_id, user_ids, out),
-            ServerMessage::Invited(Invited {
-                invite_id,
-                room_id,
-                sponsor,
-                user_ids,
-                call_type,
-                is_group,
-                group_id,
-            }) => {
-                let invitation = Invitation {
-                    invite_id,
-                    room_id,
-                    sponsor,
-                    user_ids,
-                    call_type,
-                    is_group,
-                    group_id,
-                };
-                self.invited(&me, invitation, out)
-            }
+            ServerMessage::Invited(invited) => self.invited(&me, invited, out),
             ServerMessage::Joined(joined) => self.joined(&me, now_ms, joined, out),
             ServerMessage::Accepted(Accepted {
                 room_id, user_id, ..
