@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use calling_protocol::CallType;
+use calling_server::ids::RandomIds;
 use calling_server::registry::{InviteRequest, Registry};
 
 fn rss_kib() -> u64 {
@@ -25,7 +26,7 @@ fn main() {
     let sessions: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(50_000);
     let calls: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(200_000);
     let app = 1_400_000_000;
-    let mut reg = Registry::new(Duration::from_secs(30));
+    let mut reg = Registry::new(Duration::from_secs(30), RandomIds);
     let before = rss_kib();
     let t0 = Instant::now();
     for s in 0..sessions {

@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, Notify};
 
 use crate::config::Config;
 use crate::gate::Gate;
+use crate::ids::RandomIds;
 use crate::registry::{CloseReason, Outcome, Refusal, Registry, SessionId};
 
 /// How the server ends a connection.
@@ -162,7 +163,7 @@ pub struct Hub {
 
 impl Hub {
     pub fn new(config: Config) -> Arc<Self> {
-        let registry = Registry::new(config.ring_timeout);
+        let registry = Registry::new(config.ring_timeout, RandomIds);
         Arc::new(Hub {
             gate: Gate::new(&config.limits),
             state: Mutex::new(State {

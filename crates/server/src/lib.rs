@@ -9,9 +9,9 @@ pub mod config;
 pub mod gate;
 pub mod http;
 pub mod hub;
+pub mod ids;
 pub mod listener;
 pub mod rate;
-pub mod registry;
 pub mod socket;
 mod static_files;
 pub mod usersig;
@@ -21,6 +21,9 @@ use std::sync::Arc;
 use axum::Router;
 use tokio::net::TcpListener;
 
+/// The pure state the server holds under its lock (its own crate, shared with the SDK core's
+/// scenario tests); re-exported so tools built on the server name the same version.
+pub use calling_registry as registry;
 pub use config::{AppCredential, Config, Limits, SigPolicy, DEV_SDK_APP_ID};
 pub use hub::Hub;
 

@@ -24,7 +24,7 @@ struct Fixture {
 impl Fixture {
     /// alice, bob and carol online in APP.
     fn new() -> Self {
-        let mut reg = Registry::new(RING);
+        let mut reg = Registry::new(RING, SequentialIds::default());
         let t0 = Instant::now();
         for (s, u) in [(ALICE, "alice"), (BOB, "bob"), (CAROL, "carol")] {
             assert_eq!(reg.login(s, APP, u, t0), Outcome::default());

@@ -9,7 +9,6 @@ use calling_protocol::{
     Accepted, Busy, CallType, EndReason, ErrorCode, InviteSent, InviteTimeout, InviteeList, Joined,
     NoResponse, Rejected, RequestId, RoomId, ServerMessage,
 };
-use rand::Rng;
 // Steps of a call log at debug; its outcomes (accepted, rejected, busy, timed out, ended)
 // at info: one or two lines per call keep the log readable and cheap at thousands of calls/s.
 use tracing::{debug, info};
@@ -109,7 +108,7 @@ impl Registry {
         let (busy, ringing): (Vec<UserId>, Vec<UserId>) = invitees
             .into_iter()
             .partition(|u| self.presence(app, u) != Presence::Idle);
-        let invite_id: Arc<str> = Arc::from(fresh_invite_id().as_str());
+        let invite_id: Arc<str> = Arc::from(self.ids.invite_id().as_str());
         let deadline = now + self.ring_timeout;
         let mut out = Outcome::default();
         out.deliveries.push((
@@ -178,11 +177,10 @@ impl Registry {
         Ok(out)
     }
 
-    fn fresh_room_id(&self) -> RoomId {
-        let mut rng = rand::thread_rng();
+    fn fresh_room_id(&mut self) -> RoomId {
         loop {
-            let room = rng.gen_range(1..=RoomId::MAX);
-            if !self.calls.contains_key(&room) {
+            let room = self.ids.room_id();
+            if room != 0 && !self.calls.contains_key(&room) {
                 return room;
             }
         }
@@ -385,11 +383,4 @@ impl Registry {
         self.announce_pending(room, out);
         self.settle(room, first, EndReason::NoResponse, now, out);
     }
-}
-
-/// 128 random bits in hex: unguessable, so nobody can answer an invitation not meant for them
-/// even if checks elsewhere failed.
-fn fresh_invite_id() -> String {
-    let n: u128 = rand::thread_rng().gen();
-    format!("{n:032x}")
 }

@@ -1,12 +1,16 @@
-//! The authoritative state: who is logged in, who is ringing, who is in which call.
+//! `calling-registry`: the authoritative state of calling-server: who is logged in, who is
+//! ringing, who is in which call.
 //!
 //! Every method is pure: it takes the current time as an argument, changes the state and
-//! returns the messages to deliver (and the sessions to close) instead of doing any IO. The
-//! server holds the registry under one lock, so each request is applied atomically and every
-//! party learns the same outcome. Nothing here scans all sessions or calls: each request
-//! touches only the maps entries of the users and the call it names.
+//! returns the messages to deliver (and the sessions to close) instead of doing any IO. Room
+//! and invitation ids come from an injected [`IdSource`]. The server holds the registry under
+//! one lock, so each request is applied atomically and every party learns the same outcome;
+//! the SDK core's scenario tests drive the same registry directly. Nothing here scans all
+//! sessions or calls: each request touches only the maps entries of the users and the call it
+//! names.
 
 mod call;
+mod ids;
 mod invitation;
 #[cfg(test)]
 mod tests;
@@ -23,6 +27,7 @@ use tracing::{debug, info};
 
 pub use call::MAX_PARTICIPANTS;
 use call::{BatchNo, Call, UserId};
+pub use ids::{IdSource, SequentialIds};
 pub use invitation::InviteRequest;
 
 /// Identifies one WebSocket connection (assigned by the socket layer, never reused).
@@ -76,6 +81,7 @@ struct UserEntry {
 
 pub struct Registry {
     ring_timeout: Duration,
+    ids: Box<dyn IdSource>,
     sessions: HashMap<SessionId, (u64, UserId)>,
     /// SDKAppID → userID → state. An entry exists while the user is online or invited.
     users: HashMap<u64, HashMap<UserId, UserEntry>>,
@@ -85,9 +91,11 @@ pub struct Registry {
 }
 
 impl Registry {
-    pub fn new(ring_timeout: Duration) -> Self {
+    /// An empty registry whose invitations ring for `ring_timeout`, with ids from `ids`.
+    pub fn new(ring_timeout: Duration, ids: impl IdSource + 'static) -> Self {
         Registry {
             ring_timeout,
+            ids: Box::new(ids),
             sessions: HashMap::new(),
             users: HashMap::new(),
             calls: HashMap::new(),
