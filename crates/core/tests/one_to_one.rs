@@ -15,10 +15,10 @@ fn invited_bob(call_type: u8) -> AppEvent {
         invite_data: InviteData {
             version: 4,
             call_type,
-            room_id: 1001,
+            room_id: FIRST_ROOM,
             call_end: 0,
         },
-        invite_id: "inv-1".into(),
+        invite_id: "invite-1".into(),
     }
 }
 
@@ -47,8 +47,8 @@ fn accept_connects_both_sides_with_their_media() {
         w.reply(a, calling),
         Some(&Ok(Reply::Call {
             code: 0,
-            invite_id: "inv-1".into(),
-            room_id: 1001,
+            invite_id: "invite-1".into(),
+            room_id: FIRST_ROOM,
             user_id: "bob".into()
         }))
     );
@@ -65,7 +65,7 @@ fn accept_connects_both_sides_with_their_media() {
         w.reply(b, accepting),
         Some(&Ok(Reply::Accept {
             code: 0,
-            room_id: 1001,
+            room_id: FIRST_ROOM,
             call_type: 2
         }))
     );
@@ -74,7 +74,7 @@ fn accept_connects_both_sides_with_their_media() {
         let client = &w.clients[c];
         assert_eq!(client.call.status(), CallStatus::Connected);
         assert_eq!(client.call.call_type(), Some(CallType::Video));
-        assert_eq!(client.call.room_id(), Some(1001));
+        assert_eq!(client.call.room_id(), Some(FIRST_ROOM));
         assert_eq!(client.browser.peers.len(), 1, "one connection");
         assert!(client.browser.peers[other].connected);
         assert!(client.browser.audio && client.browser.video);
@@ -187,7 +187,7 @@ fn caller_hangup_while_ringing_cancels() {
     assert_eq!(
         w.take_events(b),
         vec![AppEvent::CallingCancel {
-            invite_id: "inv-1".into(),
+            invite_id: "invite-1".into(),
             sponsor: "alice".into()
         }]
     );
@@ -210,14 +210,15 @@ fn ring_timeout_reports_no_response_and_timeout_then_call_end() {
                 sponsor: "alice".into(),
                 user_id_list: vec!["bob".into()]
             },
-            call_end("alice", 0)
+            // The server names who ended the call: bob, by not answering.
+            call_end("bob", 0)
         ]
     );
     assert_eq!(
         w.take_events(b),
         vec![
             AppEvent::CallingTimeout {
-                invite_id: "inv-1".into(),
+                invite_id: "invite-1".into(),
                 sponsor: "alice".into()
             },
             call_end("bob", 0)
@@ -353,7 +354,7 @@ fn lost_signaling_while_ringing_as_callee_is_a_cancelled_invitation() {
     assert_eq!(
         events[0],
         AppEvent::CallingCancel {
-            invite_id: "inv-1".into(),
+            invite_id: "invite-1".into(),
             sponsor: "alice".into()
         }
     );
@@ -424,7 +425,7 @@ fn hangup_before_the_server_confirms_still_withdraws_the_invitation() {
         vec![
             invited_bob(2),
             AppEvent::CallingCancel {
-                invite_id: "inv-1".into(),
+                invite_id: "invite-1".into(),
                 sponsor: "alice".into()
             }
         ]
@@ -443,7 +444,7 @@ fn callee_hangup_while_joining_leaves_as_soon_as_joined() {
     assert!(
         w.server.received[&b].contains(&calling_protocol::ClientMessage::Accept {
             request_id: accepting,
-            invite_id: "inv-1".into()
+            invite_id: "invite-1".into()
         }),
         "bob's Accept goes out at once, before his microphone opens"
     );
@@ -466,7 +467,9 @@ fn callee_hangup_while_joining_leaves_as_soon_as_joined() {
     assert_idle(&w, a);
     assert_idle(&w, b);
     assert!(
-        w.server.received[&b].contains(&calling_protocol::ClientMessage::Hangup { room_id: 1001 })
+        w.server.received[&b].contains(&calling_protocol::ClientMessage::Hangup {
+            room_id: FIRST_ROOM
+        })
     );
 }
 

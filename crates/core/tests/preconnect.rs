@@ -66,7 +66,7 @@ fn tracks_attach_on_accept_each_side_at_its_own_moment() {
     // until the server tells her bob accepted.
     assert!(w.server.received[&b].contains(&ClientMessage::Accept {
         request_id: accepting,
-        invite_id: "inv-1".into()
+        invite_id: "invite-1".into()
     }));
     assert!(w.browser(b).peers["alice"].attached);
     assert!(!w.browser(a).peers["bob"].attached);
@@ -76,7 +76,7 @@ fn tracks_attach_on_accept_each_side_at_its_own_moment() {
         w.reply(b, accepting),
         Some(&Ok(Reply::Accept {
             code: 0,
-            room_id: 1001,
+            room_id: FIRST_ROOM,
             call_type: 2
         }))
     );
@@ -117,7 +117,7 @@ fn accept_settles_once_the_devices_opened_even_if_joined_came_first() {
 #[test]
 fn every_end_of_the_ring_closes_the_connection_on_both_sides() {
     type End = fn(&mut World, usize, usize);
-    let ends: [(&str, End); 4] = [
+    let ends: [(&str, End); 3] = [
         ("cancel", |w, a, _| {
             w.command(a, Command::Hangup);
         }),
@@ -125,10 +125,6 @@ fn every_end_of_the_ring_closes_the_connection_on_both_sides() {
             w.command(b, Command::Reject);
         }),
         ("timeout", |w, _, _| w.ring_timeout()),
-        ("kick", |w, _, _| {
-            let again = w.client("bob");
-            w.command(again, login("bob"));
-        }),
     ];
     for (how, end) in ends {
         let (mut w, a, b) = ringing();
@@ -144,6 +140,27 @@ fn every_end_of_the_ring_closes_the_connection_on_both_sides() {
         }
         w.assert_browsers_clean();
     }
+}
+
+#[test]
+fn a_kicked_callee_closes_its_connection_and_the_ring_moves_to_its_new_login() {
+    let (mut w, a, b) = ringing();
+    let again = w.client("bob");
+    w.command(again, login("bob"));
+    w.run();
+    assert_eq!(w.take_events(b), vec![AppEvent::KickedOut {}]);
+    let kicked = w.browser(b);
+    assert!(kicked.peers.is_empty() && kicked.closed == ["alice"]);
+    assert!(!kicked.audio && !kicked.video, "media left open");
+    assert_eq!(w.clients[b].call.status(), CallStatus::Idle);
+    // The server keeps the invitation for bob, not for one connection: it rings on.
+    assert_eq!(w.take_events(a), vec![]);
+    assert_eq!(w.clients[a].call.status(), CallStatus::Calling);
+    assert!(matches!(
+        w.take_events(again).as_slice(),
+        [AppEvent::SdkReady { .. }, AppEvent::Invited { sponsor, .. }] if sponsor == "alice"
+    ));
+    w.assert_browsers_clean();
 }
 
 #[test]
@@ -179,7 +196,7 @@ fn the_caller_is_idle_when_reject_fires_and_may_call_again_from_it() {
     w.run();
     assert!(matches!(
         w.reply(a, again),
-        Some(Ok(Reply::Call { room_id, .. })) if *room_id != 1001
+        Some(Ok(Reply::Call { room_id, .. })) if *room_id != FIRST_ROOM
     ));
     assert_eq!(w.clients[a].call.status(), CallStatus::Calling);
     assert_eq!(w.clients[a].call.invitee_list(), vec!["carol".to_string()]);

@@ -218,7 +218,7 @@ fn accept_of_an_invitation_that_just_ended_rejects() {
     w.run();
     // The ring times out on the server while the notice is still on its way to bob; his
     // Accept (sent at once, as his devices start opening) comes too late.
-    let late = w.server.expire_all(w.now_ms);
+    let late = w.ring_deadline_passes();
     let accepting = w.command(b, Command::Accept);
     w.run();
     let reply = w.reply(b, accepting).cloned();

@@ -1,12 +1,14 @@
-//! Scenario harness: several [`Session`]s talking through a fake server ([`server::FakeServer`])
-//! with a fake browser each ([`browser::FakeBrowser`]). Every input goes through one FIFO
-//! queue, like frames on sockets and browser callbacks on an event loop, so runs are
-//! deterministic and a test can assert the exact events each app saw.
+//! Scenario harness: several [`Session`]s talking through the real registry of calling-server
+//! (behind [`socket::Server`], its socket layer in miniature) with a fake browser each
+//! ([`browser::FakeBrowser`]). Every input goes through one FIFO queue, like frames on sockets
+//! and browser callbacks on an event loop, so runs are deterministic and a test can assert the
+//! exact events each app saw. Ids are the registry's deterministic ones: rooms 1, 2, …,
+//! invitations "invite-1", "invite-2", ….
 
 #![allow(dead_code)]
 
 pub mod browser;
-pub mod server;
+pub mod socket;
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 
@@ -16,7 +18,10 @@ use calling_core::{
 use calling_protocol::CallType;
 
 use browser::FakeBrowser;
-use server::FakeServer;
+use socket::Server;
+
+/// The room of the first call in a [`World`] (the registry's ids count up from 1).
+pub const FIRST_ROOM: calling_protocol::RoomId = 1;
 
 /// Inputs a run may process before the harness calls it a livelock.
 const MAX_STEPS: usize = 10_000;
@@ -33,7 +38,7 @@ pub struct Client {
 
 pub struct World {
     pub now_ms: u64,
-    pub server: FakeServer,
+    pub server: Server,
     pub clients: Vec<Client>,
     queue: VecDeque<(usize, Input)>,
     next_request: RequestId,
@@ -43,7 +48,7 @@ impl World {
     pub fn new() -> Self {
         World {
             now_ms: 1_000_000,
-            server: FakeServer::default(),
+            server: Server::new(),
             clients: Vec::new(),
             queue: VecDeque::new(),
             next_request: 0,
@@ -159,11 +164,19 @@ impl World {
         self.run();
     }
 
-    /// The server's ring timeout fires for every ringing invitation.
+    /// Time moves on to the earliest ring deadline and the server times out what rang.
     pub fn ring_timeout(&mut self) {
-        let deliveries = self.server.expire_all(self.now_ms);
+        let deliveries = self.ring_deadline_passes();
         self.deliver(deliveries);
         self.run();
+    }
+
+    /// Time moves on to the earliest ring deadline; returns what the server's timeout sends,
+    /// not delivered yet.
+    pub fn ring_deadline_passes(&mut self) -> Vec<socket::Delivery> {
+        let deadline = self.server.next_ring_deadline_ms().expect("nothing rings");
+        self.now_ms = self.now_ms.max(deadline);
+        self.server.expire(self.now_ms)
     }
 
     /// The client's network drops: the server ends its session, the client hears the socket close.
@@ -200,7 +213,7 @@ impl World {
     }
 
     /// Queues server messages for their clients (a closed socket receives nothing).
-    pub fn deliver(&mut self, deliveries: Vec<server::Delivery>) {
+    pub fn deliver(&mut self, deliveries: Vec<socket::Delivery>) {
         for (to, message) in deliveries {
             if self.clients[to].socket_open {
                 self.queue.push_back((to, Input::Server(message)));
@@ -234,8 +247,8 @@ impl World {
                 if !peer.connected || peer.media_arrived {
                     continue;
                 }
-                let sender = self.clients.iter().find(|o| o.user == *user);
-                let sends = sender.is_some_and(|o| {
+                // Any instance of that user (a kicked one and its new login share the name).
+                let sends = self.clients.iter().filter(|o| o.user == *user).any(|o| {
                     o.browser.sends_to(&client.user)
                         && o.browser
                             .peers
