@@ -1,4 +1,4 @@
-//! 1:1 flows of SPEC §6 between two SDK instances, through the fake server and browsers:
+//! 1:1 flows of SPEC §6 between two SDK instances, through the real registry and fake browsers:
 //! accept, reject, busy, cancel, timeout, hangup by either side, kick-out, lost signaling.
 
 mod support;

@@ -185,7 +185,7 @@ fn server_refusing_the_first_invitation_rejects_call_and_frees_the_line() {
     let mut w = World::new();
     let a = w.logged_in("alice");
     let r = w.command(a, call("bob", CallType::Audio));
-    // Answer the invitation ourselves before the fake server's reply is processed.
+    // Answer the invitation ourselves before the server's reply is processed.
     w.clients[a].replies.clear();
     let fx = w.clients[a]
         .call
