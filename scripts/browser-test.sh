@@ -1,17 +1,34 @@
 #!/usr/bin/env bash
-# Runs the browser tests (tests/*.rs) in headless Chromium against a real calling-server.
-# Everything that opens a peer connection runs in a loopback-only network namespace, with the
-# server started inside it (TOOLCHAIN.md). Extra arguments go to `cargo test`, e.g.
-# `--test kick` or `--test ringing -- reject` (a name filter after `--`).
+# Runs the browser tests (tests/browser/, one wasm test binary) in headless Chromium against a
+# real calling-server. Everything that opens a peer connection runs in a loopback-only network
+# namespace, with the server started inside it (TOOLCHAIN.md).
+#
+#   scripts/browser-test.sh                    every test
+#   scripts/browser-test.sh FILTER             tests whose `module::name` contains FILTER,
+#                                              e.g. `kick::` or `ringing::reject`
+#   scripts/browser-test.sh --test MODULE [-- NAME]   the same as `MODULE::NAME`
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+FILTER=
+case "${1:-}" in
+  "") ;;
+  --test)
+    [ $# -ge 2 ] || { echo "usage: $0 [FILTER | --test MODULE [-- NAME]]" >&2; exit 2; }
+    FILTER="$2::"
+    [ "${3:-}" = "--" ] && FILTER="$FILTER${4:-}"
+    ;;
+  -*) echo "usage: $0 [FILTER | --test MODULE [-- NAME]]" >&2; exit 2 ;;
+  *) FILTER=$1 ;;
+esac
 
 PORT=${CALLING_TEST_PORT:-18080}
 # Short, so the ring-timeout test is quick; long enough for the tests that accept one by one
 # on a loaded machine.
 RING_TIMEOUT=${CALLING_TEST_RING_TIMEOUT:-8}
-# Bounds each test binary as a whole (it is per binary, not per test).
-export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-180}
+# Bounds the whole test binary (every test in it), not one test: well above the full run's
+# length on a loaded machine, so that only a hung test reaches it.
+export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-900}
 export CALLING_SERVER="127.0.0.1:$PORT"
 # The built package, served with CORS to the tests' own origin (tests/pkg-server.mjs).
 export CALLING_PKG_URL="http://127.0.0.1:$((PORT + 1))"
@@ -23,14 +40,14 @@ export WASM_BINDGEN_TEST_ONLY_WEB=1
 # Built before entering the namespace, which has no route to the registry. CALLING_SERVER is
 # read at compile time by the tests, so the build below is the one wasm-pack then runs.
 cargo build -p calling-server
-# The entry-module test imports the built package; scripts/test.sh builds it in its own stage.
+# The entry-module and blocked-worker tests import the built package; scripts/test.sh builds it in its own stage.
 [ -f pkg/index.js ] || scripts/build-pkg.sh
 cargo build -p trtc-calling-wasm --target wasm32-unknown-unknown --tests
 
 mkdir -p test-output
 SERVER_LOG=$PWD/test-output/calling-server.log
 
-unshare --net bash -s -- "$@" <<INNER
+unshare --net bash -s -- "$FILTER" <<INNER
 set -euo pipefail
 ip link set lo up
 target/debug/calling-server --listen "$CALLING_SERVER" --ring-timeout "$RING_TIMEOUT" \
@@ -49,5 +66,9 @@ until curl -fsS "http://$CALLING_SERVER/healthz" > /dev/null 2>&1 &&
   fi
   sleep 0.2
 done
-wasm-pack test --chrome --headless --mode no-install . -p trtc-calling-wasm "\$@"
+if [ -n "\$1" ]; then
+  wasm-pack test --chrome --headless --mode no-install . -p trtc-calling-wasm -- "\$1"
+else
+  wasm-pack test --chrome --headless --mode no-install . -p trtc-calling-wasm
+fi
 INNER

@@ -2,16 +2,11 @@
 //! and the peer's view of it plays (its decoded size follows the bandwidth estimate, so it is
 //! not compared).
 
-mod common;
-mod video;
-
-use common::*;
-use video::*;
+use crate::common::*;
+use crate::video::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_test::*;
 use web_sys::{MediaStreamTrack, MediaStreamTrackState};
-
-wasm_bindgen_test_configure!(run_in_browser);
 
 /// (width, height) of the live local camera track.
 fn camera_size(c: &Client) -> (f64, f64) {

@@ -1,37 +1,12 @@
 //! A callee who is not logged in when called: the caller's offer and candidates, relayed while
 //! the callee was offline, are lost; the callee logs in during the ring, gets INVITED, accepts,
 //! and the call still connects with video decoded on both sides. Every `RTCPeerConnection` the
-//! page creates is recorded (the constructor is wrapped below).
+//! page creates is recorded (`connections`).
 
-mod common;
-mod video;
-
-use common::*;
-use video::*;
-use wasm_bindgen::prelude::*;
+use crate::common::*;
+use crate::connections::*;
+use crate::video::*;
 use wasm_bindgen_test::*;
-
-wasm_bindgen_test_configure!(run_in_browser);
-
-#[wasm_bindgen(inline_js = "
-const Original = window.RTCPeerConnection;
-const made = [];
-window.RTCPeerConnection = class extends Original {
-  constructor(...args) { super(...args); made.push(this); }
-};
-// Connections whose offer is set and fully gathered: everything they will relay was sent.
-export function offersGathered() {
-  return made.filter((pc) => pc.signalingState === 'have-local-offer'
-    && pc.iceGatheringState === 'complete').length;
-}
-export function openPeers() { return made.filter((pc) => pc.signalingState !== 'closed').length; }
-")]
-extern "C" {
-    #[wasm_bindgen(js_name = offersGathered)]
-    fn offers_gathered() -> u32;
-    #[wasm_bindgen(js_name = openPeers)]
-    fn open_peers() -> u32;
-}
 
 #[wasm_bindgen_test]
 async fn a_callee_logging_in_during_the_ring_gets_video_both_ways() {

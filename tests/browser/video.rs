@@ -1,6 +1,5 @@
 //! Helpers of the browser tests that look at rendered video: the `<video>` the SDK put in a
 //! container, and a wait for it to show frames that keep advancing.
-#![allow(dead_code)]
 
 use std::cell::Cell;
 use std::rc::Rc;

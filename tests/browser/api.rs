@@ -1,16 +1,12 @@
 //! The API surface without a call: statics, listeners and their context, argument and state
 //! checks, login failures, devices, and the npm package's entry module.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use js_sys::{Array, Function, Object, Reflect};
 use trtc_calling_wasm::TrtcCalling;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::*;
-
-wasm_bindgen_test_configure!(run_in_browser);
 
 #[wasm_bindgen(inline_js = "export function load(url) { return import(url); }")]
 extern "C" {
@@ -196,12 +192,6 @@ async fn parameters_and_idle_state() {
     );
     c.logout().await;
 }
-
-/// Where the test command serves the built package (with CORS, as a CDN would).
-const PKG_URL: &str = match option_env!("CALLING_PKG_URL") {
-    Some(s) => s,
-    None => "http://127.0.0.1:18081",
-};
 
 /// The npm package's entry module, imported as a `<script type="module">` page would: its
 /// default export is the initialised class.

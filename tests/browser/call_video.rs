@@ -2,19 +2,13 @@
 //! view asked for before the media arrived, and a call accepted while the offer was still being
 //! applied), and camera/microphone toggles reach the peer.
 
-mod common;
-mod video;
-
-use common::*;
+use crate::common::*;
+use crate::video::*;
 use std::cell::RefCell;
 use std::rc::Rc;
-use video::*;
-
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_test::*;
-
-wasm_bindgen_test_configure!(run_in_browser);
 
 #[wasm_bindgen(inline_js = "
 export function onNextOfferApplying(f) {

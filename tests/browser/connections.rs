@@ -1,4 +1,3 @@
-#![allow(dead_code)]
 //! The page's peer connections, for tests about what they carry: every `RTCPeerConnection`
 //! the page creates is recorded (the constructor is wrapped), with its senders' tracks, what
 //! left on it, and what it decoded.
@@ -18,6 +17,11 @@ window.RTCPeerConnection = class extends Original {
 };
 const open = () => made.filter((pc) => pc.signalingState !== 'closed');
 export function openPeers() { return open().length; }
+// Connections whose offer is set and fully gathered: everything they will relay was sent.
+export function offersGathered() {
+  return open().filter((pc) => pc.signalingState === 'have-local-offer'
+    && pc.iceGatheringState === 'complete').length;
+}
 export function connectedPeers() { return open().filter((pc) => pc.connectionState === 'connected').length; }
 // Every canvas capture track the page makes (the SDK's warm-up canvas among them).
 const canvasTracks = [];
@@ -82,6 +86,8 @@ export async function waitForFrames(count, deadlineMs) {
 extern "C" {
     #[wasm_bindgen(js_name = openPeers)]
     pub fn open_peers() -> u32;
+    #[wasm_bindgen(js_name = offersGathered)]
+    pub fn offers_gathered() -> u32;
     #[wasm_bindgen(js_name = liveCanvasTracks)]
     pub fn live_canvas_tracks() -> u32;
     #[wasm_bindgen(js_name = connectedPeers)]

@@ -6,15 +6,10 @@
 //! `tests/calls.rs`): nine SDKs in one page put 36 connections on one renderer's WebRTC
 //! threads, which on two shared cores stalls the page itself.
 
-mod common;
-mod video;
-
-use common::*;
-use video::*;
+use crate::common::*;
+use crate::video::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_test::*;
-
-wasm_bindgen_test_configure!(run_in_browser);
 
 /// `GROUP_CALL_INVITEE_LIST_UPDATE`'s payload.
 fn list_update(users: &[&str]) -> wasm_bindgen::JsValue {

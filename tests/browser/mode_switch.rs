@@ -2,16 +2,11 @@
 //! live camera track) and both views stop getting frames; back in video, both sides' remote
 //! views show advancing frames again.
 
-mod common;
-mod video;
-
-use common::*;
-use video::*;
+use crate::common::*;
+use crate::video::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_test::*;
 use web_sys::{MediaStreamTrack, MediaStreamTrackState};
-
-wasm_bindgen_test_configure!(run_in_browser);
 
 fn live_camera(c: &Client) -> bool {
     c.sdk.local_tracks().iter().any(|t| {

@@ -1,7 +1,6 @@
 //! Shared helpers of the browser tests: `TRTCCalling` instances logged in to the real
 //! `calling-server` (address fixed at compile time by `CALLING_SERVER`), a recorder of every
 //! event each instance receives, and waits that fail with a clear message at a deadline.
-#![allow(dead_code)]
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -15,6 +14,11 @@ use wasm_bindgen_futures::JsFuture;
 pub const SERVER: &str = match option_env!("CALLING_SERVER") {
     Some(s) => s,
     None => "127.0.0.1:18080",
+};
+/// Where the test command serves the built package (with CORS, as a CDN would).
+pub const PKG_URL: &str = match option_env!("CALLING_PKG_URL") {
+    Some(s) => s,
+    None => "http://127.0.0.1:18081",
 };
 /// The server's dev-mode application.
 pub const SDK_APP_ID: u32 = 1_400_000_000;

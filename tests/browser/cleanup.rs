@@ -1,14 +1,10 @@
 //! Cleanup never throws: `hangup()` and `logout()` resolve in every state (before login, twice
 //! in a row, after KICKED_OUT), and `off()` of a listener never added is a no-op.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use js_sys::Function;
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::*;
-
-wasm_bindgen_test_configure!(run_in_browser);
 
 const IDLE_HANGUP: &str = r#"{"code":0,"msg":"ok"}"#;
 const LOGGED_OUT: &str = r#"{"code":0}"#;

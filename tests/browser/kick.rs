@@ -1,12 +1,8 @@
 //! Kick-out: a third instance logging in as a user already in a call ends the older session,
 //! which leaves the call (the peer sees it leave) and gets KICKED_OUT.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use wasm_bindgen_test::*;
-
-wasm_bindgen_test_configure!(run_in_browser);
 
 #[wasm_bindgen_test]
 async fn second_login_kicks_the_first_out_of_its_call() {

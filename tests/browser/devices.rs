@@ -6,17 +6,12 @@
 //! `fake_device_1` delivers Y16 (depth) frames, which WebRTC does not encode, so a peer would
 //! receive no frames from it whatever the SDK does.
 
-mod common;
-mod video;
-
-use common::*;
+use crate::common::*;
+use crate::video::*;
 use js_sys::Array;
-use video::*;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_test::*;
 use web_sys::{MediaStreamTrack, MediaStreamTrackState};
-
-wasm_bindgen_test_configure!(run_in_browser);
 
 #[wasm_bindgen::prelude::wasm_bindgen(inline_js = "
 export function unlistDevice(id) {

@@ -4,15 +4,10 @@
 //! after accept, frames flow both ways; a ring that ends closes those connections. Every
 //! `RTCPeerConnection` the page creates is recorded (`connections`).
 
-mod common;
-mod connections;
-
-use common::*;
-use connections::*;
+use crate::common::*;
+use crate::connections::*;
 use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::*;
-
-wasm_bindgen_test_configure!(run_in_browser);
 
 /// Nothing may have been captured by the callee nor sent by anyone; the video encoders on
 /// both sides are warm (they encoded the canvas's frames, which the gate dropped).

@@ -3,13 +3,9 @@
 //! WebRTC is refused at login (60006). The failures are injected by replacing the browser's
 //! functions in this page, then restored.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_test::*;
-
-wasm_bindgen_test_configure!(run_in_browser);
 
 #[wasm_bindgen(inline_js = "
 const md = navigator.mediaDevices;

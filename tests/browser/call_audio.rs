@@ -1,12 +1,8 @@
 //! Audio calls end to end: accepted, then hung up by the caller or by the callee.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_test::*;
-
-wasm_bindgen_test_configure!(run_in_browser);
 
 #[wasm_bindgen_test]
 async fn audio_call_accepted_then_caller_hangs_up() {

@@ -1,12 +1,8 @@
 //! Invitations that never connect: reject, busy, caller cancel and ring timeout (the test
 //! command starts the server with a short `--ring-timeout`).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use wasm_bindgen_test::*;
-
-wasm_bindgen_test_configure!(run_in_browser);
 
 /// `a` calls `b`; returns (inviteID, roomID) after `b` got INVITED.
 async fn ring(a: &Client, b: &Client, call_type: u8) -> (String, f64) {
