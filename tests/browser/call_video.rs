@@ -3,11 +3,13 @@
 //! applied), and camera/microphone toggles reach the peer.
 
 use crate::common::*;
+use crate::connections::{audio_energy_at_peers_of, sender_tracks};
 use crate::video::*;
 use std::cell::RefCell;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::*;
 
 #[wasm_bindgen(inline_js = "
@@ -144,6 +146,31 @@ fn local_video_size(c: &Client) -> (f64, f64) {
     (get_num(&settings, "width"), get_num(&settings, "height"))
 }
 
+/// Waits until the connection at the other end of the one sending the track `id` received
+/// more sound energy than it had so far: the peer hears that track.
+async fn assert_sound_arrives(id: &str) {
+    let energy = || async {
+        JsFuture::from(audio_energy_at_peers_of(id))
+            .await
+            .ok()
+            .and_then(|e| e.as_f64())
+            .unwrap_or_default()
+    };
+    let start = energy().await;
+    let began = js_sys::Date::now();
+    loop {
+        let now = energy().await;
+        if now > start {
+            return;
+        }
+        assert!(
+            js_sys::Date::now() - began < DEADLINE_MS as f64,
+            "no sound from {id} reached the peer within {DEADLINE_MS} ms (energy {now})"
+        );
+        let _ = JsFuture::from(delay(50)).await;
+    }
+}
+
 /// The live local audio track's id.
 fn local_audio_id(c: &Client) -> String {
     c.sdk
@@ -164,7 +191,8 @@ async fn camera_and_microphone_toggles_reach_the_peer() {
     assert_eq!(local_video_size(&a), (640.0, 480.0), "default profile 480p");
     assert_eq!(local_video_size(&b), (640.0, 360.0), "profile 360p");
 
-    // Switching the microphone mid-call swaps the track without the peer noticing.
+    // Switching the microphone mid-call swaps the track on the sender without the peer
+    // noticing (no event), and the peer keeps receiving sound from it.
     let mics = js_sys::Array::from(&ok(a.sdk.get_microphones(), "getMicrophones").await);
     let other_mic = mics
         .iter()
@@ -176,11 +204,18 @@ async fn camera_and_microphone_toggles_reach_the_peer() {
         r#"{{"deviceType":"audio","deviceId":"{other_mic}"}}"#
     ));
     ok(a.sdk.switch_device(switch), "switchDevice").await;
-    assert_ne!(
-        local_audio_id(&a),
-        before,
-        "switchDevice kept the old microphone track"
-    );
+    let after = local_audio_id(&a);
+    assert_ne!(after, before, "switchDevice kept the old microphone track");
+    // The sender's track is replaced asynchronously (replaceTrack), after switchDevice settled.
+    wait_until(
+        &format!("alice's audio sender carrying the new microphone {after}, not {before}"),
+        || {
+            let on_senders = sender_tracks("audio");
+            on_senders.contains(&after) && !on_senders.contains(&before)
+        },
+    )
+    .await;
+    assert_sound_arrives(&after).await;
 
     let video = |on: bool| {
         json(&format!(

@@ -2,8 +2,8 @@
 //! `calling-server` (address fixed at compile time by `CALLING_SERVER`), a recorder of every
 //! event each instance receives, and waits that fail with a clear message at a deadline.
 
-use std::cell::RefCell;
-use std::rc::Rc;
+use std::cell::{Cell, RefCell};
+use std::rc::{Rc, Weak};
 
 use js_sys::{Array, Function, Object, Promise, Reflect, JSON};
 use trtc_calling_wasm::TrtcCalling;
@@ -25,7 +25,7 @@ pub const SDK_APP_ID: u32 = 1_400_000_000;
 /// Long enough for a loopback call to connect on a loaded 2-core machine.
 pub const DEADLINE_MS: u32 = 15_000;
 
-#[wasm_bindgen(inline_js = "
+#[wasm_bindgen(inline_js = r#"
 export function canonical(v) {
   return JSON.stringify(v, (k, x) => x && typeof x === 'object' && !Array.isArray(x)
     ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
@@ -33,23 +33,61 @@ export function canonical(v) {
 }
 export function delay(ms) { return new Promise((resolve) => setTimeout(resolve, ms)); }
 export function sdkElements() { return document.querySelectorAll('[data-trtc-calling]').length; }
+// Every WebSocket the page opens records the frames it sends and receives, so a test can wait
+// for a server message to have reached a client (installed once, when the tests load).
+const RealSocket = window.WebSocket;
+const sockets = [];
+const records = new WeakMap();
+window.WebSocket = class extends RealSocket {
+  constructor(...args) {
+    super(...args);
+    const record = { sent: [], received: [] };
+    sockets.push(record);
+    records.set(this, record);
+    this.addEventListener('message', (e) => record.received.push(String(e.data)));
+  }
+  send(data) {
+    records.get(this)?.sent.push(String(data));
+    return super.send(data);
+  }
+};
+// The frames of `type` received by the latest socket that logged in as `user`.
+export function framesReceived(user, type) {
+  const login = (f) => f.includes('"type":"login"') && f.includes(`"userId":${JSON.stringify(user)}`);
+  const record = sockets.filter((r) => r.sent.some(login)).pop();
+  const tag = `"type":${JSON.stringify(type)}`;
+  return record ? record.received.filter((f) => f.includes(tag)).length : 0;
+}
 export function makeDiv(id) {
   const d = document.createElement('div');
   d.id = id;
   document.body.appendChild(d);
   return d;
 }
-")]
+"#)]
 extern "C" {
     /// JSON with object keys sorted, so payloads compare independently of key order.
     pub fn canonical(v: &JsValue) -> String;
-    fn delay(ms: u32) -> Promise;
+    pub fn delay(ms: u32) -> Promise;
     /// How many elements the SDK created are in the page.
     #[wasm_bindgen(js_name = sdkElements)]
     pub fn sdk_elements() -> u32;
     #[wasm_bindgen(js_name = makeDiv)]
     pub fn make_div(id: &str) -> web_sys::HtmlElement;
+    /// How many server messages of `type` (the wire tag, e.g. `callEnded`) the latest socket
+    /// logged in as `user` received.
+    #[wasm_bindgen(js_name = framesReceived)]
+    pub fn frames_received(user: &str, r#type: &str) -> u32;
 }
+
+/// Yields to the event loop once (a macrotask): whatever the SDK does on a message already
+/// received runs before this returns.
+pub async fn next_task() {
+    let _ = JsFuture::from(delay(0)).await;
+}
+
+/// `inviteData.version` of trtc-calling-js's invitations, which the SDK reproduces.
+pub const INVITE_DATA_VERSION: f64 = 4.0;
 
 /// A user id unique to this run, so tests never see each other's sessions.
 pub fn unique(prefix: &str) -> String {
@@ -120,14 +158,57 @@ pub async fn user_sig(user: &str) -> String {
     get_str(&v, "userSig")
 }
 
+thread_local! {
+    /// Every SDK instance a client holds. A test that panics never drops its clients, so its
+    /// calls would go on in the page the next tests share: the panic moves them to
+    /// `ABANDONED`, and the next login ends them first.
+    static LIVE: RefCell<Vec<Weak<TrtcCalling>>> = RefCell::default();
+    static ABANDONED: RefCell<Vec<Rc<TrtcCalling>>> = RefCell::default();
+    static HOOKED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Chains a panic hook (once) that abandons every live client, before the test framework's.
+fn watch_for_panics() {
+    if HOOKED.with(|h| h.replace(true)) {
+        return;
+    }
+    let framework = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let live: Vec<Rc<TrtcCalling>> = LIVE
+            .with(|l| l.take())
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        ABANDONED.with(|a| a.borrow_mut().extend(live));
+        framework(info);
+    }));
+}
+
+/// Hangs up and logs out what a failed test left behind, so that one failure does not fail
+/// every later test through its calls, devices and elements.
+async fn end_abandoned_calls() {
+    let abandoned = ABANDONED.with(|a| a.take());
+    for sdk in &abandoned {
+        // Bounded: a broken instance must not hang the tests after it.
+        for p in [sdk.hangup(), sdk.logout()] {
+            let _ = JsFuture::from(Promise::race(&Array::of2(&p, &delay(DEADLINE_MS)))).await;
+        }
+    }
+    if !abandoned.is_empty() {
+        wait_until("the calls a failed test left ended", || sdk_elements() == 0).await;
+    }
+}
+
 /// One `TRTCCalling` instance and everything it emitted, in order.
 pub struct Client {
     pub user: String,
-    pub sdk: TrtcCalling,
+    pub sdk: Rc<TrtcCalling>,
     log: Rc<RefCell<Vec<(String, JsValue)>>>,
     /// How many logged events each `wait_for` has consumed so far, per event name.
     seen: RefCell<Vec<usize>>,
     wake: Rc<RefCell<Option<Function>>>,
+    /// The test's clock just before and just after this client's latest `accept()`.
+    accepted_at: Cell<Option<(f64, f64)>>,
     _listeners: Vec<Closure<dyn FnMut(JsValue)>>,
 }
 
@@ -153,7 +234,9 @@ impl Client {
             &"signalingUrl".into(),
             &format!("ws://{SERVER}/ws").into(),
         );
-        let sdk = TrtcCalling::new(options.into());
+        watch_for_panics();
+        let sdk = Rc::new(TrtcCalling::new(options.into()));
+        LIVE.with(|l| l.borrow_mut().push(Rc::downgrade(&sdk)));
         let log: Rc<RefCell<Vec<(String, JsValue)>>> = Rc::default();
         let wake: Rc<RefCell<Option<Function>>> = Rc::default();
         let mut listeners = Vec::new();
@@ -174,12 +257,14 @@ impl Client {
             log,
             seen: RefCell::default(),
             wake,
+            accepted_at: Cell::default(),
             _listeners: listeners,
         }
     }
 
     /// A new instance logged in as `user`; waits for its `SDK_READY`.
     pub async fn login(user: &str) -> Client {
+        end_abandoned_calls().await;
         let c = Client::new(user);
         let sig = user_sig(user).await;
         let reply = ok(c.sdk.login(login_options(user, &sig)), "login").await;
@@ -280,6 +365,15 @@ impl Client {
         }
     }
 
+    /// Accepts the ringing invitation, which must succeed; remembers when, by the test's own
+    /// clock, so that [`hang_up`] can check the call's duration in `CALL_END`.
+    pub async fn accept(&self) -> JsValue {
+        let before = js_sys::Date::now();
+        let reply = ok(self.sdk.accept(), "accept").await;
+        self.accepted_at.set(Some((before, js_sys::Date::now())));
+        reply
+    }
+
     pub async fn logout(&self) {
         ok(self.sdk.logout(), "logout").await;
     }
@@ -325,12 +419,12 @@ pub fn assert_event_set(c: &Client, expected: &[&str]) {
     assert_eq!(actual, expected, "events of {} (any order)", c.user);
 }
 
-/// Asserts `first` was received before `then`.
+/// Asserts both were received, and every `first` before any `then`.
 #[track_caller]
 pub fn assert_before(c: &Client, first: &str, then: &str) {
     let names = c.names();
-    let a = names.iter().position(|n| n == first);
-    let b = names.iter().rposition(|n| n == then);
+    let a = names.iter().rposition(|n| n == first);
+    let b = names.iter().position(|n| n == then);
     assert!(
         matches!((a, b), (Some(a), Some(b)) if a < b),
         "{}: expected {first} before {then} in {names:?}",
@@ -370,12 +464,11 @@ pub async fn connect(a: &Client, b: &Client, call_type: u8) -> f64 {
     assert!(a.sdk.is_inviter());
 
     let invited = b.wait_for("onInvited").await;
-    let version = get_num(&get(&invited, "inviteData"), "version");
     assert_js_eq(
         &invited,
         &json(&format!(
             r#"{{"sponsor":"{}","userIDList":["{}"],"isFromGroup":false,
-                "inviteData":{{"version":{version},"callType":{call_type},"roomID":{room},"callEnd":0}},
+                "inviteData":{{"version":{INVITE_DATA_VERSION},"callType":{call_type},"roomID":{room},"callEnd":0}},
                 "inviteID":"{invite_id}"}}"#,
             a.user, b.user
         )),
@@ -384,7 +477,7 @@ pub async fn connect(a: &Client, b: &Client, call_type: u8) -> f64 {
     assert_eq!(b.sdk.get_call_status(), "calling");
     assert!(!b.sdk.is_inviter());
 
-    let accepted = ok(b.sdk.accept(), "accept").await;
+    let accepted = b.accept().await;
     assert_js_eq(
         &accepted,
         &json(&format!(
@@ -431,9 +524,22 @@ pub async fn connect(a: &Client, b: &Client, call_type: u8) -> f64 {
 }
 
 /// `hanger` hangs up a connected call with `other`: the other side sees USER_LEAVE then
-/// CALL_END, the hanger CALL_END; both with `{userID: hanger, callEnd}`. Then both are idle
-/// with every local track stopped and every SDK element gone.
+/// CALL_END, the hanger CALL_END; both exactly once, with `{userID: hanger, callEnd}` where
+/// `callEnd` is the time connected by the test's own clock (from around the `accept`, which
+/// one of them made with [`Client::accept`], to the hangup), in whole seconds. Then both are
+/// idle with every local track stopped and every SDK element gone.
 pub async fn hang_up(hanger: &Client, other: &Client) {
+    let (accept_called, accept_done) = [hanger, other]
+        .iter()
+        .filter_map(|c| c.accepted_at.get())
+        .max_by(|x, y| x.0.total_cmp(&y.0))
+        .unwrap_or_else(|| panic!("hang_up: neither side accepted with Client::accept"));
+    let ends_before: Vec<usize> = [hanger, other]
+        .iter()
+        .map(|c| c.payloads("onCallEnd").len())
+        .collect();
+    let server_ends = frames_received(&other.user, "callEnded");
+    let hangup_called = js_sys::Date::now();
     let reply = ok(hanger.sdk.hangup(), "hangup").await;
     assert_eq!(
         get_num(&reply, "code"),
@@ -445,8 +551,18 @@ pub async fn hang_up(hanger: &Client, other: &Client) {
     assert_js_eq(&leave, &user_payload(&hanger.user), "USER_LEAVE");
     for c in [hanger, other] {
         let end = c.wait_for("onCallEnd").await;
+        let received = js_sys::Date::now();
         let secs = get_num(&end, "callEnd");
-        assert!((0.0..60.0).contains(&secs), "callEnd {secs}");
+        // Whole seconds: at least the time from accept() resolving to hangup() being called
+        // (less a second for the moment each side counts as connected), at most the time
+        // from accept() being called to this CALL_END.
+        let least = ((hangup_called - accept_done) / 1000.0).floor() - 1.0;
+        let most = ((received - accept_called) / 1000.0).ceil();
+        assert!(
+            secs >= least.max(0.0) && secs <= most,
+            "{}: CALL_END callEnd {secs} s, the test measured {least}..{most} s",
+            c.user
+        );
         assert_js_eq(
             &end,
             &json(&format!(
@@ -456,6 +572,22 @@ pub async fn hang_up(hanger: &Client, other: &Client) {
             "CALL_END",
         );
         assert_eq!(c.sdk.get_call_status(), "idle");
+    }
+    // The server's own end of call reached the other side and was handled: any second
+    // CALL_END it could cause has been emitted by now.
+    wait_until(&format!("the server's callEnded at {}", other.user), || {
+        frames_received(&other.user, "callEnded") > server_ends
+    })
+    .await;
+    next_task().await;
+    for (c, before) in [hanger, other].iter().zip(ends_before) {
+        assert_eq!(
+            c.payloads("onCallEnd").len(),
+            before + 1,
+            "{}: CALL_END not exactly once for one hangup: {:?}",
+            c.user,
+            c.names()
+        );
     }
     assert_before(other, "onUserLeave", "onCallEnd");
     for c in [hanger, other] {

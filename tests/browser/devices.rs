@@ -7,6 +7,7 @@
 //! receive no frames from it whatever the SDK does.
 
 use crate::common::*;
+use crate::connections::sender_tracks;
 use crate::video::*;
 use js_sys::Array;
 use wasm_bindgen::{JsCast, JsValue};
@@ -194,7 +195,19 @@ async fn camera_chosen_before_the_call_then_switched_mid_call_without_a_gap() {
         "the camera switch renegotiated"
     );
     let after = live_track(&a, "video");
-    assert_eq!(after.label(), first.1, "the sender's camera did not change");
+    assert_eq!(after.label(), first.1, "the captured camera did not change");
+    wait_until(
+        &format!(
+            "alice's video sender carrying the new camera track {}, not {}",
+            after.id(),
+            before.id()
+        ),
+        || {
+            let on_senders = sender_tracks("video");
+            on_senders.contains(&after.id()) && !on_senders.contains(&before.id())
+        },
+    )
+    .await;
     assert_eq!(
         before.ready_state(),
         MediaStreamTrackState::Ended,

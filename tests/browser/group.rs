@@ -7,6 +7,7 @@
 //! threads, which on two shared cores stalls the page itself.
 
 use crate::common::*;
+use crate::connections::sender_tracks;
 use crate::video::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_test::*;
@@ -175,9 +176,21 @@ async fn three_party_video_group_call_full_mesh_then_leave_one_by_one() {
         .local_tracks()
         .iter()
         .map(|t| t.unchecked_into::<web_sys::MediaStreamTrack>())
-        .find(|t| t.kind() == "video" && t.ready_state() == web_sys::MediaStreamTrackState::Live)
-        .map(|t| t.label());
-    assert_eq!(camera.as_deref(), Some("fake_device_2"));
+        .find(|t| t.kind() == "video" && t.ready_state() == web_sys::MediaStreamTrackState::Live);
+    assert_eq!(
+        camera.as_ref().map(|t| t.label()).as_deref(),
+        Some("fake_device_2")
+    );
+    // Both of alice's connections send it: the page's video senders carry it twice.
+    let new_id = camera.map(|t| t.id()).unwrap_or_default();
+    wait_until("alice's new camera on both her connections", || {
+        sender_tracks("video")
+            .iter()
+            .filter(|id| **id == new_id)
+            .count()
+            == 2
+    })
+    .await;
 
     // carol leaves: alice and bob hear of it and carry on with each other.
     ok(c.sdk.hangup(), "carol hangs up").await;

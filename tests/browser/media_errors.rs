@@ -1,7 +1,8 @@
 //! Media failures as SPEC §5 maps them: getUserMedia's DOMException names become error codes
 //! (permission denied 60005, no microphone 60003, no camera 60004), and a browser without
 //! WebRTC is refused at login (60006). The failures are injected by replacing the browser's
-//! functions in this page, then restored.
+//! functions in this page, then restored. A missing device is told apart by the device list,
+//! so those tests take the one kind out of `enumerateDevices` and check it was consulted.
 
 use crate::common::*;
 use wasm_bindgen::prelude::*;
@@ -9,40 +10,62 @@ use wasm_bindgen_test::*;
 
 #[wasm_bindgen(inline_js = "
 const md = navigator.mediaDevices;
-const saved = { gum: md.getUserMedia, enumerate: md.enumerateDevices, pc: window.RTCPeerConnection };
-export function failMedia(name, noDevices) {
+// What `removeWebRtc` took away: the constructor in place then (the page-wide recorder's).
+const saved = {};
+let listed = 0;
+// getUserMedia fails with `name`; with `unlisted` (audioinput / videoinput), every device
+// of that kind is also gone from the device list, as when none is plugged in.
+export function failMedia(name, unlisted) {
   md.getUserMedia = () => Promise.reject(new DOMException('injected failure', name));
-  if (noDevices) md.enumerateDevices = () => Promise.resolve([]);
+  if (unlisted) {
+    const all = MediaDevices.prototype.enumerateDevices;
+    md.enumerateDevices = async () => {
+      listed += 1;
+      return (await all.call(md)).filter((d) => d.kind !== unlisted);
+    };
+  }
+  listed = 0;
 }
+// How often the device list was read since `failMedia`.
+export function timesListed() { return listed; }
 export function restore() {
-  md.getUserMedia = saved.gum;
-  md.enumerateDevices = saved.enumerate;
-  window.RTCPeerConnection = saved.pc;
+  delete md.getUserMedia;
+  delete md.enumerateDevices;
+  if (saved.pc) window.RTCPeerConnection = saved.pc;
 }
-export function removeWebRtc() { delete window.RTCPeerConnection; }
+export function removeWebRtc() {
+  saved.pc = window.RTCPeerConnection;
+  delete window.RTCPeerConnection;
+}
 ")]
 extern "C" {
     #[wasm_bindgen(js_name = failMedia)]
-    fn fail_media(name: &str, no_devices: bool);
+    fn fail_media(name: &str, unlisted: Option<String>);
+    #[wasm_bindgen(js_name = timesListed)]
+    fn times_listed() -> u32;
     fn restore();
     #[wasm_bindgen(js_name = removeWebRtc)]
     fn remove_web_rtc();
 }
 
-/// `b` accepts a call of `call_type` while getUserMedia fails with `name`: the accept promise
-/// rejects with `code`; `accept` reached the server before the devices failed, so the caller
+/// `b` accepts a call of `call_type` while getUserMedia fails with `name` (and, with
+/// `unlisted`, no device of that kind is listed): the accept promise rejects with `code`; `accept` reached the server before the devices failed, so the caller
 /// hears USER_ACCEPT then the call ending (no media ever arrived); both end idle with nothing
 /// captured.
-async fn accept_fails(name: &str, no_devices: bool, call_type: u8, code: f64) {
+async fn accept_fails(name: &str, unlisted: Option<&str>, call_type: u8, code: f64) {
     let a = Client::login(&unique("alice")).await;
     let b = Client::login(&unique("bob")).await;
     ok(a.sdk.call(call_options(&b.user, call_type)), "call").await;
     b.wait_for("onInvited").await;
     // The caller's own capture must not be the one that fails.
     wait_until("the caller's media", || a.sdk.local_tracks().length() > 0).await;
-    fail_media(name, no_devices);
+    fail_media(name, unlisted.map(str::to_owned));
     let e = fails(b.sdk.accept(), "accept").await;
+    let listed = times_listed();
     restore();
+    if unlisted.is_some() {
+        assert!(listed > 0, "{name}: the device list was not consulted");
+    }
     assert_eq!(get_num(&e, "code"), code, "{name}: {}", error_text(&e));
     assert!(
         get_str(&e, "message").contains("injected failure"),
@@ -81,23 +104,25 @@ async fn accept_fails(name: &str, no_devices: bool, call_type: u8, code: f64) {
 
 #[wasm_bindgen_test]
 async fn permission_denied_is_60005() {
-    accept_fails("NotAllowedError", false, 2, 60005.0).await;
+    accept_fails("NotAllowedError", None, 2, 60005.0).await;
 }
 
 #[wasm_bindgen_test]
 async fn other_capture_failures_are_60005_with_the_browser_message() {
-    accept_fails("NotReadableError", false, 1, 60005.0).await;
+    accept_fails("NotReadableError", None, 1, 60005.0).await;
 }
 
 #[wasm_bindgen_test]
-async fn missing_microphone_is_60003() {
-    accept_fails("NotFoundError", true, 1, 60003.0).await;
+async fn missing_microphone_in_a_video_call_is_60003() {
+    // Cameras are listed, microphones are not: a video call asks for both, and only the list
+    // can say the microphone is the one missing.
+    accept_fails("NotFoundError", Some("audioinput"), 2, 60003.0).await;
 }
 
 #[wasm_bindgen_test]
-async fn missing_camera_is_60004() {
-    // Devices are listed (the microphone exists), so the missing one is the camera.
-    accept_fails("NotFoundError", false, 2, 60004.0).await;
+async fn missing_camera_in_a_video_call_is_60004() {
+    // Microphones are listed, cameras are not.
+    accept_fails("NotFoundError", Some("videoinput"), 2, 60004.0).await;
 }
 
 #[wasm_bindgen_test]

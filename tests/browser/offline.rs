@@ -34,7 +34,7 @@ async fn a_callee_logging_in_during_the_ring_gets_video_both_ways() {
         )
         .await;
     }
-    ok(b.sdk.accept(), "accept").await;
+    b.accept().await;
     assert_both_entered(&a, &b).await;
     // A size, advancing time and new frames from getVideoPlaybackQuality on both sides.
     assert_playing(&a_sees_b).await;

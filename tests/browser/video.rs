@@ -1,13 +1,13 @@
 //! Helpers of the browser tests that look at rendered video: the `<video>` the SDK put in a
 //! container, and a wait for it to show frames that keep advancing.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::HtmlVideoElement;
 
-use crate::common::{json, wait_until};
+use crate::common::{error_text, json, wait_until};
 
 /// `{userID, videoViewDomID}` for the view methods.
 pub fn view_options(user: &str, dom: &str) -> JsValue {
@@ -62,15 +62,19 @@ fn delay(ms: i32) -> js_sys::Promise {
     })
 }
 
-/// Runs `action` while watching the videos in `doms`, then keeps watching for `after_ms`.
-/// Returns the longest time (ms) in which one of them presented no new frame, and the fewest
-/// frame updates any of them had: a gap in what a peer receives shows up as a long stall.
+/// Runs `action` (a promise that must resolve, e.g. a `switchDevice`) while watching the
+/// videos in `doms`, then keeps watching for `after_ms`. Returns the longest time (ms) in which
+/// one of them presented no new frame, and the fewest frame updates any of them had: a gap in
+/// what a peer receives shows up as a long stall. Panics if `action` rejects.
 pub async fn longest_stall(doms: &[&str], action: js_sys::Promise, after_ms: f64) -> (f64, u32) {
     let done = Rc::new(Cell::new(None::<f64>));
+    let rejection = Rc::new(RefCell::new(None::<String>));
     {
-        let done = done.clone();
+        let (done, rejection) = (done.clone(), rejection.clone());
         wasm_bindgen_futures::spawn_local(async move {
-            let _ = wasm_bindgen_futures::JsFuture::from(action).await;
+            if let Err(e) = wasm_bindgen_futures::JsFuture::from(action).await {
+                *rejection.borrow_mut() = Some(error_text(&e));
+            }
             done.set(Some(js_sys::Date::now()));
         });
     }
@@ -90,6 +94,9 @@ pub async fn longest_stall(doms: &[&str], action: js_sys::Promise, after_ms: f64
                 *seen += 1;
             }
             stall = stall.max(now - *changed_at);
+        }
+        if let Some(e) = rejection.borrow().as_ref() {
+            panic!("the action watched for stalls was rejected: {e}");
         }
         if done.get().is_some_and(|t| now - t >= after_ms) {
             let fewest = watch.iter().map(|w| w.2).min().unwrap_or_default();
