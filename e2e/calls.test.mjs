@@ -4,7 +4,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { launchBrowser, withPeople, Person, BASE_URL, DESKTOP, PHONE } from './harness.mjs';
+import { launchBrowser, withPeople, Person, BASE_URL, DESKTOP, PHONE, STATE_TIMEOUT } from './harness.mjs';
 
 let browser;
 before(async () => { browser = await launchBrowser(); });
@@ -199,7 +199,17 @@ test('in-call controls: camera off and on, device choice, switch to an audio cal
     assert.ok(mics.length >= 2, `microphones listed: ${mics}`);
     const cameras = await lee.page.locator('[data-testid="select-camera"] option').allTextContents();
     assert.ok(cameras.length >= 1, `cameras listed: ${cameras}`);
+    // The switch takes effect: the microphone live in Lee's page becomes the one picked.
+    const micBefore = await lee.liveCapture('audio');
+    const picked = lee.page.locator('[data-testid="select-mic"] option').nth(1);
+    const [pickedId, pickedLabel] = [await picked.getAttribute('value'), await picked.textContent()];
+    assert.notEqual(pickedId, micBefore?.deviceId, 'the option picked is the microphone already in use');
     await lee.page.getByTestId('select-mic').selectOption({ index: 1 });
+    await lee.page.waitForFunction((id) => window.liveCapture('audio')?.deviceId === id, pickedId, { timeout: STATE_TIMEOUT })
+      .catch(async (err) => {
+        throw new Error(`lee's microphone did not become ${pickedLabel} (${pickedId}): was ${JSON.stringify(micBefore)}, `
+          + `now ${JSON.stringify(await lee.liveCapture('audio'))}\n${err.message}`);
+      });
     await lee.shot('02-devices');
 
     // Kim switches to audio: both sides follow, and no video tile is left on.

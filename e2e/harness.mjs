@@ -59,12 +59,32 @@ export class Person {
     if (this.baseUrl === BASE_URL) {
       await this.context.grantPermissions(['camera', 'microphone'], { origin: this.baseUrl });
     }
+    // Every track getUserMedia gives the page is recorded, so a test can see which device is
+    // live from outside the SDK and the app.
+    await this.context.addInitScript(() => {
+      const captured = [];
+      const getUserMedia = MediaDevices.prototype.getUserMedia;
+      MediaDevices.prototype.getUserMedia = async function (...args) {
+        const stream = await getUserMedia.apply(this, args);
+        captured.push(...stream.getTracks());
+        return stream;
+      };
+      window.liveCapture = (kind) => {
+        const t = captured.filter((x) => x.kind === kind && x.readyState === 'live').pop();
+        return t ? { id: t.id, deviceId: t.getSettings().deviceId, label: t.label } : null;
+      };
+    });
     this.page = await this.context.newPage();
     this.page.on('console', (m) => this.logs.push(`[${m.type()}] ${m.text()}`));
     this.page.on('pageerror', (e) => this.logs.push(`[pageerror] ${e.message}`));
     await this.page.goto(this.baseUrl);
     await this.waitFor('body[data-screen="login"]');
     return this;
+  }
+
+  /** The latest live track of `kind` ("audio", "video") captured in the page, or null. */
+  liveCapture(kind) {
+    return this.page.evaluate((k) => window.liveCapture(k), kind);
   }
 
   /** Signs in through the form, as a person would. */

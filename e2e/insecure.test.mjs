@@ -92,15 +92,40 @@ async function framesAdvance(who, id) {
   await until(who, `video in #${id} stopped`, ([i, f]) => window.client.video(i).frames >= f + 10, [id, frames]);
 }
 
+/** How long the insecure side must receive video while the secure side is watched for any. */
+const RECEIVE_WINDOW_MS = 2000;
+
 /**
- * Checks, once the insecure side has received the secure side's video for a while, that the
- * secure side got nothing from it: no availability, no frames, and the insecure side captured
- * no track at all.
+ * Checks, while the insecure side receives the secure side's video for RECEIVE_WINDOW_MS, that
+ * the secure side got nothing from it (its view sampled every 100 ms throughout): no
+ * availability, no frames, and the insecure side captured no track at all.
  */
 async function assertReceiveOnly(secure, insecure) {
   await secure.page.evaluate((u) => window.client.view(u, 'from-insecure'), insecure.userID);
   await insecure.page.evaluate((u) => window.client.view(u, 'from-secure'), secure.userID);
   await framesAdvance(insecure, 'from-secure');
+  await secure.page.evaluate(() => {
+    const watch = { samples: 0, most: 0 };
+    watch.timer = setInterval(() => {
+      const v = window.client.video('from-insecure');
+      watch.most = Math.max(watch.most, v.frames, v.width);
+      watch.samples += 1;
+    }, 100);
+    window.fromInsecureWatch = watch;
+  });
+  // The window is timed by the insecure page's own clock, and video keeps arriving there
+  // all along (20 fps: a frame each 50 ms, so at least a frame per 100 ms on a loaded machine).
+  const start = await insecure.page.evaluate((i) => ({ t: Date.now(), frames: window.client.video(i).frames }), 'from-secure');
+  await until(insecure, `video in #from-secure for ${RECEIVE_WINDOW_MS} ms`,
+    ([i, t, f, ms]) => Date.now() - t >= ms && window.client.video(i).frames >= f + ms / 100,
+    ['from-secure', start.t, start.frames, RECEIVE_WINDOW_MS]);
+  const watched = await secure.page.evaluate(() => {
+    const { samples, most, timer } = window.fromInsecureWatch;
+    clearInterval(timer);
+    return { samples, most };
+  });
+  assert.ok(watched.samples >= RECEIVE_WINDOW_MS / 100 / 2, `too few samples: ${JSON.stringify(watched)}`);
+  assert.equal(watched.most, 0, `${secure.userID} received video from the insecure page while watched`);
   // Its first media state said so; it never changed.
   for (const name of ['onUserVideoAvailable', 'onUserAudioAvailable']) {
     await event(secure, name, insecure.userID);
