@@ -1,14 +1,20 @@
 // Call-setup benchmark: trtc-calling-wasm and PeerJS in the same headless Chromium, with the
 // same flags and fake devices, over loopback. For each system it places N calls between two
-// browser contexts and measures, on one clock shared by both pages:
-//   ring    call() → callee's INVITED            (PeerJS: peer.call() → callee's `call` event)
+// browser contexts, the two systems taking turns call by call (so both see the same machine
+// load), and measures, on one clock shared by both pages:
+//   ring    the caller's call → its SDP offer at the callee, the same work for both: ours
+//           call() → the relayed offer arriving at the callee; PeerJS peer.call() → the callee's
+//           `call` event (which PeerJS fires on the offer). Ours also: call() → INVITED.
 //   answer  accept() → first remote frame presented, on each side (requestVideoFrameCallback)
-//           (PeerJS: call.answer(stream) → first frame; also from before its getUserMedia)
+//           (PeerJS: call.answer(stream) → first frame; also from before its getUserMedia),
+//           after a ring of --ring-ms, then again for --short-calls calls after --short-ring-ms
+//           (ours connects while it rings, so a short ring leaves it less done in advance).
 //   hangup  hangup() → the peer's CALL_END         (PeerJS: call.close() → peer's `close`)
 // Run inside a loopback-only network namespace with both servers already listening.
 //
 // node bench/callsetup.mjs --ours ws://127.0.0.1:P/ws --app ID=KEY --peer-port P2 --pkg DIR
-//      [--calls 30] [--ring-ms 1000] [--deadline-s 300] [--out FILE]
+//      [--calls 30] [--ring-ms 1000] [--short-calls 10] [--short-ring-ms 200]
+//      [--deadline-s 300] [--out FILE]
 import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -23,9 +29,10 @@ const args = Object.fromEntries(
 );
 const CALLS = Number(args.calls ?? 30);
 const RING_MS = Number(args['ring-ms'] ?? 1000);
-// Each system gets half of the time bound, so one that hangs cannot starve the other.
-const BUDGET_MS = (Number(args['deadline-s'] ?? 300) * 1000) / 2;
-let DEADLINE = Date.now() + BUDGET_MS;
+const SHORT_CALLS = Number(args['short-calls'] ?? 10);
+const SHORT_RING_MS = Number(args['short-ring-ms'] ?? 200);
+// One bound for the whole run: the systems take turns, so neither can starve the other.
+const DEADLINE = Date.now() + Number(args['deadline-s'] ?? 300) * 1000;
 const [appId, appKey] = String(args.app ?? '').split('=');
 const require = createRequire(path.join(here, '..', '.tools', 'node_modules', 'x.js'));
 const { chromium } = require('playwright-core');
@@ -68,7 +75,7 @@ const origin = `http://127.0.0.1:${files.address().port}`;
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** Polls `page`'s marks until `pick(marks)` is truthy, or throws after `ms`. */
+/** Polls `page`'s marks until `pick(marks)` is truthy, or throws after `ms` (or at the run's deadline). */
 async function waitMarks(page, pick, ms, what) {
   const until = Math.min(Date.now() + ms, DEADLINE);
   for (;;) {
@@ -140,77 +147,113 @@ function timeline(accept, calleeLog, callerLog) {
   return out;
 }
 
-/** Places the calls for one system; `login` logs a page in as a user. */
-async function runSystem(browser, name, file, login) {
-  DEADLINE = Date.now() + BUDGET_MS;
+/** Both pages of one system, logged in; `login` logs a page in as a user. */
+async function openSystem(browser, name, file, login) {
   const caller = await openPage(browser, file);
   const callee = await openPage(browser, file);
   const tag = Math.random().toString(36).slice(2, 8);
   const ids = { caller: `${name}caller${tag}`, callee: `${name}callee${tag}` };
   await login(caller.page, ids.caller);
   await login(callee.page, ids.callee);
-  const rows = [];
-  const failures = [];
-  for (let i = 0; i < CALLS && Date.now() < DEADLINE; i++) {
-    try {
-      await caller.page.evaluate(() => window.bench.reset());
-      await callee.page.evaluate(() => window.bench.reset());
-      await caller.page.evaluate((id) => window.bench.call(id), ids.callee);
-      await waitMarks(callee.page, (m) => m.invited, 5000, 'the invitation');
-      // A person takes a moment to answer: RING_MS plus 0-49 ms, a different offset for each
-      // call and the same sequence for both systems. A fixed delay would put every answer at the
-      // same point of the caller's camera frame cycle (50 ms for the fake camera, opened when
-      // calling), so every call would wait the same part of a frame for the first one to send.
-      await sleep(RING_MS + ((i * 37) % 50));
-      await callee.page.evaluate(() => window.bench.accept());
-      const ce = await waitMarks(callee.page, (m) => m.firstFrame, 10000, "the callee's first frame");
-      const cr = await waitMarks(caller.page, (m) => m.firstFrame, 10000, "the caller's first frame");
-      await caller.page.evaluate(() => window.bench.hangup());
-      const ce2 = await waitMarks(callee.page, (m) => m.end, 5000, "the callee's call end");
-      const cr2 = await caller.page.evaluate(() => window.bench.marks());
-      const ringFrom = cr.peerCall ?? cr.call;
-      rows.push({
-        ring: ce.invited - ringFrom,
-        ringFromClick: ce.invited - cr.call,
-        answerCallee: ce.firstFrame - ce.answer,
-        answerCaller: cr.firstFrame - ce.answer,
-        answerCalleeFromClick: ce.firstFrame - ce.accept,
-        answerCallerFromClick: cr.firstFrame - ce.accept,
-        hangup: ce2.end - cr2.hangup,
-        // Devices the callee opened before it accepted (must be 0).
-        calleeMediaBeforeAccept: ce.mediaOpenings.filter((t) => t < ce.accept).length,
-        ...split('ring', cr.call, cr.wire, ['invite'], ce.wire, ['invited'], ce.invited),
-        ...timeline(ce.accept, ce.wire, cr.wire),
-        ...split('hangup', cr2.hangup, cr2.wire, ['hangup'], ce2.wire, ['memberLeft', 'callEnded'], ce2.end),
-        ...frameGap('hangupFrameGap', cr2.hangup, ce2.wire, 'memberLeft', 'callEnded'),
-        ...handled('hangupMemberLeftHandling', cr2.hangup, ce2.wire, 'memberLeft'),
-        ...peerClose('hangupCalleePeerClose', cr2.hangup, ce2.wire, ce2.end),
-      });
-      // Both sides back to idle before the next call.
-      const idle = Date.now() + 5000;
-      while ((await caller.page.evaluate(() => window.bench.status())) !== 'idle' && Date.now() < idle) await sleep(5);
-    } catch (e) {
-      failures.push({ call: i, error: String(e.message ?? e) });
-      await caller.page.evaluate(() => window.bench.hangup()).catch(() => {});
-      await callee.page.evaluate(() => window.bench.hangup()).catch(() => {});
-      await sleep(500);
-      if (failures.length >= 3 && rows.length === 0) break;
-    }
+  return { name, caller, callee, ids, rows: [], shortRows: [], failures: [] };
+}
+
+/** Waits until both pages of `sys` are idle; throws after 5 s. */
+async function waitIdle(sys, what) {
+  const until = Date.now() + 5000;
+  for (;;) {
+    const status = [await sys.caller.page.evaluate(() => window.bench.status()),
+      await sys.callee.page.evaluate(() => window.bench.status())];
+    if (status.every((s) => s === 'idle')) return;
+    if (Date.now() > until) throw new Error(`${sys.name}: not idle 5 s ${what} (caller ${status[0]}, callee ${status[1]})`);
+    await sleep(5);
   }
-  const pageErrors = [...caller.errors, ...callee.errors].slice(0, 5);
-  await caller.context.close();
-  await callee.context.close();
-  const pick = (k) => summary(rows.map((r) => r[k]));
+}
+
+/** One call of `sys` whose callee answers after `ringMs` plus `offset` ms; returns its figures. */
+async function oneCall(sys, ringMs, offset) {
+  const { caller, callee, ids } = sys;
+  await caller.page.evaluate(() => window.bench.reset());
+  await callee.page.evaluate(() => window.bench.reset());
+  await caller.page.evaluate((id) => window.bench.call(id), ids.callee);
+  await waitMarks(callee.page, (m) => m.invited, 5000, 'the invitation');
+  // A person takes a moment to answer: the ring plus 0-49 ms, a different offset for each
+  // call and the same sequence for both systems. A fixed delay would put every answer at the
+  // same point of the caller's camera frame cycle (50 ms for the fake camera, opened when
+  // calling), so every call would wait the same part of a frame for the first one to send.
+  await sleep(ringMs + offset);
+  await callee.page.evaluate(() => window.bench.accept());
+  const ce = await waitMarks(callee.page, (m) => m.firstFrame, 10000, "the callee's first frame");
+  const cr = await waitMarks(caller.page, (m) => m.firstFrame, 10000, "the caller's first frame");
+  await caller.page.evaluate(() => window.bench.hangup());
+  const ce2 = await waitMarks(callee.page, (m) => m.end, 5000, "the callee's call end");
+  const cr2 = await caller.page.evaluate(() => window.bench.marks());
+  // The caller's offer at the callee: PeerJS fires `call` on it; ours relays it as a signal.
+  const ringFrom = cr.peerCall ?? cr.call;
+  const offer = ce.wire.find((w) => w.dir === 'in' && w.type === 'signal' && w.kind === 'offer' && w.t >= cr.call);
+  const offerAt = cr.peerCall !== undefined ? ce.invited : offer?.t;
+  const row = {
+    ringToOffer: offerAt - ringFrom,
+    ringFromClick: ce.invited - cr.call,
+    answerCallee: ce.firstFrame - ce.answer,
+    answerCaller: cr.firstFrame - ce.answer,
+    answerCalleeFromClick: ce.firstFrame - ce.accept,
+    answerCallerFromClick: cr.firstFrame - ce.accept,
+    hangup: ce2.end - cr2.hangup,
+    // Devices the callee opened before it accepted (must be 0).
+    calleeMediaBeforeAccept: ce.mediaOpenings.filter((t) => t < ce.accept).length,
+    ...split('ring', cr.call, cr.wire, ['invite'], ce.wire, ['invited'], ce.invited),
+    ...timeline(ce.accept, ce.wire, cr.wire),
+    ...split('hangup', cr2.hangup, cr2.wire, ['hangup'], ce2.wire, ['memberLeft', 'callEnded'], ce2.end),
+    ...frameGap('hangupFrameGap', cr2.hangup, ce2.wire, 'memberLeft', 'callEnded'),
+    ...handled('hangupMemberLeftHandling', cr2.hangup, ce2.wire, 'memberLeft'),
+    ...peerClose('hangupCalleePeerClose', cr2.hangup, ce2.wire, ce2.end),
+  };
+  // Ours only: the bare invitation, without any connection work.
+  if (cr.peerCall === undefined) row.ringInvite = ce.invited - cr.call;
+  // Both sides back to idle before the next call: a call that does not end counts as failed.
+  await waitIdle(sys, 'after the hangup');
+  return row;
+}
+
+/** Runs one call of `sys`, recording its figures in `rows` or its failure. */
+async function turn(sys, rows, i, ringMs, offset) {
+  try {
+    rows.push(await oneCall(sys, ringMs, offset));
+  } catch (e) {
+    const error = String(e.message ?? e);
+    sys.failures.push({ call: i, ringMs, error });
+    console.error(`[callsetup] ${sys.name} call ${i} (ring ${ringMs} ms) FAILED: ${error}`);
+    await sys.caller.page.evaluate(() => window.bench.hangup()).catch(() => {});
+    await sys.callee.page.evaluate(() => window.bench.hangup()).catch(() => {});
+    await waitIdle(sys, 'after a failed call').catch((err) => {
+      sys.failures.push({ call: i, ringMs, error: String(err.message ?? err) });
+      console.error(`[callsetup] ${sys.name}: ${err.message ?? err}`);
+    });
+  }
+}
+
+/** The figures of one system's calls. */
+async function finish(sys) {
+  const pageErrors = [...sys.caller.errors, ...sys.callee.errors].slice(0, 5);
+  await sys.caller.context.close();
+  await sys.callee.context.close();
+  const { rows, shortRows } = sys;
+  const pick = (k, list = rows) => summary(list.map((r) => r[k]));
   return {
     calls: rows.length,
-    failures,
+    shortCalls: shortRows.length,
+    failures: sys.failures,
     pageErrors,
-    ring: pick('ring'),
+    ringToOffer: pick('ringToOffer'),
+    ringInvite: pick('ringInvite'),
     ringFromClick: pick('ringFromClick'),
     answerCallee: pick('answerCallee'),
     answerCaller: pick('answerCaller'),
     answerCalleeFromClick: pick('answerCalleeFromClick'),
     answerCallerFromClick: pick('answerCallerFromClick'),
+    shortAnswerCallee: pick('answerCallee', shortRows),
+    shortAnswerCaller: pick('answerCaller', shortRows),
     hangup: pick('hangup'),
     breakdown: Object.fromEntries(
       [
@@ -222,24 +265,50 @@ async function runSystem(browser, name, file, login) {
         'answerFirstSignal',
       ].map((k) => [k, pick(k)]).filter(([, v]) => v.count > 0),
     ),
-    calleeMediaBeforeAccept: rows.reduce((n, r) => n + r.calleeMediaBeforeAccept, 0),
+    calleeMediaBeforeAccept: [...rows, ...shortRows].reduce((n, r) => n + r.calleeMediaBeforeAccept, 0),
     rows,
+    shortRows,
   };
 }
 
+/**
+ * The calls of both systems, taking turns call by call (which one goes first alternates), the
+ * normal ring first, then the short one.
+ */
+async function interleave(systems) {
+  const live = systems.filter((s) => !s.error);
+  const rounds = [[CALLS, RING_MS, 'rows'], [SHORT_CALLS, SHORT_RING_MS, 'shortRows']];
+  for (const [count, ringMs, list] of rounds) {
+    for (let i = 0; i < count && Date.now() < DEADLINE; i++) {
+      const order = i % 2 ? [...live].reverse() : live;
+      for (const sys of order) {
+        // A system that never completed a call after 3 tries is not tried further.
+        if (sys.failures.length >= 3 && sys.rows.length + sys.shortRows.length === 0) continue;
+        await turn(sys, sys[list], i, ringMs, (i * 37) % 50);
+      }
+    }
+  }
+}
+
 const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_FLAGS });
-const result = { calls: CALLS, ringMs: RING_MS, ringSpreadMs: 50, chromium: browser.version(), flags: CHROMIUM_FLAGS };
+const result = {
+  calls: CALLS, ringMs: RING_MS, shortCalls: SHORT_CALLS, shortRingMs: SHORT_RING_MS, ringSpreadMs: 50,
+  interleaved: true, chromium: browser.version(), flags: CHROMIUM_FLAGS,
+};
 try {
-  result.ours = await runSystem(browser, 'o', 'ours.html', async (page, userID) => {
+  const ours = await openSystem(browser, 'ours', 'ours.html', async (page, userID) => {
     const sig = userSig(appKey, Number(appId), userID);
     await page.evaluate((o) => window.bench.login(o), {
       sdkAppID: Number(appId), userID, userSig: sig, signalingUrl: args.ours,
     });
   }).catch((e) => ({ error: String(e.message ?? e) }));
-  result.ours.pkgFetched = [...fetched].sort();
-  result.peerjs = await runSystem(browser, 'p', 'peerjs.html', async (page, userID) => {
+  const peerjs = await openSystem(browser, 'PeerJS', 'peerjs.html', async (page, userID) => {
     await page.evaluate((o) => window.bench.login(o), { userID, host: '127.0.0.1', port: Number(args['peer-port']) });
   }).catch((e) => ({ error: String(e.message ?? e) }));
+  await interleave([ours, peerjs]);
+  result.ours = ours.error ? ours : await finish(ours);
+  result.ours.pkgFetched = [...fetched].sort();
+  result.peerjs = peerjs.error ? peerjs : await finish(peerjs);
 } finally {
   await browser.close();
   files.close();
@@ -249,5 +318,5 @@ if (args.out) fs.writeFileSync(args.out, json);
 for (const sys of ['ours', 'peerjs']) {
   const r = result[sys];
   if (r.error) console.error(`[callsetup] ${sys}: ${r.error}`);
-  else console.error(`[callsetup] ${sys}: ${r.calls} calls, ring p50 ${r.ring.p50?.toFixed(1)} ms, answer p50 ${r.answerCallee.p50?.toFixed(1)}/${r.answerCaller.p50?.toFixed(1)} ms, hangup p50 ${r.hangup.p50?.toFixed(1)} ms, ${r.failures.length} failures`);
+  else console.error(`[callsetup] ${sys}: ${r.calls} + ${r.shortCalls} calls, ring to offer p50 ${r.ringToOffer.p50?.toFixed(1)} ms, answer p50 ${r.answerCallee.p50?.toFixed(1)}/${r.answerCaller.p50?.toFixed(1)} ms (short ring ${r.shortAnswerCallee.p50?.toFixed(1)}/${r.shortAnswerCaller.p50?.toFixed(1)}), hangup p50 ${r.hangup.p50?.toFixed(1)} ms, ${r.failures.length} failures`);
 }

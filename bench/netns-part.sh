@@ -3,7 +3,7 @@
 #   unshare --net bash bench/netns-part.sh PART
 # i.e. inside a fresh network namespace whose only interface is loopback, so whatever the part
 # starts (servers, Chromium, load generator) can reach nothing but 127.0.0.0/8.
-# Reads OUT, APP, BIN, CALLS, SESSIONS, RATES from the environment.
+# Reads OUT, APP, BIN, CALLS, SHORT_CALLS, SESSIONS, RATES from the environment.
 set -euo pipefail
 ip link set lo up
 
@@ -44,7 +44,7 @@ case "$1" in
     start_calling_server callsetup
     start_peer_server callsetup
     node bench/callsetup.mjs --ours ws://127.0.0.1:8080/ws --app "$APP" --peer-port 9000 --pkg pkg \
-      --calls "$CALLS" --deadline-s 180 --out "$OUT/callsetup.json"
+      --calls "$CALLS" --short-calls "$SHORT_CALLS" --deadline-s 240 --out "$OUT/callsetup.json"
     ;;
   load-ours)
     start_calling_server load

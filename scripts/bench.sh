@@ -5,13 +5,15 @@
 #
 # Every part has its own time bound and sends traffic only to loopback: each runs in its own
 # loopback-only network namespace with its servers started inside it.
-# Environment: BENCH_CALLS (30), BENCH_SESSIONS (50000), BENCH_RATES (10000,7500,5000,2500: invitation
+# Environment: BENCH_CALLS (30), BENCH_SHORT_CALLS (10: calls answered after a 200 ms ring),
+# BENCH_SESSIONS (50000), BENCH_RATES (10000,7500,5000,2500: invitation
 # rates tried in turn; the first is the target).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 OUT=bench-output
 CALLS=${BENCH_CALLS:-30}
+SHORT_CALLS=${BENCH_SHORT_CALLS:-10}
 SESSIONS=${BENCH_SESSIONS:-50000}
 RATES=${BENCH_RATES:-10000,7500,5000,2500}
 # The app the load generator and the pages log in to; any key works, it never leaves the machine.
@@ -39,14 +41,14 @@ echo "*" > "$OUT/.gitignore"
 # As many open files as this machine lets a process have: each session is one socket.
 ulimit -n 1048576 2> /dev/null || ulimit -n "$(ulimit -Hn)"
 
-export OUT APP BIN CALLS SESSIONS RATES
+export OUT APP BIN CALLS SHORT_CALLS SESSIONS RATES
 # Runs one part in its own loopback-only network namespace, bounded by $2 seconds.
 part() {
   timeout --kill-after=10 "$2" unshare --net bash bench/netns-part.sh "$1" || log "part $1 failed or timed out (exit $?)"
 }
 
-log "parts 2 and 3: call setup, trtc-calling-wasm and PeerJS ($CALLS calls each)"
-part callsetup 200
+log "parts 2 and 3: call setup, trtc-calling-wasm and PeerJS taking turns ($CALLS + $SHORT_CALLS calls each)"
+part callsetup 270
 
 log "part 1: package size"
 timeout 30 node bench/size.mjs pkg "$OUT/callsetup.json" > "$OUT/size.json" || log "size failed"

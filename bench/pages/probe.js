@@ -13,26 +13,32 @@ navigator.mediaDevices.getUserMedia = (constraints) => {
 };
 
 /**
- * Every signaling frame sent or received on any WebSocket of the page, with its JSON `type`:
+ * Every signaling frame sent or received on any WebSocket of the page, with its JSON `type`
+ * (and for a relayed WebRTC signal, its `kind`: offer, answer, candidate):
  * splits a latency into the sender's own delay, the trip through the server, and the
  * receiver's delay before its event. The listener is added before the page's own, so it
  * stamps arrival before any handling.
  */
 export const wire = [];
-const typeOf = (data) => {
+const parse = (data) => {
   try {
-    return JSON.parse(data).type ?? '?';
+    return JSON.parse(data);
   } catch {
-    return '?';
+    return {};
   }
 };
+const typeOf = (data) => parse(data).type ?? '?';
+const kindOf = (data) => parse(data).signal?.kind;
 const RealWebSocket = window.WebSocket;
 const timedListeners = new WeakMap();
 window.WebSocket = class extends RealWebSocket {
   constructor(...args) {
     super(...args);
     // Past the override below: this stamp is not one of the page's own (timed) listeners.
-    super.addEventListener('message', (e) => wire.push({ t: now(), dir: 'in', type: typeOf(e.data) }));
+    super.addEventListener('message', (e) => {
+      const t = now();
+      wire.push({ t, dir: 'in', type: typeOf(e.data), kind: kindOf(e.data) });
+    });
   }
 
   send(data) {
