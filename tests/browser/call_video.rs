@@ -44,10 +44,10 @@ async fn a_call_accepted_while_the_offer_is_being_applied_sends_video_both_ways(
     make_div(&b_remote);
     // The callee's connection is made, and the caller's offer applied, while it rings: bob
     // accepts in the middle of that, before the connection has the offer's transceivers.
-    let accepting: Rc<RefCell<Option<js_sys::Promise>>> = Rc::default();
+    let accepting: Rc<RefCell<Option<(f64, js_sys::Promise)>>> = Rc::default();
     let (slot, callee) = (accepting.clone(), b.clone());
     let accept_now = Closure::<dyn FnMut()>::new(move || {
-        *slot.borrow_mut() = Some(callee.sdk.accept());
+        *slot.borrow_mut() = Some((js_sys::Date::now(), callee.sdk.accept()));
     });
     on_next_offer_applying(&accept_now);
     ok(a.sdk.call(call_options(&b.user, 2)), "call").await;
@@ -55,8 +55,9 @@ async fn a_call_accepted_while_the_offer_is_being_applied_sends_video_both_ways(
         accepting.borrow().is_some()
     })
     .await;
-    let accept = accepting.borrow_mut().take().expect("accept() called");
+    let (before, accept) = accepting.borrow_mut().take().expect("accept() called");
     ok(accept, "accept").await;
+    b.accepted_at(before);
     for (c, other, dom) in [(&a, &b.user, &a_remote), (&*b, &a.user, &b_remote)] {
         c.wait_for("onUserEnter").await;
         ok(
