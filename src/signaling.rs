@@ -150,6 +150,7 @@ mod tests {
             user_id: s("u"),
             user_sig: s("sig"),
             protocol_version: 1,
+            resumable: false,
         });
         same_as_serde_wasm_bindgen(&ClientMessage::Relay {
             room_id: 3,

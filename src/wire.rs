@@ -77,6 +77,7 @@ pub fn server_message(value: &JsValue) -> Option<ServerMessage> {
             ice_servers: ice_servers(&o.get("iceServers"))?,
             ring_timeout_secs: o.num("ringTimeoutSecs")?,
             heartbeat_timeout_secs: o.num("heartbeatTimeoutSecs")?,
+            resume: None,
         }),
         "pong" => ServerMessage::Pong,
         "error" => ServerMessage::Error(ErrorReply {
@@ -354,6 +355,7 @@ mod tests {
                 ],
                 ring_timeout_secs: 30,
                 heartbeat_timeout_secs: 10,
+                resume: None,
             }),
             ServerMessage::Pong,
             ServerMessage::InviteSent(InviteSent {

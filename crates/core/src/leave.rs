@@ -543,6 +543,7 @@ mod tests {
             ice_servers: vec![],
             ring_timeout_secs: 30,
             heartbeat_timeout_secs: 10,
+            resume: None,
         })));
         assert_eq!(late, vec![], "a login answer after logout changes nothing");
     }

@@ -59,6 +59,7 @@ impl Session {
             user_id: user_id.clone(),
             user_sig,
             protocol_version: PROTOCOL_VERSION,
+            resumable: false,
         }));
         self.login = Login::LoggingIn { request, user_id };
         Ok(())

@@ -195,7 +195,10 @@ impl Session {
         }
         let Some(me) = self.me() else { return };
         match message {
-            ServerMessage::LoginOk(_) | ServerMessage::Pong | ServerMessage::Unknown => {}
+            ServerMessage::LoginOk(_)
+            | ServerMessage::Pong
+            | ServerMessage::Resumed(_)
+            | ServerMessage::Unknown => {}
             ServerMessage::Error(ErrorReply {
                 request_id: Some(request),
                 code,
@@ -443,6 +446,7 @@ mod tests {
             ice_servers: Vec::<IceServer>::new(),
             ring_timeout_secs: 30,
             heartbeat_timeout_secs: 10,
+            resume: None,
         });
         call.handle(0, Input::Server(ok)).expect("login ok");
         call

@@ -209,6 +209,7 @@ fn logged_in_call(user: &str) -> Session {
             ice_servers: vec![],
             ring_timeout_secs: 30,
             heartbeat_timeout_secs: 10,
+            resume: None,
         })),
     )
     .expect("login ok");

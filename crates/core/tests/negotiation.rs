@@ -104,6 +104,7 @@ fn caller_with_offer_out() -> Session {
             ice_servers: vec![],
             ring_timeout_secs: 30,
             heartbeat_timeout_secs: 10,
+            resume: None,
         }),
     );
     c.handle(0, cmd(2, call("bob", CallType::Audio)))

@@ -38,7 +38,8 @@ fn login_resolves_emits_ready_and_starts_the_heartbeat() {
             sdk_app_id: 1_400_000_000,
             user_id: "alice".into(),
             user_sig: "sig".into(),
-            protocol_version: PROTOCOL_VERSION
+            protocol_version: PROTOCOL_VERSION,
+            resumable: false,
         }
     );
     w.fire(a, Timer::Heartbeat);
@@ -70,6 +71,7 @@ fn heartbeat_interval_is_the_protocol_ping_interval() {
                 ice_servers: vec![],
                 ring_timeout_secs: 30,
                 heartbeat_timeout_secs: 10,
+                resume: None,
             })),
         )
         .expect("login ok");

@@ -223,6 +223,7 @@ pub mod ours {
             user_id: user_id.to_owned(),
             user_sig,
             protocol_version: PROTOCOL_VERSION,
+            resumable: false,
         };
         send(&mut ws, &login).await?;
         let outcome = recv_until(&mut ws, deadline, "loginOk", |m| match m {

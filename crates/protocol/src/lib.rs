@@ -27,6 +27,15 @@ pub const HEARTBEAT_TIMEOUT_SECS: u32 = 10;
 /// How often the SDK sends [`ClientMessage::Ping`]; well inside [`HEARTBEAT_TIMEOUT_SECS`].
 pub const PING_INTERVAL_SECS: u32 = 3;
 
+/// How long the server keeps a resumable session whose socket dropped without a close frame
+/// (its presence, its call membership, its pending invitations), unless configured otherwise.
+pub const DEFAULT_RESUME_GRACE_SECS: u32 = 30;
+
+/// How many of its latest messages the server keeps per session for replay on resume, and how
+/// many of its latest frames the SDK keeps for re-sending. A gap larger than this cannot be
+/// resumed: the SDK logs in again instead.
+pub const RESUME_WINDOW: usize = 512;
+
 /// Identifies one call (TRTC's `roomID`, a number there too).
 pub type RoomId = u32;
 
@@ -78,6 +87,23 @@ pub enum ClientMessage {
         /// TLSSigAPIv2 UserSig (see SPEC §7).
         user_sig: String,
         protocol_version: u32,
+        /// Ask for a resumable session: [`LoginOk::resume`] then carries a token, and a socket
+        /// that drops without a close frame keeps the session for the grace period.
+        #[serde(default, skip_serializing_if = "is_false")]
+        resumable: bool,
+    },
+    /// First message on a new connection instead of [`ClientMessage::Login`]: take over the
+    /// session `token` names, whose socket dropped. `last_seq` is the `seq` of the last server
+    /// message the SDK processed. Answered by [`ServerMessage::Resumed`] and the replay of every
+    /// message after `last_seq`, in order; or by an [`ErrorCode::ResumeRefused`] error (the
+    /// session ended, was kicked or logged out, or the gap is too old), after which the same
+    /// connection may log in.
+    Resume {
+        sdk_app_id: u64,
+        user_id: String,
+        token: String,
+        last_seq: u64,
+        protocol_version: u32,
     },
     /// Heartbeat; answered by [`ServerMessage::Pong`]. Any frame counts as a sign of life.
     Ping,
@@ -120,6 +146,10 @@ pub enum ClientMessage {
     Unknown,
 }
 
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
 /// Server → SDK.
 ///
 /// Every variant with fields is a newtype over its payload struct, so the SDK can read the `type`
@@ -127,6 +157,10 @@ pub enum ClientMessage {
 /// deserializer (serde_json natively, serde-wasm-bindgen in the browser). That keeps serde's
 /// buffering of internally tagged enums out of the SDK, while the JSON stays the same as with
 /// struct variants.
+///
+/// In a resumable session every message after `loginOk` except `pong` carries a top-level
+/// `"seq"` (1, 2, 3, … per session; see [`Sequenced`]), which the SDK echoes in
+/// [`ClientMessage::Resume`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum ServerMessage {
@@ -134,6 +168,9 @@ pub enum ServerMessage {
     LoginOk(LoginOk),
     /// Reply to [`ClientMessage::Ping`].
     Pong,
+    /// Reply to [`ClientMessage::Resume`]: the session is this connection's again. The replay of
+    /// every message after the SDK's `last_seq` follows.
+    Resumed(Resumed),
     /// A request was refused. `request_id` names it when it carried one.
     Error(ErrorReply),
     /// Reply to [`ClientMessage::Invite`]: the invitation exists and is ringing.
@@ -183,6 +220,7 @@ impl ServerMessage {
         Ok(match tag {
             "loginOk" => ServerMessage::LoginOk(Deserialize::deserialize(payload)?),
             "pong" => ServerMessage::Pong,
+            "resumed" => ServerMessage::Resumed(Deserialize::deserialize(payload)?),
             "error" => ServerMessage::Error(Deserialize::deserialize(payload)?),
             "inviteSent" => ServerMessage::InviteSent(Deserialize::deserialize(payload)?),
             "invited" => ServerMessage::Invited(Deserialize::deserialize(payload)?),
@@ -212,6 +250,37 @@ pub struct LoginOk {
     pub ice_servers: Vec<IceServer>,
     pub ring_timeout_secs: u32,
     pub heartbeat_timeout_secs: u32,
+    /// Present when the login asked for a resumable session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<ResumeGrant>,
+}
+
+/// How to resume a session: part of [`LoginOk`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResumeGrant {
+    /// Secret naming the session in [`ClientMessage::Resume`]; valid until the session ends.
+    pub token: String,
+    /// How long the session outlives a dropped socket.
+    pub grace_secs: u32,
+}
+
+/// Payload of [`ServerMessage::Resumed`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Resumed {
+    /// How many frames of this session (after login, pings not counted) the server has
+    /// processed: the SDK re-sends the ones after that, in order.
+    pub received: u64,
+}
+
+/// A server message with its sequence number, as a resumable session's socket carries it: the
+/// message's own JSON object with `"seq"` added at the top level.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Sequenced<'a> {
+    pub seq: u64,
+    #[serde(flatten)]
+    pub message: &'a ServerMessage,
 }
 
 /// Payload of [`ServerMessage::Error`].
@@ -448,6 +517,9 @@ pub enum ErrorCode {
     NotAParticipant,
     /// Too many messages too fast; this one was dropped.
     RateLimited,
+    /// A resume whose session is gone (grace expired, kicked, logged out), whose token or user
+    /// does not match, or whose gap is older than [`RESUME_WINDOW`]: log in instead.
+    ResumeRefused,
     /// Any `code` this SDK version does not know.
     #[serde(other)]
     Other,

@@ -7,7 +7,8 @@
 use calling_protocol::{
     Accepted, Busy, CallEnded, CallType, Cancelled, ClientMessage, EndReason, ErrorCode,
     ErrorReply, IceCandidate, IceServer, InviteSent, InviteTimeout, Invited, InviteeList, Joined,
-    LoginOk, MemberLeft, NoResponse, Rejected, RelayedSignal, ServerMessage, Signal,
+    LoginOk, MemberLeft, NoResponse, Rejected, RelayedSignal, ResumeGrant, Resumed, Sequenced,
+    ServerMessage, Signal,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -59,8 +60,75 @@ fn login() {
             user_id: "alice".into(),
             user_sig: "eJyrVgrx".into(),
             protocol_version: 1,
+            resumable: false,
         },
         r#"{"type":"login","sdkAppId":1400000000,"userId":"alice","userSig":"eJyrVgrx","protocolVersion":1}"#,
+    );
+    golden(
+        ClientMessage::Login {
+            sdk_app_id: 1400000000,
+            user_id: "alice".into(),
+            user_sig: "eJyrVgrx".into(),
+            protocol_version: 1,
+            resumable: true,
+        },
+        r#"{"type":"login","sdkAppId":1400000000,"userId":"alice","userSig":"eJyrVgrx","protocolVersion":1,"resumable":true}"#,
+    );
+}
+
+#[test]
+fn resume() {
+    golden(
+        ClientMessage::Resume {
+            sdk_app_id: 1400000000,
+            user_id: "alice".into(),
+            token: "3f2a".into(),
+            last_seq: 17,
+            protocol_version: 1,
+        },
+        r#"{"type":"resume","sdkAppId":1400000000,"userId":"alice","token":"3f2a","lastSeq":17,"protocolVersion":1}"#,
+    );
+    golden_server(
+        ServerMessage::Resumed(Resumed { received: 9 }),
+        r#"{"type":"resumed","received":9}"#,
+    );
+    golden_server(
+        ServerMessage::Error(ErrorReply {
+            request_id: None,
+            code: ErrorCode::ResumeRefused,
+            message: "no such session".into(),
+        }),
+        r#"{"type":"error","code":"resumeRefused","message":"no such session"}"#,
+    );
+}
+
+#[test]
+fn sequenced_messages_carry_seq_beside_their_own_fields() {
+    let left = ServerMessage::MemberLeft(MemberLeft {
+        room_id: 7,
+        user_id: "bob".into(),
+    });
+    let json = serde_json::to_string(&Sequenced {
+        seq: 12,
+        message: &left,
+    })
+    .unwrap();
+    assert_eq!(
+        json,
+        r#"{"seq":12,"type":"memberLeft","roomId":7,"userId":"bob"}"#
+    );
+    // The SDK reads `seq` beside the tag; the message itself decodes as without it.
+    assert_eq!(decode(&json), Ok(left));
+    let kicked = serde_json::to_string(&Sequenced {
+        seq: 13,
+        message: &ServerMessage::Kicked,
+    })
+    .unwrap();
+    assert_eq!(kicked, r#"{"seq":13,"type":"kicked"}"#);
+    assert_eq!(decode(&kicked), Ok(ServerMessage::Kicked));
+    assert_eq!(
+        serde_json::from_str::<ServerMessage>(&kicked).unwrap(),
+        ServerMessage::Kicked
     );
 }
 
@@ -278,8 +346,22 @@ fn login_ok() {
             ],
             ring_timeout_secs: 30,
             heartbeat_timeout_secs: 10,
+            resume: None,
         }),
         r#"{"type":"loginOk","userId":"alice","iceServers":[{"urls":["stun:stun.example.com:3478"]},{"urls":["turn:turn.example.com:3478"],"username":"u","credential":"p"}],"ringTimeoutSecs":30,"heartbeatTimeoutSecs":10}"#,
+    );
+    golden_server(
+        ServerMessage::LoginOk(LoginOk {
+            user_id: "alice".into(),
+            ice_servers: vec![],
+            ring_timeout_secs: 30,
+            heartbeat_timeout_secs: 10,
+            resume: Some(ResumeGrant {
+                token: "3f2a".into(),
+                grace_secs: 30,
+            }),
+        }),
+        r#"{"type":"loginOk","userId":"alice","iceServers":[],"ringTimeoutSecs":30,"heartbeatTimeoutSecs":10,"resume":{"token":"3f2a","graceSecs":30}}"#,
     );
 }
 
@@ -525,6 +607,7 @@ fn every_server_message_type_decodes_by_its_tag() {
     let all = [
         r#"{"type":"loginOk","userId":"a","iceServers":[],"ringTimeoutSecs":30,"heartbeatTimeoutSecs":10}"#,
         r#"{"type":"pong"}"#,
+        r#"{"type":"resumed","received":3}"#,
         r#"{"type":"error","code":"busy","message":"m"}"#,
         r#"{"type":"inviteSent","requestId":1,"inviteId":"i","roomId":1,"userIds":[]}"#,
         r#"{"type":"invited","inviteId":"i","roomId":1,"sponsor":"s","userIds":[],"callType":"video","isGroup":false}"#,
@@ -549,6 +632,7 @@ fn every_server_message_type_decodes_by_its_tag() {
         let variant = match derived {
             ServerMessage::LoginOk(_) => "loginOk",
             ServerMessage::Pong => "pong",
+            ServerMessage::Resumed(_) => "resumed",
             ServerMessage::Error(_) => "error",
             ServerMessage::InviteSent(_) => "inviteSent",
             ServerMessage::Invited(_) => "invited",

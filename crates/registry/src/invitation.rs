@@ -326,7 +326,8 @@ impl Registry {
         self.settle(room, user, EndReason::Rejected, now, out);
     }
 
-    /// Times out every batch whose ring deadline has passed.
+    /// Times out every batch whose ring deadline has passed, and ends every suspended session
+    /// whose grace has.
     pub fn expire(&mut self, now: Instant) -> Outcome {
         let mut out = Outcome::default();
         while let Some(&(at, room, no)) = self.deadlines.first() {
@@ -336,6 +337,7 @@ impl Registry {
             self.deadlines.remove(&(at, room, no));
             self.expire_batch(room, no, now, &mut out);
         }
+        self.expire_away(now, &mut out);
         out
     }
 

@@ -12,6 +12,7 @@
 mod call;
 mod ids;
 mod invitation;
+mod journal;
 #[cfg(test)]
 mod tests;
 
@@ -21,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use calling_protocol::{
     CallEnded, Cancelled, EndReason, ErrorCode, InviteeList, MemberLeft, RelayedSignal, RoomId,
-    ServerMessage, Signal,
+    ServerMessage, Signal, DEFAULT_RESUME_GRACE_SECS,
 };
 use tracing::{debug, info};
 
@@ -29,6 +30,7 @@ pub use call::MAX_PARTICIPANTS;
 use call::{BatchNo, Call, UserId};
 pub use ids::{IdSource, SequentialIds};
 pub use invitation::InviteRequest;
+pub use journal::{Gap, Journal};
 
 /// Identifies one WebSocket connection (assigned by the socket layer, never reused).
 pub type SessionId = u64;
@@ -45,6 +47,9 @@ pub enum CloseReason {
 pub struct Outcome {
     pub deliveries: Vec<(SessionId, ServerMessage)>,
     pub closes: Vec<(SessionId, CloseReason)>,
+    /// Away sessions whose grace ran out: the registry has forgotten them (they left their
+    /// call), and no resume may name them again.
+    pub ended: Vec<SessionId>,
 }
 
 /// A refused request, answered with `ServerMessage::Error` to its sender only.
@@ -88,6 +93,12 @@ pub struct Registry {
     calls: HashMap<RoomId, Call>,
     /// Ring deadlines of live batches, earliest first.
     deadlines: BTreeSet<(Instant, RoomId, BatchNo)>,
+    /// How long a suspended session is kept for a resume.
+    resume_grace: Duration,
+    /// Sessions whose socket dropped, with the end of their grace.
+    away: HashMap<SessionId, Instant>,
+    /// The same ends of grace, earliest first.
+    away_deadlines: BTreeSet<(Instant, SessionId)>,
 }
 
 impl Registry {
@@ -100,7 +111,16 @@ impl Registry {
             users: HashMap::new(),
             calls: HashMap::new(),
             deadlines: BTreeSet::new(),
+            resume_grace: Duration::from_secs(DEFAULT_RESUME_GRACE_SECS.into()),
+            away: HashMap::new(),
+            away_deadlines: BTreeSet::new(),
         }
+    }
+
+    /// Sets how long a suspended session is kept for a resume.
+    pub fn with_resume_grace(mut self, grace: Duration) -> Self {
+        self.resume_grace = grace;
+        self
     }
 
     pub fn session_count(&self) -> usize {
@@ -116,9 +136,20 @@ impl Registry {
         self.sessions.get(&session).map(|(app, u)| (*app, &**u))
     }
 
-    /// The earliest ring deadline, so the timer knows when to call [`Registry::expire`].
+    /// The earliest ring deadline or end of grace, so the timer knows when to call
+    /// [`Registry::expire`].
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.deadlines.first().map(|(at, _, _)| *at)
+        let ring = self.deadlines.first().map(|(at, _, _)| *at);
+        let grace = self.away_deadlines.first().map(|(at, _)| *at);
+        match (ring, grace) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Whether a session's socket dropped and it waits for a resume.
+    pub fn is_away(&self, session: SessionId) -> bool {
+        self.away.contains_key(&session)
     }
 
     fn entry(&self, app: u64, user: &str) -> Option<&UserEntry> {
@@ -201,15 +232,65 @@ impl Registry {
         out
     }
 
-    /// The session ended (disconnect, heartbeat silence or logout): it leaves its call. A
-    /// ringing invitee stays invited, since they may come back before the ring times out.
+    /// The session ended (logout, a deliberate close, or a socket lost without resume): it
+    /// leaves its call. A ringing invitee stays invited, since they may come back before the
+    /// ring times out.
     pub fn leave(&mut self, session: SessionId, now: Instant) -> Outcome {
         let mut out = Outcome::default();
         self.detach(session, now, &mut out);
         out
     }
 
+    /// A resumable session's socket dropped without a close: the session keeps its presence,
+    /// its call and its invitations, and everything addressed to it is still delivered (the
+    /// socket layer keeps it for the resume), until the grace ends in [`Registry::expire`].
+    /// Nobody else is told anything.
+    pub fn suspend(&mut self, session: SessionId, now: Instant) {
+        if !self.sessions.contains_key(&session) {
+            return;
+        }
+        let at = now + self.resume_grace;
+        if let Some(old) = self.away.insert(session, at) {
+            self.away_deadlines.remove(&(old, session));
+        }
+        self.away_deadlines.insert((at, session));
+        debug!(session, "session away, kept for a resume");
+    }
+
+    /// A suspended (or still connected) session is taken over by a new socket. Refused for a
+    /// session that has ended (grace over, kicked, logged out) or belongs to someone else.
+    pub fn resume(&mut self, session: SessionId, app: u64, user_id: &str) -> Result<(), Refusal> {
+        match self.sessions.get(&session) {
+            Some((a, u)) if *a == app && &**u == user_id => {}
+            _ => {
+                return Err(Refusal::new(
+                    ErrorCode::ResumeRefused,
+                    "this session has ended: log in again",
+                ))
+            }
+        }
+        if let Some(at) = self.away.remove(&session) {
+            self.away_deadlines.remove(&(at, session));
+        }
+        Ok(())
+    }
+
+    /// Ends the sessions whose grace is over, as if they had left then.
+    fn expire_away(&mut self, now: Instant, out: &mut Outcome) {
+        while let Some(&(at, session)) = self.away_deadlines.first() {
+            if at > now {
+                break;
+            }
+            info!(session, "session not resumed within its grace");
+            self.detach(session, now, out);
+            out.ended.push(session);
+        }
+    }
+
     fn detach(&mut self, session: SessionId, now: Instant, out: &mut Outcome) {
+        if let Some(at) = self.away.remove(&session) {
+            self.away_deadlines.remove(&(at, session));
+        }
         let Some((app, user)) = self.sessions.remove(&session) else {
             return;
         };

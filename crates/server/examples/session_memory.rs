@@ -49,6 +49,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             user_sig: calling_server::usersig::generate(APP, KEY, &user, now, 3600, None),
             user_id: user,
             protocol_version: PROTOCOL_VERSION,
+            resumable: false,
         };
         ws.send(Message::text(serde_json::to_string(&login)?))
             .await?;

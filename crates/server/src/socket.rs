@@ -277,8 +277,14 @@ impl Conn {
                     user_id,
                     user_sig,
                     protocol_version,
+                    ..
                 },
             ) => self.login(sdk_app_id, user_id, &user_sig, protocol_version),
+            (_, ClientMessage::Resume { .. }) => self.error(
+                None,
+                ErrorCode::ResumeRefused,
+                "this server does not resume sessions: log in",
+            ),
             (None, _) => self.error(None, ErrorCode::NotLoggedIn, "log in first"),
             (Some(_), ClientMessage::Login { .. }) => self.error(
                 None,
@@ -413,6 +419,7 @@ impl Conn {
             ice_servers: config.ice_servers.clone(),
             ring_timeout_secs: whole_seconds(config.ring_timeout),
             heartbeat_timeout_secs: whole_seconds(config.heartbeat_timeout),
+            resume: None,
         });
         self.hub.login(self.session, app, &user_id, login_ok);
         if let Some(permit) = &self.permit {

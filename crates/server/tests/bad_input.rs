@@ -48,6 +48,7 @@ fn login(app: u64, user: &str, sig: &str, version: u32) -> ClientMessage {
         user_id: user.into(),
         user_sig: sig.into(),
         protocol_version: version,
+        resumable: false,
     }
 }
 

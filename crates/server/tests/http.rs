@@ -98,6 +98,7 @@ async fn dev_mode_hands_out_working_user_sigs() {
         user_id: "alice".into(),
         user_sig,
         protocol_version: calling_protocol::PROTOCOL_VERSION,
+        resumable: false,
     })
     .await;
     assert!(matches!(c.recv().await, ServerMessage::LoginOk(_)));

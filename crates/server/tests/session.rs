@@ -35,6 +35,7 @@ async fn login_ok_carries_the_server_settings() {
             }],
             ring_timeout_secs: 3,
             heartbeat_timeout_secs: 10,
+            resume: None,
         })
     );
     c.send(&ClientMessage::Ping).await;

@@ -62,6 +62,7 @@ impl Server {
                     user_id,
                     user_sig,
                     protocol_version,
+                    ..
                 } => self.login(
                     client,
                     sdk_app_id,
@@ -75,6 +76,10 @@ impl Server {
         };
         let registry = &mut self.registry;
         let (request_id, result) = match message {
+            ClientMessage::Resume { .. } => {
+                let msg = "not resumable here";
+                return vec![error(client, None, ErrorCode::ResumeRefused, msg)];
+            }
             ClientMessage::Login { .. } => {
                 let msg = "this connection is already logged in";
                 return vec![error(client, None, ErrorCode::AlreadyLoggedIn, msg)];
@@ -160,6 +165,7 @@ impl Server {
             ice_servers: Vec::new(),
             ring_timeout_secs: RING_TIMEOUT.as_secs() as u32,
             heartbeat_timeout_secs: HEARTBEAT_TIMEOUT_SECS,
+            resume: None,
         });
         let mut out = vec![(client, login_ok)];
         let outcome = self.registry.login(session, app, user, now);

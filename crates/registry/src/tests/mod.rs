@@ -1,6 +1,7 @@
 //! Registry unit tests: every flow driven through the pure methods, with explicit time.
 
 mod invitation;
+mod resume;
 mod session;
 
 use super::*;

@@ -75,6 +75,7 @@ pub fn login_msg(user: &str) -> ClientMessage {
         user_id: user.into(),
         user_sig: sig(user),
         protocol_version: PROTOCOL_VERSION,
+        resumable: false,
     }
 }
 

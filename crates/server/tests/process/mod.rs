@@ -100,6 +100,7 @@ pub fn login_msg(user: &str) -> String {
         user_id: user.into(),
         user_sig: usersig::generate(APP, KEY, user, now_unix(), 3600, None),
         protocol_version: PROTOCOL_VERSION,
+        resumable: false,
     })
     .unwrap()
 }
