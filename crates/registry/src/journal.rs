@@ -7,13 +7,17 @@
 
 use std::collections::VecDeque;
 
-/// The last `window` items sent to one session, numbered 1, 2, 3, … in sending order, and the
-/// count of frames received from it (what [`calling_protocol::Resumed::received`] reports).
+/// The last `window` items sent to one session (fewer if they weigh more than the byte cap),
+/// numbered 1, 2, 3, … in sending order, and the count of frames received from it (what
+/// [`calling_protocol::Resumed::received`] reports).
 #[derive(Debug)]
 pub struct Journal<T> {
     window: usize,
-    /// `(seq, item)`, oldest first; seqs are consecutive.
-    kept: VecDeque<(u64, T)>,
+    /// Most bytes kept (as weighed by [`Journal::record_sized`]); the newest item always stays.
+    byte_cap: usize,
+    bytes: usize,
+    /// `(seq, item, bytes)`, oldest first; seqs are consecutive.
+    kept: VecDeque<(u64, T, usize)>,
     last_seq: u64,
     received: u64,
 }
@@ -32,19 +36,35 @@ impl<T> Journal<T> {
     pub fn new(window: usize) -> Self {
         Journal {
             window: window.max(1),
+            byte_cap: usize::MAX,
+            bytes: 0,
             kept: VecDeque::new(),
             last_seq: 0,
             received: 0,
         }
     }
 
+    /// Keeps at most `bytes` of items (what a session away may make the server hold).
+    pub fn with_byte_cap(mut self, bytes: usize) -> Self {
+        self.byte_cap = bytes;
+        self
+    }
+
     /// Numbers `item` and keeps it, forgetting the oldest beyond the window. Returns its seq.
     pub fn record(&mut self, item: T) -> u64 {
+        self.record_sized(item, 0)
+    }
+
+    /// [`Journal::record`] for an item weighing `bytes` against the byte cap.
+    pub fn record_sized(&mut self, item: T, bytes: usize) -> u64 {
         self.last_seq += 1;
-        if self.kept.len() == self.window {
-            self.kept.pop_front();
+        self.kept.push_back((self.last_seq, item, bytes));
+        self.bytes += bytes;
+        while self.kept.len() > self.window || (self.bytes > self.byte_cap && self.kept.len() > 1) {
+            if let Some((_, _, b)) = self.kept.pop_front() {
+                self.bytes -= b;
+            }
         }
-        self.kept.push_back((self.last_seq, item));
         self.last_seq
     }
 
@@ -68,15 +88,18 @@ impl<T> Journal<T> {
         if last_seq > self.last_seq {
             return Err(Gap::Ahead);
         }
-        let oldest = self.kept.front().map_or(self.last_seq + 1, |(seq, _)| *seq);
+        let oldest = self
+            .kept
+            .front()
+            .map_or(self.last_seq + 1, |(seq, _, _)| *seq);
         if last_seq + 1 < oldest {
             return Err(Gap::TooOld);
         }
         Ok(self
             .kept
             .iter()
-            .filter(move |(seq, _)| *seq > last_seq)
-            .map(|(seq, item)| (*seq, item)))
+            .filter(move |(seq, _, _)| *seq > last_seq)
+            .map(|(seq, item, _)| (*seq, item)))
     }
 }
 
@@ -118,6 +141,18 @@ mod tests {
         assert_eq!(replay(&journal, 1), Err(Gap::TooOld));
         assert_eq!(replay(&journal, 5), Err(Gap::Ahead));
         assert_eq!(Journal::<&str>::new(4).after(0).map(|r| r.count()), Ok(0));
+    }
+
+    #[test]
+    fn the_byte_cap_forgets_the_oldest_but_never_the_newest() {
+        let mut journal = Journal::new(8).with_byte_cap(10);
+        journal.record_sized("a", 4);
+        journal.record_sized("b", 4);
+        journal.record_sized("c", 4);
+        assert_eq!(replay(&journal, 1), Ok(vec![(2, "b"), (3, "c")]));
+        assert_eq!(replay(&journal, 0), Err(Gap::TooOld));
+        journal.record_sized("huge", 50);
+        assert_eq!(replay(&journal, 3), Ok(vec![(4, "huge")]));
     }
 
     #[test]

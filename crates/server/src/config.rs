@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use calling_protocol::{IceServer, HEARTBEAT_TIMEOUT_SECS};
+use calling_protocol::{IceServer, DEFAULT_RESUME_GRACE_SECS, HEARTBEAT_TIMEOUT_SECS};
 use rand::RngCore;
 
 /// SDKAppID of the single built-in app in dev mode.
@@ -24,6 +24,8 @@ pub struct Config {
     pub ring_timeout: Duration,
     /// How long a session may stay silent before it is dropped.
     pub heartbeat_timeout: Duration,
+    /// How long a resumable session outlives a socket that dropped without a close.
+    pub resume_grace: Duration,
     pub ice_servers: Vec<IceServer>,
     /// Served at `/`.
     pub www: Option<PathBuf>,
@@ -106,6 +108,7 @@ impl Config {
             dev_mode,
             ring_timeout: DEFAULT_RING_TIMEOUT,
             heartbeat_timeout: Duration::from_secs(u64::from(HEARTBEAT_TIMEOUT_SECS)),
+            resume_grace: Duration::from_secs(u64::from(DEFAULT_RESUME_GRACE_SECS)),
             ice_servers: Vec::new(),
             www: None,
             pkg: None,

@@ -1,27 +1,46 @@
-//! The registry under its one lock, each session's outbox, and the ring-timeout timer.
+//! The registry under its one lock, each session's outbox, resumption, and the timer.
 //!
 //! Deliveries are serialized and pushed into the recipients' outboxes while the lock is held, so
 //! every session sees messages in the order the registry decided them. Each outbox has a byte
 //! budget: a session whose queued messages exceed it is too slow to keep up, and its outbox is
 //! dropped, which ends its socket task at once, which then runs the normal leave path.
+//!
+//! A resumable session numbers what it is sent and keeps the tail in a [`Journal`]. Each socket
+//! is a *link*; a session is owned by one link at a time. When the link drops without a close
+//! frame the session is suspended (the registry keeps it whole for the grace), and a new link
+//! presenting its token takes it over and gets the replay. A link that no longer owns its
+//! session can change nothing: its late frames and its end are ignored.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
-use calling_protocol::ServerMessage;
+use calling_protocol::{ErrorCode, Resumed, Sequenced, ServerMessage, RESUME_WINDOW};
 use tokio::sync::{mpsc, Notify};
 
 use crate::config::Config;
 use crate::gate::Gate;
 use crate::ids::RandomIds;
-use crate::registry::{CloseReason, Outcome, Refusal, Registry, SessionId};
+use crate::registry::{CloseReason, Journal, Outcome, Refusal, Registry, SessionId};
+
+/// One socket connection. Its number is the id of the session it opened with, so a link that
+/// never resumed another session owns the session of its own number.
+pub type LinkId = u64;
+
+/// What a socket task names when it acts: the session and the link it acts through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner {
+    pub session: SessionId,
+    pub link: LinkId,
+}
 
 /// How the server ends a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CloseKind {
     Kicked,
+    /// The session was resumed on another connection.
+    Replaced,
     LoggedOut,
     LoginFailed,
     LoginTimeout,
@@ -34,6 +53,7 @@ impl CloseKind {
     pub fn frame(self) -> (u16, &'static str) {
         match self {
             CloseKind::Kicked => (1000, "kicked out: the same user logged in elsewhere"),
+            CloseKind::Replaced => (1000, "the session resumed on another connection"),
             CloseKind::LoggedOut => (1000, "logged out"),
             CloseKind::LoginFailed => (1008, "login failed"),
             CloseKind::LoginTimeout => (1008, "no login in time"),
@@ -105,10 +125,20 @@ impl Overflow {
     }
 }
 
+/// The resumption state of one resumable session.
+struct Resumable {
+    token: String,
+    journal: Journal<String>,
+}
+
 struct State {
     registry: Registry,
     outboxes: HashMap<SessionId, OutboxTx>,
     outbox_bytes: usize,
+    /// Which link owns each session (open, or logged in and maybe away).
+    owners: HashMap<SessionId, LinkId>,
+    resumable: HashMap<SessionId, Resumable>,
+    tokens: HashMap<String, SessionId>,
 }
 
 impl State {
@@ -130,13 +160,46 @@ impl State {
         self.outboxes.remove(&session);
     }
 
+    /// Delivers `msg`; for a resumable session (pongs aside) numbered and journaled first, so
+    /// it reaches the session even while it is away.
     fn push_message(&mut self, session: SessionId, msg: &ServerMessage) {
-        if !self.outboxes.contains_key(&session) {
-            return;
+        let numbered = match self.resumable.get_mut(&session) {
+            Some(r) if *msg != ServerMessage::Pong => Some(r),
+            _ if self.outboxes.contains_key(&session) => None,
+            _ => return,
+        };
+        let text = match numbered {
+            Some(r) => {
+                let seq = r.journal.last_seq() + 1;
+                let text = serde_json::to_string(&Sequenced { seq, message: msg });
+                if let Ok(text) = &text {
+                    r.journal.record_sized(text.clone(), text.len());
+                }
+                text
+            }
+            None => serde_json::to_string(msg),
+        };
+        match text {
+            Ok(text) => self.push(session, Outbound::Text(text)),
+            Err(err) => tracing::error!(%err, "a server message did not serialize"),
         }
+    }
+
+    fn push_message_unnumbered(&mut self, session: SessionId, msg: &ServerMessage) {
         match serde_json::to_string(msg) {
             Ok(text) => self.push(session, Outbound::Text(text)),
             Err(err) => tracing::error!(%err, "a server message did not serialize"),
+        }
+    }
+
+    fn owns(&self, owner: Owner) -> bool {
+        self.owners.get(&owner.session) == Some(&owner.link)
+    }
+
+    /// The session can no longer be resumed.
+    fn forget_resumable(&mut self, session: SessionId) {
+        if let Some(r) = self.resumable.remove(&session) {
+            self.tokens.remove(&r.token);
         }
     }
 
@@ -146,8 +209,13 @@ impl State {
         }
         for (session, reason) in outcome.closes {
             self.push(session, Outbound::Close(reason.into()));
-            // Nothing more may reach a closed session.
+            // Nothing more may reach a closed session, nor may it come back.
             self.outboxes.remove(&session);
+            self.forget_resumable(session);
+        }
+        for session in outcome.ended {
+            self.owners.remove(&session);
+            self.forget_resumable(session);
         }
     }
 }
@@ -163,13 +231,17 @@ pub struct Hub {
 
 impl Hub {
     pub fn new(config: Config) -> Arc<Self> {
-        let registry = Registry::new(config.ring_timeout, RandomIds);
+        let registry =
+            Registry::new(config.ring_timeout, RandomIds).with_resume_grace(config.resume_grace);
         Arc::new(Hub {
             gate: Gate::new(&config.limits),
             state: Mutex::new(State {
                 registry,
                 outboxes: HashMap::new(),
                 outbox_bytes: config.limits.outbox_bytes,
+                owners: HashMap::new(),
+                resumable: HashMap::new(),
+                tokens: HashMap::new(),
             }),
             config,
             next_session: AtomicU64::new(1),
@@ -182,66 +254,164 @@ impl Hub {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Registers a new connection's outbox.
+    /// Registers a new connection's outbox; the connection owns a fresh session of the same
+    /// number until it resumes another.
     pub fn open_session(&self) -> (SessionId, Outbox) {
         let session = self.next_session.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::unbounded_channel();
         let budget = Arc::new(Budget::default());
-        self.lock().outboxes.insert(
+        let mut state = self.lock();
+        state.outboxes.insert(
             session,
             OutboxTx {
                 tx,
                 budget: budget.clone(),
             },
         );
+        state.owners.insert(session, session);
         (session, Outbox { rx, budget })
     }
 
     /// Queues a message for one session (replies to its own requests).
-    pub fn send(&self, session: SessionId, msg: ServerMessage) {
-        self.lock().push_message(session, &msg);
+    pub fn send(&self, owner: Owner, msg: ServerMessage) {
+        let mut state = self.lock();
+        if state.owns(owner) {
+            state.push_message(owner.session, &msg);
+        }
     }
 
     /// Queues a close; nothing queued after it is delivered.
-    pub fn close(&self, session: SessionId, kind: CloseKind) {
+    pub fn close(&self, owner: Owner, kind: CloseKind) {
         let mut state = self.lock();
-        state.push(session, Outbound::Close(kind));
-        state.outboxes.remove(&session);
+        if state.owns(owner) {
+            state.push(owner.session, Outbound::Close(kind));
+            state.outboxes.remove(&owner.session);
+        }
     }
 
-    /// Applies a registry request and delivers its outcome.
+    /// Applies one client frame's registry request and delivers its outcome; the frame counts
+    /// as received for a resume. A frame from a link that lost its session does nothing.
     pub fn apply(
         &self,
+        owner: Owner,
         request: impl FnOnce(&mut Registry, Instant) -> Result<Outcome, Refusal>,
     ) -> Result<(), Refusal> {
         let mut state = self.lock();
+        if !state.owns(owner) {
+            return Ok(());
+        }
+        if let Some(r) = state.resumable.get_mut(&owner.session) {
+            r.journal.count_received();
+        }
         let outcome = request(&mut state.registry, Instant::now())?;
         state.dispatch(outcome);
         Ok(())
     }
 
     /// A verified login: `LoginOk` first, then whatever the registry delivers (pending
-    /// invitations to this session, the kick of an older one).
-    pub fn login(&self, session: SessionId, app: u64, user_id: &str, login_ok: ServerMessage) {
+    /// invitations to this session, the kick of an older one). With a `resume_token` the
+    /// session is resumable by it.
+    pub fn login(
+        &self,
+        session: SessionId,
+        app: u64,
+        user_id: &str,
+        login_ok: ServerMessage,
+        resume_token: Option<String>,
+    ) {
         let mut state = self.lock();
         state.push_message(session, &login_ok);
+        if let Some(token) = resume_token {
+            state.tokens.insert(token.clone(), session);
+            let journal = Journal::new(RESUME_WINDOW).with_byte_cap(state.outbox_bytes);
+            state
+                .resumable
+                .insert(session, Resumable { token, journal });
+        }
         let outcome = state.registry.login(session, app, user_id, Instant::now());
         state.dispatch(outcome);
     }
 
-    /// The session ends (logout, disconnect, silence): it leaves its call; its outbox goes.
-    pub fn leave(&self, session: SessionId) {
+    /// Link `link` (not logged in) takes over the session `token` names: `Resumed`, then every
+    /// message after `last_seq`, go out on this link's outbox; the link that owned the session
+    /// before is closed. Returns the session, now this link's.
+    pub fn resume(
+        &self,
+        link: LinkId,
+        app: u64,
+        user_id: &str,
+        token: &str,
+        last_seq: u64,
+    ) -> Result<SessionId, Refusal> {
+        let refused = |why: &str| Refusal {
+            code: ErrorCode::ResumeRefused,
+            message: format!("{why}: log in again"),
+        };
         let mut state = self.lock();
-        let outcome = state.registry.leave(session, Instant::now());
-        state.dispatch(outcome);
+        let session = *state
+            .tokens
+            .get(token)
+            .ok_or_else(|| refused("no session has this token"))?;
+        let replay: Vec<String> = match state.resumable.get(&session) {
+            Some(r) => r
+                .journal
+                .after(last_seq)
+                .map_err(|_| refused("the messages since lastSeq are no longer kept"))?
+                .map(|(_, text)| text.clone())
+                .collect(),
+            None => return Err(refused("this session has ended")),
+        };
+        state.registry.resume(session, app, user_id)?;
+        let received = state
+            .resumable
+            .get(&session)
+            .map_or(0, |r| r.journal.received());
+        // The old link (if the server had not noticed it die) is told and ignored from now on.
+        state.push(session, Outbound::Close(CloseKind::Replaced));
+        let outbox = state.outboxes.remove(&link);
+        state.owners.remove(&link);
+        if let Some(outbox) = outbox {
+            state.outboxes.insert(session, outbox);
+        }
+        state.owners.insert(session, link);
+        state.push_message_unnumbered(session, &ServerMessage::Resumed(Resumed { received }));
+        for text in replay {
+            state.push(session, Outbound::Text(text));
+        }
+        Ok(session)
     }
 
-    /// Forgets a finished connection.
-    pub fn end_session(&self, session: SessionId) {
+    /// The session ends (logout): it leaves its call and cannot be resumed.
+    pub fn leave(&self, owner: Owner) {
         let mut state = self.lock();
-        let outcome = state.registry.leave(session, Instant::now());
+        if !state.owns(owner) {
+            return;
+        }
+        let outcome = state.registry.leave(owner.session, Instant::now());
         state.dispatch(outcome);
+        state.forget_resumable(owner.session);
+    }
+
+    /// A connection finished. If it still owns its session: a resumable session whose socket
+    /// was `lost` (no close frame) is suspended for its grace; any other leaves at once.
+    pub fn end_session(&self, owner: Owner, lost: bool) {
+        let mut state = self.lock();
+        if !state.owns(owner) {
+            return;
+        }
+        let session = owner.session;
         state.outboxes.remove(&session);
+        let now = Instant::now();
+        let logged_in = state.registry.user_of(session).is_some();
+        if lost && logged_in && state.resumable.contains_key(&session) {
+            // Still owned by this link, so a late resume can tell it apart from a new one.
+            state.registry.suspend(session, now);
+            return;
+        }
+        state.owners.remove(&session);
+        let outcome = state.registry.leave(session, now);
+        state.dispatch(outcome);
+        state.forget_resumable(session);
     }
 
     /// (sessions logged in, calls live).
@@ -280,6 +450,14 @@ pub async fn run_timer(hub: Weak<Hub>) {
 mod tests {
     use super::*;
 
+    /// A session acting through the link it opened with.
+    fn own(session: SessionId) -> Owner {
+        Owner {
+            session,
+            link: session,
+        }
+    }
+
     /// Drains an outbox whose sender is gone; returns what it held.
     async fn drain(mut outbox: Outbox) -> Vec<Outbound> {
         let mut items = Vec::new();
@@ -298,21 +476,21 @@ mod tests {
         let hub = Hub::new(config);
         let (session, outbox) = hub.open_session();
         for _ in 0..10 {
-            hub.send(session, ServerMessage::Pong);
+            hub.send(own(session), ServerMessage::Pong);
         }
         // Writing some frees budget for as many more.
         let mut outbox = outbox;
         assert_eq!(outbox.recv().await, Some(Outbound::Text(PONG.into())));
         outbox.written(PONG.len());
-        hub.send(session, ServerMessage::Pong);
+        hub.send(own(session), ServerMessage::Pong);
         // One more is over budget: the outbox is dropped and the socket task told at once.
-        hub.send(session, ServerMessage::Pong);
+        hub.send(own(session), ServerMessage::Pong);
         tokio::time::timeout(Duration::from_secs(5), outbox.overflow().happened())
             .await
             .expect("overflow signalled");
         assert_eq!(drain(outbox).await.len(), 10);
         let (other, mut other_rx) = hub.open_session();
-        hub.send(other, ServerMessage::Pong);
+        hub.send(own(other), ServerMessage::Pong);
         assert_eq!(
             other_rx.recv().await,
             Some(Outbound::Text(PONG.into())),
@@ -324,9 +502,9 @@ mod tests {
     async fn nothing_is_delivered_after_a_close() {
         let hub = Hub::new(Config::new(Vec::new()));
         let (session, outbox) = hub.open_session();
-        hub.send(session, ServerMessage::Pong);
-        hub.close(session, CloseKind::LoggedOut);
-        hub.send(session, ServerMessage::Kicked);
+        hub.send(own(session), ServerMessage::Pong);
+        hub.close(own(session), CloseKind::LoggedOut);
+        hub.send(own(session), ServerMessage::Kicked);
         assert_eq!(
             drain(outbox).await,
             [

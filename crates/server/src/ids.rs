@@ -20,6 +20,13 @@ impl IdSource for RandomIds {
     }
 }
 
+/// A resume token: 128 random bits in hex. Whoever holds it can take over the session, so it
+/// is never logged.
+pub fn random_token() -> String {
+    let n: u128 = rand::thread_rng().gen();
+    format!("{n:032x}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

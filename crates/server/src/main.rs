@@ -33,6 +33,10 @@ struct Args {
     /// How long an invitation rings before it times out (fractions allowed).
     #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = parse_seconds)]
     ring_timeout: Duration,
+    /// How long a session whose socket dropped (no close frame) keeps its calls and
+    /// invitations for the SDK to resume it (fractions allowed; 0: no resumption).
+    #[arg(long, value_name = "SECONDS", env = "CALLING_RESUME_GRACE", default_value = "30", value_parser = parse_seconds)]
+    resume_grace: Duration,
     /// Directory served at `/` (the demo app).
     #[arg(long, value_name = "DIR")]
     www: Option<PathBuf>,
@@ -100,6 +104,7 @@ async fn main() -> ExitCode {
     }
     let mut config = Config::new(apps);
     config.ring_timeout = args.ring_timeout;
+    config.resume_grace = args.resume_grace;
     config.www = args.www;
     config.pkg = args.pkg;
     config.ice_servers = args

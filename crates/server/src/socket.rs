@@ -1,22 +1,23 @@
 //! One task per WebSocket connection: reads and answers client frames, writes the session's
-//! outbox, enforces the login deadline, heartbeat, size and rate limits, and always leaves the
-//! registry on exit.
+//! outbox, enforces the login deadline, heartbeat, size and rate limits, and on exit always
+//! leaves the registry, or, for a resumable session whose socket was lost, suspends it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use calling_protocol::{
-    ClientMessage, ErrorCode, ErrorReply, LoginOk, RequestId, ServerMessage, MAX_FRAME_BYTES,
-    PROTOCOL_VERSION,
+    ClientMessage, ErrorCode, ErrorReply, LoginOk, RequestId, ResumeGrant, ServerMessage,
+    MAX_FRAME_BYTES, PROTOCOL_VERSION,
 };
 use tracing::{debug, info};
 
 use crate::config::whole_seconds;
 use crate::gate::Permit;
-use crate::hub::{CloseKind, Hub, Outbound, Outbox};
+use crate::hub::{CloseKind, Hub, LinkId, Outbound, Outbox, Owner};
+use crate::ids::random_token;
 use crate::rate::{TokenBucket, Verdict};
-use crate::registry::{InviteRequest, Refusal, SessionId, MAX_PARTICIPANTS};
+use crate::registry::{InviteRequest, Outcome, Refusal, Registry, SessionId, MAX_PARTICIPANTS};
 use calling_protocol::user_id;
 
 use crate::usersig::{self, UserSigError};
@@ -32,6 +33,7 @@ const CLOSE_HANDSHAKE: Duration = Duration::from_secs(2);
 /// Why a connection ended (logged).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum End {
+    /// The client sent a close frame: it meant to go (a closed tab, `logout`, a page unload).
     ClientClosed,
     Dropped,
     HeartbeatTimeout,
@@ -39,8 +41,18 @@ enum End {
     Server(CloseKind),
 }
 
+impl End {
+    /// The socket was lost rather than closed by either side on purpose: a resumable session
+    /// waits for its SDK to come back.
+    fn is_loss(self) -> bool {
+        matches!(self, End::Dropped | End::HeartbeatTimeout | End::TooSlow)
+    }
+}
+
 struct Conn {
+    /// The session this connection acts for: its own until it resumes another.
     session: SessionId,
+    link: LinkId,
     hub: Arc<Hub>,
     user: Option<(u64, String)>,
     bucket: TokenBucket,
@@ -53,16 +65,18 @@ pub async fn run(mut socket: WebSocket, hub: Arc<Hub>, permit: Option<Arc<Permit
     let (session, mut outbox) = hub.open_session();
     let mut conn = Conn {
         session,
+        link: session,
         hub: hub.clone(),
         user: None,
         bucket: TokenBucket::new(Instant::now()),
         permit,
     };
     let end = conn.serve(&mut socket, &mut outbox).await;
-    hub.end_session(session);
+    hub.end_session(conn.owner(), end.is_loss());
+    let session = conn.session;
     match &conn.user {
         Some((app, user)) => {
-            info!(app, user = user.as_str(), session, reason = ?end, "session ended")
+            info!(app, user = user.as_str(), session, reason = ?end, "connection ended")
         }
         None => debug!(session, reason = ?end, "connection ended before login"),
     }
@@ -172,7 +186,9 @@ impl Conn {
                 frame = socket.recv() => {
                     heartbeat.as_mut().reset(tokio::time::Instant::now() + silence);
                     match frame {
-                        None | Some(Ok(Message::Close(_))) => return End::ClientClosed,
+                        Some(Ok(Message::Close(_))) => return End::ClientClosed,
+                        // The stream ended without a close frame: the connection was lost.
+                        None => return End::Dropped,
                         Some(Err(err)) => {
                             if is_too_big(err) {
                                 close_gracefully(socket, CloseKind::TooBig).await;
@@ -202,7 +218,7 @@ impl Conn {
                         // they count against the rate limit like any message, silently.
                         Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
                             if self.bucket.check(Instant::now()) == Verdict::Close {
-                                self.hub.close(self.session, CloseKind::Flood);
+                                self.hub.close(self.owner(), CloseKind::Flood);
                             }
                         }
                     }
@@ -232,15 +248,34 @@ impl Conn {
                 false
             }
             Verdict::Close => {
-                self.hub.close(self.session, CloseKind::Flood);
+                self.hub.close(self.owner(), CloseKind::Flood);
                 false
             }
         }
     }
 
+    fn owner(&self) -> Owner {
+        Owner {
+            session: self.session,
+            link: self.link,
+        }
+    }
+
+    /// One logged-in client frame's request through the registry; a refusal is answered with
+    /// an error naming `request_id`.
+    fn request(
+        &self,
+        request_id: Option<RequestId>,
+        request: impl FnOnce(&mut Registry, Instant) -> Result<Outcome, Refusal>,
+    ) {
+        if let Err(r) = self.hub.apply(self.owner(), request) {
+            self.refused(request_id, r);
+        }
+    }
+
     fn error(&self, request_id: Option<RequestId>, code: ErrorCode, message: impl Into<String>) {
         self.hub.send(
-            self.session,
+            self.owner(),
             ServerMessage::Error(ErrorReply {
                 request_id,
                 code,
@@ -265,7 +300,6 @@ impl Conn {
             }
         };
         let session = self.session;
-        let hub = self.hub.clone();
         match (&self.user, msg) {
             (_, ClientMessage::Unknown) => {
                 self.error(None, ErrorCode::UnknownType, "unknown message type")
@@ -277,21 +311,26 @@ impl Conn {
                     user_id,
                     user_sig,
                     protocol_version,
-                    ..
+                    resumable,
                 },
-            ) => self.login(sdk_app_id, user_id, &user_sig, protocol_version),
-            (_, ClientMessage::Resume { .. }) => self.error(
+            ) => self.login(sdk_app_id, user_id, &user_sig, protocol_version, resumable),
+            (
                 None,
-                ErrorCode::ResumeRefused,
-                "this server does not resume sessions: log in",
-            ),
+                ClientMessage::Resume {
+                    sdk_app_id,
+                    user_id,
+                    token,
+                    last_seq,
+                    protocol_version,
+                },
+            ) => self.resume(sdk_app_id, user_id, &token, last_seq, protocol_version),
             (None, _) => self.error(None, ErrorCode::NotLoggedIn, "log in first"),
-            (Some(_), ClientMessage::Login { .. }) => self.error(
+            (Some(_), ClientMessage::Login { .. } | ClientMessage::Resume { .. }) => self.error(
                 None,
                 ErrorCode::AlreadyLoggedIn,
                 "this connection is already logged in",
             ),
-            (Some(_), ClientMessage::Ping) => hub.send(session, ServerMessage::Pong),
+            (Some(_), ClientMessage::Ping) => self.hub.send(self.owner(), ServerMessage::Pong),
             (
                 Some(_),
                 ClientMessage::Invite {
@@ -302,24 +341,20 @@ impl Conn {
                     group_id,
                     room_id,
                 },
-            ) => {
-                // Checked before the registry's lock: one request's cost under the lock stays
-                // bounded by the call size, whatever the frame holds.
+            ) => self.request(Some(request_id), |reg, now| {
+                // Checked before the registry does anything: one request's cost under the lock
+                // stays bounded by the call size, whatever the frame holds.
                 if user_ids.len() > MAX_PARTICIPANTS {
-                    self.error(
-                        Some(request_id),
-                        ErrorCode::InvalidParam,
-                        format!("an invitation names at most {MAX_PARTICIPANTS} users"),
-                    );
-                    return;
+                    return Err(Refusal {
+                        code: ErrorCode::InvalidParam,
+                        message: format!("an invitation names at most {MAX_PARTICIPANTS} users"),
+                    });
                 }
                 if let Some(bad) = user_ids.iter().find(|u| !user_id::is_valid(u)) {
-                    self.error(
-                        Some(request_id),
-                        ErrorCode::InvalidParam,
-                        format!("invalid userID {bad:?}: use {}", user_id::RULE),
-                    );
-                    return;
+                    return Err(Refusal {
+                        code: ErrorCode::InvalidParam,
+                        message: format!("invalid userID {bad:?}: use {}", user_id::RULE),
+                    });
                 }
                 let req = InviteRequest {
                     request_id,
@@ -329,32 +364,22 @@ impl Conn {
                     group_id,
                     room_id,
                 };
-                if let Err(r) = hub.apply(|reg, now| reg.invite(session, req, now)) {
-                    self.refused(Some(request_id), r);
-                }
-            }
+                reg.invite(session, req, now)
+            }),
             (
                 Some(_),
                 ClientMessage::Accept {
                     request_id,
                     invite_id,
                 },
-            ) => {
-                if let Err(r) =
-                    hub.apply(|reg, now| reg.accept(session, request_id, &invite_id, now))
-                {
-                    self.refused(Some(request_id), r);
-                }
-            }
+            ) => self.request(Some(request_id), |reg, now| {
+                reg.accept(session, request_id, &invite_id, now)
+            }),
             (Some(_), ClientMessage::Reject { invite_id }) => {
-                if let Err(r) = hub.apply(|reg, now| reg.reject(session, &invite_id, now)) {
-                    self.refused(None, r);
-                }
+                self.request(None, |reg, now| reg.reject(session, &invite_id, now))
             }
             (Some(_), ClientMessage::Hangup { room_id }) => {
-                if let Err(r) = hub.apply(|reg, now| reg.hangup(session, room_id, now)) {
-                    self.refused(None, r);
-                }
+                self.request(None, |reg, now| reg.hangup(session, room_id, now))
             }
             (
                 Some(_),
@@ -363,38 +388,45 @@ impl Conn {
                     to,
                     signal,
                 },
-            ) => {
-                if let Err(r) = hub.apply(|reg, _| reg.relay(session, room_id, &to, signal)) {
-                    self.refused(None, r);
-                }
-            }
+            ) => self.request(None, |reg, _| reg.relay(session, room_id, &to, signal)),
             (Some(_), ClientMessage::Logout) => {
-                hub.leave(session);
-                hub.close(session, CloseKind::LoggedOut);
+                self.hub.leave(self.owner());
+                self.hub.close(self.owner(), CloseKind::LoggedOut);
             }
         }
     }
 
-    fn login(&mut self, app: u64, user_id: String, user_sig: &str, version: u32) {
-        let check = || -> Result<(), (ErrorCode, String)> {
-            if version != PROTOCOL_VERSION {
-                return Err((
-                    ErrorCode::UnsupportedVersion,
-                    format!("protocol version {version} is not supported; this server speaks {PROTOCOL_VERSION}"),
-                ));
-            }
-            if !user_id::is_valid(&user_id) {
-                return Err((
-                    ErrorCode::InvalidUserId,
-                    format!("invalid userID: use {}", user_id::RULE),
-                ));
-            }
-            let key = self.hub.config.apps.get(&app).ok_or_else(|| {
-                (
+    /// Whether a login or resume for `app` in protocol `version` may go on.
+    fn check_client(&self, app: u64, user_id: &str, version: u32) -> Result<&str, Refusal> {
+        let refuse = |code, message: String| Refusal { code, message };
+        if version != PROTOCOL_VERSION {
+            return Err(refuse(
+                ErrorCode::UnsupportedVersion,
+                format!("protocol version {version} is not supported; this server speaks {PROTOCOL_VERSION}"),
+            ));
+        }
+        if !user_id::is_valid(user_id) {
+            return Err(refuse(
+                ErrorCode::InvalidUserId,
+                format!("invalid userID: use {}", user_id::RULE),
+            ));
+        }
+        self.hub
+            .config
+            .apps
+            .get(&app)
+            .map(String::as_str)
+            .ok_or_else(|| {
+                refuse(
                     ErrorCode::UnknownApp,
                     format!("SDKAppID {app} is not configured on this server"),
                 )
-            })?;
+            })
+    }
+
+    fn login(&mut self, app: u64, user_id: String, user_sig: &str, version: u32, resumable: bool) {
+        let check = || -> Result<(), Refusal> {
+            let key = self.check_client(app, &user_id, version)?;
             let policy = &self.hub.config.sig_policy;
             usersig::verify_with(user_sig, app, &user_id, key, now_unix(), policy).map_err(
                 |e| {
@@ -402,26 +434,56 @@ impl Conn {
                         UserSigError::Expired => ErrorCode::ExpiredUserSig,
                         _ => ErrorCode::InvalidUserSig,
                     };
-                    (code, e.to_string())
+                    Refusal {
+                        code,
+                        message: e.to_string(),
+                    }
                 },
             )?;
             Ok(())
         };
-        if let Err((code, message)) = check() {
+        if let Err(Refusal { code, message }) = check() {
             info!(app, session = self.session, ?code, "login refused");
             self.error(None, code, message);
-            self.hub.close(self.session, CloseKind::LoginFailed);
+            self.hub.close(self.owner(), CloseKind::LoginFailed);
             return;
         }
         let config = &self.hub.config;
+        // A grace of zero means the operator turned resumption off.
+        let token = (resumable && !config.resume_grace.is_zero()).then(random_token);
         let login_ok = ServerMessage::LoginOk(LoginOk {
             user_id: user_id.clone(),
             ice_servers: config.ice_servers.clone(),
             ring_timeout_secs: whole_seconds(config.ring_timeout),
             heartbeat_timeout_secs: whole_seconds(config.heartbeat_timeout),
-            resume: None,
+            resume: token.as_ref().map(|token| ResumeGrant {
+                token: token.clone(),
+                grace_secs: whole_seconds(config.resume_grace),
+            }),
         });
-        self.hub.login(self.session, app, &user_id, login_ok);
+        self.hub.login(self.session, app, &user_id, login_ok, token);
+        self.logged_in(app, user_id, "session started");
+    }
+
+    /// Takes over a session whose socket dropped. A refusal leaves this connection open, not
+    /// logged in, so the SDK can log in on it at once.
+    fn resume(&mut self, app: u64, user_id: String, token: &str, last_seq: u64, version: u32) {
+        let resumed = self
+            .check_client(app, &user_id, version)
+            .and_then(|_| self.hub.resume(self.link, app, &user_id, token, last_seq));
+        match resumed {
+            Ok(session) => {
+                self.session = session;
+                self.logged_in(app, user_id, "session resumed");
+            }
+            Err(Refusal { code, message }) => {
+                info!(app, link = self.link, ?code, "resume refused");
+                self.error(None, code, message);
+            }
+        }
+    }
+
+    fn logged_in(&mut self, app: u64, user_id: String, what: &'static str) {
         if let Some(permit) = &self.permit {
             permit.logged_in();
         }
@@ -429,7 +491,7 @@ impl Conn {
             app,
             user = user_id.as_str(),
             session = self.session,
-            "session started"
+            "{what}"
         );
         self.user = Some((app, user_id));
     }

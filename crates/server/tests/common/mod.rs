@@ -12,7 +12,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use calling_protocol::{
     Accepted, CallEnded, CallType, ClientMessage, EndReason, ErrorCode, ErrorReply, InviteSent,
-    Invited, InviteeList, Joined, LoginOk, RoomId, ServerMessage, Signal, PROTOCOL_VERSION,
+    Invited, InviteeList, Joined, LoginOk, ResumeGrant, RoomId, ServerMessage, Signal,
+    PROTOCOL_VERSION,
 };
 use calling_server::{usersig, AppCredential, Config, Hub};
 use futures_util::{SinkExt, StreamExt};
@@ -120,6 +121,77 @@ impl Client {
             other => panic!("{user}: expected loginOk, got {other:?}"),
         }
         c
+    }
+
+    /// Connects and logs in as `user` in a resumable session; returns the grant.
+    pub async fn login_resumable(addr: SocketAddr, user: &str) -> (Client, ResumeGrant) {
+        let mut c = Client::connect(addr).await;
+        c.name = user.into();
+        let ClientMessage::Login {
+            sdk_app_id,
+            user_id,
+            user_sig,
+            protocol_version,
+            ..
+        } = login_msg(user)
+        else {
+            unreachable!()
+        };
+        c.send(&ClientMessage::Login {
+            sdk_app_id,
+            user_id,
+            user_sig,
+            protocol_version,
+            resumable: true,
+        })
+        .await;
+        match c.recv().await {
+            ServerMessage::LoginOk(LoginOk {
+                resume: Some(grant),
+                ..
+            }) => (c, grant),
+            other => panic!("{user}: expected a resumable loginOk, got {other:?}"),
+        }
+    }
+
+    /// Connects and asks to resume `user`'s session after `last_seq` (the answer is not read).
+    pub async fn resume(addr: SocketAddr, user: &str, token: &str, last_seq: u64) -> Client {
+        let mut c = Client::connect(addr).await;
+        c.name = format!("{user} (resumed)");
+        c.send(&ClientMessage::Resume {
+            sdk_app_id: APP,
+            user_id: user.into(),
+            token: token.into(),
+            last_seq,
+            protocol_version: PROTOCOL_VERSION,
+        })
+        .await;
+        c
+    }
+
+    /// Sends a close frame, as a page does when it goes away on purpose.
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+
+    /// The next server message with its `seq` (absent on unnumbered ones), within [`DEADLINE`].
+    pub async fn recv_numbered(&mut self) -> (Option<u64>, ServerMessage) {
+        let name = self.name.clone();
+        let next = tokio::time::timeout(DEADLINE, async {
+            loop {
+                match self.ws.next().await {
+                    Some(Ok(Message::Text(t))) => {
+                        let value: serde_json::Value = serde_json::from_str(t.as_str()).unwrap();
+                        let seq = value.get("seq").and_then(|s| s.as_u64());
+                        return (seq, serde_json::from_value::<ServerMessage>(value).unwrap());
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    other => panic!("{name}: expected a message, got {other:?}"),
+                }
+            }
+        })
+        .await;
+        next.unwrap_or_else(|_| panic!("{name}: no message within {DEADLINE:?}"))
     }
 
     pub async fn send(&mut self, msg: &ClientMessage) {
