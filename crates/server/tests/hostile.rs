@@ -16,17 +16,12 @@ const ATTACKERS: usize = 100;
 
 /// One attack at a time: the latency each test measures is the server's under that attack,
 /// not under all of them at once.
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    ONE_AT_A_TIME
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
+/// An async lock, so a test holds it across its awaits and a failed test does not poison it.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 #[tokio::test]
 async fn connections_that_never_log_in_are_closed_at_the_login_deadline() {
-    let _serial = one_at_a_time();
+    let _serial = ONE_AT_A_TIME.lock().await;
     let server = ServerProcess::start(&["--login-timeout", "1"]).await;
     let addr = server.addr;
     let probe = Probe::start(addr, "alice").await;
@@ -60,7 +55,7 @@ async fn connections_that_never_log_in_are_closed_at_the_login_deadline() {
 
 #[tokio::test]
 async fn a_message_over_the_frame_limit_closes_with_1009_even_in_fragments() {
-    let _serial = one_at_a_time();
+    let _serial = ONE_AT_A_TIME.lock().await;
     let server = ServerProcess::start(&[]).await;
     let chunk = vec![b'x'; MAX_FRAME_BYTES / 2 + 1];
     // Two unfinished fragments, together just over the limit.
@@ -78,7 +73,7 @@ async fn a_message_over_the_frame_limit_closes_with_1009_even_in_fragments() {
 
 #[tokio::test]
 async fn unfinished_fragmented_messages_cannot_pin_memory() {
-    let _serial = one_at_a_time();
+    let _serial = ONE_AT_A_TIME.lock().await;
     let server = ServerProcess::start(&[]).await;
     let addr = server.addr;
     let probe = Probe::start(addr, "alice").await;
@@ -148,7 +143,7 @@ fn huge_invite(request_id: u32) -> String {
 
 #[tokio::test]
 async fn invites_naming_thousands_of_users_do_not_stall_others() {
-    let _serial = one_at_a_time();
+    let _serial = ONE_AT_A_TIME.lock().await;
     let server = ServerProcess::start(&[]).await;
     let addr = server.addr;
     let probe = Probe::start(addr, "alice").await;
@@ -181,7 +176,7 @@ async fn invites_naming_thousands_of_users_do_not_stall_others() {
 
 #[tokio::test]
 async fn half_sent_http_requests_time_out_and_health_stays_up() {
-    let _serial = one_at_a_time();
+    let _serial = ONE_AT_A_TIME.lock().await;
     let server = ServerProcess::start(&["--header-timeout", "1"]).await;
     let addr = server.addr;
     let started = Instant::now();
@@ -225,7 +220,7 @@ async fn half_sent_http_requests_time_out_and_health_stays_up() {
 
 #[tokio::test]
 async fn a_client_that_stops_reading_a_response_is_dropped_at_the_idle_timeout() {
-    let _serial = one_at_a_time();
+    let _serial = ONE_AT_A_TIME.lock().await;
     // A static file far larger than the socket buffers between the server and the client.
     let www = std::env::temp_dir().join(format!("calling-idle-{}", std::process::id()));
     std::fs::create_dir_all(&www).unwrap();
@@ -308,7 +303,7 @@ async fn log_in_many(addr: std::net::SocketAddr, first: u8, n: u8) -> Vec<Client
 
 #[tokio::test]
 async fn connection_caps_refuse_with_a_reason() {
-    let _serial = one_at_a_time();
+    let _serial = ONE_AT_A_TIME.lock().await;
     let server = ServerProcess::start(&[
         "--max-connections-per-address",
         "10",
@@ -366,7 +361,7 @@ async fn connection_caps_refuse_with_a_reason() {
 
 #[tokio::test]
 async fn websocket_pings_count_against_the_rate_limit() {
-    let _serial = one_at_a_time();
+    let _serial = ONE_AT_A_TIME.lock().await;
     let server = ServerProcess::start(&[]).await;
     let mut c = Client::login(server.addr, "mallory").await;
     for _ in 0..1000 {
@@ -382,7 +377,7 @@ async fn websocket_pings_count_against_the_rate_limit() {
 
 #[tokio::test]
 async fn a_session_that_stops_reading_is_dropped_at_its_outbox_budget() {
-    let _serial = one_at_a_time();
+    let _serial = ONE_AT_A_TIME.lock().await;
     let server = ServerProcess::start(&["--outbox-bytes", "1048576"]).await;
     let addr = server.addr;
     let mut alice = Client::login(addr, "alice").await;
