@@ -95,8 +95,10 @@ pub enum ClientMessage {
     /// First message on a new connection instead of [`ClientMessage::Login`]: take over the
     /// session `token` names, whose socket dropped. `last_seq` is the `seq` of the last server
     /// message the SDK processed. Answered by [`ServerMessage::Resumed`] and the replay of every
-    /// message after `last_seq`, in order; or by an [`ErrorCode::ResumeRefused`] error (the
-    /// session ended, was kicked or logged out, or the gap is too old), after which the same
+    /// message after `last_seq`, in order; by [`ServerMessage::Kicked`] and a close when the
+    /// session was kicked out by a login elsewhere (logging in again would kick that one); or
+    /// by an [`ErrorCode::ResumeRefused`] error (the session ended: grace over, logged out, or
+    /// what it missed is no longer kept, in which case it ends now), after which the same
     /// connection may log in.
     Resume {
         sdk_app_id: u64,

@@ -11,7 +11,7 @@
 //! presenting its token takes it over and gets the replay. A link that no longer owns its
 //! session can change nothing: its late frames and its end are ignored.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
@@ -125,6 +125,16 @@ impl Overflow {
     }
 }
 
+/// Why a resume did not take a session over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotResumed {
+    /// The session was kicked out by a login elsewhere: the SDK must not log in again (it would
+    /// kick the newer login in turn), so it is told `kicked`.
+    Kicked,
+    /// Anything else: answered with the refusal, after which the SDK may log in.
+    Refused(Refusal),
+}
+
 /// The resumption state of one resumable session.
 struct Resumable {
     token: String,
@@ -139,6 +149,10 @@ struct State {
     owners: HashMap<SessionId, LinkId>,
     resumable: HashMap<SessionId, Resumable>,
     tokens: HashMap<String, SessionId>,
+    /// Tokens of sessions kicked out within the last grace, with when they stop mattering
+    /// (oldest first): a resume naming one is answered `kicked`.
+    kicked: VecDeque<(Instant, String)>,
+    resume_grace: Duration,
 }
 
 impl State {
@@ -197,10 +211,24 @@ impl State {
     }
 
     /// The session can no longer be resumed.
-    fn forget_resumable(&mut self, session: SessionId) {
-        if let Some(r) = self.resumable.remove(&session) {
-            self.tokens.remove(&r.token);
+    fn forget_resumable(&mut self, session: SessionId) -> Option<String> {
+        let r = self.resumable.remove(&session)?;
+        self.tokens.remove(&r.token);
+        Some(r.token)
+    }
+
+    /// A kicked session's token is remembered for one grace, its longest possible absence.
+    fn remember_kicked(&mut self, token: String, now: Instant) {
+        while self.kicked.front().is_some_and(|(until, _)| *until <= now) {
+            self.kicked.pop_front();
         }
+        self.kicked.push_back((now + self.resume_grace, token));
+    }
+
+    fn was_kicked(&self, token: &str, now: Instant) -> bool {
+        self.kicked
+            .iter()
+            .any(|(until, t)| *until > now && t == token)
     }
 
     fn dispatch(&mut self, outcome: Outcome) {
@@ -211,7 +239,9 @@ impl State {
             self.push(session, Outbound::Close(reason.into()));
             // Nothing more may reach a closed session, nor may it come back.
             self.outboxes.remove(&session);
-            self.forget_resumable(session);
+            if let Some(token) = self.forget_resumable(session) {
+                self.remember_kicked(token, Instant::now());
+            }
         }
         for session in outcome.ended {
             self.owners.remove(&session);
@@ -242,6 +272,8 @@ impl Hub {
                 owners: HashMap::new(),
                 resumable: HashMap::new(),
                 tokens: HashMap::new(),
+                kicked: VecDeque::new(),
+                resume_grace: config.resume_grace,
             }),
             config,
             next_session: AtomicU64::new(1),
@@ -334,7 +366,8 @@ impl Hub {
 
     /// Link `link` (not logged in) takes over the session `token` names: `Resumed`, then every
     /// message after `last_seq`, go out on this link's outbox; the link that owned the session
-    /// before is closed. Returns the session, now this link's.
+    /// before is closed. Returns the session, now this link's. A session whose missed messages
+    /// are no longer all kept cannot be resumed and ends now, as a leave.
     pub fn resume(
         &self,
         link: LinkId,
@@ -342,26 +375,46 @@ impl Hub {
         user_id: &str,
         token: &str,
         last_seq: u64,
-    ) -> Result<SessionId, Refusal> {
-        let refused = |why: &str| Refusal {
-            code: ErrorCode::ResumeRefused,
-            message: format!("{why}: log in again"),
+    ) -> Result<SessionId, NotResumed> {
+        let refused = |why: &str| {
+            NotResumed::Refused(Refusal {
+                code: ErrorCode::ResumeRefused,
+                message: format!("{why}: log in again"),
+            })
         };
+        let now = Instant::now();
         let mut state = self.lock();
+        if state.was_kicked(token, now) {
+            return Err(NotResumed::Kicked);
+        }
         let session = *state
             .tokens
             .get(token)
             .ok_or_else(|| refused("no session has this token"))?;
-        let replay: Vec<String> = match state.resumable.get(&session) {
+        if state.registry.user_of(session) != Some((app, user_id)) {
+            return Err(refused("no session has this token"));
+        }
+        let replay: Result<Vec<String>, _> = match state.resumable.get(&session) {
             Some(r) => r
                 .journal
                 .after(last_seq)
-                .map_err(|_| refused("the messages since lastSeq are no longer kept"))?
-                .map(|(_, text)| text.clone())
-                .collect(),
+                .map(|items| items.map(|(_, text)| text.clone()).collect()),
             None => return Err(refused("this session has ended")),
         };
-        state.registry.resume(session, app, user_id)?;
+        let Ok(replay) = replay else {
+            // What it missed is lost: the session cannot go on consistently.
+            state.push(session, Outbound::Close(CloseKind::Replaced));
+            state.outboxes.remove(&session);
+            state.owners.remove(&session);
+            let outcome = state.registry.leave(session, now);
+            state.dispatch(outcome);
+            state.forget_resumable(session);
+            return Err(refused("the messages since lastSeq are no longer kept"));
+        };
+        state
+            .registry
+            .resume(session, app, user_id)
+            .map_err(NotResumed::Refused)?;
         let received = state
             .resumable
             .get(&session)

@@ -14,7 +14,7 @@ use tracing::{debug, info};
 
 use crate::config::whole_seconds;
 use crate::gate::Permit;
-use crate::hub::{CloseKind, Hub, LinkId, Outbound, Outbox, Owner};
+use crate::hub::{CloseKind, Hub, LinkId, NotResumed, Outbound, Outbox, Owner};
 use crate::ids::random_token;
 use crate::rate::{TokenBucket, Verdict};
 use crate::registry::{InviteRequest, Outcome, Refusal, Registry, SessionId, MAX_PARTICIPANTS};
@@ -470,13 +470,19 @@ impl Conn {
     fn resume(&mut self, app: u64, user_id: String, token: &str, last_seq: u64, version: u32) {
         let resumed = self
             .check_client(app, &user_id, version)
+            .map_err(NotResumed::Refused)
             .and_then(|_| self.hub.resume(self.link, app, &user_id, token, last_seq));
         match resumed {
             Ok(session) => {
                 self.session = session;
                 self.logged_in(app, user_id, "session resumed");
             }
-            Err(Refusal { code, message }) => {
+            Err(NotResumed::Kicked) => {
+                info!(app, link = self.link, "resume of a kicked session");
+                self.hub.send(self.owner(), ServerMessage::Kicked);
+                self.hub.close(self.owner(), CloseKind::Kicked);
+            }
+            Err(NotResumed::Refused(Refusal { code, message })) => {
                 info!(app, link = self.link, ?code, "resume refused");
                 self.error(None, code, message);
             }

@@ -220,14 +220,16 @@ async fn a_close_frame_leaves_at_once_and_cannot_be_resumed() {
 }
 
 #[tokio::test]
-async fn kicked_and_logged_out_sessions_cannot_be_resumed() {
+async fn a_kicked_session_is_told_it_was_kicked_and_a_logged_out_one_is_refused() {
     let server = start(config()).await;
     let (away, grant) = Client::login_resumable(server.addr, "bob").await;
     away.vanish();
-    // A login elsewhere takes the user: the away session is kicked for good.
+    // A login elsewhere takes the user: the away session is kicked for good, and its SDK is
+    // told so (not refused, which would make it log in and kick the newer login in turn).
     let mut bob = Client::login(server.addr, "bob").await;
     let mut again = Client::resume(server.addr, "bob", &grant.token, 0).await;
-    assert_eq!(again.expect_error().await.0, ErrorCode::ResumeRefused);
+    assert_eq!(again.recv().await, ServerMessage::Kicked);
+    assert_eq!(again.closed().await, Closed::Code(1000));
     bob.expect_nothing().await;
 
     let (mut carol, grant) = Client::login_resumable(server.addr, "carol").await;
@@ -252,4 +254,30 @@ async fn a_token_resumes_only_its_own_users_session() {
         bob.recv_numbered().await,
         (None, ServerMessage::Resumed(_))
     ));
+}
+
+#[tokio::test]
+async fn a_resume_whose_missed_messages_are_no_longer_kept_ends_the_session_as_a_leave() {
+    let mut config = config();
+    // Room for a few relayed offers only, so an absence with more loses the oldest.
+    config.limits.outbox_bytes = 300;
+    let server = start(config).await;
+    let (mut alice, bob, room, token, last_seq) = call_bob(&server).await;
+    bob.vanish();
+    for _ in 0..6 {
+        alice.relay(room, "bob", offer()).await;
+    }
+    alice.expect_nothing().await;
+    let mut bob = Client::resume(server.addr, "bob", &token, last_seq).await;
+    assert_eq!(bob.expect_error().await.0, ErrorCode::ResumeRefused);
+    // The session could not go on consistently: it is gone, and alice hears bob leave.
+    assert_eq!(
+        alice.recv().await,
+        ServerMessage::MemberLeft(MemberLeft {
+            room_id: room,
+            user_id: "bob".into()
+        })
+    );
+    bob.send(&login_msg("bob")).await;
+    assert!(matches!(bob.recv().await, ServerMessage::LoginOk(_)));
 }
