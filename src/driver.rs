@@ -369,6 +369,8 @@ impl Driver {
                 volume::read(peers, self.sink());
             }
             Effect::RemoveViews => self.views.clear(),
+            // handled by the reconnect glue
+            Effect::OpenSignaling => {}
         }
     }
 

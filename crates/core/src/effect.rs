@@ -91,8 +91,15 @@ pub enum Effect {
         after_ms: u32,
     },
     CancelTimer(Timer),
-    /// Close the signaling socket (after logout or kick-out, or drop it once it is lost).
+    /// Close the signaling socket (after logout or kick-out, or drop it once it is lost). A
+    /// deliberate close (with a close frame) ends the session on the server at once. Also stop
+    /// opening a socket asked for by [`Effect::OpenSignaling`].
     Disconnect,
+    /// The signaling socket was lost while the session may still be resumed: drop the old
+    /// socket (it is dead; no close frame is needed) and open a new one to the same URL, then
+    /// report [`Input::SignalingOpened`], or [`Input::SignalingClosed`] if it cannot be opened.
+    /// The core sends `resume` (or `login`) on it itself.
+    OpenSignaling,
     /// Read the audio level of our microphone and of every peer; report [`Input::AudioLevels`].
     ReadAudioLevels,
     /// The call is over: remove every element the SDK made for it and forget the views asked
@@ -166,7 +173,10 @@ pub mod code {
     pub const MEDIA_DENIED: u32 = 60005;
     pub const NO_WEBRTC: u32 = 60006;
     pub const INSECURE_CONTEXT: u32 = 60007;
-    /// Extension: the signaling connection dropped while logged in; any call was left locally.
+    /// Extension: the signaling connection was lost and could not be resumed (with a server
+    /// that does not resume sessions, at once; otherwise after reconnecting gave up); any call
+    /// was left locally and the SDK is logged out. Promises of a call that ended because its
+    /// session could not be resumed reject with it too.
     pub const SIGNALING_LOST: u32 = 60008;
     /// Extension: a peer connection failed (ICE failure or an SDP operation the browser refused).
     pub const PEER_CONNECTION_FAILED: u32 = 60009;

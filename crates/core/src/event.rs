@@ -107,6 +107,21 @@ pub enum AppEvent {
         /// Why it changed: `'deviceLost'`.
         reason: String,
     },
+    /// Extension: the signaling connection was lost and the SDK is trying to get it back
+    /// (`attempt` 1, 2, …, one event per attempt). The call, the ringing, the peers and the
+    /// local media all stay meanwhile; app methods keep working and their messages go out once
+    /// the connection is back.
+    Reconnecting {
+        attempt: u32,
+    },
+    /// Extension: the signaling connection is back. `resumed: true`: the session went on as if
+    /// nothing happened (messages missed meanwhile were delivered). `resumed: false`: the
+    /// server had ended the session, so the SDK logged in again; a call or an outgoing ring in
+    /// progress ended (its `CALL_END` came first); an invitation still ringing here keeps
+    /// ringing.
+    Reconnected {
+        resumed: bool,
+    },
     Error {
         code: u32,
         msg: String,
@@ -160,6 +175,10 @@ pub const EVENT_NAMES: &[(&str, &str)] = &[
     ("CALL_TYPE_CHANGED", "onCallTypeChanged"),
     // Extension: the device in use went away and another of the same kind replaced it.
     ("DEVICE_CHANGED", "onDeviceChanged"),
+    // Extension: the signaling connection was lost; the SDK tries to get it back.
+    ("RECONNECTING", "onReconnecting"),
+    // Extension: the signaling connection is back (resumed, or logged in again).
+    ("RECONNECTED", "onReconnected"),
     ("ERROR", "onError"),
 ];
 
@@ -185,6 +204,8 @@ impl AppEvent {
             AppEvent::KickedOut {} => "onKickedOut",
             AppEvent::CallTypeChanged { .. } => "onCallTypeChanged",
             AppEvent::DeviceChanged { .. } => "onDeviceChanged",
+            AppEvent::Reconnecting { .. } => "onReconnecting",
+            AppEvent::Reconnected { .. } => "onReconnected",
             AppEvent::Error { .. } => "onError",
         }
     }

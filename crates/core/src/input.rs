@@ -85,10 +85,21 @@ pub enum Input {
         request: RequestId,
         command: Command,
     },
-    /// A message from the server.
+    /// A message from the server without a `seq` (any message of a session that is not
+    /// resumable, and `loginOk`, `pong`, `resumed` and the answers to a `resume`).
     Server(ServerMessage),
-    /// The signaling socket closed or failed without the core asking for it.
+    /// A message of a resumable session, with the `seq` the server put beside its `type`. Each
+    /// seq is processed once: a message replayed after a resume that was already processed is
+    /// dropped, so no event reaches the app twice.
+    Sequenced { seq: u64, message: ServerMessage },
+    /// The signaling socket closed or failed without the core asking for it, or the socket
+    /// asked for by [`crate::Effect::OpenSignaling`] could not be opened.
     SignalingClosed,
+    /// The socket asked for by [`crate::Effect::OpenSignaling`] is open.
+    SignalingOpened,
+    /// The network is back (the window's `online` event) or the page became visible again:
+    /// a reconnect waiting for its next attempt makes it now. Ignored otherwise.
+    NetworkOnline,
     /// Result of the [`crate::Effect::OpenMedia`] that carried `token`.
     Media {
         token: MediaToken,
@@ -172,4 +183,6 @@ pub enum Timer {
     Heartbeat,
     /// Read the audio levels for `USER_VOICE_VOLUME` (every second while connected).
     VoiceVolume,
+    /// Try again to get the lost signaling connection back (see `backoff`).
+    Reconnect,
 }

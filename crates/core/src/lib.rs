@@ -14,6 +14,7 @@ pub mod input;
 
 mod active_call;
 mod answer;
+pub mod backoff;
 mod device;
 mod invitation;
 mod leave;
@@ -22,6 +23,8 @@ mod login;
 mod media;
 mod membership;
 pub mod negotiation;
+mod outbox;
+mod reconnect;
 mod session;
 
 pub use effect::{code, Effect, LoginData, Reply, SdkError};

@@ -10,6 +10,7 @@ use calling_protocol::{
 use crate::active_call::{ActiveCall, Answer, Phase};
 use crate::event::AppEvent;
 use crate::leave::{left, lost_events, Tell};
+use crate::reconnect::Credentials;
 use crate::session::{CallError, Login, Session};
 use crate::{code, Effect, LoginData, Reply, RequestId, SdkError, Timer};
 
@@ -34,7 +35,19 @@ pub(crate) fn server_error(code: ErrorCode, message: String) -> SdkError {
     SdkError { code, message }
 }
 
-fn heartbeat_timer() -> Effect {
+/// `login` for `user_id`, always asking for a resumable session (a server that does not offer
+/// one ignores the request).
+pub(crate) fn login_message(credentials: &Credentials, user_id: &str) -> ClientMessage {
+    ClientMessage::Login {
+        sdk_app_id: credentials.sdk_app_id,
+        user_id: user_id.to_owned(),
+        user_sig: credentials.user_sig.clone(),
+        protocol_version: PROTOCOL_VERSION,
+        resumable: true,
+    }
+}
+
+pub(crate) fn heartbeat_timer() -> Effect {
     Effect::StartTimer {
         timer: Timer::Heartbeat,
         after_ms: PING_INTERVAL_SECS * 1000,
@@ -54,13 +67,13 @@ impl Session {
             return Err(CallError::AlreadyLoggedIn);
         }
         check_user_id(&user_id)?;
-        out.push(Effect::Send(ClientMessage::Login {
+        let credentials = Credentials {
             sdk_app_id,
-            user_id: user_id.clone(),
             user_sig,
-            protocol_version: PROTOCOL_VERSION,
-            resumable: false,
-        }));
+        };
+        out.push(Effect::Send(login_message(&credentials, &user_id)));
+        // Kept for logging in again on our own when the session cannot be resumed.
+        self.resumption.credentials = Some(credentials);
         self.login = Login::LoggingIn { request, user_id };
         Ok(())
     }
@@ -72,10 +85,15 @@ impl Session {
         };
         let request = *request;
         match message {
-            ServerMessage::LoginOk(LoginOk { ice_servers, .. }) => {
+            ServerMessage::LoginOk(LoginOk {
+                ice_servers,
+                resume,
+                ..
+            }) => {
                 // The server names the session by the id we asked for; ours is authoritative.
                 let user_id = user_id.clone();
                 self.ice_servers = ice_servers;
+                self.resumption.begin(resume);
                 out.push(Effect::Resolve {
                     request,
                     reply: Reply::Login {
@@ -100,13 +118,15 @@ impl Session {
                     },
                 });
                 self.login = Login::LoggedOut;
+                self.resumption.reset();
             }
             _ => {}
         }
     }
 
     pub(crate) fn heartbeat(&mut self, out: &mut Vec<Effect>) {
-        if let Login::LoggedIn { .. } = self.login {
+        // A timer that fired just as the socket was lost: no pings until it is back.
+        if let (Login::LoggedIn { .. }, false) = (&self.login, self.resumption.is_lost()) {
             out.push(Effect::Send(ClientMessage::Ping));
             out.push(heartbeat_timer());
         }
@@ -137,8 +157,12 @@ impl Session {
         });
     }
 
-    /// The socket closed without us asking (the glue has stopped using it).
+    /// The socket closed without us asking (the glue has stopped using it). A resumable
+    /// session reconnects (see `reconnect`); otherwise the session ends here.
     pub(crate) fn signaling_closed(&mut self, now_ms: u64, out: &mut Vec<Effect>) {
+        if self.me().is_some() && self.reconnect_on_close(now_ms, out) {
+            return;
+        }
         let reason = SdkError {
             code: Some(code::SIGNALING_LOST),
             message: "signaling connection lost".into(),
@@ -180,8 +204,12 @@ impl Session {
         out.push(Effect::Disconnect);
     }
 
-    fn end_session(&mut self, out: &mut Vec<Effect>) {
+    pub(crate) fn end_session(&mut self, out: &mut Vec<Effect>) {
         out.push(Effect::CancelTimer(Timer::Heartbeat));
+        if self.resumption.is_lost() {
+            out.push(Effect::CancelTimer(Timer::Reconnect));
+        }
+        self.resumption.reset();
         self.login = Login::LoggedOut;
         self.take_call();
         self.abandoned.clear();

@@ -20,6 +20,7 @@ use crate::active_call::{ActiveCall, Phase};
 use crate::invitation::Decline;
 use crate::link::{MediaState, PeerLink};
 use crate::negotiation::is_polite;
+use crate::reconnect::Resumption;
 use crate::{code, Command, Effect, Input, MediaToken, PeerEvent, RequestId, SdkError, Timer};
 
 /// `getCallStatus()`.
@@ -113,22 +114,40 @@ pub struct Session {
     pub(crate) next_media_token: MediaToken,
     /// The server's STUN/TURN list from login, for every connection made.
     pub(crate) ice_servers: Vec<IceServer>,
+    /// What it takes to get the session back when its socket is lost (see `reconnect`).
+    pub(crate) resumption: Resumption,
 }
 
 impl Session {
+    /// A session whose reconnect waits are jittered from a fixed seed; see [`Session::with_seed`].
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A session whose reconnect waits are jittered from `seed`. The glue passes a random one,
+    /// so that the clients of a server that restarted do not all retry at once; tests pass a
+    /// fixed one and get the same waits every run.
+    pub fn with_seed(seed: u64) -> Self {
+        Session {
+            resumption: Resumption::with_seed(seed),
+            ..Session::default()
+        }
     }
 
     /// Reacts to one input at `now_ms` (milliseconds on any monotonic clock).
     pub fn handle(&mut self, now_ms: u64, input: Input) -> Result<Vec<Effect>, CallError> {
         let mut out = Vec::new();
+        let was_lost = self.resumption.is_lost();
         match input {
             Input::Command { request, command } => {
                 self.command(now_ms, request, command, &mut out)?
             }
             Input::Server(message) => self.server(now_ms, message, &mut out),
+            Input::Sequenced { seq, message } => self.sequenced(now_ms, seq, message, &mut out),
             Input::SignalingClosed => self.signaling_closed(now_ms, &mut out),
+            Input::SignalingOpened => self.signaling_opened(&mut out),
+            Input::NetworkOnline => self.network_online(&mut out),
+            Input::Timer(Timer::Reconnect) => self.reconnect_due(&mut out),
             Input::Media { token, outcome } => self.media_outcome(now_ms, token, outcome, &mut out),
             Input::Device { kind, change } => self.device_changed(kind, change, &mut out),
             Input::AudioLevels { local, remote } => self.audio_levels(local, remote, &mut out),
@@ -136,6 +155,8 @@ impl Session {
             Input::Timer(Timer::Heartbeat) => self.heartbeat(&mut out),
             Input::Timer(Timer::VoiceVolume) => self.voice_volume_due(&mut out),
         }
+        // Every frame made above, whichever part made it, is numbered (or held) here.
+        self.route_sends(was_lost, &mut out);
         Ok(out)
     }
 
@@ -189,9 +210,15 @@ impl Session {
         }
     }
 
-    fn server(&mut self, now_ms: u64, message: ServerMessage, out: &mut Vec<Effect>) {
+    pub(crate) fn server(&mut self, now_ms: u64, message: ServerMessage, out: &mut Vec<Effect>) {
         if let Login::LoggingIn { .. } = self.login {
             return self.login_answer(message, out);
+        }
+        if self.resumption.is_lost() {
+            return self.handshake_answer(now_ms, message, out);
+        }
+        if self.reinvite_answer(now_ms, &message, out) {
+            return;
         }
         let Some(me) = self.me() else { return };
         match message {

@@ -39,7 +39,7 @@ fn login_resolves_emits_ready_and_starts_the_heartbeat() {
             user_id: "alice".into(),
             user_sig: "sig".into(),
             protocol_version: PROTOCOL_VERSION,
-            resumable: false,
+            resumable: true,
         }
     );
     w.fire(a, Timer::Heartbeat);
