@@ -305,9 +305,10 @@ fn kick_out_leaves_the_call_and_logs_out() {
     );
 }
 
+/// With a server that does not resume sessions (reconnecting is in `reconnect.rs`).
 #[test]
 fn lost_signaling_leaves_the_call_and_reports_it() {
-    let (mut w, a, b) = connected(CallType::Video);
+    let (mut w, a, b) = connected_in(World::legacy(), CallType::Video);
     w.advance(4_000);
     w.drop_socket(a);
     assert_eq!(
@@ -343,9 +344,10 @@ fn lost_signaling_leaves_the_call_and_reports_it() {
     );
 }
 
+/// With a server that does not resume sessions.
 #[test]
 fn lost_signaling_while_ringing_as_callee_is_a_cancelled_invitation() {
-    let (mut w, [a, b]) = World::users(["alice", "bob"]);
+    let (mut w, [a, b]) = World::legacy().with_users(["alice", "bob"]);
     w.command(a, call("bob", CallType::Video));
     w.run();
     w.take_events(b);
@@ -493,8 +495,8 @@ fn the_other_side_leaving_ends_a_1to1_call_at_once() {
     assert_idle(&w, a);
     let ended = w.take_queued(a, |i| {
         matches!(
-            i,
-            calling_core::Input::Server(calling_protocol::ServerMessage::CallEnded(_))
+            server_message(i),
+            Some(calling_protocol::ServerMessage::CallEnded(_))
         )
     });
     assert_eq!(ended.len(), 1, "callEnded was still on its way");

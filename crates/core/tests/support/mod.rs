@@ -4,6 +4,12 @@
 //! and browser callbacks on an event loop, so runs are deterministic and a test can assert the
 //! exact events each app saw. Ids are the registry's deterministic ones: rooms 1, 2, …,
 //! invitations "invite-1", "invite-2", ….
+//!
+//! Sessions are resumable, as with the current server (a [`World::legacy`] one offers no
+//! resume). A test can drop a client's socket ([`World::drop_socket`]), break it silently
+//! so that frames in flight either way are lost ([`World::cut`], then
+//! [`World::notice_close`]), keep the network down so new sockets fail
+//! ([`Client::network`]), and move time past a grace ([`World::expire_until`]).
 
 #![allow(dead_code)]
 
@@ -15,7 +21,7 @@ use std::collections::{BTreeMap, HashSet, VecDeque};
 use calling_core::{
     AppEvent, Command, Effect, Input, PeerEvent, Reply, RequestId, SdkError, Session, Timer,
 };
-use calling_protocol::CallType;
+use calling_protocol::{CallType, ServerMessage};
 
 use browser::FakeBrowser;
 use socket::Server;
@@ -34,6 +40,12 @@ pub struct Client {
     pub browser: FakeBrowser,
     pub socket_open: bool,
     pub timers: HashSet<Timer>,
+    /// Every timer started, with its delay, in order.
+    pub timer_log: Vec<(Timer, u32)>,
+    /// Whether a new socket can be opened (`OpenSignaling` succeeds).
+    pub network: bool,
+    /// How many new sockets the client asked for.
+    pub opens: u32,
 }
 
 pub struct World {
@@ -46,9 +58,20 @@ pub struct World {
 
 impl World {
     pub fn new() -> Self {
+        Self::with_server(Server::new())
+    }
+
+    /// A world whose server does not resume sessions (as before resumption existed).
+    pub fn legacy() -> Self {
+        let mut server = Server::new();
+        server.offers_resume = false;
+        Self::with_server(server)
+    }
+
+    pub fn with_server(server: Server) -> Self {
         World {
             now_ms: 1_000_000,
-            server: Server::new(),
+            server,
             clients: Vec::new(),
             queue: VecDeque::new(),
             next_request: 0,
@@ -57,14 +80,19 @@ impl World {
 
     /// A new SDK instance for `user` (not logged in yet).
     pub fn client(&mut self, user: &str) -> usize {
+        // A fixed seed per client: the same reconnect waits every run.
+        let seed = 1 + self.clients.len() as u64;
         self.clients.push(Client {
             user: user.to_owned(),
-            call: Session::new(),
+            call: Session::with_seed(seed),
             events: Vec::new(),
             replies: BTreeMap::new(),
             browser: FakeBrowser::new(user),
             socket_open: true,
             timers: HashSet::new(),
+            timer_log: Vec::new(),
+            network: true,
+            opens: 0,
         });
         self.clients.len() - 1
     }
@@ -84,9 +112,13 @@ impl World {
 
     /// Logged-in clients for each user.
     pub fn users<const N: usize>(users: [&str; N]) -> (Self, [usize; N]) {
-        let mut world = World::new();
-        let ids = users.map(|u| world.logged_in(u));
-        (world, ids)
+        World::new().with_users(users)
+    }
+
+    /// Logged-in clients for each user, in this world.
+    pub fn with_users<const N: usize>(mut self, users: [&str; N]) -> (Self, [usize; N]) {
+        let ids = users.map(|u| self.logged_in(u));
+        (self, ids)
     }
 
     /// Runs an app method at once (as the glue does); its promise settles in `replies`.
@@ -174,17 +206,48 @@ impl World {
     /// Time moves on to the earliest ring deadline; returns what the server's timeout sends,
     /// not delivered yet.
     pub fn ring_deadline_passes(&mut self) -> Vec<socket::Delivery> {
-        let deadline = self.server.next_ring_deadline_ms().expect("nothing rings");
+        let deadline = self.server.next_deadline_ms().expect("nothing rings");
         self.now_ms = self.now_ms.max(deadline);
         self.server.expire(self.now_ms)
     }
 
-    /// The client's network drops: the server ends its session, the client hears the socket close.
-    pub fn drop_socket(&mut self, client: usize) {
-        self.clients[client].socket_open = false;
-        let deliveries = self.server.disconnect(client, self.now_ms);
+    /// Time moves on to `now_ms` and the server ends whatever rang or waited for a resume
+    /// until then; what it sends is delivered.
+    pub fn expire_until(&mut self, now_ms: u64) {
+        self.now_ms = self.now_ms.max(now_ms);
+        let deliveries = self.server.expire(self.now_ms);
         self.deliver(deliveries);
+        self.run();
+    }
+
+    /// The client's socket drops and both ends notice: the server keeps a resumable session
+    /// for a resume (ends any other); the client hears the socket close, and reconnects if
+    /// its network lets it.
+    pub fn drop_socket(&mut self, client: usize) {
+        self.cut(client);
+        self.notice_close(client);
+    }
+
+    /// The client's socket breaks silently: the server notices (and suspends a resumable
+    /// session), the client does not yet. Messages on their way to the client are lost, and
+    /// so is whatever it sends until it notices ([`World::notice_close`]).
+    pub fn cut(&mut self, client: usize) {
+        self.clients[client].socket_open = false;
+        let deliveries = self.server.drop_connection(client, self.now_ms);
+        self.deliver(deliveries);
+        self.take_queued(client, |input| server_message(input).is_some());
+    }
+
+    /// The client notices its socket is gone.
+    pub fn notice_close(&mut self, client: usize) {
         self.inject(client, Input::SignalingClosed);
+        self.run();
+    }
+
+    /// The client's network comes back and the page says so (`online`).
+    pub fn online(&mut self, client: usize) {
+        self.clients[client].network = true;
+        self.inject(client, Input::NetworkOnline);
         self.run();
     }
 
@@ -214,9 +277,9 @@ impl World {
 
     /// Queues server messages for their clients (a closed socket receives nothing).
     pub fn deliver(&mut self, deliveries: Vec<socket::Delivery>) {
-        for (to, message) in deliveries {
+        for (to, input) in deliveries {
             if self.clients[to].socket_open {
-                self.queue.push_back((to, Input::Server(message)));
+                self.queue.push_back((to, input));
             }
         }
     }
@@ -297,8 +360,9 @@ impl World {
                     "settled twice"
                 );
             }
-            Effect::StartTimer { timer, .. } => {
+            Effect::StartTimer { timer, after_ms } => {
                 c.timers.insert(timer);
+                c.timer_log.push((timer, after_ms));
             }
             Effect::CancelTimer(timer) => {
                 c.timers.remove(&timer);
@@ -308,12 +372,34 @@ impl World {
                 let deliveries = self.server.disconnect(client, now);
                 self.deliver(deliveries);
             }
+            Effect::OpenSignaling => {
+                // The old socket is dead; a new one opens if the network lets it.
+                c.opens += 1;
+                c.socket_open = false;
+                let outcome = if c.network {
+                    c.socket_open = true;
+                    Input::SignalingOpened
+                } else {
+                    Input::SignalingClosed
+                };
+                let deliveries = self.server.drop_connection(client, now);
+                self.deliver(deliveries);
+                self.queue.push_back((client, outcome));
+            }
             other => {
                 for input in c.browser.apply(other) {
                     self.queue.push_back((client, input));
                 }
             }
         }
+    }
+}
+
+/// The server message an input carries, sequenced or not.
+pub fn server_message(input: &Input) -> Option<&ServerMessage> {
+    match input {
+        Input::Server(message) | Input::Sequenced { message, .. } => Some(message),
+        _ => None,
     }
 }
 
@@ -327,7 +413,12 @@ pub fn login(user: &str) -> Command {
 
 /// alice calls bob with `call_type`; bob accepts. Events so far are cleared.
 pub fn connected(call_type: CallType) -> (World, usize, usize) {
-    let (mut w, [a, b]) = World::users(["alice", "bob"]);
+    connected_in(World::new(), call_type)
+}
+
+/// [`connected`], in a world of one's choice.
+pub fn connected_in(w: World, call_type: CallType) -> (World, usize, usize) {
+    let (mut w, [a, b]) = w.with_users(["alice", "bob"]);
     w.command(a, call("bob", call_type));
     w.run();
     w.command(b, Command::Accept);
