@@ -41,7 +41,11 @@ impl Session {
         }));
         let video = call.call_type == CallType::Video;
         call.open_media(true, video, MediaOp::Accept, out);
-        call.attach_all(out);
+        // While the socket is lost the Accept waits for the session to come back: the caller
+        // must not get our media before it hears that we accepted. `Joined` attaches then.
+        if !self.resumption.is_lost() {
+            call.attach_all(out);
+        }
         Ok(())
     }
 
