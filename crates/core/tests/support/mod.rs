@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, HashSet, VecDeque};
 use calling_core::{
     AppEvent, Command, Effect, Input, PeerEvent, Reply, RequestId, SdkError, Session, Timer,
 };
-use calling_protocol::{CallType, ServerMessage};
+use calling_protocol::{CallType, ClientMessage, ServerMessage};
 
 use browser::FakeBrowser;
 use socket::Server;
@@ -502,6 +502,20 @@ pub fn assert_video_connect_events(w: &mut World, a: usize, b: usize) {
             video("alice", true)
         ]
     );
+}
+
+pub fn reconnecting(attempt: u32) -> AppEvent {
+    AppEvent::Reconnecting { attempt }
+}
+
+pub fn reconnected(resumed: bool) -> AppEvent {
+    AppEvent::Reconnected { resumed }
+}
+
+/// How many of the frames `client` sent that reached the server match `pick`.
+pub fn frames_received(w: &World, client: usize, pick: impl Fn(&ClientMessage) -> bool) -> usize {
+    let frames = w.server.received.get(&client).into_iter().flatten();
+    frames.filter(|m| pick(m)).count()
 }
 
 pub fn ok0() -> Reply {
