@@ -4,7 +4,7 @@
 //! recycled the connection). After each failed attempt the wait doubles from
 //! [`FIRST_RETRY_MS`] up to [`MAX_RETRY_MS`], each wait moved by up to ±25 %, so that the
 //! clients of a server that restarted do not all come back in the same instant. The core has no
-//! randomness of its own: [`Jitter`] is a small deterministic generator seeded by the glue
+//! randomness of its own: `Jitter` is a small deterministic generator seeded by the glue
 //! (`Session::with_seed`), so tests replay exact delays.
 
 /// The wait after the first failed attempt.

@@ -2,7 +2,7 @@
 //!
 //! Every way a call ends (hangup, logout, reject, a failed accept, the other side leaving or
 //! declining, the server ending it or refusing it, a cancelled or timed-out invitation, kick-out,
-//! the signaling connection lost) goes through [`Session::end_call`], which does, in order:
+//! the signaling connection lost, a session that could not be resumed) goes through [`Session::end_call`], which does, in order:
 //! 1. tell the server we leave, when it has to hear it from us;
 //! 2. let the app hear how the call ended (`CALL_END` and friends): the line is already idle,
 //!    so a listener may call again at once;

@@ -6,7 +6,8 @@
 //!
 //! A [`Session`] is one SDK instance's signaling session (logged out, logging in, logged in);
 //! while logged in it holds at most one call in progress (`ActiveCall`), and that call one
-//! [`link`](crate::link) per remote participant.
+//! [`link`](crate::link) per remote participant. A session the server offers to resume outlives
+//! its socket: `reconnect` gets it back (or logs in again) without ending the call.
 
 pub mod effect;
 pub mod event;
