@@ -185,4 +185,7 @@ pub enum Timer {
     VoiceVolume,
     /// Try again to get the lost signaling connection back (see `backoff`).
     Reconnect,
+    /// A probe ping (sent when the network came back or the page became visible) had its
+    /// time to be answered.
+    Probe,
 }

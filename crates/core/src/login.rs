@@ -124,9 +124,13 @@ impl Session {
         }
     }
 
-    pub(crate) fn heartbeat(&mut self, out: &mut Vec<Effect>) {
+    pub(crate) fn heartbeat(&mut self, now_ms: u64, out: &mut Vec<Effect>) {
         // A timer that fired just as the socket was lost: no pings until it is back.
         if let (Login::LoggedIn { .. }, false) = (&self.login, self.resumption.is_lost()) {
+            if self.resumption.silent_too_long() {
+                return self.socket_dead(now_ms, out);
+            }
+            self.resumption.pinged();
             out.push(Effect::Send(ClientMessage::Ping));
             out.push(heartbeat_timer());
         }

@@ -90,7 +90,20 @@ pub(crate) struct Resumption {
     /// Frames to send again after a resume, handed to the glue at the end of the input (after
     /// new frames were numbered, so they are not numbered twice).
     resend: Vec<ClientMessage>,
+    /// Heartbeat pings sent since the server was last heard from.
+    unanswered_pings: u32,
+    /// A probe ping is out and nothing was heard since.
+    probing: bool,
 }
+
+/// Heartbeat pings left unanswered before a resumable socket counts as dead. A path can die
+/// without either end closing it (a Wi-Fi change, a NAT forgetting the mapping); the browser
+/// never reports that, so silence is the only sign. Two periods of it, not one, so a page
+/// whose main thread was busy when the pong came does not reconnect for nothing.
+pub const DEAD_AFTER_UNANSWERED_PINGS: u32 = 2;
+
+/// How long a probe ping may take to be answered.
+pub const PROBE_TIMEOUT_MS: u32 = 3_000;
 
 impl Resumption {
     pub fn with_seed(seed: u64) -> Self {
@@ -108,6 +121,7 @@ impl Resumption {
         self.connection = Connection::Live;
         self.reinvite = None;
         self.resend.clear();
+        self.heard();
     }
 
     /// The session is over: nothing of it is kept but the generator's state.
@@ -121,6 +135,22 @@ impl Resumption {
 
     pub fn is_lost(&self) -> bool {
         matches!(self.connection, Connection::Lost(_))
+    }
+
+    /// A server message arrived: the socket is alive.
+    pub fn heard(&mut self) {
+        self.unanswered_pings = 0;
+        self.probing = false;
+    }
+
+    pub fn pinged(&mut self) {
+        self.unanswered_pings += 1;
+    }
+
+    /// Whether the socket of a resumable session has been silent for too many pings (a
+    /// session that cannot be resumed relies on the server's own timeout, as before).
+    pub fn silent_too_long(&self) -> bool {
+        self.grant.is_some() && self.unanswered_pings >= DEAD_AFTER_UNANSWERED_PINGS
     }
 
     fn lost(&mut self) -> Option<&mut Lost> {
@@ -262,7 +292,9 @@ impl Session {
         }
     }
 
-    /// The network is back: an attempt waiting for its turn is made now.
+    /// The network is back, or the page visible again: an attempt waiting for its turn is
+    /// made now; a socket that looks live is probed, since it may have died meanwhile without
+    /// anyone saying so.
     pub(crate) fn network_online(&mut self, out: &mut Vec<Effect>) {
         if self
             .resumption
@@ -271,7 +303,33 @@ impl Session {
         {
             out.push(Effect::CancelTimer(Timer::Reconnect));
             self.attempt(out);
+            return;
         }
+        let live = matches!(self.login, Login::LoggedIn { .. }) && !self.resumption.is_lost();
+        if live && self.resumption.grant.is_some() && !self.resumption.probing {
+            self.resumption.probing = true;
+            out.push(Effect::Send(ClientMessage::Ping));
+            out.push(Effect::StartTimer {
+                timer: Timer::Probe,
+                after_ms: PROBE_TIMEOUT_MS,
+            });
+        }
+    }
+
+    /// [`Timer::Probe`] fired: unanswered means the socket is dead.
+    pub(crate) fn probe_due(&mut self, now_ms: u64, out: &mut Vec<Effect>) {
+        if std::mem::take(&mut self.resumption.probing) && !self.resumption.is_lost() {
+            self.socket_dead(now_ms, out);
+        }
+    }
+
+    /// The socket is open as far as the browser knows, but nothing comes through it: replace
+    /// it as if it had closed ([`Effect::OpenSignaling`] drops it without a close frame, so
+    /// the server keeps the session for the resume).
+    pub(crate) fn socket_dead(&mut self, now_ms: u64, out: &mut Vec<Effect>) {
+        self.resumption.heard();
+        out.push(Effect::CancelTimer(Timer::Probe));
+        self.reconnect_on_close(now_ms, out);
     }
 
     /// The new socket is open: resume the session on it, or log in when it cannot be resumed.

@@ -142,17 +142,24 @@ impl Session {
             Input::Command { request, command } => {
                 self.command(now_ms, request, command, &mut out)?
             }
-            Input::Server(message) => self.server(now_ms, message, &mut out),
-            Input::Sequenced { seq, message } => self.sequenced(now_ms, seq, message, &mut out),
+            Input::Server(message) => {
+                self.resumption.heard();
+                self.server(now_ms, message, &mut out)
+            }
+            Input::Sequenced { seq, message } => {
+                self.resumption.heard();
+                self.sequenced(now_ms, seq, message, &mut out)
+            }
             Input::SignalingClosed => self.signaling_closed(now_ms, &mut out),
             Input::SignalingOpened => self.signaling_opened(&mut out),
             Input::NetworkOnline => self.network_online(&mut out),
+            Input::Timer(Timer::Probe) => self.probe_due(now_ms, &mut out),
             Input::Timer(Timer::Reconnect) => self.reconnect_due(&mut out),
             Input::Media { token, outcome } => self.media_outcome(now_ms, token, outcome, &mut out),
             Input::Device { kind, change } => self.device_changed(kind, change, &mut out),
             Input::AudioLevels { local, remote } => self.audio_levels(local, remote, &mut out),
             Input::Peer { user_id, event } => self.peer_event(&user_id, event, &mut out),
-            Input::Timer(Timer::Heartbeat) => self.heartbeat(&mut out),
+            Input::Timer(Timer::Heartbeat) => self.heartbeat(now_ms, &mut out),
             Input::Timer(Timer::VoiceVolume) => self.voice_volume_due(&mut out),
         }
         // Every frame made above, whichever part made it, is numbered (or held) here.

@@ -386,7 +386,10 @@ fn the_network_coming_back_skips_the_wait_but_not_an_attempt_under_way() {
         ]
     );
     assert_eq!(s.ok(Input::Timer(Timer::Reconnect)), vec![], "stale timer");
-    assert_eq!(resumable().ok(Input::NetworkOnline), vec![], "not lost");
+    // Not lost: the socket is only probed (see below).
+    assert!(!resumable()
+        .ok(Input::NetworkOnline)
+        .contains(&Effect::OpenSignaling));
 }
 
 #[test]
@@ -458,4 +461,69 @@ fn reconnect_events_have_their_names_and_payloads() {
     ] {
         assert!(crate::EVENT_NAMES.contains(&(key, value)), "{key}");
     }
+}
+
+#[test]
+fn a_socket_silent_for_two_pings_is_replaced_as_if_it_had_closed() {
+    let mut s = calling();
+    let ping = vec![
+        Effect::Send(ClientMessage::Ping),
+        Effect::StartTimer {
+            timer: Timer::Heartbeat,
+            after_ms: calling_protocol::PING_INTERVAL_SECS * 1000,
+        },
+    ];
+    assert_eq!(at(&mut s, 3_000, Input::Timer(Timer::Heartbeat)), ping);
+    // An answer (any message) keeps it alive.
+    at(&mut s, 3_100, Input::Server(ServerMessage::Pong));
+    assert_eq!(at(&mut s, 6_000, Input::Timer(Timer::Heartbeat)), ping);
+    assert_eq!(at(&mut s, 9_000, Input::Timer(Timer::Heartbeat)), ping);
+    // Two pings without a word back: the path died without anyone closing it.
+    let fx = at(&mut s, 12_000, Input::Timer(Timer::Heartbeat));
+    assert!(fx.contains(&Effect::OpenSignaling), "{fx:?}");
+    assert!(fx.contains(&Effect::Emit(AppEvent::Reconnecting { attempt: 1 })));
+    assert!(s.is_reconnecting());
+    assert!(s.call.is_some(), "the call stays");
+}
+
+#[test]
+fn a_socket_of_a_session_without_a_grant_is_left_to_the_servers_timeout() {
+    let mut s = Session::new();
+    s.ok(command(
+        1,
+        Command::Login {
+            sdk_app_id: 7,
+            user_id: "alice".into(),
+            user_sig: "sig".into(),
+        },
+    ));
+    s.ok(login_ok(None));
+    for t in 1..=4 {
+        let fx = at(&mut s, t * 3_000, Input::Timer(Timer::Heartbeat));
+        assert_eq!(sent(&fx), vec![&ClientMessage::Ping]);
+    }
+}
+
+#[test]
+fn coming_back_online_probes_a_live_socket_and_replaces_it_if_unanswered() {
+    let mut s = calling();
+    let probe = vec![
+        Effect::Send(ClientMessage::Ping),
+        Effect::StartTimer {
+            timer: Timer::Probe,
+            after_ms: PROBE_TIMEOUT_MS,
+        },
+    ];
+    assert_eq!(at(&mut s, 1_000, Input::NetworkOnline), probe);
+    // A second signal while probing sends no second probe.
+    assert_eq!(at(&mut s, 1_100, Input::NetworkOnline), vec![]);
+    // Answered: the probe's end changes nothing.
+    at(&mut s, 1_200, Input::Server(ServerMessage::Pong));
+    assert_eq!(at(&mut s, 4_000, Input::Timer(Timer::Probe)), vec![]);
+    assert!(!s.is_reconnecting());
+    // Unanswered: the socket is dead, replaced at once.
+    assert_eq!(at(&mut s, 5_000, Input::NetworkOnline), probe);
+    let fx = at(&mut s, 8_000, Input::Timer(Timer::Probe));
+    assert!(fx.contains(&Effect::OpenSignaling), "{fx:?}");
+    assert!(s.is_reconnecting());
 }
