@@ -118,6 +118,12 @@ pub(crate) struct ActiveCall {
     /// The `accept()` promise of a callee already joined whose media is still opening: it
     /// settles on the capture's outcome, which may still end the call.
     pub accepting: Option<RequestId>,
+    /// When [`Timer::PeerHealth`] is armed to fire (None: not running). It runs only while a
+    /// link is interrupted ([`crate::health`]).
+    pub health_timer: Option<u64>,
+    /// Participants whose link we gave up on: they left the call for us, though the server may
+    /// still count them in it, so an offer from one does not bring them back.
+    pub given_up: Vec<String>,
     pub phase: Phase,
 }
 
@@ -141,6 +147,8 @@ impl ActiveCall {
             invites: Vec::new(),
             switch: None,
             accepting: None,
+            health_timer: None,
+            given_up: Vec::new(),
             phase,
         }
     }
@@ -310,6 +318,9 @@ impl ActiveCall {
         }
         if connected {
             out.push(Effect::CancelTimer(Timer::VoiceVolume));
+        }
+        if self.health_timer.is_some() {
+            out.push(Effect::CancelTimer(Timer::PeerHealth));
         }
         out.push(Effect::RemoveViews);
     }

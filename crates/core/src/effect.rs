@@ -86,6 +86,12 @@ pub enum Effect {
         user_id: String,
         candidate: IceCandidate,
     },
+    /// `restartIce()` on that peer: its connection was interrupted. The browser then fires
+    /// `negotiationneeded` ([`crate::PeerEvent::NegotiationNeeded`]) and the next offer carries
+    /// new ICE credentials; it goes out like any other offer.
+    RestartIce {
+        user_id: String,
+    },
     StartTimer {
         timer: Timer,
         after_ms: u32,
@@ -178,7 +184,8 @@ pub mod code {
     /// was left locally and the SDK is logged out. Promises of a call that ended because its
     /// session could not be resumed reject with it too.
     pub const SIGNALING_LOST: u32 = 60008;
-    /// Extension: a peer connection failed (ICE failure or an SDP operation the browser refused).
+    /// Extension: a peer connection failed (an SDP operation the browser refused, a connection
+    /// that never came up, or one interrupted and not restored by ICE restarts in time).
     pub const PEER_CONNECTION_FAILED: u32 = 60009;
     pub const INVALID_PARAM: u32 = 65535;
 }

@@ -122,6 +122,18 @@ pub enum AppEvent {
     Reconnected {
         resumed: bool,
     },
+    /// Extension: the media connection to this participant, once up, stopped (the network
+    /// dropped); ICE restarts are under way. Once per interruption.
+    PeerMediaInterrupted {
+        #[serde(rename = "userID")]
+        user_id: String,
+    },
+    /// Extension: the media connection to this participant is back after
+    /// `PEER_MEDIA_INTERRUPTED`. Once per interruption.
+    PeerMediaRestored {
+        #[serde(rename = "userID")]
+        user_id: String,
+    },
     Error {
         code: u32,
         msg: String,
@@ -179,6 +191,9 @@ pub const EVENT_NAMES: &[(&str, &str)] = &[
     ("RECONNECTING", "onReconnecting"),
     // Extension: the signaling connection is back (resumed, or logged in again).
     ("RECONNECTED", "onReconnected"),
+    // Extension: a participant's media connection dropped, and came back.
+    ("PEER_MEDIA_INTERRUPTED", "onPeerMediaInterrupted"),
+    ("PEER_MEDIA_RESTORED", "onPeerMediaRestored"),
     ("ERROR", "onError"),
 ];
 
@@ -206,6 +221,8 @@ impl AppEvent {
             AppEvent::DeviceChanged { .. } => "onDeviceChanged",
             AppEvent::Reconnecting { .. } => "onReconnecting",
             AppEvent::Reconnected { .. } => "onReconnected",
+            AppEvent::PeerMediaInterrupted { .. } => "onPeerMediaInterrupted",
+            AppEvent::PeerMediaRestored { .. } => "onPeerMediaRestored",
             AppEvent::Error { .. } => "onError",
         }
     }

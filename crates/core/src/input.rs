@@ -188,4 +188,7 @@ pub enum Timer {
     /// A probe ping (sent when the network came back or the page became visible) had its
     /// time to be answered.
     Probe,
+    /// The earliest deadline of a peer connection that is interrupted: an ICE restart due, or
+    /// the moment its participant is given up. Armed only while some connection is interrupted.
+    PeerHealth,
 }

@@ -5,6 +5,7 @@
 use calling_protocol::{ClientMessage, IceCandidate, RoomId, Signal};
 
 use crate::event::AppEvent;
+use crate::health::Health;
 use crate::negotiation::{self, Candidates, Negotiation, OfferAction, Unanswered};
 use crate::{code, Effect, PeerEvent, PeerState, SdpKind, SessionDescription};
 
@@ -52,6 +53,8 @@ pub(crate) struct PeerLink {
     pub unanswered: Option<Unanswered>,
     /// The last offer from this participant that we applied, to recognise a copy sent again.
     pub applied_offer: Option<String>,
+    /// Whether media can flow, once the connection has been up ([`crate::health`]).
+    pub health: Health,
 }
 
 impl PeerLink {
@@ -66,6 +69,7 @@ impl PeerLink {
             attached: false,
             unanswered: None,
             applied_offer: None,
+            health: Health::Live,
         }
     }
 
@@ -86,6 +90,7 @@ impl PeerLink {
         out.push(Effect::AttachMedia {
             user_id: user.to_owned(),
         });
+        self.tell_interruption(user, out);
         if let (Some(local), Link::Up, Some(room)) = (local, self.link, room) {
             out.push(media_signal(room, user, local));
         }
@@ -102,10 +107,11 @@ impl PeerLink {
         }
     }
 
-    /// Something happened on this participant's `RTCPeerConnection`. `local`: our media state,
-    /// `None` while the call's first capture is still under way.
+    /// Something happened on this participant's `RTCPeerConnection` at `now_ms`. `local`: our
+    /// media state, `None` while the call's first capture is still under way.
     pub fn on_event(
         &mut self,
+        now_ms: u64,
         user: &str,
         room: RoomId,
         local: Option<MediaState>,
@@ -126,25 +132,33 @@ impl PeerLink {
             PeerEvent::NegotiationNeeded => self.start_offer(user, out),
             PeerEvent::RemoteMedia => self.enter(user, out),
             PeerEvent::ConnectionState(PeerState::Connected) => {
-                if self.link == Link::Connecting {
-                    self.link = Link::Up;
-                    if self.remote_media == Some(NOTHING) {
-                        self.enter(user, out);
-                    }
-                    // A link made while ringing carries nothing yet: the media state goes
-                    // out when the tracks are attached (or, if still being captured, opened).
-                    if let (true, Some(local)) = (self.attached, local) {
-                        out.push(media_signal(room, user, local));
-                    }
+                if self.link == Link::Up {
+                    return self.restored(user, out);
+                }
+                self.link = Link::Up;
+                if self.remote_media == Some(NOTHING) {
+                    self.enter(user, out);
+                }
+                // A link made while ringing carries nothing yet: the media state goes
+                // out when the tracks are attached (or, if still being captured, opened).
+                if let (true, Some(local)) = (self.attached, local) {
+                    out.push(media_signal(room, user, local));
                 }
             }
-            PeerEvent::ConnectionState(PeerState::Failed) => {
+            // A connection that never came up has no media to restore: it failed outright.
+            PeerEvent::ConnectionState(PeerState::Failed) if self.link == Link::Connecting => {
                 out.push(Effect::Emit(AppEvent::Error {
                     code: code::PEER_CONNECTION_FAILED,
                     msg: format!("the media connection to {user} failed"),
                 }));
             }
-            PeerEvent::ConnectionState(_) => {}
+            PeerEvent::ConnectionState(PeerState::Disconnected) => {
+                self.interrupted(now_ms, user, false, out)
+            }
+            PeerEvent::ConnectionState(PeerState::Failed) => {
+                self.interrupted(now_ms, user, true, out)
+            }
+            PeerEvent::ConnectionState(PeerState::Connecting | PeerState::Closed) => {}
             PeerEvent::Failed(message) => {
                 out.push(Effect::Emit(AppEvent::Error {
                     code: code::PEER_CONNECTION_FAILED,
@@ -356,6 +370,7 @@ mod tests {
     fn local_offer(peer: &mut PeerLink, out: &mut Vec<Effect>) {
         peer.start_offer("bob", out);
         peer.on_event(
+            0,
             "bob",
             7,
             LOCAL,
@@ -389,7 +404,7 @@ mod tests {
         let mut peer = PeerLink::new(false);
         let mut out = Vec::new();
         peer.start_offer("bob", &mut out);
-        peer.on_event("bob", 7, LOCAL, PeerEvent::NegotiationNeeded, &mut out);
+        peer.on_event(0, "bob", 7, LOCAL, PeerEvent::NegotiationNeeded, &mut out);
         assert_eq!(out.len(), 1);
     }
 
@@ -405,6 +420,7 @@ mod tests {
         peer.on_candidate("bob", cand(2), &mut out);
         assert_eq!(out.len(), 1, "still waiting while the answer is applied");
         peer.on_event(
+            0,
             "bob",
             7,
             LOCAL,
@@ -448,6 +464,7 @@ mod tests {
         assert_eq!(peer.negotiation, Negotiation::HaveLocalOffer);
         peer.on_answer("bob", "a".into(), &mut out);
         peer.on_event(
+            0,
             "bob",
             7,
             LOCAL,
@@ -469,6 +486,7 @@ mod tests {
         out.clear();
         peer.on_offer("bob", "theirs".into(), &mut out);
         peer.on_event(
+            0,
             "bob",
             7,
             LOCAL,
@@ -476,6 +494,7 @@ mod tests {
             &mut out,
         );
         peer.on_event(
+            0,
             "bob",
             7,
             LOCAL,
@@ -509,6 +528,7 @@ mod tests {
         peer.on_offer("bob", "theirs".into(), &mut out);
         out.clear();
         peer.on_event(
+            0,
             "bob",
             7,
             LOCAL,
@@ -527,8 +547,9 @@ mod tests {
         peer.attached = true;
         let mut out = Vec::new();
         for _ in 0..2 {
-            peer.on_event("bob", 7, LOCAL, PeerEvent::RemoteMedia, &mut out);
+            peer.on_event(0, "bob", 7, LOCAL, PeerEvent::RemoteMedia, &mut out);
             peer.on_event(
+                0,
                 "bob",
                 7,
                 LOCAL,
@@ -559,7 +580,7 @@ mod tests {
             (None, vec![attach.clone()]),
         ] {
             let (mut peer, mut out) = (PeerLink::new(false), Vec::new());
-            peer.on_event("bob", 7, LOCAL, up.clone(), &mut out);
+            peer.on_event(0, "bob", 7, LOCAL, up.clone(), &mut out);
             assert!(
                 out.is_empty(),
                 "ringing: nothing is sent, not even our state"
@@ -580,7 +601,7 @@ mod tests {
         };
         peer.on_media("bob", muted, &mut out);
         assert!(out.is_empty());
-        peer.on_event("bob", 7, LOCAL, PeerEvent::RemoteMedia, &mut out);
+        peer.on_event(0, "bob", 7, LOCAL, PeerEvent::RemoteMedia, &mut out);
         assert_eq!(
             out,
             vec![
@@ -603,7 +624,7 @@ mod tests {
     fn remote_media_reports_both_first_then_changes_only() {
         let mut peer = PeerLink::new(true);
         let mut out = Vec::new();
-        peer.on_event("bob", 7, LOCAL, PeerEvent::RemoteMedia, &mut out);
+        peer.on_event(0, "bob", 7, LOCAL, PeerEvent::RemoteMedia, &mut out);
         out.clear();
         let both = MediaState {
             audio: true,

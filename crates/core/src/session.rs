@@ -158,10 +158,13 @@ impl Session {
             Input::Media { token, outcome } => self.media_outcome(now_ms, token, outcome, &mut out),
             Input::Device { kind, change } => self.device_changed(kind, change, &mut out),
             Input::AudioLevels { local, remote } => self.audio_levels(local, remote, &mut out),
-            Input::Peer { user_id, event } => self.peer_event(&user_id, event, &mut out),
+            Input::Peer { user_id, event } => self.peer_event(now_ms, &user_id, event, &mut out),
             Input::Timer(Timer::Heartbeat) => self.heartbeat(now_ms, &mut out),
             Input::Timer(Timer::VoiceVolume) => self.voice_volume_due(&mut out),
+            Input::Timer(Timer::PeerHealth) => self.peer_health_due(now_ms, &mut out),
         }
+        // Whatever the input, a link may have been interrupted, restored, attached or removed.
+        self.schedule_peer_health(now_ms, &mut out);
         // Every frame made above, whichever part made it, is numbered (or held) here.
         self.route_sends(was_lost, &mut out);
         Ok(out)
@@ -308,7 +311,11 @@ impl Session {
                 return self.switch_acknowledged(call_type, ok, out)
             }
             Signal::Unknown => return,
-            Signal::Offer { .. } if !call.peers.contains_key(from) && call.is_connected() => {
+            Signal::Offer { .. }
+                if !call.peers.contains_key(from)
+                    && call.is_connected()
+                    && !call.given_up.iter().any(|u| u == from) =>
+            {
                 // A member we were not told about yet offers: it is in our call (the server
                 // only relays between members), so answer it rather than leave it hanging.
                 let polite = is_polite(me, from);
@@ -333,7 +340,7 @@ impl Session {
     }
 
     /// Something happened on the peer connection to `user`.
-    fn peer_event(&mut self, user: &str, event: PeerEvent, out: &mut Vec<Effect>) {
+    fn peer_event(&mut self, now_ms: u64, user: &str, event: PeerEvent, out: &mut Vec<Effect>) {
         let Some(call) = self.call.as_mut() else {
             return;
         };
@@ -341,7 +348,7 @@ impl Session {
             return;
         };
         if let Some(peer) = call.peers.get_mut(user) {
-            peer.on_event(user, room, local, event, out);
+            peer.on_event(now_ms, user, room, local, event, out);
         }
     }
 
