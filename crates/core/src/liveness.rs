@@ -360,4 +360,30 @@ mod tests {
             ]
         );
     }
+    #[test]
+    fn the_last_member_we_reach_leaving_a_split_group_call_ends_it_with_our_hangup() {
+        let mut s = connected(&["bob", "carol"]);
+        down_until(&mut s, 31_000);
+        let left = server(ServerMessage::MemberLeft(MemberLeft {
+            room_id: 3,
+            user_id: "carol".into(),
+        }));
+        let fx = at(&mut s, 40_000, left);
+        // The server still counts bob in the call, so it would not end it for us.
+        assert_eq!(
+            fx[..3],
+            [
+                Effect::Send(ClientMessage::Hangup { room_id: 3 }),
+                Effect::Emit(AppEvent::UserLeave {
+                    user_id: "carol".into()
+                }),
+                Effect::Emit(AppEvent::CallEnd {
+                    user_id: "carol".into(),
+                    call_end: 40
+                }),
+            ],
+            "{fx:?}"
+        );
+        assert_eq!(s.status(), CallStatus::Idle);
+    }
 }

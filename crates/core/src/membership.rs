@@ -196,12 +196,16 @@ impl Session {
         }
         // The other side of a 1:1 call left and nobody else rings: the call is over now, not
         // one server message later. The server's `callEnded` then finds no call of that room.
-        let over = !call.is_group
-            && call.is_connected()
+        let last = call.is_connected()
             && call.peers.len() == 1
             && call.invitees.is_empty()
             && call.invites.is_empty();
-        if over {
+        // In a group call the server ends it when one member remains, but it still counts
+        // the members we gave up on (their links died, not their sessions): the last one we
+        // could reach leaving ends the call for us, and the server hears our hangup.
+        let split = last && call.is_group && !call.given_up.is_empty();
+        if last && (!call.is_group || split) {
+            let tell = if split { Tell::Server } else { Tell::Nobody };
             let events = |call: &ActiveCall| {
                 let left = AppEvent::UserLeave {
                     user_id: user_id.clone(),
@@ -211,7 +215,7 @@ impl Session {
                     .chain(ended_by(call, user, now_ms))
                     .collect()
             };
-            return self.end_call(Tell::Nobody, events, &ring_over_call(), out);
+            return self.end_call(tell, events, &ring_over_call(), out);
         }
         call.peers.remove(user);
         out.push(Effect::Emit(AppEvent::UserLeave {
