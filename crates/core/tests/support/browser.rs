@@ -3,6 +3,11 @@
 //! their description, connected once both descriptions are set, local tracks sent only on
 //! peers marked by `AttachMedia`), and records every call a real browser would refuse in
 //! `errors`. Remote media arriving depends on the other browser; the harness reports it.
+//!
+//! The network path of each connection can be cut ([`FakePeer::reachable`]). A connection that
+//! was up comes back only through an ICE restart: `restartIce()` fires `negotiationneeded`
+//! (at once when stable, else once stable again), the next offer is a restart offer, and the
+//! exchange it starts connects again if the path is there.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -36,6 +41,16 @@ pub struct FakePeer {
     pub attached: bool,
     /// `RemoteMedia` was reported for this connection.
     pub media_arrived: bool,
+    /// The network lets ICE through to the other side.
+    pub reachable: bool,
+    /// `restartIce()` calls.
+    pub ice_restarts: u32,
+    /// `restartIce()` was called and no description with new credentials is set yet.
+    restart_pending: bool,
+    /// Our restart offer waits for its answer.
+    restarting: bool,
+    /// The connection has been connected once: only an ICE restart reconnects it.
+    was_up: bool,
     generation: u32,
 }
 
@@ -127,6 +142,11 @@ impl FakeBrowser {
                         candidates_added: Vec::new(),
                         attached: false,
                         media_arrived: false,
+                        reachable: true,
+                        ice_restarts: 0,
+                        restart_pending: false,
+                        restarting: false,
+                        was_up: false,
                         generation: 0,
                     },
                 );
@@ -154,6 +174,20 @@ impl FakeBrowser {
             // No stats and no DOM here: levels are never reported, views never made.
             Effect::ReadAudioLevels | Effect::RemoveViews => {}
             Effect::CreateOffer { user_id } => self.create_offer(&user_id, &mut out),
+            Effect::RestartIce { user_id } => match self.peers.get_mut(&user_id) {
+                Some(peer) => {
+                    peer.ice_restarts += 1;
+                    // negotiationneeded fires when the flag turns on, and only while stable.
+                    let fire = !peer.restart_pending && peer.signaling == Signaling::Stable;
+                    peer.restart_pending = true;
+                    if fire {
+                        out.push(peer_input(&user_id, PeerEvent::NegotiationNeeded));
+                    }
+                }
+                None => self
+                    .errors
+                    .push(format!("restartIce on unknown peer {user_id}")),
+            },
             Effect::ApplyRemoteDescription {
                 user_id,
                 description,
@@ -211,7 +245,12 @@ impl FakeBrowser {
             return;
         }
         peer.generation += 1;
-        let sdp = format!("{me}>{user}#{} offer", peer.generation);
+        let mut sdp = format!("{me}>{user}#{} offer", peer.generation);
+        // After restartIce() every offer carries new ICE credentials.
+        if std::mem::take(&mut peer.restart_pending) {
+            peer.restarting = true;
+            sdp.push_str(RESTART);
+        }
         peer.signaling = Signaling::HaveLocalOffer;
         peer.local = Some(sdp.clone());
         out.push(peer_input(
@@ -234,16 +273,29 @@ impl FakeBrowser {
                 .push(format!("remote description for unknown peer {user}"));
             return;
         };
+        let restarted = match description.kind {
+            SdpKind::Offer => is_restart(&description.sdp),
+            SdpKind::Answer => peer.restarting,
+        };
         match description.kind {
             SdpKind::Offer => {
                 if peer.signaling == Signaling::HaveLocalOffer {
                     peer.rollbacks += 1;
                     peer.local = None;
+                    peer.restarting = false;
+                }
+                // The answer to a restart offer has new credentials of its own: that is the
+                // restart restartIce() asked for.
+                if restarted {
+                    peer.restart_pending = false;
                 }
                 peer.pending_remote.push_back(description.sdp.clone());
                 peer.remote = Some(description.sdp);
                 peer.generation += 1;
-                let answer = format!("{me}>{user}#{} answer", peer.generation);
+                let mut answer = format!("{me}>{user}#{} answer", peer.generation);
+                if restarted {
+                    answer.push_str(RESTART);
+                }
                 peer.local = Some(answer.clone());
                 peer.signaling = Signaling::Stable;
                 out.push(peer_input(user, PeerEvent::RemoteDescriptionApplied));
@@ -268,17 +320,36 @@ impl FakeBrowser {
                 peer.pending_remote.push_back(description.sdp.clone());
                 peer.remote = Some(description.sdp);
                 peer.signaling = Signaling::Stable;
+                peer.restarting = false;
                 out.push(peer_input(user, PeerEvent::RemoteDescriptionApplied));
             }
         }
-        if !peer.connected && peer.local.is_some() && peer.remote.is_some() {
+        let connects = !peer.was_up || restarted;
+        if connects
+            && peer.reachable
+            && !peer.connected
+            && peer.local.is_some()
+            && peer.remote.is_some()
+        {
             peer.connected = true;
+            peer.was_up = true;
             out.push(peer_input(
                 user,
                 PeerEvent::ConnectionState(PeerState::Connected),
             ));
         }
+        // Stable again with a restart still to make: the browser asks once more.
+        if peer.restart_pending {
+            out.push(peer_input(user, PeerEvent::NegotiationNeeded));
+        }
     }
+}
+
+/// What marks a description with new ICE credentials (an ICE restart) in this fake's SDP.
+pub const RESTART: &str = " ice-restart";
+
+pub fn is_restart(sdp: &str) -> bool {
+    sdp.ends_with(RESTART)
 }
 
 fn peer_input(user: &str, event: PeerEvent) -> Input {

@@ -16,10 +16,11 @@
 pub mod browser;
 pub mod socket;
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use calling_core::{
-    AppEvent, Command, Effect, Input, PeerEvent, Reply, RequestId, SdkError, Session, Timer,
+    AppEvent, Command, Effect, Input, PeerEvent, PeerState, Reply, RequestId, SdkError, Session,
+    Timer,
 };
 use calling_protocol::{CallType, ClientMessage, ServerMessage};
 
@@ -46,6 +47,8 @@ pub struct Client {
     pub network: bool,
     /// How many new sockets the client asked for.
     pub opens: u32,
+    /// When each running timer fires (`now_ms` at its start plus its delay).
+    pub due: HashMap<Timer, u64>,
 }
 
 pub struct World {
@@ -93,6 +96,7 @@ impl World {
             timer_log: Vec::new(),
             network: true,
             opens: 0,
+            due: HashMap::new(),
         });
         self.clients.len() - 1
     }
@@ -192,7 +196,93 @@ impl World {
             self.clients[client].timers.remove(&timer),
             "{timer:?} not running"
         );
+        self.clients[client].due.remove(&timer);
         self.inject(client, Input::Timer(timer));
+        self.run();
+    }
+
+    /// Time moves on by `ms`, every timer firing when it is due, as on the browsers' event
+    /// loops: timers of every client due at the same moment all fire before anything they
+    /// cause is delivered (nothing crosses the network in no time).
+    pub fn elapse(&mut self, ms: u64) {
+        let end = self.now_ms + ms;
+        while let Some(at) = self
+            .clients
+            .iter()
+            .flat_map(|c| c.due.values().copied())
+            .filter(|at| *at <= end)
+            .min()
+        {
+            self.now_ms = self.now_ms.max(at);
+            for c in 0..self.clients.len() {
+                let mut fired: Vec<Timer> = self.clients[c]
+                    .due
+                    .iter()
+                    .filter(|(_, due)| **due <= at)
+                    .map(|(timer, _)| *timer)
+                    .collect();
+                fired.sort_by_key(|timer| format!("{timer:?}"));
+                for timer in fired {
+                    self.clients[c].due.remove(&timer);
+                    self.clients[c].timers.remove(&timer);
+                    self.inject(c, Input::Timer(timer));
+                }
+            }
+            self.run();
+        }
+        self.now_ms = end;
+    }
+
+    /// The network path between two clients' connections breaks: neither connection is
+    /// connected any more and each browser reports `disconnected` (signaling is unaffected).
+    pub fn cut_path(&mut self, a: usize, b: usize) {
+        for (from, to) in [(a, b), (b, a)] {
+            self.sever(from, to);
+            let user = self.clients[to].user.clone();
+            self.peer_event(
+                from,
+                &user,
+                PeerEvent::ConnectionState(PeerState::Disconnected),
+            );
+        }
+        self.run();
+    }
+
+    /// `from`'s connection to `to` loses its path, before its browser notices.
+    pub fn sever(&mut self, from: usize, to: usize) {
+        let user = self.clients[to].user.clone();
+        let peer = self.clients[from].browser.peers.get_mut(&user);
+        let peer = peer.expect("a connection to cut");
+        peer.reachable = false;
+        peer.connected = false;
+    }
+
+    /// The path between two clients works again; the connections need an ICE restart to
+    /// find it (as after a change of network).
+    pub fn mend(&mut self, a: usize, b: usize) {
+        for (from, to) in [(a, b), (b, a)] {
+            let user = self.clients[to].user.clone();
+            if let Some(peer) = self.clients[from].browser.peers.get_mut(&user) {
+                peer.reachable = true;
+            }
+        }
+    }
+
+    /// The path comes back before anyone restarted and ICE finds it by itself: both
+    /// connections report `connected` again.
+    pub fn recover(&mut self, a: usize, b: usize) {
+        self.mend(a, b);
+        for (from, to) in [(a, b), (b, a)] {
+            let user = self.clients[to].user.clone();
+            if let Some(peer) = self.clients[from].browser.peers.get_mut(&user) {
+                peer.connected = true;
+            }
+            self.peer_event(
+                from,
+                &user,
+                PeerEvent::ConnectionState(PeerState::Connected),
+            );
+        }
         self.run();
     }
 
@@ -363,9 +453,11 @@ impl World {
             Effect::StartTimer { timer, after_ms } => {
                 c.timers.insert(timer);
                 c.timer_log.push((timer, after_ms));
+                c.due.insert(timer, now + u64::from(after_ms));
             }
             Effect::CancelTimer(timer) => {
                 c.timers.remove(&timer);
+                c.due.remove(&timer);
             }
             Effect::Disconnect => {
                 c.socket_open = false;
