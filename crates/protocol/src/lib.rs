@@ -36,6 +36,11 @@ pub const DEFAULT_RESUME_GRACE_SECS: u32 = 30;
 /// resumed: the SDK logs in again instead.
 pub const RESUME_WINDOW: usize = 512;
 
+/// The WebSocket close code with which the SDK abandons a socket it believes dead to open
+/// another: the server treats it as a lost connection (the session waits for its resume), not
+/// as a page that went away on purpose (1000, 1001, or no code: the session ends at once).
+pub const RECONNECT_CLOSE_CODE: u16 = 4000;
+
 /// Identifies one call (TRTC's `roomID`, a number there too).
 pub type RoomId = u32;
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use calling_protocol::{
     ClientMessage, ErrorCode, ErrorReply, LoginOk, RequestId, ResumeGrant, ServerMessage,
-    MAX_FRAME_BYTES, PROTOCOL_VERSION,
+    MAX_FRAME_BYTES, PROTOCOL_VERSION, RECONNECT_CLOSE_CODE,
 };
 use tracing::{debug, info};
 
@@ -186,6 +186,11 @@ impl Conn {
                 frame = socket.recv() => {
                     heartbeat.as_mut().reset(tokio::time::Instant::now() + silence);
                     match frame {
+                        // The SDK replacing a socket it believes dead says so: its session
+                        // waits for the resume. Any other close is a page that went away.
+                        Some(Ok(Message::Close(Some(frame)))) if frame.code == RECONNECT_CLOSE_CODE => {
+                            return End::Dropped
+                        }
                         Some(Ok(Message::Close(_))) => return End::ClientClosed,
                         // The stream ended without a close frame: the connection was lost.
                         None => return End::Dropped,

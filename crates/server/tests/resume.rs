@@ -281,3 +281,22 @@ async fn a_resume_whose_missed_messages_are_no_longer_kept_ends_the_session_as_a
     bob.send(&login_msg("bob")).await;
     assert!(matches!(bob.recv().await, ServerMessage::LoginOk(_)));
 }
+
+#[tokio::test]
+async fn a_socket_the_sdk_abandons_to_reconnect_keeps_the_session_for_its_resume() {
+    let server = start(config()).await;
+    let (mut alice, bob, room, token, last_seq) = call_bob(&server).await;
+    // Unlike a page going away (a plain close), this close says "reconnecting".
+    bob.close_with(calling_protocol::RECONNECT_CLOSE_CODE).await;
+    alice.relay(room, "bob", offer()).await;
+    alice.expect_nothing().await;
+    let mut bob = Client::resume(server.addr, "bob", &token, last_seq).await;
+    assert!(matches!(
+        bob.recv_numbered().await,
+        (None, ServerMessage::Resumed(_))
+    ));
+    assert_eq!(
+        bob.recv_numbered().await,
+        (Some(3), signal(room, "alice", offer()))
+    );
+}

@@ -174,6 +174,17 @@ impl Client {
         let _ = self.ws.close(None).await;
     }
 
+    /// Sends a close frame with `code` (the SDK abandoning a socket it believes dead uses
+    /// `RECONNECT_CLOSE_CODE`).
+    pub async fn close_with(mut self, code: u16) {
+        use tokio_tungstenite::tungstenite::protocol::{frame::coding::CloseCode, CloseFrame};
+        let frame = CloseFrame {
+            code: CloseCode::from(code),
+            reason: "".into(),
+        };
+        let _ = self.ws.close(Some(frame)).await;
+    }
+
     /// The next server message with its `seq` (absent on unnumbered ones), within [`DEADLINE`].
     pub async fn recv_numbered(&mut self) -> (Option<u64>, ServerMessage) {
         let name = self.name.clone();
