@@ -12,6 +12,8 @@
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+mod by_kind;
+mod names;
 pub mod user_id;
 
 /// Sent in [`ClientMessage::Login`]; the server refuses versions it does not speak.
@@ -49,7 +51,7 @@ pub type RoomId = u32;
 pub type RequestId = u32;
 
 /// Audio-only or audio + video. Apps see these as `CALL_TYPE.AUDIO_CALL` (1) / `VIDEO_CALL` (2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum CallType {
     Audio,
@@ -162,8 +164,8 @@ fn is_false(b: &bool) -> bool {
 /// Every variant with fields is a newtype over its payload struct, so the SDK can read the `type`
 /// tag itself and hand the rest of the object to [`ServerMessage::from_tagged`] with any serde
 /// deserializer (serde_json natively, serde-wasm-bindgen in the browser). That keeps serde's
-/// buffering of internally tagged enums out of the SDK, while the JSON stays the same as with
-/// struct variants.
+/// buffering of internally tagged enums out of the SDK (the relayed [`Signal`] inside one avoids
+/// it too), while the JSON stays the same as with struct variants.
 ///
 /// In a resumable session every message after `loginOk` except `pong` carries a top-level
 /// `"seq"` (1, 2, 3, … per session; see [`Sequenced`]), which the SDK echoes in
@@ -339,32 +341,22 @@ pub struct Joined {
     pub pending: Vec<String>,
 }
 
+/// Payload of [`ServerMessage::Accepted`], [`ServerMessage::Rejected`] and [`ServerMessage::Busy`]:
+/// what one invitee did. One struct for the three, so a decoder for it exists once.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InviteeAnswer {
+    pub room_id: RoomId,
+    pub invite_id: String,
+    pub user_id: String,
+}
+
 /// Payload of [`ServerMessage::Accepted`].
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Accepted {
-    pub room_id: RoomId,
-    pub invite_id: String,
-    pub user_id: String,
-}
-
+pub type Accepted = InviteeAnswer;
 /// Payload of [`ServerMessage::Rejected`].
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Rejected {
-    pub room_id: RoomId,
-    pub invite_id: String,
-    pub user_id: String,
-}
-
+pub type Rejected = InviteeAnswer;
 /// Payload of [`ServerMessage::Busy`].
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Busy {
-    pub room_id: RoomId,
-    pub invite_id: String,
-    pub user_id: String,
-}
+pub type Busy = InviteeAnswer;
 
 /// Payload of [`ServerMessage::NoResponse`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -375,23 +367,20 @@ pub struct NoResponse {
     pub user_ids: Vec<String>,
 }
 
-/// Payload of [`ServerMessage::Cancelled`].
+/// Payload of [`ServerMessage::Cancelled`] and [`ServerMessage::InviteTimeout`]: an invitation
+/// that stopped ringing, as its invitee hears it. One struct for both, like [`InviteeAnswer`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Cancelled {
+pub struct InvitationOver {
     pub room_id: RoomId,
     pub invite_id: String,
     pub sponsor: String,
 }
 
+/// Payload of [`ServerMessage::Cancelled`].
+pub type Cancelled = InvitationOver;
 /// Payload of [`ServerMessage::InviteTimeout`].
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct InviteTimeout {
-    pub room_id: RoomId,
-    pub invite_id: String,
-    pub sponsor: String,
-}
+pub type InviteTimeout = InvitationOver;
 
 /// Payload of [`ServerMessage::InviteeList`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -420,17 +409,19 @@ pub struct CallEnded {
     pub reason: EndReason,
 }
 
-/// Payload of [`ServerMessage::Signal`].
+/// Payload of [`ServerMessage::Signal`]. Its signal is read without serde's buffering of
+/// internally tagged enums (see `by_kind.rs`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RelayedSignal {
     pub room_id: RoomId,
     pub from: String,
+    #[serde(deserialize_with = "by_kind::signal")]
     pub signal: Signal,
 }
 
 /// Why a call ended for the member left in it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum EndReason {
     /// The other member(s) hung up, logged out, were kicked or vanished.
@@ -491,7 +482,7 @@ pub struct IceServer {
 }
 
 /// Machine-readable reason in [`ServerMessage::Error`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum ErrorCode {
     /// Not JSON, or a known type with missing or ill-typed fields.
@@ -527,7 +518,6 @@ pub enum ErrorCode {
     /// A resume whose session is gone (grace expired, kicked, logged out), whose token or user
     /// does not match, or whose gap is older than [`RESUME_WINDOW`]: log in instead.
     ResumeRefused,
-    /// Any `code` this SDK version does not know.
-    #[serde(other)]
+    /// Any `code` this SDK version does not know (read by name in `names.rs`).
     Other,
 }

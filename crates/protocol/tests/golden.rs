@@ -325,6 +325,55 @@ fn signals() {
     parse_fails::<Signal>(r#"{"sdp":"v=0"}"#);
 }
 
+/// A relayed signal is decoded through `RelayedSignal`'s own by-kind decoder: every signal
+/// above reads as the derived `Signal` decoder reads it, with its fields in any order, and the
+/// same signals fail.
+#[test]
+fn relayed_signals_decode_like_signals() {
+    let relayed =
+        |signal: &str| format!(r#"{{"type":"signal","roomId":1,"from":"a","signal":{signal}}}"#);
+    for signal in [
+        r#"{"kind":"offer","sdp":"v=0\r\n"}"#,
+        r#"{"sdp":"v=0","kind":"answer"}"#,
+        r#"{"kind":"candidate","candidate":"c","sdpMid":"0","sdpMLineIndex":3}"#,
+        r#"{"sdpMLineIndex":null,"candidate":"c","kind":"candidate","sdpMid":null}"#,
+        r#"{"kind":"candidate","candidate":"c"}"#,
+        r#"{"video":true,"audio":false,"kind":"media"}"#,
+        r#"{"kind":"switchMode","callType":"video"}"#,
+        r#"{"ok":true,"callType":"audio","kind":"switchModeAck"}"#,
+        r#"{"kind":"hologram","x":1}"#,
+        r#"{"kind":"offer","sdp":"x","future":[1,{"a":null}]}"#,
+    ] {
+        let expected = ServerMessage::Signal(RelayedSignal {
+            room_id: 1,
+            from: "a".into(),
+            signal: serde_json::from_str::<Signal>(signal).unwrap(),
+        });
+        let json = relayed(signal);
+        assert_eq!(
+            serde_json::from_str::<ServerMessage>(&json).unwrap(),
+            expected,
+            "{json}"
+        );
+        // serde_json's `Value` hands the fields over sorted by name, `kind` among them.
+        assert_eq!(decode(&json), Ok(expected), "{json}");
+    }
+    for signal in [
+        r#"{"kind":"media","audio":true}"#,
+        r#"{"kind":"candidate"}"#,
+        r#"{"sdp":"v=0"}"#,
+        r#"{"kind":"offer","sdp":7}"#,
+        r#"{"kind":"switchModeAck","callType":"audio","ok":"yes"}"#,
+        r#"{"kind":"switchMode","callType":"hologram"}"#,
+        r#"{"kind":"candidate","candidate":"c","sdpMLineIndex":70000}"#,
+        r#""offer""#,
+    ] {
+        parse_fails::<Signal>(signal);
+        parse_fails::<ServerMessage>(&relayed(signal));
+        assert!(decode(&relayed(signal)).is_err(), "{signal}");
+    }
+}
+
 // ---- server → client ----
 
 #[test]
