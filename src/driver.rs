@@ -260,14 +260,14 @@ impl Driver {
                     log::warn(&format!("cannot send to the server: {e}"));
                 }
             }
-            Effect::Emit(event) => match crate::signaling::to_js(&event) {
+            Effect::Emit(event) => match crate::convert::to_js(&event) {
                 Ok(payload) => self.listeners.emit(event.name(), &payload),
                 Err(e) => log::error(&format!("cannot convert event: {e}")),
             },
             Effect::Resolve { request, reply } => {
                 let value = match reply {
                     Reply::Undefined => Ok(JsValue::UNDEFINED),
-                    reply => crate::signaling::to_js(&reply),
+                    reply => crate::convert::to_js(&reply),
                 };
                 match value {
                     Ok(v) => self.settle(request, Ok(v)),
@@ -316,7 +316,7 @@ impl Driver {
             } => {
                 let ice = match &self.ice_override {
                     Some(v) => Ok(v.clone()),
-                    None => crate::signaling::to_js(&ice_servers),
+                    None => crate::convert::to_js(&ice_servers),
                 };
                 self.create_peer(user_id, initiator, ice);
             }

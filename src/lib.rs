@@ -2,6 +2,7 @@
 //! (trtc-calling-js's API) and drives the browser's WebSocket, getUserMedia, RTCPeerConnection
 //! and DOM for the pure call state machine in `calling-core`.
 
+mod convert;
 mod driver;
 mod error;
 mod events;
@@ -18,7 +19,6 @@ mod timers;
 mod view;
 mod volume;
 mod warmup;
-mod wire;
 
 pub use sdk::TrtcCalling;
 

@@ -14,7 +14,7 @@ use wasm_bindgen_futures::JsFuture;
 use crate::driver::Driver;
 use crate::error::Error;
 use crate::media::{self, Kind};
-use crate::options::{field, integer, opt_string, string, user_id};
+use crate::options::{self, non_empty, user_id};
 use crate::task;
 use crate::{log, signaling::Signaling};
 
@@ -25,6 +25,8 @@ pub struct TrtcCalling {
     sdk_app_id: Option<u64>,
     /// `signalingUrl`; by default the page's own host.
     signaling_url: Option<String>,
+    /// Why the constructor's options were unusable; `login` rejects with it.
+    bad_options: Option<String>,
 }
 
 thread_local! {
@@ -68,29 +70,27 @@ fn ok() -> JsValue {
     obj.into()
 }
 
-fn call_type(obj: &JsValue) -> Result<CallType, Error> {
-    field(obj, "type")
-        .as_f64()
-        .filter(|n| n.fract() == 0.0 && (0.0..=255.0).contains(n))
-        .and_then(|n| CallType::from_number(n as u8))
-        .ok_or_else(|| Error::InvalidParam("type must be 1 (audio) or 2 (video)".into()))
-}
-
 #[wasm_bindgen(js_class = TRTCCalling)]
 impl TrtcCalling {
-    /// `new TRTCCalling({SDKAppID, tim?, signalingUrl?, iceServers?})`. Never throws: a missing
-    /// SDKAppID makes `login` reject.
+    /// `new TRTCCalling({SDKAppID, tim?, signalingUrl?, iceServers?})`. Never throws: unusable
+    /// options, or a missing SDKAppID, make `login` reject.
     #[wasm_bindgen(constructor)]
     pub fn new(options: JsValue) -> TrtcCalling {
-        let app = field(&options, "SDKAppID");
-        let sdk_app_id = integer(&options, "SDKAppID")
-            .ok()
-            .or_else(|| app.as_string().and_then(|s| s.trim().parse().ok()));
-        let ice = field(&options, "iceServers");
+        let (o, bad_options) = match options::Constructor::read(&options) {
+            Ok(o) => (o, None),
+            Err(e) => {
+                let why = match e {
+                    Error::InvalidParam(why) => why,
+                    other => other.to_string(),
+                };
+                (options::Constructor::default(), Some(why))
+            }
+        };
         TrtcCalling {
-            driver: Driver::new(Array::is_array(&ice).then_some(ice)),
-            sdk_app_id,
-            signaling_url: opt_string(&options, "signalingUrl"),
+            driver: Driver::new(o.ice_servers),
+            sdk_app_id: o.sdk_app_id,
+            signaling_url: o.signaling_url,
+            bad_options,
         }
     }
 
@@ -129,20 +129,29 @@ impl TrtcCalling {
 
     /// `login({userID, userSig})`: opens the socket, then authenticates.
     pub fn login(&self, options: JsValue) -> Promise {
+        let checked = match &self.bad_options {
+            Some(why) => Err(Error::InvalidParam(why.clone())),
+            None => user_id(&options, "userID")
+                .and_then(|user| Ok((user, non_empty(&options, "userSig")?))),
+        };
+        let (user_id, user_sig) = match checked {
+            Ok(login) => login,
+            Err(e) => return rejected(e),
+        };
         let driver = self.driver.clone();
         let (sdk_app_id, url) = (self.sdk_app_id, self.signaling_url.clone());
         // Started alongside the connection; the first call may warm its encoders once it runs.
         let gates = JsFuture::from(crate::warmup::start_gates());
         task::promise(async move {
-            let signaling = connect(&driver, sdk_app_id, url, &options)
+            let signaling = connect(&driver, sdk_app_id, url)
                 .await
                 .map_err(Error::into_js)?;
             let _ = gates.await;
             driver.set_signaling(signaling);
             let result = JsFuture::from(driver.command(Command::Login {
                 sdk_app_id: sdk_app_id.unwrap_or_default(),
-                user_id: user_id(&options, "userID").map_err(Error::into_js)?,
-                user_sig: string(&options, "userSig").map_err(Error::into_js)?,
+                user_id,
+                user_sig,
             }))
             .await;
             if result.is_err() && !driver.logged_in() {
@@ -162,7 +171,7 @@ impl TrtcCalling {
         let command = (|| {
             Ok(Command::Call {
                 user_id: user_id(&options, "userID")?,
-                call_type: call_type(&options)?,
+                call_type: options::call_type(&options)?,
             })
         })();
         self.run(command)
@@ -172,23 +181,10 @@ impl TrtcCalling {
     #[wasm_bindgen(js_name = groupCall)]
     pub fn group_call(&self, options: JsValue) -> Promise {
         let command = (|| {
-            let list = field(&options, "userIDList");
-            if !Array::is_array(&list) {
-                return Err(Error::InvalidParam("userIDList must be an array".into()));
-            }
-            let mut user_ids = Vec::new();
-            for v in Array::from(&list).iter() {
-                let holder = Object::new();
-                let _ = Reflect::set(&holder, &"userID".into(), &v);
-                user_ids.push(user_id(&holder, "userID")?);
-            }
-            if user_ids.is_empty() {
-                return Err(Error::InvalidParam("userIDList must not be empty".into()));
-            }
             Ok(Command::GroupCall {
-                user_ids,
-                call_type: call_type(&options)?,
-                group_id: opt_string(&options, "groupID"),
+                user_ids: options::user_ids(&options)?,
+                call_type: options::call_type(&options)?,
+                group_id: options::optional(&options, "groupID")?,
             })
         })();
         self.run(command)
@@ -250,7 +246,7 @@ impl TrtcCalling {
     #[wasm_bindgen(js_name = startLocalView)]
     pub fn start_local_view(&self, options: JsValue) -> Promise {
         let result = self.require_login().and_then(|_| {
-            let dom_id = string(&options, "videoViewDomID")?;
+            let dom_id = non_empty(&options, "videoViewDomID")?;
             self.driver.show_local_view(dom_id)
         });
         settled(result)
@@ -266,7 +262,7 @@ impl TrtcCalling {
     pub fn start_remote_view(&self, options: JsValue) -> Promise {
         let result = self.require_login().and_then(|_| {
             let user = user_id(&options, "userID")?;
-            let dom_id = string(&options, "videoViewDomID")?;
+            let dom_id = non_empty(&options, "videoViewDomID")?;
             self.driver.show_remote_view(&user, dom_id)
         });
         settled(result)
@@ -296,16 +292,16 @@ impl TrtcCalling {
     #[wasm_bindgen(js_name = switchDevice)]
     pub fn switch_device(&self, options: JsValue) -> Promise {
         let switch = self.require_login().and_then(|_| {
-            let kind = match field(&options, "deviceType").as_string().as_deref() {
-                Some("video") => Kind::Video,
-                Some("audio") => Kind::Audio,
+            let kind = match options::required::<String>(&options, "deviceType")?.as_str() {
+                "video" => Kind::Video,
+                "audio" => Kind::Audio,
                 _ => {
                     return Err(Error::InvalidParam(
                         "deviceType must be 'video' or 'audio'".into(),
                     ))
                 }
             };
-            let device_id = string(&options, "deviceId")?;
+            let device_id = non_empty(&options, "deviceId")?;
             // The switch may wait on a permission prompt: it holds the media, not the driver.
             Ok(self.driver.switch_device(kind, device_id))
         });
@@ -387,15 +383,12 @@ fn settled(result: Result<(), Error>) -> Promise {
     }
 }
 
-/// Checks `login`'s arguments and the browser, then opens the signaling socket.
+/// Checks the SDKAppID and the browser, then opens the signaling socket.
 async fn connect(
     driver: &Rc<Driver>,
     sdk_app_id: Option<u64>,
     url: Option<String>,
-    options: &JsValue,
 ) -> Result<Signaling, Error> {
-    user_id(options, "userID")?;
-    string(options, "userSig")?;
     if sdk_app_id.is_none() {
         return Err(Error::InvalidParam("SDKAppID must be a number".into()));
     }

@@ -1,211 +1,404 @@
-//! The WebSocket to `calling-server`. Outgoing messages are serde_json text of the protocol
-//! types; incoming ones are parsed by the browser's own `JSON` and decoded by `wire`.
+//! The WebSocket to `calling-server`: gloo-net's futures `WebSocket`, owned by one task that
+//! writes what [`Signaling::send`] queued and queues every server message, then the loss of the
+//! connection, on the driver's [`Sink`] as inputs.
+//!
+//! Messages cross as JSON text made and parsed by the browser's `JSON`, from and to the JS
+//! values serde-wasm-bindgen converts the protocol types to and from (server messages through
+//! `calling-protocol`'s decoder by tag).
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Poll, Waker};
 
 use calling_core::Input;
 use calling_protocol::{ClientMessage, ServerMessage};
-use gloo_events::EventListener;
-use js_sys::{Function, Promise, JSON};
-use wasm_bindgen::{JsCast, JsValue};
-use wasm_bindgen_futures::JsFuture;
-use web_sys::{MessageEvent, WebSocket};
+use futures_core::Stream;
+use futures_sink::Sink as _;
+use gloo_net::websocket::futures::WebSocket;
+use gloo_net::websocket::{Message, State, WebSocketError};
+use js_sys::JSON;
 
+use crate::convert;
 use crate::driver::Sink;
-use crate::error::Error;
+use crate::error::{js_message, Error};
 use crate::log;
+use crate::task;
 
-/// An open socket and its listeners. Dropping it unregisters them first, then closes the
-/// socket, so a deliberate close is never reported as a lost connection.
+/// The open connection. Dropping it ends the socket task: frames already queued are still
+/// written, then the socket closes, and neither a message received meanwhile nor the close is
+/// reported, so a deliberate close never reads as a lost connection.
 pub struct Signaling {
-    ws: WebSocket,
-    _listeners: [EventListener; 2],
+    outbox: Rc<Outbox>,
 }
 
-impl Signaling {
-    /// Opens the socket and waits for it to be open; fails if it closes first.
-    /// Every message and the close are queued on `sink` as inputs.
-    pub async fn connect(url: &str, sink: Sink) -> Result<Signaling, Error> {
-        let unreachable = || Error::Unreachable(url.to_owned());
-        let ws = WebSocket::new(url).map_err(|_| unreachable())?;
-        let mut settle: Option<(Function, Function)> = None;
-        let opened = Promise::new(&mut |resolve, reject| settle = Some((resolve, reject)));
-        let (resolve, reject) = settle.ok_or_else(unreachable)?;
-        let on_open = EventListener::once(&ws, "open", move |_| {
-            let _ = resolve.call0(&JsValue::UNDEFINED);
-        });
-        // An `error` event is always followed by `close`, so `close` alone settles failure.
-        let on_close = EventListener::once(&ws, "close", move |_| {
-            let _ = reject.call0(&JsValue::UNDEFINED);
-        });
-        let result = JsFuture::from(opened).await;
-        drop((on_open, on_close));
-        result.map_err(|_| unreachable())?;
-
-        let d = sink.clone();
-        let on_message = EventListener::new(&ws, "message", move |e| {
-            let Some(text) = e
-                .dyn_ref::<MessageEvent>()
-                .and_then(|e| e.data().as_string())
-            else {
-                return;
-            };
-            match parse(&text) {
-                Ok(msg) => d.queue(Input::Server(msg)),
-                Err(e) => log::warn(&format!("ignoring unreadable server message: {e}")),
-            }
-        });
-        // The core answers with `Disconnect`, which drops this socket.
-        let on_close =
-            EventListener::new(&ws, "close", move |_| sink.queue(Input::SignalingClosed));
-        Ok(Signaling {
-            ws,
-            _listeners: [on_message, on_close],
-        })
-    }
-
-    pub fn send(&self, msg: &ClientMessage) -> Result<(), Error> {
-        let text = serde_json::to_string(msg).map_err(|_| unencodable())?;
-        self.ws.send_with_str(&text)?;
-        Ok(())
-    }
+/// The frames [`Signaling::send`] queued for the socket task. Everything runs on one thread,
+/// so a `RefCell` and the task's waker do the work of a channel, without the atomics of
+/// futures-channel's thread-safe one (which cost more wasm than this whole module).
+#[derive(Default)]
+struct Outbox {
+    frames: RefCell<VecDeque<String>>,
+    /// The socket task, when it waits for frames.
+    task: Cell<Option<Waker>>,
+    /// The [`Signaling`] was dropped: the task writes what is queued, then ends quietly.
+    dropped: Cell<bool>,
+    /// The task has ended: nothing more can be sent.
+    ended: Cell<bool>,
 }
 
-fn parse(text: &str) -> Result<ServerMessage, Error> {
-    let value = JSON::parse(text)?;
-    crate::wire::server_message(&value)
-        .ok_or_else(|| Error::Browser(format!("malformed message: {text}")))
+impl Outbox {
+    fn wake_task(&self) {
+        if let Some(task) = self.task.take() {
+            task.wake();
+        }
+    }
 }
 
 impl Drop for Signaling {
     fn drop(&mut self) {
-        // The `close` event is queued, not fired synchronously; the listeners (dropped right
-        // after this) are gone by the time it runs.
-        let _ = self.ws.close();
+        self.outbox.dropped.set(true);
+        self.outbox.wake_task();
     }
 }
 
-/// `v` as a JS value: its JSON text parsed by the browser. Smaller in wasm than building the
-/// value through serde-wasm-bindgen, and the same JSON the protocol's golden tests pin.
-pub fn to_js<T: serde::Serialize>(v: &T) -> Result<JsValue, Error> {
-    // serde_json fails only on maps with non-string keys, which no protocol type has; its
-    // error text would cost more wasm than it tells.
-    let text = serde_json::to_string(v).map_err(|_| unencodable())?;
-    Ok(JSON::parse(&text)?)
+impl Signaling {
+    /// Opens the socket and waits for it to be open (failing if it closes first), then starts
+    /// the task that owns it. Every server message is queued on `sink` as [`Input::Server`], an
+    /// unrequested close as [`Input::SignalingClosed`] (the core answers with `Disconnect`,
+    /// which drops this handle).
+    pub async fn connect(url: &str, sink: Sink) -> Result<Signaling, Error> {
+        Signaling::open(url, move |input| sink.queue(input)).await
+    }
+
+    /// [`Signaling::connect`] with any receiver of the inputs (tests record them).
+    async fn open(url: &str, deliver: impl FnMut(Input) + 'static) -> Result<Signaling, Error> {
+        let unreachable = || Error::Unreachable(url.to_owned());
+        let mut ws = WebSocket::open(url).map_err(|_| unreachable())?;
+        // Ready once the socket left CONNECTING: open, or closed after an `error` event.
+        poll_fn(|cx| Pin::new(&mut ws).poll_ready(cx))
+            .await
+            .map_err(|_| unreachable())?;
+        if !matches!(ws.state(), State::Open) {
+            return Err(unreachable());
+        }
+        let outbox = Rc::new(Outbox::default());
+        task::spawn(run(ws, outbox.clone(), deliver));
+        Ok(Signaling { outbox })
+    }
+
+    /// Queues `msg` for the socket task, which writes it in order with every other.
+    pub fn send(&self, msg: &ClientMessage) -> Result<(), Error> {
+        if self.outbox.ended.get() {
+            return Err(Error::Browser("the connection is closed".into()));
+        }
+        let text = encode(msg)?;
+        self.outbox.frames.borrow_mut().push_back(text);
+        self.outbox.wake_task();
+        Ok(())
+    }
 }
 
-fn unencodable() -> Error {
-    Error::Browser("cannot encode as JSON".into())
+/// The socket task. Each turn first writes what is queued (or stops, silently, once the
+/// [`Signaling`] is dropped and its frames are written), then reads at most one frame, so a
+/// message is never handed on after the input of the one before it dropped the connection.
+async fn run(mut ws: WebSocket, outbox: Rc<Outbox>, mut deliver: impl FnMut(Input)) {
+    let lost = poll_fn(|cx| loop {
+        while let Poll::Ready(Ok(())) = Pin::new(&mut ws).poll_ready(cx) {
+            let next = outbox.frames.borrow_mut().pop_front();
+            let Some(text) = next else {
+                if outbox.dropped.get() {
+                    return Poll::Ready(false);
+                }
+                outbox.task.set(Some(cx.waker().clone()));
+                break;
+            };
+            if Pin::new(&mut ws).start_send(Message::Text(text)).is_err() {
+                log::warn("cannot send to the server");
+            }
+        }
+        match Pin::new(&mut ws).poll_next(cx) {
+            Poll::Ready(Some(Ok(Message::Text(text)))) => match decode(&text) {
+                Ok(msg) => deliver(Input::Server(msg)),
+                Err(e) => log::warn(&format!("ignoring unreadable server message: {e}")),
+            },
+            Poll::Ready(Some(Ok(Message::Bytes(_)))) => {
+                log::warn("ignoring a binary frame from the server")
+            }
+            // An `error` event is always followed by `close`, which ends the stream.
+            Poll::Ready(Some(Err(WebSocketError::ConnectionError))) => {}
+            Poll::Ready(Some(Err(_)) | None) => return Poll::Ready(true),
+            Poll::Pending => return Poll::Pending,
+        }
+    })
+    .await;
+    outbox.ended.set(true);
+    outbox.frames.borrow_mut().clear();
+    // gloo-net's drop closes the socket (`close()` without a code cannot throw) and removes
+    // its listeners.
+    drop(ws);
+    if lost {
+        deliver(Input::SignalingClosed);
+    }
+}
+
+/// A client frame: the JSON text of the message's JS value, which is serde_json's text of it
+/// (the protocol's golden JSON).
+fn encode(msg: &ClientMessage) -> Result<String, Error> {
+    Ok(JSON::stringify(&convert::to_js(msg)?)?.into())
+}
+
+/// A server frame: the browser parses the JSON, the protocol crate decodes it by its `type`.
+fn decode(text: &str) -> Result<ServerMessage, String> {
+    let value = JSON::parse(text).map_err(|e| js_message(&e))?;
+    let Some(tag) = convert::field(&value, "type").as_string() else {
+        return Err(format!("no type in {text}"));
+    };
+    ServerMessage::from_tagged(&tag, serde_wasm_bindgen::Deserializer::from(value))
+        .map_err(|e| format!("{} in {text}", js_message(&e.into())))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use calling_core::{AppEvent, InviteData, LoginData, Reply, VoiceVolume};
-    use calling_protocol::{CallType, IceCandidate, IceServer, Signal};
+    use std::cell::RefCell;
+    use std::rc::Rc;
     use wasm_bindgen_test::*;
 
     wasm_bindgen_test_configure!(run_in_browser);
 
-    /// `to_js` builds the same JS value as serde-wasm-bindgen, which the SDK used before.
-    fn same_as_serde_wasm_bindgen<T: serde::Serialize>(v: &T) {
-        let ours = to_js(v).expect("to_js");
-        let theirs = serde_wasm_bindgen::to_value(v).expect("serde-wasm-bindgen");
-        let text = |v: &JsValue| String::from(JSON::stringify(v).expect("stringify"));
-        assert_eq!(text(&ours), text(&theirs));
-    }
-
+    /// Client frames are the golden JSON the server expects, `null` where a candidate lacks a
+    /// field, no key where an optional field is skipped.
     #[wasm_bindgen_test]
-    fn events_replies_and_messages_convert_as_before() {
+    fn frames_encode_as_the_golden_json() {
+        use calling_protocol::{CallType, IceCandidate, Signal};
         let s = |x: &str| x.to_owned();
-        same_as_serde_wasm_bindgen(&AppEvent::Invited {
-            sponsor: s("a\"b"),
-            user_id_list: vec![s("x"), s("é\n")],
-            is_from_group: true,
-            invite_data: InviteData {
-                version: 4,
-                call_type: 2,
-                room_id: u32::MAX,
-                call_end: 0,
+        let candidate = |mid: Option<&str>, line| {
+            Signal::Candidate(IceCandidate {
+                candidate: s("candidate:1 1 udp 1 127.0.0.1 9 typ host"),
+                sdp_mid: mid.map(s),
+                sdp_m_line_index: line,
+            })
+        };
+        for msg in [
+            ClientMessage::Login {
+                sdk_app_id: 1_400_000_000,
+                user_id: s("alice"),
+                user_sig: s("eJyrVgrx"),
+                protocol_version: 1,
+                resumable: false,
             },
-            invite_id: s("i"),
-        });
-        same_as_serde_wasm_bindgen(&AppEvent::UserVoiceVolume {
-            volume_map: vec![VoiceVolume {
-                user_id: s("u"),
-                audio_volume: 100,
-            }],
-        });
-        same_as_serde_wasm_bindgen(&AppEvent::KickedOut {});
-        same_as_serde_wasm_bindgen(&Reply::Login {
-            code: 0,
-            data: LoginData { user_id: s("u") },
-        });
-        same_as_serde_wasm_bindgen(&Reply::GroupCall {
-            code: 0,
-            invite_id: s("i"),
-            room_id: 7,
-            group_id: Some(s("g")),
-        });
-        same_as_serde_wasm_bindgen(&ClientMessage::Login {
-            sdk_app_id: 1_400_000_000,
-            user_id: s("u"),
-            user_sig: s("sig"),
-            protocol_version: 1,
-            resumable: false,
-        });
-        same_as_serde_wasm_bindgen(&ClientMessage::Relay {
+            ClientMessage::Ping,
+            ClientMessage::Invite {
+                request_id: 3,
+                user_ids: vec![s("bob"), s("é\n\"")],
+                call_type: CallType::Video,
+                is_group: false,
+                group_id: None,
+                room_id: None,
+            },
+            ClientMessage::Invite {
+                request_id: 4,
+                user_ids: vec![],
+                call_type: CallType::Audio,
+                is_group: true,
+                group_id: Some(s("g")),
+                room_id: Some(u32::MAX),
+            },
+            ClientMessage::Accept {
+                request_id: 5,
+                invite_id: s("i"),
+            },
+            ClientMessage::Reject { invite_id: s("i") },
+            ClientMessage::Hangup { room_id: 7 },
+            ClientMessage::Relay {
+                room_id: 7,
+                to: s("bob"),
+                signal: candidate(None, None),
+            },
+            ClientMessage::Relay {
+                room_id: 7,
+                to: s("bob"),
+                signal: candidate(Some("0"), Some(1)),
+            },
+            ClientMessage::Relay {
+                room_id: 7,
+                to: s("bob"),
+                signal: Signal::SwitchModeAck {
+                    call_type: CallType::Audio,
+                    ok: true,
+                },
+            },
+            ClientMessage::Logout,
+        ] {
+            let golden = serde_json::to_string(&msg).expect("json");
+            assert_eq!(encode(&msg).expect("encode"), golden);
+        }
+        let nulls = ClientMessage::Relay {
             room_id: 3,
             to: s("v"),
-            signal: Signal::Candidate(IceCandidate {
-                candidate: s("candidate:1"),
-                sdp_mid: Some(s("0")),
-                sdp_m_line_index: Some(0),
-            }),
-        });
-        same_as_serde_wasm_bindgen(&ClientMessage::Invite {
-            request_id: 1,
-            user_ids: vec![s("v")],
-            call_type: CallType::Video,
-            is_group: false,
-            group_id: None,
-            room_id: None,
-        });
-        same_as_serde_wasm_bindgen(&vec![IceServer {
-            urls: vec![s("stun:127.0.0.1")],
-            username: None,
-            credential: Some(s("c")),
-        }]);
+            signal: candidate(None, None),
+        };
+        assert!(encode(&nulls)
+            .expect("encode")
+            .ends_with(r#""sdpMid":null,"sdpMLineIndex":null}}"#));
     }
 
-    /// A missing candidate field goes out as `null`, the form the protocol's golden tests pin
-    /// (serde-wasm-bindgen left the key out; the server reads both as absent).
+    /// Every server message type, decoded through serde-wasm-bindgen as serde_json parses it.
     #[wasm_bindgen_test]
-    fn a_candidate_without_sdp_mid_is_sent_as_the_golden_json() {
-        let msg = ClientMessage::Relay {
-            room_id: 3,
-            to: "v".into(),
-            signal: Signal::Candidate(IceCandidate {
-                candidate: String::new(),
-                sdp_mid: None,
-                sdp_m_line_index: None,
-            }),
-        };
-        let text = String::from(JSON::stringify(&to_js(&msg).expect("to_js")).expect("stringify"));
+    fn frames_decode_as_serde_json_parses_them() {
+        for json in [
+            r#"{"type":"loginOk","userId":"a","iceServers":[{"urls":["stun:127.0.0.1:3478"]},{"urls":["turn:x"],"username":"u","credential":"c"}],"ringTimeoutSecs":30,"heartbeatTimeoutSecs":10}"#,
+            r#"{"type":"pong"}"#,
+            r#"{"type":"error","requestId":4,"code":"invalidParam","message":"m"}"#,
+            r#"{"type":"error","code":"brandNew","message":"m"}"#,
+            r#"{"type":"inviteSent","requestId":1,"inviteId":"i","roomId":4000000000,"userIds":["b"]}"#,
+            r#"{"type":"invited","inviteId":"i","roomId":1,"sponsor":"s","userIds":["b","c"],"callType":"audio","isGroup":true,"groupId":"g"}"#,
+            r#"{"type":"joined","requestId":1,"roomId":1,"callType":"video","members":["a"],"pending":[]}"#,
+            r#"{"type":"accepted","roomId":1,"inviteId":"i","userId":"u"}"#,
+            r#"{"type":"rejected","roomId":1,"inviteId":"i","userId":"u"}"#,
+            r#"{"type":"busy","roomId":1,"inviteId":"i","userId":"u"}"#,
+            r#"{"type":"noResponse","roomId":1,"inviteId":"i","userIds":["u"]}"#,
+            r#"{"type":"cancelled","roomId":1,"inviteId":"i","sponsor":"s"}"#,
+            r#"{"type":"inviteTimeout","roomId":1,"inviteId":"i","sponsor":"s"}"#,
+            r#"{"type":"inviteeList","roomId":1,"userIds":[]}"#,
+            r#"{"type":"memberLeft","roomId":1,"userId":"u"}"#,
+            r#"{"type":"callEnded","roomId":1,"userId":"u","durationSecs":65,"reason":"noResponse"}"#,
+            r#"{"type":"signal","roomId":1,"from":"a","signal":{"kind":"candidate","candidate":"c","sdpMid":null,"sdpMLineIndex":null}}"#,
+            r#"{"type":"signal","roomId":1,"from":"a","signal":{"kind":"candidate","candidate":"c","sdpMid":"0","sdpMLineIndex":1}}"#,
+            r#"{"type":"signal","roomId":1,"from":"a","signal":{"kind":"switchModeAck","callType":"audio","ok":true}}"#,
+            r#"{"type":"signal","roomId":1,"from":"a","signal":{"sdp":"v=0","kind":"offer"}}"#,
+            r#"{"type":"signal","roomId":1,"from":"a","signal":{"kind":"answer","sdp":"v=0","audio":true}}"#,
+            r#"{"type":"signal","roomId":1,"from":"a","signal":{"video":false,"kind":"media","audio":true}}"#,
+            r#"{"type":"signal","roomId":1,"from":"a","signal":{"kind":"switchMode","callType":"video"}}"#,
+            r#"{"type":"signal","roomId":1,"from":"a","signal":{"kind":"fromTheFuture"}}"#,
+            r#"{"type":"kicked"}"#,
+            r#"{"type":"fromTheFuture","x":[1]}"#,
+        ] {
+            let expected: ServerMessage = serde_json::from_str(json).expect(json);
+            assert_eq!(decode(json).expect(json), expected, "{json}");
+        }
         assert_eq!(
-            text,
-            r#"{"type":"relay","roomId":3,"to":"v","signal":{"kind":"candidate","candidate":"","sdpMid":null,"sdpMLineIndex":null}}"#
+            decode(r#"{"type":"fromTheFuture"}"#).expect("unknown"),
+            ServerMessage::Unknown
         );
     }
 
     #[wasm_bindgen_test]
-    fn a_group_call_without_group_id_resolves_group_id_undefined() {
-        let reply = to_js(&Reply::GroupCall {
-            code: 0,
-            invite_id: "i".into(),
-            room_id: 7,
-            group_id: None,
+    fn unreadable_frames_are_errors() {
+        for bad in [
+            r#"{"type":"memberLeft","roomId":-1,"userId":"u"}"#,
+            r#"{"type":"memberLeft","roomId":1.5,"userId":"u"}"#,
+            r#"{"type":"memberLeft","roomId":1}"#,
+            r#"{"type":"inviteeList","roomId":1,"userIds":[1]}"#,
+            r#"{"type":"callEnded","roomId":1,"userId":"u","durationSecs":1,"reason":"meteor"}"#,
+            r#"{"type":"signal","roomId":1,"from":"a","signal":{"kind":"offer"}}"#,
+            r#"{"type":"signal","roomId":1,"from":"a","signal":{"kind":"media","audio":"yes","video":true}}"#,
+            r#"{"type":"signal","roomId":1,"from":"a","signal":{"kind":"candidate","sdpMid":"0"}}"#,
+            r#"{"type":"signal","roomId":1,"from":"a","signal":{"kind":"switchMode","callType":"hologram"}}"#,
+            r#"{"type":7}"#,
+            r#"{"noType":1}"#,
+            r#"[1]"#,
+            r#"not json"#,
+        ] {
+            assert!(decode(bad).is_err(), "{bad} decoded");
+        }
+    }
+
+    /// The server refuses a bad login and closes the socket: its error arrives, then the loss,
+    /// and nothing after it.
+    #[wasm_bindgen_test]
+    async fn a_close_by_the_server_is_reported_once_after_its_messages() {
+        let Some(server) = option_env!("CALLING_SERVER") else {
+            return;
+        };
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        let record = seen.clone();
+        let signaling = Signaling::open(&format!("ws://{server}/ws"), move |i| {
+            record.borrow_mut().push(match i {
+                Input::Server(ServerMessage::Error(e)) => format!("error {:?}", e.code),
+                Input::SignalingClosed => "lost".to_owned(),
+                other => format!("{other:?}"),
+            })
         })
-        .expect("to_js");
-        let group_id = js_sys::Reflect::get(&reply, &"groupID".into()).expect("get");
-        assert!(group_id.is_undefined());
+        .await
+        .expect("connect");
+        let login = ClientMessage::Login {
+            sdk_app_id: 1,
+            user_id: "u".into(),
+            user_sig: "x".into(),
+            protocol_version: calling_protocol::PROTOCOL_VERSION,
+            resumable: false,
+        };
+        signaling.send(&login).expect("send");
+        let start = js_sys::Date::now();
+        while seen.borrow().last().map(String::as_str) != Some("lost") {
+            assert!(
+                js_sys::Date::now() - start < 10_000.0,
+                "{:?}",
+                seen.borrow()
+            );
+            next_turn().await;
+        }
+        assert_eq!(seen.borrow().len(), 2, "{:?}", seen.borrow());
+        assert!(seen.borrow()[0].starts_with("error"), "{:?}", seen.borrow());
+        // Sending after the loss is an error, not a panic.
+        next_turn().await;
+        assert!(signaling.send(&ClientMessage::Ping).is_err());
+    }
+
+    /// Dropping the connection from inside the handler of a message (as a logout or a kick
+    /// does) ends it there: the message queued behind it is not handed on, nor is the close.
+    #[wasm_bindgen_test]
+    async fn dropping_the_connection_in_a_handler_stops_everything_after() {
+        let Some(server) = option_env!("CALLING_SERVER") else {
+            return;
+        };
+        let url = format!("ws://{server}/ws");
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        let holder: Rc<RefCell<Option<Signaling>>> = Rc::default();
+        let (record, hold) = (seen.clone(), holder.clone());
+        let signaling = Signaling::open(&url, move |i| {
+            record
+                .borrow_mut()
+                .push(matches!(i, Input::SignalingClosed));
+            drop(hold.borrow_mut().take());
+        })
+        .await
+        .expect("connect");
+        // Before login every frame but login is refused: two frames, two error replies.
+        signaling.send(&ClientMessage::Ping).expect("send");
+        signaling.send(&ClientMessage::Ping).expect("send");
+        holder.replace(Some(signaling));
+        // A second connection gets the same two replies; once it has them, so would the first.
+        let control = Rc::new(RefCell::new(0));
+        let count = control.clone();
+        let other = Signaling::open(&url, move |_| *count.borrow_mut() += 1)
+            .await
+            .expect("connect");
+        other.send(&ClientMessage::Ping).expect("send");
+        other.send(&ClientMessage::Ping).expect("send");
+        let start = js_sys::Date::now();
+        while *control.borrow() < 2 || seen.borrow().is_empty() {
+            assert!(js_sys::Date::now() - start < 10_000.0, "no replies");
+            next_turn().await;
+        }
+        next_turn().await;
+        assert_eq!(*seen.borrow(), vec![false], "only the first reply");
+        assert!(holder.borrow().is_none());
+    }
+
+    /// Yields to the browser's event loop once (a zero-delay timer).
+    async fn next_turn() {
+        let turn = js_sys::Promise::new(&mut |resolve, _| {
+            let window = web_sys::window().expect("window");
+            window
+                .set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, 0)
+                .expect("setTimeout");
+        });
+        wasm_bindgen_futures::JsFuture::from(turn)
+            .await
+            .expect("timer");
     }
 }
