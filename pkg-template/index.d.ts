@@ -23,6 +23,14 @@ export interface TRTCCallingEvent {
   readonly CALL_TYPE_CHANGED: 'onCallTypeChanged';
   /** Extension: the camera or microphone in use went away and another one replaced it. */
   readonly DEVICE_CHANGED: 'onDeviceChanged';
+  /** Extension: the signaling connection was lost; the SDK is getting it back by itself. */
+  readonly RECONNECTING: 'onReconnecting';
+  /** Extension: the signaling connection is back (`resumed: false`: logged in again). */
+  readonly RECONNECTED: 'onReconnected';
+  /** Extension: the media connection to a participant dropped; ICE restarts are under way. */
+  readonly PEER_MEDIA_INTERRUPTED: 'onPeerMediaInterrupted';
+  /** Extension: the media connection to that participant is back. */
+  readonly PEER_MEDIA_RESTORED: 'onPeerMediaRestored';
   readonly ERROR: 'onError';
 }
 
@@ -81,6 +89,15 @@ export interface DeviceChangedPayload {
   label: string;
   reason: 'deviceLost';
 }
+/** `attempt`: 1, 2, … (one event per attempt to get the connection back). */
+export interface ReconnectingPayload { attempt: number }
+/**
+ * `resumed: true`: the session went on as if nothing happened (what was missed was delivered).
+ * `resumed: false`: the server had ended the session, so the SDK logged in again; a call in
+ * progress ended first (its `CALL_END` came before this).
+ */
+export interface ReconnectedPayload { resumed: boolean }
+export interface PeerMediaPayload { userID: string }
 export interface ErrorPayload { code: number; msg: string }
 
 /** Payload type of each event string. */
@@ -103,6 +120,10 @@ export interface TRTCCallingEventMap {
   onKickedOut: KickedOutPayload;
   onCallTypeChanged: CallTypeChangedPayload;
   onDeviceChanged: DeviceChangedPayload;
+  onReconnecting: ReconnectingPayload;
+  onReconnected: ReconnectedPayload;
+  onPeerMediaInterrupted: PeerMediaPayload;
+  onPeerMediaRestored: PeerMediaPayload;
   onError: ErrorPayload;
 }
 

@@ -19,6 +19,7 @@ use calling_core::{
     Command, DeviceChange, Effect, Input, MediaOutcome, PeerEvent, Reply, RequestId, SdpKind,
     Session, SessionDescription,
 };
+use gloo_events::EventListener;
 use js_sys::{Array, Function, Promise};
 use wasm_bindgen::JsValue;
 
@@ -63,6 +64,13 @@ pub struct Driver {
     /// The app's `iceServers` option (an `RTCIceServer[]`), which overrides the server's list.
     ice_override: Option<JsValue>,
     signaling: RefCell<Option<Signaling>>,
+    /// Where the signaling socket connects, for the new sockets a reconnect asks for.
+    signaling_url: RefCell<Option<String>>,
+    /// Counts socket attempts: a socket that opens after a newer attempt or a disconnect is
+    /// no longer wanted.
+    socket_attempt: Cell<u32>,
+    /// `online` and `visibilitychange`, which tell the core to check its connection.
+    _network: Vec<EventListener>,
     peers: RefCell<Table<String, Rc<PeerConnection>>>,
     media: Rc<Media>,
     views: Rc<Views>,
@@ -74,7 +82,11 @@ impl Driver {
     pub fn new(ice_override: Option<JsValue>) -> Rc<Driver> {
         let driver = Rc::new_cyclic(|me| Driver {
             me: me.clone(),
-            core: RefCell::new(Session::new()),
+            // The seed of the reconnect backoff's jitter, so that many pages cut off at once
+            // do not all come back at the same moments.
+            core: RefCell::new(Session::with_seed(
+                (js_sys::Math::random() * u32::MAX as f64) as u64,
+            )),
             queue: RefCell::default(),
             running: Cell::new(false),
             pending: RefCell::default(),
@@ -82,6 +94,9 @@ impl Driver {
             listeners: Listeners::default(),
             ice_override,
             signaling: RefCell::default(),
+            signaling_url: RefCell::default(),
+            socket_attempt: Cell::new(0),
+            _network: network_listeners(Sink { driver: me.clone() }),
             peers: RefCell::default(),
             media: Rc::new(Media::default()),
             views: Views::new(),
@@ -113,6 +128,10 @@ impl Driver {
     pub fn set_signaling(&self, s: Signaling) {
         let old = self.signaling.replace(Some(s));
         drop(old);
+    }
+
+    pub fn set_signaling_url(&self, url: String) {
+        self.signaling_url.replace(Some(url));
     }
 
     /// Drops a failed login's socket so a later login can start afresh.
@@ -356,7 +375,11 @@ impl Driver {
             }
             // Not carried out yet: the glue's restartIce() is separate work. Until then an
             // interrupted link is given up after the core's deadline.
-            Effect::RestartIce { .. } => {}
+            Effect::RestartIce { user_id } => {
+                if let Some(peer) = self.peer(&user_id) {
+                    peer.restart_ice();
+                }
+            }
             Effect::StartTimer { timer, after_ms } => {
                 self.timers.start(self.sink(), timer, after_ms)
             }
@@ -364,6 +387,9 @@ impl Driver {
             Effect::Disconnect => {
                 let old = self.signaling.take();
                 drop(old);
+                // A socket still opening for a reconnect is not wanted any more either.
+                self.socket_attempt
+                    .set(self.socket_attempt.get().wrapping_add(1));
                 self.timers.clear();
             }
             Effect::ReadAudioLevels => {
@@ -373,8 +399,40 @@ impl Driver {
             }
             Effect::RemoveViews => self.views.clear(),
             // handled by the reconnect glue
-            Effect::OpenSignaling => {}
+            Effect::OpenSignaling => self.reopen_signaling(),
         }
+    }
+
+    /// Replaces the signaling socket: the old one is abandoned (closed as a reconnect, so the
+    /// server keeps the session), a new one opens, and the core hears `SignalingOpened` or,
+    /// if it cannot be had, `SignalingClosed`.
+    fn reopen_signaling(&self) {
+        if let Some(old) = self.signaling.take() {
+            old.abandon();
+        }
+        let attempt = self.socket_attempt.get().wrapping_add(1);
+        self.socket_attempt.set(attempt);
+        let sink = self.sink();
+        let Some(url) = self.signaling_url.borrow().clone() else {
+            return sink.queue(Input::SignalingClosed);
+        };
+        let me = self.me.clone();
+        task::spawn(async move {
+            let opened = Signaling::connect(&url, sink.clone()).await;
+            // Only a weak handle waits on the network; a newer attempt or a disconnect may
+            // have come meanwhile, and then this socket is dropped unused.
+            let Some(driver) = me.upgrade() else { return };
+            if driver.socket_attempt.get() != attempt {
+                return;
+            }
+            match opened {
+                Ok(signaling) => {
+                    driver.set_signaling(signaling);
+                    sink.queue(Input::SignalingOpened);
+                }
+                Err(_) => sink.queue(Input::SignalingClosed),
+            }
+        });
     }
 
     fn create_peer(&self, user_id: String, initiator: bool, ice: Result<JsValue, Error>) {
@@ -476,4 +534,30 @@ fn close_later(peers: Vec<Rc<PeerConnection>>) {
         let _ = wasm_bindgen_futures::JsFuture::from(later).await;
         drop(peers);
     });
+}
+
+/// The page's signs that a dead connection may be worth checking: the network came back, or
+/// the page became visible again (a background tab's timers may have slept through a loss).
+fn network_listeners(sink: Sink) -> Vec<EventListener> {
+    let Some(window) = web_sys::window() else {
+        return Vec::new();
+    };
+    let online = {
+        let sink = sink.clone();
+        EventListener::new(&window, "online", move |_| sink.queue(Input::NetworkOnline))
+    };
+    let mut listeners = vec![online];
+    if let Some(document) = window.document() {
+        let page = document.clone();
+        listeners.push(EventListener::new(
+            &document,
+            "visibilitychange",
+            move |_| {
+                if page.visibility_state() == web_sys::VisibilityState::Visible {
+                    sink.queue(Input::NetworkOnline);
+                }
+            },
+        ));
+    }
+    listeners
 }

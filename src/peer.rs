@@ -29,6 +29,14 @@ use crate::task;
 use crate::view::Views;
 use crate::warmup::{with_start_bitrate, Gate};
 
+#[wasm_bindgen::prelude::wasm_bindgen]
+extern "C" {
+    /// An `RTCPeerConnection` seen through `restartIce()`, which web-sys does not bind yet.
+    type IceRestart;
+    #[wasm_bindgen(method, js_name = restartIce)]
+    fn restart_ice(this: &IceRestart);
+}
+
 /// One `RTCPeerConnection` (the core's `PeerLink` to that user is its negotiation state).
 pub struct PeerConnection {
     user_id: String,
@@ -321,6 +329,12 @@ impl PeerConnection {
     }
 
     /// The underlying connection (for statistics).
+    /// Asks for new ICE credentials: the browser fires `negotiationneeded`, and the offer that
+    /// follows (the usual perfect-negotiation path) restarts ICE on both sides.
+    pub fn restart_ice(&self) {
+        self.pc.unchecked_ref::<IceRestart>().restart_ice();
+    }
+
     pub fn connection(&self) -> &RtcPeerConnection {
         &self.pc
     }

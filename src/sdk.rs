@@ -404,6 +404,7 @@ async fn connect(
         None => default_url(&window)?,
     };
     log::info(&format!("connecting to {url}"));
+    driver.set_signaling_url(url.clone());
     Signaling::connect(&url, driver.sink()).await
 }
 

@@ -14,7 +14,7 @@ use std::rc::Rc;
 use std::task::{Poll, Waker};
 
 use calling_core::Input;
-use calling_protocol::{ClientMessage, ServerMessage};
+use calling_protocol::{ClientMessage, ServerMessage, RECONNECT_CLOSE_CODE};
 use futures_core::Stream;
 use futures_sink::Sink as _;
 use gloo_net::websocket::futures::WebSocket;
@@ -44,6 +44,9 @@ struct Outbox {
     task: Cell<Option<Waker>>,
     /// The [`Signaling`] was dropped: the task writes what is queued, then ends quietly.
     dropped: Cell<bool>,
+    /// It was given up for a new socket ([`Signaling::abandon`]): closed with
+    /// [`RECONNECT_CLOSE_CODE`], so the server keeps the session for the resume.
+    abandoned: Cell<bool>,
     /// The task has ended: nothing more can be sent.
     ended: Cell<bool>,
 }
@@ -88,6 +91,13 @@ impl Signaling {
         Ok(Signaling { outbox })
     }
 
+    /// Gives the socket up for a new one: nothing more is sent or reported, and it closes with
+    /// [`RECONNECT_CLOSE_CODE`] (a plain close would end the session on the server).
+    pub fn abandon(self) {
+        self.outbox.abandoned.set(true);
+        self.outbox.frames.borrow_mut().clear();
+    }
+
     /// Queues `msg` for the socket task, which writes it in order with every other.
     pub fn send(&self, msg: &ClientMessage) -> Result<(), Error> {
         if self.outbox.ended.get() {
@@ -120,7 +130,7 @@ async fn run(mut ws: WebSocket, outbox: Rc<Outbox>, mut deliver: impl FnMut(Inpu
         }
         match Pin::new(&mut ws).poll_next(cx) {
             Poll::Ready(Some(Ok(Message::Text(text)))) => match decode(&text) {
-                Ok(msg) => deliver(Input::Server(msg)),
+                Ok(input) => deliver(input),
                 Err(e) => log::warn(&format!("ignoring unreadable server message: {e}")),
             },
             Poll::Ready(Some(Ok(Message::Bytes(_)))) => {
@@ -135,9 +145,14 @@ async fn run(mut ws: WebSocket, outbox: Rc<Outbox>, mut deliver: impl FnMut(Inpu
     .await;
     outbox.ended.set(true);
     outbox.frames.borrow_mut().clear();
-    // gloo-net's drop closes the socket (`close()` without a code cannot throw) and removes
-    // its listeners.
-    drop(ws);
+    if outbox.abandoned.get() {
+        // A socket believed dead may still be alive: say this is a reconnect, not a goodbye.
+        let _ = ws.close(Some(RECONNECT_CLOSE_CODE), Some("reconnecting"));
+    } else {
+        // gloo-net's drop closes the socket (`close()` without a code cannot throw) and
+        // removes its listeners.
+        drop(ws);
+    }
     if lost {
         deliver(Input::SignalingClosed);
     }
@@ -150,13 +165,23 @@ fn encode(msg: &ClientMessage) -> Result<String, Error> {
 }
 
 /// A server frame: the browser parses the JSON, the protocol crate decodes it by its `type`.
-fn decode(text: &str) -> Result<ServerMessage, String> {
+/// A message of a resumable session carries its `seq` beside its fields.
+fn decode(text: &str) -> Result<Input, String> {
     let value = JSON::parse(text).map_err(|e| js_message(&e))?;
     let Some(tag) = convert::field(&value, "type").as_string() else {
         return Err(format!("no type in {text}"));
     };
-    ServerMessage::from_tagged(&tag, serde_wasm_bindgen::Deserializer::from(value))
-        .map_err(|e| format!("{} in {text}", js_message(&e.into())))
+    let seq = convert::field(&value, "seq").as_f64();
+    let message = ServerMessage::from_tagged(&tag, serde_wasm_bindgen::Deserializer::from(value))
+        .map_err(|e| format!("{} in {text}", js_message(&e.into())))?;
+    Ok(match seq {
+        // Seqs count messages of one session: far below 2^53, so exact as a JS number.
+        Some(seq) => Input::Sequenced {
+            seq: seq as u64,
+            message,
+        },
+        None => Input::Server(message),
+    })
 }
 
 #[cfg(test)]
@@ -277,11 +302,20 @@ mod tests {
             r#"{"type":"fromTheFuture","x":[1]}"#,
         ] {
             let expected: ServerMessage = serde_json::from_str(json).expect(json);
-            assert_eq!(decode(json).expect(json), expected, "{json}");
+            assert_eq!(decode(json).expect(json), Input::Server(expected), "{json}");
         }
         assert_eq!(
             decode(r#"{"type":"fromTheFuture"}"#).expect("unknown"),
-            ServerMessage::Unknown
+            Input::Server(ServerMessage::Unknown)
+        );
+        // A resumable session's message: its seq beside its own fields.
+        assert_eq!(
+            decode(r#"{"seq":12,"type":"memberLeft","roomId":7,"userId":"bob"}"#).expect("seq"),
+            Input::Sequenced {
+                seq: 12,
+                message: serde_json::from_str(r#"{"type":"memberLeft","roomId":7,"userId":"bob"}"#)
+                    .expect("memberLeft"),
+            }
         );
     }
 

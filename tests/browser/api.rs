@@ -8,7 +8,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::*;
 
-#[wasm_bindgen(inline_js = "export function load(url) { return import(url); }")]
+#[wasm_bindgen(module = "/tests/browser/page.js")]
 extern "C" {
     fn load(url: &str) -> js_sys::Promise;
 }
@@ -23,7 +23,10 @@ fn event_and_call_type_statics() {
         "CALLING_END":"onCallEnd","USER_VIDEO_AVAILABLE":"onUserVideoAvailable",
         "USER_AUDIO_AVAILABLE":"onUserAudioAvailable","USER_VOICE_VOLUME":"onUserVoiceVolume",
         "GROUP_CALL_INVITEE_LIST_UPDATE":"onGroupCallInviteeListUpdate",
-        "KICKED_OUT":"onKickedOut","CALL_TYPE_CHANGED":"onCallTypeChanged","DEVICE_CHANGED":"onDeviceChanged","ERROR":"onError"}"#,
+        "KICKED_OUT":"onKickedOut","CALL_TYPE_CHANGED":"onCallTypeChanged","DEVICE_CHANGED":"onDeviceChanged",
+        "RECONNECTING":"onReconnecting","RECONNECTED":"onReconnected",
+        "PEER_MEDIA_INTERRUPTED":"onPeerMediaInterrupted","PEER_MEDIA_RESTORED":"onPeerMediaRestored",
+        "ERROR":"onError"}"#,
     );
     assert_js_eq(&TrtcCalling::event().into(), &expected, "EVENT");
     assert_js_eq(
