@@ -29,7 +29,13 @@ RING_TIMEOUT=${CALLING_TEST_RING_TIMEOUT:-8}
 # Bounds the whole test binary (every test in it), not one test: well above the full run's
 # length on a loaded machine, so that only a hung test reaches it.
 export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-900}
+# Short, so the reconnect tests see a session outlive a 1 s cut but not a 6 s one.
+RESUME_GRACE=${CALLING_TEST_RESUME_GRACE:-4}
 export CALLING_SERVER="127.0.0.1:$PORT"
+# The cut proxy in front of the server (tests/cut-proxy.mjs) and its control API, for the
+# reconnect tests; read at compile time like CALLING_SERVER.
+export CALLING_CUT_PROXY="127.0.0.1:$((PORT + 2))"
+export CALLING_CUT_CONTROL="127.0.0.1:$((PORT + 3))"
 # The built package, served with CORS to the tests' own origin (tests/pkg-server.mjs).
 export CALLING_PKG_URL="http://127.0.0.1:$((PORT + 1))"
 export CHROMEDRIVER=${CHROMEDRIVER:-/usr/bin/chromedriver}
@@ -52,14 +58,17 @@ unshare --net bash -s -- "$FILTER" <<INNER
 set -euo pipefail
 ip link set lo up
 target/debug/calling-server --listen "$CALLING_SERVER" --ring-timeout "$RING_TIMEOUT" \
-  --pkg pkg > "$SERVER_LOG" 2>&1 &
+  --resume-grace "$RESUME_GRACE" --pkg pkg > "$SERVER_LOG" 2>&1 &
 server=\$!
 node tests/pkg-server.mjs pkg $((PORT + 1)) &
 pkg_server=\$!
-trap 'kill \$server \$pkg_server 2>/dev/null; wait \$server \$pkg_server 2>/dev/null || true' EXIT
+node tests/cut-proxy.mjs $((PORT + 2)) $PORT $((PORT + 3)) &
+cut_proxy=\$!
+trap 'kill \$server \$pkg_server \$cut_proxy 2>/dev/null; wait \$server \$pkg_server \$cut_proxy 2>/dev/null || true' EXIT
 deadline=\$((SECONDS + 20))
 until curl -fsS "http://$CALLING_SERVER/healthz" > /dev/null 2>&1 &&
-  curl -fsS "$CALLING_PKG_URL/index.js" > /dev/null 2>&1; do
+  curl -fsS "$CALLING_PKG_URL/index.js" > /dev/null 2>&1 &&
+  curl -fsS "http://$CALLING_CUT_CONTROL/state" > /dev/null 2>&1; do
   if [ \$SECONDS -ge \$deadline ] || ! kill -0 \$server 2>/dev/null; then
     echo "calling-server or the package server did not start; server log:" >&2
     cat "$SERVER_LOG" >&2

@@ -12,21 +12,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::*;
 
-#[wasm_bindgen(inline_js = "
-export function onNextOfferApplying(f) {
-  const proto = RTCPeerConnection.prototype;
-  const apply = proto.setRemoteDescription;
-  proto.setRemoteDescription = function (description) {
-    const applied = apply.apply(this, arguments);
-    if (description && description.type === 'offer') {
-      proto.setRemoteDescription = apply;
-      // Right after this task, while the browser is still applying the offer.
-      queueMicrotask(f);
-    }
-    return applied;
-  };
-}
-")]
+#[wasm_bindgen(module = "/tests/browser/page.js")]
 extern "C" {
     /// Calls `f` once, as soon as a page's connection starts applying a remote offer (before
     /// that completes); the browser's own method still does the work.

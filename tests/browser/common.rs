@@ -20,51 +20,22 @@ pub const PKG_URL: &str = match option_env!("CALLING_PKG_URL") {
     Some(s) => s,
     None => "http://127.0.0.1:18081",
 };
+/// host:port of the cut proxy in front of the server (`tests/cut-proxy.mjs`), and of its
+/// control API: the reconnect tests send one side's signaling through it and break it.
+pub const CUT_PROXY: &str = match option_env!("CALLING_CUT_PROXY") {
+    Some(s) => s,
+    None => "127.0.0.1:18082",
+};
+pub const CUT_CONTROL: &str = match option_env!("CALLING_CUT_CONTROL") {
+    Some(s) => s,
+    None => "127.0.0.1:18083",
+};
 /// The server's dev-mode application.
 pub const SDK_APP_ID: u32 = 1_400_000_000;
 /// Long enough for a loopback call to connect on a loaded 2-core machine.
 pub const DEADLINE_MS: u32 = 15_000;
 
-#[wasm_bindgen(inline_js = r#"
-export function canonical(v) {
-  return JSON.stringify(v, (k, x) => x && typeof x === 'object' && !Array.isArray(x)
-    ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
-    : x);
-}
-export function delay(ms) { return new Promise((resolve) => setTimeout(resolve, ms)); }
-export function sdkElements() { return document.querySelectorAll('[data-trtc-calling]').length; }
-// Every WebSocket the page opens records the frames it sends and receives, so a test can wait
-// for a server message to have reached a client (installed once, when the tests load).
-const RealSocket = window.WebSocket;
-const sockets = [];
-const records = new WeakMap();
-window.WebSocket = class extends RealSocket {
-  constructor(...args) {
-    super(...args);
-    const record = { sent: [], received: [] };
-    sockets.push(record);
-    records.set(this, record);
-    this.addEventListener('message', (e) => record.received.push(String(e.data)));
-  }
-  send(data) {
-    records.get(this)?.sent.push(String(data));
-    return super.send(data);
-  }
-};
-// The frames of `type` received by the latest socket that logged in as `user`.
-export function framesReceived(user, type) {
-  const login = (f) => f.includes('"type":"login"') && f.includes(`"userId":${JSON.stringify(user)}`);
-  const record = sockets.filter((r) => r.sent.some(login)).pop();
-  const tag = `"type":${JSON.stringify(type)}`;
-  return record ? record.received.filter((f) => f.includes(tag)).length : 0;
-}
-export function makeDiv(id) {
-  const d = document.createElement('div');
-  d.id = id;
-  document.body.appendChild(d);
-  return d;
-}
-"#)]
+#[wasm_bindgen(module = "/tests/browser/page.js")]
 extern "C" {
     /// JSON with object keys sorted, so payloads compare independently of key order.
     pub fn canonical(v: &JsValue) -> String;
@@ -140,6 +111,18 @@ pub async fn fails(p: Promise, what: &str) -> JsValue {
 pub fn error_text(e: &JsValue) -> String {
     let msg = get(e, "message").as_string().unwrap_or_default();
     format!("{msg} (code {:?})", get(e, "code").as_f64())
+}
+
+/// Tells the cut proxy to `command` (`cut?ms=N`, `stall?ms=N`, `cut`, `heal`).
+pub async fn proxy(command: &str) {
+    let url = format!("http://{CUT_CONTROL}/{command}");
+    let init = web_sys::RequestInit::new();
+    init.set_method("POST");
+    let window = web_sys::window().expect("window");
+    let resp: web_sys::Response = ok(window.fetch_with_str_and_init(&url, &init), &url)
+        .await
+        .unchecked_into();
+    assert!(resp.ok(), "POST {url}: HTTP {}", resp.status());
 }
 
 pub async fn fetch_json(url: &str) -> JsValue {
@@ -227,12 +210,17 @@ pub fn event_values() -> Vec<String> {
 impl Client {
     /// A new instance, not logged in, recording every event.
     pub fn new(user: &str) -> Client {
+        Client::with_server(user, SERVER)
+    }
+
+    /// [`Client::new`] whose signaling goes to `server` (host:port).
+    pub fn with_server(user: &str, server: &str) -> Client {
         let options = Object::new();
         let _ = Reflect::set(&options, &"SDKAppID".into(), &SDK_APP_ID.into());
         let _ = Reflect::set(
             &options,
             &"signalingUrl".into(),
-            &format!("ws://{SERVER}/ws").into(),
+            &format!("ws://{server}/ws").into(),
         );
         watch_for_panics();
         let sdk = Rc::new(TrtcCalling::new(options.into()));
@@ -264,8 +252,18 @@ impl Client {
 
     /// A new instance logged in as `user`; waits for its `SDK_READY`.
     pub async fn login(user: &str) -> Client {
+        Client::login_at(user, SERVER).await
+    }
+
+    /// [`Client::login`] through the cut proxy, which [`proxy`] breaks.
+    pub async fn login_through_proxy(user: &str) -> Client {
+        proxy("heal").await;
+        Client::login_at(user, CUT_PROXY).await
+    }
+
+    async fn login_at(user: &str, server: &str) -> Client {
         end_abandoned_calls().await;
-        let c = Client::new(user);
+        let c = Client::with_server(user, server);
         let sig = user_sig(user).await;
         let reply = ok(c.sdk.login(login_options(user, &sig)), "login").await;
         assert_js_eq(
@@ -314,6 +312,12 @@ impl Client {
 
     /// Waits for the next not yet awaited `name` event; panics at the deadline.
     pub async fn wait_for(&self, name: &str) -> JsValue {
+        self.wait_for_within(name, DEADLINE_MS).await
+    }
+
+    /// [`Client::wait_for`] with a deadline of its own, for what takes longer by design (a
+    /// dead connection is only noticed after some silence).
+    pub async fn wait_for_within(&self, name: &str, deadline_ms: u32) -> JsValue {
         let index = event_values().iter().position(|n| n == name);
         let skip = match index {
             Some(i) => {
@@ -333,10 +337,10 @@ impl Client {
                 }
                 return p;
             }
-            let left = DEADLINE_MS as f64 - (js_sys::Date::now() - start);
+            let left = deadline_ms as f64 - (js_sys::Date::now() - start);
             if left <= 0.0 {
                 panic!(
-                    "{}: no {name} event within {DEADLINE_MS} ms; events so far: {:?}",
+                    "{}: no {name} event within {deadline_ms} ms; events so far: {:?}",
                     self.user,
                     self.names()
                 );

@@ -14,33 +14,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_test::*;
 use web_sys::{MediaStreamTrack, MediaStreamTrackState};
 
-#[wasm_bindgen::prelude::wasm_bindgen(inline_js = "
-export function unlistDevice(id) {
-  const devices = navigator.mediaDevices;
-  const all = MediaDevices.prototype.enumerateDevices;
-  devices.enumerateDevices = async () => (await all.call(devices)).filter((d) => d.deviceId !== id);
-  devices.dispatchEvent(new Event('devicechange'));
-}
-export function unlistKind(kind) {
-  const devices = navigator.mediaDevices;
-  const all = MediaDevices.prototype.enumerateDevices;
-  devices.enumerateDevices = async () => (await all.call(devices)).filter((d) => d.kind !== kind);
-}
-export function relistDevices() { delete navigator.mediaDevices.enumerateDevices; }
-export function recordSent() {
-  if (window.sentFrames) return;
-  window.sentFrames = [];
-  const send = WebSocket.prototype.send;
-  WebSocket.prototype.send = function (data) {
-    window.sentFrames.push(String(data));
-    return send.call(this, data);
-  };
-}
-export function sentCount() { return window.sentFrames.length; }
-export function offersSince(from) {
-  return window.sentFrames.slice(from).filter((f) => f.includes('\"kind\":\"offer\"')).length;
-}
-")]
+#[wasm_bindgen::prelude::wasm_bindgen(module = "/tests/browser/page.js")]
 extern "C" {
     /// What the page sees when a device is unplugged without its track ending first: it
     /// drops out of `enumerateDevices` and `devicechange` fires.

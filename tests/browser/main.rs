@@ -24,4 +24,5 @@ mod mode_switch;
 mod offline;
 mod preconnect;
 mod quality;
+mod reconnect;
 mod ringing;

@@ -8,36 +8,7 @@ use crate::common::*;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_test::*;
 
-#[wasm_bindgen(inline_js = "
-const md = navigator.mediaDevices;
-// What `removeWebRtc` took away: the constructor in place then (the page-wide recorder's).
-const saved = {};
-let listed = 0;
-// getUserMedia fails with `name`; with `unlisted` (audioinput / videoinput), every device
-// of that kind is also gone from the device list, as when none is plugged in.
-export function failMedia(name, unlisted) {
-  md.getUserMedia = () => Promise.reject(new DOMException('injected failure', name));
-  if (unlisted) {
-    const all = MediaDevices.prototype.enumerateDevices;
-    md.enumerateDevices = async () => {
-      listed += 1;
-      return (await all.call(md)).filter((d) => d.kind !== unlisted);
-    };
-  }
-  listed = 0;
-}
-// How often the device list was read since `failMedia`.
-export function timesListed() { return listed; }
-export function restore() {
-  delete md.getUserMedia;
-  delete md.enumerateDevices;
-  if (saved.pc) window.RTCPeerConnection = saved.pc;
-}
-export function removeWebRtc() {
-  saved.pc = window.RTCPeerConnection;
-  delete window.RTCPeerConnection;
-}
-")]
+#[wasm_bindgen(module = "/tests/browser/page.js")]
 extern "C" {
     #[wasm_bindgen(js_name = failMedia)]
     fn fail_media(name: &str, unlisted: Option<String>);

@@ -1,0 +1,178 @@
+//! Calls that survive the network: one side's signaling connection goes through a proxy the
+//! test cuts (`tests/cut-proxy.mjs`), as a Wi-Fi blip or a dropped proxy would. Within the
+//! server's resume grace (4 s in the test command) the SDK resumes by itself and the other side
+//! sees nothing; past it, the SDK logs in again by itself and both sides hear the call end once.
+//! Each test asserts the exact reconnect events and that media still flows.
+
+use crate::common::*;
+use crate::video::*;
+use wasm_bindgen_test::*;
+
+/// A 1:1 video call from `a` to `b`, accepted, with each side rendering the other.
+async fn video_call(a: &Client, b: &Client, tag: &str) -> (String, String) {
+    let (a_remote, b_remote) = (format!("{tag}-a-remote"), format!("{tag}-b-remote"));
+    make_div(&a_remote);
+    make_div(&b_remote);
+    ok(a.sdk.call(call_options(&b.user, 2)), "call").await;
+    b.wait_for("onInvited").await;
+    b.accept().await;
+    for (c, other, dom) in [(a, &b.user, &a_remote), (b, &a.user, &b_remote)] {
+        c.wait_for("onUserEnter").await;
+        ok(
+            c.sdk.start_remote_view(view_options(other, dom)),
+            "startRemoteView",
+        )
+        .await;
+    }
+    assert_playing(&a_remote).await;
+    assert_playing(&b_remote).await;
+    (a_remote, b_remote)
+}
+
+/// `b`'s reconnect after a cut shorter than the grace: one RECONNECTING per attempt, then one
+/// RECONNECTED that resumed.
+async fn assert_resumed(b: &Client) {
+    let first = b.wait_for("onReconnecting").await;
+    assert_eq!(get_num(&first, "attempt"), 1.0, "{}", canonical(&first));
+    let back = b.wait_for("onReconnected").await;
+    assert_js_eq(&back, &json(r#"{"resumed":true}"#), "RECONNECTED");
+}
+
+/// Nothing of a call ending reached `c`.
+fn assert_nothing_ended(c: &Client) {
+    for name in ["onUserLeave", "onCallEnd", "onError", "onKickedOut"] {
+        assert!(
+            c.payloads(name).is_empty(),
+            "{}: {name} {:?}",
+            c.user,
+            c.names()
+        );
+    }
+}
+
+#[wasm_bindgen_test]
+async fn a_signaling_cut_mid_call_is_resumed_and_the_other_side_notices_nothing() {
+    let a = Client::login(&unique("alice")).await;
+    let b = Client::login_through_proxy(&unique("bob")).await;
+    let (a_remote, b_remote) = video_call(&a, &b, &unique("cut")).await;
+    proxy("cut?ms=1000").await;
+    assert_resumed(&b).await;
+    assert_nothing_ended(&a);
+    assert_nothing_ended(&b);
+    assert!(a.payloads("onReconnecting").is_empty());
+    assert_eq!(b.sdk.get_call_status(), "connected");
+    // Media went peer to peer all along; it still plays on both sides.
+    assert_playing(&a_remote).await;
+    assert_playing(&b_remote).await;
+    // And signaling works again: a hangup crosses it, and each side hears CALL_END once.
+    hang_up(&a, &b).await;
+    a.logout().await;
+    b.logout().await;
+}
+
+#[wasm_bindgen_test]
+async fn a_callee_cut_off_while_ringing_resumes_and_can_accept_with_media_both_ways() {
+    let a = Client::login(&unique("alice")).await;
+    let b = Client::login_through_proxy(&unique("bob")).await;
+    let tag = unique("ring");
+    let (a_remote, b_remote) = (format!("{tag}-a-remote"), format!("{tag}-b-remote"));
+    make_div(&a_remote);
+    make_div(&b_remote);
+    ok(a.sdk.call(call_options(&b.user, 2)), "call").await;
+    b.wait_for("onInvited").await;
+    proxy("cut?ms=1000").await;
+    assert_resumed(&b).await;
+    assert_eq!(b.sdk.get_call_status(), "calling", "still ringing");
+    b.accept().await;
+    for (c, other, dom) in [(&a, &b.user, &a_remote), (&b, &a.user, &b_remote)] {
+        c.wait_for("onUserEnter").await;
+        ok(
+            c.sdk.start_remote_view(view_options(other, dom)),
+            "startRemoteView",
+        )
+        .await;
+    }
+    assert_playing(&a_remote).await;
+    assert_playing(&b_remote).await;
+    assert_eq!(b.payloads("onInvited").len(), 1, "INVITED once");
+    hang_up(&b, &a).await;
+    a.logout().await;
+    b.logout().await;
+}
+
+#[wasm_bindgen_test]
+async fn an_invitation_made_while_the_callee_is_cut_off_rings_once_when_it_is_back() {
+    let a = Client::login(&unique("alice")).await;
+    let b = Client::login_through_proxy(&unique("bob")).await;
+    proxy("cut").await;
+    b.wait_for("onReconnecting").await;
+    // The server still holds bob's session: the call goes out and rings for him.
+    ok(a.sdk.call(call_options(&b.user, 1)), "call").await;
+    proxy("heal").await;
+    let back = b.wait_for("onReconnected").await;
+    assert_js_eq(&back, &json(r#"{"resumed":true}"#), "RECONNECTED");
+    let invited = b.wait_for("onInvited").await;
+    assert_eq!(get_str(&invited, "sponsor"), a.user);
+    b.accept().await;
+    a.wait_for("onUserEnter").await;
+    b.wait_for("onUserEnter").await;
+    assert_eq!(b.payloads("onInvited").len(), 1, "INVITED once");
+    hang_up(&a, &b).await;
+    a.logout().await;
+    b.logout().await;
+}
+
+#[wasm_bindgen_test]
+async fn a_dead_path_that_nobody_closed_is_noticed_and_resumed() {
+    let a = Client::login(&unique("alice")).await;
+    let b = Client::login_through_proxy(&unique("bob")).await;
+    let (a_remote, b_remote) = video_call(&a, &b, &unique("stall")).await;
+    // Bytes stop both ways and nobody is told: only silence gives it away.
+    proxy("stall?ms=9000").await;
+    b.wait_for_within("onReconnecting", 20_000).await;
+    let back = b.wait_for_within("onReconnected", 20_000).await;
+    assert_js_eq(&back, &json(r#"{"resumed":true}"#), "RECONNECTED");
+    assert_nothing_ended(&a);
+    assert_nothing_ended(&b);
+    assert_playing(&a_remote).await;
+    assert_playing(&b_remote).await;
+    hang_up(&a, &b).await;
+    a.logout().await;
+    b.logout().await;
+}
+
+#[wasm_bindgen_test]
+async fn a_cut_longer_than_the_grace_ends_the_call_once_on_both_sides_and_logs_in_again() {
+    let a = Client::login(&unique("alice")).await;
+    let b = Client::login_through_proxy(&unique("bob")).await;
+    video_call(&a, &b, &unique("long")).await;
+    proxy("cut?ms=6000").await;
+    b.wait_for("onReconnecting").await;
+    // Past the grace the server ends bob's session: alice hears him leave and the call end.
+    let leave = a.wait_for("onUserLeave").await;
+    assert_eq!(get_str(&leave, "userID"), b.user);
+    a.wait_for("onCallEnd").await;
+    // Bob's SDK gets back in by itself, hears the call ended, and is usable at once.
+    let back = b.wait_for_within("onReconnected", 25_000).await;
+    assert_js_eq(&back, &json(r#"{"resumed":false}"#), "RECONNECTED");
+    b.wait_for("onCallEnd").await;
+    for c in [&a, &b] {
+        assert_eq!(
+            c.payloads("onCallEnd").len(),
+            1,
+            "{}: CALL_END once",
+            c.user
+        );
+        assert_eq!(c.sdk.get_call_status(), "idle", "{}", c.user);
+    }
+    assert!(b.payloads("onKickedOut").is_empty());
+    ok(
+        b.sdk.call(call_options(&a.user, 1)),
+        "a call after logging in again",
+    )
+    .await;
+    a.wait_for("onInvited").await;
+    ok(b.sdk.hangup(), "hangup").await;
+    a.logout().await;
+    b.logout().await;
+}
