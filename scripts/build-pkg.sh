@@ -48,10 +48,11 @@ entry_size "legacy entry (index.es2019.mjs)" pkg/index.es2019.mjs
 [ "$SIZE" -gt "$legacy" ] && legacy=$SIZE
 entry_size "UMD file (trtc-calling-wasm.umd.js)" pkg/trtc-calling-wasm.umd.js
 [ "$SIZE" -gt "$legacy" ] && legacy=$SIZE
-# The budget: 120 KB (120000 bytes) gzip -9 for the modern entry; the legacy ones carry the
-# .wasm as base64 and may be larger, by at most a third.
-if [ "$modern" -gt 120000 ]; then
-  echo "build-pkg: the modern entry is $modern bytes gzip -9, above the 120 KB budget" >&2
+# The budget: 130 KB (130000 bytes) gzip -9 for the modern entry; the legacy ones carry the
+# .wasm as base64 and may be larger, by at most a third. (It was 120 KB before session resume,
+# reconnecting and ICE restarts, which cost about 9 KB.)
+if [ "$modern" -gt 130000 ]; then
+  echo "build-pkg: the modern entry is $modern bytes gzip -9, above the 130 KB budget" >&2
   exit 1
 fi
 if [ $((legacy * 3)) -gt $((modern * 4)) ]; then
