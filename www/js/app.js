@@ -293,6 +293,23 @@ const handlers = {
   [EVENT.ERROR](p) {
     notices.error('Error', p);
   },
+  // Extension events of this SDK: the connection to the server dropped and the SDK is getting
+  // it back by itself; the call goes on meanwhile (its media is peer to peer).
+  [EVENT.RECONNECTING ?? 'onReconnecting']({ attempt }) {
+    document.body.dataset.connection = 'reconnecting';
+    if (attempt === 1) notices.show('info', 'Connection lost — reconnecting…');
+  },
+  [EVENT.RECONNECTED ?? 'onReconnected']({ resumed }) {
+    document.body.dataset.connection = 'online';
+    notices.show('info', resumed ? 'Reconnected' : 'Reconnected (signed in again)');
+  },
+  // A participant's media stopped (their network) and came back.
+  [EVENT.PEER_MEDIA_INTERRUPTED ?? 'onPeerMediaInterrupted']({ userID }) {
+    if (call) notices.show('info', `${userID}'s connection is unstable…`);
+  },
+  [EVENT.PEER_MEDIA_RESTORED ?? 'onPeerMediaRestored']({ userID }) {
+    if (call) notices.show('info', `${userID} is back`);
+  },
   // Extension event of this SDK (not in trtc-calling-js): the 1:1 call changed mode.
   [EVENT.CALL_TYPE_CHANGED ?? 'onCallTypeChanged']({ callType }) {
     if (!call) return;

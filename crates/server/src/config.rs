@@ -117,6 +117,13 @@ impl Config {
         }
     }
 
+    /// Dev mode's secret key, chosen instead of the random one (`--dev-secret-key`).
+    pub fn set_dev_secret_key(&mut self, key: String) {
+        if self.dev_mode {
+            self.apps.insert(DEV_SDK_APP_ID, key);
+        }
+    }
+
     /// The dev app's (id, secret key), when in dev mode.
     pub fn dev_app(&self) -> Option<(u64, &str)> {
         if !self.dev_mode {
@@ -234,6 +241,9 @@ mod tests {
         assert_eq!(id, DEV_SDK_APP_ID);
         assert_eq!(key.len(), 64);
         assert_ne!(Some(key), b.dev_app().map(|(_, k)| k));
+        let mut chosen = Config::new(Vec::new());
+        chosen.set_dev_secret_key("fixed".into());
+        assert_eq!(chosen.dev_app(), Some((DEV_SDK_APP_ID, "fixed")));
         let configured = Config::new(vec!["7=k".parse().unwrap()]);
         assert!(configured.dev_app().is_none());
         assert_eq!(configured.apps.get(&7).map(String::as_str), Some("k"));

@@ -79,6 +79,10 @@ struct Args {
     /// the server can get UserSigs from /dev/usersig.
     #[arg(long)]
     dev_on_network: bool,
+    /// Dev mode's secret key, instead of a random one per start: UserSigs from /dev/usersig then
+    /// stay valid across restarts, so SDKs log in again by themselves after one.
+    #[arg(long, value_name = "KEY", env = "CALLING_DEV_SECRET_KEY", hide_env_values = true)]
+    dev_secret_key: Option<String>,
 }
 
 #[tokio::main]
@@ -103,6 +107,13 @@ async fn main() -> ExitCode {
         }
     }
     let mut config = Config::new(apps);
+    if let Some(key) = args.dev_secret_key {
+        if !config.dev_mode || key.is_empty() {
+            eprintln!("error: --dev-secret-key is a non-empty key for dev mode (no --app)");
+            return ExitCode::from(2);
+        }
+        config.set_dev_secret_key(key);
+    }
     config.ring_timeout = args.ring_timeout;
     config.resume_grace = args.resume_grace;
     config.www = args.www;
@@ -143,7 +154,7 @@ async fn main() -> ExitCode {
         // Only a prefix: the full key would let whoever reads the terminal or a captured log
         // mint UserSigs; /dev/usersig is how dev mode hands them out.
         let prefix: String = key.chars().take(6).collect();
-        println!("dev mode: SDKAppID {app}, random secret key {prefix}… (not shown in full)");
+        println!("dev mode: SDKAppID {app}, secret key {prefix}… (not shown in full)");
         println!("dev mode: GET /dev/usersig?sdkAppID={app}&userID=<id> returns a UserSig");
     } else {
         let mut ids: Vec<u64> = config.apps.keys().copied().collect();
