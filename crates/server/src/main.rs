@@ -81,7 +81,12 @@ struct Args {
     dev_on_network: bool,
     /// Dev mode's secret key, instead of a random one per start: UserSigs from /dev/usersig then
     /// stay valid across restarts, so SDKs log in again by themselves after one.
-    #[arg(long, value_name = "KEY", env = "CALLING_DEV_SECRET_KEY", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "KEY",
+        env = "CALLING_DEV_SECRET_KEY",
+        hide_env_values = true
+    )]
     dev_secret_key: Option<String>,
 }
 
