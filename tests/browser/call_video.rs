@@ -44,17 +44,8 @@ async fn a_call_accepted_while_the_offer_is_being_applied_sends_video_both_ways(
     let (before, accept) = accepting.borrow_mut().take().expect("accept() called");
     ok(accept, "accept").await;
     b.accepted_at(before);
-    for (c, other, dom) in [(&a, &b.user, &a_remote), (&*b, &a.user, &b_remote)] {
-        c.wait_for("onUserEnter").await;
-        ok(
-            c.sdk.start_remote_view(view_options(other, dom)),
-            "startRemoteView",
-        )
-        .await;
-    }
     // Bob's camera reaches alice: nothing of the ringing-time warm-up holds it back.
-    assert_playing(&a_remote).await;
-    assert_playing(&b_remote).await;
+    show_each_other(&a, &a_remote, &b, &b_remote).await;
     hang_up(&a, &b).await;
     a.logout().await;
     b.logout().await;

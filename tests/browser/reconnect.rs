@@ -16,16 +16,7 @@ async fn video_call(a: &Client, b: &Client, tag: &str) -> (String, String) {
     ok(a.sdk.call(call_options(&b.user, 2)), "call").await;
     b.wait_for("onInvited").await;
     b.accept().await;
-    for (c, other, dom) in [(a, &b.user, &a_remote), (b, &a.user, &b_remote)] {
-        c.wait_for("onUserEnter").await;
-        ok(
-            c.sdk.start_remote_view(view_options(other, dom)),
-            "startRemoteView",
-        )
-        .await;
-    }
-    assert_playing(&a_remote).await;
-    assert_playing(&b_remote).await;
+    show_each_other(a, &a_remote, b, &b_remote).await;
     (a_remote, b_remote)
 }
 
@@ -84,16 +75,7 @@ async fn a_callee_cut_off_while_ringing_resumes_and_can_accept_with_media_both_w
     assert_resumed(&b).await;
     assert_eq!(b.sdk.get_call_status(), "calling", "still ringing");
     b.accept().await;
-    for (c, other, dom) in [(&a, &b.user, &a_remote), (&b, &a.user, &b_remote)] {
-        c.wait_for("onUserEnter").await;
-        ok(
-            c.sdk.start_remote_view(view_options(other, dom)),
-            "startRemoteView",
-        )
-        .await;
-    }
-    assert_playing(&a_remote).await;
-    assert_playing(&b_remote).await;
+    show_each_other(&a, &a_remote, &b, &b_remote).await;
     assert_eq!(b.payloads("onInvited").len(), 1, "INVITED once");
     hang_up(&b, &a).await;
     a.logout().await;

@@ -7,7 +7,22 @@ use std::rc::Rc;
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::HtmlVideoElement;
 
-use crate::common::{error_text, json, wait_until};
+use crate::common::{error_text, json, ok, wait_until, Client};
+
+/// Each side of an accepted 1:1 call waits for the other's `USER_ENTER`, renders them into its
+/// own element (`a_remote`, `b_remote`), and both play.
+pub async fn show_each_other(a: &Client, a_remote: &str, b: &Client, b_remote: &str) {
+    for (c, other, dom) in [(a, &b.user, a_remote), (b, &a.user, b_remote)] {
+        c.wait_for("onUserEnter").await;
+        ok(
+            c.sdk.start_remote_view(view_options(other, dom)),
+            "startRemoteView",
+        )
+        .await;
+    }
+    assert_playing(a_remote).await;
+    assert_playing(b_remote).await;
+}
 
 /// `{userID, videoViewDomID}` for the view methods.
 pub fn view_options(user: &str, dom: &str) -> JsValue {
