@@ -50,6 +50,12 @@ cargo build -p calling-server
 [ -f pkg/index.js ] || scripts/build-pkg.sh
 cargo build -p trtc-calling-wasm --target wasm32-unknown-unknown --tests
 
+# Chromium's profile folders land in $TMPDIR and outlive a killed browser: keep them in one
+# folder removed when this script ends.
+BROWSER_TMP=$(mktemp -d -t browser-tests.XXXXXX)
+trap 'rm -rf "$BROWSER_TMP"' EXIT
+export TMPDIR=$BROWSER_TMP
+
 mkdir -p test-output
 SERVER_LOG=$PWD/test-output/calling-server.log
 BROWSER_LOG=$PWD/test-output/browser-tests.log

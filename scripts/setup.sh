@@ -63,7 +63,12 @@ if [ ! -x "$TOOLS_DIR/node_modules/.bin/wasm-opt" ] || [ ! -d "$TOOLS_DIR/node_m
   ! grep -qs "\"version\": \"$ESBUILD_VERSION\"" "$TOOLS_DIR/node_modules/esbuild/package.json"; then
   log "npm install binaryen@$BINARYEN_VERSION playwright-core@$PLAYWRIGHT_VERSION esbuild@$ESBUILD_VERSION"
   [ -f "$TOOLS_DIR/package.json" ] || echo '{"private": true}' > "$TOOLS_DIR/package.json"
-  npm install --silent --no-audit --no-fund --prefix "$TOOLS_DIR" \
-    "binaryen@$BINARYEN_VERSION" "playwright-core@$PLAYWRIGHT_VERSION" "esbuild@$ESBUILD_VERSION" >/dev/null
+  # npm's own errors go to stderr; a full disk is the usual cause on a reused machine, so say so.
+  if ! npm install --no-audit --no-fund --loglevel=error --prefix "$TOOLS_DIR" \
+    "binaryen@$BINARYEN_VERSION" "playwright-core@$PLAYWRIGHT_VERSION" "esbuild@$ESBUILD_VERSION" >/dev/null; then
+    log "npm install failed; free space where it installs:"
+    df -h "$TOOLS_DIR" >&2
+    exit 1
+  fi
 fi
 log "ok"

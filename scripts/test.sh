@@ -13,6 +13,12 @@ ROOT=$PWD
 # npm's binaryen first: Debian's wasm-opt corrupts wasm-bindgen output.
 export PATH="$ROOT/.tools/node_modules/.bin:$PATH"
 
+# Browsers and their drivers leave profile and socket folders in $TMPDIR when killed; one folder
+# per run, removed at the end, keeps repeated runs from filling the disk.
+RUN_TMP=$(mktemp -d -t calling-tests.XXXXXX)
+export TMPDIR=$RUN_TMP
+trap 'rm -rf "$RUN_TMP"' EXIT
+
 LOGS=$ROOT/test-output/logs
 mkdir -p "$LOGS"
 
