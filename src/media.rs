@@ -72,6 +72,16 @@ impl Default for Media {
     }
 }
 
+/// The last owner gone (the instance was dropped, and any capture still settling has settled):
+/// no device the SDK opened may stay on.
+impl Drop for Media {
+    fn drop(&mut self) {
+        for track in self.opened.get_mut().drain(..) {
+            track.stop();
+        }
+    }
+}
+
 impl Media {
     /// `setVideoQuality`: false for an unknown profile.
     pub fn set_profile(&self, name: &str) -> bool {

@@ -2,6 +2,7 @@
 //! in a row, after KICKED_OUT), and `off()` of a listener never added is a no-op.
 
 use crate::common::*;
+use crate::connections::captures_made;
 use js_sys::Function;
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::*;
@@ -79,4 +80,22 @@ async fn off_of_an_unknown_listener_is_a_no_op() {
     ok(c.sdk.login(login_options(&c.user, &sig)), "login").await;
     c.wait_for("sdkReady").await;
     c.logout().await;
+}
+
+/// An app that drops its instance while the camera is still opening (a component unmounts
+/// mid-call) leaves no device on: whatever that capture opens is stopped when it settles.
+#[wasm_bindgen_test]
+async fn a_capture_that_settles_after_the_instance_is_dropped_is_stopped() {
+    let b = Client::login(&unique("bob")).await;
+    let a = Client::login(&unique("alice")).await;
+    let from = captures_made();
+    let call = a.sdk.call(call_options(&b.user, 2));
+    wait_until("alice's capture started", || captures_made() > from).await;
+    drop(call);
+    drop(a);
+    wait_until("every device alice's capture opened is off", || {
+        captures_open_since(from) == 0
+    })
+    .await;
+    b.logout().await;
 }

@@ -49,6 +49,10 @@ extern "C" {
     /// logged in as `user` received.
     #[wasm_bindgen(js_name = framesReceived)]
     pub fn frames_received(user: &str, r#type: &str) -> u32;
+    /// Of the page's getUserMedia calls since the `from`-th, those still pending plus the
+    /// tracks they gave that are still live: 0 when every device they opened is off again.
+    #[wasm_bindgen(js_name = capturesOpenSince)]
+    pub fn captures_open_since(from: u32) -> u32;
 }
 
 /// Yields to the event loop once (a macrotask): whatever the SDK does on a message already

@@ -178,16 +178,24 @@ export function peersCreated() { return made.length; }
 const captures = [];
 const getUserMedia = MediaDevices.prototype.getUserMedia;
 MediaDevices.prototype.getUserMedia = function (...args) {
-  const capture = { settled: false, failed: false, tracks: [] };
+  const capture = { settled: false, failed: false, tracks: [], live: [] };
   captures.push(capture);
   const result = getUserMedia.apply(this, args);
   result.then(
-    (stream) => Object.assign(capture, { settled: true, tracks: stream.getTracks().map((t) => t.id) }),
+    (stream) => Object.assign(capture, {
+      settled: true, tracks: stream.getTracks().map((t) => t.id), live: stream.getTracks(),
+    }),
     () => Object.assign(capture, { settled: true, failed: true }),
   );
   return result;
 };
 export function capturesMade() { return captures.length; }
+// Of the calls since the `from`-th: how many are pending, plus how many tracks they gave are
+// still live. 0 means every device those calls opened is off again.
+export function capturesOpenSince(from) {
+  return captures.slice(from)
+    .reduce((n, c) => n + (c.settled ? c.live.filter((t) => t.readyState === 'live').length : 1), 0);
+}
 // Calls since the `from`-th that are pending, failed, or gave a track not in `allowed` (ids).
 export function capturesBeyond(from, allowed) {
   return captures.slice(from)
