@@ -55,6 +55,14 @@ export interface TRTCCallingOptions {
   signalingUrl?: string;
   /** STUN/TURN servers; default: those the server hands out at login. */
   iceServers?: RTCIceServer[];
+  /** `'relay'`: every connection uses TURN relay candidates only. Default `'all'`. */
+  iceTransportPolicy?: 'all' | 'relay';
+  /**
+   * Connect while an invitation rings (default `true`). With a TURN server the ringing callee
+   * reveals only the relay's address; without one, `false` keeps the callee's addresses from
+   * its caller until `accept()`.
+   */
+  preconnect?: boolean;
 }
 
 export interface SdkReadyPayload { userID: string }

@@ -16,8 +16,8 @@ use std::future::Future;
 use std::rc::{Rc, Weak};
 
 use calling_core::{
-    Command, DeviceChange, Effect, Input, MediaOutcome, PeerEvent, Reply, RequestId, SdpKind,
-    Session, SessionDescription,
+    Command, ConnectPolicy, DeviceChange, Effect, Input, MediaOutcome, PeerEvent, Reply, RequestId,
+    SdpKind, Session, SessionDescription,
 };
 use gloo_events::EventListener;
 use js_sys::{Array, Function, Promise};
@@ -78,15 +78,17 @@ pub struct Driver {
 }
 
 impl Driver {
-    /// A driver for one instance; `ice_override` is the app's `iceServers`, given once.
-    pub fn new(ice_override: Option<JsValue>) -> Rc<Driver> {
+    /// A driver for one instance; `ice_override` is the app's `iceServers`, given once, and
+    /// `policy` what its connections may reveal.
+    pub fn new(ice_override: Option<JsValue>, policy: ConnectPolicy) -> Rc<Driver> {
         let driver = Rc::new_cyclic(|me| Driver {
             me: me.clone(),
             // The seed of the reconnect backoff's jitter, so that many pages cut off at once
             // do not all come back at the same moments.
-            core: RefCell::new(Session::with_seed(
-                (js_sys::Math::random() * u32::MAX as f64) as u64,
-            )),
+            core: RefCell::new(
+                Session::with_seed((js_sys::Math::random() * u32::MAX as f64) as u64)
+                    .with_policy(policy),
+            ),
             queue: RefCell::default(),
             running: Cell::new(false),
             pending: RefCell::default(),
@@ -332,12 +334,18 @@ impl Driver {
                 initiator,
                 polite: _,
                 ice_servers,
+                relay_only,
             } => {
                 let ice = match &self.ice_override {
                     Some(v) => Ok(v.clone()),
                     None => crate::convert::to_js(&ice_servers),
                 };
-                self.create_peer(user_id, initiator, ice);
+                self.create_peer(user_id, initiator, ice, relay_only);
+            }
+            Effect::AllowAllCandidates { user_id } => {
+                if let Some(peer) = self.peer(&user_id) {
+                    peer.allow_all_candidates();
+                }
             }
             Effect::ClosePeer { user_id } => {
                 let peer = self.peers.borrow_mut().remove(&user_id);
@@ -435,10 +443,17 @@ impl Driver {
         });
     }
 
-    fn create_peer(&self, user_id: String, initiator: bool, ice: Result<JsValue, Error>) {
+    fn create_peer(
+        &self,
+        user_id: String,
+        initiator: bool,
+        ice: Result<JsValue, Error>,
+        relay_only: bool,
+    ) {
         let views = Rc::downgrade(&self.views);
         let created = ice.and_then(|ice| {
-            PeerConnection::new(self.sink(), views, user_id.clone(), initiator, &ice)
+            let user = user_id.clone();
+            PeerConnection::new(self.sink(), views, user, initiator, &ice, relay_only)
         });
         match created {
             Ok(peer) => {

@@ -4,6 +4,8 @@
 //! ill-typed field is an `InvalidParam` error (code 65535) that rejects the method's promise;
 //! nothing here throws.
 
+use calling_core::privacy::is_relay_url;
+use calling_core::ConnectPolicy;
 use calling_protocol::CallType;
 use serde::de::DeserializeOwned;
 use wasm_bindgen::JsValue;
@@ -79,17 +81,49 @@ pub struct Constructor {
     /// The app's `RTCIceServer[]`, the JS value the browser takes (`urls` may be a string or an
     /// array); anything but an array is ignored.
     pub ice_servers: Option<JsValue>,
+    /// `iceTransportPolicy` and `preconnect`: what connections may reveal (`calling_core::privacy`).
+    pub policy: ConnectPolicy,
 }
 
 impl Constructor {
     pub fn read(options: &JsValue) -> Result<Constructor, Error> {
         let ice = field(options, "iceServers");
+        let ice_servers = js_sys::Array::is_array(&ice).then_some(ice);
+        let relay_only = match optional::<String>(options, "iceTransportPolicy")?.as_deref() {
+            None | Some("all") => false,
+            Some("relay") => true,
+            Some(_) => {
+                return Err(Error::InvalidParam(
+                    "iceTransportPolicy must be 'all' or 'relay'".into(),
+                ))
+            }
+        };
         Ok(Constructor {
             sdk_app_id: app_id(options)?,
             signaling_url: optional(options, "signalingUrl")?,
-            ice_servers: js_sys::Array::is_array(&ice).then_some(ice),
+            policy: ConnectPolicy {
+                relay_only,
+                preconnect: optional(options, "preconnect")?.unwrap_or(true),
+                app_lists_relay: ice_servers.as_ref().map(lists_relay),
+            },
+            ice_servers,
         })
     }
+}
+
+/// Whether an `RTCIceServer[]` names a TURN server (`urls` a string or an array of them).
+fn lists_relay(servers: &JsValue) -> bool {
+    js_sys::Array::from(servers).iter().any(|server| {
+        let urls = field(&server, "urls");
+        let urls = if js_sys::Array::is_array(&urls) {
+            js_sys::Array::from(&urls).iter().collect()
+        } else {
+            vec![urls]
+        };
+        urls.iter()
+            .filter_map(JsValue::as_string)
+            .any(|url| is_relay_url(&url))
+    })
 }
 
 /// `SDKAppID`: a number, or its decimal string as some apps keep it. It is read as a u32, the
@@ -165,6 +199,32 @@ mod tests {
         }
         let why = refusal(Constructor::read(&js(r#"{"SDKAppID":1,"signalingUrl":5}"#)));
         assert!(why.starts_with("signalingUrl: invalid type"), "{why}");
+    }
+
+    #[wasm_bindgen_test]
+    fn connect_policy_options() {
+        let o = Constructor::read(&js("{}")).expect("defaults");
+        assert_eq!(o.policy, ConnectPolicy::default());
+        let o = Constructor::read(&js(
+            r#"{"iceTransportPolicy":"relay","preconnect":false,"iceServers":[{"urls":["stun:s","TURNS:t:443"]}]}"#,
+        ))
+        .expect("all set");
+        let expected = ConnectPolicy {
+            relay_only: true,
+            preconnect: false,
+            app_lists_relay: Some(true),
+        };
+        assert_eq!(o.policy, expected);
+        let o = Constructor::read(&js(
+            r#"{"iceTransportPolicy":"all","iceServers":[{"urls":"stun:turn.example"}]}"#,
+        ))
+        .expect("stun only");
+        assert_eq!(o.policy.app_lists_relay, Some(false));
+        assert!(!o.policy.relay_only);
+        let why = refusal(Constructor::read(&js(r#"{"iceTransportPolicy":"none"}"#)));
+        assert_eq!(why, "iceTransportPolicy must be 'all' or 'relay'");
+        let why = refusal(Constructor::read(&js(r#"{"preconnect":"no"}"#)));
+        assert!(why.starts_with("preconnect: invalid type"), "{why}");
     }
 
     #[wasm_bindgen_test]

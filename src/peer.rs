@@ -15,8 +15,8 @@ use js_sys::Reflect;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{
-    MediaStream, MediaStreamTrack, RtcConfiguration, RtcIceCandidateInit, RtcPeerConnection,
-    RtcPeerConnectionIceEvent, RtcPeerConnectionState, RtcRtpTransceiver,
+    MediaStream, MediaStreamTrack, RtcConfiguration, RtcIceCandidateInit, RtcIceTransportPolicy,
+    RtcPeerConnection, RtcPeerConnectionIceEvent, RtcPeerConnectionState, RtcRtpTransceiver,
     RtcRtpTransceiverDirection, RtcRtpTransceiverInit, RtcSdpType, RtcSessionDescriptionInit,
     RtcTrackEvent,
 };
@@ -58,17 +58,22 @@ pub struct PeerConnection {
 }
 
 impl PeerConnection {
-    /// Creates the connection. `ice_servers` is an `RTCIceServer[]` JS array (or undefined).
+    /// Creates the connection. `ice_servers` is an `RTCIceServer[]` JS array (or undefined);
+    /// `relay_only` gathers relay candidates only.
     pub fn new(
         sink: Sink,
         views: Weak<Views>,
         user_id: String,
         initiator: bool,
         ice_servers: &JsValue,
+        relay_only: bool,
     ) -> Result<Rc<PeerConnection>, Error> {
         let config = RtcConfiguration::new();
         if ice_servers.is_object() {
             config.set_ice_servers(ice_servers);
+        }
+        if relay_only {
+            config.set_ice_transport_policy(RtcIceTransportPolicy::Relay);
         }
         let pc = RtcPeerConnection::new_with_configuration(&config)?;
         let remote = MediaStream::new()?;
@@ -331,6 +336,15 @@ impl PeerConnection {
     /// The underlying connection (for statistics).
     /// Asks for new ICE credentials: the browser fires `negotiationneeded`, and the offer that
     /// follows (the usual perfect-negotiation path) restarts ICE on both sides.
+    /// From now on gather every kind of candidate (the next ICE restart does).
+    pub fn allow_all_candidates(&self) {
+        let config = self.pc.get_configuration();
+        config.set_ice_transport_policy(RtcIceTransportPolicy::All);
+        if let Err(e) = self.pc.set_configuration_with_configuration(&config) {
+            log::warn(&format!("setConfiguration: {}", js_message(&e)));
+        }
+    }
+
     pub fn restart_ice(&self) {
         self.pc.unchecked_ref::<IceRestart>().restart_ice();
     }

@@ -72,7 +72,8 @@ fn ok() -> JsValue {
 
 #[wasm_bindgen(js_class = TRTCCalling)]
 impl TrtcCalling {
-    /// `new TRTCCalling({SDKAppID, tim?, signalingUrl?, iceServers?})`. Never throws: unusable
+    /// `new TRTCCalling({SDKAppID, tim?, signalingUrl?, iceServers?, iceTransportPolicy?,
+    /// preconnect?})`. Never throws: unusable
     /// options, or a missing SDKAppID, make `login` reject.
     #[wasm_bindgen(constructor)]
     pub fn new(options: JsValue) -> TrtcCalling {
@@ -87,7 +88,7 @@ impl TrtcCalling {
             }
         };
         TrtcCalling {
-            driver: Driver::new(o.ice_servers),
+            driver: Driver::new(o.ice_servers, o.policy),
             sdk_app_id: o.sdk_app_id,
             signaling_url: o.signaling_url,
             bad_options,

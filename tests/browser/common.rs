@@ -219,7 +219,15 @@ impl Client {
 
     /// [`Client::new`] whose signaling goes to `server` (host:port).
     pub fn with_server(user: &str, server: &str) -> Client {
+        Client::with_options(user, server, &[])
+    }
+
+    /// [`Client::with_server`] with these constructor options too.
+    pub fn with_options(user: &str, server: &str, extra: &[(&str, JsValue)]) -> Client {
         let options = Object::new();
+        for (key, value) in extra {
+            let _ = Reflect::set(&options, &(*key).into(), value);
+        }
         let _ = Reflect::set(&options, &"SDKAppID".into(), &SDK_APP_ID.into());
         let _ = Reflect::set(
             &options,
@@ -265,9 +273,19 @@ impl Client {
         Client::login_at(user, CUT_PROXY).await
     }
 
+    /// [`Client::login`] of an instance made with these constructor options too.
+    pub async fn login_with(user: &str, extra: &[(&str, JsValue)]) -> Client {
+        Client::login_made(Client::with_options(user, SERVER, extra)).await
+    }
+
     async fn login_at(user: &str, server: &str) -> Client {
+        Client::login_made(Client::with_server(user, server)).await
+    }
+
+    async fn login_made(c: Client) -> Client {
         end_abandoned_calls().await;
-        let c = Client::with_server(user, server);
+        let user = c.user.clone();
+        let user = user.as_str();
         let sig = user_sig(user).await;
         let reply = ok(c.sdk.login(login_options(user, &sig)), "login").await;
         assert_js_eq(

@@ -15,6 +15,9 @@ use crate::common::{call_options, canonical, get_num, ok, wait_until, Client, DE
 extern "C" {
     #[wasm_bindgen(js_name = openPeers)]
     pub fn open_peers() -> u32;
+    /// Each open connection, in the order made: `{policy, gathering, candidateTypes}`.
+    #[wasm_bindgen(js_name = connectionExposure)]
+    pub fn connection_exposure() -> js_sys::Array;
     #[wasm_bindgen(js_name = offersGathered)]
     pub fn offers_gathered() -> u32;
     #[wasm_bindgen(js_name = peersCreated)]

@@ -233,6 +233,16 @@ export function stopRingWatch() {
     peersCreated: made.length - watch.peersAtStart };
 }
 export function openPeers() { return open().length; }
+// Each open connection, in the order made: its `iceTransportPolicy`, its gathering state and
+// the type of every candidate in its local description (what it can reveal to the other side).
+export function connectionExposure() {
+  return open().map((pc) => ({
+    policy: pc.getConfiguration().iceTransportPolicy,
+    gathering: pc.iceGatheringState,
+    candidateTypes: ((pc.localDescription && pc.localDescription.sdp) || '').split('\r\n')
+      .filter((l) => l.startsWith('a=candidate:')).map((l) => l.split(' ')[7]),
+  }));
+}
 // Connections whose offer is set and fully gathered: everything they will relay was sent.
 export function offersGathered() {
   return open().filter((pc) => pc.signalingState === 'have-local-offer'

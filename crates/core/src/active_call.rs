@@ -5,9 +5,10 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use calling_protocol::{CallType, ClientMessage, RoomId};
+use calling_protocol::{CallType, ClientMessage, IceServer, RoomId};
 
 use crate::link::{media_signal, MediaState, PeerLink};
+use crate::session::create_peer;
 use crate::{Effect, MediaToken, RequestId, SdkError, Timer};
 
 /// Where the call stands. Idle is the absence of an [`ActiveCall`].
@@ -235,9 +236,22 @@ impl ActiveCall {
     }
 
     /// Starts sending our tracks to every participant we have a connection with.
-    pub fn attach_all(&mut self, out: &mut Vec<Effect>) {
+    /// The call is accepted between us and every peer: our media goes to them. A connection
+    /// held back while ringing becomes an ordinary one first (`privacy`): one not made yet is
+    /// made with `ice_servers` and `relay_only`, and handles what its caller sent meanwhile.
+    pub fn attach_all(
+        &mut self,
+        ice_servers: &[IceServer],
+        relay_only: bool,
+        out: &mut Vec<Effect>,
+    ) {
         let (room, local) = (self.room_id, self.settled_state());
         for (user, peer) in &mut self.peers {
+            let polite = peer.polite;
+            let create = || create_peer(ice_servers, user, false, polite, relay_only);
+            for signal in peer.ringing.release(user, create, out) {
+                peer.on_signal(user, signal, out);
+            }
             peer.attach(user, room, local, out);
         }
     }
@@ -307,8 +321,11 @@ impl ActiveCall {
             });
         }
         let connected = self.is_connected();
-        for user_id in self.peers.into_keys() {
-            out.push(Effect::ClosePeer { user_id });
+        for (user_id, peer) in self.peers {
+            // A connection deferred while ringing was never made.
+            if peer.ringing.made() {
+                out.push(Effect::ClosePeer { user_id });
+            }
         }
         if self.local.acquired {
             out.push(Effect::CloseMedia {

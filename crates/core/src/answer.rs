@@ -44,7 +44,7 @@ impl Session {
         // While the socket is lost the Accept waits for the session to come back: the caller
         // must not get our media before it hears that we accepted. `Joined` attaches then.
         if !self.resumption.is_lost() {
-            call.attach_all(out);
+            call.attach_all(&self.ice_servers, self.policy.relay_only, out);
         }
         Ok(())
     }

@@ -57,6 +57,14 @@ pub enum Effect {
         polite: bool,
         /// The server's STUN/TURN list from login (an app's `iceServers` option overrides it).
         ice_servers: Vec<IceServer>,
+        /// Gather relay candidates only (`iceTransportPolicy: 'relay'`): the app asked for it,
+        /// or this is a ringing callee's connection and a relay is at hand ([`crate::privacy`]).
+        relay_only: bool,
+    },
+    /// From now on that peer may gather every kind of candidate (`setConfiguration` with
+    /// `iceTransportPolicy: 'all'`); a [`Effect::RestartIce`] follows to gather them.
+    AllowAllCandidates {
+        user_id: String,
     },
     /// From now on send the local tracks to `user_id`: put the ones that exist on that peer's
     /// senders now (`replaceTrack`, no renegotiation) and any opened later as they open. Comes

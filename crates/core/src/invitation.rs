@@ -12,6 +12,7 @@ use crate::leave::Tell;
 use crate::link::PeerLink;
 use crate::login::check_user_id;
 use crate::negotiation::is_polite;
+use crate::privacy::Ringing;
 use crate::session::{create_peer, CallError, Session};
 use crate::{Effect, Reply, RequestId, SdkError};
 
@@ -169,7 +170,13 @@ impl Session {
             // and only the tracks remain to attach. Nothing is sent before that.
             if user != me && !call.peers.contains_key(&user) {
                 let polite = is_polite(me, &user);
-                out.push(create_peer(&self.ice_servers, &user, true, polite));
+                out.push(create_peer(
+                    &self.ice_servers,
+                    &user,
+                    true,
+                    polite,
+                    self.policy.relay_only,
+                ));
                 let mut peer = PeerLink::new(polite);
                 peer.start_offer(&user, out);
                 call.peers.insert(user.clone(), peer);
@@ -230,10 +237,23 @@ impl Session {
         call.invitees.clone_from(&invitation.user_ids);
         // The caller offers while it rings; answering needs no device, and nothing is sent on
         // this connection unless the invitation is accepted. The app hears of the invitation
-        // first: creating a connection takes the browser a moment.
+        // first: creating a connection takes the browser a moment. What the connection may
+        // reveal of us before we answer is the app's choice (`privacy`).
         let polite = is_polite(me, &invitation.sponsor);
         let sponsor = invitation.sponsor.clone();
-        call.peers.insert(sponsor.clone(), PeerLink::new(polite));
+        let mut link = PeerLink::new(polite);
+        let relay_only = self.policy.relay_only
+            || (self.policy.preconnect && self.policy.relay_available(&self.ice_servers));
+        let create = create_peer(&self.ice_servers, &sponsor, false, polite, relay_only);
+        link.ringing = if !self.policy.preconnect {
+            Ringing::Deferred(Vec::new())
+        } else if relay_only && !self.policy.relay_only {
+            Ringing::RelayOnly
+        } else {
+            Ringing::Open
+        };
+        let deferred = matches!(link.ringing, Ringing::Deferred(_));
+        call.peers.insert(sponsor.clone(), link);
         out.push(Effect::Emit(AppEvent::Invited {
             sponsor: invitation.sponsor,
             user_id_list: invitation.user_ids,
@@ -246,7 +266,9 @@ impl Session {
             },
             invite_id: invitation.invite_id,
         }));
-        out.push(create_peer(&self.ice_servers, &sponsor, false, polite));
+        if !deferred {
+            out.push(create);
+        }
         self.begin_call(call);
     }
 
@@ -429,7 +451,8 @@ mod tests {
                     user_id: "bob".into(),
                     initiator: false,
                     polite: false,
-                    ice_servers: vec![]
+                    ice_servers: vec![],
+                    relay_only: false,
                 },
             ]
         );

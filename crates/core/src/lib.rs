@@ -27,6 +27,7 @@ mod media;
 mod membership;
 pub mod negotiation;
 mod outbox;
+pub mod privacy;
 mod reconnect;
 mod session;
 
@@ -37,4 +38,5 @@ pub use input::{
     RequestId, SdpKind, SessionDescription, Timer,
 };
 pub use invitation::INVITE_DATA_VERSION;
+pub use privacy::ConnectPolicy;
 pub use session::{CallError, CallStatus, Session};

@@ -7,6 +7,7 @@ use calling_protocol::{ClientMessage, IceCandidate, RoomId, Signal};
 use crate::event::AppEvent;
 use crate::health::Health;
 use crate::negotiation::{self, Candidates, Negotiation, OfferAction, Unanswered};
+use crate::privacy::Ringing;
 use crate::{code, Effect, PeerEvent, PeerState, SdpKind, SessionDescription};
 
 /// What a participant sends: `Signal::Media` on the wire, `USER_*_AVAILABLE` for the app.
@@ -55,6 +56,8 @@ pub(crate) struct PeerLink {
     pub applied_offer: Option<String>,
     /// Whether media can flow, once the connection has been up ([`crate::health`]).
     pub health: Health,
+    /// What this connection may reveal while its invitation rings ([`crate::privacy`]).
+    pub ringing: Ringing,
 }
 
 impl PeerLink {
@@ -70,6 +73,18 @@ impl PeerLink {
             unanswered: None,
             applied_offer: None,
             health: Health::Live,
+            ringing: Ringing::Open,
+        }
+    }
+
+    /// A relayed signal from this participant (the call-wide ones are the call's).
+    pub fn on_signal(&mut self, user: &str, signal: Signal, out: &mut Vec<Effect>) {
+        match signal {
+            Signal::Offer { sdp } => self.on_offer(user, sdp, out),
+            Signal::Answer { sdp } => self.on_answer(user, sdp, out),
+            Signal::Candidate(candidate) => self.on_candidate(user, candidate, out),
+            Signal::Media { audio, video } => self.on_media(user, MediaState { audio, video }, out),
+            Signal::SwitchMode { .. } | Signal::SwitchModeAck { .. } | Signal::Unknown => {}
         }
     }
 

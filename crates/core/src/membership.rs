@@ -79,11 +79,17 @@ impl Session {
         for member in joined.members.into_iter().filter(|m| m != me) {
             if let Entry::Vacant(slot) = call.peers.entry(member) {
                 let polite = is_polite(me, slot.key());
-                out.push(create_peer(&self.ice_servers, slot.key(), false, polite));
+                out.push(create_peer(
+                    &self.ice_servers,
+                    slot.key(),
+                    false,
+                    polite,
+                    self.policy.relay_only,
+                ));
                 slot.insert(PeerLink::new(polite));
             }
         }
-        call.attach_all(out);
+        call.attach_all(&self.ice_servers, self.policy.relay_only, out);
         if call.capturing() {
             // Our devices are still opening; their outcome settles accept().
             call.accepting = Some(request);
@@ -139,7 +145,13 @@ impl Session {
             }
             Entry::Vacant(slot) => {
                 let polite = is_polite(me, &user);
-                out.push(create_peer(&self.ice_servers, &user, true, polite));
+                out.push(create_peer(
+                    &self.ice_servers,
+                    &user,
+                    true,
+                    polite,
+                    self.policy.relay_only,
+                ));
                 let mut peer = PeerLink::new(polite);
                 peer.start_offer(&user, out);
                 slot.insert(peer)

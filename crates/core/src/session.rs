@@ -18,8 +18,9 @@ use calling_protocol::{
 
 use crate::active_call::{ActiveCall, Phase};
 use crate::invitation::Decline;
-use crate::link::{MediaState, PeerLink};
+use crate::link::PeerLink;
 use crate::negotiation::is_polite;
+use crate::privacy::{ConnectPolicy, Ringing};
 use crate::reconnect::Resumption;
 use crate::{code, Command, Effect, Input, MediaToken, PeerEvent, RequestId, SdkError, Timer};
 
@@ -116,6 +117,8 @@ pub struct Session {
     pub(crate) ice_servers: Vec<IceServer>,
     /// What it takes to get the session back when its socket is lost (see `reconnect`).
     pub(crate) resumption: Resumption,
+    /// How connections are made: relay-only, pre-connecting while ringing (see `privacy`).
+    pub(crate) policy: ConnectPolicy,
 }
 
 impl Session {
@@ -132,6 +135,12 @@ impl Session {
             resumption: Resumption::with_seed(seed),
             ..Session::default()
         }
+    }
+
+    /// This session makes its connections as `policy` says (the app's constructor options).
+    pub fn with_policy(mut self, policy: ConnectPolicy) -> Self {
+        self.policy = policy;
+        self
     }
 
     /// Reacts to one input at `now_ms` (milliseconds on any monotonic clock).
@@ -319,7 +328,13 @@ impl Session {
                 // A member we were not told about yet offers: it is in our call (the server
                 // only relays between members), so answer it rather than leave it hanging.
                 let polite = is_polite(me, from);
-                out.push(create_peer(&self.ice_servers, from, false, polite));
+                out.push(create_peer(
+                    &self.ice_servers,
+                    from,
+                    false,
+                    polite,
+                    self.policy.relay_only,
+                ));
                 let (room, local) = (call.room_id, call.settled_state());
                 let mut peer = PeerLink::new(polite);
                 peer.attach(from, room, local, out);
@@ -330,13 +345,12 @@ impl Session {
         let Some(peer) = call.peers.get_mut(from) else {
             return;
         };
-        match signal {
-            Signal::Offer { sdp } => peer.on_offer(from, sdp, out),
-            Signal::Answer { sdp } => peer.on_answer(from, sdp, out),
-            Signal::Candidate(candidate) => peer.on_candidate(from, candidate, out),
-            Signal::Media { audio, video } => peer.on_media(from, MediaState { audio, video }, out),
-            Signal::SwitchMode { .. } | Signal::SwitchModeAck { .. } | Signal::Unknown => {}
+        if let Ringing::Deferred(held) = &mut peer.ringing {
+            // No connection yet: the caller's offer and candidates wait for the accept.
+            held.push(signal);
+            return;
         }
+        peer.on_signal(from, signal, out);
     }
 
     /// Something happened on the peer connection to `user`.
@@ -429,12 +443,14 @@ pub(crate) fn create_peer(
     user_id: &str,
     initiator: bool,
     polite: bool,
+    relay_only: bool,
 ) -> Effect {
     Effect::CreatePeer {
         user_id: user_id.to_owned(),
         initiator,
         polite,
         ice_servers: ice_servers.to_vec(),
+        relay_only,
     }
 }
 

@@ -268,7 +268,8 @@ fn an_offer_from_a_member_not_yet_known_gets_a_connection() {
                 user_id: "carol".into(),
                 initiator: false,
                 polite: false,
-                ice_servers: vec![]
+                ice_servers: vec![],
+                relay_only: false,
             },
             Effect::AttachMedia {
                 user_id: "carol".into()

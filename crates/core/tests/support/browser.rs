@@ -45,6 +45,8 @@ pub struct FakePeer {
     pub reachable: bool,
     /// `restartIce()` calls.
     pub ice_restarts: u32,
+    /// Created with `iceTransportPolicy: 'relay'` and not opened to every candidate since.
+    pub relay_only: bool,
     /// `restartIce()` was called and no description with new credentials is set yet.
     restart_pending: bool,
     /// Our restart offer waits for its answer.
@@ -123,6 +125,7 @@ impl FakeBrowser {
                 initiator,
                 polite,
                 ice_servers: _,
+                relay_only,
             } => {
                 if self.peers.contains_key(&user_id) {
                     self.errors.push(format!("second peer for {user_id}"));
@@ -144,6 +147,7 @@ impl FakeBrowser {
                         media_arrived: false,
                         reachable: true,
                         ice_restarts: 0,
+                        relay_only,
                         restart_pending: false,
                         restarting: false,
                         was_up: false,
@@ -187,6 +191,15 @@ impl FakeBrowser {
                 None => self
                     .errors
                     .push(format!("restartIce on unknown peer {user_id}")),
+            },
+            Effect::AllowAllCandidates { user_id } => match self.peers.get_mut(&user_id) {
+                Some(peer) if peer.relay_only => peer.relay_only = false,
+                Some(_) => self
+                    .errors
+                    .push(format!("{user_id}'s connection was not relay-only")),
+                None => self
+                    .errors
+                    .push(format!("setConfiguration on unknown peer {user_id}")),
             },
             Effect::ApplyRemoteDescription {
                 user_id,

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use calling_core::Input;
 use calling_protocol::{
-    user_id, ClientMessage, ErrorCode, ErrorReply, LoginOk, RequestId, ResumeGrant, Resumed,
-    ServerMessage, DEFAULT_RESUME_GRACE_SECS, HEARTBEAT_TIMEOUT_SECS, PROTOCOL_VERSION,
+    user_id, ClientMessage, ErrorCode, ErrorReply, IceServer, LoginOk, RequestId, ResumeGrant,
+    Resumed, ServerMessage, DEFAULT_RESUME_GRACE_SECS, HEARTBEAT_TIMEOUT_SECS, PROTOCOL_VERSION,
     RESUME_WINDOW,
 };
 use calling_registry::{
@@ -58,6 +58,8 @@ pub struct Server {
     pub offers_resume: bool,
     /// Every login from now on is refused as carrying an expired UserSig.
     pub sigs_expired: bool,
+    /// The STUN/TURN list every login gets.
+    pub ice_servers: Vec<IceServer>,
     /// Every message each client sent that reached the server, in order (index → messages).
     pub received: BTreeMap<usize, Vec<ClientMessage>>,
 }
@@ -79,6 +81,7 @@ impl Server {
             grace,
             offers_resume: true,
             sigs_expired: false,
+            ice_servers: Vec::new(),
             received: BTreeMap::new(),
         }
     }
@@ -230,7 +233,7 @@ impl Server {
         self.sessions.insert(session, Live { client, resume });
         let login_ok = ServerMessage::LoginOk(LoginOk {
             user_id: user.to_owned(),
-            ice_servers: Vec::new(),
+            ice_servers: self.ice_servers.clone(),
             ring_timeout_secs: RING_TIMEOUT.as_secs() as u32,
             heartbeat_timeout_secs: HEARTBEAT_TIMEOUT_SECS,
             resume: grant,

@@ -1,0 +1,133 @@
+//! What a ringing callee reveals to its caller. Connecting while an invitation rings makes
+//! `accept()` fast, but the caller's browser then learns the callee's addresses (its ICE
+//! candidates and connectivity checks) before the callee has decided to answer. With a TURN
+//! relay at hand, the callee's side gathers relay candidates only until it accepts, and then
+//! restarts ICE with every candidate; without one, the app may turn pre-connecting off, and
+//! the callee's connection is only made when it accepts.
+
+use calling_protocol::{IceServer, Signal};
+
+use crate::Effect;
+
+/// How connections are made, from the app's constructor options.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectPolicy {
+    /// `iceTransportPolicy: 'relay'`: every connection uses relay candidates only, always.
+    pub relay_only: bool,
+    /// `preconnect` (default true): a ringing callee connects to its caller before accepting.
+    pub preconnect: bool,
+    /// Whether the app's own `iceServers` option names a TURN server; `None` when the app set
+    /// none, so the server's list from login is used.
+    pub app_lists_relay: Option<bool>,
+}
+
+impl Default for ConnectPolicy {
+    fn default() -> Self {
+        ConnectPolicy {
+            relay_only: false,
+            preconnect: true,
+            app_lists_relay: None,
+        }
+    }
+}
+
+impl ConnectPolicy {
+    /// Whether the connections this session makes can gather relay candidates.
+    pub(crate) fn relay_available(&self, server_list: &[IceServer]) -> bool {
+        self.app_lists_relay
+            .unwrap_or_else(|| lists_relay(server_list))
+    }
+}
+
+/// Whether any of these servers is a TURN server (`turn:` or `turns:` URL).
+pub fn lists_relay(servers: &[IceServer]) -> bool {
+    servers
+        .iter()
+        .flat_map(|s| &s.urls)
+        .any(|url| is_relay_url(url))
+}
+
+/// `turn:…` or `turns:…`, in any case (URI schemes are case-insensitive).
+pub fn is_relay_url(url: &str) -> bool {
+    let scheme = url.split(':').next().unwrap_or_default();
+    scheme.eq_ignore_ascii_case("turn") || scheme.eq_ignore_ascii_case("turns")
+}
+
+/// A ringing callee's connection to its caller, as far as what it reveals goes.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) enum Ringing {
+    /// Nothing held back: every candidate may be gathered (a caller's connections, any
+    /// connection after the accept, or an app that chose so).
+    #[default]
+    Open,
+    /// Made with relay candidates only; every candidate once the call is accepted.
+    RelayOnly,
+    /// Not made yet: the caller's signals wait here until the call is accepted.
+    Deferred(Vec<Signal>),
+}
+
+impl Ringing {
+    /// Whether the browser connection exists (it does unless deferred).
+    pub fn made(&self) -> bool {
+        !matches!(self, Ringing::Deferred(_))
+    }
+
+    /// The call was accepted: what makes this connection an ordinary one. Effects go to `out`;
+    /// for a deferred connection, the caller's signals held meanwhile are returned, to be
+    /// handled (in order) after `create` has made it.
+    pub fn release(
+        &mut self,
+        user_id: &str,
+        create: impl FnOnce() -> Effect,
+        out: &mut Vec<Effect>,
+    ) -> Vec<Signal> {
+        match std::mem::take(self) {
+            Ringing::Open => Vec::new(),
+            Ringing::RelayOnly => {
+                out.push(Effect::AllowAllCandidates {
+                    user_id: user_id.to_owned(),
+                });
+                out.push(Effect::RestartIce {
+                    user_id: user_id.to_owned(),
+                });
+                Vec::new()
+            }
+            Ringing::Deferred(held) => {
+                out.push(create());
+                held
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(urls: &[&str]) -> IceServer {
+        IceServer {
+            urls: urls.iter().map(|u| u.to_string()).collect(),
+            username: None,
+            credential: None,
+        }
+    }
+
+    #[test]
+    fn turn_and_turns_urls_are_relays_stun_is_not() {
+        assert!(lists_relay(&[server(&["stun:s", "turn:t:3478"])]));
+        assert!(lists_relay(&[server(&["TURNS:t:5349?transport=tcp"])]));
+        assert!(!lists_relay(&[server(&["stun:turn.example.com"])]));
+        assert!(!lists_relay(&[]));
+    }
+
+    #[test]
+    fn the_apps_own_list_decides_when_it_set_one() {
+        let turn = [server(&["turn:t"])];
+        let mut policy = ConnectPolicy::default();
+        assert!(policy.relay_available(&turn));
+        policy.app_lists_relay = Some(false);
+        assert!(!policy.relay_available(&turn));
+        policy.app_lists_relay = Some(true);
+        assert!(policy.relay_available(&[]));
+    }
+}
