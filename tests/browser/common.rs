@@ -278,6 +278,12 @@ impl Client {
         Client::login_made(Client::with_options(user, SERVER, extra)).await
     }
 
+    /// [`Client::login_through_proxy`] of an instance made with these constructor options too.
+    pub async fn login_through_proxy_with(user: &str, extra: &[(&str, JsValue)]) -> Client {
+        proxy("heal").await;
+        Client::login_made(Client::with_options(user, CUT_PROXY, extra)).await
+    }
+
     async fn login_at(user: &str, server: &str) -> Client {
         Client::login_made(Client::with_server(user, server)).await
     }

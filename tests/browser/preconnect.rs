@@ -120,7 +120,7 @@ async fn without_encoded_transforms_nothing_is_warmed_and_accept_still_sends_bot
 
 /// A TURN server nothing can reach (over TCP to a closed port, so that the browser gives up
 /// at once): relay candidates never come.
-fn unreachable_relay() -> wasm_bindgen::JsValue {
+pub fn unreachable_relay() -> wasm_bindgen::JsValue {
     json(r#"[{"urls":"turn:127.0.0.1:9?transport=tcp","username":"u","credential":"c"}]"#)
 }
 

@@ -83,6 +83,58 @@ async fn a_callee_cut_off_while_ringing_resumes_and_can_accept_with_media_both_w
 }
 
 #[wasm_bindgen_test]
+async fn an_accept_made_while_the_callee_is_cut_off_goes_through_once_it_is_back() {
+    let a = Client::login(&unique("alice")).await;
+    let b = Client::login_through_proxy(&unique("bob")).await;
+    let tag = unique("accept");
+    let (a_remote, b_remote) = (format!("{tag}-a-remote"), format!("{tag}-b-remote"));
+    make_div(&a_remote);
+    make_div(&b_remote);
+    ok(a.sdk.call(call_options(&b.user, 2)), "call").await;
+    b.wait_for("onInvited").await;
+    proxy("cut?ms=1500").await;
+    // The accept goes out on a connection that is gone (or about to be noticed gone): the
+    // resumed session carries it, once.
+    let before = js_sys::Date::now();
+    let accepted = ok(b.sdk.accept(), "accept during the cut").await;
+    b.accepted_at(before);
+    assert_eq!(get_num(&accepted, "code"), 0.0, "{}", canonical(&accepted));
+    assert_resumed(&b).await;
+    show_each_other(&a, &a_remote, &b, &b_remote).await;
+    assert_eq!(a.payloads("onUserAccept").len(), 1, "USER_ACCEPT once");
+    assert_nothing_ended(&a);
+    assert_nothing_ended(&b);
+    hang_up(&a, &b).await;
+    a.logout().await;
+    b.logout().await;
+}
+
+/// The ringing callee's connection is relay-only and its relay unreachable, so the only way
+/// the call connects is the ICE restart its accept starts; signaling is cut just as that
+/// restart's offer and answer must cross, and the resumed session carries them.
+#[wasm_bindgen_test]
+async fn an_ice_restart_whose_signaling_is_cut_completes_once_the_session_resumes() {
+    let a = Client::login(&unique("alice")).await;
+    let relay = [("iceServers", crate::preconnect::unreachable_relay())];
+    let b = Client::login_through_proxy_with(&unique("bob"), &relay).await;
+    let tag = unique("restart");
+    let (a_remote, b_remote) = (format!("{tag}-a-remote"), format!("{tag}-b-remote"));
+    make_div(&a_remote);
+    make_div(&b_remote);
+    ok(a.sdk.call(call_options(&b.user, 2)), "call").await;
+    b.wait_for("onInvited").await;
+    b.accept().await;
+    proxy("cut?ms=1500").await;
+    assert_resumed(&b).await;
+    show_each_other(&a, &a_remote, &b, &b_remote).await;
+    assert_nothing_ended(&a);
+    assert_nothing_ended(&b);
+    hang_up(&a, &b).await;
+    a.logout().await;
+    b.logout().await;
+}
+
+#[wasm_bindgen_test]
 async fn an_invitation_made_while_the_callee_is_cut_off_rings_once_when_it_is_back() {
     let a = Client::login(&unique("alice")).await;
     let b = Client::login_through_proxy(&unique("bob")).await;

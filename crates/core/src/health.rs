@@ -49,6 +49,8 @@ pub(crate) struct Interruption {
     pub restarts: usize,
     /// The app heard `PEER_MEDIA_INTERRUPTED`, so it hears `PEER_MEDIA_RESTORED` on recovery.
     pub told: bool,
+    /// The connection never came up: no media to tell of, only a connection to establish.
+    pub never_up: bool,
 }
 
 /// What a health check found.
@@ -82,6 +84,7 @@ impl PeerLink {
                     next_restart_ms: now_ms + grace + fallback,
                     restarts: 0,
                     told: false,
+                    never_up: false,
                 });
                 self.tell_interruption(user, out);
             }
@@ -95,6 +98,29 @@ impl PeerLink {
             }
         }
         self.restart_if_due(now_ms, user, out);
+    }
+
+    /// The connection failed before it ever came up (no path found: no relay where one is
+    /// needed, or the relay unreachable). It is tried again with ICE restarts, as an
+    /// interrupted one is, and given up after as long, so that a call that cannot connect ends
+    /// with an error instead of waiting forever; the app hears nothing of media interrupted.
+    pub(crate) fn never_connected(&mut self, now_ms: u64, user: &str, out: &mut Vec<Effect>) {
+        if let Health::Live = self.health {
+            let fallback = if self.polite { POLITE_FALLBACK_MS } else { 0 };
+            self.health = Health::Interrupted(Interruption {
+                since_ms: now_ms,
+                next_restart_ms: now_ms + fallback,
+                restarts: 0,
+                told: false,
+                never_up: true,
+            });
+        }
+        self.restart_if_due(now_ms, user, out);
+    }
+
+    /// Whether this link is being given another chance to come up for the first time.
+    pub(crate) fn never_up(&self) -> bool {
+        matches!(self.health, Health::Interrupted(i) if i.never_up)
     }
 
     /// The connection is `connected` again: `PEER_MEDIA_RESTORED` if the app heard it stop.
@@ -113,7 +139,7 @@ impl PeerLink {
     /// interruption, or when an invitation accepted meanwhile attaches it).
     pub(crate) fn tell_interruption(&mut self, user: &str, out: &mut Vec<Effect>) {
         if let (Health::Interrupted(interruption), true) = (&mut self.health, self.attached) {
-            if !interruption.told {
+            if !interruption.told && !interruption.never_up {
                 interruption.told = true;
                 out.push(Effect::Emit(AppEvent::PeerMediaInterrupted {
                     user_id: user.to_owned(),
@@ -380,17 +406,28 @@ mod tests {
     }
 
     #[test]
-    fn a_connection_that_never_came_up_is_not_interrupted_and_fails_outright() {
+    fn a_connection_that_never_came_up_is_retried_silently_and_given_up_in_time() {
         let mut peer = PeerLink::new(false);
         peer.attached = true;
         assert_eq!(state(&mut peer, 0, PeerState::Disconnected), vec![]);
+        // No PEER_MEDIA_INTERRUPTED: there was never media. A restart at once, as for `failed`.
         assert_eq!(
-            state(&mut peer, 0, PeerState::Failed),
-            vec![Effect::Emit(AppEvent::Error {
-                code: code::PEER_CONNECTION_FAILED,
-                msg: "the media connection to bob failed".into(),
-            })]
+            state(&mut peer, 1_000, PeerState::Failed),
+            vec![Effect::RestartIce {
+                user_id: "bob".into()
+            }]
         );
+        assert!(peer.never_up());
+        assert_eq!(peer.health_deadline(), Some(6_000));
+        let mut out = Vec::new();
+        assert_eq!(peer.check_health(30_999, "bob", &mut out), Verdict::Keep);
+        assert_eq!(peer.check_health(31_000, "bob", &mut out), Verdict::GiveUp);
+        // Coming up at last tells the app nothing either.
+        let mut peer = PeerLink::new(false);
+        peer.attached = true;
+        state(&mut peer, 0, PeerState::Failed);
+        let up = state(&mut peer, 1_000, PeerState::Connected);
+        assert!(!up.iter().any(|e| matches!(e, Effect::Emit(_))), "{up:?}");
         assert_eq!(peer.health_deadline(), None);
     }
 

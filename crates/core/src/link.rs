@@ -147,8 +147,10 @@ impl PeerLink {
             PeerEvent::NegotiationNeeded => self.start_offer(user, out),
             PeerEvent::RemoteMedia => self.enter(user, out),
             PeerEvent::ConnectionState(PeerState::Connected) => {
+                // Up at last, perhaps after restarts: nothing to tell the app of that.
+                self.restored(user, out);
                 if self.link == Link::Up {
-                    return self.restored(user, out);
+                    return;
                 }
                 self.link = Link::Up;
                 if self.remote_media == Some(NOTHING) {
@@ -160,12 +162,12 @@ impl PeerLink {
                     out.push(media_signal(room, user, local));
                 }
             }
-            // A connection that never came up has no media to restore: it failed outright.
+            // A relay-only connection of a ringing callee that found no path: its accept
+            // gathers every candidate and restarts ICE anyway.
+            PeerEvent::ConnectionState(PeerState::Failed)
+                if self.link == Link::Connecting && self.ringing == Ringing::RelayOnly => {}
             PeerEvent::ConnectionState(PeerState::Failed) if self.link == Link::Connecting => {
-                out.push(Effect::Emit(AppEvent::Error {
-                    code: code::PEER_CONNECTION_FAILED,
-                    msg: format!("the media connection to {user} failed"),
-                }));
+                self.never_connected(now_ms, user, out)
             }
             PeerEvent::ConnectionState(PeerState::Disconnected) => {
                 self.interrupted(now_ms, user, false, out)

@@ -64,12 +64,17 @@ impl Session {
         let Some(call) = self.call.as_mut() else {
             return;
         };
-        if !call.peers.contains_key(user) {
+        let Some(peer) = call.peers.get(user) else {
             return;
-        }
+        };
+        let msg = if peer.never_up() {
+            format!("the media connection to {user} could not be established")
+        } else {
+            format!("the media connection to {user} was lost and could not be restored")
+        };
         let error = AppEvent::Error {
             code: code::PEER_CONNECTION_FAILED,
-            msg: format!("the media connection to {user} was lost and could not be restored"),
+            msg,
         };
         let leave = AppEvent::UserLeave {
             user_id: user.to_owned(),

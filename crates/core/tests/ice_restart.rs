@@ -337,3 +337,46 @@ fn the_member_both_sides_still_reach_leaving_a_split_group_call_ends_it_for_both
     }
     assert_quiet(&mut w, &[a, b, c]);
 }
+
+#[test]
+fn a_call_that_never_finds_a_path_ends_on_both_sides_once_with_an_error() {
+    let (mut w, [a, b]) = World::users(["alice", "bob"]);
+    w.clients[a].browser.no_path = true;
+    w.clients[b].browser.no_path = true;
+    w.command(a, call("bob", CallType::Video));
+    w.run();
+    w.command(b, Command::Accept);
+    w.run();
+    // Retried silently: there never was media to call interrupted.
+    w.elapse(29_000);
+    for c in [a, b] {
+        let events = w.take_events(c);
+        assert!(
+            !events.iter().any(|e| matches!(
+                e,
+                AppEvent::PeerMediaInterrupted { .. }
+                    | AppEvent::Error { .. }
+                    | AppEvent::CallEnd { .. }
+            )),
+            "{}: {events:?}",
+            w.clients[c].user
+        );
+        assert_eq!(status(&w, c), CallStatus::Connected);
+    }
+    assert!(restarts(&w, a, "bob") >= 2 && restarts(&w, b, "alice") >= 2);
+    w.elapse(2_000);
+    for (c, other) in [(a, "bob"), (b, "alice")] {
+        let events = w.take_events(c);
+        let error = AppEvent::Error {
+            code: code::PEER_CONNECTION_FAILED,
+            msg: format!("the media connection to {other} could not be established"),
+        };
+        assert_eq!(events[..2], [error, user_leave(other)], "{events:?}");
+        assert!(
+            matches!(events[2..], [AppEvent::CallEnd { .. }]),
+            "{events:?}"
+        );
+        assert_eq!(status(&w, c), CallStatus::Idle);
+    }
+    assert_quiet(&mut w, &[a, b]);
+}

@@ -68,6 +68,9 @@ pub struct FakeBrowser {
     /// Peers closed, in order.
     pub closed: Vec<String>,
     pub errors: Vec<String>,
+    /// No path to anyone (no relay where one is needed): connections made from now on never
+    /// come up, and report `failed` once their ICE checks have nothing left to try.
+    pub no_path: bool,
 }
 
 /// The candidate a browser gathers for the local description `sdp` (the ufrag ties them).
@@ -90,6 +93,7 @@ impl FakeBrowser {
             peers: BTreeMap::new(),
             closed: Vec::new(),
             errors: Vec::new(),
+            no_path: false,
         }
     }
 
@@ -145,7 +149,7 @@ impl FakeBrowser {
                         candidates_added: Vec::new(),
                         attached: false,
                         media_arrived: false,
-                        reachable: true,
+                        reachable: !self.no_path,
                         ice_restarts: 0,
                         relay_only,
                         restart_pending: false,
@@ -349,6 +353,17 @@ impl FakeBrowser {
             out.push(peer_input(
                 user,
                 PeerEvent::ConnectionState(PeerState::Connected),
+            ));
+        } else if connects
+            && !peer.reachable
+            && !peer.was_up
+            && peer.local.is_some()
+            && peer.remote.is_some()
+        {
+            // Never up, and every candidate pair of this exchange failed.
+            out.push(peer_input(
+                user,
+                PeerEvent::ConnectionState(PeerState::Failed),
             ));
         }
         // Stable again with a restart still to make: the browser asks once more.
