@@ -171,6 +171,14 @@ async fn with_a_relay_the_ringing_callee_reveals_no_address_of_its_own() {
         accepted[1].0, "all",
         "opened to every candidate after accept"
     );
+    for c in [&a, &b] {
+        assert!(
+            c.payloads("onError").is_empty(),
+            "{}: {:?}",
+            c.user,
+            c.names()
+        );
+    }
     assert!(
         accepted[1].2.iter().any(|t| t == "host"),
         "{:?}",

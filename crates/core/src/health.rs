@@ -198,7 +198,7 @@ impl PeerLink {
 mod tests {
     use super::*;
     use crate::link::MediaState;
-    use crate::{code, PeerEvent, PeerState};
+    use crate::{PeerEvent, PeerState};
 
     const LOCAL: Option<MediaState> = Some(MediaState {
         audio: true,
