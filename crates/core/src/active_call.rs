@@ -236,6 +236,17 @@ impl ActiveCall {
     }
 
     /// Starts sending our tracks to every participant we have a connection with.
+    /// A group call split by links given up on (their members are still in it for the server),
+    /// with nobody else left to reach or ringing: it is over for us, and the server must hear
+    /// our hangup, since it still counts those members.
+    pub fn only_given_up_remain(&self) -> bool {
+        self.is_group
+            && self.peers.is_empty()
+            && self.invitees.is_empty()
+            && self.invites.is_empty()
+            && !self.given_up.is_empty()
+    }
+
     /// The call is accepted between us and every peer: our media goes to them. A connection
     /// held back while ringing becomes an ordinary one first (`privacy`): one not made yet is
     /// made with `ice_servers` and `relay_only`, and handles what its caller sent meanwhile.

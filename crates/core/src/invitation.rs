@@ -8,7 +8,7 @@ use calling_protocol::{CallType, ClientMessage, Invited, RoomId};
 
 use crate::active_call::{ActiveCall, Answer, InviteKind, MediaOp, PendingInvite, Phase};
 use crate::event::{AppEvent, InviteData};
-use crate::leave::Tell;
+use crate::leave::{ended_by, Tell};
 use crate::link::PeerLink;
 use crate::login::check_user_id;
 use crate::negotiation::is_polite;
@@ -274,6 +274,7 @@ impl Session {
 
     pub(crate) fn declined(
         &mut self,
+        now_ms: u64,
         room: RoomId,
         user: &str,
         how: Decline,
@@ -308,11 +309,21 @@ impl Session {
                 user_id: user.to_owned(),
             });
         }
+        if call.only_given_up_remain() {
+            let events = |call: &ActiveCall| [event].into_iter().chain(ended_by(call, me, now_ms));
+            return self.end_call(
+                Tell::Server,
+                |c| events(c).collect(),
+                &left_unanswered(),
+                out,
+            );
+        }
         out.push(Effect::Emit(event));
     }
 
     pub(crate) fn no_response(
         &mut self,
+        now_ms: u64,
         me: &str,
         room: RoomId,
         users: Vec<String>,
@@ -329,13 +340,24 @@ impl Session {
                 });
             }
         }
-        for user in &users {
-            out.push(Effect::Emit(AppEvent::NoResp {
+        let events: Vec<AppEvent> = users
+            .iter()
+            .map(|user| AppEvent::NoResp {
                 user_id: user.clone(),
                 sponsor: me.to_owned(),
                 user_id_list: users.clone(),
-            }));
+            })
+            .collect();
+        if call.only_given_up_remain() {
+            let events = |call: &ActiveCall| events.into_iter().chain(ended_by(call, me, now_ms));
+            return self.end_call(
+                Tell::Server,
+                |c| events(c).collect(),
+                &left_unanswered(),
+                out,
+            );
         }
+        out.extend(events.into_iter().map(Effect::Emit));
     }
 
     pub(crate) fn cancelled(

@@ -268,13 +268,13 @@ impl Session {
             }) => self.accepted(&me, now_ms, room_id, user_id, out),
             ServerMessage::Rejected(Rejected {
                 room_id, user_id, ..
-            }) => self.declined(room_id, &user_id, Decline::Rejected, &me, out),
+            }) => self.declined(now_ms, room_id, &user_id, Decline::Rejected, &me, out),
             ServerMessage::Busy(Busy {
                 room_id, user_id, ..
-            }) => self.declined(room_id, &user_id, Decline::Busy, &me, out),
+            }) => self.declined(now_ms, room_id, &user_id, Decline::Busy, &me, out),
             ServerMessage::NoResponse(NoResponse {
                 room_id, user_ids, ..
-            }) => self.no_response(&me, room_id, user_ids, out),
+            }) => self.no_response(now_ms, &me, room_id, user_ids, out),
             ServerMessage::Cancelled(Cancelled {
                 room_id,
                 invite_id,

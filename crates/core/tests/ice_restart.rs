@@ -380,3 +380,56 @@ fn a_call_that_never_finds_a_path_ends_on_both_sides_once_with_an_error() {
     }
     assert_quiet(&mut w, &[a, b]);
 }
+
+/// alice's group call with bob (who accepted) and carol (still ringing), split by a dead
+/// link between alice and bob that both gave up on; `carol_answers` is carol's part.
+fn split_while_carol_rings(carol_answers: impl FnOnce(&mut World, usize)) {
+    let (mut w, [a, b, c]) = World::users(["alice", "bob", "carol"]);
+    w.command(a, group(&["bob", "carol"], CallType::Audio));
+    w.run();
+    w.command(b, Command::Accept);
+    w.run();
+    let since = [sent(&w, a), sent(&w, b)];
+    w.cut_path(a, b);
+    w.elapse(31_000);
+    // Each gave the other up; carol still rings, so the call goes on for both.
+    for (client, other) in [(a, "bob"), (b, "alice")] {
+        let events = w.take_events(client);
+        assert!(events.contains(&user_leave(other)), "{events:?}");
+        assert_eq!(status(&w, client), CallStatus::Connected);
+    }
+    carol_answers(&mut w, c);
+    // Nobody alice can reach is left: she ends the call and tells the server, which then
+    // ends it for bob, its only member left.
+    for client in [a, b] {
+        let events = w.take_events(client);
+        let ends = events
+            .iter()
+            .filter(|e| matches!(e, AppEvent::CallEnd { .. }))
+            .count();
+        assert_eq!(ends, 1, "{}: {events:?}", w.clients[client].user);
+        assert!(matches!(events.last(), Some(AppEvent::CallEnd { .. })));
+        assert_eq!(status(&w, client), CallStatus::Idle);
+    }
+    assert_eq!(hangups_since(&w, a, since[0]), 1);
+    assert_eq!(
+        hangups_since(&w, b, since[1]),
+        0,
+        "the server ended it for bob"
+    );
+    w.take_events(c);
+    assert_quiet(&mut w, &[a, b, c]);
+}
+
+#[test]
+fn a_group_call_split_by_a_dead_link_ends_when_the_last_invitee_declines() {
+    split_while_carol_rings(|w, c| {
+        w.command(c, Command::Reject);
+        w.run();
+    });
+}
+
+#[test]
+fn a_group_call_split_by_a_dead_link_ends_when_the_last_invitee_never_answers() {
+    split_while_carol_rings(|w, _| w.ring_timeout());
+}
