@@ -551,8 +551,9 @@ fn close_later(peers: Vec<Rc<PeerConnection>>) {
     });
 }
 
-/// The page's signs that a dead connection may be worth checking: the network came back, or
-/// the page became visible again (a background tab's timers may have slept through a loss).
+/// The page's signs that a dead connection may be worth checking: the network came back or
+/// went away, or the page became visible again (a background tab's timers may have slept
+/// through a loss).
 fn network_listeners(sink: Sink) -> Vec<EventListener> {
     let Some(window) = web_sys::window() else {
         return Vec::new();
@@ -561,7 +562,13 @@ fn network_listeners(sink: Sink) -> Vec<EventListener> {
         let sink = sink.clone();
         EventListener::new(&window, "online", move |_| sink.queue(Input::NetworkOnline))
     };
-    let mut listeners = vec![online];
+    let offline = {
+        let sink = sink.clone();
+        EventListener::new(&window, "offline", move |_| {
+            sink.queue(Input::NetworkOffline)
+        })
+    };
+    let mut listeners = vec![online, offline];
     if let Some(document) = window.document() {
         let page = document.clone();
         listeners.push(EventListener::new(

@@ -100,6 +100,9 @@ pub enum Input {
     /// The network is back (the window's `online` event) or the page became visible again:
     /// a reconnect waiting for its next attempt makes it now. Ignored otherwise.
     NetworkOnline,
+    /// The network went away (the window's `offline` event): the socket may be dead without
+    /// having closed, so a live one is probed; a reconnect keeps waiting.
+    NetworkOffline,
     /// Result of the [`crate::Effect::OpenMedia`] that carried `token`.
     Media {
         token: MediaToken,

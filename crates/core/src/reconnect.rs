@@ -305,6 +305,12 @@ impl Session {
             self.attempt(out);
             return;
         }
+        self.probe_socket(out);
+    }
+
+    /// Pings a live socket that may have died silently; unanswered within
+    /// `PROBE_TIMEOUT_MS`, it is taken for dead ([`Timer::Probe`]).
+    pub(crate) fn probe_socket(&mut self, out: &mut Vec<Effect>) {
         let live = matches!(self.login, Login::LoggedIn { .. }) && !self.resumption.is_lost();
         if live && self.resumption.grant.is_some() && !self.resumption.probing {
             self.resumption.probing = true;

@@ -527,3 +527,25 @@ fn coming_back_online_probes_a_live_socket_and_replaces_it_if_unanswered() {
     assert!(fx.contains(&Effect::OpenSignaling), "{fx:?}");
     assert!(s.is_reconnecting());
 }
+
+#[test]
+fn going_offline_probes_a_live_socket_but_does_not_hurry_a_waiting_reconnect() {
+    let mut s = calling();
+    let fx = at(&mut s, 1_000, Input::NetworkOffline);
+    assert_eq!(
+        fx,
+        vec![
+            Effect::Send(ClientMessage::Ping),
+            Effect::StartTimer {
+                timer: Timer::Probe,
+                after_ms: PROBE_TIMEOUT_MS,
+            },
+        ]
+    );
+    let fx = at(&mut s, 4_000, Input::Timer(Timer::Probe));
+    assert!(fx.contains(&Effect::OpenSignaling), "{fx:?}");
+    // The first attempt failed: the next waits for its backoff, offline or not.
+    at(&mut s, 4_100, Input::SignalingClosed);
+    assert_eq!(at(&mut s, 4_200, Input::NetworkOffline), vec![]);
+    assert!(s.is_reconnecting());
+}
