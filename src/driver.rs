@@ -408,6 +408,11 @@ impl Driver {
             Effect::RemoveViews => self.views.clear(),
             // handled by the reconnect glue
             Effect::OpenSignaling => self.reopen_signaling(),
+            Effect::Farewell(frames) => {
+                if let Some(url) = self.signaling_url.borrow().clone() {
+                    Signaling::farewell(url, frames);
+                }
+            }
         }
     }
 

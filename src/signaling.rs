@@ -91,6 +91,23 @@ impl Signaling {
         Ok(Signaling { outbox })
     }
 
+    /// `Effect::Farewell`: a throwaway socket to `url` that writes `frames` in order, then
+    /// closes with a close frame; nothing it receives is reported, and a socket that cannot be
+    /// had is given up.
+    pub fn farewell(url: String, frames: Vec<ClientMessage>) {
+        task::spawn(async move {
+            let Ok(socket) = Signaling::open(&url, |_| {}).await else {
+                return;
+            };
+            for frame in &frames {
+                if socket.send(frame).is_err() {
+                    return;
+                }
+            }
+            // Dropped: its task writes what is queued, then closes deliberately.
+        });
+    }
+
     /// Gives the socket up for a new one: nothing more is sent or reported, and it closes with
     /// [`RECONNECT_CLOSE_CODE`] (a plain close would end the session on the server).
     pub fn abandon(self) {

@@ -210,3 +210,38 @@ async fn a_cut_longer_than_the_grace_ends_the_call_once_on_both_sides_and_logs_i
     a.logout().await;
     b.logout().await;
 }
+
+/// `logout()` while the SDK waits to reconnect ends the session on the server at once (a
+/// throwaway socket resumes it and logs it out): the other side hears the call end now, not
+/// when the server's resume grace (4 s here) runs out.
+#[wasm_bindgen_test]
+async fn a_logout_while_reconnecting_ends_the_call_for_the_other_side_at_once() {
+    let a = Client::login(&unique("alice")).await;
+    let b = Client::login_through_proxy(&unique("bob")).await;
+    video_call(&a, &b, &unique("bye")).await;
+    let cut_at = js_sys::Date::now();
+    proxy("cut").await;
+    // Attempt 1 (at once) was refused; attempt 2 starts after 0.5 s and is refused too, and
+    // attempt 3 waits about a second more: the network comes back in between.
+    loop {
+        let next = b.wait_for("onReconnecting").await;
+        if get_num(&next, "attempt") >= 2.0 {
+            break;
+        }
+    }
+    proxy("heal").await;
+    ok(b.sdk.logout(), "logout while reconnecting").await;
+    let leave = a.wait_for("onUserLeave").await;
+    assert_eq!(get_str(&leave, "userID"), b.user);
+    a.wait_for("onCallEnd").await;
+    let after = js_sys::Date::now() - cut_at;
+    assert!(
+        after < 3_000.0,
+        "alice heard the call end {after} ms after the cut: at the grace's end, not the logout"
+    );
+    assert!(
+        b.payloads("onReconnected").is_empty(),
+        "bob stayed logged out"
+    );
+    a.logout().await;
+}

@@ -105,6 +105,11 @@ pub enum Effect {
         after_ms: u32,
     },
     CancelTimer(Timer),
+    /// Open a throwaway signaling socket, send these frames in order and close it (with a close
+    /// frame) once they are written: `logout()` while the socket is lost resumes the session
+    /// the server still holds and logs it out, so it ends now instead of when its resume grace
+    /// does. Its outcome is never reported.
+    Farewell(Vec<ClientMessage>),
     /// Close the signaling socket (after logout or kick-out, or drop it once it is lost). A
     /// deliberate close (with a close frame) ends the session on the server at once. Also stop
     /// opening a socket asked for by [`Effect::OpenSignaling`].

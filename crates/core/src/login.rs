@@ -139,6 +139,7 @@ impl Session {
     /// `logout()`, which resolves `{code: 0}` in every state: a call in progress is left as by
     /// `hangup()`, a login still waiting for the server is refused, and the socket closes.
     pub(crate) fn logout(&mut self, now_ms: u64, request: RequestId, out: &mut Vec<Effect>) {
+        let farewell = self.farewell();
         match &self.login {
             Login::LoggedIn { .. } => {
                 self.leave(now_ms, &left("logout()"), out);
@@ -155,6 +156,7 @@ impl Session {
         }
         self.end_session(out);
         out.push(Effect::Disconnect);
+        out.extend(farewell.map(|resume| Effect::Farewell(vec![resume, ClientMessage::Logout])));
         out.push(Effect::Resolve {
             request,
             reply: Reply::Ok { code: 0 },

@@ -338,6 +338,33 @@ impl Session {
         self.reconnect_on_close(now_ms, out);
     }
 
+    /// `logout()` while the socket is lost: the server still holds the session for its grace,
+    /// and the others would only hear us leave when that ends. The resume that names it, for a
+    /// throwaway socket that closes deliberately as soon as the server answers it
+    /// ([`Effect::Farewell`]); `None` when there is no session to resume.
+    pub(crate) fn farewell(&self) -> Option<ClientMessage> {
+        let Login::LoggedIn { user_id } = &self.login else {
+            return None;
+        };
+        let Resumption {
+            connection: Connection::Lost(_),
+            credentials: Some(credentials),
+            grant: Some(grant),
+            last_seq,
+            ..
+        } = &self.resumption
+        else {
+            return None;
+        };
+        Some(ClientMessage::Resume {
+            sdk_app_id: credentials.sdk_app_id,
+            user_id: user_id.clone(),
+            token: grant.token.clone(),
+            last_seq: *last_seq,
+            protocol_version: PROTOCOL_VERSION,
+        })
+    }
+
     /// The new socket is open: resume the session on it, or log in when it cannot be resumed.
     pub(crate) fn signaling_opened(&mut self, out: &mut Vec<Effect>) {
         let Login::LoggedIn { user_id } = &self.login else {

@@ -393,7 +393,7 @@ fn the_network_coming_back_skips_the_wait_but_not_an_attempt_under_way() {
 }
 
 #[test]
-fn logout_while_lost_resolves_sends_nothing_and_stops_trying() {
+fn logout_while_lost_resolves_says_farewell_on_a_throwaway_socket_and_stops_trying() {
     let mut s = calling();
     s.ok(Input::SignalingClosed);
     s.ok(Input::SignalingClosed); // attempt 1 failed: the retry timer runs
@@ -401,6 +401,14 @@ fn logout_while_lost_resolves_sends_nothing_and_stops_trying() {
     assert!(sent(&fx).is_empty(), "no socket to send on: {fx:?}");
     assert!(fx.contains(&Effect::CancelTimer(Timer::Reconnect)));
     assert!(fx.contains(&Effect::Disconnect));
+    // The session the server still holds is named, to be ended at once.
+    assert!(
+        fx.contains(&Effect::Farewell(vec![
+            resume_frame(1),
+            ClientMessage::Logout
+        ])),
+        "{fx:?}"
+    );
     assert_eq!(
         fx.last(),
         Some(&Effect::Resolve {
