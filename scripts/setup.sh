@@ -13,14 +13,16 @@ TOOLS_DIR="$PWD/.tools"
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 
-# Debian packages: Chromium + its matching driver, iproute2 for the loopback-only namespace,
-# curl for the scripts' health checks.
+# Debian packages: Chromium + its matching driver, iproute2 for the network namespaces,
+# curl for the scripts' health checks, coturn for the relay tests (e2e/netns/; only its
+# `turnserver` binary is used, started by the tests, never the system service).
 need_apt=()
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v unshare >/dev/null 2>&1 || need_apt+=(util-linux)
+command -v turnserver >/dev/null 2>&1 || need_apt+=(coturn)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "apt-get install ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive

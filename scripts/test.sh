@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test: native crates, the browser tests of the SDK, the end-to-end demo suite, and
-# the package built into an app by each supported toolchain.
+# Runs every test: native crates, the browser tests of the SDK, the end-to-end demo suite (on
+# loopback, then on test hosts in network namespaces), and the package built into an app by each
+# supported toolchain.
 #
 # Stages run in order and stop at the first failure (later stages need the earlier ones'
 # output). Each stage's full output is also saved in test-output/logs/<stage>.log. The end is
@@ -22,7 +23,7 @@ trap 'rm -rf "$RUN_TMP"' EXIT
 LOGS=$ROOT/test-output/logs
 mkdir -p "$LOGS"
 
-STAGES=(setup native-tests js-unit-tests build-pkg build-server browser-tests e2e bundlers fuzz)
+STAGES=(setup native-tests js-unit-tests build-pkg build-server browser-tests e2e netns bundlers fuzz)
 declare -A RESULT SECS
 PASSED=0
 FAILED=0
@@ -39,6 +40,7 @@ stage_cmd() {
       if [ ! -x scripts/browser-test.sh ]; then echo "scripts/browser-test.sh is missing" >&2; return 1; fi
       ./scripts/browser-test.sh ;;
     e2e) ./e2e/run.sh ;;
+    netns) ./e2e/netns/run.sh ;;
     bundlers) ./e2e/bundlers/run.sh ;;
     fuzz) FUZZ_SECONDS=${FUZZ_SECONDS:-25} ./scripts/fuzz.sh ;;
   esac

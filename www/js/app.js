@@ -35,6 +35,14 @@ let incoming = null;
  *   videoKnown: Set of userIDs whose camera state was reported, outcomeShown }
  */
 let call = null;
+/**
+ * Every SDK event the page heard but the volume reports (one a second), oldest first, as
+ * { name, userID, code, at }: how a call went
+ * (interrupted, restored, left, ended, which error) can be read from outside, by the end-to-end
+ * tests or from the console.
+ */
+const heard = [];
+window.demoEvents = heard;
 const devices = new DevicePicker($('select-camera'), $('select-mic'), () => trtc, notices);
 
 function setScreen(name) {
@@ -523,7 +531,12 @@ async function boot() {
   trtc = new TRTCCalling({ SDKAppID: sdkAppID });
   // `?debug` in the address shows the SDK's debug log in the browser console.
   if (params.has('debug')) trtc.setLogLevel(-1);
-  for (const [name, handler] of Object.entries(handlers)) trtc.on(name, handler);
+  for (const [name, handler] of Object.entries(handlers)) {
+    trtc.on(name, (payload) => {
+      if (name !== EVENT.USER_VOICE_VOLUME) heard.push({ name, userID: payload?.userID, code: payload?.code, at: Date.now() });
+      handler(payload);
+    });
+  }
 
   $('login-form').addEventListener('submit', signIn);
   $('logout').addEventListener('click', signOut);
