@@ -103,12 +103,12 @@ export class TestNetwork {
    * does, on the service address. Dev mode on a non-loopback address needs --dev-on-network:
    * only a and b can reach it. Returns the page's base URL.
    */
-  async startServer(extraArgs = [], log = `${this.prefix}-server.log`) {
+  async startServer(extraArgs = [], port = SERVER_PORT) {
     const bin = process.env.SERVER_BIN;
     if (!bin) throw new Error('SERVER_BIN is not set (run through e2e/netns/run.sh)');
-    const base = `http://${SERVICE_IP}:${SERVER_PORT}`;
-    const child = this.spawnIn('hub', bin, ['--listen', `${SERVICE_IP}:${SERVER_PORT}`, '--www', path.join(ROOT, 'www'), '--pkg', path.join(ROOT, 'pkg'), '--dev-on-network', ...extraArgs], log);
-    this.server = child;
+    const base = `http://${SERVICE_IP}:${port}`;
+    const args = ['--listen', `${SERVICE_IP}:${port}`, '--www', path.join(ROOT, 'www'), '--pkg', path.join(ROOT, 'pkg'), '--dev-on-network', ...extraArgs];
+    const child = this.spawnIn('hub', bin, args, `${this.prefix}-server-${port}.log`);
     await this.waitForHttp('hub', `${base}/healthz`, child);
     return base;
   }
@@ -117,7 +117,7 @@ export class TestNetwork {
    * coturn in the hub on the service address, relaying from that address too, with TURN REST
    * credentials from a secret made for this run. Returns { uri, secret }.
    */
-  async startTurn(log = `${this.prefix}-turn.log`) {
+  async startTurn() {
     const secret = randomBytes(16).toString('hex');
     const args = [
       '-n', '--listening-ip', SERVICE_IP, '--listening-port', String(TURN_PORT), '--relay-ip', SERVICE_IP,
@@ -131,8 +131,7 @@ export class TestNetwork {
       '--pidfile', path.join(OUTPUT, `${this.prefix}-turn.pid`),
       '--log-file', 'stdout', '--simple-log',
     ];
-    const child = this.spawnIn('hub', 'turnserver', args, log);
-    this.turn = child;
+    const child = this.spawnIn('hub', 'turnserver', args, `${this.prefix}-turn.log`);
     await this.waitForUdpListener('hub', TURN_PORT, child);
     return { uri: `turn:${SERVICE_IP}:${TURN_PORT}?transport=udp`, secret };
   }
@@ -151,10 +150,11 @@ export class TestNetwork {
   }
 
   /**
-   * Headless Chromium running inside `host`'s namespace. Playwright launches it over a pipe,
-   * so its executable is a wrapper that enters the namespace first.
+   * Headless Chromium running inside `host`'s namespace, for pages from `origins` (one or a
+   * list of the servers' base URLs). Playwright launches it over a pipe, so its executable is
+   * a wrapper that enters the namespace first.
    */
-  async launchBrowser(host, base) {
+  async launchBrowser(host, origins) {
     const wrapper = path.join(OUTPUT, `chromium-${this.ns(host)}.sh`);
     writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec '${this.ns(host)}' /usr/bin/chromium "$@"\n`, { mode: 0o755 });
     const browser = await chromium.launch({
@@ -165,7 +165,7 @@ export class TestNetwork {
         '--use-fake-ui-for-media-stream',
         '--autoplay-policy=no-user-gesture-required',
         // The page comes from the hub's plain-HTTP address; getUserMedia needs a secure context.
-        `--unsafely-treat-insecure-origin-as-secure=${base}`,
+        `--unsafely-treat-insecure-origin-as-secure=${[origins].flat().join(',')}`,
         // Host candidates carry the hosts' real 10.77.x addresses instead of mDNS names: there
         // is no mDNS responder between these namespaces, and the tests read which addresses
         // the candidates and the selected pair use.

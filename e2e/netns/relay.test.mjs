@@ -1,0 +1,160 @@
+// Calls through a TURN relay. Alice's browser runs on host a, Bob's on host b, and there is no
+// path between a and b at all: each reaches only the hub, which does not forward. The hub runs
+// coturn and two calling-servers: one hands out TURN credentials minted from coturn's secret
+// (--turn-secret, --turn-uri), the other offers no TURN. Through the first a call connects over
+// the relay; through the second it cannot connect, and the SDK must say so (60009) and leave
+// the call on both sides instead of hanging. And while an invitation rings through the relay,
+// the caller's browser learns no address of the callee's host.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { Person, DESKTOP, PHONE } from '../harness.mjs';
+import { TestNetwork, HOST_ADDRESSES } from './network.mjs';
+import { installProbe, waitForFramesSince, stats, events } from './probe.mjs';
+
+/**
+ * calling-server hands out TURN credentials only with --turn-secret; a build without the flag
+ * cannot run the relay tests, which then say so instead of failing on a refused flag.
+ */
+const SERVER_MINTS_TURN = execFileSync(process.env.SERVER_BIN, ['--help'], { encoding: 'utf8' }).includes('--turn-secret');
+const NO_TURN_FLAGS = !SERVER_MINTS_TURN && 'this calling-server has no --turn-secret';
+
+/** Frames (at 20 fps) that must arrive for video to count as flowing. */
+const FLOWING = 10;
+/** Deadline for a call that cannot connect to be given up and left (the SDK gives up at ~45 s). */
+const FAIL_MS = 60_000;
+
+const TURN_PORT = 8080;
+const PLAIN_PORT = 8081;
+
+const net = new TestNetwork('relay');
+let viaTurn;
+let plain;
+let browsers;
+
+before(async () => {
+  net.up();
+  if (SERVER_MINTS_TURN) {
+    const turn = await net.startTurn();
+    viaTurn = await net.startServer(['--turn-secret', turn.secret, '--turn-uri', turn.uri], TURN_PORT);
+  }
+  plain = await net.startServer([], PLAIN_PORT);
+  const origins = [viaTurn, plain].filter(Boolean);
+  const [a, b] = await Promise.all([net.launchBrowser('a', origins), net.launchBrowser('b', origins)]);
+  browsers = { a, b };
+});
+
+after(async () => {
+  await net.down();
+});
+
+/** Alice on host a and Bob on host b, signed in to the server at `base`, with the probe. */
+async function withPair(scenario, base, body) {
+  const alice = new Person(browsers.a, 'alice', DESKTOP, scenario, base);
+  const bob = new Person(browsers.b, 'bob', PHONE, scenario, base);
+  try {
+    for (const p of [alice, bob]) {
+      await p.open();
+      await installProbe(p);
+      await p.signIn();
+    }
+    await body(alice, bob);
+  } catch (err) {
+    for (const p of [alice, bob]) {
+      if (p.page) await p.shot('FAILED').catch(() => {});
+      console.error(p.dumpLogs());
+      const heard = await events(p).catch(() => 'page gone');
+      const links = await stats(p).catch(() => 'page gone');
+      console.error(`--- ${p.userID} heard ${JSON.stringify(heard)}\n--- peer connections ${JSON.stringify(links)}`);
+    }
+    throw err;
+  } finally {
+    await Promise.all([alice.close(), bob.close()]);
+  }
+}
+
+/** Alice calls Bob (video) and waits until it rings on Bob's side. */
+async function ring(alice, bob) {
+  await alice.page.getByTestId('callee-input').fill('bob');
+  await alice.page.getByTestId('call-video').click();
+  await bob.waitFor('[data-testid="incoming"]');
+}
+
+/** Bob accepts; returns when both see the other's video flowing. */
+async function acceptAndWatch(alice, bob) {
+  const accepted = Date.now();
+  await bob.page.getByTestId('accept').click();
+  await Promise.all([alice.waitFor('body[data-call="connected"]'), bob.waitFor('body[data-call="connected"]')]);
+  await Promise.all([
+    waitForFramesSince(alice, 'bob', accepted, FLOWING, 20_000),
+    waitForFramesSince(bob, 'alice', accepted, FLOWING, 20_000),
+  ]);
+  return accepted;
+}
+
+/** Every address `person`'s live peer connections know of the other side. */
+async function remoteAddresses(person) {
+  return (await stats(person)).flatMap((pc) => pc.remotes.map((c) => c.address));
+}
+
+test('a video call between hosts that cannot reach each other connects through the TURN relay', { skip: NO_TURN_FLAGS }, async () => {
+  await withPair('relay-call', viaTurn, async (alice, bob) => {
+    await ring(alice, bob);
+    await acceptAndWatch(alice, bob);
+    for (const p of [alice, bob]) {
+      const [pc, ...more] = await stats(p);
+      assert.equal(more.length, 0, `${p.userID}: one peer connection`);
+      assert.ok(pc.selected, `${p.userID}: a selected candidate pair`);
+      const types = [pc.selected.local.type, pc.selected.remote.type];
+      assert.ok(types.includes('relay'), `${p.userID}: the selected pair relays (${JSON.stringify(pc.selected)})`);
+    }
+    await alice.shot('connected');
+    await alice.page.getByTestId('btn-hangup').click();
+    await Promise.all([alice, bob].map((p) => p.waitFor('body[data-screen="home"][data-call="idle"]')));
+  });
+});
+
+test('without TURN the call cannot connect: it is given up with 60009 and both sides leave it once, within a deadline', async () => {
+  await withPair('relay-none', plain, async (alice, bob) => {
+    await ring(alice, bob);
+    const accepted = Date.now();
+    await bob.page.getByTestId('accept').click();
+    await Promise.all([alice, bob].map((p) => p.waitFor('body[data-screen="home"][data-call="idle"]', FAIL_MS)));
+    const took = Date.now() - accepted;
+    let gaveUp = 0;
+    for (const [p, other] of [[alice, 'bob'], [bob, 'alice']]) {
+      const heard = await events(p);
+      const errors = heard.filter((e) => e.name === 'onError').map((e) => e.code);
+      // The side that gives up says why; the other hears the call end from the server.
+      assert.ok(errors.every((code) => code === 60009) && errors.length <= 1, `${p.userID}: errors ${errors}`);
+      gaveUp += errors.length;
+      assert.equal(heard.filter((e) => e.name === 'onUserLeave' && e.userID === other).length, 1, `${p.userID}: ${other} left once`);
+      assert.equal(heard.filter((e) => e.name === 'onCallEnd').length, 1, `${p.userID}: the call ended once`);
+      assert.equal(await p.videoCount(), 0, `${p.userID}: videos left after the call`);
+      // Nothing could cross: neither ever saw a frame of the other.
+      assert.equal(await p.page.evaluate((id) => window.probeFramesSince(id, 0).count, other), 0, `${p.userID}: frames of ${other}`);
+    }
+    assert.ok(gaveUp >= 1, 'a side gave up with 60009');
+    console.log(`a call that cannot connect was given up and left on both sides ${took} ms after accept`);
+  });
+});
+
+test('while the callee rings, the caller learns none of its addresses; after accept video flows', { skip: NO_TURN_FLAGS }, async () => {
+  await withPair('relay-ringing', viaTurn, async (alice, bob) => {
+    await ring(alice, bob);
+    // The caller's connection learns the callee's (relay) candidates while it rings.
+    let seen = [];
+    for (const deadline = Date.now() + 10_000; !seen.length; await new Promise((r) => setTimeout(r, 100))) {
+      assert.ok(Date.now() < deadline, 'alice learned no candidate of bob while ringing');
+      seen = await remoteAddresses(alice);
+    }
+    assert.equal(await bob.page.evaluate(() => document.body.dataset.call), 'incoming', 'still ringing');
+    for (const address of HOST_ADDRESSES.b) {
+      assert.ok(!seen.includes(address), `alice saw bob's address ${address} while ringing (${seen})`);
+    }
+    await acceptAndWatch(alice, bob);
+    await alice.page.getByTestId('btn-hangup').click();
+    await Promise.all([alice, bob].map((p) => p.waitFor('body[data-screen="home"][data-call="idle"]')));
+  });
+});
