@@ -39,6 +39,7 @@ const parts = {
   size: read('size.json'),
   callsetup: read('callsetup.json'),
   reconnect: read('reconnect.json'),
+  iceRestore: read('ice-restore.json'),
   loadOurs: read('loadgen-ours.json'),
   loadPeer: read('loadgen-peer.json'),
   timings: read('timings.json'),
@@ -73,6 +74,13 @@ const to = parts.loadOurs?.relay_throughput ?? {};
 const tp = parts.loadPeer?.relay_throughput ?? {};
 const size = parts.size?.total ?? {};
 const rc = parts.reconnect ?? {};
+// Raw milliseconds per side from e2e/netns/ice-restart.test.mjs, both sides pooled.
+function spread(bySide) {
+  const xs = Object.values(bySide ?? {}).flat().filter(Number.isFinite).sort((a, b) => a - b);
+  const at = (q) => xs[Math.min(xs.length - 1, Math.ceil(q * xs.length) - 1)];
+  return xs.length ? { count: xs.length, p50: at(0.5), p95: at(0.95) } : null;
+}
+const ice = { restore: spread(parts.iceRestore?.restore), fresh: spread(parts.iceRestore?.fresh) };
 function split(name) {
   const b = o.breakdown ?? {};
   const parts = ['SenderDelay', 'ServerTrip', 'ReceiverDelay'].map((k) => b[`${name}${k}`]?.p50);
@@ -109,6 +117,8 @@ const rows = [
   ["… and RTCPeerConnection.close() on the callee before its CALL_END, p50 / p95", o.breakdown?.hangupCalleePeerClose ? pp(o.breakdown.hangupCalleePeerClose) : 'none before CALL_END', '', '', ''],
   [`Signaling cut, then the network back → RECONNECTED, session resumed (ours reconnects by itself; PeerJS does not), p50 / p95 (${rc.resume?.count ?? 0} rounds)`, pp(rc.resume), 'n/a', '', ''],
   ['… against a fresh login → SDK_READY on a new socket (what logging in again costs), p50 / p95', pp(rc.relogin), 'n/a', '', ''],
+  [`Media link pulled mid-call, then plugged back → first new remote frame (ours heals the same call by ICE restart; test hosts in network namespaces), p50 / p95 (${ice.restore?.count ?? 0} values, both sides)`, pp(ice.restore), 'n/a', '', ''],
+  [`… against a fresh call there: accept → first remote frame, p50 / p95 (${ice.fresh?.count ?? 0} values)`, pp(ice.fresh), 'n/a', '', ''],
   ['Callee devices opened before accepting', int(o.calleeMediaBeforeAccept), int(p.calleeMediaBeforeAccept), '', '0'],
   // No ratio: on this machine both servers stop at the same open-file limit, not at their own.
   ['Concurrent logged-in sessions held', held(ho), held(hp), ho.capped_by && hp.capped_by ? '' : ratio(ho.held, hp.held), '≥ 50,000'],
@@ -139,7 +149,7 @@ const failures = [
   ...(o.failures ?? []).map((f) => `ours call ${f.call} (ring ${f.ringMs} ms): ${f.error}`),
   ...(p.failures ?? []).map((f) => `PeerJS call ${f.call} (ring ${f.ringMs} ms): ${f.error}`),
   ...(rc.failures ?? []).map((f) => `reconnect: ${f}`),
-  ...['size', 'callsetup', 'reconnect', 'loadOurs', 'loadPeer'].filter((k) => !parts[k]).map((k) => `part ${k} produced no figures`),
+  ...['size', 'callsetup', 'reconnect', 'iceRestore', 'loadOurs', 'loadPeer'].filter((k) => !parts[k]).map((k) => `part ${k} produced no figures`),
 ];
 const md = [
   `Measured ${bench.date.slice(0, 16).replace('T', ' ')} UTC by \`scripts/bench.sh\` on ${machine.cpu}, ${machine.cores} cores, ` +

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The benchmark suite: package size, call setup against PeerJS in headless Chromium, and server
+# The benchmark suite: package size, call setup against PeerJS in headless Chromium, reconnects
+# (signaling cut; a media link pulled between test hosts in network namespaces), and server
 # capacity (calling-loadgen against calling-server and PeerJS's server). Prints one table and
 # writes every figure to bench-output/bench.json; the table also goes to bench/RESULTS.md.
 #
@@ -52,6 +53,15 @@ part callsetup 270
 
 log "reconnect: a cut signaling connection back, against a fresh login"
 part reconnect 120
+
+# Not a loopback part: the runner builds its own network of namespaces (e2e/netns/net.sh).
+log "ICE restart: a pulled media link plugged back, against a fresh call (test hosts in network namespaces)"
+if SERVER_BIN=$BIN/calling-server NETNS_ICE_ROUNDS=8 NETNS_TESTS=e2e/netns/ice-restart.test.mjs \
+  timeout --kill-after=10 240 e2e/netns/run.sh --test-name-pattern='plugged back' > "$OUT/ice-restart.log" 2>&1; then
+  cp test-output/netns/ice-restore.json "$OUT/ice-restore.json"
+else
+  log "part ice-restart failed or timed out (exit $?); see $OUT/ice-restart.log"
+fi
 
 log "part 1: package size"
 timeout 30 node bench/size.mjs pkg "$OUT/callsetup.json" > "$OUT/size.json" || log "size failed"
