@@ -49,15 +49,23 @@ link() {
   ip -n "$ns2" link set "$if2" up
 }
 
+# Writes $2 to the /proc/sys files $3… as seen from inside namespace $1 (/proc/sys/net is per
+# namespace). Not sysctl(8): procps may be missing on a bare machine.
+in_ns() {
+  local ns=$1 value=$2
+  shift 2
+  ip netns exec "$ns" sh -c 'v=$1; shift; for f; do echo "$v" > "$f"; done' sh "$value" "$@"
+}
+
 up() {
   local p=$1 direct=${2:-} ns
   for ns in hub a b; do
     ip netns add "$p-$ns"
-    ip netns exec "$p-$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+    in_ns "$p-$ns" 1 /proc/sys/net/ipv6/conf/all/disable_ipv6 /proc/sys/net/ipv6/conf/default/disable_ipv6
     ip -n "$p-$ns" link set lo up
   done
   # A hub that routed would join a and b through itself.
-  ip netns exec "$p-hub" sysctl -qw net.ipv4.ip_forward=0
+  in_ns "$p-hub" 0 /proc/sys/net/ipv4/ip_forward
   ip -n "$p-hub" addr add "$SERVICE_IP/32" dev lo
   link "$p-a" a-hub 10.77.1.2/24 "$p-hub" hub-a 10.77.1.1/24
   link "$p-b" b-hub 10.77.2.2/24 "$p-hub" hub-b 10.77.2.1/24
