@@ -245,6 +245,7 @@ impl Session {
             ServerMessage::LoginOk(_)
             | ServerMessage::Pong
             | ServerMessage::Resumed(_)
+            | ServerMessage::IceServers(_)
             | ServerMessage::Unknown => {}
             ServerMessage::Error(ErrorReply {
                 request_id: Some(request),

@@ -167,7 +167,8 @@ fn is_false(b: &bool) -> bool {
 /// buffering of internally tagged enums out of the SDK (the relayed [`Signal`] inside one avoids
 /// it too), while the JSON stays the same as with struct variants.
 ///
-/// In a resumable session every message after `loginOk` except `pong` carries a top-level
+/// In a resumable session every message after `loginOk` except `pong`, `resumed` and
+/// `iceServers` carries a top-level
 /// `"seq"` (1, 2, 3, … per session; see [`Sequenced`]), which the SDK echoes in
 /// [`ClientMessage::Resume`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -210,6 +211,13 @@ pub enum ServerMessage {
     Signal(RelayedSignal),
     /// The same user logged in elsewhere. This session has left its call and is closed next.
     Kicked,
+    /// Fresh STUN/TURN servers for this session, replacing those of [`LoginOk::ice_servers`]
+    /// (the whole list, not a change to it). Sent only when the operator configured TURN
+    /// credentials, which expire: right after [`ServerMessage::Resumed`] on every resume, and
+    /// before the current credentials expire (at three quarters of their lifetime). The SDK
+    /// uses them for new peer connections and hands them to live ones. Never carries a `seq`:
+    /// stale credentials are not worth replaying, a resume brings fresh ones.
+    IceServers(IceServersUpdate),
     /// Any `type` this SDK version does not know; ignored.
     #[serde(other)]
     Unknown,
@@ -245,6 +253,7 @@ impl ServerMessage {
             "callEnded" => ServerMessage::CallEnded(Deserialize::deserialize(payload)?),
             "signal" => ServerMessage::Signal(Deserialize::deserialize(payload)?),
             "kicked" => ServerMessage::Kicked,
+            "iceServers" => ServerMessage::IceServers(Deserialize::deserialize(payload)?),
             _ => ServerMessage::Unknown,
         })
     }
@@ -281,6 +290,14 @@ pub struct Resumed {
     /// How many frames of this session (after login, pings not counted) the server has
     /// processed: the SDK re-sends the ones after that, in order.
     pub received: u64,
+}
+
+/// Payload of [`ServerMessage::IceServers`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IceServersUpdate {
+    /// Every STUN/TURN server the session should use from now on, as in [`LoginOk`].
+    pub ice_servers: Vec<IceServer>,
 }
 
 /// A server message with its sequence number, as a resumable session's socket carries it: the

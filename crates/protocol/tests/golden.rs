@@ -6,9 +6,9 @@
 
 use calling_protocol::{
     Accepted, Busy, CallEnded, CallType, Cancelled, ClientMessage, EndReason, ErrorCode,
-    ErrorReply, IceCandidate, IceServer, InviteSent, InviteTimeout, Invited, InviteeList, Joined,
-    LoginOk, MemberLeft, NoResponse, Rejected, RelayedSignal, ResumeGrant, Resumed, Sequenced,
-    ServerMessage, Signal,
+    ErrorReply, IceCandidate, IceServer, IceServersUpdate, InviteSent, InviteTimeout, Invited,
+    InviteeList, Joined, LoginOk, MemberLeft, NoResponse, Rejected, RelayedSignal, ResumeGrant,
+    Resumed, Sequenced, ServerMessage, Signal,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -415,6 +415,38 @@ fn login_ok() {
 }
 
 #[test]
+fn ice_servers_update() {
+    golden_server(
+        ServerMessage::IceServers(IceServersUpdate {
+            ice_servers: vec![
+                IceServer {
+                    urls: vec!["stun:stun.example.com:3478".into()],
+                    username: None,
+                    credential: None,
+                },
+                IceServer {
+                    urls: vec![
+                        "turn:turn.example.com:3478?transport=udp".into(),
+                        "turns:turn.example.com:5349?transport=tcp".into(),
+                    ],
+                    username: Some("1767225600:alice".into()),
+                    credential: Some("c2VjcmV0LWhtYWMtb2YtdGhlLXVzZXI=".into()),
+                },
+            ],
+        }),
+        r#"{"type":"iceServers","iceServers":[{"urls":["stun:stun.example.com:3478"]},{"urls":["turn:turn.example.com:3478?transport=udp","turns:turn.example.com:5349?transport=tcp"],"username":"1767225600:alice","credential":"c2VjcmV0LWhtYWMtb2YtdGhlLXVzZXI="}]}"#,
+    );
+    // Sequenced would put a `seq` beside the type; the server never does for this message,
+    // but the SDK must read it either way.
+    assert_eq!(
+        decode(r#"{"type":"iceServers","iceServers":[],"seq":4}"#),
+        Ok(ServerMessage::IceServers(IceServersUpdate {
+            ice_servers: vec![]
+        }))
+    );
+}
+
+#[test]
 fn pong_and_kicked() {
     golden_server(ServerMessage::Pong, r#"{"type":"pong"}"#);
     golden_server(ServerMessage::Kicked, r#"{"type":"kicked"}"#);
@@ -672,6 +704,7 @@ fn every_server_message_type_decodes_by_its_tag() {
         r#"{"type":"callEnded","roomId":1,"userId":"u","durationSecs":1,"reason":"hangup"}"#,
         r#"{"type":"signal","roomId":1,"from":"a","signal":{"kind":"answer","sdp":"x"}}"#,
         r#"{"type":"kicked"}"#,
+        r#"{"type":"iceServers","iceServers":[]}"#,
     ];
     let mut seen = std::collections::BTreeSet::new();
     for json in all {
@@ -697,6 +730,7 @@ fn every_server_message_type_decodes_by_its_tag() {
             ServerMessage::CallEnded(_) => "callEnded",
             ServerMessage::Signal(_) => "signal",
             ServerMessage::Kicked => "kicked",
+            ServerMessage::IceServers(_) => "iceServers",
             ServerMessage::Unknown => "unknown",
         };
         assert!(json.contains(&format!(r#""type":"{variant}""#)), "{json}");
@@ -724,6 +758,8 @@ fn server_messages_with_missing_fields_fail() {
         r#"{"type":"callEnded","roomId":1,"userId":"u","durationSecs":1}"#,
         r#"{"type":"callEnded","roomId":1,"userId":"u","durationSecs":1,"reason":"meteor"}"#,
         r#"{"type":"signal","roomId":1,"from":"a"}"#,
+        r#"{"type":"iceServers"}"#,
+        r#"{"type":"iceServers","iceServers":[{"username":"u"}]}"#,
         r#"{"userId":"a"}"#,
     ] {
         parse_fails::<ServerMessage>(json);

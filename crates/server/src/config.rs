@@ -8,6 +8,8 @@ use std::time::Duration;
 use calling_protocol::{IceServer, DEFAULT_RESUME_GRACE_SECS, HEARTBEAT_TIMEOUT_SECS};
 use rand::RngCore;
 
+use crate::turn::TurnConfig;
+
 /// SDKAppID of the single built-in app in dev mode.
 pub const DEV_SDK_APP_ID: u64 = 1_400_000_000;
 
@@ -26,7 +28,10 @@ pub struct Config {
     pub heartbeat_timeout: Duration,
     /// How long a resumable session outlives a socket that dropped without a close.
     pub resume_grace: Duration,
+    /// STUN/TURN servers handed out as they are (`--ice-server`).
     pub ice_servers: Vec<IceServer>,
+    /// TURN servers whose credentials are minted per session (`--turn-secret`, `--turn-uri`).
+    pub turn: Option<TurnConfig>,
     /// Served at `/`.
     pub www: Option<PathBuf>,
     /// Served at `/pkg/`.
@@ -110,6 +115,7 @@ impl Config {
             heartbeat_timeout: Duration::from_secs(u64::from(HEARTBEAT_TIMEOUT_SECS)),
             resume_grace: Duration::from_secs(u64::from(DEFAULT_RESUME_GRACE_SECS)),
             ice_servers: Vec::new(),
+            turn: None,
             www: None,
             pkg: None,
             limits: Limits::default(),
@@ -122,6 +128,16 @@ impl Config {
         if self.dev_mode {
             self.apps.insert(DEV_SDK_APP_ID, key);
         }
+    }
+
+    /// The ICE servers for a session of `user_id` at `now_unix`: the static ones, then those
+    /// with credentials minted for it.
+    pub fn ice_servers_for(&self, user_id: &str, now_unix: u64) -> Vec<IceServer> {
+        let mut servers = self.ice_servers.clone();
+        if let Some(turn) = &self.turn {
+            servers.extend(turn.ice_servers(user_id, now_unix));
+        }
+        servers
     }
 
     /// The dev app's (id, secret key), when in dev mode.

@@ -312,6 +312,15 @@ impl Hub {
         }
     }
 
+    /// Queues a message for one session without a `seq`, never journaled: it matters only to
+    /// the socket connected now (new ICE servers).
+    pub fn send_unnumbered(&self, owner: Owner, msg: &ServerMessage) {
+        let mut state = self.lock();
+        if state.owns(owner) {
+            state.push_message_unnumbered(owner.session, msg);
+        }
+    }
+
     /// Queues a close; nothing queued after it is delivered.
     pub fn close(&self, owner: Owner, kind: CloseKind) {
         let mut state = self.lock();
@@ -364,10 +373,11 @@ impl Hub {
         state.dispatch(outcome);
     }
 
-    /// Link `link` (not logged in) takes over the session `token` names: `Resumed`, then every
-    /// message after `last_seq`, go out on this link's outbox; the link that owned the session
-    /// before is closed. Returns the session, now this link's. A session whose missed messages
-    /// are no longer all kept cannot be resumed and ends now, as a leave.
+    /// Link `link` (not logged in) takes over the session `token` names: `Resumed`, then
+    /// `fresh` (unnumbered: new ICE servers, when the session gets some), then every message
+    /// after `last_seq`, go out on this link's outbox; the link that owned the session before
+    /// is closed. Returns the session, now this link's. A session whose missed messages are no
+    /// longer all kept cannot be resumed and ends now, as a leave.
     pub fn resume(
         &self,
         link: LinkId,
@@ -375,6 +385,7 @@ impl Hub {
         user_id: &str,
         token: &str,
         last_seq: u64,
+        fresh: Option<ServerMessage>,
     ) -> Result<SessionId, NotResumed> {
         let refused = |why: &str| {
             NotResumed::Refused(Refusal {
@@ -428,6 +439,9 @@ impl Hub {
         }
         state.owners.insert(session, link);
         state.push_message_unnumbered(session, &ServerMessage::Resumed(Resumed { received }));
+        if let Some(fresh) = fresh {
+            state.push_message_unnumbered(session, &fresh);
+        }
         for text in replay {
             state.push(session, Outbound::Text(text));
         }

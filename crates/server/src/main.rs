@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use calling_protocol::IceServer;
 use calling_server::config::parse_seconds;
+use calling_server::turn::{TurnConfig, DEFAULT_TURN_TTL};
 use calling_server::{AppCredential, Config, Limits, SigPolicy};
 use clap::Parser;
 use tracing::{error, info};
@@ -43,9 +44,31 @@ struct Args {
     /// Directory served at `/pkg/` (the built SDK package).
     #[arg(long, value_name = "DIR")]
     pkg: Option<PathBuf>,
-    /// STUN/TURN server URL handed to clients at login; repeatable.
+    /// STUN/TURN server URL handed to clients at login as it is (no credentials); repeatable.
     #[arg(long = "ice-server", value_name = "URL")]
     ice_servers: Vec<String>,
+    /// The TURN server's shared secret (coturn's static-auth-secret): each session gets
+    /// credentials minted from it for the --turn-uri servers, renewed before they expire.
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "CALLING_TURN_SECRET",
+        hide_env_values = true
+    )]
+    turn_secret: Option<String>,
+    /// A TURN server for the minted credentials: turn:HOST[:PORT][?transport=udp|tcp] or
+    /// turns:HOST[:PORT][?transport=tcp] (stun:HOST[:PORT] is passed without credentials);
+    /// repeatable. Needs --turn-secret.
+    #[arg(
+        long = "turn-uri",
+        value_name = "URI",
+        env = "CALLING_TURN_URIS",
+        value_delimiter = ','
+    )]
+    turn_uris: Vec<String>,
+    /// Lifetime of minted TURN credentials; sessions get fresh ones at three quarters of it.
+    #[arg(long, value_name = "SECONDS", env = "CALLING_TURN_TTL", default_value_t = DEFAULT_TURN_TTL.as_secs())]
+    turn_ttl: u64,
     /// How long a WebSocket may stay open without logging in.
     #[arg(long, value_name = "SECONDS", default_value = "5", value_parser = parse_seconds)]
     login_timeout: Duration,
@@ -132,6 +155,13 @@ async fn main() -> ExitCode {
             credential: None,
         })
         .collect();
+    config.turn = match TurnConfig::from_flags(args.turn_secret, &args.turn_uris, args.turn_ttl) {
+        Ok(turn) => turn,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     config.limits = Limits {
         login_timeout: args.login_timeout,
         header_timeout: args.header_timeout,
@@ -175,6 +205,14 @@ async fn main() -> ExitCode {
         }
     };
     let local = listener.local_addr().map_or(args.listen, |a| a);
+    if let Some(turn) = &config.turn {
+        let uris: Vec<&str> = turn.uris.iter().map(|u| u.as_str()).collect();
+        info!(
+            ?uris,
+            ttl_secs = turn.ttl.as_secs(),
+            "TURN credentials minted per session"
+        );
+    }
     info!(listen = %local, ring_timeout = ?config.ring_timeout, dev_mode = config.dev_mode, "calling-server listening");
     match calling_server::serve(listener, config).await {
         Ok(()) => ExitCode::SUCCESS,

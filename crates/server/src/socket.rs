@@ -7,8 +7,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use calling_protocol::{
-    ClientMessage, ErrorCode, ErrorReply, LoginOk, RequestId, ResumeGrant, ServerMessage,
-    MAX_FRAME_BYTES, PROTOCOL_VERSION, RECONNECT_CLOSE_CODE,
+    ClientMessage, ErrorCode, ErrorReply, IceServersUpdate, LoginOk, RequestId, ResumeGrant,
+    ServerMessage, MAX_FRAME_BYTES, PROTOCOL_VERSION, RECONNECT_CLOSE_CODE,
 };
 use tracing::{debug, info};
 
@@ -58,6 +58,9 @@ struct Conn {
     bucket: TokenBucket,
     /// The connection's admission (absent when the router is driven without the accept loop).
     permit: Option<Arc<Permit>>,
+    /// When the session's minted TURN credentials are due for renewal (TURN configured and
+    /// logged in only).
+    renew_ice_at: Option<tokio::time::Instant>,
 }
 
 /// Runs one connection to its end.
@@ -70,6 +73,7 @@ pub async fn run(mut socket: WebSocket, hub: Arc<Hub>, permit: Option<Arc<Permit
         user: None,
         bucket: TokenBucket::new(Instant::now()),
         permit,
+        renew_ice_at: None,
     };
     let end = conn.serve(&mut socket, &mut outbox).await;
     hub.end_session(conn.owner(), end.is_loss());
@@ -151,7 +155,17 @@ impl Conn {
         let mut keepalive = tokio::time::interval(silence / 3);
         keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         keepalive.reset();
+        // One timer for the session's TURN credentials, re-armed after each renewal.
+        let renew_ice = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(renew_ice);
+        let mut renew_ice_armed = None;
         loop {
+            if self.renew_ice_at != renew_ice_armed {
+                if let Some(at) = self.renew_ice_at {
+                    renew_ice.as_mut().reset(at);
+                }
+                renew_ice_armed = self.renew_ice_at;
+            }
             tokio::select! {
                 biased;
                 () = overflow.happened() => return End::TooSlow,
@@ -229,6 +243,7 @@ impl Conn {
                     }
                 }
                 () = &mut heartbeat => return End::HeartbeatTimeout,
+                () = &mut renew_ice, if self.renew_ice_at.is_some() => self.renew_ice_servers(),
                 _ = keepalive.tick() => {
                     match tokio::time::timeout(silence, socket.send(Message::Ping(Default::default()))).await {
                         Ok(Ok(())) => {}
@@ -458,7 +473,7 @@ impl Conn {
         let token = (resumable && !config.resume_grace.is_zero()).then(random_token);
         let login_ok = ServerMessage::LoginOk(LoginOk {
             user_id: user_id.clone(),
-            ice_servers: config.ice_servers.clone(),
+            ice_servers: config.ice_servers_for(&user_id, now_unix()),
             ring_timeout_secs: whole_seconds(config.ring_timeout),
             heartbeat_timeout_secs: whole_seconds(config.heartbeat_timeout),
             resume: token.as_ref().map(|token| ResumeGrant {
@@ -467,7 +482,40 @@ impl Conn {
             }),
         });
         self.hub.login(self.session, app, &user_id, login_ok, token);
+        self.schedule_ice_renewal();
         self.logged_in(app, user_id, "session started");
+    }
+
+    /// With TURN configured: arms the renewal of the credentials just minted.
+    fn schedule_ice_renewal(&mut self) {
+        self.renew_ice_at = self
+            .hub
+            .config
+            .turn
+            .as_ref()
+            .map(|turn| tokio::time::Instant::now() + turn.renew_after());
+    }
+
+    /// Fresh ICE servers for this session, when TURN is configured (else `None`).
+    fn fresh_ice_servers(&self, user_id: &str) -> Option<ServerMessage> {
+        let config = &self.hub.config;
+        config.turn.as_ref()?;
+        Some(ServerMessage::IceServers(IceServersUpdate {
+            ice_servers: config.ice_servers_for(user_id, now_unix()),
+        }))
+    }
+
+    /// The session's TURN credentials are at three quarters of their life: send new ones.
+    fn renew_ice_servers(&mut self) {
+        let fresh = match &self.user {
+            Some((_, user_id)) => self.fresh_ice_servers(user_id),
+            None => None,
+        };
+        if let Some(fresh) = fresh {
+            debug!(session = self.session, "TURN credentials renewed");
+            self.hub.send_unnumbered(self.owner(), &fresh);
+        }
+        self.schedule_ice_renewal();
     }
 
     /// Takes over a session whose socket dropped. A refusal leaves this connection open, not
@@ -476,10 +524,15 @@ impl Conn {
         let resumed = self
             .check_client(app, &user_id, version)
             .map_err(NotResumed::Refused)
-            .and_then(|_| self.hub.resume(self.link, app, &user_id, token, last_seq));
+            .and_then(|_| {
+                let fresh = self.fresh_ice_servers(&user_id);
+                self.hub
+                    .resume(self.link, app, &user_id, token, last_seq, fresh)
+            });
         match resumed {
             Ok(session) => {
                 self.session = session;
+                self.schedule_ice_renewal();
                 self.logged_in(app, user_id, "session resumed");
             }
             Err(NotResumed::Kicked) => {
