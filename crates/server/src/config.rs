@@ -8,6 +8,9 @@ use std::time::Duration;
 use calling_protocol::{IceServer, DEFAULT_RESUME_GRACE_SECS, HEARTBEAT_TIMEOUT_SECS};
 use rand::RngCore;
 
+use std::sync::Arc;
+
+use crate::tls::Tls;
 use crate::turn::TurnConfig;
 
 /// SDKAppID of the single built-in app in dev mode.
@@ -40,6 +43,8 @@ pub struct Config {
     pub limits: Limits,
     /// How UserSigs are checked beyond their signature.
     pub sig_policy: SigPolicy,
+    /// With a certificate, the listener serves `https://` and `wss://` only.
+    pub tls: Option<Arc<Tls>>,
 }
 
 /// Every resource a client can make the server hold, bounded. A limit of 0 means no limit for
@@ -120,6 +125,7 @@ impl Config {
             pkg: None,
             limits: Limits::default(),
             sig_policy: SigPolicy::default(),
+            tls: None,
         }
     }
 

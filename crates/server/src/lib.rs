@@ -14,6 +14,7 @@ pub mod listener;
 pub mod rate;
 pub mod socket;
 mod static_files;
+pub mod tls;
 pub mod turn;
 pub mod usersig;
 

@@ -1,7 +1,9 @@
 //! The accept loop: admits each TCP connection through the hub's [`Gate`](crate::gate::Gate),
 //! refuses the rest with a short 503 naming the cap, and serves HTTP/1.1 (with WebSocket
 //! upgrades) under a header-read timeout and an idle timeout, so a client that sends half a
-//! request, or stops reading, cannot hold a connection (and a file descriptor) for long.
+//! request, or stops reading, cannot hold a connection (and a file descriptor) for long. With
+//! TLS configured the handshake comes first, admitted the same way and bounded by the same
+//! header timeout.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -13,14 +15,16 @@ use axum::Router;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_io_timeout::TimeoutStream;
 use tower::Service;
 use tracing::{debug, warn};
 
+use crate::config::Limits;
 use crate::gate::{Permit, Refused};
 use crate::hub::Hub;
+use crate::tls::Tls;
 
 /// How long a refused client gets to take its 503 before the socket is closed anyway.
 const REFUSAL_WRITE: Duration = Duration::from_secs(1);
@@ -36,6 +40,7 @@ pub async fn accept_loop(
     hub: Arc<Hub>,
 ) -> std::io::Result<()> {
     let limits = hub.config.limits.clone();
+    let tls = hub.config.tls.clone();
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
@@ -59,15 +64,20 @@ pub async fn accept_loop(
             Ok(permit) => {
                 tokio::spawn(serve_connection(
                     tcp,
+                    tls.clone(),
                     router.clone(),
                     http.clone(),
                     Arc::new(permit),
-                    limits.idle_timeout,
+                    limits.clone(),
                 ));
             }
             Err(refused) => {
                 debug!(%peer, %refused, "connection refused");
-                tokio::spawn(refuse(tcp, refused));
+                // Over TLS the 503 would cost a handshake, which is what the cap saves: the
+                // connection is just closed.
+                if tls.is_none() {
+                    tokio::spawn(refuse(tcp, refused));
+                }
             }
         }
     }
@@ -75,18 +85,37 @@ pub async fn accept_loop(
 
 async fn serve_connection(
     tcp: TcpStream,
+    tls: Option<Arc<Tls>>,
     router: Router,
     http: Arc<http1::Builder>,
     permit: Arc<Permit>,
-    idle: Duration,
+    limits: Limits,
 ) {
     // A read or write that makes no progress for `idle` fails the connection. Live WebSockets
     // are never idle that long (clients ping every few seconds; the heartbeat ends silent ones
     // sooner), so this only ends HTTP clients that stopped reading or sending.
     let mut stream = TimeoutStream::new(tcp);
-    stream.set_read_timeout(Some(idle));
-    stream.set_write_timeout(Some(idle));
-    let io = TokioIo::new(Box::pin(stream));
+    stream.set_read_timeout(Some(limits.idle_timeout));
+    stream.set_write_timeout(Some(limits.idle_timeout));
+    let stream = Box::pin(stream);
+    let Some(tls) = tls else {
+        return serve_http(stream, router, &http, permit).await;
+    };
+    // The handshake is part of what a client must send in the header time: one that stalls
+    // it holds its connection (and its pending-login slot) no longer than one stalling headers.
+    match tokio::time::timeout(limits.header_timeout, tls.acceptor().accept(stream)).await {
+        Ok(Ok(stream)) => serve_http(stream, router, &http, permit).await,
+        Ok(Err(err)) => debug!(%err, "TLS handshake failed"),
+        Err(_) => debug!("TLS handshake not done within the header timeout"),
+    }
+}
+
+/// HTTP/1.1 with upgrades on one connection, plain or TLS.
+async fn serve_http<S>(stream: S, router: Router, http: &http1::Builder, permit: Arc<Permit>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let io = TokioIo::new(stream);
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
         let mut request = request.map(Body::new);
         // The WebSocket handler keeps the permit for the session's life.

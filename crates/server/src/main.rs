@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use calling_protocol::IceServer;
 use calling_server::config::parse_seconds;
+use calling_server::tls::{self, Tls};
 use calling_server::turn::{TurnConfig, DEFAULT_TURN_TTL};
 use calling_server::{AppCredential, Config, Limits, SigPolicy};
 use clap::Parser;
@@ -102,6 +103,13 @@ struct Args {
     /// the server can get UserSigs from /dev/usersig.
     #[arg(long)]
     dev_on_network: bool,
+    /// PEM certificate chain: the listener then serves https:// and wss:// (with --tls-key).
+    /// SIGHUP reloads it and the key from the same paths.
+    #[arg(long, value_name = "PATH", env = "CALLING_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, value_name = "PATH", env = "CALLING_TLS_KEY")]
+    tls_key: Option<PathBuf>,
     /// Dev mode's secret key, instead of a random one per start: UserSigs from /dev/usersig then
     /// stay valid across restarts, so SDKs log in again by themselves after one.
     #[arg(
@@ -162,6 +170,24 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    config.tls = match (&args.tls_cert, &args.tls_key) {
+        (None, None) => None,
+        (Some(cert), Some(key)) => match Tls::load(cert, key) {
+            Ok(tls) => Some(tls),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        (Some(_), None) => {
+            eprintln!("error: --tls-cert needs --tls-key (CALLING_TLS_KEY), its private key");
+            return ExitCode::from(2);
+        }
+        (None, Some(_)) => {
+            eprintln!("error: --tls-key needs --tls-cert (CALLING_TLS_CERT), its certificate");
+            return ExitCode::from(2);
+        }
+    };
     config.limits = Limits {
         login_timeout: args.login_timeout,
         header_timeout: args.header_timeout,
@@ -213,7 +239,18 @@ async fn main() -> ExitCode {
             "TURN credentials minted per session"
         );
     }
-    info!(listen = %local, ring_timeout = ?config.ring_timeout, dev_mode = config.dev_mode, "calling-server listening");
+    if let Some(tls) = &config.tls {
+        if let Err(err) = tls::reload_on_hangup(tls.clone()) {
+            error!(%err, "cannot watch SIGHUP to reload the certificate");
+            return ExitCode::FAILURE;
+        }
+    }
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    info!(listen = %local, scheme, ring_timeout = ?config.ring_timeout, dev_mode = config.dev_mode, "calling-server listening");
     match calling_server::serve(listener, config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
