@@ -48,11 +48,13 @@ entry_size "legacy entry (index.es2019.mjs)" pkg/index.es2019.mjs
 [ "$SIZE" -gt "$legacy" ] && legacy=$SIZE
 entry_size "UMD file (trtc-calling-wasm.umd.js)" pkg/trtc-calling-wasm.umd.js
 [ "$SIZE" -gt "$legacy" ] && legacy=$SIZE
-# The budget: 130 KB (130000 bytes) gzip -9 for the modern entry; the legacy ones carry the
+# The budget: 134 KB (134000 bytes) gzip -9 for the modern entry; the legacy ones carry the
 # .wasm as base64 and may be larger, by at most a third. (It was 120 KB before session resume,
-# reconnecting and ICE restarts, which cost about 9 KB.)
-if [ "$modern" -gt 130000 ]; then
-  echo "build-pkg: the modern entry is $modern bytes gzip -9, above the 130 KB budget" >&2
+# reconnecting and ICE restarts, which cost about 9 KB; then 130 KB before the ringing callee's
+# relay-only connection, preconnect/iceTransportPolicy, renewed TURN credentials, connections
+# that never come up, the logout farewell and the offline probe, which cost about 4 KB.)
+if [ "$modern" -gt 134000 ]; then
+  echo "build-pkg: the modern entry is $modern bytes gzip -9, above the 134 KB budget" >&2
   exit 1
 fi
 if [ $((legacy * 3)) -gt $((modern * 4)) ]; then

@@ -44,6 +44,13 @@ pub struct Sink {
 }
 
 impl Sink {
+    /// A sink that reaches no driver: what is queued on it is dropped.
+    pub fn nowhere() -> Sink {
+        Sink {
+            driver: Weak::new(),
+        }
+    }
+
     /// Queues `input`; the core handles it after the input being handled now, if any.
     pub fn queue(&self, input: Input) {
         if let Some(driver) = self.driver.upgrade() {
@@ -341,6 +348,19 @@ impl Driver {
                     None => crate::convert::to_js(&ice_servers),
                 };
                 self.create_peer(user_id, initiator, ice, relay_only);
+            }
+            // The app's own `iceServers` option, when set, stays in force.
+            Effect::RenewIceServers { ice_servers } => {
+                if self.ice_override.is_none() {
+                    match crate::convert::to_js(&ice_servers) {
+                        Ok(ice) => self
+                            .peers
+                            .borrow()
+                            .values()
+                            .for_each(|p| p.use_ice_servers(&ice)),
+                        Err(e) => log::warn(&format!("renewed ICE servers: {e}")),
+                    }
+                }
             }
             Effect::AllowAllCandidates { user_id } => {
                 if let Some(peer) = self.peer(&user_id) {

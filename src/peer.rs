@@ -338,8 +338,19 @@ impl PeerConnection {
     /// follows (the usual perfect-negotiation path) restarts ICE on both sides.
     /// From now on gather every kind of candidate (the next ICE restart does).
     pub fn allow_all_candidates(&self) {
+        self.reconfigure(|config| config.set_ice_transport_policy(RtcIceTransportPolicy::All));
+    }
+
+    /// From now on use these STUN/TURN servers (`RTCIceServer[]`), e.g. with fresh TURN
+    /// credentials: the next gathering (an ICE restart) allocates with them.
+    pub fn use_ice_servers(&self, ice_servers: &JsValue) {
+        self.reconfigure(|config| config.set_ice_servers(ice_servers));
+    }
+
+    /// `setConfiguration` with the current configuration as `change` leaves it.
+    fn reconfigure(&self, change: impl FnOnce(&RtcConfiguration)) {
         let config = self.pc.get_configuration();
-        config.set_ice_transport_policy(RtcIceTransportPolicy::All);
+        change(&config);
         if let Err(e) = self.pc.set_configuration_with_configuration(&config) {
             log::warn(&format!("setConfiguration: {}", js_message(&e)));
         }

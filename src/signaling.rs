@@ -96,7 +96,9 @@ impl Signaling {
     /// had is given up.
     pub fn farewell(url: String, frames: Vec<ClientMessage>) {
         task::spawn(async move {
-            let Ok(socket) = Signaling::open(&url, |_| {}).await else {
+            // `connect` with a sink that reaches nobody, rather than `open` with a closure of its
+            // own, which would compile a second copy of the socket task into the package.
+            let Ok(socket) = Signaling::connect(&url, Sink::nowhere()).await else {
                 return;
             };
             for frame in &frames {

@@ -61,6 +61,11 @@ pub enum Effect {
         /// or this is a ringing callee's connection and a relay is at hand ([`crate::privacy`]).
         relay_only: bool,
     },
+    /// The server's STUN/TURN list was renewed (fresh TURN credentials): every live peer uses it
+    /// from now on (`setConfiguration`), unless the app's `iceServers` option overrides it.
+    RenewIceServers {
+        ice_servers: Vec<IceServer>,
+    },
     /// From now on that peer may gather every kind of candidate (`setConfiguration` with
     /// `iceTransportPolicy: 'all'`); a [`Effect::RestartIce`] follows to gather them.
     AllowAllCandidates {

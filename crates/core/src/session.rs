@@ -245,8 +245,8 @@ impl Session {
             ServerMessage::LoginOk(_)
             | ServerMessage::Pong
             | ServerMessage::Resumed(_)
-            | ServerMessage::IceServers(_)
             | ServerMessage::Unknown => {}
+            ServerMessage::IceServers(update) => self.renew_ice_servers(update.ice_servers, out),
             ServerMessage::Error(ErrorReply {
                 request_id: Some(request),
                 code,
@@ -306,6 +306,17 @@ impl Session {
             }) => self.signal(&me, room_id, &from, signal, out),
             ServerMessage::Kicked => self.kicked(out),
         }
+    }
+
+    /// Fresh STUN/TURN servers (TURN credentials expire): connections made from now on use
+    /// them, and the live ones are handed them for their next gathering (an ICE restart).
+    fn renew_ice_servers(&mut self, ice_servers: Vec<IceServer>, out: &mut Vec<Effect>) {
+        if self.call.as_ref().is_some_and(|c| !c.peers.is_empty()) {
+            out.push(Effect::RenewIceServers {
+                ice_servers: ice_servers.clone(),
+            });
+        }
+        self.ice_servers = ice_servers;
     }
 
     /// A signal relayed from another participant of our call.

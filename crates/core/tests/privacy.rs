@@ -5,8 +5,9 @@
 
 mod support;
 
+use calling_core::Input;
 use calling_core::{AppEvent, CallStatus, Command, ConnectPolicy, Session};
-use calling_protocol::{CallType, IceServer};
+use calling_protocol::{CallType, IceServer, IceServersUpdate, ServerMessage};
 use support::browser::is_restart;
 use support::*;
 
@@ -150,5 +151,43 @@ fn with_pre_connecting_off_a_rejected_call_never_made_a_connection() {
     assert!(w.browser(b).closed.is_empty(), "nothing to close");
     assert_eq!(w.clients[b].call.status(), CallStatus::Idle);
     assert_eq!(w.clients[a].call.status(), CallStatus::Idle);
+    w.assert_browsers_clean();
+}
+
+fn renewal(user: &str) -> Input {
+    let mut server = turn_server();
+    server.username = Some(format!("1800000000:{user}"));
+    Input::Server(ServerMessage::IceServers(IceServersUpdate {
+        ice_servers: vec![server],
+    }))
+}
+
+#[test]
+fn renewed_turn_credentials_reach_the_live_connection_and_the_next_ones() {
+    let (mut w, a, b) = alice_and_bob(world_with_relay(), ConnectPolicy::default());
+    w.command(a, call("bob", CallType::Audio));
+    w.run();
+    w.command(b, Command::Accept);
+    w.run();
+    assert_eq!(w.browser(a).peers["bob"].ice_servers, vec![turn_server()]);
+    w.inject(a, renewal("alice"));
+    w.run();
+    let Input::Server(ServerMessage::IceServers(fresh)) = renewal("alice") else {
+        unreachable!()
+    };
+    assert_eq!(w.browser(a).peers["bob"].ice_servers, fresh.ice_servers);
+    assert_eq!(w.browser(b).peers["alice"].ice_servers, vec![turn_server()]);
+
+    // Renewed while idle: nothing to hand over, and the next call's connection has them.
+    w.command(a, Command::Hangup);
+    w.run();
+    w.inject(b, renewal("bob"));
+    w.run();
+    w.command(b, call("alice", CallType::Audio));
+    w.run();
+    let Input::Server(ServerMessage::IceServers(fresh)) = renewal("bob") else {
+        unreachable!()
+    };
+    assert_eq!(w.browser(b).peers["alice"].ice_servers, fresh.ice_servers);
     w.assert_browsers_clean();
 }

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, VecDeque};
 use calling_core::{
     Effect, Input, MediaOutcome, PeerEvent, PeerState, SdkError, SdpKind, SessionDescription,
 };
-use calling_protocol::IceCandidate;
+use calling_protocol::{IceCandidate, IceServer};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Signaling {
@@ -47,6 +47,8 @@ pub struct FakePeer {
     pub ice_restarts: u32,
     /// Created with `iceTransportPolicy: 'relay'` and not opened to every candidate since.
     pub relay_only: bool,
+    /// The STUN/TURN servers it was created or last configured with.
+    pub ice_servers: Vec<IceServer>,
     /// `restartIce()` was called and no description with new credentials is set yet.
     restart_pending: bool,
     /// Our restart offer waits for its answer.
@@ -128,7 +130,7 @@ impl FakeBrowser {
                 user_id,
                 initiator,
                 polite,
-                ice_servers: _,
+                ice_servers,
                 relay_only,
             } => {
                 if self.peers.contains_key(&user_id) {
@@ -152,6 +154,7 @@ impl FakeBrowser {
                         reachable: !self.no_path,
                         ice_restarts: 0,
                         relay_only,
+                        ice_servers,
                         restart_pending: false,
                         restarting: false,
                         was_up: false,
@@ -196,6 +199,11 @@ impl FakeBrowser {
                     .errors
                     .push(format!("restartIce on unknown peer {user_id}")),
             },
+            Effect::RenewIceServers { ice_servers } => {
+                for peer in self.peers.values_mut() {
+                    peer.ice_servers.clone_from(&ice_servers);
+                }
+            }
             Effect::AllowAllCandidates { user_id } => match self.peers.get_mut(&user_id) {
                 Some(peer) if peer.relay_only => peer.relay_only = false,
                 Some(_) => self
