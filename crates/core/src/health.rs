@@ -4,7 +4,7 @@
 //!
 //! Perfect-negotiation roles decide who restarts, so that normally one offer crosses: the
 //! impolite side restarts first and the polite side only as a fallback, later. Further restarts
-//! back off. The core has no clock: every deadline is a time on the `now_ms` clock of
+//! follow every few seconds. The core has no clock: every deadline is a time on the `now_ms` clock of
 //! [`crate::Session::handle`], and the session arms one timer for the earliest deadline of all
 //! its links ([`PeerLink::health_deadline`]).
 
@@ -22,13 +22,15 @@ pub(crate) const DISCONNECTED_GRACE_MS: u64 = 2_000;
 /// impolite side that did not restart (its browser has not noticed the loss yet).
 pub(crate) const POLITE_FALLBACK_MS: u64 = 2_000;
 
-/// The waits after each restart of one interruption before the next: after the first, then
-/// after every later one. A restart that has not healed the link by then is tried again.
-pub(crate) const RESTART_BACKOFF_MS: [u64; 2] = [5_000, 10_000];
+/// The wait after each restart of one interruption before the next, if the link has not
+/// healed. A path that comes back (a cable plugged in, a Wi-Fi roam finished) is only found by
+/// the next restart, so the wait is what a call stays dark after the network is back: short,
+/// since a restart costs only an offer and an answer through the server.
+pub(crate) const RESTART_INTERVAL_MS: u64 = 3_000;
 
 /// How long a link may stay interrupted before its participant is given up (it leaves the call
-/// locally, with `ERROR` 60009). By then the impolite side has restarted at 2, 7, 17 and 27 s
-/// of a disconnection, the polite side at 4, 9, 19 and 29 s.
+/// locally, with `ERROR` 60009). By then the impolite side has restarted at 2, 5, 8, … 29 s
+/// of a disconnection, the polite side at 4, 7, … 28 s.
 pub(crate) const GIVE_UP_MS: u64 = 30_000;
 
 /// Whether media can flow on a link that has been up.
@@ -45,7 +47,7 @@ pub(crate) struct Interruption {
     pub since_ms: u64,
     /// When this side restarts ICE next, if still interrupted.
     pub next_restart_ms: u64,
-    /// Restarts this side made in this interruption (they set the backoff).
+    /// Restarts this side made in this interruption.
     pub restarts: usize,
     /// The app heard `PEER_MEDIA_INTERRUPTED`, so it hears `PEER_MEDIA_RESTORED` on recovery.
     pub told: bool,
@@ -89,7 +91,7 @@ impl PeerLink {
                 self.tell_interruption(user, out);
             }
             // A disconnection that fails before this side restarted needs its restart now;
-            // after a restart, `failed` is that restart failing, and the backoff stands.
+            // after a restart, `failed` is that restart failing, and the next one waits its turn.
             Health::Interrupted(interruption) => {
                 if failed && interruption.restarts == 0 {
                     interruption.next_restart_ms =
@@ -185,9 +187,8 @@ impl PeerLink {
         if now_ms < interruption.next_restart_ms {
             return;
         }
-        let wait = RESTART_BACKOFF_MS[interruption.restarts.min(RESTART_BACKOFF_MS.len() - 1)];
         interruption.restarts += 1;
-        interruption.next_restart_ms = now_ms + wait;
+        interruption.next_restart_ms = now_ms + RESTART_INTERVAL_MS;
         out.push(Effect::RestartIce {
             user_id: user.to_owned(),
         });
@@ -277,8 +278,8 @@ mod tests {
         assert_eq!(check(&mut peer, 3_000), (Verdict::Keep, vec![restart()]));
         assert_eq!(
             peer.health_deadline(),
-            Some(8_000),
-            "the next one backs off"
+            Some(6_000),
+            "the next one 3 s later"
         );
     }
 
@@ -321,9 +322,9 @@ mod tests {
         assert_eq!(
             state(&mut peer, 2_000, PeerState::Failed),
             vec![],
-            "the restart failed: the backoff stands"
+            "the restart failed: the next one waits its interval"
         );
-        assert_eq!(peer.health_deadline(), Some(6_500));
+        assert_eq!(peer.health_deadline(), Some(4_500));
     }
 
     #[test]
@@ -351,18 +352,18 @@ mod tests {
     }
 
     #[test]
-    fn restarts_back_off_until_the_participant_is_given_up_after_thirty_seconds() {
+    fn restarts_repeat_every_three_seconds_until_the_participant_is_given_up_after_thirty() {
         let mut impolite = up(false, true);
         state(&mut impolite, 0, PeerState::Disconnected);
         assert_eq!(
             restarts(&mut impolite, u64::MAX),
-            (vec![2_000, 7_000, 17_000, 27_000], Some(30_000))
+            ((2_000..30_000).step_by(3_000).collect(), Some(30_000))
         );
         let mut polite = up(true, true);
         state(&mut polite, 0, PeerState::Disconnected);
         assert_eq!(
             restarts(&mut polite, u64::MAX),
-            (vec![4_000, 9_000, 19_000, 29_000], Some(30_000))
+            ((4_000..30_000).step_by(3_000).collect(), Some(30_000))
         );
         assert_eq!(check(&mut polite, 29_999).0, Verdict::Keep);
     }
@@ -376,7 +377,7 @@ mod tests {
             "no media of the call on it yet: nothing for the app"
         );
         let (at, given_up) = restarts(&mut peer, 60_000);
-        assert_eq!(at[..3], [2_000, 7_000, 17_000]);
+        assert_eq!(at[..3], [2_000, 5_000, 8_000]);
         assert_eq!(given_up, None, "the ring timeout bounds a ringing link");
         let mut out = Vec::new();
         peer.attach("bob", Some(7), LOCAL, &mut out);
@@ -418,7 +419,7 @@ mod tests {
             }]
         );
         assert!(peer.never_up());
-        assert_eq!(peer.health_deadline(), Some(6_000));
+        assert_eq!(peer.health_deadline(), Some(4_000));
         let mut out = Vec::new();
         assert_eq!(peer.check_health(30_999, "bob", &mut out), Verdict::Keep);
         assert_eq!(peer.check_health(31_000, "bob", &mut out), Verdict::GiveUp);

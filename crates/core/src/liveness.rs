@@ -240,7 +240,7 @@ mod tests {
                 Effect::RestartIce {
                     user_id: "bob".into()
                 },
-                start(5_000),
+                start(3_000),
             ]
         );
         let fx = at(&mut s, 3_400, link("bob", PeerState::Connected));

@@ -191,12 +191,12 @@ fn a_link_that_never_heals_ends_the_call_on_both_sides_once() {
     w.elapse(29_999);
     assert_eq!(w.take_events(a), vec![interrupted("bob")]);
     assert_eq!(w.take_events(b), vec![interrupted("alice")]);
-    // Backing off: alice at 2, 7, 17, 27 s; bob, as a fallback, at 4, 9, 19, 29 s. Each
-    // restart offer went through the server and was answered over a path that stayed dead.
-    assert_eq!(restarts(&w, a, "bob"), 4);
-    assert_eq!(restarts(&w, b, "alice"), 4);
+    // Every 3 s: alice at 2, 5, … 29 s; bob, as a fallback, at 4, 7, … 28 s. Each restart
+    // offer went through the server and was answered over a path that stayed dead.
+    assert_eq!(restarts(&w, a, "bob"), 10);
+    assert_eq!(restarts(&w, b, "alice"), 9);
     let (offers, answers) = sdp_since(&w, a, since_a);
-    assert_eq!((offers.len(), answers.len()), (4, 4));
+    assert_eq!((offers.len(), answers.len()), (10, 9));
     assert_eq!(status(&w, a), CallStatus::Connected);
 
     // Both give up at the same moment, before either hears of the other's hangup.
