@@ -389,20 +389,20 @@ impl Driver {
                 user_id,
                 description,
             } => self.apply_remote(user_id, description),
+            // A candidate the browser refuses is not worth failing a call for: around an ICE
+            // restart, candidates of the previous credentials still arrive after the new
+            // description and no longer match it. If no candidate works, the connection's
+            // state says so and the core restarts or gives up.
             Effect::AddIceCandidate { user_id, candidate } => {
                 let Some(peer) = self.peer(&user_id) else {
                     return;
                 };
-                let sink = self.sink();
                 task::spawn(async move {
                     if let Err(e) = peer.add_candidate(&candidate).await {
-                        let event = PeerEvent::Failed(e.to_string());
-                        sink.queue(Input::Peer { user_id, event });
+                        log::warn(&format!("a candidate from {user_id} was not added: {e}"));
                     }
                 });
             }
-            // Not carried out yet: the glue's restartIce() is separate work. Until then an
-            // interrupted link is given up after the core's deadline.
             Effect::RestartIce { user_id } => {
                 if let Some(peer) = self.peer(&user_id) {
                     peer.restart_ice();

@@ -333,9 +333,6 @@ impl PeerConnection {
         self.listeners.borrow_mut().clear();
     }
 
-    /// The underlying connection (for statistics).
-    /// Asks for new ICE credentials: the browser fires `negotiationneeded`, and the offer that
-    /// follows (the usual perfect-negotiation path) restarts ICE on both sides.
     /// From now on gather every kind of candidate (the next ICE restart does).
     pub fn allow_all_candidates(&self) {
         self.reconfigure(|config| config.set_ice_transport_policy(RtcIceTransportPolicy::All));
@@ -356,10 +353,13 @@ impl PeerConnection {
         }
     }
 
+    /// Asks for new ICE credentials: the browser fires `negotiationneeded`, and the offer that
+    /// follows (the usual perfect-negotiation path) restarts ICE on both sides.
     pub fn restart_ice(&self) {
         self.pc.unchecked_ref::<IceRestart>().restart_ice();
     }
 
+    /// The underlying connection (for statistics).
     pub fn connection(&self) -> &RtcPeerConnection {
         &self.pc
     }

@@ -32,10 +32,16 @@ async fn assert_resumed(b: &Client) {
 /// Nothing of a call ending reached `c`.
 fn assert_nothing_ended(c: &Client) {
     for name in ["onUserLeave", "onCallEnd", "onError", "onKickedOut"] {
+        let payloads = c.payloads(name);
         assert!(
-            c.payloads(name).is_empty(),
-            "{}: {name} {:?}",
+            payloads.is_empty(),
+            "{}: {name} {} in {:?}",
             c.user,
+            payloads
+                .iter()
+                .map(canonical)
+                .collect::<Vec<_>>()
+                .join(", "),
             c.names()
         );
     }
