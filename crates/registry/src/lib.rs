@@ -131,6 +131,16 @@ impl Registry {
         self.calls.len()
     }
 
+    /// The SDKAppID of every session logged in (for metrics: a scan, made only at scrape time).
+    pub fn session_apps(&self) -> impl Iterator<Item = u64> + '_ {
+        self.sessions.values().map(|(app, _)| *app)
+    }
+
+    /// Invitees whose invitation is ringing (for metrics: a scan over calls, at scrape time).
+    pub fn ringing_count(&self) -> usize {
+        self.calls.values().map(|c| c.pending.len()).sum()
+    }
+
     /// The (SDKAppID, userID) a session logged in as.
     pub fn user_of(&self, session: SessionId) -> Option<(u64, &str)> {
         self.sessions.get(&session).map(|(app, u)| (*app, &**u))

@@ -45,6 +45,8 @@ pub struct Config {
     pub sig_policy: SigPolicy,
     /// With a certificate, the listener serves `https://` and `wss://` only.
     pub tls: Option<Arc<Tls>>,
+    /// Whether the main listener serves `/metrics` (not when it has a listener of its own).
+    pub metrics_on_main: bool,
 }
 
 /// Every resource a client can make the server hold, bounded. A limit of 0 means no limit for
@@ -126,6 +128,7 @@ impl Config {
             limits: Limits::default(),
             sig_policy: SigPolicy::default(),
             tls: None,
+            metrics_on_main: true,
         }
     }
 

@@ -1,4 +1,4 @@
-//! HTTP routes: the WebSocket endpoint, health check, dev-mode helpers and static files.
+//! HTTP routes: the WebSocket endpoint, health check, metrics, dev-mode helpers and static files.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -34,6 +34,9 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/dev/usersig", get(dev_user_sig))
         .route("/dev/config", get(dev_config));
+    if hub.config.metrics_on_main {
+        router = router.route("/metrics", get(metrics));
+    }
     if let Some(pkg) = &hub.config.pkg {
         router = router.nest_service("/pkg", static_files::service(pkg));
     }
@@ -47,6 +50,28 @@ pub fn router(hub: Arc<Hub>) -> Router {
             HeaderValue::from_static("nosniff"),
         ))
         .with_state(hub)
+}
+
+/// A router serving only `/metrics`, for a listener of its own (`--metrics-listen`).
+pub fn metrics_router(hub: Arc<Hub>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(hub)
+}
+
+/// The Prometheus text exposition (format 0.0.4).
+async fn metrics(State(hub): State<Arc<Hub>>) -> Response {
+    match hub.metrics_text() {
+        Ok(text) => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            )],
+            text,
+        )
+            .into_response(),
+        Err(err) => (StatusCode::INTERNAL_SERVER_ERROR, err.to_string()).into_response(),
+    }
 }
 
 async fn websocket(

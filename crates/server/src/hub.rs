@@ -22,6 +22,7 @@ use tokio::sync::{mpsc, Notify};
 use crate::config::Config;
 use crate::gate::Gate;
 use crate::ids::RandomIds;
+use crate::metrics::{InviteTimes, Metrics, Snapshot};
 use crate::registry::{CloseReason, Journal, Outcome, Refusal, Registry, SessionId};
 
 /// One socket connection. Its number is the id of the session it opened with, so a link that
@@ -153,6 +154,9 @@ struct State {
     /// (oldest first): a resume naming one is answered `kicked`.
     kicked: VecDeque<(Instant, String)>,
     resume_grace: Duration,
+    metrics: Arc<Metrics>,
+    /// When recent invitations were received, for the accept latency.
+    invites: InviteTimes,
 }
 
 impl State {
@@ -194,7 +198,12 @@ impl State {
             None => serde_json::to_string(msg),
         };
         match text {
-            Ok(text) => self.push(session, Outbound::Text(text)),
+            Ok(text) => {
+                if matches!(msg, ServerMessage::Signal(_)) {
+                    self.metrics.relayed(text.len());
+                }
+                self.push(session, Outbound::Text(text))
+            }
             Err(err) => tracing::error!(%err, "a server message did not serialize"),
         }
     }
@@ -232,6 +241,12 @@ impl State {
     }
 
     fn dispatch(&mut self, outcome: Outcome) {
+        self.dispatch_received(outcome, None);
+    }
+
+    fn dispatch_received(&mut self, outcome: Outcome, received: Option<Instant>) {
+        self.metrics
+            .count(&outcome.deliveries, received, &mut self.invites);
         for (session, msg) in &outcome.deliveries {
             self.push_message(*session, msg);
         }
@@ -255,6 +270,7 @@ pub struct Hub {
     pub config: Config,
     /// Connection caps, checked at accept.
     pub gate: Arc<Gate>,
+    pub metrics: Arc<Metrics>,
     state: Mutex<State>,
     next_session: AtomicU64,
 }
@@ -263,7 +279,9 @@ impl Hub {
     pub fn new(config: Config) -> Arc<Self> {
         let registry =
             Registry::new(config.ring_timeout, RandomIds).with_resume_grace(config.resume_grace);
+        let metrics = Arc::new(Metrics::new());
         Arc::new(Hub {
+            metrics: metrics.clone(),
             gate: Gate::new(&config.limits),
             state: Mutex::new(State {
                 registry,
@@ -274,6 +292,8 @@ impl Hub {
                 tokens: HashMap::new(),
                 kicked: VecDeque::new(),
                 resume_grace: config.resume_grace,
+                metrics,
+                invites: InviteTimes::new(config.ring_timeout),
             }),
             config,
             next_session: AtomicU64::new(1),
@@ -337,6 +357,7 @@ impl Hub {
         owner: Owner,
         request: impl FnOnce(&mut Registry, Instant) -> Result<Outcome, Refusal>,
     ) -> Result<(), Refusal> {
+        let received = Instant::now();
         let mut state = self.lock();
         if !state.owns(owner) {
             return Ok(());
@@ -345,7 +366,7 @@ impl Hub {
             r.journal.count_received();
         }
         let outcome = request(&mut state.registry, Instant::now())?;
-        state.dispatch(outcome);
+        state.dispatch_received(outcome, Some(received));
         Ok(())
     }
 
@@ -371,6 +392,8 @@ impl Hub {
         }
         let outcome = state.registry.login(session, app, user_id, Instant::now());
         state.dispatch(outcome);
+        drop(state);
+        self.metrics.login();
     }
 
     /// Link `link` (not logged in) takes over the session `token` names: `Resumed`, then
@@ -479,6 +502,22 @@ impl Hub {
         let outcome = state.registry.leave(session, now);
         state.dispatch(outcome);
         state.forget_resumable(session);
+    }
+
+    /// Brings the metrics' gauges up to date (at scrape time) and returns their exposition.
+    pub fn metrics_text(&self) -> Result<String, prometheus::Error> {
+        let (_, pending_connections) = self.gate.counts();
+        {
+            let state = self.lock();
+            self.metrics.set(Snapshot {
+                apps: &mut self.config.apps.keys().copied(),
+                sessions: &mut state.registry.session_apps(),
+                pending_connections,
+                calls: state.registry.call_count(),
+                ringing: state.registry.ringing_count(),
+            });
+        }
+        self.metrics.encode()
     }
 
     /// (sessions logged in, calls live).

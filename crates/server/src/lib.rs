@@ -11,6 +11,7 @@ pub mod http;
 pub mod hub;
 pub mod ids;
 pub mod listener;
+pub mod metrics;
 pub mod rate;
 pub mod socket;
 mod static_files;
@@ -47,6 +48,12 @@ pub fn app(config: Config) -> Router {
 pub async fn serve(listener: TcpListener, config: Config) -> std::io::Result<()> {
     let (router, hub) = app_with_hub(config);
     serve_router(listener, router, hub).await
+}
+
+/// Serves only `/metrics` of `hub` on `listener` (`--metrics-listen`: a port for the scraper
+/// alone, outside the connection caps of the main one).
+pub async fn serve_metrics(listener: TcpListener, hub: Arc<Hub>) -> std::io::Result<()> {
+    axum::serve(listener, http::metrics_router(hub)).await
 }
 
 /// Serves `router` (from [`app_with_hub`], with its hub) on `listener`, as [`serve`] does: each

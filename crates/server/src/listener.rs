@@ -24,6 +24,7 @@ use tracing::{debug, warn};
 use crate::config::Limits;
 use crate::gate::{Permit, Refused};
 use crate::hub::Hub;
+use crate::metrics::Limit;
 use crate::tls::Tls;
 
 /// How long a refused client gets to take its 503 before the socket is closed anyway.
@@ -69,10 +70,16 @@ pub async fn accept_loop(
                     http.clone(),
                     Arc::new(permit),
                     limits.clone(),
+                    hub.clone(),
                 ));
             }
             Err(refused) => {
                 debug!(%peer, %refused, "connection refused");
+                hub.metrics.limit_hit(match refused {
+                    Refused::TooManyConnections => Limit::Connections,
+                    Refused::TooManyPendingLogins => Limit::PendingLogins,
+                    Refused::TooManyFromAddress => Limit::PerAddress,
+                });
                 // Over TLS the 503 would cost a handshake, which is what the cap saves: the
                 // connection is just closed.
                 if tls.is_none() {
@@ -90,6 +97,7 @@ async fn serve_connection(
     http: Arc<http1::Builder>,
     permit: Arc<Permit>,
     limits: Limits,
+    hub: Arc<Hub>,
 ) {
     // A read or write that makes no progress for `idle` fails the connection. Live WebSockets
     // are never idle that long (clients ping every few seconds; the heartbeat ends silent ones
@@ -99,20 +107,28 @@ async fn serve_connection(
     stream.set_write_timeout(Some(limits.idle_timeout));
     let stream = Box::pin(stream);
     let Some(tls) = tls else {
-        return serve_http(stream, router, &http, permit).await;
+        return serve_http(stream, router, &http, permit, hub).await;
     };
     // The handshake is part of what a client must send in the header time: one that stalls
     // it holds its connection (and its pending-login slot) no longer than one stalling headers.
     match tokio::time::timeout(limits.header_timeout, tls.acceptor().accept(stream)).await {
-        Ok(Ok(stream)) => serve_http(stream, router, &http, permit).await,
+        Ok(Ok(stream)) => serve_http(stream, router, &http, permit, hub).await,
         Ok(Err(err)) => debug!(%err, "TLS handshake failed"),
-        Err(_) => debug!("TLS handshake not done within the header timeout"),
+        Err(_) => {
+            debug!("TLS handshake not done within the header timeout");
+            hub.metrics.limit_hit(Limit::HeaderTimeout);
+        }
     }
 }
 
 /// HTTP/1.1 with upgrades on one connection, plain or TLS.
-async fn serve_http<S>(stream: S, router: Router, http: &http1::Builder, permit: Arc<Permit>)
-where
+async fn serve_http<S>(
+    stream: S,
+    router: Router,
+    http: &http1::Builder,
+    permit: Arc<Permit>,
+    hub: Arc<Hub>,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let io = TokioIo::new(stream);
@@ -125,7 +141,28 @@ where
     });
     if let Err(err) = http.serve_connection(io, service).with_upgrades().await {
         debug!(%err, "connection ended with an error");
+        if let Some(limit) = timeout_of(&err) {
+            hub.metrics.limit_hit(limit);
+        }
     }
+}
+
+/// Which timeout ended a connection, if one did: hyper's header-read timer, or the idle
+/// timeout of the stream under it (an I/O error of kind `TimedOut`).
+fn timeout_of(err: &hyper::Error) -> Option<Limit> {
+    if err.is_timeout() {
+        return Some(Limit::HeaderTimeout);
+    }
+    let mut source = std::error::Error::source(err);
+    while let Some(e) = source {
+        if e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return Some(Limit::IdleTimeout);
+        }
+        source = e.source();
+    }
+    None
 }
 
 /// Answers a refused connection with a 503 naming the cap, then closes it.

@@ -11,7 +11,7 @@ use calling_server::config::parse_seconds;
 use calling_server::tls::{self, Tls};
 use calling_server::turn::{TurnConfig, DEFAULT_TURN_TTL};
 use calling_server::{AppCredential, Config, Limits, SigPolicy};
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use tracing::{error, info};
 use tracing_subscriber::EnvFilter;
 
@@ -119,18 +119,42 @@ struct Args {
         hide_env_values = true
     )]
     dev_secret_key: Option<String>,
+    /// Serve `/metrics` on this address instead of on --listen.
+    #[arg(long, value_name = "ADDR", env = "CALLING_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
+    /// Log lines as text for people, or as one JSON object per line for a log collector.
+    #[arg(long, value_enum, env = "CALLING_LOG_FORMAT", default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        // Fields at the top level of each object, next to "message", with the fields of the
+        // spans it happened in ("spans"), so a collector indexes `room` directly.
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(true)
+            .init(),
+    }
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    init_logging(args.log_format);
 
     let mut apps = Vec::with_capacity(args.apps.len());
     for (n, entry) in args.apps.iter().enumerate() {
@@ -150,6 +174,7 @@ async fn main() -> ExitCode {
         }
         config.set_dev_secret_key(key);
     }
+    config.metrics_on_main = args.metrics_listen.is_none();
     config.ring_timeout = args.ring_timeout;
     config.resume_grace = args.resume_grace;
     config.www = args.www;
@@ -251,7 +276,28 @@ async fn main() -> ExitCode {
         "http"
     };
     info!(listen = %local, scheme, ring_timeout = ?config.ring_timeout, dev_mode = config.dev_mode, "calling-server listening");
-    match calling_server::serve(listener, config).await {
+    let metrics_listener = match args.metrics_listen {
+        Some(addr) => match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => Some((l, addr)),
+            Err(e) => {
+                error!(listen = %addr, "cannot listen for metrics: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
+    let (router, hub) = calling_server::app_with_hub(config);
+    if let Some((listener, addr)) = metrics_listener {
+        let addr = listener.local_addr().map_or(addr, |a| a);
+        info!(listen = %addr, "metrics listening");
+        let hub = hub.clone();
+        tokio::spawn(async move {
+            if let Err(e) = calling_server::serve_metrics(listener, hub).await {
+                error!("metrics listener stopped: {e}");
+            }
+        });
+    }
+    match calling_server::serve_router(listener, router, hub).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("server stopped: {e}");

@@ -16,6 +16,7 @@ use crate::config::whole_seconds;
 use crate::gate::Permit;
 use crate::hub::{CloseKind, Hub, LinkId, NotResumed, Outbound, Outbox, Owner};
 use crate::ids::random_token;
+use crate::metrics::Limit;
 use crate::rate::{TokenBucket, Verdict};
 use crate::registry::{InviteRequest, Outcome, Refusal, Registry, SessionId, MAX_PARTICIPANTS};
 use calling_protocol::user_id;
@@ -47,6 +48,18 @@ impl End {
     fn is_loss(self) -> bool {
         matches!(self, End::Dropped | End::HeartbeatTimeout | End::TooSlow)
     }
+
+    /// The limit that ended the connection, if one did.
+    fn limit(self) -> Option<Limit> {
+        match self {
+            End::HeartbeatTimeout => Some(Limit::HeartbeatTimeout),
+            End::TooSlow => Some(Limit::TooSlow),
+            End::Server(CloseKind::LoginTimeout) => Some(Limit::LoginTimeout),
+            End::Server(CloseKind::TooBig) => Some(Limit::FrameTooBig),
+            End::Server(CloseKind::Flood) => Some(Limit::Flood),
+            _ => None,
+        }
+    }
 }
 
 struct Conn {
@@ -76,6 +89,9 @@ pub async fn run(mut socket: WebSocket, hub: Arc<Hub>, permit: Option<Arc<Permit
         renew_ice_at: None,
     };
     let end = conn.serve(&mut socket, &mut outbox).await;
+    if let Some(limit) = end.limit() {
+        hub.metrics.limit_hit(limit);
+    }
     hub.end_session(conn.owner(), end.is_loss());
     let session = conn.session;
     match &conn.user {
@@ -260,6 +276,7 @@ impl Conn {
         match self.bucket.check(Instant::now()) {
             Verdict::Allow => true,
             Verdict::Refuse => {
+                self.hub.metrics.limit_hit(Limit::RateLimited);
                 self.error(
                     None,
                     ErrorCode::RateLimited,
@@ -529,6 +546,7 @@ impl Conn {
                 self.hub
                     .resume(self.link, app, &user_id, token, last_seq, fresh)
             });
+        self.hub.metrics.resume(resumed.is_ok());
         match resumed {
             Ok(session) => {
                 self.session = session;
