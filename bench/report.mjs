@@ -40,6 +40,7 @@ const parts = {
   callsetup: read('callsetup.json'),
   reconnect: read('reconnect.json'),
   iceRestore: read('ice-restore.json'),
+  relay: read('relay.json'),
   loadOurs: read('loadgen-ours.json'),
   loadPeer: read('loadgen-peer.json'),
   timings: read('timings.json'),
@@ -80,6 +81,7 @@ function spread(bySide) {
   const at = (q) => xs[Math.min(xs.length - 1, Math.ceil(q * xs.length) - 1)];
   return xs.length ? { count: xs.length, p50: at(0.5), p95: at(0.95) } : null;
 }
+const rl = parts.relay?.summary ?? {};
 const ice = { restore: spread(parts.iceRestore?.restore), fresh: spread(parts.iceRestore?.fresh) };
 function split(name) {
   const b = o.breakdown ?? {};
@@ -107,6 +109,8 @@ const rows = [
   [`Answer → first remote frame after a ${num(cs.ringMs, 0)} ms ring (ours connected while ringing), callee, p50 / p95`, pp(o.answerCallee), pp(p.answerCallee), ratio(o.answerCallee?.p50, p.answerCallee?.p50), 'p50 ≤ 70 ms'],
   [`Answer → first remote frame after a ${num(cs.ringMs, 0)} ms ring, caller, p50 / p95`, pp(o.answerCaller), pp(p.answerCaller), ratio(o.answerCaller?.p50, p.answerCaller?.p50), 'p50 ≤ 70 ms'],
   [`… after a ${num(cs.shortRingMs, 0)} ms ring (less time to connect in advance), callee / caller p50 (${o.shortCalls ?? 0} / ${p.shortCalls ?? 0} calls)`, o.shortAnswerCallee?.count ? `${num(o.shortAnswerCallee.p50)} / ${num(o.shortAnswerCaller?.p50)} ms` : '—', p.shortAnswerCallee?.count ? `${num(p.shortAnswerCallee.p50)} / ${num(p.shortAnswerCaller?.p50)} ms` : '—', `${ratio(o.shortAnswerCallee?.p50, p.shortAnswerCallee?.p50)} / ${ratio(o.shortAnswerCaller?.p50, p.shortAnswerCaller?.p50)}`, ''],
+  [`Accept → first remote frame through a TURN relay (test hosts that cannot reach each other; ring ${num(parts.relay?.ringMs, 0)} ms; both sides), p50 / p95 (${rl.relay?.count ?? 0} values)`, pp(rl.relay), 'n/a', '', 'p50 ≤ direct + 10 ms'],
+  [`… direct, test hosts: the same over a direct link, no TURN, calls taking turns with the relayed ones, p50 / p95 (${rl.direct?.count ?? 0} values; load average ${parts.relay?.load?.atStart ?? '?'} at its start)`, pp(rl.direct), 'n/a', '', ''],
   ['… ours after accept(): accept frame sent / first WebRTC signal relayed, p50', ['answerAcceptSent', 'answerFirstSignal'].every((k) => o.breakdown?.[k]) ? `${num(o.breakdown.answerAcceptSent.p50)} / ${num(o.breakdown.answerFirstSignal.p50)} ms` : '—', '', '', ''],
   ['… PeerJS timed from before its getUserMedia, callee / caller p50', '(same)', `${num(p.answerCalleeFromClick?.p50)} / ${num(p.answerCallerFromClick?.p50)} ms`, `${ratio(o.answerCallee?.p50, p.answerCalleeFromClick?.p50)} / ${ratio(o.answerCaller?.p50, p.answerCallerFromClick?.p50)}`, ''],
   ['… ring split: caller SDK → frame sent / server trip / callee SDK → event, p50', split('ring'), '', '', ''],
@@ -149,7 +153,7 @@ const failures = [
   ...(o.failures ?? []).map((f) => `ours call ${f.call} (ring ${f.ringMs} ms): ${f.error}`),
   ...(p.failures ?? []).map((f) => `PeerJS call ${f.call} (ring ${f.ringMs} ms): ${f.error}`),
   ...(rc.failures ?? []).map((f) => `reconnect: ${f}`),
-  ...['size', 'callsetup', 'reconnect', 'iceRestore', 'loadOurs', 'loadPeer'].filter((k) => !parts[k]).map((k) => `part ${k} produced no figures`),
+  ...['size', 'callsetup', 'reconnect', 'iceRestore', 'relay', 'loadOurs', 'loadPeer'].filter((k) => !parts[k]).map((k) => `part ${k} produced no figures`),
 ];
 const md = [
   `Measured ${bench.date.slice(0, 16).replace('T', ' ')} UTC by \`scripts/bench.sh\` on ${machine.cpu}, ${machine.cores} cores, ` +

@@ -7,6 +7,7 @@
 # Every part has its own time bound and sends traffic only to loopback: each runs in its own
 # loopback-only network namespace with its servers started inside it.
 # Environment: BENCH_CALLS (30), BENCH_SHORT_CALLS (10: calls answered after a 200 ms ring),
+# BENCH_RELAY_CALLS (10: calls through a TURN relay, and as many over a direct link),
 # BENCH_SESSIONS (50000), BENCH_RATES (10000,7500,5000,2500: invitation
 # rates tried in turn; the first is the target).
 set -euo pipefail
@@ -15,6 +16,7 @@ cd "$(dirname "$0")/.."
 OUT=bench-output
 CALLS=${BENCH_CALLS:-30}
 SHORT_CALLS=${BENCH_SHORT_CALLS:-10}
+RELAY_CALLS=${BENCH_RELAY_CALLS:-10}
 SESSIONS=${BENCH_SESSIONS:-50000}
 RATES=${BENCH_RATES:-10000,7500,5000,2500}
 # The app the load generator and the pages log in to; any key works, it never leaves the machine.
@@ -61,6 +63,15 @@ if SERVER_BIN=$BIN/calling-server NETNS_ICE_ROUNDS=8 NETNS_TESTS=e2e/netns/ice-r
   cp test-output/netns/ice-restore.json "$OUT/ice-restore.json"
 else
   log "part ice-restart failed or timed out (exit $?); see $OUT/ice-restart.log"
+fi
+
+log "relay: accept → first remote frame through a TURN relay and over a direct link ($RELAY_CALLS calls each, test hosts in network namespaces)"
+if SERVER_BIN=$BIN/calling-server RELAY_BENCH_CALLS=$RELAY_CALLS NETNS_TESTS=e2e/netns/relay.bench.mjs \
+  timeout --kill-after=10 $((60 + 12 * RELAY_CALLS)) e2e/netns/run.sh > "$OUT/relay.log" 2>&1; then
+  cp test-output/netns/relay-bench.json "$OUT/relay.json"
+  grep -E '^(relay|direct)' "$OUT/relay.log" >&2 || true
+else
+  log "part relay failed or timed out (exit $?); see $OUT/relay.log"
 fi
 
 log "part 1: package size"
