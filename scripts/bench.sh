@@ -67,7 +67,7 @@ fi
 
 log "relay: accept → first remote frame through a TURN relay and over a direct link ($RELAY_CALLS calls each, test hosts in network namespaces)"
 if SERVER_BIN=$BIN/calling-server RELAY_BENCH_CALLS=$RELAY_CALLS NETNS_TESTS=e2e/netns/relay.bench.mjs \
-  timeout --kill-after=10 $((60 + 12 * RELAY_CALLS)) e2e/netns/run.sh > "$OUT/relay.log" 2>&1; then
+  timeout --kill-after=10 $((90 + 15 * RELAY_CALLS)) e2e/netns/run.sh > "$OUT/relay.log" 2>&1; then
   cp test-output/netns/relay-bench.json "$OUT/relay.json"
   grep -E '^(relay|direct)' "$OUT/relay.log" >&2 || true
 else
