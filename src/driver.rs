@@ -380,6 +380,12 @@ impl Driver {
                 task::spawn(async move {
                     let event = match peer.create_offer().await {
                         Ok(desc) => PeerEvent::LocalDescription(desc),
+                        // Glare: the other side's offer was applied while ours was being made
+                        // (the core rolled ours back), so ours no longer fits. The browser
+                        // asks again once stable if something is still to negotiate.
+                        Err(e) if !peer.is_stable() => {
+                            return log::warn(&format!("offer to {user_id} superseded: {e}"));
+                        }
                         Err(e) => PeerEvent::Failed(e.to_string()),
                     };
                     sink.queue(Input::Peer { user_id, event });

@@ -255,6 +255,11 @@ impl PeerConnection {
     }
 
     /// createOffer + setLocalDescription; returns the local offer.
+    /// No offer or answer under way (`signalingState` is `stable`).
+    pub fn is_stable(&self) -> bool {
+        self.pc.signaling_state() == web_sys::RtcSignalingState::Stable
+    }
+
     pub async fn create_offer(&self) -> Result<SessionDescription, Error> {
         let offer = JsFuture::from(self.pc.create_offer()).await?;
         self.set_local(offer, SdpKind::Offer).await
