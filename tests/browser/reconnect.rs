@@ -8,13 +8,20 @@ use crate::common::*;
 use crate::video::*;
 use wasm_bindgen_test::*;
 
-/// A 1:1 video call from `a` to `b`, accepted, with each side rendering the other.
-async fn video_call(a: &Client, b: &Client, tag: &str) -> (String, String) {
+/// A video call from `a` ringing at `b`, with an element made for each side's view of the
+/// other (their ids returned).
+async fn ring_video(a: &Client, b: &Client, tag: &str) -> (String, String) {
     let (a_remote, b_remote) = (format!("{tag}-a-remote"), format!("{tag}-b-remote"));
     make_div(&a_remote);
     make_div(&b_remote);
     ok(a.sdk.call(call_options(&b.user, 2)), "call").await;
     b.wait_for("onInvited").await;
+    (a_remote, b_remote)
+}
+
+/// A 1:1 video call from `a` to `b`, accepted, with each side rendering the other.
+async fn video_call(a: &Client, b: &Client, tag: &str) -> (String, String) {
+    let (a_remote, b_remote) = ring_video(a, b, tag).await;
     b.accept().await;
     show_each_other(a, &a_remote, b, &b_remote).await;
     (a_remote, b_remote)
@@ -71,12 +78,7 @@ async fn a_signaling_cut_mid_call_is_resumed_and_the_other_side_notices_nothing(
 async fn a_callee_cut_off_while_ringing_resumes_and_can_accept_with_media_both_ways() {
     let a = Client::login(&unique("alice")).await;
     let b = Client::login_through_proxy(&unique("bob")).await;
-    let tag = unique("ring");
-    let (a_remote, b_remote) = (format!("{tag}-a-remote"), format!("{tag}-b-remote"));
-    make_div(&a_remote);
-    make_div(&b_remote);
-    ok(a.sdk.call(call_options(&b.user, 2)), "call").await;
-    b.wait_for("onInvited").await;
+    let (a_remote, b_remote) = ring_video(&a, &b, &unique("ring")).await;
     proxy("cut?ms=1000").await;
     assert_resumed(&b).await;
     assert_eq!(b.sdk.get_call_status(), "calling", "still ringing");
@@ -92,12 +94,7 @@ async fn a_callee_cut_off_while_ringing_resumes_and_can_accept_with_media_both_w
 async fn an_accept_made_while_the_callee_is_cut_off_goes_through_once_it_is_back() {
     let a = Client::login(&unique("alice")).await;
     let b = Client::login_through_proxy(&unique("bob")).await;
-    let tag = unique("accept");
-    let (a_remote, b_remote) = (format!("{tag}-a-remote"), format!("{tag}-b-remote"));
-    make_div(&a_remote);
-    make_div(&b_remote);
-    ok(a.sdk.call(call_options(&b.user, 2)), "call").await;
-    b.wait_for("onInvited").await;
+    let (a_remote, b_remote) = ring_video(&a, &b, &unique("accept")).await;
     proxy("cut?ms=1500").await;
     // The accept goes out on a connection that is gone (or about to be noticed gone): the
     // resumed session carries it, once.
@@ -123,12 +120,7 @@ async fn an_ice_restart_whose_signaling_is_cut_completes_once_the_session_resume
     let a = Client::login(&unique("alice")).await;
     let relay = [("iceServers", crate::preconnect::unreachable_relay())];
     let b = Client::login_through_proxy_with(&unique("bob"), &relay).await;
-    let tag = unique("restart");
-    let (a_remote, b_remote) = (format!("{tag}-a-remote"), format!("{tag}-b-remote"));
-    make_div(&a_remote);
-    make_div(&b_remote);
-    ok(a.sdk.call(call_options(&b.user, 2)), "call").await;
-    b.wait_for("onInvited").await;
+    let (a_remote, b_remote) = ring_video(&a, &b, &unique("restart")).await;
     b.accept().await;
     proxy("cut?ms=1500").await;
     assert_resumed(&b).await;

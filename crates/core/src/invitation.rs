@@ -310,15 +310,28 @@ impl Session {
             });
         }
         if call.only_given_up_remain() {
-            let events = |call: &ActiveCall| [event].into_iter().chain(ended_by(call, me, now_ms));
-            return self.end_call(
-                Tell::Server,
-                |c| events(c).collect(),
-                &left_unanswered(),
-                out,
-            );
+            return self.end_split_call(vec![event], me, now_ms, out);
         }
         out.push(Effect::Emit(event));
+    }
+
+    /// A group call split by given-up links lost its last reachable member: the app hears
+    /// `events`, then the call ending, and the server our hangup (it still counts the members
+    /// we gave up on).
+    fn end_split_call(
+        &mut self,
+        events: Vec<AppEvent>,
+        me: &str,
+        now_ms: u64,
+        out: &mut Vec<Effect>,
+    ) {
+        let events = |call: &ActiveCall| {
+            events
+                .into_iter()
+                .chain(ended_by(call, me, now_ms))
+                .collect()
+        };
+        self.end_call(Tell::Server, events, &left_unanswered(), out);
     }
 
     pub(crate) fn no_response(
@@ -349,13 +362,7 @@ impl Session {
             })
             .collect();
         if call.only_given_up_remain() {
-            let events = |call: &ActiveCall| events.into_iter().chain(ended_by(call, me, now_ms));
-            return self.end_call(
-                Tell::Server,
-                |c| events(c).collect(),
-                &left_unanswered(),
-                out,
-            );
+            return self.end_split_call(events, me, now_ms, out);
         }
         out.extend(events.into_iter().map(Effect::Emit));
     }
