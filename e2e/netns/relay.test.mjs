@@ -5,6 +5,11 @@
 // the relay; through the second it cannot connect, and the SDK must say so (60009) and leave
 // the call on both sides instead of hanging. And while an invitation rings through the relay,
 // the caller's browser learns no address of the callee's host.
+//
+// A second network adds a direct link between a and b (its hub runs coturn and a TURN-minting
+// calling-server too): a call rung there reveals nothing while ringing either, starts on the
+// relay path made meanwhile, and once settled moves to the direct link, without the app
+// hearing of any interruption.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -29,9 +34,13 @@ const TURN_PORT = 8080;
 const PLAIN_PORT = 8081;
 
 const net = new TestNetwork('relay');
+const wide = new TestNetwork('widen', { direct: true });
 let viaTurn;
 let plain;
 let browsers;
+/** The server of the network with a direct link, and that network's browsers. */
+let wideServer;
+let wideBrowsers;
 
 before(async () => {
   net.up();
@@ -43,16 +52,23 @@ before(async () => {
   const origins = [viaTurn, plain].filter(Boolean);
   const [a, b] = await Promise.all([net.launchBrowser('a', origins), net.launchBrowser('b', origins)]);
   browsers = { a, b };
+  if (SERVER_MINTS_TURN) {
+    wide.up();
+    const turn = await wide.startTurn();
+    wideServer = await wide.startServer(['--turn-secret', turn.secret, '--turn-uri', turn.uri], TURN_PORT);
+    const [wa, wb] = await Promise.all([wide.launchBrowser('a', [wideServer]), wide.launchBrowser('b', [wideServer])]);
+    wideBrowsers = { a: wa, b: wb };
+  }
 });
 
 after(async () => {
-  await net.down();
+  await Promise.all([net.down(), wide.down()]);
 });
 
-/** Alice on host a and Bob on host b, signed in to the server at `base`, with the probe. */
-async function withPair(scenario, base, body) {
-  const alice = new Person(browsers.a, 'alice', DESKTOP, scenario, base);
-  const bob = new Person(browsers.b, 'bob', PHONE, scenario, base);
+/** Alice on host a and Bob on host b (`on`: their browsers), signed in to the server at `base`, with the probe. */
+async function withPair(scenario, base, body, on = browsers) {
+  const alice = new Person(on.a, 'alice', DESKTOP, scenario, base);
+  const bob = new Person(on.b, 'bob', PHONE, scenario, base);
   try {
     for (const p of [alice, bob]) {
       await p.open();
@@ -96,6 +112,19 @@ async function acceptAndWatch(alice, bob) {
 /** Every address `person`'s live peer connections know of the other side. */
 async function remoteAddresses(person) {
   return (await stats(person)).flatMap((pc) => pc.remotes.map((c) => c.address));
+}
+
+/** Once alice's connection has learned bob's (relay) candidates, none carries a host address of bob's, while it still rings. */
+async function assertRingingRevealsNothing(alice, bob) {
+  let seen = [];
+  for (const deadline = Date.now() + 10_000; !seen.length; await new Promise((r) => setTimeout(r, 100))) {
+    assert.ok(Date.now() < deadline, 'alice learned no candidate of bob while ringing');
+    seen = await remoteAddresses(alice);
+  }
+  assert.equal(await bob.page.evaluate(() => document.body.dataset.call), 'incoming', 'still ringing');
+  for (const address of HOST_ADDRESSES.b) {
+    assert.ok(!seen.includes(address), `alice saw bob's address ${address} while ringing (${seen})`);
+  }
 }
 
 test('a video call between hosts that cannot reach each other connects through the TURN relay', { skip: NO_TURN_FLAGS }, async () => {
@@ -143,18 +172,42 @@ test('without TURN the call cannot connect: it is given up with 60009 and both s
 test('while the callee rings, the caller learns none of its addresses; after accept video flows', { skip: NO_TURN_FLAGS }, async () => {
   await withPair('relay-ringing', viaTurn, async (alice, bob) => {
     await ring(alice, bob);
-    // The caller's connection learns the callee's (relay) candidates while it rings.
-    let seen = [];
-    for (const deadline = Date.now() + 10_000; !seen.length; await new Promise((r) => setTimeout(r, 100))) {
-      assert.ok(Date.now() < deadline, 'alice learned no candidate of bob while ringing');
-      seen = await remoteAddresses(alice);
-    }
-    assert.equal(await bob.page.evaluate(() => document.body.dataset.call), 'incoming', 'still ringing');
-    for (const address of HOST_ADDRESSES.b) {
-      assert.ok(!seen.includes(address), `alice saw bob's address ${address} while ringing (${seen})`);
-    }
+    await assertRingingRevealsNothing(alice, bob);
     await acceptAndWatch(alice, bob);
     await alice.page.getByTestId('btn-hangup').click();
     await Promise.all([alice, bob].map((p) => p.waitFor('body[data-screen="home"][data-call="idle"]')));
   });
+});
+
+test('with a direct path too, an accepted call moves from the relay to it once settled, and the app hears nothing of it', { skip: NO_TURN_FLAGS }, async () => {
+  await withPair('relay-widen', wideServer, async (alice, bob) => {
+    await ring(alice, bob);
+    await assertRingingRevealsNothing(alice, bob);
+    await acceptAndWatch(alice, bob);
+    // Bob's side widens a few seconds after the accept: both then select the direct link's pair.
+    const direct = { alice: [HOST_ADDRESSES.a[1], HOST_ADDRESSES.b[1]], bob: [HOST_ADDRESSES.b[1], HOST_ADDRESSES.a[1]] };
+    const onDirect = async (p) => {
+      const [pc] = await stats(p);
+      const pair = pc?.selected;
+      return pair ? pair.local.type === 'host' && pair.remote.type === 'host' && pair.local.address === direct[p.userID][0] && pair.remote.address === direct[p.userID][1] : false;
+    };
+    let last = [];
+    for (const deadline = Date.now() + 20_000; !(await onDirect(alice)) || !(await onDirect(bob)); await new Promise((r) => setTimeout(r, 200))) {
+      last = [await stats(alice), await stats(bob)].map((l) => l.map((pc) => pc.selected));
+      assert.ok(Date.now() < deadline, `the call did not move to the direct link: ${JSON.stringify(last)}`);
+    }
+    const moved = Date.now();
+    await Promise.all([
+      waitForFramesSince(alice, 'bob', moved, FLOWING, 20_000),
+      waitForFramesSince(bob, 'alice', moved, FLOWING, 20_000),
+    ]);
+    for (const p of [alice, bob]) {
+      const names = (await events(p)).map((e) => e.name);
+      for (const name of ['onPeerMediaInterrupted', 'onError', 'onUserLeave', 'onCallEnd']) {
+        assert.ok(!names.includes(name), `${p.userID} heard ${name}: ${names}`);
+      }
+    }
+    await alice.page.getByTestId('btn-hangup').click();
+    await Promise.all([alice, bob].map((p) => p.waitFor('body[data-screen="home"][data-call="idle"]')));
+  }, wideBrowsers);
 });

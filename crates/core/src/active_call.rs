@@ -252,6 +252,7 @@ impl ActiveCall {
     /// made with `ice_servers` and `relay_only`, and handles what its caller sent meanwhile.
     pub fn attach_all(
         &mut self,
+        now_ms: u64,
         ice_servers: &[IceServer],
         relay_only: bool,
         out: &mut Vec<Effect>,
@@ -260,7 +261,8 @@ impl ActiveCall {
         for (user, peer) in &mut self.peers {
             let polite = peer.polite;
             let create = || create_peer(ice_servers, user, false, polite, relay_only);
-            for signal in peer.ringing.release(user, create, out) {
+            let up = peer.link == crate::link::Link::Up;
+            for signal in peer.ringing.release(now_ms, up, user, create, out) {
                 peer.on_signal(user, signal, out);
             }
             peer.attach(user, room, local, out);

@@ -13,6 +13,7 @@ use crate::{Effect, Reply, RequestId, SdkError};
 impl Session {
     pub(crate) fn accept(
         &mut self,
+        now_ms: u64,
         request: RequestId,
         out: &mut Vec<Effect>,
     ) -> Result<(), CallError> {
@@ -44,7 +45,7 @@ impl Session {
         // While the socket is lost the Accept waits for the session to come back: the caller
         // must not get our media before it hears that we accepted. `Joined` attaches then.
         if !self.resumption.is_lost() {
-            call.attach_all(&self.ice_servers, self.policy.relay_only, out);
+            call.attach_all(now_ms, &self.ice_servers, self.policy.relay_only, out);
         }
         Ok(())
     }

@@ -67,7 +67,8 @@ pub enum Effect {
         ice_servers: Vec<IceServer>,
     },
     /// From now on that peer may gather every kind of candidate (`setConfiguration` with
-    /// `iceTransportPolicy: 'all'`); a [`Effect::RestartIce`] follows to gather them.
+    /// `iceTransportPolicy: 'all'`); a [`Effect::RestartIce`] follows to gather them (with it,
+    /// or as the link's next restart when it is interrupted).
     AllowAllCandidates {
         user_id: String,
     },

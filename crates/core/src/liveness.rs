@@ -1,5 +1,6 @@
 //! The call's side of its links' liveness ([`crate::health`]): one timer, `Timer::PeerHealth`,
-//! armed for the earliest deadline of any interrupted link and for nothing else, and the
+//! armed for the earliest deadline of any interrupted link (or of an accepted relay-only one
+//! due to widen, [`crate::privacy`]) and for nothing else, and the
 //! participant whose link stayed interrupted too long leaving the call for us.
 //!
 //! Giving a participant up is local: its link may be dead while its signaling session is
@@ -12,12 +13,11 @@ use crate::active_call::ActiveCall;
 use crate::event::AppEvent;
 use crate::health::Verdict;
 use crate::leave::{ended_by, Tell};
-use crate::link::PeerLink;
 use crate::session::Session;
 use crate::{code, Effect, SdkError, Timer};
 
 impl Session {
-    /// `Timer::PeerHealth` fired: restart what is due, give up who waited too long.
+    /// `Timer::PeerHealth` fired: widen and restart what is due, give up who waited too long.
     pub(crate) fn peer_health_due(&mut self, now_ms: u64, out: &mut Vec<Effect>) {
         let Some(call) = self.call.as_mut() else {
             return;
@@ -26,6 +26,7 @@ impl Session {
         call.health_timer = None;
         let mut lost = Vec::new();
         for (user, peer) in &mut call.peers {
+            peer.ringing.widen_if_due(now_ms, false, true, user, out);
             if peer.check_health(now_ms, user, out) == Verdict::GiveUp {
                 lost.push(user.clone());
             }
@@ -44,7 +45,8 @@ impl Session {
         let due = call
             .peers
             .values()
-            .filter_map(PeerLink::health_deadline)
+            .flat_map(|peer| [peer.health_deadline(), peer.ringing.widen_deadline()])
+            .flatten()
             .min();
         if due == call.health_timer {
             return;

@@ -89,7 +89,7 @@ impl Session {
                 slot.insert(PeerLink::new(polite));
             }
         }
-        call.attach_all(&self.ice_servers, self.policy.relay_only, out);
+        call.attach_all(now_ms, &self.ice_servers, self.policy.relay_only, out);
         if call.capturing() {
             // Our devices are still opening; their outcome settles accept().
             call.accepting = Some(request);

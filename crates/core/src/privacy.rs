@@ -1,13 +1,22 @@
 //! What a ringing callee reveals to its caller. Connecting while an invitation rings makes
 //! `accept()` fast, but the caller's browser then learns the callee's addresses (its ICE
 //! candidates and connectivity checks) before the callee has decided to answer. With a TURN
-//! relay at hand, the callee's side gathers relay candidates only until it accepts, and then
-//! restarts ICE with every candidate; without one, the app may turn pre-connecting off, and
-//! the callee's connection is only made when it accepts.
+//! relay at hand, the callee's side gathers relay candidates only until it accepts, and
+//! [`WIDEN_AFTER_MS`] later restarts ICE with every candidate; without one, the app may turn
+//! pre-connecting off, and the callee's connection is only made when it accepts.
 
 use calling_protocol::{IceServer, Signal};
 
 use crate::Effect;
+
+/// How long an accepted call stays on the relay path it connected through while ringing
+/// before it gathers every candidate (an ICE restart that may find a direct path). The first
+/// frames cross the relay path already made: widening at the accept itself renegotiates both
+/// sides while the callee opens its camera and both start decoding, which delayed the first
+/// frame through the relay past a direct link's by tens of milliseconds at the median and by
+/// seconds at the tail on a loaded machine. Once the call has settled, the restart is
+/// invisible (media stays on the relay pair until a better one is chosen).
+pub const WIDEN_AFTER_MS: u64 = 2_000;
 
 /// How connections are made, from the app's constructor options.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,6 +71,9 @@ pub(crate) enum Ringing {
     Open,
     /// Made with relay candidates only; every candidate once the call is accepted.
     RelayOnly,
+    /// Accepted on a relay-only connection that was up: it keeps its relay path until `at_ms`
+    /// (on the session's clock), then gathers every candidate.
+    Widening { at_ms: u64 },
     /// Not made yet: the caller's signals wait here until the call is accepted.
     Deferred(Vec<Signal>),
 }
@@ -72,24 +84,33 @@ impl Ringing {
         !matches!(self, Ringing::Deferred(_))
     }
 
-    /// The call was accepted: what makes this connection an ordinary one. Effects go to `out`;
-    /// for a deferred connection, the caller's signals held meanwhile are returned, to be
-    /// handled (in order) after `create` has made it.
+    /// The call was accepted at `now_ms`: what makes this connection an ordinary one. Effects
+    /// go to `out`; for a deferred connection, the caller's signals held meanwhile are
+    /// returned, to be handled (in order) after `create` has made it. A relay-only connection
+    /// that is `up` widens [`WIDEN_AFTER_MS`] later; one that is not (it found no path through
+    /// the relay) gathers every candidate at once, since only that may connect it.
     pub fn release(
         &mut self,
+        now_ms: u64,
+        up: bool,
         user_id: &str,
         create: impl FnOnce() -> Effect,
         out: &mut Vec<Effect>,
     ) -> Vec<Signal> {
         match std::mem::take(self) {
             Ringing::Open => Vec::new(),
+            Ringing::RelayOnly if up => {
+                *self = Ringing::Widening {
+                    at_ms: now_ms + WIDEN_AFTER_MS,
+                };
+                Vec::new()
+            }
             Ringing::RelayOnly => {
-                out.push(Effect::AllowAllCandidates {
-                    user_id: user_id.to_owned(),
-                });
-                out.push(Effect::RestartIce {
-                    user_id: user_id.to_owned(),
-                });
+                widen(user_id, true, out);
+                Vec::new()
+            }
+            widening @ Ringing::Widening { .. } => {
+                *self = widening;
                 Vec::new()
             }
             Ringing::Deferred(held) => {
@@ -97,6 +118,47 @@ impl Ringing {
                 held
             }
         }
+    }
+
+    /// When this connection widens next (None: nothing to widen).
+    pub fn widen_deadline(&self) -> Option<u64> {
+        match self {
+            Ringing::Widening { at_ms } => Some(*at_ms),
+            _ => None,
+        }
+    }
+
+    /// Widens this connection if its time has come, or at once if `now` (its link was
+    /// interrupted: the restarts that follow must be free to find any path). `restart`: this
+    /// side restarts ICE itself to gather the new candidates (not when the link's own
+    /// restarts will).
+    pub fn widen_if_due(
+        &mut self,
+        now_ms: u64,
+        now: bool,
+        restart: bool,
+        user_id: &str,
+        out: &mut Vec<Effect>,
+    ) {
+        if let Ringing::Widening { at_ms } = *self {
+            if now || now_ms >= at_ms {
+                *self = Ringing::Open;
+                widen(user_id, restart, out);
+            }
+        }
+    }
+}
+
+/// Every candidate from now on for the connection to `user_id`, gathered by an ICE restart
+/// if `restart`.
+fn widen(user_id: &str, restart: bool, out: &mut Vec<Effect>) {
+    out.push(Effect::AllowAllCandidates {
+        user_id: user_id.to_owned(),
+    });
+    if restart {
+        out.push(Effect::RestartIce {
+            user_id: user_id.to_owned(),
+        });
     }
 }
 

@@ -220,7 +220,7 @@ impl Session {
                 call_type,
                 group_id,
             } => self.group_call(&me, request, user_ids, call_type, group_id, out),
-            Command::Accept => self.accept(request, out),
+            Command::Accept => self.accept(now_ms, request, out),
             Command::Reject => self.reject(request, out),
             Command::SetMicMute(mute) => self.set_mic_mute(request, mute, out),
             Command::OpenCamera => self.open_camera(request, out),

@@ -1,10 +1,12 @@
 //! What a ringing callee reveals to its caller: with a TURN relay, the callee's connection
-//! gathers relay candidates only until it accepts, then restarts ICE with every candidate;
+//! gathers relay candidates only until it accepts, and once the call has settled on that path
+//! restarts ICE with every candidate;
 //! an app that asked for relay-only keeps it; an app that turned pre-connecting off makes no
 //! connection at all until it accepts.
 
 mod support;
 
+use calling_core::privacy::WIDEN_AFTER_MS;
 use calling_core::Input;
 use calling_core::{AppEvent, CallStatus, Command, ConnectPolicy, Session};
 use calling_protocol::{CallType, IceServer, IceServersUpdate, ServerMessage};
@@ -64,7 +66,16 @@ fn with_a_relay_the_ringing_callee_connects_through_it_only_until_it_accepts() {
 
     w.command(b, Command::Accept);
     w.run();
-    // Accepted: every candidate from now on, gathered by one ICE restart from bob's side.
+    // Accepted: the first frames cross the relay path made while ringing, untouched.
+    assert!(relay_only(&w, b, "alice"));
+    assert_eq!(restart_offers(&w, b, "alice"), 0);
+    assert!(w.browser(a).sends_to("bob") && w.browser(b).sends_to("alice"));
+    assert_video_connect_events(&mut w, a, b);
+    w.elapse(WIDEN_AFTER_MS - 1);
+    assert!(relay_only(&w, b, "alice"), "widened before its time");
+
+    // Then every candidate, gathered by one ICE restart from bob's side.
+    w.elapse(1);
     assert!(!relay_only(&w, b, "alice"));
     assert_eq!(restart_offers(&w, b, "alice"), 1);
     let remote = w.browser(a).peers["bob"].remote.clone().unwrap_or_default();
@@ -74,8 +85,69 @@ fn with_a_relay_the_ringing_callee_connects_through_it_only_until_it_accepts() {
     );
     assert!(w.browser(a).peers["bob"].connected && w.browser(b).peers["alice"].connected);
     assert!(w.browser(a).sends_to("bob") && w.browser(b).sends_to("alice"));
-    assert_video_connect_events(&mut w, a, b);
+    assert_eq!(w.take_events(a), vec![]);
+    assert_eq!(w.take_events(b), vec![]);
+    w.elapse(10 * WIDEN_AFTER_MS);
+    assert_eq!(restart_offers(&w, b, "alice"), 1, "widened once");
     w.assert_browsers_clean();
+}
+
+#[test]
+fn an_accepted_relay_path_interrupted_before_widening_is_restarted_with_every_candidate() {
+    let (mut w, a, b) = alice_and_bob(world_with_relay(), ConnectPolicy::default());
+    w.command(a, call("bob", CallType::Video));
+    w.run();
+    w.take_events(b);
+    w.command(b, Command::Accept);
+    w.run();
+    assert_video_connect_events(&mut w, a, b);
+    w.cut_path(a, b);
+    assert!(
+        !relay_only(&w, b, "alice"),
+        "the restarts that heal it may find any path"
+    );
+    w.mend(a, b);
+    w.elapse(10 * WIDEN_AFTER_MS);
+    assert!(w.browser(a).peers["bob"].connected && w.browser(b).peers["alice"].connected);
+    assert!(!relay_only(&w, b, "alice"));
+    let restored = |events: Vec<AppEvent>| {
+        events
+            .iter()
+            .any(|e| matches!(e, AppEvent::PeerMediaRestored { .. }))
+    };
+    assert!(restored(w.take_events(a)) && restored(w.take_events(b)));
+    w.assert_browsers_clean();
+}
+
+#[test]
+fn a_call_ended_before_its_relay_path_widened_widens_nothing() {
+    let (mut w, a, b) = alice_and_bob(world_with_relay(), ConnectPolicy::default());
+    w.command(a, call("bob", CallType::Audio));
+    w.run();
+    w.command(b, Command::Accept);
+    w.run();
+    w.command(a, Command::Hangup);
+    w.run();
+    assert_eq!(w.clients[b].call.status(), CallStatus::Idle);
+    assert!(!w.browser(b).peers.contains_key("alice"), "closed");
+    w.elapse(2 * WIDEN_AFTER_MS);
+    // A restart or a new configuration for the closed connection would be reported here.
+    w.assert_browsers_clean();
+}
+
+#[test]
+fn a_relay_only_connection_that_never_came_up_widens_at_the_accept() {
+    let (mut w, a, b) = alice_and_bob(world_with_relay(), ConnectPolicy::default());
+    w.clients[b].browser.no_path = true;
+    w.command(a, call("bob", CallType::Audio));
+    w.run();
+    assert!(!w.browser(b).peers["alice"].connected);
+    assert!(relay_only(&w, b, "alice"));
+    w.command(b, Command::Accept);
+    w.run();
+    // Only a wider search can connect it: no waiting.
+    assert!(!relay_only(&w, b, "alice"));
+    assert_eq!(restart_offers(&w, b, "alice"), 1);
 }
 
 #[test]
