@@ -147,6 +147,25 @@ function timeline(accept, calleeLog, callerLog) {
   return out;
 }
 
+/**
+ * Where the caller's wait for the callee's first frame goes, for both systems: the callee's
+ * camera opening (ours: inside accept(); PeerJS: before its answer(), so not in its answer
+ * time), the answer → the first packet of the callee's video at the caller (its track's
+ * unmute), and that → the frame presented.
+ */
+function callerSide(ce, cr) {
+  const first = (list, t) => list?.find((x) => x >= t);
+  const out = {};
+  const open = first(ce.mediaReady, ce.accept);
+  if (open !== undefined) out.answerCalleeCapture = open - ce.accept;
+  const unmute = first(cr.videoUnmutes, ce.accept);
+  if (unmute !== undefined) {
+    out.answerCallerFirstPacket = unmute - ce.answer;
+    out.answerCallerPresent = cr.firstFrame - unmute;
+  }
+  return out;
+}
+
 /** Both pages of one system, logged in; `login` logs a page in as a user. */
 async function openSystem(browser, name, file, login) {
   const caller = await openPage(browser, file);
@@ -204,6 +223,7 @@ async function oneCall(sys, ringMs, offset) {
     calleeMediaBeforeAccept: ce.mediaOpenings.filter((t) => t < ce.accept).length,
     ...split('ring', cr.call, cr.wire, ['invite'], ce.wire, ['invited'], ce.invited),
     ...timeline(ce.accept, ce.wire, cr.wire),
+    ...callerSide(ce, cr),
     ...split('hangup', cr2.hangup, cr2.wire, ['hangup'], ce2.wire, ['memberLeft', 'callEnded'], ce2.end),
     ...frameGap('hangupFrameGap', cr2.hangup, ce2.wire, 'memberLeft', 'callEnded'),
     ...handled('hangupMemberLeftHandling', cr2.hangup, ce2.wire, 'memberLeft'),
@@ -263,6 +283,9 @@ async function finish(sys) {
         'hangupCalleePeerClose',
         'answerAcceptSent',
         'answerFirstSignal',
+        'answerCalleeCapture',
+        'answerCallerFirstPacket',
+        'answerCallerPresent',
       ].map((k) => [k, pick(k)]).filter(([, v]) => v.count > 0),
     ),
     calleeMediaBeforeAccept: [...rows, ...shortRows].reduce((n, r) => n + r.calleeMediaBeforeAccept, 0),

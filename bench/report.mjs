@@ -56,6 +56,12 @@ const kib = (b) => (Number.isFinite(b) ? `${(b / 1024).toFixed(1)} KiB` : '—')
 const mib = (b) => (Number.isFinite(b) ? `${(b / 2 ** 20).toFixed(0)} MiB` : '—');
 const ratio = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? (a / b).toFixed(2) : '—');
 const pp = (s) => (s && s.count ? `${num(s.p50)} / ${num(s.p95)} ms` : '—');
+/** A system's caller-side split of the answer ("capture / first packet / presented" p50s). */
+const callerSplit = (sys) => {
+  const b = sys.breakdown ?? {};
+  const cell = (k) => (b[k]?.count ? num(b[k].p50) : '—');
+  return b.answerCallerFirstPacket?.count ? `${cell('answerCalleeCapture')} / ${cell('answerCallerFirstPacket')} / ${cell('answerCallerPresent')} ms` : '—';
+};
 const pq = (s) => (s && s.count ? `${num(s.p50_ms, 2)} / ${num(s.p99_ms, 2)} ms` : '—');
 
 const cs = parts.callsetup ?? {};
@@ -112,6 +118,7 @@ const rows = [
   [`Accept → first remote frame through a TURN relay (test hosts that cannot reach each other; ring ${num(parts.relay?.ringMs, 0)} ms; both sides), p50 / p95 (${rl.relay?.count ?? 0} values)`, pp(rl.relay), 'n/a', '', 'p50 ≤ direct + 10 ms'],
   [`… direct, test hosts: the same over a direct link, no TURN, calls taking turns with the relayed ones, p50 / p95 (${rl.direct?.count ?? 0} values; load average ${parts.relay?.load?.atStart ?? '?'} at its start)`, pp(rl.direct), 'n/a', '', ''],
   ['… ours after accept(): accept frame sent / first WebRTC signal relayed, p50', ['answerAcceptSent', 'answerFirstSignal'].every((k) => o.breakdown?.[k]) ? `${num(o.breakdown.answerAcceptSent.p50)} / ${num(o.breakdown.answerFirstSignal.p50)} ms` : '—', '', '', ''],
+  ['… caller side: accept → callee camera open (PeerJS: before its answer(), not counted) / answer → first video packet at the caller / → presented, p50', callerSplit(o), callerSplit(p), '', ''],
   ['… PeerJS timed from before its getUserMedia, callee / caller p50', '(same)', `${num(p.answerCalleeFromClick?.p50)} / ${num(p.answerCallerFromClick?.p50)} ms`, `${ratio(o.answerCallee?.p50, p.answerCalleeFromClick?.p50)} / ${ratio(o.answerCaller?.p50, p.answerCallerFromClick?.p50)}`, ''],
   ['… ring split: caller SDK → frame sent / server trip / callee SDK → event, p50', split('ring'), '', '', ''],
   ["Hangup → peer's CALL_END, p50 / p95", pp(o.hangup), pp(p.hangup), ratio(o.hangup?.p50, p.hangup?.p50), 'p50 ≤ 5 ms'],

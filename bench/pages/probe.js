@@ -6,10 +6,33 @@ export const now = () => performance.timeOrigin + performance.now();
 
 /** Every getUserMedia call, with when it started: proves when a side opened its devices. */
 export const mediaOpenings = [];
+/** When each getUserMedia call resolved (its devices open). */
+export const mediaReady = [];
 const realGetUserMedia = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
 navigator.mediaDevices.getUserMedia = (constraints) => {
   mediaOpenings.push(now());
-  return realGetUserMedia(constraints);
+  return realGetUserMedia(constraints).then((stream) => {
+    mediaReady.push(now());
+    return stream;
+  });
+};
+
+/**
+ * When each remote video track first carried media: its `unmute` (the browser's first RTP
+ * packet of it), or its `track` event if it came unmuted. Splits a first frame into the time
+ * until the other side's packets arrive and the time to decode and present them.
+ */
+export const videoUnmutes = [];
+const RealPeerConnection = window.RTCPeerConnection;
+window.RTCPeerConnection = class extends RealPeerConnection {
+  constructor(...args) {
+    super(...args);
+    super.addEventListener('track', ({ track }) => {
+      if (track.kind !== 'video') return;
+      if (!track.muted) videoUnmutes.push(now());
+      else track.addEventListener('unmute', () => videoUnmutes.push(now()), { once: true });
+    });
+  }
 };
 
 /**

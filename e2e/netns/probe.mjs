@@ -52,7 +52,7 @@ function pageProbe() {
       });
       const cand = (id) => {
         const c = byId.get(id);
-        return c ? { type: c.candidateType, address: c.address, port: c.port } : null;
+        return c ? { type: c.candidateType, address: c.address, port: c.port, relayProtocol: c.relayProtocol } : null;
       };
       const remotes = [];
       let framesDecoded = 0;

@@ -1,8 +1,9 @@
 // Calls through a TURN relay. Alice's browser runs on host a, Bob's on host b, and there is no
 // path between a and b at all: each reaches only the hub, which does not forward. The hub runs
-// coturn and two calling-servers: one hands out TURN credentials minted from coturn's secret
-// (--turn-secret, --turn-uri), the other offers no TURN. Through the first a call connects over
-// the relay; through the second it cannot connect, and the SDK must say so (60009) and leave
+// coturn and three calling-servers: two hand out TURN credentials minted from coturn's secret
+// (--turn-secret, --turn-uri), one for TURN over UDP and one for TURN over TCP only (networks
+// that block UDP), the third offers no TURN. Through the first two a call connects over the
+// relay; through the last it cannot connect, and the SDK must say so (60009) and leave
 // the call on both sides instead of hanging. And while an invitation rings through the relay,
 // the caller's browser learns no address of the callee's host.
 //
@@ -32,10 +33,12 @@ const FAIL_MS = 60_000;
 
 const TURN_PORT = 8080;
 const PLAIN_PORT = 8081;
+const TCP_TURN_PORT = 8082;
 
 const net = new TestNetwork('relay');
 const wide = new TestNetwork('widen', { direct: true });
 let viaTurn;
+let viaTcpTurn;
 let plain;
 let browsers;
 /** The server of the network with a direct link, and that network's browsers. */
@@ -47,9 +50,12 @@ before(async () => {
   if (SERVER_MINTS_TURN) {
     const turn = await net.startTurn();
     viaTurn = await net.startServer(['--turn-secret', turn.secret, '--turn-uri', turn.uri], TURN_PORT);
+    // coturn listens on TCP on the same port.
+    const overTcp = turn.uri.replace('transport=udp', 'transport=tcp');
+    viaTcpTurn = await net.startServer(['--turn-secret', turn.secret, '--turn-uri', overTcp], TCP_TURN_PORT);
   }
   plain = await net.startServer([], PLAIN_PORT);
-  const origins = [viaTurn, plain].filter(Boolean);
+  const origins = [viaTurn, viaTcpTurn, plain].filter(Boolean);
   const [a, b] = await Promise.all([net.launchBrowser('a', origins), net.launchBrowser('b', origins)]);
   browsers = { a, b };
   if (SERVER_MINTS_TURN) {
@@ -127,20 +133,43 @@ async function assertRingingRevealsNothing(alice, bob) {
   }
 }
 
+/** Both sides' one connection selected a pair with a relay candidate; the pairs. */
+async function assertRelayed(alice, bob) {
+  const pairs = [];
+  for (const p of [alice, bob]) {
+    const [pc, ...more] = await stats(p);
+    assert.equal(more.length, 0, `${p.userID}: one peer connection`);
+    assert.ok(pc.selected, `${p.userID}: a selected candidate pair`);
+    const types = [pc.selected.local.type, pc.selected.remote.type];
+    assert.ok(types.includes('relay'), `${p.userID}: the selected pair relays (${JSON.stringify(pc.selected)})`);
+    pairs.push(pc.selected);
+  }
+  return pairs;
+}
+
+async function hangUp(alice, bob) {
+  await alice.page.getByTestId('btn-hangup').click();
+  await Promise.all([alice, bob].map((p) => p.waitFor('body[data-screen="home"][data-call="idle"]')));
+}
+
 test('a video call between hosts that cannot reach each other connects through the TURN relay', { skip: NO_TURN_FLAGS }, async () => {
   await withPair('relay-call', viaTurn, async (alice, bob) => {
     await ring(alice, bob);
     await acceptAndWatch(alice, bob);
-    for (const p of [alice, bob]) {
-      const [pc, ...more] = await stats(p);
-      assert.equal(more.length, 0, `${p.userID}: one peer connection`);
-      assert.ok(pc.selected, `${p.userID}: a selected candidate pair`);
-      const types = [pc.selected.local.type, pc.selected.remote.type];
-      assert.ok(types.includes('relay'), `${p.userID}: the selected pair relays (${JSON.stringify(pc.selected)})`);
-    }
+    await assertRelayed(alice, bob);
     await alice.shot('connected');
-    await alice.page.getByTestId('btn-hangup').click();
-    await Promise.all([alice, bob].map((p) => p.waitFor('body[data-screen="home"][data-call="idle"]')));
+    await hangUp(alice, bob);
+  });
+});
+
+test('with TURN over TCP as the only relay, the call connects through it', { skip: NO_TURN_FLAGS }, async () => {
+  await withPair('relay-tcp', viaTcpTurn, async (alice, bob) => {
+    await ring(alice, bob);
+    await acceptAndWatch(alice, bob);
+    const pairs = await assertRelayed(alice, bob);
+    const overTcp = pairs.filter((pair) => pair.local.type === 'relay' && pair.local.relayProtocol === 'tcp');
+    assert.ok(overTcp.length > 0, `a side relays over its TCP allocation: ${JSON.stringify(pairs)}`);
+    await hangUp(alice, bob);
   });
 });
 
@@ -174,8 +203,7 @@ test('while the callee rings, the caller learns none of its addresses; after acc
     await ring(alice, bob);
     await assertRingingRevealsNothing(alice, bob);
     await acceptAndWatch(alice, bob);
-    await alice.page.getByTestId('btn-hangup').click();
-    await Promise.all([alice, bob].map((p) => p.waitFor('body[data-screen="home"][data-call="idle"]')));
+    await hangUp(alice, bob);
   });
 });
 
@@ -207,7 +235,6 @@ test('with a direct path too, an accepted call moves from the relay to it once s
         assert.ok(!names.includes(name), `${p.userID} heard ${name}: ${names}`);
       }
     }
-    await alice.page.getByTestId('btn-hangup').click();
-    await Promise.all([alice, bob].map((p) => p.waitFor('body[data-screen="home"][data-call="idle"]')));
+    await hangUp(alice, bob);
   }, wideBrowsers);
 });
