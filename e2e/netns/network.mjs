@@ -30,6 +30,7 @@ export const DIRECT_LINK = { a: 'a-b', b: 'b-a' };
 
 const SERVER_PORT = 8080;
 const TURN_PORT = 3478;
+const TURNS_PORT = 5349;
 
 function ip(...args) {
   return execFileSync('ip', args, { encoding: 'utf8' });
@@ -117,13 +118,16 @@ export class TestNetwork {
    * coturn in the hub on the service address, relaying from that address too, with TURN REST
    * credentials from a secret made for this run. Returns { uri, secret }.
    */
-  async startTurn() {
+  async startTurn({ tls = false } = {}) {
     const secret = randomBytes(16).toString('hex');
+    // With `tls`, TURN over TLS too, on a certificate made for this run (the browsers trust
+    // it: see launchBrowser).
+    const tlsArgs = tls ? this.turnCertificate() : ['--no-tls'];
     const args = [
       '-n', '--listening-ip', SERVICE_IP, '--listening-port', String(TURN_PORT), '--relay-ip', SERVICE_IP,
       '--min-port', '49152', '--max-port', '49407',
       '--use-auth-secret', '--static-auth-secret', secret, '--realm', 'calling.test',
-      '--no-tls', '--no-dtls', '--no-cli', '--no-stun', '--no-multicast-peers',
+      ...tlsArgs, '--no-dtls', '--no-cli', '--no-stun', '--no-multicast-peers',
       // Peers are the relay's own addresses (both sides relay through the one hub address);
       // coturn refuses private peers unless allowed.
       '--allowed-peer-ip', SERVICE_IP,
@@ -133,18 +137,28 @@ export class TestNetwork {
     ];
     const child = this.spawnIn('hub', 'turnserver', args, `${this.prefix}-turn.log`);
     await this.waitForUdpListener('hub', TURN_PORT, child);
-    return { uri: `turn:${SERVICE_IP}:${TURN_PORT}?transport=udp`, secret };
+    if (tls) await this.waitForUdpListener('hub', TURNS_PORT, child, 20_000, 'tcp');
+    return { uri: `turn:${SERVICE_IP}:${TURN_PORT}?transport=udp`, tlsUri: `turns:${SERVICE_IP}:${TURNS_PORT}?transport=tcp`, secret };
   }
 
-  /** Waits (bounded) until something in `host` listens on UDP `port`, failing if `child` exits. */
-  async waitForUdpListener(host, port, child, ms = 20_000) {
+  /** A self-signed certificate for the service address, made for this run: coturn's TLS arguments. */
+  turnCertificate() {
+    const cert = path.join(OUTPUT, `${this.prefix}-turn-cert.pem`);
+    const key = path.join(OUTPUT, `${this.prefix}-turn-key.pem`);
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+      '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=turn.test', '-addext', `subjectAltName=IP:${SERVICE_IP}`], { stdio: 'ignore' });
+    return ['--cert', cert, '--pkey', key, '--tls-listening-port', String(TURNS_PORT)];
+  }
+
+  /** Waits (bounded) until something in `host` listens on UDP (or `proto`) `port`, failing if `child` exits. */
+  async waitForUdpListener(host, port, child, ms = 20_000, proto = 'udp') {
     const deadline = Date.now() + ms;
     const wanted = new RegExp(`:${port}\\s`);
     for (;;) {
-      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`process ${child.pid} exited before listening on UDP ${port}`);
-      const listening = execFileSync('ip', ['netns', 'exec', this.ns(host), 'ss', '-Hlnu'], { encoding: 'utf8' });
+      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`process ${child.pid} exited before listening on ${proto} ${port}`);
+      const listening = execFileSync('ip', ['netns', 'exec', this.ns(host), 'ss', proto === 'udp' ? '-Hlnu' : '-Hlnt'], { encoding: 'utf8' });
       if (wanted.test(listening)) return;
-      if (Date.now() > deadline) throw new Error(`nothing listens on UDP ${port} in ${this.ns(host)}`);
+      if (Date.now() > deadline) throw new Error(`nothing listens on ${proto} ${port} in ${this.ns(host)}`);
       await new Promise((r) => setTimeout(r, 100));
     }
   }
@@ -170,6 +184,8 @@ export class TestNetwork {
         // is no mDNS responder between these namespaces, and the tests read which addresses
         // the candidates and the selected pair use.
         '--disable-features=WebRtcHideLocalIpsWithMdns',
+        // TURN over TLS uses a certificate made for the run (turnCertificate), which no CA signed.
+        '--ignore-certificate-errors',
         '--disable-background-networking',
         '--disable-component-update',
         '--disable-sync',

@@ -1,9 +1,10 @@
 // Calls through a TURN relay. Alice's browser runs on host a, Bob's on host b, and there is no
 // path between a and b at all: each reaches only the hub, which does not forward. The hub runs
-// coturn and three calling-servers: two hand out TURN credentials minted from coturn's secret
-// (--turn-secret, --turn-uri), one for TURN over UDP and one for TURN over TCP only (networks
-// that block UDP), the third offers no TURN. Through the first two a call connects over the
-// relay; through the last it cannot connect, and the SDK must say so (60009) and leave
+// coturn and four calling-servers: three hand out TURN credentials minted from coturn's secret
+// (--turn-secret, --turn-uri), one for TURN over UDP, one for TURN over TCP only and one for
+// TURN over TLS only (`turns:`, networks that allow nothing but TLS), the fourth offers no
+// TURN. Through the first three a call connects over the relay; through the last it cannot
+// connect, and the SDK must say so (60009) and leave
 // the call on both sides instead of hanging. And while an invitation rings through the relay,
 // the caller's browser learns no address of the callee's host.
 //
@@ -34,11 +35,13 @@ const FAIL_MS = 60_000;
 const TURN_PORT = 8080;
 const PLAIN_PORT = 8081;
 const TCP_TURN_PORT = 8082;
+const TLS_TURN_PORT = 8083;
 
 const net = new TestNetwork('relay');
 const wide = new TestNetwork('widen', { direct: true });
 let viaTurn;
 let viaTcpTurn;
+let viaTlsTurn;
 let plain;
 let browsers;
 /** The server of the network with a direct link, and that network's browsers. */
@@ -48,14 +51,15 @@ let wideBrowsers;
 before(async () => {
   net.up();
   if (SERVER_MINTS_TURN) {
-    const turn = await net.startTurn();
+    const turn = await net.startTurn({ tls: true });
     viaTurn = await net.startServer(['--turn-secret', turn.secret, '--turn-uri', turn.uri], TURN_PORT);
     // coturn listens on TCP on the same port.
     const overTcp = turn.uri.replace('transport=udp', 'transport=tcp');
     viaTcpTurn = await net.startServer(['--turn-secret', turn.secret, '--turn-uri', overTcp], TCP_TURN_PORT);
+    viaTlsTurn = await net.startServer(['--turn-secret', turn.secret, '--turn-uri', turn.tlsUri], TLS_TURN_PORT);
   }
   plain = await net.startServer([], PLAIN_PORT);
-  const origins = [viaTurn, viaTcpTurn, plain].filter(Boolean);
+  const origins = [viaTurn, viaTcpTurn, viaTlsTurn, plain].filter(Boolean);
   const [a, b] = await Promise.all([net.launchBrowser('a', origins), net.launchBrowser('b', origins)]);
   browsers = { a, b };
   if (SERVER_MINTS_TURN) {
@@ -169,6 +173,17 @@ test('with TURN over TCP as the only relay, the call connects through it', { ski
     const pairs = await assertRelayed(alice, bob);
     const overTcp = pairs.filter((pair) => pair.local.type === 'relay' && pair.local.relayProtocol === 'tcp');
     assert.ok(overTcp.length > 0, `a side relays over its TCP allocation: ${JSON.stringify(pairs)}`);
+    await hangUp(alice, bob);
+  });
+});
+
+test('with TURN over TLS (turns:) as the only relay, the call connects through it', { skip: NO_TURN_FLAGS }, async () => {
+  await withPair('relay-tls', viaTlsTurn, async (alice, bob) => {
+    await ring(alice, bob);
+    await acceptAndWatch(alice, bob);
+    const pairs = await assertRelayed(alice, bob);
+    const overTls = pairs.filter((pair) => pair.local.type === 'relay' && pair.local.relayProtocol === 'tls');
+    assert.ok(overTls.length > 0, `a side relays over its TLS allocation: ${JSON.stringify(pairs)}`);
     await hangUp(alice, bob);
   });
 });
