@@ -335,7 +335,16 @@ impl Session {
         // applies.
         let op = call.take_media_op(token);
         let err = match outcome {
-            MediaOutcome::Opened { audio, video } => {
+            MediaOutcome::Opened { audio, mut video } => {
+                // A camera a left video call asked for (perhaps behind a permission prompt
+                // answered only now) never goes out in an audio call.
+                if op.is_none() && video && call.call_type == CallType::Audio {
+                    out.push(Effect::CloseMedia {
+                        audio: false,
+                        video: true,
+                    });
+                    video = call.local.video;
+                }
                 let before = call.local.state();
                 call.local.audio = audio;
                 call.local.video = video;

@@ -405,3 +405,32 @@ fn a_left_calls_media_outcome_is_not_taken_for_the_next_call() {
     // A stale outcome repeated changes nothing either.
     assert_eq!(c.handle(0, late), Ok(vec![]));
 }
+
+#[test]
+fn a_left_video_calls_late_camera_is_closed_in_the_next_audio_call() {
+    let mut c = logged_in_call("alice");
+    let cmd = |request, command| Input::Command { request, command };
+    c.handle(0, cmd(2, call("bob", CallType::Video)))
+        .expect("call bob");
+    c.handle(0, cmd(3, Command::Hangup)).expect("hangup");
+    c.handle(0, cmd(4, call("carol", CallType::Audio)))
+        .expect("call carol");
+    // The video call's capture (token 0: camera and microphone) settles only now.
+    let late = Input::Media {
+        token: 0,
+        outcome: MediaOutcome::Opened {
+            audio: true,
+            video: true,
+        },
+    };
+    let fx = c.handle(0, late).expect("late media");
+    // The camera stops at once; the microphone serves this call.
+    assert_eq!(
+        fx,
+        vec![Effect::CloseMedia {
+            audio: false,
+            video: true
+        }]
+    );
+    assert_eq!(c.status(), CallStatus::Calling);
+}
