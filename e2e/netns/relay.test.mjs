@@ -166,27 +166,19 @@ test('a video call between hosts that cannot reach each other connects through t
   });
 });
 
-test('with TURN over TCP as the only relay, the call connects through it', { skip: NO_TURN_FLAGS }, async () => {
-  await withPair('relay-tcp', viaTcpTurn, async (alice, bob) => {
-    await ring(alice, bob);
-    await acceptAndWatch(alice, bob);
-    const pairs = await assertRelayed(alice, bob);
-    const overTcp = pairs.filter((pair) => pair.local.type === 'relay' && pair.local.relayProtocol === 'tcp');
-    assert.ok(overTcp.length > 0, `a side relays over its TCP allocation: ${JSON.stringify(pairs)}`);
-    await hangUp(alice, bob);
+// Networks that let nothing but TCP, or nothing but TLS, out: the relay is reached that way.
+for (const [transport, server, protocol] of [['TCP', () => viaTcpTurn, 'tcp'], ['TLS (turns:)', () => viaTlsTurn, 'tls']]) {
+  test(`with TURN over ${transport} as the only relay, the call connects through it`, { skip: NO_TURN_FLAGS }, async () => {
+    await withPair(`relay-${protocol}`, server(), async (alice, bob) => {
+      await ring(alice, bob);
+      await acceptAndWatch(alice, bob);
+      const pairs = await assertRelayed(alice, bob);
+      const over = pairs.filter((pair) => pair.local.type === 'relay' && pair.local.relayProtocol === protocol);
+      assert.ok(over.length > 0, `a side relays over its ${protocol} allocation: ${JSON.stringify(pairs)}`);
+      await hangUp(alice, bob);
+    });
   });
-});
-
-test('with TURN over TLS (turns:) as the only relay, the call connects through it', { skip: NO_TURN_FLAGS }, async () => {
-  await withPair('relay-tls', viaTlsTurn, async (alice, bob) => {
-    await ring(alice, bob);
-    await acceptAndWatch(alice, bob);
-    const pairs = await assertRelayed(alice, bob);
-    const overTls = pairs.filter((pair) => pair.local.type === 'relay' && pair.local.relayProtocol === 'tls');
-    assert.ok(overTls.length > 0, `a side relays over its TLS allocation: ${JSON.stringify(pairs)}`);
-    await hangUp(alice, bob);
-  });
-});
+}
 
 test('without TURN the call cannot connect: it is given up with 60009 and both sides leave it once, within a deadline', async () => {
   await withPair('relay-none', plain, async (alice, bob) => {
