@@ -414,6 +414,11 @@ impl Driver {
                     peer.restart_ice();
                 }
             }
+            Effect::SendKeyFrame { user_id } => {
+                if let Some(peer) = self.peer(&user_id) {
+                    peer.send_key_frame();
+                }
+            }
             Effect::StartTimer { timer, after_ms } => {
                 self.timers.start(self.sink(), timer, after_ms)
             }

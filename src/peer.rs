@@ -364,6 +364,14 @@ impl PeerConnection {
         self.pc.unchecked_ref::<IceRestart>().restart_ice();
     }
 
+    /// A key frame of our video goes out now, where the sender has a gate (`warmup`) to ask
+    /// its encoder; elsewhere the receiver asks for one when it needs it.
+    pub fn send_key_frame(&self) {
+        if let Some(gate) = self.gate.borrow().as_ref() {
+            gate.send_key_frame();
+        }
+    }
+
     /// The underlying connection (for statistics).
     pub fn connection(&self) -> &RtcPeerConnection {
         &self.pc

@@ -6,11 +6,15 @@ const WIDTH = 64;
 
 // Runs in a worker: drops every frame until opened; then drops warm-up frames still in flight
 // and waits for the camera's key frame, or for 300 ms (the receiver then asks for a key frame).
+// Message 0 opens the gate; 1 asks the encoder for a key frame.
 const GATE = `postMessage(0);
 onrtctransform = ({ transformer: t }) => {
   const { port, width } = t.options;
   let opened = 0, passing = false;
-  port.onmessage = () => { opened = performance.now(); };
+  port.onmessage = ({ data }) => {
+    if (data !== 1) opened = performance.now();
+    else if (t.generateKeyFrame) t.generateKeyFrame().catch(() => {});
+  };
   t.readable.pipeThrough(new TransformStream({
     transform(frame, out) {
       if (!passing) {
@@ -70,6 +74,11 @@ export function endGate(port, open) {
   if (open) port.postMessage(0);
   closed.delete(port);
   if (!closed.size && warm) warm.stop();
+}
+
+// Asks the encoder behind the gate for a key frame now.
+export function keyFrame(port) {
+  port.postMessage(1);
 }
 
 // Repainted 5 times a second until stopped: an encoder given no frame for 2 s gives its bitrate

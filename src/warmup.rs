@@ -40,6 +40,9 @@ extern "C" {
     /// Opens the gate, or gives it up; the canvas stops with the last closed gate.
     #[wasm_bindgen(js_name = endGate)]
     fn end_gate(port: &JsValue, open: bool);
+    /// Asks the gate's encoder for a key frame (an open gate passes it).
+    #[wasm_bindgen(js_name = keyFrame)]
+    fn key_frame(port: &JsValue);
     /// `sdp` with `x-google-start-bitrate=1000` on each video codec (see the module docs).
     #[wasm_bindgen(js_name = withStartBitrate)]
     pub fn with_start_bitrate(sdp: &str) -> String;
@@ -59,6 +62,11 @@ impl Gate {
     /// From now on frames of the sender's next track go out.
     pub fn open(&self) {
         end_gate(&self.0, true);
+    }
+
+    /// The sender's next frame is a key frame (its connection is back after an interruption).
+    pub fn send_key_frame(&self) {
+        key_frame(&self.0);
     }
 }
 

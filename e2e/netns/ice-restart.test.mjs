@@ -30,7 +30,7 @@ const ROUNDS = Number(process.env.NETNS_ICE_ROUNDS || 2);
 const net = new TestNetwork('ice', { direct: true });
 let alice;
 let bob;
-const measured = { restore: { alice: [], bob: [] }, fresh: { alice: [], bob: [] } };
+const measured = { restore: { alice: [], bob: [] }, fresh: { alice: [], bob: [] }, networkBack: { alice: [], bob: [] } };
 
 before(async () => {
   net.up();
@@ -50,6 +50,9 @@ after(async () => {
   const all = (m) => [...m.alice, ...m.bob];
   if (all(measured.restore).length) {
     console.log(`link up → first remote frame (ms): alice ${measured.restore.alice.join(', ')}; bob ${measured.restore.bob.join(', ')}; p50 ${p50(all(measured.restore))}`);
+  }
+  if (all(measured.networkBack).length) {
+    console.log(`host a's whole network back → first remote frame (ms): alice ${measured.networkBack.alice.join(', ')}; bob ${measured.networkBack.bob.join(', ')}; p50 ${p50(all(measured.networkBack))}`);
   }
   if (all(measured.fresh).length) {
     console.log(`fresh call, accept → first remote frame (ms): alice ${measured.fresh.alice.join(', ')}; bob ${measured.fresh.bob.join(', ')}; p50 ${p50(all(measured.fresh))}`);
@@ -169,6 +172,47 @@ test('the direct link is pulled and plugged back: the call heals by itself, medi
     await alice.page.getByTestId('btn-hangup').click();
     await Promise.all([alice, bob].map((p) => p.waitFor('body[data-screen="home"][data-call="idle"]')));
     await call();
+    await alice.page.getByTestId('btn-hangup').click();
+    await Promise.all([alice, bob].map((p) => p.waitFor('body[data-screen="home"][data-call="idle"]')));
+  });
+});
+
+test('host a loses its whole network, signaling and media, then gets it back: the same call resumes and heals, media both ways', async () => {
+  await diagnosed('network-back', async () => {
+    const start = { alice: (await events(alice)).length, bob: (await events(bob)).length };
+    /** `p`'s events named `name` since this test began. */
+    const since = async (p, name) => (await events(p)).slice(start[p.userID]).filter((e) => e.name === name);
+    await call();
+    await alice.page.evaluate(() => window.addEventListener('online', () => { window.onlineAt = Date.now(); }));
+    net.setOnline('a', false);
+    // Alice's browser sees itself offline; both sides see the media stop.
+    await alice.page.waitForFunction(() => !navigator.onLine, null, { timeout: NOTICE_MS });
+    await Promise.all([
+      waitForEvents(alice, 'onPeerMediaInterrupted', 'bob', (await events(alice, 'onPeerMediaInterrupted')).length + 1, NOTICE_MS),
+      waitForEvents(bob, 'onPeerMediaInterrupted', 'alice', (await events(bob, 'onPeerMediaInterrupted')).length + 1, NOTICE_MS),
+    ]);
+
+    const back = Date.now();
+    net.setOnline('a', true);
+    const [toAlice, toBob] = await Promise.all([
+      waitForFramesSince(alice, 'bob', back, FLOWING, HEAL_MS),
+      waitForFramesSince(bob, 'alice', back, FLOWING, HEAL_MS),
+    ]);
+    const tl = async (p) => (await events(p)).slice(start[p.userID]).filter((e) => e.at >= back).map((e) => `${e.name}@${e.at - back}`);
+    console.log('TIMELINE alice', await tl(alice), 'bob', await tl(bob), 'online at', await alice.page.evaluate(() => window.onlineAt) - back);
+    measured.networkBack.alice.push(toAlice - back);
+    measured.networkBack.bob.push(toBob - back);
+    // Signaling came back on the same session, and nobody left the call.
+    await alice.page.waitForFunction(() => document.body.dataset.connection !== 'reconnecting', null, { timeout: HEAL_MS });
+    const reconnected = await since(alice, 'onReconnected');
+    assert.ok(reconnected.length > 0 && reconnected.every((e) => e.resumed === true), `alice resumed: ${JSON.stringify(reconnected)}`);
+    for (const p of [alice, bob]) {
+      for (const name of ['onUserLeave', 'onCallEnd', 'onError']) {
+        assert.deepEqual(await since(p, name), [], `${p.userID}: ${name}`);
+      }
+      assert.equal(await p.page.evaluate(() => document.body.dataset.call), 'connected', `${p.userID}: still in the call`);
+    }
+    await assertOnDirectLink();
     await alice.page.getByTestId('btn-hangup').click();
     await Promise.all([alice, bob].map((p) => p.waitFor('body[data-screen="home"][data-call="idle"]')));
   });

@@ -27,6 +27,9 @@ export const HOST_ADDRESSES = { a: ['10.77.1.2', '10.77.3.1'], b: ['10.77.2.2', 
 export const INTERFACES = ['a-hub', 'hub-a', 'b-hub', 'hub-b', 'a-b', 'b-a'];
 /** The direct link's end in each host. */
 export const DIRECT_LINK = { a: 'a-b', b: 'b-a' };
+/** Each host's end of its link to the hub, and the hub's address on that link. */
+export const HUB_LINK = { a: 'a-hub', b: 'b-hub' };
+const HUB_GATEWAY = { a: '10.77.1.1', b: '10.77.2.1' };
 
 const SERVER_PORT = 8080;
 const TURN_PORT = 3478;
@@ -81,6 +84,18 @@ export class TestNetwork {
   /** Sets an interface of `host` up or down, as a cable pulled and plugged back. */
   setLink(host, ifname, state) {
     this.ip(host, 'link', 'set', ifname, state);
+  }
+
+  /**
+   * Takes every link of `host` down (the host is offline), or brings them back up with its
+   * route to the service address (which the kernel dropped with its link), in one batch, as
+   * a network that comes back hands out address and route together.
+   */
+  setOnline(host, online) {
+    const links = [HUB_LINK[host], ...(this.direct ? [DIRECT_LINK[host]] : [])];
+    const commands = links.map((l) => `link set ${l} ${online ? 'up' : 'down'}`);
+    if (online) commands.push(`route replace ${SERVICE_IP}/32 via ${HUB_GATEWAY[host]}`);
+    execFileSync('ip', ['-n', this.ns(host), '-batch', '-'], { input: `${commands.join('\n')}\n` });
   }
 
   /** Starts `cmd` inside `host`'s namespace, its output appended to OUTPUT/<log>. */

@@ -533,7 +533,7 @@ async function boot() {
   if (params.has('debug')) trtc.setLogLevel(-1);
   for (const [name, handler] of Object.entries(handlers)) {
     trtc.on(name, (payload) => {
-      if (name !== EVENT.USER_VOICE_VOLUME) heard.push({ name, userID: payload?.userID, code: payload?.code, at: Date.now() });
+      if (name !== EVENT.USER_VOICE_VOLUME) heard.push({ name, userID: payload?.userID, code: payload?.code, resumed: payload?.resumed, at: Date.now() });
       handler(payload);
     });
   }

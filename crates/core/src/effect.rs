@@ -106,6 +106,12 @@ pub enum Effect {
     RestartIce {
         user_id: String,
     },
+    /// Send that peer a fresh key frame of our video now: its connection is back after an
+    /// interruption, and its decoder cannot show anything before one. Asking for one is left to
+    /// the receiver otherwise, which notices late (most of a second after the path is back).
+    SendKeyFrame {
+        user_id: String,
+    },
     StartTimer {
         timer: Timer,
         after_ms: u32,

@@ -128,7 +128,8 @@ impl PeerLink {
         matches!(self.health, Health::Interrupted(i) if i.never_up)
     }
 
-    /// The connection is `connected` again: `PEER_MEDIA_RESTORED` if the app heard it stop.
+    /// The connection is `connected` again: `PEER_MEDIA_RESTORED` if the app heard it stop,
+    /// and a key frame of our video on its way if we send it some.
     pub(crate) fn restored(&mut self, user: &str, out: &mut Vec<Effect>) {
         if let Health::Interrupted(interruption) = self.health {
             self.health = Health::Live;
@@ -136,6 +137,11 @@ impl PeerLink {
                 out.push(Effect::Emit(AppEvent::PeerMediaRestored {
                     user_id: user.to_owned(),
                 }));
+            }
+            if self.attached && !interruption.never_up {
+                out.push(Effect::SendKeyFrame {
+                    user_id: user.to_owned(),
+                });
             }
         }
     }
@@ -181,6 +187,16 @@ impl PeerLink {
         Some(give_up.map_or(interruption.next_restart_ms, |at| {
             at.min(interruption.next_restart_ms)
         }))
+    }
+
+    /// The browser's network came back (`online`): an interrupted link restarts ICE now
+    /// instead of at its next turn (up to [`RESTART_INTERVAL_MS`] away), since the path it lost
+    /// may be back, or a new one there. Either side's restart heals both ends.
+    pub(crate) fn restart_now(&mut self, now_ms: u64, user: &str, out: &mut Vec<Effect>) {
+        if let Health::Interrupted(interruption) = &mut self.health {
+            interruption.next_restart_ms = now_ms;
+        }
+        self.restart_if_due(now_ms, user, out);
     }
 
     fn restart_if_due(&mut self, now_ms: u64, user: &str, out: &mut Vec<Effect>) {
@@ -246,6 +262,12 @@ mod tests {
         Effect::Emit(AppEvent::PeerMediaRestored {
             user_id: "bob".into(),
         })
+    }
+
+    fn key_frame() -> Effect {
+        Effect::SendKeyFrame {
+            user_id: "bob".into(),
+        }
     }
 
     fn restart() -> Effect {
@@ -344,7 +366,11 @@ mod tests {
         ] {
             events.extend(state(&mut peer, now, s));
         }
-        assert_eq!(events, vec![interrupted(), restart(), restored()]);
+        // Back: the app hears it, and a key frame of our video goes out for its decoder.
+        assert_eq!(
+            events,
+            vec![interrupted(), restart(), restored(), key_frame()]
+        );
         assert_eq!(peer.health, Health::Live);
         assert_eq!(peer.health_deadline(), None, "nothing left to check");
         // A later interruption is a new one, told again.

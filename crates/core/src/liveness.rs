@@ -36,6 +36,15 @@ impl Session {
         }
     }
 
+    /// The browser's network came back: every interrupted link restarts ICE at once.
+    pub(crate) fn network_back(&mut self, now_ms: u64, out: &mut Vec<Effect>) {
+        if let Some(call) = self.call.as_mut() {
+            for (user, peer) in &mut call.peers {
+                peer.restart_now(now_ms, user, out);
+            }
+        }
+    }
+
     /// Arms `Timer::PeerHealth` for the earliest deadline of any link, or stops it when no
     /// link is interrupted; nothing when that is already so.
     pub(crate) fn schedule_peer_health(&mut self, now_ms: u64, out: &mut Vec<Effect>) {
@@ -252,6 +261,9 @@ mod tests {
                 Effect::Emit(AppEvent::PeerMediaRestored {
                     user_id: "bob".into()
                 }),
+                Effect::SendKeyFrame {
+                    user_id: "bob".into()
+                },
                 Effect::CancelTimer(Timer::PeerHealth),
             ]
         );

@@ -161,7 +161,10 @@ impl Session {
             }
             Input::SignalingClosed => self.signaling_closed(now_ms, &mut out),
             Input::SignalingOpened => self.signaling_opened(&mut out),
-            Input::NetworkOnline => self.network_online(&mut out),
+            Input::NetworkOnline => {
+                self.network_online(&mut out);
+                self.network_back(now_ms, &mut out);
+            }
             Input::NetworkOffline => self.probe_socket(&mut out),
             Input::Timer(Timer::Probe) => self.probe_due(now_ms, &mut out),
             Input::Timer(Timer::Reconnect) => self.reconnect_due(&mut out),

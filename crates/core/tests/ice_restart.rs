@@ -5,7 +5,7 @@
 
 mod support;
 
-use calling_core::{code, AppEvent, CallStatus, Command, PeerEvent, PeerState, Timer};
+use calling_core::{code, AppEvent, CallStatus, Command, Input, PeerEvent, PeerState, Timer};
 use calling_protocol::{CallType, ClientMessage, Signal};
 use support::browser::is_restart;
 use support::*;
@@ -122,6 +122,9 @@ fn a_dropped_link_heals_with_one_restart_offer_from_the_impolite_side() {
         "the polite fallback was not needed"
     );
     assert!(w.browser(a).peers["bob"].connected && w.browser(b).peers["alice"].connected);
+    // Each side sent the other a fresh key frame, once, as the link came back.
+    assert_eq!(w.browser(a).peers["bob"].key_frames, 1);
+    assert_eq!(w.browser(b).peers["alice"].key_frames, 1);
 
     assert_quiet(&mut w, &[a, b]);
     assert_eq!(status(&w, a), CallStatus::Connected);
@@ -130,6 +133,37 @@ fn a_dropped_link_heals_with_one_restart_offer_from_the_impolite_side() {
         hangups_since(&w, a, since_a) + hangups_since(&w, b, since_b),
         0
     );
+}
+
+#[test]
+fn the_network_coming_back_restarts_ice_at_once_from_the_side_that_saw_it() {
+    let (mut w, a, b) = connected(CallType::Video);
+    let since_b = sent(&w, b);
+    w.cut_path(a, b);
+    w.take_events(a);
+    w.take_events(b);
+    w.elapse(500);
+    w.mend(a, b);
+    // Bob's browser is online again (his Wi-Fi is back): he restarts now, not at his turn.
+    w.inject(b, Input::NetworkOnline);
+    w.run();
+    assert_eq!(restarts(&w, b, "alice"), 1);
+    assert_eq!(restarts(&w, a, "bob"), 0, "alice's turn has not come");
+    assert_eq!(w.take_events(a), vec![restored("bob")]);
+    assert_eq!(w.take_events(b), vec![restored("alice")]);
+    assert_eq!(sdp_since(&w, b, since_b).0.len(), 1, "one restart offer");
+    assert!(w.browser(a).peers["bob"].connected && w.browser(b).peers["alice"].connected);
+    assert_quiet(&mut w, &[a, b]);
+    assert_eq!(restarts(&w, a, "bob") + restarts(&w, b, "alice"), 1);
+}
+
+#[test]
+fn the_network_coming_back_restarts_nothing_on_a_healthy_link() {
+    let (mut w, a, b) = connected(CallType::Audio);
+    w.inject(b, Input::NetworkOnline);
+    w.run();
+    assert_eq!(restarts(&w, a, "bob") + restarts(&w, b, "alice"), 0);
+    assert_quiet(&mut w, &[a, b]);
 }
 
 #[test]

@@ -45,6 +45,8 @@ pub struct FakePeer {
     pub reachable: bool,
     /// `restartIce()` calls.
     pub ice_restarts: u32,
+    /// Key frames sent on request of the core (`SendKeyFrame`).
+    pub key_frames: u32,
     /// Created with `iceTransportPolicy: 'relay'` and not opened to every candidate since.
     pub relay_only: bool,
     /// The STUN/TURN servers it was created or last configured with.
@@ -153,6 +155,7 @@ impl FakeBrowser {
                         media_arrived: false,
                         reachable: !self.no_path,
                         ice_restarts: 0,
+                        key_frames: 0,
                         relay_only,
                         ice_servers,
                         restart_pending: false,
@@ -185,6 +188,12 @@ impl FakeBrowser {
             // No stats and no DOM here: levels are never reported, views never made.
             Effect::ReadAudioLevels | Effect::RemoveViews => {}
             Effect::CreateOffer { user_id } => self.create_offer(&user_id, &mut out),
+            Effect::SendKeyFrame { user_id } => match self.peers.get_mut(&user_id) {
+                Some(peer) => peer.key_frames += 1,
+                None => self
+                    .errors
+                    .push(format!("key frame for unknown peer {user_id}")),
+            },
             Effect::RestartIce { user_id } => match self.peers.get_mut(&user_id) {
                 Some(peer) => {
                     peer.ice_restarts += 1;
