@@ -167,8 +167,8 @@ fn is_false(b: &bool) -> bool {
 /// buffering of internally tagged enums out of the SDK (the relayed [`Signal`] inside one avoids
 /// it too), while the JSON stays the same as with struct variants.
 ///
-/// In a resumable session every message after `loginOk` except `pong`, `resumed` and
-/// `iceServers` carries a top-level
+/// In a resumable session every message after `loginOk` except `pong`, `resumed`,
+/// `iceServers` and `goAway` carries a top-level
 /// `"seq"` (1, 2, 3, … per session; see [`Sequenced`]), which the SDK echoes in
 /// [`ClientMessage::Resume`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -218,6 +218,16 @@ pub enum ServerMessage {
     /// uses them for new peer connections and hands them to live ones. Never carries a `seq`:
     /// stale credentials are not worth replaying, a resume brings fresh ones.
     IceServers(IceServersUpdate),
+    /// The server is draining (it is being stopped or restarted, as HTTP/2's GOAWAY): sent once
+    /// to every logged-in socket when the drain begins. Everything keeps working on this socket
+    /// for now, but the SDK should move: at a random moment within [`GoAway::within_ms`] (so a
+    /// node's clients do not all reconnect in the same millisecond) it drops the socket as if
+    /// lost (close code [`RECONNECT_CLOSE_CODE`]) and reconnects at once, resuming the session
+    /// (or logging in again where it cannot be resumed). A draining server refuses new sockets
+    /// (HTTP 503), so the SDK keeps a socket that carries a call or a ringing invitation until
+    /// that ends, then moves. Never carries a `seq` and is never replayed by a resume: it is
+    /// about the socket, not the session.
+    GoAway(GoAway),
     /// Any `type` this SDK version does not know; ignored.
     #[serde(other)]
     Unknown,
@@ -254,6 +264,7 @@ impl ServerMessage {
             "signal" => ServerMessage::Signal(Deserialize::deserialize(payload)?),
             "kicked" => ServerMessage::Kicked,
             "iceServers" => ServerMessage::IceServers(Deserialize::deserialize(payload)?),
+            "goAway" => ServerMessage::GoAway(Deserialize::deserialize(payload)?),
             _ => ServerMessage::Unknown,
         })
     }
@@ -298,6 +309,15 @@ pub struct Resumed {
 pub struct IceServersUpdate {
     /// Every STUN/TURN server the session should use from now on, as in [`LoginOk`].
     pub ice_servers: Vec<IceServer>,
+}
+
+/// Payload of [`ServerMessage::GoAway`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GoAway {
+    /// The window, in milliseconds from receipt, within which the SDK picks its moment to move
+    /// (uniformly at random). The server sizes it from its drain timeout.
+    pub within_ms: u32,
 }
 
 /// A server message with its sequence number, as a resumable session's socket carries it: the

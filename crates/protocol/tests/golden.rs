@@ -6,9 +6,9 @@
 
 use calling_protocol::{
     Accepted, Busy, CallEnded, CallType, Cancelled, ClientMessage, EndReason, ErrorCode,
-    ErrorReply, IceCandidate, IceServer, IceServersUpdate, InviteSent, InviteTimeout, Invited,
-    InviteeList, Joined, LoginOk, MemberLeft, NoResponse, Rejected, RelayedSignal, ResumeGrant,
-    Resumed, Sequenced, ServerMessage, Signal,
+    ErrorReply, GoAway, IceCandidate, IceServer, IceServersUpdate, InviteSent, InviteTimeout,
+    Invited, InviteeList, Joined, LoginOk, MemberLeft, NoResponse, Rejected, RelayedSignal,
+    ResumeGrant, Resumed, Sequenced, ServerMessage, Signal,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -447,6 +447,19 @@ fn ice_servers_update() {
 }
 
 #[test]
+fn go_away() {
+    golden_server(
+        ServerMessage::GoAway(GoAway { within_ms: 5000 }),
+        r#"{"type":"goAway","withinMs":5000}"#,
+    );
+    // Never sequenced by the server, but read either way, like `iceServers`.
+    assert_eq!(
+        decode(r#"{"type":"goAway","withinMs":0,"seq":9}"#),
+        Ok(ServerMessage::GoAway(GoAway { within_ms: 0 }))
+    );
+}
+
+#[test]
 fn pong_and_kicked() {
     golden_server(ServerMessage::Pong, r#"{"type":"pong"}"#);
     golden_server(ServerMessage::Kicked, r#"{"type":"kicked"}"#);
@@ -705,6 +718,7 @@ fn every_server_message_type_decodes_by_its_tag() {
         r#"{"type":"signal","roomId":1,"from":"a","signal":{"kind":"answer","sdp":"x"}}"#,
         r#"{"type":"kicked"}"#,
         r#"{"type":"iceServers","iceServers":[]}"#,
+        r#"{"type":"goAway","withinMs":1}"#,
     ];
     let mut seen = std::collections::BTreeSet::new();
     for json in all {
@@ -731,6 +745,7 @@ fn every_server_message_type_decodes_by_its_tag() {
             ServerMessage::Signal(_) => "signal",
             ServerMessage::Kicked => "kicked",
             ServerMessage::IceServers(_) => "iceServers",
+            ServerMessage::GoAway(_) => "goAway",
             ServerMessage::Unknown => "unknown",
         };
         assert!(json.contains(&format!(r#""type":"{variant}""#)), "{json}");
@@ -760,6 +775,8 @@ fn server_messages_with_missing_fields_fail() {
         r#"{"type":"signal","roomId":1,"from":"a"}"#,
         r#"{"type":"iceServers"}"#,
         r#"{"type":"iceServers","iceServers":[{"username":"u"}]}"#,
+        r#"{"type":"goAway"}"#,
+        r#"{"type":"goAway","withinMs":-1}"#,
         r#"{"userId":"a"}"#,
     ] {
         parse_fails::<ServerMessage>(json);

@@ -47,6 +47,8 @@ pub struct Config {
     pub tls: Option<Arc<Tls>>,
     /// Whether the main listener serves `/metrics` (not when it has a listener of its own).
     pub metrics_on_main: bool,
+    /// How long a drain waits for the sockets to go before closing the rest (0: at once).
+    pub drain_timeout: Duration,
 }
 
 /// Every resource a client can make the server hold, bounded. A limit of 0 means no limit for
@@ -129,6 +131,7 @@ impl Config {
             sig_policy: SigPolicy::default(),
             tls: None,
             metrics_on_main: true,
+            drain_timeout: crate::drain::DEFAULT_DRAIN_TIMEOUT,
         }
     }
 

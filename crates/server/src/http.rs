@@ -31,7 +31,7 @@ const READ_BUFFER_BYTES: usize = 4 * 1024;
 pub fn router(hub: Arc<Hub>) -> Router {
     let mut router = Router::new()
         .route("/ws", get(websocket))
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(health))
         .route("/dev/usersig", get(dev_user_sig))
         .route("/dev/config", get(dev_config));
     if hub.config.metrics_on_main {
@@ -74,11 +74,35 @@ async fn metrics(State(hub): State<Arc<Hub>>) -> Response {
     }
 }
 
+/// Readiness for a load balancer: 200 while serving, 503 from the moment the drain begins (the
+/// node is going away; send new clients elsewhere).
+async fn health(State(hub): State<Arc<Hub>>) -> Response {
+    if hub.drain.is_draining() {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response()
+    } else {
+        "ok".into_response()
+    }
+}
+
+/// A draining server's answer to a new WebSocket: 503, and when to try again.
+fn draining_refusal(hub: &Hub) -> Response {
+    let retry_after = HeaderValue::from(hub.drain.retry_after_secs());
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::RETRY_AFTER, retry_after)],
+        "draining: this server takes no new connections\n",
+    )
+        .into_response()
+}
+
 async fn websocket(
     ws: WebSocketUpgrade,
     State(hub): State<Arc<Hub>>,
     permit: Option<Extension<Arc<Permit>>>,
 ) -> Response {
+    if hub.drain.is_draining() {
+        return draining_refusal(&hub);
+    }
     let permit = permit.map(|Extension(p)| p);
     // Tens of thousands of mostly idle sessions: a small read buffer (tungstenite's default is
     // 128 KiB, allocated per connection up front) keeps a session's memory in a few KiB.

@@ -20,6 +20,7 @@ use calling_protocol::{ErrorCode, Resumed, Sequenced, ServerMessage, RESUME_WIND
 use tokio::sync::{mpsc, Notify};
 
 use crate::config::Config;
+use crate::drain::Drain;
 use crate::gate::Gate;
 use crate::ids::RandomIds;
 use crate::metrics::{InviteTimes, Metrics, Snapshot};
@@ -47,6 +48,8 @@ pub enum CloseKind {
     LoginTimeout,
     TooBig,
     Flood,
+    /// The server is draining (a socket not logged in, or any left at the drain timeout).
+    GoingAway,
 }
 
 impl CloseKind {
@@ -60,6 +63,7 @@ impl CloseKind {
             CloseKind::LoginTimeout => (1008, "no login in time"),
             CloseKind::TooBig => (1009, "frame too large"),
             CloseKind::Flood => (1008, "too many messages"),
+            CloseKind::GoingAway => (1001, "the server is going away"),
         }
     }
 }
@@ -271,6 +275,8 @@ pub struct Hub {
     /// Connection caps, checked at accept.
     pub gate: Arc<Gate>,
     pub metrics: Arc<Metrics>,
+    /// Whether the server is draining, and its socket count.
+    pub drain: Arc<Drain>,
     state: Mutex<State>,
     next_session: AtomicU64,
 }
@@ -283,6 +289,7 @@ impl Hub {
         Arc::new(Hub {
             metrics: metrics.clone(),
             gate: Gate::new(&config.limits),
+            drain: Drain::new(config.drain_timeout),
             state: Mutex::new(State {
                 registry,
                 outboxes: HashMap::new(),
@@ -348,6 +355,36 @@ impl Hub {
             state.push(owner.session, Outbound::Close(kind));
             state.outboxes.remove(&owner.session);
         }
+    }
+
+    /// The drain begins: `go_away` to every logged-in socket (unnumbered: it is about the
+    /// socket), a close to every socket not logged in. Returns how many of each.
+    pub fn go_away(&self, go_away: &ServerMessage) -> (usize, usize) {
+        let mut state = self.lock();
+        let sockets: Vec<SessionId> = state.outboxes.keys().copied().collect();
+        let (mut told, mut closed) = (0, 0);
+        for session in sockets {
+            if state.registry.user_of(session).is_some() {
+                state.push_message_unnumbered(session, go_away);
+                told += 1;
+            } else {
+                state.push(session, Outbound::Close(CloseKind::GoingAway));
+                state.outboxes.remove(&session);
+                closed += 1;
+            }
+        }
+        (told, closed)
+    }
+
+    /// Closes every socket with `kind` (the drain's end); returns how many.
+    pub fn close_all(&self, kind: CloseKind) -> usize {
+        let mut state = self.lock();
+        let sockets: Vec<SessionId> = state.outboxes.keys().copied().collect();
+        for &session in &sockets {
+            state.push(session, Outbound::Close(kind));
+        }
+        state.outboxes.clear();
+        sockets.len()
     }
 
     /// Applies one client frame's registry request and delivers its outcome; the frame counts

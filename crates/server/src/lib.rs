@@ -6,6 +6,7 @@
 //! bound to `127.0.0.1:0`); [`serve`] runs it on a listener.
 
 pub mod config;
+pub mod drain;
 pub mod gate;
 pub mod http;
 pub mod hub;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use calling_protocol::IceServer;
 use calling_server::config::parse_seconds;
+use calling_server::drain::{self, parse_drain_timeout, Ending, StopSignals};
 use calling_server::tls::{self, Tls};
 use calling_server::turn::{TurnConfig, DEFAULT_TURN_TTL};
 use calling_server::{AppCredential, Config, Limits, SigPolicy};
@@ -122,6 +123,11 @@ struct Args {
     /// Serve `/metrics` on this address instead of on --listen.
     #[arg(long, value_name = "ADDR", env = "CALLING_METRICS_LISTEN")]
     metrics_listen: Option<SocketAddr>,
+    /// On SIGTERM or SIGINT the server drains: it refuses new sockets, tells its clients to
+    /// move, and exits once they have gone, or after this long, closing the rest (fractions
+    /// allowed; 0: exit at once). A second signal exits at once.
+    #[arg(long, value_name = "SECONDS", env = "CALLING_DRAIN_TIMEOUT", default_value = "30", value_parser = parse_drain_timeout)]
+    drain_timeout: Duration,
     /// Log lines as text for people, or as one JSON object per line for a log collector.
     #[arg(long, value_enum, env = "CALLING_LOG_FORMAT", default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -177,6 +183,7 @@ async fn main() -> ExitCode {
     config.metrics_on_main = args.metrics_listen.is_none();
     config.ring_timeout = args.ring_timeout;
     config.resume_grace = args.resume_grace;
+    config.drain_timeout = args.drain_timeout;
     config.www = args.www;
     config.pkg = args.pkg;
     config.ice_servers = args
@@ -286,6 +293,14 @@ async fn main() -> ExitCode {
         },
         None => None,
     };
+    // Watched before serving, so a stop signal never finds the process without a handler.
+    let signals = match StopSignals::watch() {
+        Ok(signals) => signals,
+        Err(err) => {
+            error!(%err, "cannot watch SIGTERM/SIGINT");
+            return ExitCode::FAILURE;
+        }
+    };
     let (router, hub) = calling_server::app_with_hub(config);
     if let Some((listener, addr)) = metrics_listener {
         let addr = listener.local_addr().map_or(addr, |a| a);
@@ -297,11 +312,17 @@ async fn main() -> ExitCode {
             }
         });
     }
-    match calling_server::serve_router(listener, router, hub).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            error!("server stopped: {e}");
-            ExitCode::FAILURE
-        }
+    tokio::select! {
+        served = calling_server::serve_router(listener, router, hub.clone()) => match served {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                error!("server stopped: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        ending = drain::on_stop_signal(hub, signals) => match ending {
+            Ending::Drained => ExitCode::SUCCESS,
+            Ending::Interrupted => ExitCode::FAILURE,
+        },
     }
 }

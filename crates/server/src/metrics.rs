@@ -153,6 +153,7 @@ struct Handles {
     resumed: IntCounter,
     resume_refused: IntCounter,
     logins: IntCounter,
+    draining: IntGauge,
 }
 
 /// What the hub reports at scrape time.
@@ -222,6 +223,13 @@ impl Metrics {
             } else {
                 h.resume_refused.inc()
             }
+        }
+    }
+
+    /// The server began draining (it never stops: the process exits at its end).
+    pub fn set_draining(&self, draining: bool) {
+        if let Some(h) = &self.0 {
+            h.draining.set(i64::from(draining));
         }
     }
 
@@ -391,6 +399,11 @@ impl Handles {
         let resume_refused = resume_vec.with_label_values(&["refused"]);
         let logins = IntCounter::new("calling_logins_total", "Full logins that succeeded")?;
         reg(Box::new(logins.clone()))?;
+        let draining = IntGauge::new(
+            "calling_draining",
+            "1 once the server is draining (refusing new sockets, its clients told to move)",
+        )?;
+        reg(Box::new(draining.clone()))?;
 
         Ok(Handles {
             registry,
@@ -407,6 +420,7 @@ impl Handles {
             resumed,
             resume_refused,
             logins,
+            draining,
         })
     }
 

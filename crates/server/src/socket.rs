@@ -78,6 +78,7 @@ struct Conn {
 
 /// Runs one connection to its end.
 pub async fn run(mut socket: WebSocket, hub: Arc<Hub>, permit: Option<Arc<Permit>>) {
+    let _counted = hub.drain.socket_opened();
     let (session, mut outbox) = hub.open_session();
     let mut conn = Conn {
         session,
@@ -336,6 +337,11 @@ impl Conn {
                 return;
             }
         };
+        if self.user.is_none() && self.hub.drain.is_draining() {
+            // A draining server takes no new session (this socket was opened just before).
+            self.hub.close(self.owner(), CloseKind::GoingAway);
+            return;
+        }
         let session = self.session;
         match (&self.user, msg) {
             (_, ClientMessage::Unknown) => {

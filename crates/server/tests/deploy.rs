@@ -42,6 +42,7 @@ fn the_unit_is_sandboxed_and_holds_no_secret() {
         ("MemoryDenyWriteExecute", "yes"),
         ("SystemCallFilter", "@system-service"),
         ("EnvironmentFile", "/etc/calling-server/calling-server.env"),
+        ("KillSignal", "SIGTERM"),
     ] {
         assert!(has(key, value), "{key}={value} missing from the unit");
     }
@@ -68,6 +69,31 @@ fn the_unit_is_sandboxed_and_holds_no_secret() {
             "{var} missing from the example environment file"
         );
     }
+}
+
+/// systemd waits for the drain: it kills only after the drain timeout and the close handshakes
+/// after it.
+#[test]
+fn stopping_leaves_the_drain_its_time() {
+    let settings = settings(&unit());
+    let stop_secs: u64 = settings
+        .iter()
+        .find(|(k, _)| k == "TimeoutStopSec")
+        .map(|(_, v)| v.parse().expect("TimeoutStopSec in whole seconds"))
+        .expect("TimeoutStopSec");
+    let env = std::fs::read_to_string(deploy("calling-server.env.example")).unwrap();
+    let drain_secs = env
+        .lines()
+        .map(|l| l.trim_start_matches('#'))
+        .find_map(|l| l.strip_prefix("CALLING_DRAIN_TIMEOUT="))
+        .map(|v| v.parse::<u64>().expect("seconds"))
+        .expect("CALLING_DRAIN_TIMEOUT in the example environment file");
+    let default_secs = calling_server::drain::DEFAULT_DRAIN_TIMEOUT.as_secs();
+    assert_eq!(drain_secs, default_secs, "the example shows the default");
+    assert!(
+        stop_secs >= drain_secs + 10,
+        "TimeoutStopSec={stop_secs} leaves too little after a {drain_secs} s drain"
+    );
 }
 
 /// The unit's command line is one the binary accepts (with an app from the environment, as the

@@ -62,6 +62,32 @@ impl ServerProcess {
         ServerProcess { addr, child }
     }
 
+    /// Sends the process a signal by name (`TERM`, `INT`, …).
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.id().expect("server is running");
+        let sent = std::process::Command::new("kill")
+            .args(["-s", name, &pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "kill -s {name} {pid}");
+    }
+
+    /// The process's exit status, if it exits within `within`.
+    pub async fn exit_within(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        tokio::time::timeout(within, self.child.wait())
+            .await
+            .ok()
+            .map(|status| status.expect("wait for calling-server"))
+    }
+
+    /// Whether the process has exited by now.
+    pub fn has_exited(&mut self) -> bool {
+        self.child
+            .try_wait()
+            .expect("poll calling-server")
+            .is_some()
+    }
+
     /// How many sockets the server process holds open (listening socket included).
     pub fn open_sockets(&self) -> usize {
         let pid = self.child.id().expect("server is running");
@@ -242,6 +268,15 @@ impl Client {
         })
         .await;
         next.unwrap_or_else(|_| panic!("{name}: no message within {DEADLINE:?}"))
+    }
+
+    /// Closes the connection with a close frame (code 1000) and waits for the server's answer.
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+        let _ = tokio::time::timeout(DEADLINE, async {
+            while let Some(Ok(_)) = self.ws.next().await {}
+        })
+        .await;
     }
 
     /// Reads until the server closes the connection, within `within`; returns how.
