@@ -97,7 +97,10 @@ export interface DeviceChangedPayload {
   label: string;
   reason: 'deviceLost';
 }
-/** `attempt`: 1, 2, … (one event per attempt to get the connection back). */
+/**
+ * `attempt`: 1, 2, … (one event per attempt to get the connection back). A planned move (the
+ * server is restarting and asked the SDK to reconnect) emits it only if the move fails.
+ */
 export interface ReconnectingPayload { attempt: number }
 /**
  * `resumed: true`: the session went on as if nothing happened (what was missed was delivered).

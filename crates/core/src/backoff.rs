@@ -41,6 +41,12 @@ impl Jitter {
         z ^ (z >> 31)
     }
 
+    /// A number in `0..=max`, uniformly (near enough: the bias of a 64-bit modulo).
+    pub fn up_to(&mut self, max: u32) -> u32 {
+        let n = self.next() % (u64::from(max) + 1);
+        u32::try_from(n).unwrap_or(max)
+    }
+
     /// The wait after `failures` failed attempts in a row (at least one).
     pub fn retry_delay_ms(&mut self, failures: u32) -> u32 {
         let nominal = nominal_delay_ms(failures);

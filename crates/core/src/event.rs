@@ -110,7 +110,9 @@ pub enum AppEvent {
     /// Extension: the signaling connection was lost and the SDK is trying to get it back
     /// (`attempt` 1, 2, …, one event per attempt). The call, the ringing, the peers and the
     /// local media all stay meanwhile; app methods keep working and their messages go out once
-    /// the connection is back.
+    /// the connection is back. Not emitted for a planned move (the server is going away and
+    /// said so) unless the move fails: no socket could be had, or the session had to be
+    /// logged in again.
     Reconnecting {
         attempt: u32,
     },

@@ -188,6 +188,8 @@ pub enum Timer {
     VoiceVolume,
     /// Try again to get the lost signaling connection back (see `backoff`).
     Reconnect,
+    /// The moment picked within a `goAway`'s window to move to a new socket (see `moving`).
+    Move,
     /// A probe ping (sent when the network came back or the page became visible) had its
     /// time to be answered.
     Probe,

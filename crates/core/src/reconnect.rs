@@ -57,6 +57,9 @@ pub(crate) struct Lost {
     /// Attempts made so far (the one under way included).
     attempt: u32,
     stage: Stage,
+    /// A planned move (the server is going away, see `moving`) the app has not been told of:
+    /// it hears `RECONNECTING` only if the move fails, and nothing if it succeeds at once.
+    quiet: bool,
 }
 
 /// Where the attempt to get the session back stands.
@@ -233,6 +236,7 @@ impl Session {
             session_ends_ms: now_ms.saturating_add(grace_ms),
             attempt: 0,
             stage: Stage::Waiting,
+            quiet: false,
         });
         // No pings while there is no socket; the call, its peers and its media stay as they are.
         out.push(Effect::CancelTimer(Timer::Heartbeat));
@@ -247,9 +251,11 @@ impl Session {
         };
         lost.attempt += 1;
         lost.stage = Stage::Opening;
-        out.push(Effect::Emit(AppEvent::Reconnecting {
-            attempt: lost.attempt,
-        }));
+        if !lost.quiet {
+            out.push(Effect::Emit(AppEvent::Reconnecting {
+                attempt: lost.attempt,
+            }));
+        }
         out.push(Effect::OpenSignaling);
     }
 
@@ -267,6 +273,7 @@ impl Session {
         if lost.stage == Stage::Waiting {
             return;
         }
+        lost.speak_up(out);
         if now_ms.saturating_sub(lost.since_ms) >= GIVE_UP_AFTER_MS {
             let msg = format!(
                 "the signaling connection was lost and could not be restored within {} s",
@@ -436,10 +443,13 @@ impl Session {
         let resumption = &mut self.resumption;
         match resumption.outbox.after(received) {
             Ok(frames) => {
+                let quiet = resumption.lost().is_some_and(|l| l.quiet);
                 resumption.resend = frames;
                 resumption.connection = Connection::Live;
                 out.push(heartbeat_timer());
-                out.push(Effect::Emit(AppEvent::Reconnected { resumed: true }));
+                if !quiet {
+                    out.push(Effect::Emit(AppEvent::Reconnected { resumed: true }));
+                }
             }
             Err(_) => {
                 // The server took the session back but misses frames we no longer have, so
@@ -465,6 +475,7 @@ impl Session {
         let frame = login_message(credentials, user_id);
         if let Some(lost) = resumption.lost() {
             lost.stage = Stage::LoggingIn;
+            lost.speak_up(out);
         }
         out.push(Effect::Send(frame));
     }
@@ -476,6 +487,7 @@ impl Session {
         let Some(lost) = self.resumption.lost() else {
             return;
         };
+        lost.speak_up(out);
         let until = now_ms.min(lost.session_ends_ms);
         self.ice_servers = ok.ice_servers;
         self.resumption.begin(ok.resume);
@@ -611,6 +623,21 @@ impl Session {
         self.resumption.is_lost()
     }
 }
+
+impl Lost {
+    /// A quiet move turned into a reconnect (its socket could not be had, or its session was
+    /// gone): from now on the app hears what it hears of any other.
+    fn speak_up(&mut self, out: &mut Vec<Effect>) {
+        if std::mem::take(&mut self.quiet) {
+            out.push(Effect::Emit(AppEvent::Reconnecting {
+                attempt: self.attempt,
+            }));
+        }
+    }
+}
+
+mod moving;
+pub(crate) use moving::Moving;
 
 #[cfg(test)]
 mod tests;

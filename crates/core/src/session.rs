@@ -21,7 +21,7 @@ use crate::invitation::Decline;
 use crate::link::PeerLink;
 use crate::negotiation::is_polite;
 use crate::privacy::{ConnectPolicy, Ringing};
-use crate::reconnect::Resumption;
+use crate::reconnect::{Moving, Resumption};
 use crate::{code, Command, Effect, Input, MediaToken, PeerEvent, RequestId, SdkError, Timer};
 
 /// `getCallStatus()`.
@@ -119,6 +119,8 @@ pub struct Session {
     pub(crate) resumption: Resumption,
     /// How connections are made: relay-only, pre-connecting while ringing (see `privacy`).
     pub(crate) policy: ConnectPolicy,
+    /// The server asked us to move to a new socket; when we will (see `moving`).
+    pub(crate) moving: Moving,
 }
 
 impl Session {
@@ -168,6 +170,7 @@ impl Session {
             Input::NetworkOffline => self.probe_socket(&mut out),
             Input::Timer(Timer::Probe) => self.probe_due(now_ms, &mut out),
             Input::Timer(Timer::Reconnect) => self.reconnect_due(&mut out),
+            Input::Timer(Timer::Move) => self.move_due(now_ms, &mut out),
             Input::Media { token, outcome } => self.media_outcome(now_ms, token, outcome, &mut out),
             Input::Device { kind, change } => self.device_changed(kind, change, &mut out),
             Input::AudioLevels { local, remote } => self.audio_levels(local, remote, &mut out),
@@ -178,6 +181,8 @@ impl Session {
         }
         // Whatever the input, a link may have been interrupted, restored, attached or removed.
         self.schedule_peer_health(now_ms, &mut out);
+        // A call that ended, a socket that was lost: a pending move is scheduled or dropped.
+        self.settle_move(&mut out);
         // Every frame made above, whichever part made it, is numbered (or held) here.
         self.route_sends(was_lost, &mut out);
         Ok(out)
@@ -250,6 +255,7 @@ impl Session {
             | ServerMessage::Resumed(_)
             | ServerMessage::Unknown => {}
             ServerMessage::IceServers(update) => self.renew_ice_servers(update.ice_servers, out),
+            ServerMessage::GoAway(go_away) => self.told_to_move(go_away.within_ms),
             ServerMessage::Error(ErrorReply {
                 request_id: Some(request),
                 code,
