@@ -36,6 +36,10 @@ export CALLING_SERVER="127.0.0.1:$PORT"
 # reconnect tests; read at compile time like CALLING_SERVER.
 export CALLING_CUT_PROXY="127.0.0.1:$((PORT + 2))"
 export CALLING_CUT_CONTROL="127.0.0.1:$((PORT + 3))"
+# A second server the drain tests start, stop (SIGTERM) and start again on the same port, through
+# tests/drain-control.mjs and its control API; read at compile time too.
+export CALLING_DRAIN_SERVER="127.0.0.1:$((PORT + 4))"
+export CALLING_DRAIN_CONTROL="127.0.0.1:$((PORT + 5))"
 # The built package, served with CORS to the tests' own origin (tests/pkg-server.mjs).
 export CALLING_PKG_URL="http://127.0.0.1:$((PORT + 1))"
 export CHROMEDRIVER=${CHROMEDRIVER:-/usr/bin/chromedriver}
@@ -58,6 +62,7 @@ export TMPDIR=$BROWSER_TMP
 
 mkdir -p test-output
 SERVER_LOG=$PWD/test-output/calling-server.log
+DRAIN_SERVER_LOG=$PWD/test-output/drain-server.log
 BROWSER_LOG=$PWD/test-output/browser-tests.log
 
 unshare --net bash -s -- "$FILTER" <<INNER
@@ -70,11 +75,15 @@ node tests/pkg-server.mjs pkg $((PORT + 1)) &
 pkg_server=\$!
 node tests/cut-proxy.mjs $((PORT + 2)) $PORT $((PORT + 3)) &
 cut_proxy=\$!
-trap 'kill \$server \$pkg_server \$cut_proxy 2>/dev/null; wait \$server \$pkg_server \$cut_proxy 2>/dev/null || true' EXIT
+: > "$DRAIN_SERVER_LOG"
+node tests/drain-control.mjs $((PORT + 4)) $((PORT + 5)) target/debug/calling-server "$DRAIN_SERVER_LOG" &
+drain_control=\$!
+trap 'kill \$server \$pkg_server \$cut_proxy \$drain_control 2>/dev/null; wait \$server \$pkg_server \$cut_proxy \$drain_control 2>/dev/null || true' EXIT
 deadline=\$((SECONDS + 20))
 until curl -fsS "http://$CALLING_SERVER/healthz" > /dev/null 2>&1 &&
   curl -fsS "$CALLING_PKG_URL/index.js" > /dev/null 2>&1 &&
-  curl -fsS "http://$CALLING_CUT_CONTROL/state" > /dev/null 2>&1; do
+  curl -fsS "http://$CALLING_CUT_CONTROL/state" > /dev/null 2>&1 &&
+  curl -fsS "http://$CALLING_DRAIN_CONTROL/state" > /dev/null 2>&1; do
   if [ \$SECONDS -ge \$deadline ] || ! kill -0 \$server 2>/dev/null; then
     echo "calling-server or the package server did not start; server log:" >&2
     cat "$SERVER_LOG" >&2

@@ -30,6 +30,16 @@ pub const CUT_CONTROL: &str = match option_env!("CALLING_CUT_CONTROL") {
     Some(s) => s,
     None => "127.0.0.1:18083",
 };
+/// host:port of the server the drain tests start and stop (`tests/drain-control.mjs`), and of
+/// its control API.
+pub const DRAIN_SERVER: &str = match option_env!("CALLING_DRAIN_SERVER") {
+    Some(s) => s,
+    None => "127.0.0.1:18084",
+};
+pub const DRAIN_CONTROL: &str = match option_env!("CALLING_DRAIN_CONTROL") {
+    Some(s) => s,
+    None => "127.0.0.1:18085",
+};
 /// The server's dev-mode application.
 pub const SDK_APP_ID: u32 = 1_400_000_000;
 /// Long enough for a loopback call to connect on a loaded 2-core machine.
@@ -138,8 +148,13 @@ pub async fn fetch_json(url: &str) -> JsValue {
 
 /// A fresh UserSig from the dev-mode server.
 pub async fn user_sig(user: &str) -> String {
+    user_sig_from(SERVER, user).await
+}
+
+/// A fresh UserSig from the dev-mode server at `server` (host:port).
+pub async fn user_sig_from(server: &str, user: &str) -> String {
     let v = fetch_json(&format!(
-        "http://{SERVER}/dev/usersig?sdkAppID={SDK_APP_ID}&userID={user}"
+        "http://{server}/dev/usersig?sdkAppID={SDK_APP_ID}&userID={user}"
     ))
     .await;
     get_str(&v, "userSig")
@@ -288,11 +303,21 @@ impl Client {
         Client::login_made(Client::with_server(user, server)).await
     }
 
+    /// [`Client::login`] on another dev-mode server (host:port), with a UserSig of its own.
+    pub async fn login_on(user: &str, server: &str) -> Client {
+        let sig = user_sig_from(server, user).await;
+        Client::login_signed(Client::with_server(user, server), sig).await
+    }
+
     async fn login_made(c: Client) -> Client {
+        let sig = user_sig(&c.user).await;
+        Client::login_signed(c, sig).await
+    }
+
+    async fn login_signed(c: Client, sig: String) -> Client {
         end_abandoned_calls().await;
         let user = c.user.clone();
         let user = user.as_str();
-        let sig = user_sig(user).await;
         let reply = ok(c.sdk.login(login_options(user, &sig)), "login").await;
         assert_js_eq(
             &reply,

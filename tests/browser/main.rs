@@ -17,6 +17,7 @@ mod call_audio;
 mod call_video;
 mod cleanup;
 mod devices;
+mod drain;
 mod group;
 mod kick;
 mod media_errors;
