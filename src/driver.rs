@@ -414,9 +414,9 @@ impl Driver {
                     peer.restart_ice();
                 }
             }
-            Effect::SendKeyFrame { user_id } => {
+            Effect::RequestKeyFrame { user_id } => {
                 if let Some(peer) = self.peer(&user_id) {
-                    peer.send_key_frame();
+                    peer.request_key_frame();
                 }
             }
             Effect::StartTimer { timer, after_ms } => {

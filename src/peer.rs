@@ -27,7 +27,7 @@ use crate::log;
 use crate::media::Kind;
 use crate::task;
 use crate::view::Views;
-use crate::warmup::{with_start_bitrate, Gate};
+use crate::warmup::{with_start_bitrate, Gate, KeyFrameRequester};
 
 #[wasm_bindgen::prelude::wasm_bindgen]
 extern "C" {
@@ -50,6 +50,8 @@ pub struct PeerConnection {
     /// The video sender's gate, closed until the core gives this peer our media; `None`
     /// without encoded transforms.
     gate: RefCell<Option<Gate>>,
+    /// Asks for key frames of the remote video, made the first time one is needed.
+    key_frames: RefCell<Option<KeyFrameRequester>>,
     /// The core gave this peer our media ([`PeerConnection::start_sending`]). Asynchronous
     /// steps begun before that (applying an offer that came while ringing) read it when they
     /// finish, so a call accepted meanwhile never gets a closed gate or a sender left empty.
@@ -84,6 +86,7 @@ impl PeerConnection {
             media_arrived: Cell::new(false),
             views,
             gate: RefCell::default(),
+            key_frames: RefCell::default(),
             sending: Cell::new(false),
             listeners: RefCell::default(),
         });
@@ -364,11 +367,16 @@ impl PeerConnection {
         self.pc.unchecked_ref::<IceRestart>().restart_ice();
     }
 
-    /// A key frame of our video goes out now, where the sender has a gate (`warmup`) to ask
-    /// its encoder; elsewhere the receiver asks for one when it needs it.
-    pub fn send_key_frame(&self) {
-        if let Some(gate) = self.gate.borrow().as_ref() {
-            gate.send_key_frame();
+    /// Asks the other side for a key frame of its video now (`warmup`), where the browser has
+    /// encoded transforms; elsewhere the decoder asks for one itself, later.
+    pub fn request_key_frame(&self) {
+        let mut requester = self.key_frames.borrow_mut();
+        if requester.is_none() {
+            let receiver = self.transceivers(Kind::Video).first().map(|t| t.receiver());
+            *requester = receiver.and_then(|r| KeyFrameRequester::attach(&r));
+        }
+        if let Some(requester) = requester.as_ref() {
+            requester.request();
         }
     }
 

@@ -6,15 +6,17 @@ const WIDTH = 64;
 
 // Runs in a worker: drops every frame until opened; then drops warm-up frames still in flight
 // and waits for the camera's key frame, or for 300 ms (the receiver then asks for a key frame).
-// Message 0 opens the gate; 1 asks the encoder for a key frame.
+// A receiver's transform (receive: true) passes every frame; a message asks for a key frame.
 const GATE = `postMessage(0);
 onrtctransform = ({ transformer: t }) => {
-  const { port, width } = t.options;
+  const { port, width, receive } = t.options;
+  if (receive) {
+    port.onmessage = () => { if (t.sendKeyFrameRequest) t.sendKeyFrameRequest().catch(() => {}); };
+    t.readable.pipeTo(t.writable);
+    return;
+  }
   let opened = 0, passing = false;
-  port.onmessage = ({ data }) => {
-    if (data !== 1) opened = performance.now();
-    else if (t.generateKeyFrame) t.generateKeyFrame().catch(() => {});
-  };
+  port.onmessage = () => { opened = performance.now(); };
   t.readable.pipeThrough(new TransformStream({
     transform(frame, out) {
       if (!passing) {
@@ -76,9 +78,21 @@ export function endGate(port, open) {
   if (!closed.size && warm) warm.stop();
 }
 
-// Asks the encoder behind the gate for a key frame now.
-export function keyFrame(port) {
-  port.postMessage(1);
+// A pass-through transform on a receiver, set when first needed (a live receiver takes one);
+// its port asks the remote sender for a key frame.
+export function keyFrameRequester(receiver) {
+  if (!ready) return undefined;
+  try {
+    const { port1, port2 } = new MessageChannel();
+    receiver.transform = new RTCRtpScriptTransform(worker, { port: port2, receive: true }, [port2]);
+    return port1;
+  } catch {
+    return undefined;
+  }
+}
+
+export function requestKeyFrame(port) {
+  port.postMessage(0);
 }
 
 // Repainted 5 times a second until stopped: an encoder given no frame for 2 s gives its bitrate

@@ -24,7 +24,7 @@
 //! The edit is unit-tested by `warmup.test.mjs`.
 
 use wasm_bindgen::prelude::*;
-use web_sys::RtcRtpSender;
+use web_sys::{RtcRtpReceiver, RtcRtpSender};
 
 #[wasm_bindgen(module = "/src/warmup.js")]
 extern "C" {
@@ -40,9 +40,12 @@ extern "C" {
     /// Opens the gate, or gives it up; the canvas stops with the last closed gate.
     #[wasm_bindgen(js_name = endGate)]
     fn end_gate(port: &JsValue, open: bool);
-    /// Asks the gate's encoder for a key frame (an open gate passes it).
-    #[wasm_bindgen(js_name = keyFrame)]
-    fn key_frame(port: &JsValue);
+    /// A pass-through transform on `receiver` whose port asks the sender for a key frame; the
+    /// port, or undefined (no encoded transforms, or no worker).
+    #[wasm_bindgen(js_name = keyFrameRequester)]
+    fn key_frame_requester(receiver: &RtcRtpReceiver) -> JsValue;
+    #[wasm_bindgen(js_name = requestKeyFrame)]
+    fn request_key_frame(port: &JsValue);
     /// `sdp` with `x-google-start-bitrate=1000` on each video codec (see the module docs).
     #[wasm_bindgen(js_name = withStartBitrate)]
     pub fn with_start_bitrate(sdp: &str) -> String;
@@ -63,10 +66,20 @@ impl Gate {
     pub fn open(&self) {
         end_gate(&self.0, true);
     }
+}
 
-    /// The sender's next frame is a key frame (its connection is back after an interruption).
-    pub fn send_key_frame(&self) {
-        key_frame(&self.0);
+/// Asks the sender of one received video for key frames (its connection is back after an
+/// interruption: the decoder waits for one). Its frames pass through the gates' worker untouched.
+pub struct KeyFrameRequester(JsValue);
+
+impl KeyFrameRequester {
+    pub fn attach(receiver: &RtcRtpReceiver) -> Option<KeyFrameRequester> {
+        let port = key_frame_requester(receiver);
+        (!port.is_undefined()).then_some(KeyFrameRequester(port))
+    }
+
+    pub fn request(&self) {
+        request_key_frame(&self.0);
     }
 }
 

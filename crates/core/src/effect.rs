@@ -106,10 +106,10 @@ pub enum Effect {
     RestartIce {
         user_id: String,
     },
-    /// Send that peer a fresh key frame of our video now: its connection is back after an
-    /// interruption, and its decoder cannot show anything before one. Asking for one is left to
-    /// the receiver otherwise, which notices late (most of a second after the path is back).
-    SendKeyFrame {
+    /// Ask that peer for a fresh key frame of its video now: our connection to it is back after
+    /// an interruption, and our decoder shows nothing until one arrives. Left to itself, the
+    /// browser asks only seconds later (it first waits for the frames lost meanwhile).
+    RequestKeyFrame {
         user_id: String,
     },
     StartTimer {

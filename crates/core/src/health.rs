@@ -129,7 +129,7 @@ impl PeerLink {
     }
 
     /// The connection is `connected` again: `PEER_MEDIA_RESTORED` if the app heard it stop,
-    /// and a key frame of our video on its way if we send it some.
+    /// and the other side asked for a key frame of its video (the call's video resumes).
     pub(crate) fn restored(&mut self, user: &str, out: &mut Vec<Effect>) {
         if let Health::Interrupted(interruption) = self.health {
             self.health = Health::Live;
@@ -139,7 +139,7 @@ impl PeerLink {
                 }));
             }
             if self.attached && !interruption.never_up {
-                out.push(Effect::SendKeyFrame {
+                out.push(Effect::RequestKeyFrame {
                     user_id: user.to_owned(),
                 });
             }
@@ -265,7 +265,7 @@ mod tests {
     }
 
     fn key_frame() -> Effect {
-        Effect::SendKeyFrame {
+        Effect::RequestKeyFrame {
             user_id: "bob".into(),
         }
     }

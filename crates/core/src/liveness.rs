@@ -261,7 +261,7 @@ mod tests {
                 Effect::Emit(AppEvent::PeerMediaRestored {
                     user_id: "bob".into()
                 }),
-                Effect::SendKeyFrame {
+                Effect::RequestKeyFrame {
                     user_id: "bob".into()
                 },
                 Effect::CancelTimer(Timer::PeerHealth),

@@ -122,7 +122,7 @@ fn a_dropped_link_heals_with_one_restart_offer_from_the_impolite_side() {
         "the polite fallback was not needed"
     );
     assert!(w.browser(a).peers["bob"].connected && w.browser(b).peers["alice"].connected);
-    // Each side sent the other a fresh key frame, once, as the link came back.
+    // Each side asked the other for a fresh key frame, once, as the link came back.
     assert_eq!(w.browser(a).peers["bob"].key_frames, 1);
     assert_eq!(w.browser(b).peers["alice"].key_frames, 1);
 

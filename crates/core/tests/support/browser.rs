@@ -45,7 +45,7 @@ pub struct FakePeer {
     pub reachable: bool,
     /// `restartIce()` calls.
     pub ice_restarts: u32,
-    /// Key frames sent on request of the core (`SendKeyFrame`).
+    /// Key frames asked of the other side (`RequestKeyFrame`).
     pub key_frames: u32,
     /// Created with `iceTransportPolicy: 'relay'` and not opened to every candidate since.
     pub relay_only: bool,
@@ -188,7 +188,7 @@ impl FakeBrowser {
             // No stats and no DOM here: levels are never reported, views never made.
             Effect::ReadAudioLevels | Effect::RemoveViews => {}
             Effect::CreateOffer { user_id } => self.create_offer(&user_id, &mut out),
-            Effect::SendKeyFrame { user_id } => match self.peers.get_mut(&user_id) {
+            Effect::RequestKeyFrame { user_id } => match self.peers.get_mut(&user_id) {
                 Some(peer) => peer.key_frames += 1,
                 None => self
                     .errors
