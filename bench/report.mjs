@@ -88,7 +88,7 @@ function spread(bySide) {
   return xs.length ? { count: xs.length, p50: at(0.5), p95: at(0.95) } : null;
 }
 const rl = parts.relay?.summary ?? {};
-const ice = { restore: spread(parts.iceRestore?.restore), fresh: spread(parts.iceRestore?.fresh) };
+const ice = { restore: spread(parts.iceRestore?.restore), fresh: spread(parts.iceRestore?.fresh), networkBack: spread(parts.iceRestore?.networkBack) };
 function split(name) {
   const b = o.breakdown ?? {};
   const parts = ['SenderDelay', 'ServerTrip', 'ReceiverDelay'].map((k) => b[`${name}${k}`]?.p50);
@@ -129,6 +129,7 @@ const rows = [
   [`Signaling cut, then the network back → RECONNECTED, session resumed (ours reconnects by itself; PeerJS does not), p50 / p95 (${rc.resume?.count ?? 0} rounds)`, pp(rc.resume), 'n/a', '', ''],
   ['… against a fresh login → SDK_READY on a new socket (what logging in again costs), p50 / p95', pp(rc.relogin), 'n/a', '', ''],
   [`Media link pulled mid-call, then plugged back → first new remote frame (ours heals the same call by ICE restart; test hosts in network namespaces), p50 / p95 (${ice.restore?.count ?? 0} values, both sides)`, pp(ice.restore), 'n/a', '', ''],
+  [`… a host's whole network (signaling and media) down, then back → first new remote frame in the same call (session resumed, ICE restarted), p50 / p95 (${ice.networkBack?.count ?? 0} values, both sides)`, pp(ice.networkBack), 'n/a', '', ''],
   [`… against a fresh call there: accept → first remote frame, p50 / p95 (${ice.fresh?.count ?? 0} values)`, pp(ice.fresh), 'n/a', '', ''],
   ['Callee devices opened before accepting', int(o.calleeMediaBeforeAccept), int(p.calleeMediaBeforeAccept), '', '0'],
   // No ratio: on this machine both servers stop at the same open-file limit, not at their own.

@@ -58,8 +58,8 @@ part reconnect 120
 
 # Not a loopback part: the runner builds its own network of namespaces (e2e/netns/net.sh).
 log "ICE restart: a pulled media link plugged back, against a fresh call (test hosts in network namespaces)"
-if SERVER_BIN=$BIN/calling-server NETNS_ICE_ROUNDS=8 NETNS_TESTS=e2e/netns/ice-restart.test.mjs \
-  timeout --kill-after=10 240 e2e/netns/run.sh --test-name-pattern='plugged back' > "$OUT/ice-restart.log" 2>&1; then
+if SERVER_BIN=$BIN/calling-server NETNS_ICE_ROUNDS=8 NETNS_NETWORK_ROUNDS=4 NETNS_TESTS=e2e/netns/ice-restart.test.mjs \
+  timeout --kill-after=10 300 e2e/netns/run.sh --test-name-pattern='plugged back|whole network' > "$OUT/ice-restart.log" 2>&1; then
   cp test-output/netns/ice-restore.json "$OUT/ice-restore.json"
 else
   log "part ice-restart failed or timed out (exit $?); see $OUT/ice-restart.log"

@@ -26,6 +26,8 @@ const GIVE_UP_MS = 45_000;
 const FLOWING = 10;
 /** How many times the link is pulled and plugged back for the restore time (bench: more). */
 const ROUNDS = Number(process.env.NETNS_ICE_ROUNDS || 2);
+/** How many times host a goes offline and back in one call (bench: more). */
+const NETWORK_ROUNDS = Number(process.env.NETNS_NETWORK_ROUNDS || 1);
 
 const net = new TestNetwork('ice', { direct: true });
 let alice;
@@ -183,36 +185,35 @@ test('host a loses its whole network, signaling and media, then gets it back: th
     /** `p`'s events named `name` since this test began. */
     const since = async (p, name) => (await events(p)).slice(start[p.userID]).filter((e) => e.name === name);
     await call();
-    await alice.page.evaluate(() => window.addEventListener('online', () => { window.onlineAt = Date.now(); }));
-    net.setOnline('a', false);
-    // Alice's browser sees itself offline; both sides see the media stop.
-    await alice.page.waitForFunction(() => !navigator.onLine, null, { timeout: NOTICE_MS });
-    await Promise.all([
-      waitForEvents(alice, 'onPeerMediaInterrupted', 'bob', (await events(alice, 'onPeerMediaInterrupted')).length + 1, NOTICE_MS),
-      waitForEvents(bob, 'onPeerMediaInterrupted', 'alice', (await events(bob, 'onPeerMediaInterrupted')).length + 1, NOTICE_MS),
-    ]);
+    for (let round = 1; round <= NETWORK_ROUNDS; round += 1) {
+      net.setOnline('a', false);
+      // Alice's browser sees itself offline; both sides see the media stop.
+      await alice.page.waitForFunction(() => !navigator.onLine, null, { timeout: NOTICE_MS });
+      await Promise.all([
+        waitForEvents(alice, 'onPeerMediaInterrupted', 'bob', (await events(alice, 'onPeerMediaInterrupted')).length + 1, NOTICE_MS),
+        waitForEvents(bob, 'onPeerMediaInterrupted', 'alice', (await events(bob, 'onPeerMediaInterrupted')).length + 1, NOTICE_MS),
+      ]);
 
-    const back = Date.now();
-    net.setOnline('a', true);
-    const [toAlice, toBob] = await Promise.all([
-      waitForFramesSince(alice, 'bob', back, FLOWING, HEAL_MS),
-      waitForFramesSince(bob, 'alice', back, FLOWING, HEAL_MS),
-    ]);
-    const tl = async (p) => (await events(p)).slice(start[p.userID]).filter((e) => e.at >= back).map((e) => `${e.name}@${e.at - back}`);
-    console.log('TIMELINE alice', await tl(alice), 'bob', await tl(bob), 'online at', await alice.page.evaluate(() => window.onlineAt) - back);
-    measured.networkBack.alice.push(toAlice - back);
-    measured.networkBack.bob.push(toBob - back);
-    // Signaling came back on the same session, and nobody left the call.
-    await alice.page.waitForFunction(() => document.body.dataset.connection !== 'reconnecting', null, { timeout: HEAL_MS });
-    const reconnected = await since(alice, 'onReconnected');
-    assert.ok(reconnected.length > 0 && reconnected.every((e) => e.resumed === true), `alice resumed: ${JSON.stringify(reconnected)}`);
-    for (const p of [alice, bob]) {
-      for (const name of ['onUserLeave', 'onCallEnd', 'onError']) {
-        assert.deepEqual(await since(p, name), [], `${p.userID}: ${name}`);
+      const back = Date.now();
+      net.setOnline('a', true);
+      const [toAlice, toBob] = await Promise.all([
+        waitForFramesSince(alice, 'bob', back, FLOWING, HEAL_MS),
+        waitForFramesSince(bob, 'alice', back, FLOWING, HEAL_MS),
+      ]);
+      measured.networkBack.alice.push(toAlice - back);
+      measured.networkBack.bob.push(toBob - back);
+      // Signaling came back on the same session, and nobody left the call.
+      await alice.page.waitForFunction(() => document.body.dataset.connection !== 'reconnecting', null, { timeout: HEAL_MS });
+      const reconnected = await since(alice, 'onReconnected');
+      assert.ok(reconnected.length >= round && reconnected.every((e) => e.resumed === true), `alice resumed each time: ${JSON.stringify(reconnected)}`);
+      for (const p of [alice, bob]) {
+        for (const name of ['onUserLeave', 'onCallEnd', 'onError']) {
+          assert.deepEqual(await since(p, name), [], `${p.userID}: ${name}`);
+        }
+        assert.equal(await p.page.evaluate(() => document.body.dataset.call), 'connected', `${p.userID}: still in the call`);
       }
-      assert.equal(await p.page.evaluate(() => document.body.dataset.call), 'connected', `${p.userID}: still in the call`);
+      await assertOnDirectLink();
     }
-    await assertOnDirectLink();
     await alice.page.getByTestId('btn-hangup').click();
     await Promise.all([alice, bob].map((p) => p.waitFor('body[data-screen="home"][data-call="idle"]')));
   });
