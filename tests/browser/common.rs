@@ -129,11 +129,15 @@ pub fn error_text(e: &JsValue) -> String {
 
 /// Tells the cut proxy to `command` (`cut?ms=N`, `stall?ms=N`, `cut`, `heal`).
 pub async fn proxy(command: &str) {
-    let url = format!("http://{CUT_CONTROL}/{command}");
+    post(&format!("http://{CUT_CONTROL}/{command}")).await;
+}
+
+/// POSTs to a test helper's control `url`, which must answer 2xx.
+pub async fn post(url: &str) {
     let init = web_sys::RequestInit::new();
     init.set_method("POST");
     let window = web_sys::window().expect("window");
-    let resp: web_sys::Response = ok(window.fetch_with_str_and_init(&url, &init), &url)
+    let resp: web_sys::Response = ok(window.fetch_with_str_and_init(url, &init), url)
         .await
         .unchecked_into();
     assert!(resp.ok(), "POST {url}: HTTP {}", resp.status());

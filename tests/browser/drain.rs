@@ -15,14 +15,7 @@ const CALL_WINDOW_MS: u32 = 5_000;
 
 /// Tells the drain control to `command` (`start?drainTimeout=S`, `stop`).
 async fn control(command: &str) {
-    let url = format!("http://{DRAIN_CONTROL}/{command}");
-    let init = web_sys::RequestInit::new();
-    init.set_method("POST");
-    let window = web_sys::window().expect("window");
-    let resp: web_sys::Response = ok(window.fetch_with_str_and_init(&url, &init), &url)
-        .await
-        .unchecked_into();
-    assert!(resp.ok(), "POST {url}: HTTP {}", resp.status());
+    post(&format!("http://{DRAIN_CONTROL}/{command}")).await;
 }
 
 /// Waits until the drain server has exited by itself; its exit status.
