@@ -151,6 +151,7 @@ impl Registry {
             }
             debug!(app, room, invite_id = &*invite_id, inviter = &*sender, invitees = ?ringing, "invitation ringing");
         }
+        out.decided.busy += u32::try_from(busy.len()).unwrap_or(u32::MAX);
         for user in &busy {
             info!(
                 app,
@@ -244,6 +245,7 @@ impl Registry {
             return Ok(out);
         };
         call.members.push(user.clone());
+        out.decided.accepted += 1;
         if call.members.len() >= 2 && call.connected_at.is_none() {
             call.connected_at = Some(now);
         }
@@ -311,6 +313,7 @@ impl Registry {
             c.batch(no).map(|b| b.inviter.clone())
         });
         self.resolve_invitation(room, app, user);
+        out.decided.rejected += 1;
         info!(app, room, invite_id, user = &**user, "invitation rejected");
         if let Some(inviter) = inviter {
             if self.calls.get(&room).is_some_and(|c| c.is_member(&inviter)) {
@@ -373,6 +376,7 @@ impl Registry {
         let Some(first) = timed_out.first() else {
             return;
         };
+        out.decided.timed_out += u32::try_from(timed_out.len()).unwrap_or(u32::MAX);
         info!(app, room, invite_id = &*batch.invite_id, invitees = ?timed_out, "invitation timed out");
         if inviter_present {
             let msg = ServerMessage::NoResponse(NoResponse {

@@ -50,6 +50,19 @@ pub struct Outcome {
     /// Away sessions whose grace ran out: the registry has forgotten them (they left their
     /// call), and no resume may name them again.
     pub ended: Vec<SessionId>,
+    /// The invitations this request decided, by outcome.
+    pub decided: Decided,
+}
+
+/// How many invitations one request decided, by outcome. Each counts whether or not anyone
+/// online hears of it (an offline invitee's cancellation, a rejection whose inviter has left).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Decided {
+    pub accepted: u32,
+    pub rejected: u32,
+    pub busy: u32,
+    pub cancelled: u32,
+    pub timed_out: u32,
 }
 
 /// A refused request, answered with `ServerMessage::Error` to its sender only.
@@ -451,6 +464,7 @@ impl Registry {
         for batch in &call.batches {
             self.deadlines.remove(&(batch.deadline, room, batch.no));
         }
+        out.decided.cancelled += u32::try_from(call.pending.len()).unwrap_or(u32::MAX);
         for p in &call.pending {
             if let Some(batch) = call.batch(p.batch) {
                 let msg = ServerMessage::Cancelled(Cancelled {

@@ -249,8 +249,7 @@ impl State {
     }
 
     fn dispatch_received(&mut self, outcome: Outcome, received: Option<Instant>) {
-        self.metrics
-            .count(&outcome.deliveries, received, &mut self.invites);
+        self.metrics.count(&outcome, received, &mut self.invites);
         for (session, msg) in &outcome.deliveries {
             self.push_message(*session, msg);
         }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use calling_protocol::ServerMessage;
+use calling_registry::Outcome;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
@@ -182,12 +183,6 @@ impl Metrics {
         }
     }
 
-    pub fn outcome(&self, outcome: InviteOutcome, n: u64) {
-        if let Some(h) = &self.0 {
-            h.outcome(outcome, n);
-        }
-    }
-
     pub fn limit_hit(&self, limit: Limit) {
         if let Some(h) = &self.0 {
             // ALL lists every variant once, in declaration order.
@@ -239,24 +234,30 @@ impl Metrics {
         }
     }
 
-    /// Counts what the messages a registry request delivers say happened to invitations:
-    /// every `joined` is an acceptance, every `busy` and `cancelled` an invitee's outcome, a
-    /// `rejected` one rejection and a `noResponse` names all its invitees that timed out (the
-    /// inviter hears of them all, while an offline invitee is told nothing). `received` is when
-    /// the client request that made them arrived, if one did: the ring latency runs from it to
-    /// `invited`, and the accept latency from an invitation's to its acceptance's.
-    pub fn count(
-        &self,
-        deliveries: &[(u64, ServerMessage)],
-        received: Option<Instant>,
-        invites: &mut InviteTimes,
-    ) {
+    /// Counts what one registry request did to invitations: the outcomes it decided (each
+    /// counts whether or not anyone online hears of it), and from the messages it delivers the
+    /// latencies. `received` is when the client request that made them arrived, if one did:
+    /// the ring latency runs from it to `invited`, and the accept latency from an invitation's
+    /// to its acceptance's.
+    pub fn count(&self, outcome: &Outcome, received: Option<Instant>, invites: &mut InviteTimes) {
         let Some(h) = &self.0 else {
             return;
         };
+        let d = outcome.decided;
+        for (kind, n) in [
+            (InviteOutcome::Accepted, d.accepted),
+            (InviteOutcome::Rejected, d.rejected),
+            (InviteOutcome::Busy, d.busy),
+            (InviteOutcome::Cancelled, d.cancelled),
+            (InviteOutcome::TimedOut, d.timed_out),
+        ] {
+            if n > 0 {
+                h.outcome(kind, u64::from(n));
+            }
+        }
         let mut joined = false;
         let mut accepted_invite = None;
-        for (_, msg) in deliveries {
+        for (_, msg) in &outcome.deliveries {
             match msg {
                 ServerMessage::InviteSent(sent) => {
                     if let Some(at) = received {
@@ -268,18 +269,8 @@ impl Metrics {
                         h.ring_latency.observe(at.elapsed().as_secs_f64());
                     }
                 }
-                ServerMessage::Joined(_) => {
-                    joined = true;
-                    h.outcome(InviteOutcome::Accepted, 1);
-                }
+                ServerMessage::Joined(_) => joined = true,
                 ServerMessage::Accepted(answer) => accepted_invite = Some(&answer.invite_id),
-                ServerMessage::Rejected(_) => h.outcome(InviteOutcome::Rejected, 1),
-                ServerMessage::Busy(_) => h.outcome(InviteOutcome::Busy, 1),
-                ServerMessage::Cancelled(_) => h.outcome(InviteOutcome::Cancelled, 1),
-                ServerMessage::NoResponse(n) => h.outcome(
-                    InviteOutcome::TimedOut,
-                    u64::try_from(n.user_ids.len()).unwrap_or(u64::MAX),
-                ),
                 _ => {}
             }
         }

@@ -220,6 +220,52 @@ async fn an_invitation_that_times_out_is_counted_once_per_invitee() {
 }
 
 #[tokio::test]
+async fn outcomes_nobody_online_hears_of_are_counted_too() {
+    let server = start_ringing(Duration::from_secs(30)).await;
+    let addr = server.addr;
+    let mut alice = Client::login(addr, "alice").await;
+    let mut bob = Client::login(addr, "bob").await;
+    let mut carol = Client::login(addr, "carol").await;
+
+    // Cancelled, offline: dave is not logged in; his invitation ends with erin's hangup.
+    let mut erin = Client::login(addr, "erin").await;
+    let (room, _) = erin.invite(&["dave"], None).await;
+    erin.send(&ClientMessage::Hangup { room_id: room }).await;
+    scrape_until(addr, |m| m.outcome("cancelled") == 1.0).await;
+
+    // Rejected, inviter gone: alice invites bob and carol, bob joins, alice leaves the group
+    // call (bob keeps it going), then carol declines: nobody is left to tell, yet it counts.
+    let (room, invite) = alice.invite(&["bob", "carol"], None).await;
+    bob.invited().await;
+    carol.invited().await;
+    bob.send(&ClientMessage::Accept {
+        request_id: 9,
+        invite_id: invite.clone(),
+    })
+    .await;
+    loop {
+        if let ServerMessage::Accepted(_) = alice.recv().await {
+            break;
+        }
+    }
+    alice.send(&ClientMessage::Hangup { room_id: room }).await;
+    loop {
+        if let ServerMessage::MemberLeft(_) = bob.recv().await {
+            break;
+        }
+    }
+    carol
+        .send(&ClientMessage::Reject {
+            invite_id: invite.clone(),
+        })
+        .await;
+    let m = scrape_until(addr, |m| m.outcome("rejected") == 1.0).await;
+    assert_eq!(m.outcome("accepted"), 1.0);
+    assert_eq!(m.outcome("cancelled"), 1.0);
+    assert_eq!(m.outcome("busy") + m.outcome("timed_out"), 0.0);
+}
+
+#[tokio::test]
 async fn limit_hits_are_counted_by_kind() {
     let mut config = config();
     config.limits.login_timeout = Duration::from_millis(300);
