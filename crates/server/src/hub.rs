@@ -109,6 +109,11 @@ impl Outbox {
         self.rx.recv().await
     }
 
+    /// The next item if one is queued already (`None` when empty or closed).
+    pub fn try_recv(&mut self) -> Option<Outbound> {
+        self.rx.try_recv().ok()
+    }
+
     /// A message of `bytes` was written to the socket: it no longer counts against the budget.
     pub fn written(&self, bytes: usize) {
         self.budget.queued.fetch_sub(bytes, Ordering::Relaxed);

@@ -20,6 +20,7 @@ use crate::metrics::Limit;
 use crate::rate::{TokenBucket, Verdict};
 use crate::registry::{InviteRequest, Outcome, Refusal, Registry, SessionId, MAX_PARTICIPANTS};
 use calling_protocol::user_id;
+use futures_util::SinkExt;
 
 use crate::usersig::{self, UserSigError};
 
@@ -118,6 +119,46 @@ fn is_too_big(err: axum::Error) -> bool {
     )
 }
 
+/// Most frames one flush writes: bounds how long the task goes without reading.
+const WRITE_BATCH: usize = 64;
+
+/// What [`write_queued`] wrote.
+struct Batch {
+    /// Bytes of the messages written, for the outbox's budget.
+    bytes: usize,
+    /// A close taken from the outbox after them: the socket closes next.
+    close: Option<CloseKind>,
+}
+
+/// Writes `first` and whatever else the outbox holds already, in order, with one flush: the
+/// messages one request produces for a session leave in one `write`, not one each.
+async fn write_queued(
+    socket: &mut WebSocket,
+    outbox: &mut Outbox,
+    first: String,
+) -> Result<Batch, axum::Error> {
+    let mut batch = Batch {
+        bytes: first.len(),
+        close: None,
+    };
+    socket.feed(Message::Text(first.into())).await?;
+    for _ in 1..WRITE_BATCH {
+        match outbox.try_recv() {
+            Some(Outbound::Text(json)) => {
+                batch.bytes += json.len();
+                socket.feed(Message::Text(json.into())).await?;
+            }
+            Some(Outbound::Close(kind)) => {
+                batch.close = Some(kind);
+                break;
+            }
+            None => break,
+        }
+    }
+    socket.flush().await?;
+    Ok(batch)
+}
+
 async fn close_gracefully(socket: &mut WebSocket, kind: CloseKind) {
     let (code, reason) = kind.frame();
     let frame = CloseFrame {
@@ -188,18 +229,22 @@ impl Conn {
                 () = overflow.happened() => return End::TooSlow,
                 out = outbox.recv() => match out {
                     Some(Outbound::Text(json)) => {
-                        let bytes = json.len();
                         // A peer that stops reading blocks this write once its TCP window is
                         // full; the heartbeat cannot fire meanwhile, so bound the write too, and
                         // give up at once if the backlog outgrows the outbox's budget.
-                        let send = tokio::time::timeout(silence, socket.send(Message::Text(json.into())));
-                        let sent = tokio::select! {
-                            sent = send => sent,
+                        let write = tokio::time::timeout(silence, write_queued(socket, outbox, json));
+                        let written = tokio::select! {
+                            written = write => written,
                             () = overflow.happened() => return End::TooSlow,
                         };
-                        outbox.written(bytes);
-                        match sent {
-                            Ok(Ok(())) => {}
+                        match written {
+                            Ok(Ok(Batch { bytes, close })) => {
+                                outbox.written(bytes);
+                                if let Some(kind) = close {
+                                    close_gracefully(socket, kind).await;
+                                    return End::Server(kind);
+                                }
+                            }
                             Ok(Err(_)) => return End::Dropped,
                             Err(_) => return End::TooSlow,
                         }
