@@ -14,6 +14,7 @@ use calling_protocol::{
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 /// Settings of the phase.
@@ -67,42 +68,92 @@ struct PairResult {
     hangup: Vec<Duration>,
 }
 
+impl PairResult {
+    fn absorb(&mut self, r: PairResult) {
+        self.invitations += r.invitations;
+        for (k, v) in r.outcomes {
+            *self.outcomes.entry(k).or_default() += v;
+        }
+        self.ended += r.ended;
+        self.ring.extend(r.ring);
+        self.accept.extend(r.accept);
+        self.hangup.extend(r.hangup);
+    }
+}
+
+/// When the measured run starts and ends, as every shard is told it.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    start: Instant,
+    end: Instant,
+}
+
+/// What every shard needs to run its pairs.
+#[derive(Clone)]
+struct ShardPlan {
+    target: Target,
+    ep: Endpoint,
+    plan: CyclePlan,
+    tag: String,
+    /// Time between two invitations of one pair.
+    interval: Duration,
+}
+
 /// Runs the phase.
+///
+/// The pairs are split over one thread per CPU core, each with its own single-threaded
+/// runtime that logs its pairs in and runs them: a pair's sockets, timers and task stay on one
+/// thread, so a message never wakes a task on another thread. (On a multi-threaded runtime the
+/// hand-offs between workers were a large share of the load generator's own CPU time, which
+/// the server under test shares the machine with.) What is measured is the same.
 pub async fn run(app: &App, ep: &Endpoint, plan: &CyclePlan, tag: &str) -> CycleReport {
-    let target = Target::Ours(app.clone());
     // Each pair must speak at least every ping interval, so it cycles at least that often.
     let min_pair_rate = 1.0 / f64::from(calling_protocol::PING_INTERVAL_SECS);
     let pairs = plan
         .pairs
         .clamp(1, ((plan.rate / min_pair_rate).floor() as u32).max(1));
-    let logins = login_pairs(&target, ep, pairs, tag).await;
-    let pair_login_failures = logins.iter().filter(|p| p.is_none()).count();
-    let interval = Duration::from_secs_f64(f64::from(pairs) / plan.rate);
+    let shard_plan = ShardPlan {
+        target: Target::Ours(app.clone()),
+        ep: ep.clone(),
+        plan: plan.clone(),
+        tag: tag.to_owned(),
+        interval: Duration::from_secs_f64(f64::from(pairs) / plan.rate),
+    };
+    let shards = std::thread::available_parallelism()
+        .map_or(1, |n| n.get() as u32)
+        .clamp(1, pairs);
+    let (logged_in_tx, mut logged_in) = mpsc::unbounded_channel();
+    let (window_tx, window) = watch::channel(None);
+    let mut done = Vec::new();
+    for shard in 0..shards {
+        let indices: Vec<u32> = (shard..pairs).step_by(shards as usize).collect();
+        done.push(spawn_shard(
+            shard,
+            indices,
+            shard_plan.clone(),
+            logged_in_tx.clone(),
+            window.clone(),
+        ));
+    }
+    drop(logged_in_tx);
+    // Every shard reports its logins (or its end) before the clock starts.
+    let mut active = 0;
+    let mut pair_login_failures = 0;
+    while let Some((ok, failed)) = logged_in.recv().await {
+        active += ok;
+        pair_login_failures += failed;
+    }
     let start = Instant::now() + Duration::from_millis(200);
     let cpu_before = plan.server_pid.and_then(procfs::cpu_secs);
     let own_before = procfs::cpu_secs(std::process::id());
-    let end = start + plan.duration;
-    let mut tasks = Vec::new();
-    for (i, pair) in logins.into_iter().enumerate() {
-        let Some(pair) = pair else { continue };
-        let first = start + Duration::from_secs_f64(i as f64 / plan.rate);
-        let plan = plan.clone();
-        tasks.push(tokio::spawn(run_pair(
-            pair, i as u32, first, interval, end, plan,
-        )));
-    }
-    let active = tasks.len();
+    let _ = window_tx.send(Some(Window {
+        start,
+        end: start + plan.duration,
+    }));
     let mut total = PairResult::default();
-    for t in tasks {
-        if let Ok(r) = t.await {
-            total.invitations += r.invitations;
-            for (k, v) in r.outcomes {
-                *total.outcomes.entry(k).or_default() += v;
-            }
-            total.ended += r.ended;
-            total.ring.extend(r.ring);
-            total.accept.extend(r.accept);
-            total.hangup.extend(r.hangup);
+    for shard in done {
+        if let Ok(r) = shard.await {
+            total.absorb(r);
         }
     }
     let server_cpu_secs = procfs::cpu_used(plan.server_pid, cpu_before);
@@ -136,24 +187,101 @@ pub async fn run(app: &App, ep: &Endpoint, plan: &CyclePlan, tag: &str) -> Cycle
     }
 }
 
-async fn login_pairs(target: &Target, ep: &Endpoint, pairs: u32, tag: &str) -> Vec<Option<Pair>> {
+/// Starts one shard's thread: it logs in the pairs `indices`, reports (logged in, failed) on
+/// `logged_in`, waits for the window and runs them; the result arrives on the returned channel
+/// (a shard that could not start reports all its pairs failed and no result).
+fn spawn_shard(
+    shard: u32,
+    indices: Vec<u32>,
+    sp: ShardPlan,
+    logged_in: mpsc::UnboundedSender<(usize, usize)>,
+    mut window: watch::Receiver<Option<Window>>,
+) -> oneshot::Receiver<PairResult> {
+    let (done_tx, done_rx) = oneshot::channel();
+    let count = indices.len();
+    let failed = logged_in.clone();
+    let spawned = std::thread::Builder::new()
+        .name(format!("cycles-{shard}"))
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(_) => {
+                    let _ = logged_in.send((0, count));
+                    return;
+                }
+            };
+            let result = runtime.block_on(async move {
+                let logins = login_pairs(&sp.target, &sp.ep, &indices, &sp.tag).await;
+                let ok = logins.iter().filter(|(_, p)| p.is_some()).count();
+                let _ = logged_in.send((ok, logins.len() - ok));
+                drop(logged_in);
+                let Ok(Some(w)) = window.wait_for(Option::is_some).await.map(|w| *w) else {
+                    return PairResult::default();
+                };
+                run_shard(logins, &sp, w).await
+            });
+            let _ = done_tx.send(result);
+        });
+    if spawned.is_err() {
+        let _ = failed.send((0, count));
+    }
+    done_rx
+}
+
+/// Runs one shard's pairs on the current (single-threaded) runtime.
+async fn run_shard(logins: Vec<(u32, Option<Pair>)>, sp: &ShardPlan, w: Window) -> PairResult {
+    let mut tasks = Vec::new();
+    for (i, pair) in logins {
+        let Some(pair) = pair else { continue };
+        let first = w.start + Duration::from_secs_f64(f64::from(i) / sp.plan.rate);
+        tasks.push(tokio::spawn(run_pair(
+            pair,
+            i,
+            first,
+            sp.interval,
+            w.end,
+            sp.plan.clone(),
+        )));
+    }
+    let mut total = PairResult::default();
+    for t in tasks {
+        if let Ok(r) = t.await {
+            total.absorb(r);
+        }
+    }
+    total
+}
+
+/// Logs in the pairs `indices` (concurrently); each comes back with its index.
+async fn login_pairs(
+    target: &Target,
+    ep: &Endpoint,
+    indices: &[u32],
+    tag: &str,
+) -> Vec<(u32, Option<Pair>)> {
     let mut handles = Vec::new();
-    for i in 0..pairs {
+    for &i in indices {
         let (target, ep, tag) = (target.clone(), ep.clone(), tag.to_owned());
-        handles.push(tokio::spawn(async move {
-            let within = Duration::from_secs(20);
-            let b_id = format!("{tag}b{i}");
-            let a = target
-                .login(&ep, 2 * i, &format!("{tag}a{i}"), within)
-                .await
-                .ok()?;
-            let b = target.login(&ep, 2 * i + 1, &b_id, within).await.ok()?;
-            Some(Pair { a, b, b_id })
-        }));
+        handles.push((
+            i,
+            tokio::spawn(async move {
+                let within = Duration::from_secs(20);
+                let b_id = format!("{tag}b{i}");
+                let a = target
+                    .login(&ep, 2 * i, &format!("{tag}a{i}"), within)
+                    .await
+                    .ok()?;
+                let b = target.login(&ep, 2 * i + 1, &b_id, within).await.ok()?;
+                Some(Pair { a, b, b_id })
+            }),
+        ));
     }
     let mut out = Vec::new();
-    for h in handles {
-        out.push(h.await.ok().flatten());
+    for (i, h) in handles {
+        out.push((i, h.await.ok().flatten()));
     }
     out
 }
