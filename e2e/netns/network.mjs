@@ -181,9 +181,11 @@ export class TestNetwork {
   /**
    * Headless Chromium running inside `host`'s namespace, for pages from `origins` (one or a
    * list of the servers' base URLs). Playwright launches it over a pipe, so its executable is
-   * a wrapper that enters the namespace first.
+   * a wrapper that enters the namespace first. `turnOverTls`: it will reach coturn over TLS,
+   * whose certificate was made for the run (turnCertificate) and signed by no CA, so it skips
+   * certificate checks.
    */
-  async launchBrowser(host, origins) {
+  async launchBrowser(host, origins, { turnOverTls = false } = {}) {
     const wrapper = path.join(OUTPUT, `chromium-${this.ns(host)}.sh`);
     writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec '${this.ns(host)}' /usr/bin/chromium "$@"\n`, { mode: 0o755 });
     const browser = await chromium.launch({
@@ -199,8 +201,7 @@ export class TestNetwork {
         // is no mDNS responder between these namespaces, and the tests read which addresses
         // the candidates and the selected pair use.
         '--disable-features=WebRtcHideLocalIpsWithMdns',
-        // TURN over TLS uses a certificate made for the run (turnCertificate), which no CA signed.
-        '--ignore-certificate-errors',
+        ...(turnOverTls ? ['--ignore-certificate-errors'] : []),
         '--disable-background-networking',
         '--disable-component-update',
         '--disable-sync',

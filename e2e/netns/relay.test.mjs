@@ -60,7 +60,8 @@ before(async () => {
   }
   plain = await net.startServer([], PLAIN_PORT);
   const origins = [viaTurn, viaTcpTurn, viaTlsTurn, plain].filter(Boolean);
-  const [a, b] = await Promise.all([net.launchBrowser('a', origins), net.launchBrowser('b', origins)]);
+  const options = { turnOverTls: Boolean(viaTlsTurn) };
+  const [a, b] = await Promise.all([net.launchBrowser('a', origins, options), net.launchBrowser('b', origins, options)]);
   browsers = { a, b };
   if (SERVER_MINTS_TURN) {
     wide.up();
