@@ -151,7 +151,7 @@ impl Registry {
             }
             debug!(app, room, invite_id = &*invite_id, inviter = &*sender, invitees = ?ringing, "invitation ringing");
         }
-        out.decided.busy += u32::try_from(busy.len()).unwrap_or(u32::MAX);
+        out.decided.busy += busy.len();
         for user in &busy {
             info!(
                 app,
@@ -376,7 +376,7 @@ impl Registry {
         let Some(first) = timed_out.first() else {
             return;
         };
-        out.decided.timed_out += u32::try_from(timed_out.len()).unwrap_or(u32::MAX);
+        out.decided.timed_out += timed_out.len();
         info!(app, room, invite_id = &*batch.invite_id, invitees = ?timed_out, "invitation timed out");
         if inviter_present {
             let msg = ServerMessage::NoResponse(NoResponse {

@@ -58,11 +58,11 @@ pub struct Outcome {
 /// online hears of it (an offline invitee's cancellation, a rejection whose inviter has left).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Decided {
-    pub accepted: u32,
-    pub rejected: u32,
-    pub busy: u32,
-    pub cancelled: u32,
-    pub timed_out: u32,
+    pub accepted: usize,
+    pub rejected: usize,
+    pub busy: usize,
+    pub cancelled: usize,
+    pub timed_out: usize,
 }
 
 /// A refused request, answered with `ServerMessage::Error` to its sender only.
@@ -464,7 +464,7 @@ impl Registry {
         for batch in &call.batches {
             self.deadlines.remove(&(batch.deadline, room, batch.no));
         }
-        out.decided.cancelled += u32::try_from(call.pending.len()).unwrap_or(u32::MAX);
+        out.decided.cancelled += call.pending.len();
         for p in &call.pending {
             if let Some(batch) = call.batch(p.batch) {
                 let msg = ServerMessage::Cancelled(Cancelled {

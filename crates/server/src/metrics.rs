@@ -23,19 +23,12 @@ use prometheus::{
 const RING_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
 ];
+/// The label of each invitation outcome, in the order of `Handles::outcomes`.
+const OUTCOMES: [&str; 5] = ["accepted", "rejected", "busy", "cancelled", "timed_out"];
+
 const ACCEPT_BUCKETS: &[f64] = &[
     0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0,
 ];
-
-/// How an invitation ended for one invitee.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InviteOutcome {
-    Accepted,
-    Rejected,
-    Busy,
-    Cancelled,
-    TimedOut,
-}
 
 /// Every cap or timeout that refuses or drops something; each site one label value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,6 +138,7 @@ struct Handles {
     pending_connections: IntGauge,
     calls: IntGauge,
     ringing: IntGauge,
+    /// By outcome, in [`OUTCOMES`]' order.
     outcomes: [IntCounter; 5],
     ring_latency: Histogram,
     accept_latency: Histogram,
@@ -244,15 +238,10 @@ impl Metrics {
             return;
         };
         let d = outcome.decided;
-        for (kind, n) in [
-            (InviteOutcome::Accepted, d.accepted),
-            (InviteOutcome::Rejected, d.rejected),
-            (InviteOutcome::Busy, d.busy),
-            (InviteOutcome::Cancelled, d.cancelled),
-            (InviteOutcome::TimedOut, d.timed_out),
-        ] {
+        let decided = [d.accepted, d.rejected, d.busy, d.cancelled, d.timed_out];
+        for (counter, n) in h.outcomes.iter().zip(decided) {
             if n > 0 {
-                h.outcome(kind, u64::from(n));
+                counter.inc_by(u64::try_from(n).unwrap_or(u64::MAX));
             }
         }
         let mut joined = false;
@@ -309,92 +298,125 @@ impl Handles {
     /// Registers every metric.
     fn register() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
-        let reg = |c: Box<dyn prometheus::core::Collector>| registry.register(c);
+        // Registers a metric and hands it back: every handle below is made this way.
+        fn reg<C: prometheus::core::Collector + Clone + 'static>(
+            registry: &Registry,
+            metric: Result<C, prometheus::Error>,
+        ) -> Result<C, prometheus::Error> {
+            let metric = metric?;
+            registry.register(Box::new(metric.clone()))?;
+            Ok(metric)
+        }
 
-        let sessions = IntGaugeVec::new(
-            Opts::new(
-                "calling_sessions",
-                "Sessions logged in (away ones included)",
+        let sessions = reg(
+            &registry,
+            IntGaugeVec::new(
+                Opts::new(
+                    "calling_sessions",
+                    "Sessions logged in (away ones included)",
+                ),
+                &["app"],
             ),
-            &["app"],
         )?;
-        reg(Box::new(sessions.clone()))?;
-        let pending_connections = IntGauge::new(
-            "calling_pending_connections",
-            "Connections open that have not logged in (plain HTTP included)",
-        )?;
-        reg(Box::new(pending_connections.clone()))?;
-        let calls = IntGauge::new("calling_calls", "Calls in progress")?;
-        reg(Box::new(calls.clone()))?;
-        let ringing = IntGauge::new(
-            "calling_invitations_ringing",
-            "Invitees whose invitation is ringing",
-        )?;
-        reg(Box::new(ringing.clone()))?;
-
-        let outcome_vec = IntCounterVec::new(
-            Opts::new(
-                "calling_invitation_outcomes_total",
-                "How invitations ended, one per invitee",
+        let pending_connections = reg(
+            &registry,
+            IntGauge::new(
+                "calling_pending_connections",
+                "Connections open that have not logged in (plain HTTP included)",
             ),
-            &["outcome"],
         )?;
-        reg(Box::new(outcome_vec.clone()))?;
-        let outcomes = ["accepted", "rejected", "busy", "cancelled", "timed_out"]
-            .map(|label| outcome_vec.with_label_values(&[label]));
-
-        let ring_latency = Histogram::with_opts(
-            HistogramOpts::new(
-                "calling_ring_latency_seconds",
-                "From an invite received to the invitee's session being sent `invited`",
-            )
-            .buckets(RING_BUCKETS.to_vec()),
+        let calls = reg(
+            &registry,
+            IntGauge::new("calling_calls", "Calls in progress"),
         )?;
-        reg(Box::new(ring_latency.clone()))?;
-        let accept_latency = Histogram::with_opts(
-            HistogramOpts::new(
-                "calling_accept_latency_seconds",
-                "From an invite received to its acceptance",
-            )
-            .buckets(ACCEPT_BUCKETS.to_vec()),
-        )?;
-        reg(Box::new(accept_latency.clone()))?;
-
-        let relayed_messages = IntCounter::new(
-            "calling_relayed_signals_total",
-            "Signaling messages relayed between participants of a call",
-        )?;
-        reg(Box::new(relayed_messages.clone()))?;
-        let relayed_bytes = IntCounter::new(
-            "calling_relayed_signal_bytes_total",
-            "Bytes of relayed signaling messages as sent to their recipients",
-        )?;
-        reg(Box::new(relayed_bytes.clone()))?;
-
-        let limit_vec = IntCounterVec::new(
-            Opts::new(
-                "calling_limit_hits_total",
-                "Connections or messages refused or dropped by a cap or timeout",
+        let ringing = reg(
+            &registry,
+            IntGauge::new(
+                "calling_invitations_ringing",
+                "Invitees whose invitation is ringing",
             ),
-            &["limit"],
         )?;
-        reg(Box::new(limit_vec.clone()))?;
+
+        let outcome_vec = reg(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "calling_invitation_outcomes_total",
+                    "How invitations ended, one per invitee",
+                ),
+                &["outcome"],
+            ),
+        )?;
+        let outcomes = OUTCOMES.map(|label| outcome_vec.with_label_values(&[label]));
+
+        let ring_latency = reg(
+            &registry,
+            Histogram::with_opts(
+                HistogramOpts::new(
+                    "calling_ring_latency_seconds",
+                    "From an invite received to the invitee's session being sent `invited`",
+                )
+                .buckets(RING_BUCKETS.to_vec()),
+            ),
+        )?;
+        let accept_latency = reg(
+            &registry,
+            Histogram::with_opts(
+                HistogramOpts::new(
+                    "calling_accept_latency_seconds",
+                    "From an invite received to its acceptance",
+                )
+                .buckets(ACCEPT_BUCKETS.to_vec()),
+            ),
+        )?;
+
+        let relayed_messages = reg(
+            &registry,
+            IntCounter::new(
+                "calling_relayed_signals_total",
+                "Signaling messages relayed between participants of a call",
+            ),
+        )?;
+        let relayed_bytes = reg(
+            &registry,
+            IntCounter::new(
+                "calling_relayed_signal_bytes_total",
+                "Bytes of relayed signaling messages as sent to their recipients",
+            ),
+        )?;
+
+        let limit_vec = reg(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "calling_limit_hits_total",
+                    "Connections or messages refused or dropped by a cap or timeout",
+                ),
+                &["limit"],
+            ),
+        )?;
         let limits = Limit::ALL.map(|l| limit_vec.with_label_values(&[l.label()]));
 
-        let resume_vec = IntCounterVec::new(
-            Opts::new("calling_resumes_total", "Session resumes by result"),
-            &["result"],
+        let resume_vec = reg(
+            &registry,
+            IntCounterVec::new(
+                Opts::new("calling_resumes_total", "Session resumes by result"),
+                &["result"],
+            ),
         )?;
-        reg(Box::new(resume_vec.clone()))?;
         let resumed = resume_vec.with_label_values(&["resumed"]);
         let resume_refused = resume_vec.with_label_values(&["refused"]);
-        let logins = IntCounter::new("calling_logins_total", "Full logins that succeeded")?;
-        reg(Box::new(logins.clone()))?;
-        let draining = IntGauge::new(
-            "calling_draining",
-            "1 once the server is draining (refusing new sockets, its clients told to move)",
+        let logins = reg(
+            &registry,
+            IntCounter::new("calling_logins_total", "Full logins that succeeded"),
         )?;
-        reg(Box::new(draining.clone()))?;
+        let draining = reg(
+            &registry,
+            IntGauge::new(
+                "calling_draining",
+                "1 once the server is draining (refusing new sockets, its clients told to move)",
+            ),
+        )?;
 
         Ok(Handles {
             registry,
@@ -413,17 +435,6 @@ impl Handles {
             logins,
             draining,
         })
-    }
-
-    fn outcome(&self, outcome: InviteOutcome, n: u64) {
-        let i = match outcome {
-            InviteOutcome::Accepted => 0,
-            InviteOutcome::Rejected => 1,
-            InviteOutcome::Busy => 2,
-            InviteOutcome::Cancelled => 3,
-            InviteOutcome::TimedOut => 4,
-        };
-        self.outcomes[i].inc_by(n);
     }
 
     fn set(&self, snapshot: Snapshot<'_>) {
