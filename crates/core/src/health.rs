@@ -79,7 +79,7 @@ impl PeerLink {
         }
         // An accepted link still on its ringing relay path: the restarts below may find any
         // path from now on.
-        self.ringing.widen_if_due(now_ms, true, false, user, out);
+        self.ringing.widen_for_restarts(user, out);
         let fallback = if self.polite { POLITE_FALLBACK_MS } else { 0 };
         match &mut self.health {
             Health::Live => {

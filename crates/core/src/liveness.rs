@@ -26,7 +26,7 @@ impl Session {
         call.health_timer = None;
         let mut lost = Vec::new();
         for (user, peer) in &mut call.peers {
-            peer.ringing.widen_if_due(now_ms, false, true, user, out);
+            peer.ringing.widen_if_due(now_ms, user, out);
             if peer.check_health(now_ms, user, out) == Verdict::GiveUp {
                 lost.push(user.clone());
             }

@@ -128,23 +128,21 @@ impl Ringing {
         }
     }
 
-    /// Widens this connection if its time has come, or at once if `now` (its link was
-    /// interrupted: the restarts that follow must be free to find any path). `restart`: this
-    /// side restarts ICE itself to gather the new candidates (not when the link's own
-    /// restarts will).
-    pub fn widen_if_due(
-        &mut self,
-        now_ms: u64,
-        now: bool,
-        restart: bool,
-        user_id: &str,
-        out: &mut Vec<Effect>,
-    ) {
-        if let Ringing::Widening { at_ms } = *self {
-            if now || now_ms >= at_ms {
-                *self = Ringing::Open;
-                widen(user_id, restart, out);
-            }
+    /// Widens this connection if its time has come: every candidate, gathered by an ICE
+    /// restart of this side.
+    pub fn widen_if_due(&mut self, now_ms: u64, user_id: &str, out: &mut Vec<Effect>) {
+        if self.widen_deadline().is_some_and(|at_ms| now_ms >= at_ms) {
+            *self = Ringing::Open;
+            widen(user_id, true, out);
+        }
+    }
+
+    /// Its link was interrupted before it widened: every candidate at once, so that the
+    /// restarts bringing it back (the link's own) are free to find any path.
+    pub fn widen_for_restarts(&mut self, user_id: &str, out: &mut Vec<Effect>) {
+        if self.widen_deadline().is_some() {
+            *self = Ringing::Open;
+            widen(user_id, false, out);
         }
     }
 }
