@@ -17,23 +17,6 @@ navigator.mediaDevices.getUserMedia = (constraints) => {
   });
 };
 
-/**
- * When each remote video track first carried media: its `unmute` (the browser's first RTP
- * packet of it), or its `track` event if it came unmuted. Splits a first frame into the time
- * until the other side's packets arrive and the time to decode and present them.
- */
-export const videoUnmutes = [];
-const RealPeerConnection = window.RTCPeerConnection;
-window.RTCPeerConnection = class extends RealPeerConnection {
-  constructor(...args) {
-    super(...args);
-    super.addEventListener('track', ({ track }) => {
-      if (track.kind !== 'video') return;
-      if (!track.muted) videoUnmutes.push(now());
-      else track.addEventListener('unmute', () => videoUnmutes.push(now()), { once: true });
-    });
-  }
-};
 
 /**
  * Every signaling frame sent or received on any WebSocket of the page, with its JSON `type`
@@ -93,14 +76,32 @@ window.WebSocket = class extends RealWebSocket {
   }
 };
 
-// RTCPeerConnection.close() runs on the main thread too; its duration is recorded with the frames.
-const realClose = RTCPeerConnection.prototype.close;
-RTCPeerConnection.prototype.close = function close() {
-  const start = now();
-  try {
-    return realClose.call(this);
-  } finally {
-    wire.push({ t: start, dir: 'pcClose', type: 'close', ms: now() - start });
+
+/**
+ * When each remote video track first carried media: its `unmute` (the browser's first RTP
+ * packet of it), or its `track` event if it came unmuted. Splits a first frame into the time
+ * until the other side's packets arrive and the time to decode and present them.
+ */
+export const videoUnmutes = [];
+const RealPeerConnection = window.RTCPeerConnection;
+window.RTCPeerConnection = class extends RealPeerConnection {
+  constructor(...args) {
+    super(...args);
+    super.addEventListener('track', ({ track }) => {
+      if (track.kind !== 'video') return;
+      if (!track.muted) videoUnmutes.push(now());
+      else track.addEventListener('unmute', () => videoUnmutes.push(now()), { once: true });
+    });
+  }
+
+  // close() runs on the main thread too; its duration is recorded with the frames.
+  close() {
+    const start = now();
+    try {
+      return super.close();
+    } finally {
+      wire.push({ t: start, dir: 'pcClose', type: 'close', ms: now() - start });
+    }
   }
 };
 
