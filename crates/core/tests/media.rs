@@ -369,15 +369,22 @@ fn media_arriving_after_the_call_ended_is_released() {
     );
 }
 
-#[test]
-fn a_left_calls_media_outcome_is_not_taken_for_the_next_call() {
+/// alice called bob (video; her capture is token 0, still unsettled), hung up, and calls
+/// carol with `call_type` (request 4, token 1).
+fn after_a_left_video_call(call_type: CallType) -> Session {
     let mut c = logged_in_call("alice");
     let cmd = |request, command| Input::Command { request, command };
     c.handle(0, cmd(2, call("bob", CallType::Video)))
         .expect("call bob");
     c.handle(0, cmd(3, Command::Hangup)).expect("hangup");
-    c.handle(0, cmd(4, call("carol", CallType::Video)))
+    c.handle(0, cmd(4, call("carol", call_type)))
         .expect("call carol");
+    c
+}
+
+#[test]
+fn a_left_calls_media_outcome_is_not_taken_for_the_next_call() {
+    let mut c = after_a_left_video_call(CallType::Video);
     // The first call's getUserMedia (token 0) fails only now, after the second call's
     // (token 1) was asked for: the call to carol must not suffer.
     let late = MediaOutcome::Failed(media_error(60005, "denied"));
@@ -408,13 +415,7 @@ fn a_left_calls_media_outcome_is_not_taken_for_the_next_call() {
 
 #[test]
 fn a_left_video_calls_late_camera_is_closed_in_the_next_audio_call() {
-    let mut c = logged_in_call("alice");
-    let cmd = |request, command| Input::Command { request, command };
-    c.handle(0, cmd(2, call("bob", CallType::Video)))
-        .expect("call bob");
-    c.handle(0, cmd(3, Command::Hangup)).expect("hangup");
-    c.handle(0, cmd(4, call("carol", CallType::Audio)))
-        .expect("call carol");
+    let mut c = after_a_left_video_call(CallType::Audio);
     // The video call's capture (token 0: camera and microphone) settles only now.
     let late = Input::Media {
         token: 0,
