@@ -3,7 +3,7 @@
 //! applied), and camera/microphone toggles reach the peer.
 
 use crate::common::*;
-use crate::connections::{audio_energy_at_peers_of, sender_tracks};
+use crate::connections::{audio_at_peers_of, sender_tracks};
 use crate::video::*;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -124,29 +124,48 @@ fn local_video_size(c: &Client) -> (f64, f64) {
     (get_num(&settings, "width"), get_num(&settings, "height"))
 }
 
-/// Waits until the connection at the other end of the one sending the track `id` received
-/// more sound energy than it had so far: the peer hears that track.
-async fn assert_sound_arrives(id: &str) {
-    let energy = || async {
-        JsFuture::from(audio_energy_at_peers_of(id))
+/// The sound energy per second of audio received by the connection at the other end of the
+/// one sending the track `id`, over the next `seconds` of audio it receives (its own clock of
+/// received samples, so a loaded machine only makes the wait longer).
+async fn sound_rate(id: &str, seconds: f64) -> f64 {
+    let received = || async {
+        let pair = JsFuture::from(audio_at_peers_of(id))
             .await
-            .ok()
-            .and_then(|e| e.as_f64())
-            .unwrap_or_default()
+            .map(|v| js_sys::Array::from(&v))
+            .ok();
+        let at = |i| {
+            pair.as_ref()
+                .and_then(|p| p.get(i).as_f64())
+                .unwrap_or_default()
+        };
+        (at(0), at(1))
     };
-    let start = energy().await;
+    let (energy_from, from) = received().await;
     let began = js_sys::Date::now();
     loop {
-        let now = energy().await;
-        if now > start {
-            return;
+        let (energy, now) = received().await;
+        if now - from >= seconds {
+            return (energy - energy_from) / (now - from);
         }
         assert!(
             js_sys::Date::now() - began < DEADLINE_MS as f64,
-            "no sound from {id} reached the peer within {DEADLINE_MS} ms (energy {now})"
+            "the peer of {id} received {:.2} s of audio in {DEADLINE_MS} ms, not {seconds} s",
+            now - from
         );
         let _ = JsFuture::from(delay(50)).await;
     }
+}
+
+/// The peer hears the microphone `after` that replaced `before`: once what was buffered before
+/// the switch has played out, sound keeps arriving at no less than a tenth of the energy the
+/// old microphone gave (a silent or stopped track gives next to none).
+async fn assert_sound_arrives(before_rate: f64, after: &str) {
+    sound_rate(after, 0.5).await;
+    let rate = sound_rate(after, 1.0).await;
+    assert!(
+        before_rate > 0.0 && rate >= before_rate / 10.0,
+        "the peer hears the new microphone {after} at {rate:e} energy/s, the old one at {before_rate:e}"
+    );
 }
 
 /// The live local audio track's id.
@@ -178,6 +197,7 @@ async fn camera_and_microphone_toggles_reach_the_peer() {
         .find(|id| id != "default" && !id.is_empty())
         .expect("a second fake microphone");
     let before = local_audio_id(&a);
+    let before_rate = sound_rate(&before, 1.0).await;
     let switch = json(&format!(
         r#"{{"deviceType":"audio","deviceId":"{other_mic}"}}"#
     ));
@@ -193,7 +213,7 @@ async fn camera_and_microphone_toggles_reach_the_peer() {
         },
     )
     .await;
-    assert_sound_arrives(&after).await;
+    assert_sound_arrives(before_rate, &after).await;
 
     let video = |on: bool| {
         json(&format!(

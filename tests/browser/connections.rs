@@ -35,10 +35,10 @@ extern "C" {
     /// Ids of the tracks on the senders of `kind` ("audio", "video") of every open connection.
     #[wasm_bindgen(js_name = senderTracks)]
     pub fn sender_tracks(kind: &str) -> Vec<String>;
-    /// Audio energy received so far (`totalAudioEnergy`) by the connections that do not send
-    /// the track `id`.
-    #[wasm_bindgen(js_name = audioEnergyAtPeersOf)]
-    pub fn audio_energy_at_peers_of(id: &str) -> Promise;
+    /// `[totalAudioEnergy, totalSamplesDuration]` received so far by the connections that do
+    /// not send the track `id`.
+    #[wasm_bindgen(js_name = audioAtPeersOf)]
+    pub fn audio_at_peers_of(id: &str) -> Promise;
     #[wasm_bindgen(js_name = liveCanvasTracks)]
     pub fn live_canvas_tracks() -> u32;
     #[wasm_bindgen(js_name = connectedPeers)]

@@ -299,18 +299,21 @@ async function decoded(pc) {
 export function senderTracks(kind) {
   return senders().filter((s) => s.track && s.track.kind === kind).map((s) => s.track.id);
 }
-async function audioEnergy(pc) {
-  let energy = 0;
+async function audioReceived(pc) {
+  let energy = 0, seconds = 0;
   (await pc.getStats()).forEach((r) => {
-    if (r.type === 'inbound-rtp' && r.kind === 'audio') energy += r.totalAudioEnergy || 0;
+    if (r.type === 'inbound-rtp' && r.kind === 'audio') {
+      energy += r.totalAudioEnergy || 0;
+      seconds += r.totalSamplesDuration || 0;
+    }
   });
-  return energy;
+  return [energy, seconds];
 }
-// Audio energy received so far by the open connections that do not send the track `id`: in a
-// 1:1 call, the peer's connection when `id` is one side's microphone.
-export async function audioEnergyAtPeersOf(id) {
+// [sound energy, seconds of audio] received so far by the open connections that do not send
+// the track `id`: in a 1:1 call, the peer's connection when `id` is one side's microphone.
+export async function audioAtPeersOf(id) {
   const peers = open().filter((pc) => !pc.getSenders().some((s) => s.track && s.track.id === id));
-  return (await Promise.all(peers.map(audioEnergy))).reduce((a, b) => a + b, 0);
+  return (await Promise.all(peers.map(audioReceived))).reduce(([e, s], [f, t]) => [e + f, s + t], [0, 0]);
 }
 // Video frames decoded so far on each open connection.
 export async function framesDecoded() { return Promise.all(open().map(decoded)); }
