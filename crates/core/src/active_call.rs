@@ -3,12 +3,13 @@
 //! Leaving a call in any way goes through `Session::end_call`, then [`ActiveCall::release`], so
 //! nothing is left open.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 use calling_protocol::{CallType, ClientMessage, IceServer, RoomId};
 
 use crate::link::{media_signal, MediaState, PeerLink};
 use crate::session::create_peer;
+use crate::sorted_map::SortedMap;
 use crate::{Effect, MediaToken, RequestId, SdkError, Timer};
 
 /// Where the call stands. Idle is the absence of an [`ActiveCall`].
@@ -108,7 +109,7 @@ pub(crate) struct ActiveCall {
     /// Invitees still ringing (`getInviteeList()`).
     pub invitees: Vec<String>,
     /// Every other member we have a peer connection with.
-    pub peers: BTreeMap<String, PeerLink>,
+    pub peers: SortedMap<String, PeerLink>,
     pub local: LocalMedia,
     /// Every `OpenMedia` not answered yet, by token, oldest first.
     pub media_ops: VecDeque<(MediaToken, MediaOp)>,
@@ -141,7 +142,7 @@ impl ActiveCall {
             is_group,
             group_id,
             invitees: Vec::new(),
-            peers: BTreeMap::new(),
+            peers: SortedMap::new(),
             local: LocalMedia::default(),
             media_ops: VecDeque::new(),
             next_token: 1,

@@ -1,8 +1,6 @@
 //! Membership of a call in progress: joining (as the accepting callee), newcomers accepted by
 //! others, the invitee list, members leaving, the call ending, and leaving it ourselves.
 
-use std::collections::btree_map::Entry;
-
 use calling_protocol::{EndReason, Joined, RoomId};
 
 use crate::active_call::ActiveCall;
@@ -13,6 +11,7 @@ use crate::leave::{ended_by, left, Tell};
 use crate::link::PeerLink;
 use crate::negotiation::is_polite;
 use crate::session::{create_peer, Session};
+use crate::sorted_map::Entry;
 use crate::{Effect, Reply, RequestId, SdkError};
 
 impl Session {
