@@ -11,7 +11,6 @@
 //! or an `.await`.
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::future::Future;
 use std::rc::{Rc, Weak};
 
@@ -62,7 +61,9 @@ impl Sink {
 pub struct Driver {
     me: Weak<Driver>,
     core: RefCell<Session>,
-    queue: RefCell<VecDeque<Input>>,
+    /// Inputs waiting for the core, oldest first (a few at most: a `Vec` costs less wasm than
+    /// a `VecDeque`).
+    queue: RefCell<Vec<Input>>,
     running: Cell<bool>,
     /// resolve/reject of each app promise waiting for the core.
     pending: RefCell<Table<RequestId, (Function, Function)>>,
@@ -227,12 +228,15 @@ impl Driver {
 
     /// Feeds one input to the core and carries out its effects (see the module doc).
     fn dispatch(&self, input: Input) {
-        self.queue.borrow_mut().push_back(input);
+        self.queue.borrow_mut().push(input);
         if self.running.replace(true) {
             return;
         }
         loop {
-            let next = self.queue.borrow_mut().pop_front();
+            let next = {
+                let mut queue = self.queue.borrow_mut();
+                (!queue.is_empty()).then(|| queue.remove(0))
+            };
             let Some(input) = next else { break };
             self.process(input);
         }

@@ -7,7 +7,6 @@
 //! `calling-protocol`'s decoder by tag).
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -39,7 +38,8 @@ pub struct Signaling {
 /// futures-channel's thread-safe one (which cost more wasm than this whole module).
 #[derive(Default)]
 struct Outbox {
-    frames: RefCell<VecDeque<String>>,
+    /// Oldest first; a `Vec` rather than a `VecDeque`, which costs more wasm for a few frames.
+    frames: RefCell<Vec<String>>,
     /// The socket task, when it waits for frames.
     task: Cell<Option<Waker>>,
     /// The [`Signaling`] was dropped: the task writes what is queued, then ends quietly.
@@ -123,7 +123,7 @@ impl Signaling {
             return Err(Error::Browser("the connection is closed".into()));
         }
         let text = encode(msg)?;
-        self.outbox.frames.borrow_mut().push_back(text);
+        self.outbox.frames.borrow_mut().push(text);
         self.outbox.wake_task();
         Ok(())
     }
@@ -135,7 +135,10 @@ impl Signaling {
 async fn run(mut ws: WebSocket, outbox: Rc<Outbox>, mut deliver: impl FnMut(Input)) {
     let lost = poll_fn(|cx| loop {
         while let Poll::Ready(Ok(())) = Pin::new(&mut ws).poll_ready(cx) {
-            let next = outbox.frames.borrow_mut().pop_front();
+            let next = {
+                let mut frames = outbox.frames.borrow_mut();
+                (!frames.is_empty()).then(|| frames.remove(0))
+            };
             let Some(text) = next else {
                 if outbox.dropped.get() {
                     return Poll::Ready(false);

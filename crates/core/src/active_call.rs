@@ -3,8 +3,6 @@
 //! Leaving a call in any way goes through `Session::end_call`, then [`ActiveCall::release`], so
 //! nothing is left open.
 
-use std::collections::VecDeque;
-
 use calling_protocol::{CallType, ClientMessage, IceServer, RoomId};
 
 use crate::link::{media_signal, MediaState, PeerLink};
@@ -112,7 +110,7 @@ pub(crate) struct ActiveCall {
     pub peers: SortedMap<String, PeerLink>,
     pub local: LocalMedia,
     /// Every `OpenMedia` not answered yet, by token, oldest first.
-    pub media_ops: VecDeque<(MediaToken, MediaOp)>,
+    pub media_ops: Vec<(MediaToken, MediaOp)>,
     /// The token the next `OpenMedia` gets; tokens never repeat within a session.
     pub next_token: MediaToken,
     pub invites: Vec<PendingInvite>,
@@ -144,7 +142,7 @@ impl ActiveCall {
             invitees: Vec::new(),
             peers: SortedMap::new(),
             local: LocalMedia::default(),
-            media_ops: VecDeque::new(),
+            media_ops: Vec::new(),
             next_token: 1,
             invites: Vec::new(),
             switch: None,
@@ -179,7 +177,7 @@ impl ActiveCall {
         self.local.acquired = true;
         let token = self.next_token;
         self.next_token = token.wrapping_add(1);
-        self.media_ops.push_back((token, op));
+        self.media_ops.push((token, op));
         out.push(Effect::OpenMedia {
             token,
             audio,
@@ -190,7 +188,7 @@ impl ActiveCall {
     /// The request `token` was for, if it belongs to this call and is still unanswered.
     pub fn take_media_op(&mut self, token: MediaToken) -> Option<MediaOp> {
         let i = self.media_ops.iter().position(|(t, _)| *t == token)?;
-        self.media_ops.remove(i).map(|(_, op)| op)
+        Some(self.media_ops.remove(i).1)
     }
 
     /// Puts the live local tracks on every connection we send to.
@@ -373,9 +371,8 @@ mod tests {
             request: 1,
             kind: InviteKind::Group { group_id: None },
         });
-        call.media_ops
-            .push_back((1, MediaOp::Camera { request: 2 }));
-        call.media_ops.push_back((2, MediaOp::Start));
+        call.media_ops.push((1, MediaOp::Camera { request: 2 }));
+        call.media_ops.push((2, MediaOp::Start));
         call.switch = Some(PendingSwitch {
             request: 3,
             call_type: CallType::Audio,

@@ -8,8 +8,6 @@
 //! down are numbered too and simply not handed to the glue yet: after a resume they go out with
 //! the ones lost in flight, in one order.
 
-use std::collections::VecDeque;
-
 use calling_protocol::{ClientMessage, RESUME_WINDOW};
 
 /// Whether the server counts `message` among a session's frames (see the module doc).
@@ -32,8 +30,10 @@ pub(crate) enum Gap {
 /// The latest [`RESUME_WINDOW`] frames of one session, numbered 1, 2, 3, … in sending order.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct Outbox {
-    /// `(number, frame)`, oldest first; numbers are consecutive.
-    kept: VecDeque<(u64, ClientMessage)>,
+    /// `(number, frame)`, oldest first; numbers are consecutive. A `Vec` rather than a
+    /// `VecDeque`: dropping the oldest moves at most [`RESUME_WINDOW`] entries, once per frame
+    /// sent, and the SDK's wasm has no ring buffer code to carry.
+    kept: Vec<(u64, ClientMessage)>,
     /// The number of the latest frame (0 before the first).
     last: u64,
     /// Frames up to this number were handed to the glue; later ones are held.
@@ -45,9 +45,9 @@ impl Outbox {
     pub fn record(&mut self, frame: ClientMessage) -> u64 {
         self.last += 1;
         if self.kept.len() == RESUME_WINDOW {
-            self.kept.pop_front();
+            self.kept.remove(0);
         }
-        self.kept.push_back((self.last, frame));
+        self.kept.push((self.last, frame));
         self.last
     }
 
@@ -62,7 +62,7 @@ impl Outbox {
         if received > self.last {
             return Err(Gap::Ahead);
         }
-        let oldest = self.kept.front().map_or(self.last + 1, |(n, _)| *n);
+        let oldest = self.kept.first().map_or(self.last + 1, |(n, _)| *n);
         if received + 1 < oldest {
             return Err(Gap::TooOld);
         }
