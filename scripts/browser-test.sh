@@ -61,6 +61,10 @@ trap 'rm -rf "$BROWSER_TMP"' EXIT
 export TMPDIR=$BROWSER_TMP
 
 mkdir -p test-output
+# Every fake microphone plays this tone without a break (webdriver.json), so a test can tell
+# sound arriving from silence; Chromium's own fake microphones are silent but for a beep that
+# only one of them gets.
+node tests/tone.mjs test-output/tone.wav
 SERVER_LOG=$PWD/test-output/calling-server.log
 DRAIN_SERVER_LOG=$PWD/test-output/drain-server.log
 BROWSER_LOG=$PWD/test-output/browser-tests.log
