@@ -1,6 +1,8 @@
-//! The WebSocket to `calling-server`: gloo-net's futures `WebSocket`, owned by one task that
-//! writes what [`Signaling::send`] queued and queues every server message, then the loss of the
-//! connection, on the driver's [`Sink`] as inputs.
+//! The WebSocket to `calling-server`: gloo-net's futures `WebSocket`, read by one task that
+//! queues every server message, then the loss of the connection, on the driver's [`Sink`] as
+//! inputs. [`Signaling::send`] writes at once when it can (the frame leaves before whatever
+//! the caller does next, such as closing connections after a hangup), else queues it for the
+//! task, which writes it in order.
 //!
 //! Messages cross as JSON text made and parsed by the browser's `JSON`, from and to the JS
 //! values serde-wasm-bindgen converts the protocol types to and from (server messages through
@@ -10,7 +12,7 @@ use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Poll, Waker};
+use std::task::{Context, Poll, Waker};
 
 use calling_core::Input;
 use calling_protocol::{ClientMessage, ServerMessage, RECONNECT_CLOSE_CODE};
@@ -38,6 +40,8 @@ pub struct Signaling {
 /// futures-channel's thread-safe one (which cost more wasm than this whole module).
 #[derive(Default)]
 struct Outbox {
+    /// The socket; borrowed by the task while it polls, and by `send` to write at once.
+    socket: RefCell<Option<WebSocket>>,
     /// Oldest first; a `Vec` rather than a `VecDeque`, which costs more wasm for a few frames.
     frames: RefCell<Vec<String>>,
     /// The socket task, when it waits for frames.
@@ -87,7 +91,8 @@ impl Signaling {
             return Err(unreachable());
         }
         let outbox = Rc::new(Outbox::default());
-        task::spawn(run(ws, outbox.clone(), deliver));
+        outbox.socket.replace(Some(ws));
+        task::spawn(run(outbox.clone(), deliver));
         Ok(Signaling { outbox })
     }
 
@@ -117,13 +122,26 @@ impl Signaling {
         self.outbox.frames.borrow_mut().clear();
     }
 
-    /// Queues `msg` for the socket task, which writes it in order with every other.
+    /// Queues `msg` and writes it (after anything queued before it) before returning, unless
+    /// the socket is not open or the task is polling it; the task then writes it in order.
     pub fn send(&self, msg: &ClientMessage) -> Result<(), Error> {
         if self.outbox.ended.get() {
             return Err(Error::Browser("the connection is closed".into()));
         }
-        let text = encode(msg)?;
-        self.outbox.frames.borrow_mut().push(text);
+        self.outbox.frames.borrow_mut().push(encode(msg)?);
+        // Written now when the socket is open and not being polled by the task (it is when a
+        // server message being handled caused this one: the task writes it right after). An
+        // open socket is ready at once, so the waker that does nothing is never kept.
+        if let Ok(mut socket) = self.outbox.socket.try_borrow_mut() {
+            if let Some(ws) = socket
+                .as_mut()
+                .filter(|ws| matches!(ws.state(), State::Open))
+            {
+                if write_queued(ws, &self.outbox, &mut Context::from_waker(Waker::noop())) {
+                    return Ok(());
+                }
+            }
+        }
         self.outbox.wake_task();
         Ok(())
     }
@@ -132,25 +150,50 @@ impl Signaling {
 /// The socket task. Each turn first writes what is queued (or stops, silently, once the
 /// [`Signaling`] is dropped and its frames are written), then reads at most one frame, so a
 /// message is never handed on after the input of the one before it dropped the connection.
-async fn run(mut ws: WebSocket, outbox: Rc<Outbox>, mut deliver: impl FnMut(Input)) {
-    let lost = poll_fn(|cx| loop {
-        while let Poll::Ready(Ok(())) = Pin::new(&mut ws).poll_ready(cx) {
-            let next = {
-                let mut frames = outbox.frames.borrow_mut();
-                (!frames.is_empty()).then(|| frames.remove(0))
-            };
-            let Some(text) = next else {
-                if outbox.dropped.get() {
-                    return Poll::Ready(false);
-                }
-                outbox.task.set(Some(cx.waker().clone()));
-                break;
-            };
-            if Pin::new(&mut ws).start_send(Message::Text(text)).is_err() {
-                log::warn("cannot send to the server");
+async fn run(outbox: Rc<Outbox>, mut deliver: impl FnMut(Input)) {
+    let lost = poll_fn(|cx| {
+        let mut socket = outbox.socket.borrow_mut();
+        let Some(ws) = socket.as_mut() else {
+            return Poll::Ready(false);
+        };
+        poll_socket(ws, &outbox, &mut deliver, cx)
+    })
+    .await;
+    outbox.ended.set(true);
+    outbox.frames.borrow_mut().clear();
+    let Some(ws) = outbox.socket.take() else {
+        return;
+    };
+    if outbox.abandoned.get() {
+        // A socket believed dead may still be alive: say this is a reconnect, not a goodbye.
+        let _ = ws.close(Some(RECONNECT_CLOSE_CODE), Some("reconnecting"));
+    } else {
+        // gloo-net's drop closes the socket (`close()` without a code cannot throw) and
+        // removes its listeners.
+        drop(ws);
+    }
+    if lost {
+        deliver(Input::SignalingClosed);
+    }
+}
+
+/// One poll of the socket task: write what is queued, then read frames until none is ready.
+/// `Ready(lost)` when it is over: `false` once the [`Signaling`] is dropped and its frames
+/// are written, `true` when the connection closed by itself.
+fn poll_socket(
+    ws: &mut WebSocket,
+    outbox: &Outbox,
+    deliver: &mut impl FnMut(Input),
+    cx: &mut Context,
+) -> Poll<bool> {
+    loop {
+        if write_queued(ws, outbox, cx) {
+            if outbox.dropped.get() {
+                return Poll::Ready(false);
             }
+            outbox.task.set(Some(cx.waker().clone()));
         }
-        match Pin::new(&mut ws).poll_next(cx) {
+        match Pin::new(&mut *ws).poll_next(cx) {
             Poll::Ready(Some(Ok(Message::Text(text)))) => match decode(&text) {
                 Ok(input) => deliver(input),
                 Err(e) => log::warn(&format!("ignoring unreadable server message: {e}")),
@@ -163,21 +206,24 @@ async fn run(mut ws: WebSocket, outbox: Rc<Outbox>, mut deliver: impl FnMut(Inpu
             Poll::Ready(Some(Err(_)) | None) => return Poll::Ready(true),
             Poll::Pending => return Poll::Pending,
         }
-    })
-    .await;
-    outbox.ended.set(true);
-    outbox.frames.borrow_mut().clear();
-    if outbox.abandoned.get() {
-        // A socket believed dead may still be alive: say this is a reconnect, not a goodbye.
-        let _ = ws.close(Some(RECONNECT_CLOSE_CODE), Some("reconnecting"));
-    } else {
-        // gloo-net's drop closes the socket (`close()` without a code cannot throw) and
-        // removes its listeners.
-        drop(ws);
     }
-    if lost {
-        deliver(Input::SignalingClosed);
+}
+
+/// Writes the queued frames, oldest first, while the socket takes them; `true` once none is left.
+fn write_queued(ws: &mut WebSocket, outbox: &Outbox, cx: &mut Context) -> bool {
+    while let Poll::Ready(Ok(())) = Pin::new(&mut *ws).poll_ready(cx) {
+        let next = {
+            let mut frames = outbox.frames.borrow_mut();
+            (!frames.is_empty()).then(|| frames.remove(0))
+        };
+        let Some(text) = next else {
+            return true;
+        };
+        if Pin::new(&mut *ws).start_send(Message::Text(text)).is_err() {
+            log::warn("cannot send to the server");
+        }
     }
+    false
 }
 
 /// A client frame: the JSON text of the message's JS value, which is serde_json's text of it
@@ -402,6 +448,41 @@ mod tests {
         // Sending after the loss is an error, not a panic.
         next_turn().await;
         assert!(signaling.send(&ClientMessage::Ping).is_err());
+    }
+
+    #[wasm_bindgen::prelude::wasm_bindgen(inline_js = "
+        let written = 0;
+        export function countWrites() {
+          if (WebSocket.prototype.countedSend) return;
+          const send = WebSocket.prototype.send;
+          WebSocket.prototype.send = function (data) { written += 1; return send.call(this, data); };
+          WebSocket.prototype.countedSend = true;
+        }
+        export function writes() { return written; }
+    ")]
+    extern "C" {
+        /// From now on, every frame any page's socket is given is counted.
+        #[wasm_bindgen(js_name = countWrites)]
+        fn count_writes();
+        fn writes() -> u32;
+    }
+
+    /// A frame sent on an open socket is in the browser's hands when `send` returns, not
+    /// after whatever the caller does next (a hangup's frame before its connections close).
+    #[wasm_bindgen_test]
+    async fn a_frame_is_written_before_send_returns() {
+        let Some(server) = option_env!("CALLING_SERVER") else {
+            return;
+        };
+        let signaling = Signaling::open(&format!("ws://{server}/ws"), |_| {})
+            .await
+            .expect("connect");
+        count_writes();
+        for n in 1..=3 {
+            let before = writes();
+            signaling.send(&ClientMessage::Ping).expect("send");
+            assert_eq!(writes(), before + 1, "frame {n} was not written by send");
+        }
     }
 
     /// Dropping the connection from inside the handler of a message (as a logout or a kick
