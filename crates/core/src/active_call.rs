@@ -7,8 +7,8 @@ use calling_protocol::{CallType, ClientMessage, IceServer, RoomId};
 
 use crate::link::{media_signal, MediaState, PeerLink};
 use crate::session::create_peer;
-use crate::sorted_map::SortedMap;
 use crate::{Effect, MediaToken, RequestId, SdkError, Timer};
+use litemap::LiteMap;
 
 /// Where the call stands. Idle is the absence of an [`ActiveCall`].
 #[derive(Clone, Debug, PartialEq)]
@@ -106,8 +106,9 @@ pub(crate) struct ActiveCall {
     pub group_id: Option<String>,
     /// Invitees still ringing (`getInviteeList()`).
     pub invitees: Vec<String>,
-    /// Every other member we have a peer connection with.
-    pub peers: SortedMap<String, PeerLink>,
+    /// Every other member we have a peer connection with, in user order. A sorted vector (a
+    /// handful of entries) costs the SDK's wasm a fraction of a `BTreeMap`'s code.
+    pub peers: LiteMap<String, PeerLink>,
     pub local: LocalMedia,
     /// Every `OpenMedia` not answered yet, by token, oldest first.
     pub media_ops: Vec<(MediaToken, MediaOp)>,
@@ -140,7 +141,7 @@ impl ActiveCall {
             is_group,
             group_id,
             invitees: Vec::new(),
-            peers: SortedMap::new(),
+            peers: LiteMap::new(),
             local: LocalMedia::default(),
             media_ops: Vec::new(),
             next_token: 1,

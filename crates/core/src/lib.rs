@@ -30,7 +30,6 @@ mod outbox;
 pub mod privacy;
 mod reconnect;
 mod session;
-mod sorted_map;
 
 pub use effect::{code, Effect, LoginData, Reply, SdkError};
 pub use event::{AppEvent, InviteData, VoiceVolume, EVENT_NAMES};

@@ -11,8 +11,8 @@ use crate::leave::{ended_by, left, Tell};
 use crate::link::PeerLink;
 use crate::negotiation::is_polite;
 use crate::session::{create_peer, Session};
-use crate::sorted_map::Entry;
 use crate::{Effect, Reply, RequestId, SdkError};
+use litemap::Entry;
 
 impl Session {
     /// `hangup()`, which resolves in every state: `{code: 0, msg: 'ok'}` with no call (or

@@ -498,7 +498,7 @@ impl Session {
                 Phase::Incoming { invite_id, .. } => {
                     // Our answer to the caller's offer may have been lost with the old session;
                     // if the caller sends its offer again on accept, it must be answered.
-                    for peer in call.peers.values_mut() {
+                    for (_, peer) in call.peers.iter_mut() {
                         peer.applied_offer = None;
                     }
                     Some(invite_id.clone())
