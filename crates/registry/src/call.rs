@@ -63,6 +63,16 @@ impl Call {
         }
     }
 
+    /// The number the last batch got (0 before the first).
+    pub fn next_batch(&self) -> BatchNo {
+        self.next_batch
+    }
+
+    /// Continues numbering after `no` (a call loaded from a store).
+    pub fn set_next_batch_no(&mut self, no: BatchNo) {
+        self.next_batch = no;
+    }
+
     pub fn next_batch_no(&mut self) -> BatchNo {
         self.next_batch = self.next_batch.wrapping_add(1);
         self.next_batch

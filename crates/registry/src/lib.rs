@@ -15,6 +15,7 @@ mod invitation;
 mod journal;
 #[cfg(test)]
 mod tests;
+pub mod view;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;

@@ -3,6 +3,7 @@
 mod invitation;
 mod resume;
 mod session;
+mod view;
 
 use super::*;
 use calling_protocol::{
