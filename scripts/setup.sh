@@ -16,7 +16,8 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 # Debian packages: Chromium + its matching driver, iproute2 for the network namespaces,
 # curl for the scripts' health checks, coturn for the relay tests (e2e/netns/; only its
 # `turnserver` binary is used, started by the tests, never the system service), openssl for
-# the certificate of their TURN over TLS.
+# the certificate of their TURN over TLS, redis-server for the cluster tests (its binary only,
+# started by the tests on a free loopback port, never the system service).
 need_apt=()
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
@@ -25,6 +26,7 @@ command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v unshare >/dev/null 2>&1 || need_apt+=(util-linux)
 command -v turnserver >/dev/null 2>&1 || need_apt+=(coturn)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "apt-get install ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -19,12 +19,17 @@ use std::time::{Duration, Instant};
 use calling_protocol::{ErrorCode, Resumed, Sequenced, ServerMessage, RESUME_WINDOW};
 use tokio::sync::{mpsc, Notify};
 
+mod authority;
+
+use crate::cluster::{Cluster, Delivery, Op};
 use crate::config::Config;
 use crate::drain::Drain;
 use crate::gate::Gate;
 use crate::ids::RandomIds;
 use crate::metrics::{InviteTimes, Metrics, Snapshot};
 use crate::registry::{CloseReason, Journal, Outcome, Refusal, Registry, SessionId};
+use crate::request::Request;
+use authority::Authority;
 
 /// One socket connection. Its number is the id of the session it opened with, so a link that
 /// never resumed another session owns the session of its own number.
@@ -152,7 +157,8 @@ struct Resumable {
 }
 
 struct State {
-    registry: Registry,
+    /// Who decides outcomes: this process's registry, or the cluster's shared store.
+    authority: Authority,
     outboxes: HashMap<SessionId, OutboxTx>,
     outbox_bytes: usize,
     /// Which link owns each session (open, or logged in and maybe away).
@@ -283,19 +289,31 @@ pub struct Hub {
     pub drain: Arc<Drain>,
     state: Mutex<State>,
     next_session: AtomicU64,
+    cluster: Option<Arc<Cluster>>,
 }
 
 impl Hub {
     pub fn new(config: Config) -> Arc<Self> {
         let registry =
             Registry::new(config.ring_timeout, RandomIds).with_resume_grace(config.resume_grace);
+        Hub::build(config, Authority::Local(registry), None)
+    }
+
+    /// A hub whose outcomes are decided in the cluster's shared store; its session ids are
+    /// the cluster-unique ones of `cluster`'s node.
+    pub fn clustered(config: Config, cluster: Arc<Cluster>) -> Arc<Self> {
+        Hub::build(config, Authority::Shared(HashMap::new()), Some(cluster))
+    }
+
+    fn build(config: Config, authority: Authority, cluster: Option<Arc<Cluster>>) -> Arc<Self> {
+        let first_session = cluster.as_ref().map_or(1, |c| c.first_session_id());
         let metrics = Arc::new(Metrics::new());
         Arc::new(Hub {
             metrics: metrics.clone(),
             gate: Gate::new(&config.limits),
             drain: Drain::new(config.drain_timeout),
             state: Mutex::new(State {
-                registry,
+                authority,
                 outboxes: HashMap::new(),
                 outbox_bytes: config.limits.outbox_bytes,
                 owners: HashMap::new(),
@@ -307,8 +325,14 @@ impl Hub {
                 invites: InviteTimes::new(config.ring_timeout),
             }),
             config,
-            next_session: AtomicU64::new(1),
+            next_session: AtomicU64::new(first_session),
+            cluster,
         })
+    }
+
+    /// The cluster this node belongs to (`None`: a single process deciding alone).
+    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.cluster.as_ref()
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -368,7 +392,7 @@ impl Hub {
         let sockets: Vec<SessionId> = state.outboxes.keys().copied().collect();
         let (mut told, mut closed) = (0, 0);
         for session in sockets {
-            if state.registry.user_of(session).is_some() {
+            if state.authority.user_of(session).is_some() {
                 state.push_message_unnumbered(session, go_away);
                 told += 1;
             } else {
@@ -393,28 +417,66 @@ impl Hub {
 
     /// Applies one client frame's registry request and delivers its outcome; the frame counts
     /// as received for a resume. A frame from a link that lost its session does nothing.
-    pub fn apply(
-        &self,
-        owner: Owner,
-        request: impl FnOnce(&mut Registry, Instant) -> Result<Outcome, Refusal>,
-    ) -> Result<(), Refusal> {
+    pub async fn apply(&self, owner: Owner, request: Request) -> Result<(), Refusal> {
         let received = Instant::now();
+        let user = {
+            let mut state = self.lock();
+            if !state.owns(owner) {
+                return Ok(());
+            }
+            if let Some(r) = state.resumable.get_mut(&owner.session) {
+                r.journal.count_received();
+            }
+            match &mut state.authority {
+                Authority::Local(registry) => {
+                    let outcome = request.run(registry, owner.session, Instant::now())?;
+                    state.dispatch_received(outcome, Some(received));
+                    return Ok(());
+                }
+                Authority::Shared(sessions) => sessions.get(&owner.session).cloned(),
+            }
+        };
+        let (Some(cluster), Some((app, user))) = (&self.cluster, user) else {
+            return Err(Refusal {
+                code: ErrorCode::NotLoggedIn,
+                message: "log in first".into(),
+            });
+        };
+        request.check()?;
+        let op = Op::Request {
+            session: owner.session,
+            app,
+            user,
+            request,
+        };
+        // Deliveries come back through the node's channel, in the order Redis decided them.
+        let outcome = cluster.decide(op).await?;
         let mut state = self.lock();
-        if !state.owns(owner) {
-            return Ok(());
-        }
-        if let Some(r) = state.resumable.get_mut(&owner.session) {
-            r.journal.count_received();
-        }
-        let outcome = request(&mut state.registry, Instant::now())?;
-        state.dispatch_received(outcome, Some(received));
+        let state = &mut *state;
+        self.metrics
+            .count(&outcome, Some(received), &mut state.invites);
         Ok(())
+    }
+
+    /// Counts the invitations an outcome decided (a ring deadline this node expired).
+    pub fn count_decided(&self, outcome: &Outcome) {
+        let mut state = self.lock();
+        let state = &mut *state;
+        self.metrics.count(outcome, None, &mut state.invites);
+    }
+
+    /// Delivers what another node (or this one) decided for this node's sessions, in order.
+    pub fn deliver(&self, deliveries: Vec<Delivery>) {
+        let mut state = self.lock();
+        for delivery in deliveries {
+            state.deliver(delivery);
+        }
     }
 
     /// A verified login: `LoginOk` first, then whatever the registry delivers (pending
     /// invitations to this session, the kick of an older one). With a `resume_token` the
     /// session is resumable by it.
-    pub fn login(
+    pub async fn login(
         &self,
         session: SessionId,
         app: u64,
@@ -422,18 +484,40 @@ impl Hub {
         login_ok: ServerMessage,
         resume_token: Option<String>,
     ) {
-        let mut state = self.lock();
-        state.push_message(session, &login_ok);
-        if let Some(token) = resume_token {
-            state.tokens.insert(token.clone(), session);
-            let journal = Journal::new(RESUME_WINDOW).with_byte_cap(state.outbox_bytes);
-            state
-                .resumable
-                .insert(session, Resumable { token, journal });
+        let shared = {
+            let mut state = self.lock();
+            state.push_message(session, &login_ok);
+            if let Some(token) = resume_token {
+                state.tokens.insert(token.clone(), session);
+                let journal = Journal::new(RESUME_WINDOW).with_byte_cap(state.outbox_bytes);
+                state
+                    .resumable
+                    .insert(session, Resumable { token, journal });
+            }
+            match &mut state.authority {
+                Authority::Local(registry) => {
+                    let outcome = registry.login(session, app, user_id, Instant::now());
+                    state.dispatch(outcome);
+                    false
+                }
+                Authority::Shared(sessions) => {
+                    sessions.insert(session, (app, Arc::from(user_id)));
+                    true
+                }
+            }
+        };
+        if let (true, Some(cluster)) = (shared, &self.cluster) {
+            let op = Op::Login {
+                session,
+                app,
+                user: Arc::from(user_id),
+            };
+            if let Err(refusal) = cluster.decide(op).await {
+                // Not registered anywhere: the session cannot go on.
+                self.refuse_login(session, refusal);
+                return;
+            }
         }
-        let outcome = state.registry.login(session, app, user_id, Instant::now());
-        state.dispatch(outcome);
-        drop(state);
         self.metrics.login();
     }
 
@@ -466,7 +550,7 @@ impl Hub {
             .tokens
             .get(token)
             .ok_or_else(|| refused("no session has this token"))?;
-        if state.registry.user_of(session) != Some((app, user_id)) {
+        if state.authority.user_of(session) != Some((app, user_id)) {
             return Err(refused("no session has this token"));
         }
         let replay: Result<Vec<String>, _> = match state.resumable.get(&session) {
@@ -481,15 +565,19 @@ impl Hub {
             state.push(session, Outbound::Close(CloseKind::Replaced));
             state.outboxes.remove(&session);
             state.owners.remove(&session);
-            let outcome = state.registry.leave(session, now);
-            state.dispatch(outcome);
+            if let Authority::Local(registry) = &mut state.authority {
+                let outcome = registry.leave(session, now);
+                state.dispatch(outcome);
+            }
             state.forget_resumable(session);
             return Err(refused("the messages since lastSeq are no longer kept"));
         };
-        state
-            .registry
-            .resume(session, app, user_id)
-            .map_err(NotResumed::Refused)?;
+        match &mut state.authority {
+            Authority::Local(registry) => registry
+                .resume(session, app, user_id)
+                .map_err(NotResumed::Refused)?,
+            Authority::Shared(_) => return Err(refused("this session has ended")),
+        }
         let received = state
             .resumable
             .get(&session)
@@ -513,36 +601,58 @@ impl Hub {
     }
 
     /// The session ends (logout): it leaves its call and cannot be resumed.
-    pub fn leave(&self, owner: Owner) {
-        let mut state = self.lock();
-        if !state.owns(owner) {
-            return;
+    pub async fn leave(&self, owner: Owner) {
+        let left = {
+            let mut state = self.lock();
+            if !state.owns(owner) {
+                return;
+            }
+            let left = state.leave(owner.session);
+            state.forget_resumable(owner.session);
+            left
+        };
+        self.leave_shared(owner.session, left).await;
+    }
+
+    /// Tells the cluster that a session of this node left (see [`State::leave`]).
+    async fn leave_shared(&self, session: SessionId, left: Option<(u64, Arc<str>)>) {
+        if let (Some(cluster), Some((app, user))) = (&self.cluster, left) {
+            let op = Op::Leave { session, app, user };
+            if let Err(refusal) = cluster.decide(op).await {
+                tracing::error!(
+                    session,
+                    message = refusal.message,
+                    "a leave was not recorded"
+                );
+            }
         }
-        let outcome = state.registry.leave(owner.session, Instant::now());
-        state.dispatch(outcome);
-        state.forget_resumable(owner.session);
     }
 
     /// A connection finished. If it still owns its session: a resumable session whose socket
     /// was `lost` (no close frame) is suspended for its grace; any other leaves at once.
-    pub fn end_session(&self, owner: Owner, lost: bool) {
-        let mut state = self.lock();
-        if !state.owns(owner) {
-            return;
-        }
-        let session = owner.session;
-        state.outboxes.remove(&session);
-        let now = Instant::now();
-        let logged_in = state.registry.user_of(session).is_some();
-        if lost && logged_in && state.resumable.contains_key(&session) {
-            // Still owned by this link, so a late resume can tell it apart from a new one.
-            state.registry.suspend(session, now);
-            return;
-        }
-        state.owners.remove(&session);
-        let outcome = state.registry.leave(session, now);
-        state.dispatch(outcome);
-        state.forget_resumable(session);
+    pub async fn end_session(&self, owner: Owner, lost: bool) {
+        let left = {
+            let mut state = self.lock();
+            if !state.owns(owner) {
+                return;
+            }
+            let session = owner.session;
+            state.outboxes.remove(&session);
+            let logged_in = state.authority.user_of(session).is_some();
+            if lost && logged_in && state.resumable.contains_key(&session) {
+                if let Authority::Local(registry) = &mut state.authority {
+                    // Still owned by this link, so a late resume can tell it apart from a new
+                    // one.
+                    registry.suspend(session, Instant::now());
+                    return;
+                }
+            }
+            state.owners.remove(&session);
+            let left = state.leave(session);
+            state.forget_resumable(session);
+            left
+        };
+        self.leave_shared(owner.session, left).await;
     }
 
     /// Brings the metrics' gauges up to date (at scrape time) and returns their exposition.
@@ -550,12 +660,13 @@ impl Hub {
         let (_, pending_connections) = self.gate.counts();
         {
             let state = self.lock();
+            let (calls, ringing) = state.authority.call_counts();
             self.metrics.set(Snapshot {
                 apps: &mut self.config.apps.keys().copied(),
-                sessions: &mut state.registry.session_apps(),
+                sessions: &mut state.authority.session_apps(),
                 pending_connections,
-                calls: state.registry.call_count(),
-                ringing: state.registry.ringing_count(),
+                calls,
+                ringing,
             });
         }
         self.metrics.encode()
@@ -564,14 +675,21 @@ impl Hub {
     /// (sessions logged in, calls live).
     pub fn counts(&self) -> (usize, usize) {
         let state = self.lock();
-        (state.registry.session_count(), state.registry.call_count())
+        (
+            state.authority.session_count(),
+            state.authority.call_counts().0,
+        )
     }
 
     fn expire(&self) -> Option<Instant> {
         let mut state = self.lock();
-        let outcome = state.registry.expire(Instant::now());
+        let Authority::Local(registry) = &mut state.authority else {
+            return None;
+        };
+        let outcome = registry.expire(Instant::now());
+        let next = registry.next_deadline();
         state.dispatch(outcome);
-        state.registry.next_deadline()
+        next
     }
 }
 

@@ -5,6 +5,7 @@
 //! Media never passes through it. [`app`] builds the HTTP router (used by tests with a server
 //! bound to `127.0.0.1:0`); [`serve`] runs it on a listener.
 
+pub mod cluster;
 pub mod config;
 pub mod drain;
 pub mod gate;
@@ -14,6 +15,7 @@ pub mod ids;
 pub mod listener;
 pub mod metrics;
 pub mod rate;
+pub mod request;
 pub mod socket;
 mod static_files;
 pub mod tls;
@@ -37,6 +39,20 @@ pub use hub::Hub;
 pub fn app_with_hub(config: Config) -> (Router, Arc<Hub>) {
     let hub = Hub::new(config);
     tokio::spawn(hub::run_timer(Arc::downgrade(&hub)));
+    (http::router(hub.clone()), hub)
+}
+
+/// The router for a new node of a cluster (`--redis`), and its hub: outcomes are decided in
+/// the shared store `cluster` connected to, and `pubsub` is this node's subscribed channel.
+/// Starts the node's delivery and ring-deadline tasks, so it must be called inside a Tokio
+/// runtime; they stop once the router (and with it the hub) is dropped.
+pub fn app_with_cluster(
+    config: Config,
+    cluster: Arc<cluster::Cluster>,
+    pubsub: redis::aio::PubSub,
+) -> (Router, Arc<Hub>) {
+    let hub = Hub::clustered(config, cluster.clone());
+    cluster::run(cluster, pubsub, Arc::downgrade(&hub));
     (http::router(hub.clone()), hub)
 }
 

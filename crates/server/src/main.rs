@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use calling_protocol::IceServer;
+use calling_server::cluster::Cluster;
 use calling_server::config::parse_seconds;
 use calling_server::drain::{self, parse_drain_timeout, Ending, StopSignals};
 use calling_server::tls::{self, Tls};
@@ -128,6 +129,16 @@ struct Args {
     /// allowed; 0: exit at once). A second signal exits at once.
     #[arg(long, value_name = "SECONDS", env = "CALLING_DRAIN_TIMEOUT", default_value = "30", value_parser = parse_drain_timeout)]
     drain_timeout: Duration,
+    /// Join a cluster: nodes started with the same Redis (redis://HOST[:PORT][/DB] or
+    /// redis+unix:///PATH) share sessions, invitations and calls. Without it the process
+    /// decides alone, in memory.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "CALLING_REDIS_URL",
+        hide_env_values = true
+    )]
+    redis: Option<String>,
     /// Log lines as text for people, or as one JSON object per line for a log collector.
     #[arg(long, value_enum, env = "CALLING_LOG_FORMAT", default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -301,7 +312,22 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let (router, hub) = calling_server::app_with_hub(config);
+    let (router, hub) = match &args.redis {
+        None => calling_server::app_with_hub(config),
+        Some(url) => match Cluster::connect(url, &config).await {
+            Ok((cluster, pubsub)) => {
+                info!(
+                    node = cluster.node(),
+                    "deciding in the cluster's shared registry"
+                );
+                calling_server::app_with_cluster(config, cluster, pubsub)
+            }
+            Err(err) => {
+                error!(%err, "cannot join the cluster through --redis");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
     if let Some((listener, addr)) = metrics_listener {
         let addr = listener.local_addr().map_or(addr, |a| a);
         info!(listen = %addr, "metrics listening");

@@ -18,7 +18,8 @@ use crate::hub::{CloseKind, Hub, LinkId, NotResumed, Outbound, Outbox, Owner};
 use crate::ids::random_token;
 use crate::metrics::Limit;
 use crate::rate::{TokenBucket, Verdict};
-use crate::registry::{InviteRequest, Outcome, Refusal, Registry, SessionId, MAX_PARTICIPANTS};
+use crate::registry::{InviteRequest, Refusal, SessionId};
+use crate::request::Request;
 use calling_protocol::user_id;
 use futures_util::SinkExt;
 
@@ -94,7 +95,7 @@ pub async fn run(mut socket: WebSocket, hub: Arc<Hub>, permit: Option<Arc<Permit
     if let Some(limit) = end.limit() {
         hub.metrics.limit_hit(limit);
     }
-    hub.end_session(conn.owner(), end.is_loss());
+    hub.end_session(conn.owner(), end.is_loss()).await;
     let session = conn.session;
     match &conn.user {
         Some((app, user)) => {
@@ -283,7 +284,7 @@ impl Conn {
                                 return End::Server(CloseKind::TooBig);
                             }
                             if self.admit() {
-                                self.on_text(text.as_str());
+                                self.on_text(text.as_str()).await;
                             }
                         }
                         Some(Ok(Message::Binary(bytes))) => {
@@ -345,13 +346,10 @@ impl Conn {
     }
 
     /// One logged-in client frame's request through the registry; a refusal is answered with
-    /// an error naming `request_id`.
-    fn request(
-        &self,
-        request_id: Option<RequestId>,
-        request: impl FnOnce(&mut Registry, Instant) -> Result<Outcome, Refusal>,
-    ) {
-        if let Err(r) = self.hub.apply(self.owner(), request) {
+    /// an error naming its request id.
+    async fn request(&self, request: Request) {
+        let request_id = request.request_id();
+        if let Err(r) = self.hub.apply(self.owner(), request).await {
             self.refused(request_id, r);
         }
     }
@@ -371,7 +369,7 @@ impl Conn {
         self.error(request_id, refusal.code, refusal.message);
     }
 
-    fn on_text(&mut self, text: &str) {
+    async fn on_text(&mut self, text: &str) {
         let msg = match decode(text) {
             Ok(msg) => msg,
             Err(Malformed {
@@ -387,7 +385,6 @@ impl Conn {
             self.hub.close(self.owner(), CloseKind::GoingAway);
             return;
         }
-        let session = self.session;
         match (&self.user, msg) {
             (_, ClientMessage::Unknown) => {
                 self.error(None, ErrorCode::UnknownType, "unknown message type")
@@ -401,7 +398,10 @@ impl Conn {
                     protocol_version,
                     resumable,
                 },
-            ) => self.login(sdk_app_id, user_id, &user_sig, protocol_version, resumable),
+            ) => {
+                self.login(sdk_app_id, user_id, &user_sig, protocol_version, resumable)
+                    .await
+            }
             (
                 None,
                 ClientMessage::Resume {
@@ -429,45 +429,35 @@ impl Conn {
                     group_id,
                     room_id,
                 },
-            ) => self.request(Some(request_id), |reg, now| {
-                // Checked before the registry does anything: one request's cost under the lock
-                // stays bounded by the call size, whatever the frame holds.
-                if user_ids.len() > MAX_PARTICIPANTS {
-                    return Err(Refusal {
-                        code: ErrorCode::InvalidParam,
-                        message: format!("an invitation names at most {MAX_PARTICIPANTS} users"),
-                    });
-                }
-                if let Some(bad) = user_ids.iter().find(|u| !user_id::is_valid(u)) {
-                    return Err(Refusal {
-                        code: ErrorCode::InvalidParam,
-                        message: format!("invalid userID {bad:?}: use {}", user_id::RULE),
-                    });
-                }
-                let req = InviteRequest {
+            ) => {
+                self.request(Request::Invite(InviteRequest {
                     request_id,
                     user_ids,
                     call_type,
                     is_group,
                     group_id,
                     room_id,
-                };
-                reg.invite(session, req, now)
-            }),
+                }))
+                .await
+            }
             (
                 Some(_),
                 ClientMessage::Accept {
                     request_id,
                     invite_id,
                 },
-            ) => self.request(Some(request_id), |reg, now| {
-                reg.accept(session, request_id, &invite_id, now)
-            }),
+            ) => {
+                self.request(Request::Accept {
+                    request_id,
+                    invite_id,
+                })
+                .await
+            }
             (Some(_), ClientMessage::Reject { invite_id }) => {
-                self.request(None, |reg, now| reg.reject(session, &invite_id, now))
+                self.request(Request::Reject { invite_id }).await
             }
             (Some(_), ClientMessage::Hangup { room_id }) => {
-                self.request(None, |reg, now| reg.hangup(session, room_id, now))
+                self.request(Request::Hangup { room_id }).await
             }
             (
                 Some(_),
@@ -476,9 +466,16 @@ impl Conn {
                     to,
                     signal,
                 },
-            ) => self.request(None, |reg, _| reg.relay(session, room_id, &to, signal)),
+            ) => {
+                self.request(Request::Relay {
+                    room_id,
+                    to,
+                    signal,
+                })
+                .await
+            }
             (Some(_), ClientMessage::Logout) => {
-                self.hub.leave(self.owner());
+                self.hub.leave(self.owner()).await;
                 self.hub.close(self.owner(), CloseKind::LoggedOut);
             }
         }
@@ -512,7 +509,14 @@ impl Conn {
             })
     }
 
-    fn login(&mut self, app: u64, user_id: String, user_sig: &str, version: u32, resumable: bool) {
+    async fn login(
+        &mut self,
+        app: u64,
+        user_id: String,
+        user_sig: &str,
+        version: u32,
+        resumable: bool,
+    ) {
         let check = || -> Result<(), Refusal> {
             let key = self.check_client(app, &user_id, version)?;
             let policy = &self.hub.config.sig_policy;
@@ -537,8 +541,10 @@ impl Conn {
             return;
         }
         let config = &self.hub.config;
-        // A grace of zero means the operator turned resumption off.
-        let token = (resumable && !config.resume_grace.is_zero()).then(random_token);
+        // A grace of zero means the operator turned resumption off. A cluster node does not
+        // offer resumption yet: the journal of what a session was sent is the node's own.
+        let offered = !config.resume_grace.is_zero() && self.hub.cluster().is_none();
+        let token = (resumable && offered).then(random_token);
         let login_ok = ServerMessage::LoginOk(LoginOk {
             user_id: user_id.clone(),
             ice_servers: config.ice_servers_for(&user_id, now_unix()),
@@ -549,7 +555,9 @@ impl Conn {
                 grace_secs: whole_seconds(config.resume_grace),
             }),
         });
-        self.hub.login(self.session, app, &user_id, login_ok, token);
+        self.hub
+            .login(self.session, app, &user_id, login_ok, token)
+            .await;
         self.schedule_ice_renewal();
         self.logged_in(app, user_id, "session started");
     }

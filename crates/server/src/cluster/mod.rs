@@ -1,0 +1,300 @@
+//! Several `calling-server` nodes sharing one registry in Redis (`--redis URL`).
+//!
+//! Each request is decided by an optimistic transaction ([`txn`]): the node WATCHes and reads
+//! the entries the request names, runs the ordinary registry code on them, and writes back what
+//! changed, the ring deadlines, and the deliveries, in one MULTI/EXEC; a concurrent change to
+//! any entry read aborts it and it runs again. Redis executes one EXEC at a time, so each
+//! outcome is decided exactly once, whichever nodes race for it.
+//!
+//! Deliveries are PUBLISHed inside that EXEC to the channel of the node holding each
+//! recipient's socket (this node's own included), so every session receives its messages in the
+//! order the outcomes were decided. Every node polls the shared deadline set, so an
+//! invitation's ring timeout is delivered whichever node is alive.
+
+mod records;
+mod txn;
+
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::{Duration, Instant};
+
+use calling_protocol::{ErrorCode, RoomId, ServerMessage};
+use futures_util::StreamExt;
+use redis::aio::MultiplexedConnection;
+use serde::{Deserialize, Serialize};
+use tracing::{debug, error, info, warn};
+
+use crate::config::Config;
+use crate::hub::Hub;
+use crate::registry::{Outcome, Refusal, SessionId};
+use crate::request::Request;
+pub use records::Clock;
+
+/// Session ids are `node << SESSION_BITS | n`: unique across the cluster without asking Redis.
+const SESSION_BITS: u32 = 40;
+
+/// How often each node looks for ring deadlines that have passed.
+const DEADLINE_POLL: Duration = Duration::from_millis(50);
+
+/// Most deadlines one poll handles; the rest wait for the next poll.
+const DEADLINES_PER_POLL: isize = 256;
+
+/// How often a request runs again after concurrent changes aborted it, before giving up.
+const MAX_ATTEMPTS: usize = 32;
+
+/// Idle connections kept for transactions.
+const IDLE_CONNECTIONS: usize = 64;
+
+/// How long the node waits before subscribing again after losing its channel.
+const RESUBSCRIBE_AFTER: Duration = Duration::from_millis(500);
+
+/// One registry operation decided in the shared store.
+#[derive(Debug, Clone)]
+pub enum Op {
+    /// A client request of a session logged in as `user` of `app`.
+    Request {
+        session: SessionId,
+        app: u64,
+        user: Arc<str>,
+        request: Request,
+    },
+    /// A verified login of a session of this node.
+    Login {
+        session: SessionId,
+        app: u64,
+        user: Arc<str>,
+    },
+    /// A session of this node ended.
+    Leave {
+        session: SessionId,
+        app: u64,
+        user: Arc<str>,
+    },
+    /// The ring deadline `member` of `room` may have passed.
+    Expire { room: RoomId, member: String },
+}
+
+/// What a node is told to do for one of its sessions (published in order, per node).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "do", rename_all = "camelCase")]
+pub enum Delivery {
+    Message {
+        session: SessionId,
+        message: ServerMessage,
+    },
+    /// The same user logged in elsewhere: close this session.
+    Kicked { session: SessionId },
+    /// The session is over (its grace ran out): forget it.
+    Ended { session: SessionId },
+}
+
+/// The answer to a request that could not reach the shared registry.
+fn unavailable(err: &redis::RedisError) -> Refusal {
+    error!(%err, "the shared registry is unreachable");
+    Refusal {
+        code: ErrorCode::Other,
+        message: "the server cannot reach its shared registry: try again shortly".into(),
+    }
+}
+
+/// Connections each used by one transaction at a time (WATCH belongs to a connection).
+struct Pool {
+    client: redis::Client,
+    idle: Mutex<Vec<MultiplexedConnection>>,
+}
+
+impl Pool {
+    async fn get(&self) -> redis::RedisResult<MultiplexedConnection> {
+        let idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        match idle {
+            Some(conn) => Ok(conn),
+            None => self.client.get_multiplexed_async_connection().await,
+        }
+    }
+
+    fn put(&self, conn: MultiplexedConnection) {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < IDLE_CONNECTIONS {
+            idle.push(conn);
+        }
+    }
+}
+
+/// This node's membership of the cluster.
+pub struct Cluster {
+    pool: Pool,
+    node: u64,
+    clock: Clock,
+    ring_timeout: Duration,
+    resume_grace: Duration,
+}
+
+impl Cluster {
+    /// Connects to Redis at `url`, takes a node number and subscribes to its channel. Returns
+    /// the cluster and the subscription, to hand to [`run`] once the hub exists.
+    pub async fn connect(
+        url: &str,
+        config: &Config,
+    ) -> redis::RedisResult<(Arc<Cluster>, redis::aio::PubSub)> {
+        let client = redis::Client::open(url)?;
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        let node: u64 = redis::cmd("INCR")
+            .arg(records::NODE_COUNTER)
+            .query_async(&mut conn)
+            .await?;
+        let mut pubsub = client.get_async_pubsub().await?;
+        pubsub.subscribe(records::node_channel(node)).await?;
+        info!(node, "joined the cluster");
+        let pool = Pool {
+            client,
+            idle: Mutex::new(vec![conn]),
+        };
+        let cluster = Cluster {
+            pool,
+            node,
+            clock: Clock::new(),
+            ring_timeout: config.ring_timeout,
+            resume_grace: config.resume_grace,
+        };
+        Ok((Arc::new(cluster), pubsub))
+    }
+
+    /// This node's number in the cluster.
+    pub fn node(&self) -> u64 {
+        self.node
+    }
+
+    /// The first session id this node hands out.
+    pub fn first_session_id(&self) -> SessionId {
+        (self.node << SESSION_BITS) | 1
+    }
+
+    /// The node a session id was handed out by.
+    fn home_node(session: SessionId) -> u64 {
+        session >> SESSION_BITS
+    }
+
+    /// Decides `op` in the shared store: the outcome is recorded and its deliveries published.
+    /// A client request the registry refuses is answered through the node's channel too, and
+    /// gives an empty outcome; `Err` is only for a store that cannot be reached (or a call
+    /// changing too fast to decide), which the caller answers itself.
+    pub async fn decide(&self, op: Op) -> Result<Outcome, Refusal> {
+        for attempt in 1..=MAX_ATTEMPTS {
+            let mut conn = self.pool.get().await.map_err(|e| unavailable(&e))?;
+            match txn::attempt(self, &mut conn, op.clone()).await {
+                Ok(txn::Attempt::Decided(outcome)) => {
+                    self.pool.put(conn);
+                    return Ok(outcome);
+                }
+                Ok(txn::Attempt::Refused(refusal)) => {
+                    self.pool.put(conn);
+                    return Err(refusal);
+                }
+                Ok(txn::Attempt::Answered) => {
+                    self.pool.put(conn);
+                    return Ok(Outcome::default());
+                }
+                Ok(txn::Attempt::Conflict) => {
+                    self.pool.put(conn);
+                    debug!(attempt, "a concurrent change: deciding again");
+                }
+                // The connection may be broken: it is not reused.
+                Err(err) => return Err(unavailable(&err)),
+            }
+        }
+        warn!(?op, "still conflicting after {MAX_ATTEMPTS} attempts");
+        Err(Refusal {
+            code: ErrorCode::Other,
+            message: "too many concurrent changes to this call: try again".into(),
+        })
+    }
+
+    /// The ring deadlines that have passed, as [`records::DEADLINES`] members.
+    async fn due_deadlines(&self) -> redis::RedisResult<Vec<String>> {
+        let mut conn = self.pool.get().await?;
+        let due = redis::cmd("ZRANGEBYSCORE")
+            .arg(records::DEADLINES)
+            .arg("-inf")
+            .arg(self.clock.now_ms())
+            .arg("LIMIT")
+            .arg(0)
+            .arg(DEADLINES_PER_POLL)
+            .query_async(&mut conn)
+            .await?;
+        self.pool.put(conn);
+        Ok(due)
+    }
+}
+
+/// Runs the node's part of the cluster until the hub is dropped: delivers what is published to
+/// its channel, and expires the ring deadlines that pass.
+pub fn run(cluster: Arc<Cluster>, pubsub: redis::aio::PubSub, hub: Weak<Hub>) {
+    tokio::spawn(receive(cluster.clone(), pubsub, hub.clone()));
+    tokio::spawn(expire(cluster, hub));
+}
+
+async fn receive(cluster: Arc<Cluster>, pubsub: redis::aio::PubSub, hub: Weak<Hub>) {
+    let mut pubsub = Some(pubsub);
+    loop {
+        if let Some(subscribed) = pubsub.take() {
+            let mut messages = subscribed.into_on_message();
+            while let Some(msg) = messages.next().await {
+                let Some(hub) = hub.upgrade() else {
+                    return;
+                };
+                match serde_json::from_slice::<Vec<Delivery>>(msg.get_payload_bytes()) {
+                    Ok(deliveries) => hub.deliver(deliveries),
+                    Err(err) => error!(%err, "an unreadable delivery"),
+                }
+            }
+            error!(node = cluster.node, "lost the node's channel");
+        }
+        if hub.strong_count() == 0 {
+            return;
+        }
+        tokio::time::sleep(RESUBSCRIBE_AFTER).await;
+        match cluster.pool.client.get_async_pubsub().await {
+            Ok(mut fresh) => match fresh.subscribe(records::node_channel(cluster.node)).await {
+                Ok(()) => pubsub = Some(fresh),
+                Err(err) => error!(%err, "cannot subscribe to the node's channel"),
+            },
+            Err(err) => error!(%err, "cannot reconnect the node's channel"),
+        }
+    }
+}
+
+async fn expire(cluster: Arc<Cluster>, hub: Weak<Hub>) {
+    let mut poll = tokio::time::interval(DEADLINE_POLL);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        poll.tick().await;
+        if hub.strong_count() == 0 {
+            return;
+        }
+        let due = match cluster.due_deadlines().await {
+            Ok(due) => due,
+            Err(err) => {
+                error!(%err, "cannot read the ring deadlines");
+                continue;
+            }
+        };
+        for member in due {
+            let Some(room) = records::deadline_room(&member) else {
+                continue;
+            };
+            let started = Instant::now();
+            match cluster.decide(Op::Expire { room, member }).await {
+                Ok(outcome) => {
+                    if let Some(hub) = hub.upgrade() {
+                        hub.count_decided(&outcome);
+                    }
+                    debug!(room, took = ?started.elapsed(), "ring deadline handled");
+                }
+                Err(refusal) => error!(room, message = refusal.message, "ring deadline"),
+            }
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! How the registry's entries are kept in Redis: key names, the JSON records, and the
+//! conversion between this process's `Instant`s and the wall-clock milliseconds every node
+//! shares.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use calling_protocol::{CallType, RoomId};
+use serde::{Deserialize, Serialize};
+
+use crate::registry::view::{BatchView, CallView, PresenceView, UserView};
+use crate::registry::SessionId;
+
+/// Every key and channel of the cluster starts with this.
+const PREFIX: &str = "calling:";
+
+pub fn user_key(app: u64, user: &str) -> String {
+    format!("{PREFIX}u:{app}:{user}")
+}
+
+pub fn call_key(room: RoomId) -> String {
+    format!("{PREFIX}c:{room}")
+}
+
+/// ZSET of ring deadlines: member [`deadline_member`], score unix ms.
+pub const DEADLINES: &str = "calling:deadlines";
+
+pub fn deadline_member(room: RoomId, batch: u32) -> String {
+    format!("{room}:{batch}")
+}
+
+/// The room of a [`DEADLINES`] member.
+pub fn deadline_room(member: &str) -> Option<RoomId> {
+    member.split(':').next()?.parse().ok()
+}
+
+/// The counter that numbers nodes as they start.
+pub const NODE_COUNTER: &str = "calling:nodes";
+
+/// The channel a node receives its sessions' deliveries on.
+pub fn node_channel(node: u64) -> String {
+    format!("{PREFIX}node:{node}")
+}
+
+/// Converts between this process's monotonic clock and unix milliseconds, from one pair of
+/// readings taken at start. Nodes on one host (or on NTP-synchronised hosts) agree on the
+/// milliseconds, so a deadline written by one is due at the same moment for all.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    instant: Instant,
+    unix_ms: u64,
+}
+
+impl Clock {
+    pub fn new() -> Self {
+        let unix_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        Clock {
+            instant: Instant::now(),
+            unix_ms,
+        }
+    }
+
+    pub fn to_ms(&self, at: Instant) -> u64 {
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        match at.checked_duration_since(self.instant) {
+            Some(after) => self.unix_ms.saturating_add(ms(after)),
+            None => self
+                .unix_ms
+                .saturating_sub(ms(self.instant.duration_since(at))),
+        }
+    }
+
+    pub fn to_instant(&self, ms: u64) -> Instant {
+        if ms >= self.unix_ms {
+            self.instant + Duration::from_millis(ms - self.unix_ms)
+        } else {
+            // Before this process started: as far back as the monotonic clock reaches.
+            self.instant
+                .checked_sub(Duration::from_millis(self.unix_ms - ms))
+                .unwrap_or(self.instant)
+        }
+    }
+
+    /// Unix milliseconds now.
+    pub fn now_ms(&self) -> u64 {
+        self.to_ms(Instant::now())
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::new()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "is", rename_all = "camelCase")]
+pub enum StoredPresence {
+    Idle,
+    Invited { room: RoomId },
+    Member { room: RoomId },
+}
+
+/// `calling:u:{app}:{user}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserRecord {
+    pub session: Option<SessionId>,
+    /// The node holding the session's socket.
+    pub node: Option<u64>,
+    pub presence: StoredPresence,
+    pub away_until_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchRecord {
+    pub no: u32,
+    pub invite_id: String,
+    pub inviter: String,
+    pub call_type: CallType,
+    pub is_group: bool,
+    pub group_id: Option<String>,
+    pub user_ids: Vec<String>,
+    pub deadline_ms: u64,
+}
+
+/// `calling:c:{room}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallRecord {
+    pub app: u64,
+    pub room: RoomId,
+    pub members: Vec<String>,
+    pub pending: Vec<(String, u32)>,
+    pub batches: Vec<BatchRecord>,
+    pub next_batch: u32,
+    pub connected_at_ms: Option<u64>,
+}
+
+impl UserRecord {
+    pub fn to_view(&self, app: u64, user: &str, clock: &Clock) -> UserView {
+        UserView {
+            app,
+            user: user.to_string(),
+            session: self.session,
+            presence: match self.presence {
+                StoredPresence::Idle => PresenceView::Idle,
+                StoredPresence::Invited { room } => PresenceView::Invited(room),
+                StoredPresence::Member { room } => PresenceView::Member(room),
+            },
+            away_until: self.away_until_ms.map(|ms| clock.to_instant(ms)),
+        }
+    }
+
+    pub fn from_view(view: &UserView, node: Option<u64>, clock: &Clock) -> Self {
+        UserRecord {
+            session: view.session,
+            node: view.session.and(node),
+            presence: match view.presence {
+                PresenceView::Idle => StoredPresence::Idle,
+                PresenceView::Invited(room) => StoredPresence::Invited { room },
+                PresenceView::Member(room) => StoredPresence::Member { room },
+            },
+            away_until_ms: view.away_until.map(|at| clock.to_ms(at)),
+        }
+    }
+}
+
+impl CallRecord {
+    pub fn to_view(&self, clock: &Clock) -> CallView {
+        CallView {
+            app: self.app,
+            room: self.room,
+            members: self.members.clone(),
+            pending: self.pending.clone(),
+            batches: self
+                .batches
+                .iter()
+                .map(|b| BatchView {
+                    no: b.no,
+                    invite_id: b.invite_id.clone(),
+                    inviter: b.inviter.clone(),
+                    call_type: b.call_type,
+                    is_group: b.is_group,
+                    group_id: b.group_id.clone(),
+                    user_ids: b.user_ids.clone(),
+                    deadline: clock.to_instant(b.deadline_ms),
+                })
+                .collect(),
+            next_batch: self.next_batch,
+            connected_at: self.connected_at_ms.map(|ms| clock.to_instant(ms)),
+        }
+    }
+
+    pub fn from_view(view: CallView, clock: &Clock) -> Self {
+        CallRecord {
+            app: view.app,
+            room: view.room,
+            members: view.members,
+            pending: view.pending,
+            batches: view
+                .batches
+                .into_iter()
+                .map(|b| BatchRecord {
+                    no: b.no,
+                    invite_id: b.invite_id,
+                    inviter: b.inviter,
+                    call_type: b.call_type,
+                    is_group: b.is_group,
+                    group_id: b.group_id,
+                    user_ids: b.user_ids,
+                    deadline_ms: clock.to_ms(b.deadline),
+                })
+                .collect(),
+            next_batch: view.next_batch,
+            connected_at_ms: view.connected_at.map(|at| clock.to_ms(at)),
+        }
+    }
+
+    /// The ring deadlines of its batches, as [`DEADLINES`] members and scores.
+    pub fn deadlines(&self) -> impl Iterator<Item = (String, u64)> + '_ {
+        self.batches
+            .iter()
+            .map(|b| (deadline_member(self.room, b.no), b.deadline_ms))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn milliseconds_round_trip_through_the_monotonic_clock() {
+        let clock = Clock::new();
+        let ms = clock.now_ms();
+        for at in [ms, ms + 30_000, ms.saturating_sub(5_000)] {
+            assert_eq!(clock.to_ms(clock.to_instant(at)), at);
+        }
+    }
+
+    #[test]
+    fn deadline_members_name_their_room() {
+        assert_eq!(deadline_room(&deadline_member(42, 3)), Some(42));
+        assert_eq!(deadline_room("x:1"), None);
+    }
+}

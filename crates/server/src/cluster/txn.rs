@@ -1,0 +1,354 @@
+//! One optimistic transaction: WATCH and read the entries an operation names, run the
+//! registry on them, then MULTI / write what changed / PUBLISH the deliveries / EXEC.
+//!
+//! The reads come in up to three round trips, each naming what the previous one revealed:
+//! the users and call the operation names; the calls those users are in or invited to; every
+//! participant of those calls. That is everything a registry method reads (see
+//! `calling_registry::view`).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Instant;
+
+use calling_protocol::{ErrorReply, RoomId, ServerMessage};
+use redis::aio::MultiplexedConnection;
+use redis::{RedisResult, Value};
+use tracing::error;
+
+use super::records::{
+    call_key, node_channel, user_key, CallRecord, StoredPresence, UserRecord, DEADLINES,
+};
+use super::{Cluster, Delivery, Op};
+use crate::ids::RandomIds;
+use crate::registry::{Outcome, Refusal, Registry, SessionId};
+
+/// How one attempt ended.
+pub(super) enum Attempt {
+    /// Recorded and published.
+    Decided(Outcome),
+    /// The registry refused the request (nothing was written).
+    Refused(Refusal),
+    /// The registry refused a client's request, and the refusal was published to its session
+    /// (nothing was written).
+    Answered,
+    /// Something read changed before EXEC: run the operation again.
+    Conflict,
+}
+
+/// The entries read, as stored (`None`: absent), keyed as the registry names them.
+#[derive(Default)]
+struct Read {
+    users: BTreeMap<(u64, String), Option<UserRecord>>,
+    calls: BTreeMap<RoomId, Option<CallRecord>>,
+}
+
+impl Read {
+    /// WATCHes and reads the users and calls not read yet, in one round trip.
+    async fn load(
+        &mut self,
+        conn: &mut MultiplexedConnection,
+        users: Vec<(u64, String)>,
+        rooms: Vec<RoomId>,
+    ) -> RedisResult<()> {
+        let users: Vec<(u64, String)> = users
+            .into_iter()
+            .filter(|k| !self.users.contains_key(k))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let rooms: Vec<RoomId> = rooms
+            .into_iter()
+            .filter(|r| !self.calls.contains_key(r))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if users.is_empty() && rooms.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<String> = users
+            .iter()
+            .map(|(app, user)| user_key(*app, user))
+            .chain(rooms.iter().map(|room| call_key(*room)))
+            .collect();
+        let (values,): (Vec<Option<String>>,) = redis::pipe()
+            .cmd("WATCH")
+            .arg(&keys)
+            .ignore()
+            .cmd("MGET")
+            .arg(&keys)
+            .query_async(conn)
+            .await?;
+        let mut values = values.into_iter();
+        for key in users {
+            let record = values.next().flatten().and_then(|json| parse(&json));
+            self.users.insert(key, record);
+        }
+        for room in rooms {
+            let record = values.next().flatten().and_then(|json| parse(&json));
+            self.calls.insert(room, record);
+        }
+        Ok(())
+    }
+
+    /// The calls the users read so far are in or invited to.
+    fn rooms_of_users(&self, only: &[(u64, String)]) -> Vec<RoomId> {
+        only.iter()
+            .filter_map(|k| self.users.get(k)?.as_ref())
+            .filter_map(|record| match record.presence {
+                StoredPresence::Idle => None,
+                StoredPresence::Invited { room } | StoredPresence::Member { room } => Some(room),
+            })
+            .collect()
+    }
+
+    /// Every participant of the calls read so far.
+    fn participants(&self) -> Vec<(u64, String)> {
+        self.calls
+            .values()
+            .flatten()
+            .flat_map(|call| {
+                let app = call.app;
+                call.members
+                    .iter()
+                    .chain(call.pending.iter().map(|(user, _)| user))
+                    .map(move |user| (app, user.clone()))
+            })
+            .collect()
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(json: &str) -> Option<T> {
+    match serde_json::from_str(json) {
+        Ok(record) => Some(record),
+        Err(err) => {
+            // Treated as absent, and overwritten by whatever the operation decides.
+            error!(%err, json, "an unreadable record in the shared registry");
+            None
+        }
+    }
+}
+
+/// The users and calls an operation names, and which of those users' calls it reads too.
+fn names(op: &Op) -> (Vec<(u64, String)>, Vec<(u64, String)>, Vec<RoomId>) {
+    match op {
+        Op::Request {
+            app, user, request, ..
+        } => {
+            let names = request.names();
+            let others = names
+                .users
+                .iter()
+                .map(|u| (*app, (*u).to_string()))
+                .collect();
+            (
+                vec![(*app, user.to_string())],
+                others,
+                names.room.into_iter().collect(),
+            )
+        }
+        Op::Login { app, user, .. } | Op::Leave { app, user, .. } => {
+            (vec![(*app, user.to_string())], Vec::new(), Vec::new())
+        }
+        Op::Expire { room, .. } => (Vec::new(), Vec::new(), vec![*room]),
+    }
+}
+
+pub(super) async fn attempt(
+    cluster: &Cluster,
+    conn: &mut MultiplexedConnection,
+    op: Op,
+) -> RedisResult<Attempt> {
+    let (deep, shallow, rooms) = names(&op);
+    let mut read = Read::default();
+    read.load(conn, deep.iter().chain(&shallow).cloned().collect(), rooms)
+        .await?;
+    let their_rooms = read.rooms_of_users(&deep);
+    read.load(conn, Vec::new(), their_rooms).await?;
+    let participants = read.participants();
+    read.load(conn, participants, Vec::new()).await?;
+
+    let clock = &cluster.clock;
+    let mut registry =
+        Registry::new(cluster.ring_timeout, RandomIds).with_resume_grace(cluster.resume_grace);
+    // Which node holds each session read (the login's own: this one).
+    let mut nodes: HashMap<SessionId, u64> = HashMap::new();
+    for ((app, user), record) in &read.users {
+        if let Some(record) = record {
+            registry.insert_user(record.to_view(*app, user, clock));
+            if let (Some(session), Some(node)) = (record.session, record.node) {
+                nodes.insert(session, node);
+            }
+        }
+    }
+    for record in read.calls.values().flatten() {
+        registry.insert_call(record.to_view(clock));
+    }
+    let now = Instant::now();
+    let mut expired_member = None;
+    let mut requester = None;
+    let decided = match op {
+        Op::Request {
+            session, request, ..
+        } => {
+            requester = Some((session, request.request_id()));
+            request.run(&mut registry, session, now)
+        }
+        Op::Login {
+            session, app, user, ..
+        } => {
+            nodes.insert(session, cluster.node);
+            Ok(registry.login(session, app, &user, now))
+        }
+        Op::Leave { session, .. } => Ok(registry.leave(session, now)),
+        Op::Expire { member, .. } => {
+            expired_member = Some(member);
+            Ok(registry.expire(now))
+        }
+    };
+    let outcome = match (decided, requester) {
+        (Ok(outcome), _) => outcome,
+        (Err(refusal), Some((session, request_id))) => {
+            // Answered through this node's channel, after everything decided before it: the
+            // message that made the request moot (a `cancelled`) reaches the session first.
+            let answer = Delivery::Message {
+                session,
+                message: ServerMessage::Error(ErrorReply {
+                    request_id,
+                    code: refusal.code,
+                    message: refusal.message,
+                }),
+            };
+            redis::pipe()
+                .cmd("UNWATCH")
+                .ignore()
+                .publish(node_channel(cluster.node), to_json(&[answer]))
+                .ignore()
+                .exec_async(conn)
+                .await?;
+            return Ok(Attempt::Answered);
+        }
+        (Err(refusal), None) => {
+            redis::cmd("UNWATCH").exec_async(conn).await?;
+            return Ok(Attempt::Refused(refusal));
+        }
+    };
+
+    // A new call's room id must not be one another node holds.
+    let new_rooms: Vec<String> = registry
+        .rooms()
+        .into_iter()
+        .filter(|room| !read.calls.contains_key(room))
+        .map(call_key)
+        .collect();
+    if !new_rooms.is_empty() {
+        let (taken,): (usize,) = redis::pipe()
+            .cmd("WATCH")
+            .arg(&new_rooms)
+            .ignore()
+            .cmd("EXISTS")
+            .arg(&new_rooms)
+            .query_async(conn)
+            .await?;
+        if taken > 0 {
+            redis::cmd("UNWATCH").exec_async(conn).await?;
+            return Ok(Attempt::Conflict);
+        }
+    }
+
+    let node_of = |session: SessionId| {
+        nodes
+            .get(&session)
+            .copied()
+            .unwrap_or_else(|| Cluster::home_node(session))
+    };
+    let mut pipe = redis::pipe();
+    pipe.atomic();
+    // Users: everything read, and everyone the registry holds now.
+    let mut users: BTreeSet<(u64, String)> = read.users.keys().cloned().collect();
+    users.extend(registry.user_keys());
+    for (app, user) in users {
+        let before = read.users.get(&(app, user.clone())).cloned().flatten();
+        let after = registry.user_view(app, &user).map(|view| {
+            let node = view.session.map(node_of);
+            UserRecord::from_view(&view, node, clock)
+        });
+        if before == after {
+            continue;
+        }
+        let key = user_key(app, &user);
+        match after {
+            Some(record) => pipe.set(key, to_json(&record)).ignore(),
+            None => pipe.del(key).ignore(),
+        };
+    }
+    // Calls and their ring deadlines.
+    let mut deadlines_before: BTreeMap<String, u64> = BTreeMap::new();
+    let mut deadlines_after: BTreeMap<String, u64> = BTreeMap::new();
+    let mut rooms: BTreeSet<RoomId> = read.calls.keys().copied().collect();
+    rooms.extend(registry.rooms());
+    for room in rooms {
+        let before = read.calls.get(&room).cloned().flatten();
+        let after = registry
+            .call_view(room)
+            .map(|view| CallRecord::from_view(view, clock));
+        deadlines_before.extend(before.iter().flat_map(CallRecord::deadlines));
+        deadlines_after.extend(after.iter().flat_map(CallRecord::deadlines));
+        if before == after {
+            continue;
+        }
+        match after {
+            Some(record) => pipe.set(call_key(room), to_json(&record)).ignore(),
+            None => pipe.del(call_key(room)).ignore(),
+        };
+    }
+    // The deadline being expired goes even if its call was already gone.
+    if let Some(member) = expired_member {
+        deadlines_before.entry(member).or_insert(0);
+    }
+    for member in deadlines_before.keys() {
+        if !deadlines_after.contains_key(member) {
+            pipe.zrem(DEADLINES, member).ignore();
+        }
+    }
+    for (member, at) in &deadlines_after {
+        if deadlines_before.get(member) != Some(at) {
+            pipe.zadd(DEADLINES, member, *at).ignore();
+        }
+    }
+    // Deliveries, per node, in the registry's order: messages, then closes, then ends.
+    let mut per_node: BTreeMap<u64, Vec<Delivery>> = BTreeMap::new();
+    for (session, message) in &outcome.deliveries {
+        per_node
+            .entry(node_of(*session))
+            .or_default()
+            .push(Delivery::Message {
+                session: *session,
+                message: message.clone(),
+            });
+    }
+    for (session, _) in &outcome.closes {
+        per_node
+            .entry(node_of(*session))
+            .or_default()
+            .push(Delivery::Kicked { session: *session });
+    }
+    for session in &outcome.ended {
+        per_node
+            .entry(node_of(*session))
+            .or_default()
+            .push(Delivery::Ended { session: *session });
+    }
+    for (node, deliveries) in &per_node {
+        pipe.publish(node_channel(*node), to_json(deliveries))
+            .ignore();
+    }
+    let executed: Value = pipe.query_async(conn).await?;
+    Ok(match executed {
+        Value::Nil => Attempt::Conflict,
+        _ => Attempt::Decided(outcome),
+    })
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> String {
+    // The records and deliveries are plain data: serializing them cannot fail.
+    serde_json::to_string(value).unwrap_or_default()
+}

@@ -1,0 +1,113 @@
+//! Who decides outcomes for a hub: its own registry (one process), or the cluster's shared
+//! store, in which case the hub only knows its own sessions and delivers what the cluster
+//! publishes to them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use calling_protocol::{ErrorReply, ServerMessage};
+
+use super::{CloseKind, Hub, Outbound, State};
+use crate::cluster::Delivery;
+use crate::registry::{CloseReason, Refusal, Registry, SessionId};
+
+pub(super) enum Authority {
+    /// This process decides, under the hub's lock.
+    Local(Registry),
+    /// The cluster decides; these are this node's logged-in sessions, as (SDKAppID, userID).
+    Shared(HashMap<SessionId, (u64, Arc<str>)>),
+}
+
+impl Authority {
+    /// The (SDKAppID, userID) a session of this node logged in as.
+    pub(super) fn user_of(&self, session: SessionId) -> Option<(u64, &str)> {
+        match self {
+            Authority::Local(registry) => registry.user_of(session),
+            Authority::Shared(sessions) => sessions.get(&session).map(|(a, u)| (*a, &**u)),
+        }
+    }
+
+    pub(super) fn session_count(&self) -> usize {
+        match self {
+            Authority::Local(registry) => registry.session_count(),
+            Authority::Shared(sessions) => sessions.len(),
+        }
+    }
+
+    /// The SDKAppID of each session logged in here.
+    pub(super) fn session_apps(&self) -> Box<dyn Iterator<Item = u64> + '_> {
+        match self {
+            Authority::Local(registry) => Box::new(registry.session_apps()),
+            Authority::Shared(sessions) => Box::new(sessions.values().map(|(app, _)| *app)),
+        }
+    }
+
+    /// (calls live, invitees ringing). A cluster node does not count the cluster's calls.
+    pub(super) fn call_counts(&self) -> (usize, usize) {
+        match self {
+            Authority::Local(registry) => (registry.call_count(), registry.ringing_count()),
+            Authority::Shared(_) => (0, 0),
+        }
+    }
+}
+
+impl State {
+    /// The session leaves. One process decides and delivers at once (returning `None`); a
+    /// cluster node forgets the session and returns who it was, for the shared store.
+    pub(super) fn leave(&mut self, session: SessionId) -> Option<(u64, Arc<str>)> {
+        match &mut self.authority {
+            Authority::Local(registry) => {
+                let outcome = registry.leave(session, Instant::now());
+                self.dispatch(outcome);
+                None
+            }
+            Authority::Shared(sessions) => sessions.remove(&session),
+        }
+    }
+
+    /// One item the cluster decided for a session of this node.
+    pub(super) fn deliver(&mut self, delivery: Delivery) {
+        match delivery {
+            Delivery::Message { session, message } => self.push_message(session, &message),
+            Delivery::Kicked { session } => {
+                self.push(session, Outbound::Close(CloseReason::Kicked.into()));
+                self.outboxes.remove(&session);
+                if let Authority::Shared(sessions) = &mut self.authority {
+                    sessions.remove(&session);
+                }
+                if let Some(token) = self.forget_resumable(session) {
+                    self.remember_kicked(token, Instant::now());
+                }
+            }
+            Delivery::Ended { session } => {
+                self.owners.remove(&session);
+                if let Authority::Shared(sessions) = &mut self.authority {
+                    sessions.remove(&session);
+                }
+                self.forget_resumable(session);
+            }
+        }
+    }
+}
+
+impl Hub {
+    /// A login the cluster could not record: the client is told why and the socket closed.
+    pub(super) fn refuse_login(&self, session: SessionId, refusal: Refusal) {
+        let mut state = self.lock();
+        if let Authority::Shared(sessions) = &mut state.authority {
+            sessions.remove(&session);
+        }
+        state.forget_resumable(session);
+        state.push_message_unnumbered(
+            session,
+            &ServerMessage::Error(ErrorReply {
+                request_id: None,
+                code: refusal.code,
+                message: refusal.message,
+            }),
+        );
+        state.push(session, Outbound::Close(CloseKind::LoginFailed));
+        state.outboxes.remove(&session);
+    }
+}

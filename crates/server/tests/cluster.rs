@@ -1,0 +1,317 @@
+//! Several `calling-server` processes sharing one Redis (`--redis`): every flow works with the
+//! parties on different nodes, and outcomes raced from two nodes are decided once.
+//!
+//! Each test starts its own `redis-server` (on a Unix socket in a temporary directory) and its
+//! own nodes, the real binary. Messages are read as JSON values, as any client sees them.
+
+mod process;
+mod redis_server;
+
+use std::time::Duration;
+
+use calling_protocol::{CallType, ClientMessage, RoomId, Signal};
+use process::*;
+use redis_server::RedisServer;
+use serde_json::Value;
+
+/// A Redis and `n` nodes using it.
+struct Cluster {
+    nodes: Vec<ServerProcess>,
+    _redis: RedisServer,
+}
+
+async fn cluster(n: usize, flags: &[&str]) -> Cluster {
+    let redis = RedisServer::start().await;
+    let url = redis.url();
+    let mut nodes = Vec::new();
+    for _ in 0..n {
+        let mut args = vec!["--redis", url.as_str()];
+        args.extend_from_slice(flags);
+        nodes.push(ServerProcess::start(&args).await);
+    }
+    Cluster {
+        nodes,
+        _redis: redis,
+    }
+}
+
+impl Cluster {
+    /// `user` logged in on node `node`.
+    async fn login(&self, node: usize, user: &str) -> Client {
+        Client::login(self.nodes[node].addr, user).await
+    }
+}
+
+fn text(msg: &ClientMessage) -> String {
+    serde_json::to_string(msg).expect("client message serializes")
+}
+
+async fn send(c: &mut Client, msg: &ClientMessage) {
+    c.send_text(&text(msg)).await;
+}
+
+/// The next message, which must be of type `kind`.
+async fn expect(c: &mut Client, kind: &str) -> Value {
+    let msg = c.recv().await;
+    assert_eq!(msg["type"], kind, "{}: {msg}", c.name);
+    msg
+}
+
+fn invite(request_id: u32, users: &[&str]) -> ClientMessage {
+    ClientMessage::Invite {
+        request_id,
+        user_ids: users.iter().map(|u| u.to_string()).collect(),
+        call_type: CallType::Video,
+        is_group: users.len() > 1,
+        group_id: None,
+        room_id: None,
+    }
+}
+
+fn accept(request_id: u32, invite_id: &str) -> ClientMessage {
+    ClientMessage::Accept {
+        request_id,
+        invite_id: invite_id.into(),
+    }
+}
+
+fn hangup(room_id: RoomId) -> ClientMessage {
+    ClientMessage::Hangup { room_id }
+}
+
+fn offer(room_id: RoomId, to: &str, sdp: &str) -> ClientMessage {
+    ClientMessage::Relay {
+        room_id,
+        to: to.into(),
+        signal: Signal::Offer { sdp: sdp.into() },
+    }
+}
+
+fn room_of(msg: &Value) -> RoomId {
+    msg["roomId"]
+        .as_u64()
+        .and_then(|r| RoomId::try_from(r).ok())
+        .unwrap_or_else(|| panic!("no roomId in {msg}"))
+}
+
+fn invite_id_of(msg: &Value) -> String {
+    msg["inviteId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no inviteId in {msg}"))
+        .to_string()
+}
+
+/// `caller` invites `callee` (each on its own node) and `callee` is rung; returns the room and
+/// the invitation id.
+async fn ring(caller: &mut Client, callee: &mut Client) -> (RoomId, String) {
+    let callee_name = callee.name.clone();
+    send(caller, &invite(1, &[callee_name.as_str()])).await;
+    let sent = expect(caller, "inviteSent").await;
+    let listed = expect(caller, "inviteeList").await;
+    assert_eq!(listed["userIds"], serde_json::json!([callee_name]));
+    let invited = expect(callee, "invited").await;
+    assert_eq!(invited["sponsor"], caller.name.as_str());
+    assert_eq!(invite_id_of(&invited), invite_id_of(&sent));
+    assert_eq!(room_of(&invited), room_of(&sent));
+    (room_of(&sent), invite_id_of(&sent))
+}
+
+/// `caller` calls `callee` and `callee` accepts; returns the room.
+async fn connect(caller: &mut Client, callee: &mut Client) -> RoomId {
+    let (room, invite_id) = ring(caller, callee).await;
+    send(callee, &accept(2, &invite_id)).await;
+    let joined = expect(callee, "joined").await;
+    assert_eq!(joined["members"], serde_json::json!([caller.name]));
+    let accepted = expect(caller, "accepted").await;
+    assert_eq!(accepted["userId"], callee.name.as_str());
+    expect(caller, "inviteeList").await;
+    room
+}
+
+#[tokio::test]
+async fn a_call_between_users_on_two_nodes_rings_connects_relays_and_ends() {
+    let cluster = cluster(3, &[]).await;
+    let mut alice = cluster.login(0, "alice").await;
+    let mut bob = cluster.login(1, "bob").await;
+    let mut carol = cluster.login(2, "carol").await;
+    let room = connect(&mut alice, &mut bob).await;
+
+    send(&mut alice, &offer(room, "bob", "v=0 offer")).await;
+    let relayed = expect(&mut bob, "signal").await;
+    assert_eq!(relayed["from"], "alice");
+    assert_eq!(relayed["signal"]["sdp"], "v=0 offer");
+    send(&mut bob, &offer(room, "alice", "v=0 answer")).await;
+    assert_eq!(expect(&mut alice, "signal").await["from"], "bob");
+
+    // Relay only between members of the same call: carol (on a third node) is in no call,
+    // and alice cannot relay to her.
+    send(&mut carol, &offer(room, "bob", "intruder")).await;
+    assert_eq!(expect(&mut carol, "error").await["code"], "notInCall");
+    send(&mut alice, &offer(room, "carol", "stray")).await;
+    assert_eq!(expect(&mut alice, "error").await["code"], "notAParticipant");
+
+    send(&mut alice, &hangup(room)).await;
+    // bob's next messages are the end of the call: nothing of carol's reached him.
+    let left = expect(&mut bob, "memberLeft").await;
+    assert_eq!(left["userId"], "alice");
+    let ended = expect(&mut bob, "callEnded").await;
+    assert_eq!(ended["userId"], "alice");
+    assert_eq!(ended["reason"], "hangup");
+    assert_eq!(room_of(&ended), room);
+}
+
+#[tokio::test]
+async fn a_login_on_another_node_kicks_the_first_session_and_calls_reach_the_new_one() {
+    let cluster = cluster(3, &[]).await;
+    let mut first = cluster.login(0, "alice").await;
+    let mut second = cluster.login(1, "alice").await;
+    expect(&mut first, "kicked").await;
+    assert_eq!(
+        first.closed_within(DEADLINE).await,
+        Some(Closed::Code(1000)),
+        "the first session is closed"
+    );
+    let mut bob = cluster.login(2, "bob").await;
+    ring(&mut bob, &mut second).await;
+}
+
+#[tokio::test]
+async fn a_user_in_a_call_on_one_node_is_busy_for_a_caller_on_another() {
+    let cluster = cluster(3, &[]).await;
+    let mut alice = cluster.login(0, "alice").await;
+    let mut bob = cluster.login(1, "bob").await;
+    let mut carol = cluster.login(2, "carol").await;
+    let room = connect(&mut alice, &mut bob).await;
+
+    send(&mut carol, &invite(5, &["bob"])).await;
+    expect(&mut carol, "inviteSent").await;
+    let busy = expect(&mut carol, "busy").await;
+    assert_eq!(busy["userId"], "bob");
+    let ended = expect(&mut carol, "callEnded").await;
+    assert_eq!(ended["reason"], "busy");
+    // bob was not disturbed: the next thing he gets is alice's offer.
+    send(&mut alice, &offer(room, "bob", "after the busy")).await;
+    assert_eq!(
+        expect(&mut bob, "signal").await["signal"]["sdp"],
+        "after the busy"
+    );
+}
+
+#[tokio::test]
+async fn a_ring_timeout_is_delivered_by_another_node_when_the_callers_node_died() {
+    let cluster = cluster(2, &["--ring-timeout", "1"]).await;
+    let mut alice = cluster.login(0, "alice").await;
+    let mut bob = cluster.login(1, "bob").await;
+    let (room, invite_id) = ring(&mut alice, &mut bob).await;
+    cluster.nodes[0].signal("KILL");
+    let timeout = expect(&mut bob, "inviteTimeout").await;
+    assert_eq!(invite_id_of(&timeout), invite_id);
+    assert_eq!(room_of(&timeout), room);
+}
+
+/// Rounds of each race: enough to see both orders on two cores.
+const ROUNDS: usize = 30;
+
+#[tokio::test]
+async fn a_cancel_racing_an_accept_on_another_node_has_one_outcome() {
+    let cluster = cluster(2, &[]).await;
+    let mut alice = cluster.login(0, "alice").await;
+    let mut bob = cluster.login(1, "bob").await;
+    let (mut accepted, mut cancelled) = (0, 0);
+    for _ in 0..ROUNDS {
+        let (room, invite_id) = ring(&mut alice, &mut bob).await;
+        // Both leave at once; neither waits for the other.
+        let (cancel, answer) = (hangup(room), accept(2, &invite_id));
+        tokio::join!(send(&mut alice, &cancel), send(&mut bob, &answer));
+        let first = bob.recv().await;
+        match first["type"].as_str() {
+            // The accept won: bob joined, then alice's hangup ended the call.
+            Some("joined") => {
+                expect(&mut bob, "memberLeft").await;
+                let ended = expect(&mut bob, "callEnded").await;
+                assert_eq!(ended["reason"], "hangup");
+                // alice heard of the accept before her hangup was decided.
+                expect(&mut alice, "accepted").await;
+                expect(&mut alice, "inviteeList").await;
+                accepted += 1;
+            }
+            // The cancel won: the invitation is gone when the accept is decided.
+            Some("cancelled") => {
+                let refused = expect(&mut bob, "error").await;
+                assert_eq!(refused["code"], "noSuchInvitation");
+                cancelled += 1;
+            }
+            _ => panic!("bob: unexpected {first}"),
+        }
+    }
+    eprintln!("accept won {accepted} times, cancel won {cancelled} times");
+    assert_eq!(accepted + cancelled, ROUNDS);
+}
+
+#[tokio::test]
+async fn two_invitees_accepting_on_two_nodes_at_once_both_join_one_after_the_other() {
+    let cluster = cluster(3, &[]).await;
+    let mut alice = cluster.login(0, "alice").await;
+    let mut bob = cluster.login(1, "bob").await;
+    let mut carol = cluster.login(2, "carol").await;
+    for _ in 0..ROUNDS {
+        send(&mut alice, &invite(1, &["bob", "carol"])).await;
+        let sent = expect(&mut alice, "inviteSent").await;
+        let room = room_of(&sent);
+        expect(&mut alice, "inviteeList").await;
+        let invite_id = invite_id_of(&expect(&mut bob, "invited").await);
+        assert_eq!(
+            invite_id_of(&expect(&mut carol, "invited").await),
+            invite_id
+        );
+        let answer = accept(2, &invite_id);
+        tokio::join!(send(&mut bob, &answer), send(&mut carol, &answer));
+        let bob_joined = expect(&mut bob, "joined").await;
+        let carol_joined = expect(&mut carol, "joined").await;
+        // Decided one after the other: exactly one of them found the other already a member
+        // (two decisions on the same stale call would both see only alice, and lose a member).
+        let members = |joined: &Value| joined["members"].as_array().map_or(0, Vec::len);
+        let mut seen = [members(&bob_joined), members(&carol_joined)];
+        seen.sort();
+        assert_eq!(seen, [1, 2], "bob {bob_joined}, carol {carol_joined}");
+        for _ in 0..2 {
+            expect(&mut alice, "accepted").await;
+            expect(&mut alice, "inviteeList").await;
+        }
+        // The second one to join was told of the first; the first hears of the second.
+        let (first, second) = if members(&bob_joined) == 1 {
+            (&mut bob, "carol")
+        } else {
+            (&mut carol, "bob")
+        };
+        assert_eq!(expect(first, "accepted").await["userId"], second);
+        expect(first, "inviteeList").await;
+
+        // All three are members: alice leaving keeps the call for the other two.
+        send(&mut alice, &hangup(room)).await;
+        for c in [&mut bob, &mut carol] {
+            assert_eq!(expect(c, "memberLeft").await["userId"], "alice");
+        }
+        send(&mut bob, &hangup(room)).await;
+        assert_eq!(expect(&mut carol, "memberLeft").await["userId"], "bob");
+        assert_eq!(expect(&mut carol, "callEnded").await["userId"], "bob");
+    }
+}
+
+#[tokio::test]
+async fn a_node_whose_redis_is_unreachable_refuses_to_start() {
+    // It must not decide outcomes alone while others may be deciding them in Redis.
+    let refused = tokio::time::timeout(
+        Duration::from_secs(20),
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_calling-server"))
+            .args(["--listen", "127.0.0.1:0"])
+            .args(["--redis", "redis+unix:///nonexistent/redis.sock"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status(),
+    )
+    .await
+    .expect("exits within the deadline")
+    .expect("runs");
+    assert!(!refused.success());
+}
