@@ -37,7 +37,7 @@ pub(super) enum Attempt {
 /// The entries read, as stored (`None`: absent), keyed as the registry names them.
 #[derive(Default)]
 struct Read {
-    users: BTreeMap<(u64, String), Option<UserRecord>>,
+    users: BTreeMap<UserKey, Option<UserRecord>>,
     calls: BTreeMap<RoomId, Option<CallRecord>>,
 }
 
@@ -46,10 +46,10 @@ impl Read {
     async fn load(
         &mut self,
         conn: &mut MultiplexedConnection,
-        users: Vec<(u64, String)>,
+        users: Vec<UserKey>,
         rooms: Vec<RoomId>,
     ) -> RedisResult<()> {
-        let users: Vec<(u64, String)> = users
+        let users: Vec<UserKey> = users
             .into_iter()
             .filter(|k| !self.users.contains_key(k))
             .collect::<BTreeSet<_>>()
@@ -90,7 +90,7 @@ impl Read {
     }
 
     /// The calls the users read so far are in or invited to.
-    fn rooms_of_users(&self, only: &[(u64, String)]) -> Vec<RoomId> {
+    fn rooms_of_users(&self, only: &[UserKey]) -> Vec<RoomId> {
         only.iter()
             .filter_map(|k| self.users.get(k)?.as_ref())
             .filter_map(|record| match record.presence {
@@ -101,7 +101,7 @@ impl Read {
     }
 
     /// Every participant of the calls read so far.
-    fn participants(&self) -> Vec<(u64, String)> {
+    fn participants(&self) -> Vec<UserKey> {
         self.calls
             .values()
             .flatten()
@@ -127,28 +127,43 @@ fn parse<T: serde::de::DeserializeOwned>(json: &str) -> Option<T> {
     }
 }
 
-/// The users and calls an operation names, and which of those users' calls it reads too.
-fn names(op: &Op) -> (Vec<(u64, String)>, Vec<(u64, String)>, Vec<RoomId>) {
+type UserKey = (u64, String);
+
+/// What an operation names before anything is read.
+struct Scope {
+    /// Users whose call (and its participants) the operation reads too: the sender.
+    users: Vec<UserKey>,
+    /// Users whose own entry only it reads (invitees, a relay's recipient).
+    others: Vec<UserKey>,
+    rooms: Vec<RoomId>,
+}
+
+fn scope(op: &Op) -> Scope {
     match op {
         Op::Request {
             app, user, request, ..
         } => {
             let names = request.names();
-            let others = names
-                .users
-                .iter()
-                .map(|u| (*app, (*u).to_string()))
-                .collect();
-            (
-                vec![(*app, user.to_string())],
-                others,
-                names.room.into_iter().collect(),
-            )
+            Scope {
+                users: vec![(*app, user.to_string())],
+                others: names
+                    .users
+                    .iter()
+                    .map(|u| (*app, (*u).to_string()))
+                    .collect(),
+                rooms: names.room.into_iter().collect(),
+            }
         }
-        Op::Login { app, user, .. } | Op::Leave { app, user, .. } => {
-            (vec![(*app, user.to_string())], Vec::new(), Vec::new())
-        }
-        Op::Expire { room, .. } => (Vec::new(), Vec::new(), vec![*room]),
+        Op::Login { app, user, .. } | Op::Leave { app, user, .. } => Scope {
+            users: vec![(*app, user.to_string())],
+            others: Vec::new(),
+            rooms: Vec::new(),
+        },
+        Op::Expire { room, .. } => Scope {
+            users: Vec::new(),
+            others: Vec::new(),
+            rooms: vec![*room],
+        },
     }
 }
 
@@ -157,11 +172,16 @@ pub(super) async fn attempt(
     conn: &mut MultiplexedConnection,
     op: Op,
 ) -> RedisResult<Attempt> {
-    let (deep, shallow, rooms) = names(&op);
+    let Scope {
+        users,
+        others,
+        rooms,
+    } = scope(&op);
     let mut read = Read::default();
-    read.load(conn, deep.iter().chain(&shallow).cloned().collect(), rooms)
+    let whose_calls = users.clone();
+    read.load(conn, users.into_iter().chain(others).collect(), rooms)
         .await?;
-    let their_rooms = read.rooms_of_users(&deep);
+    let their_rooms = read.rooms_of_users(&whose_calls);
     read.load(conn, Vec::new(), their_rooms).await?;
     let participants = read.participants();
     read.load(conn, participants, Vec::new()).await?;
@@ -263,7 +283,7 @@ pub(super) async fn attempt(
     let mut pipe = redis::pipe();
     pipe.atomic();
     // Users: everything read, and everyone the registry holds now.
-    let mut users: BTreeSet<(u64, String)> = read.users.keys().cloned().collect();
+    let mut users: BTreeSet<UserKey> = read.users.keys().cloned().collect();
     users.extend(registry.user_keys());
     for (app, user) in users {
         let before = read.users.get(&(app, user.clone())).cloned().flatten();

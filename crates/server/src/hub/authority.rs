@@ -12,6 +12,8 @@ use super::{CloseKind, Hub, Outbound, State};
 use crate::cluster::Delivery;
 use crate::registry::{CloseReason, Refusal, Registry, SessionId};
 
+// One per hub, matched on every request: the registry stays inline rather than behind a box.
+#[allow(clippy::large_enum_variant)]
 pub(super) enum Authority {
     /// This process decides, under the hub's lock.
     Local(Registry),
