@@ -555,6 +555,9 @@ pub enum ErrorCode {
     /// A resume whose session is gone (grace expired, kicked, logged out), whose token or user
     /// does not match, or whose gap is older than [`RESUME_WINDOW`]: log in instead.
     ResumeRefused,
+    /// A cluster node cannot reach the cluster's shared registry right now: nothing was
+    /// decided; try again shortly (or on another node).
+    Unavailable,
     /// Any `code` this SDK version does not know (read by name in `names.rs`).
     Other,
 }

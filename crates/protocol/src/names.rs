@@ -92,6 +92,7 @@ impl<'de> Deserialize<'de> for ErrorCode {
                 ("notAParticipant", NotAParticipant),
                 ("rateLimited", RateLimited),
                 ("resumeRefused", ResumeRefused),
+                ("unavailable", Unavailable),
             ],
             // `other` too, and any code this version does not know.
             other: Some(Other),

@@ -100,6 +100,14 @@ fn resume() {
         }),
         r#"{"type":"error","code":"resumeRefused","message":"no such session"}"#,
     );
+    golden_server(
+        ServerMessage::Error(ErrorReply {
+            request_id: Some(4),
+            code: ErrorCode::Unavailable,
+            message: "try again".into(),
+        }),
+        r#"{"type":"error","requestId":4,"code":"unavailable","message":"try again"}"#,
+    );
 }
 
 #[test]

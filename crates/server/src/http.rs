@@ -79,6 +79,9 @@ async fn metrics(State(hub): State<Arc<Hub>>) -> Response {
 async fn health(State(hub): State<Arc<Hub>>) -> Response {
     if hub.drain.is_draining() {
         (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response()
+    } else if hub.cluster().is_some_and(|c| !c.is_ready()) {
+        let why = "the cluster's shared registry (Redis) is unreachable\n";
+        (StatusCode::SERVICE_UNAVAILABLE, why).into_response()
     } else {
         "ok".into_response()
     }

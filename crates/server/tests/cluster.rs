@@ -9,19 +9,26 @@ mod redis_server;
 
 use std::time::Duration;
 
+use std::net::SocketAddr;
+use std::time::Instant;
+
 use calling_protocol::{CallType, ClientMessage, RoomId, Signal};
 use process::*;
 use redis_server::RedisServer;
 use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A Redis and `n` nodes using it.
 struct Cluster {
     nodes: Vec<ServerProcess>,
-    _redis: RedisServer,
+    redis: RedisServer,
 }
 
 async fn cluster(n: usize, flags: &[&str]) -> Cluster {
-    let redis = RedisServer::start().await;
+    cluster_on(RedisServer::start().await, n, flags).await
+}
+
+async fn cluster_on(redis: RedisServer, n: usize, flags: &[&str]) -> Cluster {
     let url = redis.url();
     let mut nodes = Vec::new();
     for _ in 0..n {
@@ -29,10 +36,7 @@ async fn cluster(n: usize, flags: &[&str]) -> Cluster {
         args.extend_from_slice(flags);
         nodes.push(ServerProcess::start(&args).await);
     }
-    Cluster {
-        nodes,
-        _redis: redis,
-    }
+    Cluster { nodes, redis }
 }
 
 impl Cluster {
@@ -314,4 +318,59 @@ async fn a_node_whose_redis_is_unreachable_refuses_to_start() {
     .expect("exits within the deadline")
     .expect("runs");
     assert!(!refused.success());
+}
+
+/// The status code of `GET /healthz`.
+async fn health(addr: SocketAddr) -> u16 {
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let request = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    tcp.write_all(request.as_bytes()).await.expect("request");
+    let mut response = String::new();
+    tcp.read_to_string(&mut response).await.expect("response");
+    response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {response:?}"))
+}
+
+/// Waits until `GET /healthz` answers `status`, within `within`.
+async fn health_becomes(addr: SocketAddr, status: u16, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let now = health(addr).await;
+        if now == status {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{addr}: /healthz still {now}, not {status}, after {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn while_redis_is_down_nodes_say_so_and_decide_nothing_then_carry_on_when_it_is_back() {
+    let mut cluster = cluster_on(RedisServer::start_durable().await, 2, &[]).await;
+    let mut alice = cluster.login(0, "alice").await;
+    let mut bob = cluster.login(1, "bob").await;
+    assert_eq!(health(cluster.nodes[0].addr).await, 200);
+
+    cluster.redis.kill().await;
+    // A node notices within its deadline poll (50 ms); allow for loaded machines.
+    for node in &cluster.nodes {
+        health_becomes(node.addr, 503, DEADLINE).await;
+    }
+    send(&mut alice, &invite(9, &["bob"])).await;
+    let refused = expect(&mut alice, "error").await;
+    assert_eq!(refused["code"], "unavailable", "{refused}");
+    assert_eq!(refused["requestId"], 9);
+
+    cluster.redis.restart().await;
+    for node in &cluster.nodes {
+        health_becomes(node.addr, 200, DEADLINE).await;
+    }
+    // Nothing was lost or decided meanwhile: both are still logged in, and a call connects.
+    connect(&mut alice, &mut bob).await;
 }

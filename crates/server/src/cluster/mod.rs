@@ -14,10 +14,12 @@
 mod records;
 mod txn;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use calling_protocol::{ErrorCode, RoomId, ServerMessage};
+use futures_util::future::BoxFuture;
 use futures_util::StreamExt;
 use redis::aio::MultiplexedConnection;
 use serde::{Deserialize, Serialize};
@@ -89,10 +91,11 @@ pub enum Delivery {
 
 /// The answer to a request that could not reach the shared registry.
 fn unavailable(err: &redis::RedisError) -> Refusal {
-    error!(%err, "the shared registry is unreachable");
+    debug!(%err, "a request could not reach the shared registry");
     Refusal {
-        code: ErrorCode::Other,
-        message: "the server cannot reach its shared registry: try again shortly".into(),
+        code: ErrorCode::Unavailable,
+        message: "the server cannot reach its shared registry: nothing was decided, try again"
+            .into(),
     }
 }
 
@@ -115,6 +118,13 @@ impl Pool {
         }
     }
 
+    fn clear(&self) {
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
     fn put(&self, conn: MultiplexedConnection) {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         if idle.len() < IDLE_CONNECTIONS {
@@ -126,6 +136,10 @@ impl Pool {
 /// This node's membership of the cluster.
 pub struct Cluster {
     pool: Pool,
+    /// Whether the last command reached Redis (the deadline poll tries every 50 ms).
+    store_reached: AtomicBool,
+    /// Whether the node's channel is subscribed (deliveries would be lost otherwise).
+    subscribed: AtomicBool,
     node: u64,
     clock: Clock,
     ring_timeout: Duration,
@@ -154,12 +168,37 @@ impl Cluster {
         };
         let cluster = Cluster {
             pool,
+            store_reached: AtomicBool::new(true),
+            subscribed: AtomicBool::new(true),
             node,
             clock: Clock::new(),
             ring_timeout: config.ring_timeout,
             resume_grace: config.resume_grace,
         };
         Ok((Arc::new(cluster), pubsub))
+    }
+
+    /// Whether the node can take part: Redis answers and its channel is subscribed. While it
+    /// cannot, requests are answered with an error and nothing is decided here alone.
+    pub fn is_ready(&self) -> bool {
+        self.store_reached.load(Ordering::Relaxed) && self.subscribed.load(Ordering::Relaxed)
+    }
+
+    /// Records whether a command reached Redis, logging the changes.
+    fn reached<T>(&self, result: redis::RedisResult<T>) -> redis::RedisResult<T> {
+        let ok = result.is_ok();
+        if !ok {
+            // Whatever broke one connection (a Redis restart) broke the idle ones too.
+            self.pool.clear();
+        }
+        if self.store_reached.swap(ok, Ordering::Relaxed) != ok {
+            if ok {
+                info!(node = self.node, "the shared registry is reachable again");
+            } else {
+                error!(node = self.node, "the shared registry is unreachable");
+            }
+        }
+        result
     }
 
     /// This node's number in the cluster.
@@ -181,10 +220,19 @@ impl Cluster {
     /// A client request the registry refuses is answered through the node's channel too, and
     /// gives an empty outcome; `Err` is only for a store that cannot be reached (or a call
     /// changing too fast to decide), which the caller answers itself.
-    pub async fn decide(&self, op: Op) -> Result<Outcome, Refusal> {
+    ///
+    /// Boxed: a transaction's state is large, and it would otherwise be part of every socket
+    /// task's future, on a single process too, where it never runs.
+    pub fn decide(&self, op: Op) -> BoxFuture<'_, Result<Outcome, Refusal>> {
+        Box::pin(self.decide_now(op))
+    }
+
+    async fn decide_now(&self, op: Op) -> Result<Outcome, Refusal> {
         for attempt in 1..=MAX_ATTEMPTS {
-            let mut conn = self.pool.get().await.map_err(|e| unavailable(&e))?;
-            match txn::attempt(self, &mut conn, op.clone()).await {
+            let mut conn = self
+                .reached(self.pool.get().await)
+                .map_err(|e| unavailable(&e))?;
+            match self.reached(txn::attempt(self, &mut conn, op.clone()).await) {
                 Ok(txn::Attempt::Decided(outcome)) => {
                     self.pool.put(conn);
                     return Ok(outcome);
@@ -207,13 +255,19 @@ impl Cluster {
         }
         warn!(?op, "still conflicting after {MAX_ATTEMPTS} attempts");
         Err(Refusal {
-            code: ErrorCode::Other,
-            message: "too many concurrent changes to this call: try again".into(),
+            code: ErrorCode::Unavailable,
+            message: "too many concurrent changes to this call: nothing was decided, try again"
+                .into(),
         })
     }
 
     /// The ring deadlines that have passed, as [`records::DEADLINES`] members.
     async fn due_deadlines(&self) -> redis::RedisResult<Vec<String>> {
+        let result = self.read_due_deadlines().await;
+        self.reached(result)
+    }
+
+    async fn read_due_deadlines(&self) -> redis::RedisResult<Vec<String>> {
         let mut conn = self.pool.get().await?;
         let due = redis::cmd("ZRANGEBYSCORE")
             .arg(records::DEADLINES)
@@ -250,6 +304,7 @@ async fn receive(cluster: Arc<Cluster>, pubsub: redis::aio::PubSub, hub: Weak<Hu
                     Err(err) => error!(%err, "an unreadable delivery"),
                 }
             }
+            cluster.subscribed.store(false, Ordering::Relaxed);
             error!(node = cluster.node, "lost the node's channel");
         }
         if hub.strong_count() == 0 {
@@ -258,7 +313,14 @@ async fn receive(cluster: Arc<Cluster>, pubsub: redis::aio::PubSub, hub: Weak<Hu
         tokio::time::sleep(RESUBSCRIBE_AFTER).await;
         match cluster.pool.client.get_async_pubsub().await {
             Ok(mut fresh) => match fresh.subscribe(records::node_channel(cluster.node)).await {
-                Ok(()) => pubsub = Some(fresh),
+                Ok(()) => {
+                    info!(
+                        node = cluster.node,
+                        "the node's channel is subscribed again"
+                    );
+                    cluster.subscribed.store(true, Ordering::Relaxed);
+                    pubsub = Some(fresh);
+                }
                 Err(err) => error!(%err, "cannot subscribe to the node's channel"),
             },
             Err(err) => error!(%err, "cannot reconnect the node's channel"),
