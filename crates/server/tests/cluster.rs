@@ -213,6 +213,34 @@ async fn a_ring_timeout_is_delivered_by_another_node_when_the_callers_node_died(
     assert_eq!(room_of(&timeout), room);
 }
 
+#[tokio::test]
+async fn the_sessions_of_a_node_killed_mid_call_and_mid_ring_are_lost_with_it() {
+    let cluster = cluster(2, &[]).await;
+    let mut alice = cluster.login(0, "alice").await;
+    let mut dave = cluster.login(0, "dave").await;
+    let mut bob = cluster.login(1, "bob").await;
+    let mut carol = cluster.login(1, "carol").await;
+    let room = connect(&mut alice, &mut bob).await;
+    // carol, on the node that stays, rings dave on the node that dies.
+    let (_, invite_id) = ring(&mut carol, &mut dave).await;
+    let killed = Instant::now();
+    cluster.nodes[0].signal("KILL");
+    // Silent for 5 s, the node is dead: alice's session is lost with it, so she leaves the
+    // call; dave's invitation rings on (he may log in again elsewhere).
+    let left = bob.recv_within(Duration::from_secs(15)).await;
+    assert_eq!(left["type"], "memberLeft", "{left}");
+    assert_eq!(left["userId"], "alice");
+    let ended = expect(&mut bob, "callEnded").await;
+    assert_eq!(room_of(&ended), room);
+    eprintln!("node killed → callEnded after {:?}", killed.elapsed());
+    let mut dave = cluster.login(1, "dave").await;
+    assert_eq!(invite_id_of(&expect(&mut dave, "invited").await), invite_id);
+    // alice, reaped, is free again: bob can call her where she logs in next.
+    drop(alice);
+    let mut alice = cluster.login(1, "alice").await;
+    ring(&mut bob, &mut alice).await;
+}
+
 /// Rounds of each race: enough to see both orders on two cores.
 const ROUNDS: usize = 30;
 

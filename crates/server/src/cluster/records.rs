@@ -36,6 +36,25 @@ pub fn deadline_room(member: &str) -> Option<RoomId> {
 /// The counter that numbers nodes as they start.
 pub const NODE_COUNTER: &str = "calling:nodes";
 
+/// ZSET of nodes by their last heartbeat (unix ms).
+pub const NODES_ALIVE: &str = "calling:alive";
+
+/// SET of the users whose session node `node` holds, as [`session_member`]s.
+pub fn node_sessions(node: u64) -> String {
+    format!("{PREFIX}node:{node}:sessions")
+}
+
+/// A user in a [`node_sessions`] set: `{app}:{user}` (user ids hold no `:`).
+pub fn session_member(app: u64, user: &str) -> String {
+    format!("{app}:{user}")
+}
+
+/// The (SDKAppID, userID) of a [`session_member`].
+pub fn session_member_user(member: &str) -> Option<(u64, String)> {
+    let (app, user) = member.split_once(':')?;
+    Some((app.parse().ok()?, user.to_string()))
+}
+
 /// The channel a node receives its sessions' deliveries on.
 pub fn node_channel(node: u64) -> String {
     format!("{PREFIX}node:{node}")
@@ -238,6 +257,15 @@ mod tests {
         for at in [ms, ms + 30_000, ms.saturating_sub(5_000)] {
             assert_eq!(clock.to_ms(clock.to_instant(at)), at);
         }
+    }
+
+    #[test]
+    fn session_members_name_their_user() {
+        assert_eq!(
+            session_member_user(&session_member(7, "bo_b-1")),
+            Some((7, "bo_b-1".to_string()))
+        );
+        assert_eq!(session_member_user("x:bob"), None);
     }
 
     #[test]

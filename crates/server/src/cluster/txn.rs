@@ -15,7 +15,8 @@ use redis::{RedisResult, Value};
 use tracing::error;
 
 use super::records::{
-    call_key, node_channel, user_key, CallRecord, StoredPresence, UserRecord, DEADLINES,
+    call_key, node_channel, node_sessions, session_member, user_key, CallRecord, StoredPresence,
+    UserRecord, DEADLINES,
 };
 use super::{Cluster, Delivery, Op};
 use crate::ids::RandomIds;
@@ -154,11 +155,13 @@ fn scope(op: &Op) -> Scope {
                 rooms: names.room.into_iter().collect(),
             }
         }
-        Op::Login { app, user, .. } | Op::Leave { app, user, .. } => Scope {
-            users: vec![(*app, user.to_string())],
-            others: Vec::new(),
-            rooms: Vec::new(),
-        },
+        Op::Login { app, user, .. } | Op::Leave { app, user, .. } | Op::Reap { app, user, .. } => {
+            Scope {
+                users: vec![(*app, user.to_string())],
+                others: Vec::new(),
+                rooms: Vec::new(),
+            }
+        }
         Op::Expire { room, .. } => Scope {
             users: Vec::new(),
             others: Vec::new(),
@@ -204,6 +207,7 @@ pub(super) async fn attempt(
     }
     let now = Instant::now();
     let mut expired_member = None;
+    let mut reaped = None;
     let mut requester = None;
     let decided = match op {
         Op::Request {
@@ -222,6 +226,18 @@ pub(super) async fn attempt(
         Op::Expire { member, .. } => {
             expired_member = Some(member);
             Ok(registry.expire(now))
+        }
+        Op::Reap { app, user, node } => {
+            reaped = Some((node, session_member(app, &user)));
+            // Its session is still the dead node's: it was lost with the node.
+            let lost = read
+                .users
+                .get(&(app, user.to_string()))
+                .cloned()
+                .flatten()
+                .filter(|record| record.node == Some(node))
+                .and_then(|record| record.session);
+            Ok(lost.map_or_else(Outcome::default, |session| registry.leave(session, now)))
         }
     };
     let outcome = match (decided, requester) {
@@ -294,6 +310,18 @@ pub(super) async fn attempt(
         if before == after {
             continue;
         }
+        // Which node's set of sessions names this user.
+        let node_before = before.as_ref().and_then(|r| r.session.and(r.node));
+        let node_after = after.as_ref().and_then(|r| r.session.and(r.node));
+        if node_before != node_after {
+            let member = session_member(app, &user);
+            if let Some(node) = node_before {
+                pipe.srem(node_sessions(node), &member).ignore();
+            }
+            if let Some(node) = node_after {
+                pipe.sadd(node_sessions(node), &member).ignore();
+            }
+        }
         let key = user_key(app, &user);
         match after {
             Some(record) => pipe.set(key, to_json(&record)).ignore(),
@@ -319,6 +347,10 @@ pub(super) async fn attempt(
             Some(record) => pipe.set(call_key(room), to_json(&record)).ignore(),
             None => pipe.del(call_key(room)).ignore(),
         };
+    }
+    // The user reaped leaves the dead node's set even if the record said otherwise.
+    if let Some((node, member)) = reaped {
+        pipe.srem(node_sessions(node), member).ignore();
     }
     // The deadline being expired goes even if its call was already gone.
     if let Some(member) = expired_member {

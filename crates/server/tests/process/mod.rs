@@ -256,8 +256,13 @@ impl Client {
 
     /// The next server message as JSON, within [`DEADLINE`].
     pub async fn recv(&mut self) -> Value {
+        self.recv_within(DEADLINE).await
+    }
+
+    /// The next server message as JSON, within `within`.
+    pub async fn recv_within(&mut self, within: Duration) -> Value {
         let name = self.name.clone();
-        let next = tokio::time::timeout(DEADLINE, async {
+        let next = tokio::time::timeout(within, async {
             loop {
                 match self.ws.next().await {
                     Some(Ok(Message::Text(t))) => return serde_json::from_str(t.as_str()).unwrap(),
@@ -267,7 +272,7 @@ impl Client {
             }
         })
         .await;
-        next.unwrap_or_else(|_| panic!("{name}: no message within {DEADLINE:?}"))
+        next.unwrap_or_else(|_| panic!("{name}: no message within {within:?}"))
     }
 
     /// Closes the connection with a close frame (code 1000) and waits for the server's answer.
