@@ -16,10 +16,11 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
-use calling_protocol::{ErrorCode, Resumed, Sequenced, ServerMessage, RESUME_WINDOW};
+use calling_protocol::{ErrorCode, Sequenced, ServerMessage, RESUME_WINDOW};
 use tokio::sync::{mpsc, Notify};
 
 mod authority;
+mod resumption;
 
 use crate::cluster::{Cluster, Delivery, Op};
 use crate::config::Config;
@@ -526,7 +527,7 @@ impl Hub {
     /// after `last_seq`, go out on this link's outbox; the link that owned the session before
     /// is closed. Returns the session, now this link's. A session whose missed messages are no
     /// longer all kept cannot be resumed and ends now, as a leave.
-    pub fn resume(
+    pub async fn resume(
         &self,
         link: LinkId,
         app: u64,
@@ -535,69 +536,28 @@ impl Hub {
         last_seq: u64,
         fresh: Option<ServerMessage>,
     ) -> Result<SessionId, NotResumed> {
-        let refused = |why: &str| {
-            NotResumed::Refused(Refusal {
-                code: ErrorCode::ResumeRefused,
-                message: format!("{why}: log in again"),
-            })
-        };
-        let now = Instant::now();
-        let mut state = self.lock();
-        if state.was_kicked(token, now) {
-            return Err(NotResumed::Kicked);
+        if let Some(cluster) = &self.cluster {
+            // The cluster takes the session back first (it may have ended meanwhile).
+            let session = self.lock().resumable_session(app, user_id, token)?;
+            let op = Op::Resume {
+                session,
+                app,
+                user: Arc::from(user_id),
+            };
+            cluster.decide(op).await.map_err(NotResumed::Refused)?;
         }
-        let session = *state
-            .tokens
-            .get(token)
-            .ok_or_else(|| refused("no session has this token"))?;
-        if state.authority.user_of(session) != Some((app, user_id)) {
-            return Err(refused("no session has this token"));
-        }
-        let replay: Result<Vec<String>, _> = match state.resumable.get(&session) {
-            Some(r) => r
-                .journal
-                .after(last_seq)
-                .map(|items| items.map(|(_, text)| text.clone()).collect()),
-            None => return Err(refused("this session has ended")),
-        };
-        let Ok(replay) = replay else {
-            // What it missed is lost: the session cannot go on consistently.
-            state.push(session, Outbound::Close(CloseKind::Replaced));
-            state.outboxes.remove(&session);
-            state.owners.remove(&session);
-            if let Authority::Local(registry) = &mut state.authority {
-                let outcome = registry.leave(session, now);
-                state.dispatch(outcome);
+        let left = {
+            let mut state = self.lock();
+            match state.take_over(link, app, user_id, token, last_seq, fresh) {
+                Ok(session) => return Ok(session),
+                Err(failed) => failed,
             }
-            state.forget_resumable(session);
-            return Err(refused("the messages since lastSeq are no longer kept"));
         };
-        match &mut state.authority {
-            Authority::Local(registry) => registry
-                .resume(session, app, user_id)
-                .map_err(NotResumed::Refused)?,
-            Authority::Shared(_) => return Err(refused("this session has ended")),
+        let (not_resumed, left) = left;
+        if let Some((session, left)) = left {
+            self.leave_shared(session, Some(left)).await;
         }
-        let received = state
-            .resumable
-            .get(&session)
-            .map_or(0, |r| r.journal.received());
-        // The old link (if the server had not noticed it die) is told and ignored from now on.
-        state.push(session, Outbound::Close(CloseKind::Replaced));
-        let outbox = state.outboxes.remove(&link);
-        state.owners.remove(&link);
-        if let Some(outbox) = outbox {
-            state.outboxes.insert(session, outbox);
-        }
-        state.owners.insert(session, link);
-        state.push_message_unnumbered(session, &ServerMessage::Resumed(Resumed { received }));
-        if let Some(fresh) = fresh {
-            state.push_message_unnumbered(session, &fresh);
-        }
-        for text in replay {
-            state.push(session, Outbound::Text(text));
-        }
-        Ok(session)
+        Err(not_resumed)
     }
 
     /// The session ends (logout): it leaves its call and cannot be resumed.
@@ -612,6 +572,20 @@ impl Hub {
             left
         };
         self.leave_shared(owner.session, left).await;
+    }
+
+    /// Tells the cluster that a session of this node is away, kept for its resume grace.
+    async fn suspend_shared(&self, session: SessionId, app: u64, user: Arc<str>) {
+        if let Some(cluster) = &self.cluster {
+            let op = Op::Suspend { session, app, user };
+            if let Err(refusal) = cluster.decide(op).await {
+                tracing::error!(
+                    session,
+                    message = refusal.message,
+                    "a suspend was not recorded"
+                );
+            }
+        }
     }
 
     /// Tells the cluster that a session of this node left (see [`State::leave`]).
@@ -631,28 +605,39 @@ impl Hub {
     /// A connection finished. If it still owns its session: a resumable session whose socket
     /// was `lost` (no close frame) is suspended for its grace; any other leaves at once.
     pub async fn end_session(&self, owner: Owner, lost: bool) {
-        let left = {
+        let session = owner.session;
+        let suspended = {
             let mut state = self.lock();
             if !state.owns(owner) {
                 return;
             }
-            let session = owner.session;
             state.outboxes.remove(&session);
-            let logged_in = state.authority.user_of(session).is_some();
-            if lost && logged_in && state.resumable.contains_key(&session) {
-                if let Authority::Local(registry) = &mut state.authority {
+            let user = state
+                .authority
+                .user_of(session)
+                .map(|(a, u)| (a, Arc::from(u)));
+            match user {
+                Some(user) if lost && state.resumable.contains_key(&session) => {
                     // Still owned by this link, so a late resume can tell it apart from a new
                     // one.
-                    registry.suspend(session, Instant::now());
-                    return;
+                    if let Authority::Local(registry) = &mut state.authority {
+                        registry.suspend(session, Instant::now());
+                        return;
+                    }
+                    Ok(user)
+                }
+                _ => {
+                    state.owners.remove(&session);
+                    let left = state.leave(session);
+                    state.forget_resumable(session);
+                    Err(left)
                 }
             }
-            state.owners.remove(&session);
-            let left = state.leave(session);
-            state.forget_resumable(session);
-            left
         };
-        self.leave_shared(owner.session, left).await;
+        match suspended {
+            Ok((app, user)) => self.suspend_shared(session, app, user).await,
+            Err(left) => self.leave_shared(session, left).await,
+        }
     }
 
     /// Brings the metrics' gauges up to date (at scrape time) and returns their exposition.

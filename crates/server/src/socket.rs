@@ -411,7 +411,10 @@ impl Conn {
                     last_seq,
                     protocol_version,
                 },
-            ) => self.resume(sdk_app_id, user_id, &token, last_seq, protocol_version),
+            ) => {
+                self.resume(sdk_app_id, user_id, &token, last_seq, protocol_version)
+                    .await
+            }
             (None, _) => self.error(None, ErrorCode::NotLoggedIn, "log in first"),
             (Some(_), ClientMessage::Login { .. } | ClientMessage::Resume { .. }) => self.error(
                 None,
@@ -541,10 +544,8 @@ impl Conn {
             return;
         }
         let config = &self.hub.config;
-        // A grace of zero means the operator turned resumption off. A cluster node does not
-        // offer resumption yet: the journal of what a session was sent is the node's own.
-        let offered = !config.resume_grace.is_zero() && self.hub.cluster().is_none();
-        let token = (resumable && offered).then(random_token);
+        // A grace of zero means the operator turned resumption off.
+        let token = (resumable && !config.resume_grace.is_zero()).then(random_token);
         let login_ok = ServerMessage::LoginOk(LoginOk {
             user_id: user_id.clone(),
             ice_servers: config.ice_servers_for(&user_id, now_unix()),
@@ -596,15 +597,23 @@ impl Conn {
 
     /// Takes over a session whose socket dropped. A refusal leaves this connection open, not
     /// logged in, so the SDK can log in on it at once.
-    fn resume(&mut self, app: u64, user_id: String, token: &str, last_seq: u64, version: u32) {
-        let resumed = self
-            .check_client(app, &user_id, version)
-            .map_err(NotResumed::Refused)
-            .and_then(|_| {
+    async fn resume(
+        &mut self,
+        app: u64,
+        user_id: String,
+        token: &str,
+        last_seq: u64,
+        version: u32,
+    ) {
+        let resumed = match self.check_client(app, &user_id, version) {
+            Ok(_) => {
                 let fresh = self.fresh_ice_servers(&user_id);
                 self.hub
                     .resume(self.link, app, &user_id, token, last_seq, fresh)
-            });
+                    .await
+            }
+            Err(refusal) => Err(NotResumed::Refused(refusal)),
+        };
         self.hub.metrics.resume(resumed.is_ok());
         match resumed {
             Ok(session) => {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use calling_protocol::{CallType, ClientMessage, RoomId, Signal};
+use calling_protocol::{CallType, ClientMessage, RoomId, Signal, PROTOCOL_VERSION};
 use process::*;
 use redis_server::RedisServer;
 use serde_json::Value;
@@ -401,4 +401,87 @@ async fn while_redis_is_down_nodes_say_so_and_decide_nothing_then_carry_on_when_
     }
     // Nothing was lost or decided meanwhile: both are still logged in, and a call connects.
     connect(&mut alice, &mut bob).await;
+}
+
+/// `user` logged in on node `node` with resumption; returns the client and its resume token.
+async fn login_resumable(cluster: &Cluster, node: usize, user: &str) -> (Client, String) {
+    let mut c = Client::connect(cluster.nodes[node].addr).await;
+    c.name = user.into();
+    let login = ClientMessage::Login {
+        sdk_app_id: APP,
+        user_id: user.into(),
+        user_sig: calling_server::usersig::generate(APP, KEY, user, now_unix(), 3600, None),
+        protocol_version: PROTOCOL_VERSION,
+        resumable: true,
+    };
+    send(&mut c, &login).await;
+    let ok = expect(&mut c, "loginOk").await;
+    let token = ok["resume"]["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no resume token in {ok}"))
+        .to_string();
+    (c, token)
+}
+
+/// A new connection to node `node` resuming `user`'s session after `last_seq`.
+async fn resume(cluster: &Cluster, node: usize, user: &str, token: &str, last_seq: u64) -> Client {
+    let mut c = Client::connect(cluster.nodes[node].addr).await;
+    c.name = user.into();
+    let resume = ClientMessage::Resume {
+        sdk_app_id: APP,
+        user_id: user.into(),
+        token: token.into(),
+        last_seq,
+        protocol_version: PROTOCOL_VERSION,
+    };
+    send(&mut c, &resume).await;
+    c
+}
+
+fn seq_of(msg: &Value) -> u64 {
+    msg["seq"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no seq in {msg}"))
+}
+
+#[tokio::test]
+async fn a_session_whose_socket_dropped_resumes_and_gets_what_the_other_node_sent_meanwhile() {
+    let cluster = cluster(2, &[]).await;
+    let (mut alice, token) = login_resumable(&cluster, 0, "alice").await;
+    let mut bob = cluster.login(1, "bob").await;
+    let (room, invite_id) = ring(&mut alice, &mut bob).await;
+    send(&mut bob, &accept(2, &invite_id)).await;
+    expect(&mut bob, "joined").await;
+    expect(&mut alice, "accepted").await;
+    let last_seq = seq_of(&expect(&mut alice, "inviteeList").await);
+
+    // The socket drops without a close frame; bob, on the other node, goes on signaling.
+    drop(alice);
+    send(&mut bob, &offer(room, "alice", "while away")).await;
+
+    let mut alice = resume(&cluster, 0, "alice", &token, last_seq).await;
+    expect(&mut alice, "resumed").await;
+    let missed = expect(&mut alice, "signal").await;
+    assert_eq!(missed["signal"]["sdp"], "while away");
+    assert_eq!(seq_of(&missed), last_seq + 1);
+    // bob noticed nothing: the next thing he gets is alice's answer, not her leaving.
+    send(&mut alice, &offer(room, "bob", "back")).await;
+    assert_eq!(expect(&mut bob, "signal").await["signal"]["sdp"], "back");
+}
+
+#[tokio::test]
+async fn a_session_not_resumed_within_its_grace_leaves_its_call_whichever_node_notices() {
+    let cluster = cluster(2, &["--resume-grace", "1"]).await;
+    let (mut alice, token) = login_resumable(&cluster, 0, "alice").await;
+    let mut bob = cluster.login(1, "bob").await;
+    let room = connect(&mut alice, &mut bob).await;
+    let last_seq = 0;
+    drop(alice);
+    assert_eq!(expect(&mut bob, "memberLeft").await["userId"], "alice");
+    let ended = expect(&mut bob, "callEnded").await;
+    assert_eq!(room_of(&ended), room);
+    // The session is over: resuming it is refused, and logging in again works.
+    let mut late = resume(&cluster, 0, "alice", &token, last_seq).await;
+    assert_eq!(expect(&mut late, "error").await["code"], "resumeRefused");
+    cluster.login(1, "alice").await;
 }

@@ -82,6 +82,24 @@ pub enum Op {
     },
     /// The ring deadline `member` of `room` may have passed.
     Expire { room: RoomId, member: String },
+    /// A resumable session's socket dropped: it keeps everything for the resume grace.
+    Suspend {
+        session: SessionId,
+        app: u64,
+        user: Arc<str>,
+    },
+    /// A suspended session is taken back by a new socket (refused if it has ended).
+    Resume {
+        session: SessionId,
+        app: u64,
+        user: Arc<str>,
+    },
+    /// The resume grace of `user`'s session may have run out.
+    ExpireAway {
+        app: u64,
+        user: Arc<str>,
+        member: String,
+    },
     /// Node `node` died: `user`'s session, if still that node's, is lost.
     Reap { app: u64, user: Arc<str>, node: u64 },
 }
@@ -272,23 +290,27 @@ impl Cluster {
         })
     }
 
-    /// The ring deadlines that have passed, as [`records::DEADLINES`] members.
-    async fn due_deadlines(&self) -> redis::RedisResult<Vec<String>> {
-        let result = self.read_due_deadlines().await;
+    /// The ring deadlines and the ends of resume grace that have passed, as
+    /// [`records::DEADLINES`] and [`records::AWAY`] members.
+    async fn due(&self) -> redis::RedisResult<(Vec<String>, Vec<String>)> {
+        let result = self.read_due().await;
         self.reached(result)
     }
 
-    async fn read_due_deadlines(&self) -> redis::RedisResult<Vec<String>> {
+    async fn read_due(&self) -> redis::RedisResult<(Vec<String>, Vec<String>)> {
         let mut conn = self.pool.get().await?;
-        let due = redis::cmd("ZRANGEBYSCORE")
-            .arg(records::DEADLINES)
-            .arg("-inf")
-            .arg(self.clock.now_ms())
-            .arg("LIMIT")
-            .arg(0)
-            .arg(DEADLINES_PER_POLL)
-            .query_async(&mut conn)
-            .await?;
+        let now = self.clock.now_ms();
+        let mut pipe = redis::pipe();
+        for set in [records::DEADLINES, records::AWAY] {
+            pipe.cmd("ZRANGEBYSCORE")
+                .arg(set)
+                .arg("-inf")
+                .arg(now)
+                .arg("LIMIT")
+                .arg(0)
+                .arg(DEADLINES_PER_POLL);
+        }
+        let due = pipe.query_async(&mut conn).await?;
         self.pool.put(conn);
         Ok(due)
     }
@@ -348,26 +370,32 @@ async fn expire(cluster: Arc<Cluster>, hub: Weak<Hub>) {
         if hub.strong_count() == 0 {
             return;
         }
-        let due = match cluster.due_deadlines().await {
+        let (rings, graces) = match cluster.due().await {
             Ok(due) => due,
             Err(err) => {
-                error!(%err, "cannot read the ring deadlines");
+                debug!(%err, "cannot read the deadlines");
                 continue;
             }
         };
-        for member in due {
-            let Some(room) = records::deadline_room(&member) else {
-                continue;
-            };
+        let rings = rings.into_iter().filter_map(|member| {
+            let room = records::deadline_room(&member)?;
+            Some(Op::Expire { room, member })
+        });
+        let graces = graces.into_iter().filter_map(|member| {
+            let (app, user) = records::session_member_user(&member)?;
+            let user = Arc::from(user.as_str());
+            Some(Op::ExpireAway { app, user, member })
+        });
+        for op in rings.chain(graces) {
             let started = Instant::now();
-            match cluster.decide(Op::Expire { room, member }).await {
+            match cluster.decide(op).await {
                 Ok(outcome) => {
                     if let Some(hub) = hub.upgrade() {
                         hub.count_decided(&outcome);
                     }
-                    debug!(room, took = ?started.elapsed(), "ring deadline handled");
+                    debug!(took = ?started.elapsed(), "a deadline handled");
                 }
-                Err(refusal) => error!(room, message = refusal.message, "ring deadline"),
+                Err(refusal) => error!(message = refusal.message, "a deadline"),
             }
         }
     }

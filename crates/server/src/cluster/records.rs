@@ -33,6 +33,10 @@ pub fn deadline_room(member: &str) -> Option<RoomId> {
     member.split(':').next()?.parse().ok()
 }
 
+/// ZSET of users whose session's socket dropped: member [`session_member`], score the end of
+/// its resume grace (unix ms).
+pub const AWAY: &str = "calling:away";
+
 /// The counter that numbers nodes as they start.
 pub const NODE_COUNTER: &str = "calling:nodes";
 

@@ -15,8 +15,8 @@ use redis::{RedisResult, Value};
 use tracing::error;
 
 use super::records::{
-    call_key, node_channel, node_sessions, session_member, user_key, CallRecord, StoredPresence,
-    UserRecord, DEADLINES,
+    call_key, node_channel, node_sessions, session_member, session_member_user, user_key,
+    CallRecord, StoredPresence, UserRecord, AWAY, DEADLINES,
 };
 use super::{Cluster, Delivery, Op};
 use crate::ids::RandomIds;
@@ -155,13 +155,16 @@ fn scope(op: &Op) -> Scope {
                 rooms: names.room.into_iter().collect(),
             }
         }
-        Op::Login { app, user, .. } | Op::Leave { app, user, .. } | Op::Reap { app, user, .. } => {
-            Scope {
-                users: vec![(*app, user.to_string())],
-                others: Vec::new(),
-                rooms: Vec::new(),
-            }
-        }
+        Op::Login { app, user, .. }
+        | Op::Leave { app, user, .. }
+        | Op::Suspend { app, user, .. }
+        | Op::Resume { app, user, .. }
+        | Op::ExpireAway { app, user, .. }
+        | Op::Reap { app, user, .. } => Scope {
+            users: vec![(*app, user.to_string())],
+            others: Vec::new(),
+            rooms: Vec::new(),
+        },
         Op::Expire { room, .. } => Scope {
             users: Vec::new(),
             others: Vec::new(),
@@ -208,6 +211,7 @@ pub(super) async fn attempt(
     let now = Instant::now();
     let mut expired_member = None;
     let mut reaped = None;
+    let mut away_member = None;
     let mut requester = None;
     let decided = match op {
         Op::Request {
@@ -223,6 +227,19 @@ pub(super) async fn attempt(
             Ok(registry.login(session, app, &user, now))
         }
         Op::Leave { session, .. } => Ok(registry.leave(session, now)),
+        Op::Suspend { session, .. } => {
+            registry.suspend(session, now);
+            Ok(Outcome::default())
+        }
+        Op::Resume {
+            session, app, user, ..
+        } => registry
+            .resume(session, app, &user)
+            .map(|()| Outcome::default()),
+        Op::ExpireAway { member, .. } => {
+            away_member = Some(member);
+            Ok(registry.expire(now))
+        }
         Op::Expire { member, .. } => {
             expired_member = Some(member);
             Ok(registry.expire(now))
@@ -313,6 +330,15 @@ pub(super) async fn attempt(
         // Which node's set of sessions names this user.
         let node_before = before.as_ref().and_then(|r| r.session.and(r.node));
         let node_after = after.as_ref().and_then(|r| r.session.and(r.node));
+        let away_before = before.as_ref().and_then(|r| r.away_until_ms);
+        let away_after = after.as_ref().and_then(|r| r.away_until_ms);
+        if away_before != away_after {
+            let member = session_member(app, &user);
+            match away_after {
+                Some(at) => pipe.zadd(AWAY, member, at).ignore(),
+                None => pipe.zrem(AWAY, member).ignore(),
+            };
+        }
         if node_before != node_after {
             let member = session_member(app, &user);
             if let Some(node) = node_before {
@@ -347,6 +373,15 @@ pub(super) async fn attempt(
             Some(record) => pipe.set(call_key(room), to_json(&record)).ignore(),
             None => pipe.del(call_key(room)).ignore(),
         };
+    }
+    // A grace polled as over leaves the set even if the record no longer had it.
+    if let Some(member) = away_member {
+        let still_away = session_member_user(&member)
+            .and_then(|(app, user)| registry.user_view(app, &user))
+            .is_some_and(|view| view.away_until.is_some());
+        if !still_away {
+            pipe.zrem(AWAY, member).ignore();
+        }
     }
     // The user reaped leaves the dead node's set even if the record said otherwise.
     if let Some((node, member)) = reaped {
