@@ -645,7 +645,10 @@ impl Hub {
         let (_, pending_connections) = self.gate.counts();
         {
             let state = self.lock();
-            let (calls, ringing) = state.authority.call_counts();
+            let (calls, ringing) = match &self.cluster {
+                Some(cluster) => cluster.counts(),
+                None => state.authority.call_counts(),
+            };
             self.metrics.set(Snapshot {
                 apps: &mut self.config.apps.keys().copied(),
                 sessions: &mut state.authority.session_apps(),

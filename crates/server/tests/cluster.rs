@@ -139,6 +139,8 @@ async fn a_call_between_users_on_two_nodes_rings_connects_relays_and_ends() {
     let mut bob = cluster.login(1, "bob").await;
     let mut carol = cluster.login(2, "carol").await;
     let room = connect(&mut alice, &mut bob).await;
+    // Every node counts the cluster's calls, the third one's too.
+    gauge_becomes(cluster.nodes[2].addr, "calling_calls", 1).await;
 
     send(&mut alice, &offer(room, "bob", "v=0 offer")).await;
     let relayed = expect(&mut bob, "signal").await;
@@ -162,6 +164,7 @@ async fn a_call_between_users_on_two_nodes_rings_connects_relays_and_ends() {
     assert_eq!(ended["userId"], "alice");
     assert_eq!(ended["reason"], "hangup");
     assert_eq!(room_of(&ended), room);
+    gauge_becomes(cluster.nodes[2].addr, "calling_calls", 0).await;
 }
 
 #[tokio::test]
@@ -207,10 +210,12 @@ async fn a_ring_timeout_is_delivered_by_another_node_when_the_callers_node_died(
     let mut alice = cluster.login(0, "alice").await;
     let mut bob = cluster.login(1, "bob").await;
     let (room, invite_id) = ring(&mut alice, &mut bob).await;
+    gauge_becomes(cluster.nodes[1].addr, "calling_invitations_ringing", 1).await;
     cluster.nodes[0].signal("KILL");
     let timeout = expect(&mut bob, "inviteTimeout").await;
     assert_eq!(invite_id_of(&timeout), invite_id);
     assert_eq!(room_of(&timeout), room);
+    gauge_becomes(cluster.nodes[1].addr, "calling_invitations_ringing", 0).await;
 }
 
 #[tokio::test]
@@ -278,6 +283,9 @@ async fn a_cancel_racing_an_accept_on_another_node_has_one_outcome() {
     }
     eprintln!("accept won {accepted} times, cancel won {cancelled} times");
     assert_eq!(accepted + cancelled, ROUNDS);
+    // The cluster's counts came back to nothing through all those races.
+    gauge_becomes(cluster.nodes[1].addr, "calling_calls", 0).await;
+    gauge_becomes(cluster.nodes[1].addr, "calling_invitations_ringing", 0).await;
 }
 
 #[tokio::test]
@@ -328,6 +336,8 @@ async fn two_invitees_accepting_on_two_nodes_at_once_both_join_one_after_the_oth
         assert_eq!(expect(&mut carol, "memberLeft").await["userId"], "bob");
         assert_eq!(expect(&mut carol, "callEnded").await["userId"], "bob");
     }
+    gauge_becomes(cluster.nodes[0].addr, "calling_calls", 0).await;
+    gauge_becomes(cluster.nodes[0].addr, "calling_invitations_ringing", 0).await;
 }
 
 #[tokio::test]
@@ -348,18 +358,47 @@ async fn a_node_whose_redis_is_unreachable_refuses_to_start() {
     assert!(!refused.success());
 }
 
-/// The status code of `GET /healthz`.
-async fn health(addr: SocketAddr) -> u16 {
+/// The status code and body of `GET path`.
+async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
     let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let request = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     tcp.write_all(request.as_bytes()).await.expect("request");
     let mut response = String::new();
     tcp.read_to_string(&mut response).await.expect("response");
-    response
+    let status = response
         .split_whitespace()
         .nth(1)
         .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {response:?}"))
+        .unwrap_or_else(|| panic!("no status in {response:?}"));
+    let body = response
+        .split_once("\r\n\r\n")
+        .map_or(String::new(), |(_, body)| body.to_string());
+    (status, body)
+}
+
+/// The status code of `GET /healthz`.
+async fn health(addr: SocketAddr) -> u16 {
+    get(addr, "/healthz").await.0
+}
+
+/// Waits until the gauge `name` in `/metrics` reads `value`, within the deadline.
+async fn gauge_becomes(addr: SocketAddr, name: &str, value: u64) {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let (_, text) = get(addr, "/metrics").await;
+        let now = text.lines().find_map(|line| {
+            line.strip_prefix(name)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        });
+        if now == Some(value) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{name} is {now:?}, not {value}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Waits until `GET /healthz` answers `status`, within `within`.

@@ -14,7 +14,7 @@
 mod records;
 mod txn;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
@@ -169,6 +169,9 @@ pub struct Cluster {
     store_reached: AtomicBool,
     /// Whether the node's channel is subscribed (deliveries would be lost otherwise).
     subscribed: AtomicBool,
+    /// The cluster's live calls and ringing invitees, as of the last deadline poll.
+    calls: AtomicUsize,
+    ringing: AtomicUsize,
     node: u64,
     clock: Clock,
     ring_timeout: Duration,
@@ -199,6 +202,8 @@ impl Cluster {
             pool,
             store_reached: AtomicBool::new(true),
             subscribed: AtomicBool::new(true),
+            calls: AtomicUsize::new(0),
+            ringing: AtomicUsize::new(0),
             node,
             clock: Clock::new(),
             ring_timeout: config.ring_timeout,
@@ -228,6 +233,14 @@ impl Cluster {
             }
         }
         result
+    }
+
+    /// (calls live, invitees ringing) in the whole cluster, at most one deadline poll old.
+    pub fn counts(&self) -> (usize, usize) {
+        (
+            self.calls.load(Ordering::Relaxed),
+            self.ringing.load(Ordering::Relaxed),
+        )
     }
 
     /// This node's number in the cluster.
@@ -291,7 +304,7 @@ impl Cluster {
     }
 
     /// The ring deadlines and the ends of resume grace that have passed, as
-    /// [`records::DEADLINES`] and [`records::AWAY`] members.
+    /// [`records::DEADLINES`] and [`records::AWAY`] members; the cluster's counts on the way.
     async fn due(&self) -> redis::RedisResult<(Vec<String>, Vec<String>)> {
         let result = self.read_due().await;
         self.reached(result)
@@ -310,9 +323,21 @@ impl Cluster {
                 .arg(0)
                 .arg(DEADLINES_PER_POLL);
         }
-        let due = pipe.query_async(&mut conn).await?;
+        pipe.cmd("MGET")
+            .arg(records::CALLS_COUNT)
+            .arg(records::RINGING_COUNT);
+        let (rings, graces, counts): (Vec<String>, Vec<String>, Vec<Option<i64>>) =
+            pipe.query_async(&mut conn).await?;
         self.pool.put(conn);
-        Ok(due)
+        let count = |n: Option<&Option<i64>>| {
+            n.copied()
+                .flatten()
+                .and_then(|n| usize::try_from(n).ok())
+                .unwrap_or(0)
+        };
+        self.calls.store(count(counts.first()), Ordering::Relaxed);
+        self.ringing.store(count(counts.get(1)), Ordering::Relaxed);
+        Ok((rings, graces))
     }
 }
 

@@ -37,6 +37,12 @@ pub fn deadline_room(member: &str) -> Option<RoomId> {
 /// its resume grace (unix ms).
 pub const AWAY: &str = "calling:away";
 
+/// How many calls are live in the cluster, kept in step by every EXEC that creates or ends one.
+pub const CALLS_COUNT: &str = "calling:count:calls";
+
+/// How many invitees are ringing in the cluster, kept in step like [`CALLS_COUNT`].
+pub const RINGING_COUNT: &str = "calling:count:ringing";
+
 /// The counter that numbers nodes as they start.
 pub const NODE_COUNTER: &str = "calling:nodes";
 

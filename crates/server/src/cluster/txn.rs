@@ -16,7 +16,7 @@ use tracing::error;
 
 use super::records::{
     call_key, node_channel, node_sessions, session_member, session_member_user, user_key,
-    CallRecord, StoredPresence, UserRecord, AWAY, DEADLINES,
+    CallRecord, StoredPresence, UserRecord, AWAY, CALLS_COUNT, DEADLINES, RINGING_COUNT,
 };
 use super::{Cluster, Delivery, Op};
 use crate::ids::RandomIds;
@@ -359,11 +359,18 @@ pub(super) async fn attempt(
     let mut deadlines_after: BTreeMap<String, u64> = BTreeMap::new();
     let mut rooms: BTreeSet<RoomId> = read.calls.keys().copied().collect();
     rooms.extend(registry.rooms());
+    let (mut calls_delta, mut ringing_delta) = (0_i64, 0_i64);
     for room in rooms {
         let before = read.calls.get(&room).cloned().flatten();
         let after = registry
             .call_view(room)
             .map(|view| CallRecord::from_view(view, clock));
+        let ringing = |call: &Option<CallRecord>| {
+            call.as_ref()
+                .map_or(0, |c| i64::try_from(c.pending.len()).unwrap_or(0))
+        };
+        calls_delta += i64::from(after.is_some()) - i64::from(before.is_some());
+        ringing_delta += ringing(&after) - ringing(&before);
         deadlines_before.extend(before.iter().flat_map(CallRecord::deadlines));
         deadlines_after.extend(after.iter().flat_map(CallRecord::deadlines));
         if before == after {
@@ -373,6 +380,12 @@ pub(super) async fn attempt(
             Some(record) => pipe.set(call_key(room), to_json(&record)).ignore(),
             None => pipe.del(call_key(room)).ignore(),
         };
+    }
+    if calls_delta != 0 {
+        pipe.incr(CALLS_COUNT, calls_delta).ignore();
+    }
+    if ringing_delta != 0 {
+        pipe.incr(RINGING_COUNT, ringing_delta).ignore();
     }
     // A grace polled as over leaves the set even if the record no longer had it.
     if let Some(member) = away_member {

@@ -45,7 +45,7 @@ impl Authority {
         }
     }
 
-    /// (calls live, invitees ringing). A cluster node does not count the cluster's calls.
+    /// (calls live, invitees ringing) of one process (a cluster keeps its counts in Redis).
     pub(super) fn call_counts(&self) -> (usize, usize) {
         match self {
             Authority::Local(registry) => (registry.call_count(), registry.ringing_count()),
