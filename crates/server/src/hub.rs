@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, Notify};
 mod authority;
 mod resumption;
 
-use crate::cluster::{Cluster, Delivery, Op};
+use crate::cluster::{Cluster, Op};
 use crate::config::Config;
 use crate::drain::Drain;
 use crate::gate::Gate;
@@ -459,21 +459,6 @@ impl Hub {
         Ok(())
     }
 
-    /// Counts the invitations an outcome decided (a ring deadline this node expired).
-    pub fn count_decided(&self, outcome: &Outcome) {
-        let mut state = self.lock();
-        let state = &mut *state;
-        self.metrics.count(outcome, None, &mut state.invites);
-    }
-
-    /// Delivers what another node (or this one) decided for this node's sessions, in order.
-    pub fn deliver(&self, deliveries: Vec<Delivery>) {
-        let mut state = self.lock();
-        for delivery in deliveries {
-            state.deliver(delivery);
-        }
-    }
-
     /// A verified login: `LoginOk` first, then whatever the registry delivers (pending
     /// invitations to this session, the kick of an older one). With a `resume_token` the
     /// session is resumable by it.
@@ -572,34 +557,6 @@ impl Hub {
             left
         };
         self.leave_shared(owner.session, left).await;
-    }
-
-    /// Tells the cluster that a session of this node is away, kept for its resume grace.
-    async fn suspend_shared(&self, session: SessionId, app: u64, user: Arc<str>) {
-        if let Some(cluster) = &self.cluster {
-            let op = Op::Suspend { session, app, user };
-            if let Err(refusal) = cluster.decide(op).await {
-                tracing::error!(
-                    session,
-                    message = refusal.message,
-                    "a suspend was not recorded"
-                );
-            }
-        }
-    }
-
-    /// Tells the cluster that a session of this node left (see [`State::leave`]).
-    async fn leave_shared(&self, session: SessionId, left: Option<(u64, Arc<str>)>) {
-        if let (Some(cluster), Some((app, user))) = (&self.cluster, left) {
-            let op = Op::Leave { session, app, user };
-            if let Err(refusal) = cluster.decide(op).await {
-                tracing::error!(
-                    session,
-                    message = refusal.message,
-                    "a leave was not recorded"
-                );
-            }
-        }
     }
 
     /// A connection finished. If it still owns its session: a resumable session whose socket

@@ -11,6 +11,7 @@
 //! order the outcomes were decided. Every node polls the shared deadline set, so an
 //! invitation's ring timeout is delivered whichever node is alive.
 
+mod liveness;
 mod records;
 mod txn;
 
@@ -39,15 +40,6 @@ const DEADLINE_POLL: Duration = Duration::from_millis(50);
 
 /// Most deadlines one poll handles; the rest wait for the next poll.
 const DEADLINES_PER_POLL: isize = 256;
-
-/// How often each node says it is alive, and looks for nodes that stopped saying so.
-const HEARTBEAT: Duration = Duration::from_millis(500);
-
-/// A node silent for this long is dead: its sessions are lost, and leave their calls.
-const NODE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Most sessions of a dead node one heartbeat reaps; the rest wait for the next.
-const REAP_PER_BEAT: usize = 256;
 
 /// How often a request runs again after concurrent changes aborted it, before giving up.
 const MAX_ATTEMPTS: usize = 32;
@@ -346,7 +338,7 @@ impl Cluster {
 pub fn run(cluster: Arc<Cluster>, pubsub: redis::aio::PubSub, hub: Weak<Hub>) {
     tokio::spawn(receive(cluster.clone(), pubsub, hub.clone()));
     tokio::spawn(expire(cluster.clone(), hub.clone()));
-    tokio::spawn(liveness(cluster, hub));
+    tokio::spawn(liveness::run(cluster, hub));
 }
 
 async fn receive(cluster: Arc<Cluster>, pubsub: redis::aio::PubSub, hub: Weak<Hub>) {
@@ -421,119 +413,6 @@ async fn expire(cluster: Arc<Cluster>, hub: Weak<Hub>) {
                     debug!(took = ?started.elapsed(), "a deadline handled");
                 }
                 Err(refusal) => error!(message = refusal.message, "a deadline"),
-            }
-        }
-    }
-}
-
-impl Cluster {
-    /// Records that this node is alive now.
-    async fn beat(&self) -> redis::RedisResult<()> {
-        let mut conn = self.pool.get().await?;
-        redis::cmd("ZADD")
-            .arg(records::NODES_ALIVE)
-            .arg(self.clock.now_ms())
-            .arg(self.node)
-            .exec_async(&mut conn)
-            .await?;
-        self.pool.put(conn);
-        Ok(())
-    }
-
-    /// Nodes other than this one that have been silent for [`NODE_TIMEOUT`].
-    async fn dead_nodes(&self) -> redis::RedisResult<Vec<u64>> {
-        let mut conn = self.pool.get().await?;
-        let silent_since = self
-            .clock
-            .now_ms()
-            .saturating_sub(u64::try_from(NODE_TIMEOUT.as_millis()).unwrap_or(u64::MAX));
-        let dead: Vec<u64> = redis::cmd("ZRANGEBYSCORE")
-            .arg(records::NODES_ALIVE)
-            .arg("-inf")
-            .arg(silent_since)
-            .query_async(&mut conn)
-            .await?;
-        self.pool.put(conn);
-        Ok(dead.into_iter().filter(|n| *n != self.node).collect())
-    }
-
-    /// Up to [`REAP_PER_BEAT`] users whose session dead `node` held; once none is left, the
-    /// node is forgotten.
-    async fn sessions_of_dead(&self, node: u64) -> redis::RedisResult<Vec<String>> {
-        let mut conn = self.pool.get().await?;
-        let members: Vec<String> = redis::cmd("SRANDMEMBER")
-            .arg(records::node_sessions(node))
-            .arg(REAP_PER_BEAT)
-            .query_async(&mut conn)
-            .await?;
-        if members.is_empty() {
-            redis::pipe()
-                .zrem(records::NODES_ALIVE, node)
-                .ignore()
-                .exec_async(&mut conn)
-                .await?;
-            info!(node, "a dead node's sessions have all been reaped");
-        }
-        self.pool.put(conn);
-        Ok(members)
-    }
-}
-
-/// Says this node is alive, and reaps the sessions of nodes that stopped saying so: each
-/// leaves its call (the others get `memberLeft` / `callEnded`), decided once whichever nodes
-/// reap at the same time.
-async fn liveness(cluster: Arc<Cluster>, hub: Weak<Hub>) {
-    let mut beat = tokio::time::interval(HEARTBEAT);
-    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        beat.tick().await;
-        if hub.strong_count() == 0 {
-            return;
-        }
-        let alive = cluster.beat().await;
-        if let Err(err) = cluster.reached(alive) {
-            debug!(%err, "heartbeat");
-            continue;
-        }
-        let dead = match cluster.dead_nodes().await {
-            Ok(dead) => dead,
-            Err(err) => {
-                error!(%err, "cannot read which nodes are alive");
-                continue;
-            }
-        };
-        for node in dead {
-            let members = match cluster.sessions_of_dead(node).await {
-                Ok(members) => members,
-                Err(err) => {
-                    error!(%err, node, "cannot read a dead node's sessions");
-                    continue;
-                }
-            };
-            if !members.is_empty() {
-                warn!(
-                    node,
-                    sessions = members.len(),
-                    "reaping a dead node's sessions"
-                );
-            }
-            for member in members {
-                let Some((app, user)) = records::session_member_user(&member) else {
-                    continue;
-                };
-                let op = Op::Reap {
-                    app,
-                    user: Arc::from(user.as_str()),
-                    node,
-                };
-                match cluster.decide(op).await {
-                    Ok(outcome) => {
-                        if let Some(hub) = hub.upgrade() {
-                            hub.count_decided(&outcome);
-                        }
-                    }
-                    Err(refusal) => error!(node, message = refusal.message, "reaping"),
-                }
             }
         }
     }

@@ -9,8 +9,8 @@ use std::time::Instant;
 use calling_protocol::{ErrorReply, ServerMessage};
 
 use super::{CloseKind, Hub, Outbound, State};
-use crate::cluster::Delivery;
-use crate::registry::{CloseReason, Refusal, Registry, SessionId};
+use crate::cluster::{Delivery, Op};
+use crate::registry::{CloseReason, Outcome, Refusal, Registry, SessionId};
 
 // One per hub, matched on every request: the registry stays inline rather than behind a box.
 #[allow(clippy::large_enum_variant)]
@@ -94,6 +94,49 @@ impl State {
 }
 
 impl Hub {
+    /// Counts the invitations an outcome decided (a ring deadline this node expired).
+    pub fn count_decided(&self, outcome: &Outcome) {
+        let mut state = self.lock();
+        let state = &mut *state;
+        self.metrics.count(outcome, None, &mut state.invites);
+    }
+
+    /// Delivers what another node (or this one) decided for this node's sessions, in order.
+    pub fn deliver(&self, deliveries: Vec<Delivery>) {
+        let mut state = self.lock();
+        for delivery in deliveries {
+            state.deliver(delivery);
+        }
+    }
+
+    /// Tells the cluster that a session of this node is away, kept for its resume grace.
+    pub(super) async fn suspend_shared(&self, session: SessionId, app: u64, user: Arc<str>) {
+        if let Some(cluster) = &self.cluster {
+            let op = Op::Suspend { session, app, user };
+            if let Err(refusal) = cluster.decide(op).await {
+                tracing::error!(
+                    session,
+                    message = refusal.message,
+                    "a suspend was not recorded"
+                );
+            }
+        }
+    }
+
+    /// Tells the cluster that a session of this node left (see [`State::leave`]).
+    pub(super) async fn leave_shared(&self, session: SessionId, left: Option<(u64, Arc<str>)>) {
+        if let (Some(cluster), Some((app, user))) = (&self.cluster, left) {
+            let op = Op::Leave { session, app, user };
+            if let Err(refusal) = cluster.decide(op).await {
+                tracing::error!(
+                    session,
+                    message = refusal.message,
+                    "a leave was not recorded"
+                );
+            }
+        }
+    }
+
     /// A login the cluster could not record: the client is told why and the socket closed.
     pub(super) fn refuse_login(&self, session: SessionId, refusal: Refusal) {
         let mut state = self.lock();

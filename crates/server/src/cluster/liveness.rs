@@ -1,0 +1,133 @@
+//! Which nodes are alive: each says so every [`HEARTBEAT`]; the sessions of a node silent for
+//! [`NODE_TIMEOUT`] (killed, or cut off from Redis) were lost with it, and are reaped: each
+//! leaves its call, decided once whichever nodes reap at the same time.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use tracing::{debug, error, info, warn};
+
+use super::{records, Cluster, Op};
+use crate::hub::Hub;
+
+/// How often each node says it is alive, and looks for nodes that stopped saying so.
+const HEARTBEAT: Duration = Duration::from_millis(500);
+
+/// A node silent for this long is dead: its sessions are lost, and leave their calls.
+const NODE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Most sessions of a dead node one heartbeat reaps; the rest wait for the next.
+const REAP_PER_BEAT: usize = 256;
+
+impl Cluster {
+    /// Records that this node is alive now.
+    async fn beat(&self) -> redis::RedisResult<()> {
+        let mut conn = self.pool.get().await?;
+        redis::cmd("ZADD")
+            .arg(records::NODES_ALIVE)
+            .arg(self.clock.now_ms())
+            .arg(self.node)
+            .exec_async(&mut conn)
+            .await?;
+        self.pool.put(conn);
+        Ok(())
+    }
+
+    /// Nodes other than this one that have been silent for [`NODE_TIMEOUT`].
+    async fn dead_nodes(&self) -> redis::RedisResult<Vec<u64>> {
+        let mut conn = self.pool.get().await?;
+        let silent_since = self
+            .clock
+            .now_ms()
+            .saturating_sub(u64::try_from(NODE_TIMEOUT.as_millis()).unwrap_or(u64::MAX));
+        let dead: Vec<u64> = redis::cmd("ZRANGEBYSCORE")
+            .arg(records::NODES_ALIVE)
+            .arg("-inf")
+            .arg(silent_since)
+            .query_async(&mut conn)
+            .await?;
+        self.pool.put(conn);
+        Ok(dead.into_iter().filter(|n| *n != self.node).collect())
+    }
+
+    /// Up to [`REAP_PER_BEAT`] users whose session dead `node` held; once none is left, the
+    /// node is forgotten.
+    async fn sessions_of_dead(&self, node: u64) -> redis::RedisResult<Vec<String>> {
+        let mut conn = self.pool.get().await?;
+        let members: Vec<String> = redis::cmd("SRANDMEMBER")
+            .arg(records::node_sessions(node))
+            .arg(REAP_PER_BEAT)
+            .query_async(&mut conn)
+            .await?;
+        if members.is_empty() {
+            redis::pipe()
+                .zrem(records::NODES_ALIVE, node)
+                .ignore()
+                .exec_async(&mut conn)
+                .await?;
+            info!(node, "a dead node's sessions have all been reaped");
+        }
+        self.pool.put(conn);
+        Ok(members)
+    }
+}
+
+/// Says this node is alive, and reaps the sessions of nodes that stopped saying so: each
+/// leaves its call (the others get `memberLeft` / `callEnded`), decided once whichever nodes
+/// reap at the same time.
+pub(super) async fn run(cluster: Arc<Cluster>, hub: Weak<Hub>) {
+    let mut beat = tokio::time::interval(HEARTBEAT);
+    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        beat.tick().await;
+        if hub.strong_count() == 0 {
+            return;
+        }
+        let alive = cluster.beat().await;
+        if let Err(err) = cluster.reached(alive) {
+            debug!(%err, "heartbeat");
+            continue;
+        }
+        let dead = match cluster.dead_nodes().await {
+            Ok(dead) => dead,
+            Err(err) => {
+                error!(%err, "cannot read which nodes are alive");
+                continue;
+            }
+        };
+        for node in dead {
+            let members = match cluster.sessions_of_dead(node).await {
+                Ok(members) => members,
+                Err(err) => {
+                    error!(%err, node, "cannot read a dead node's sessions");
+                    continue;
+                }
+            };
+            if !members.is_empty() {
+                warn!(
+                    node,
+                    sessions = members.len(),
+                    "reaping a dead node's sessions"
+                );
+            }
+            for member in members {
+                let Some((app, user)) = records::session_member_user(&member) else {
+                    continue;
+                };
+                let op = Op::Reap {
+                    app,
+                    user: Arc::from(user.as_str()),
+                    node,
+                };
+                match cluster.decide(op).await {
+                    Ok(outcome) => {
+                        if let Some(hub) = hub.upgrade() {
+                            hub.count_decided(&outcome);
+                        }
+                    }
+                    Err(refusal) => error!(node, message = refusal.message, "reaping"),
+                }
+            }
+        }
+    }
+}
