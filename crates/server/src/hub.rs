@@ -450,7 +450,7 @@ impl Hub {
             user,
             request,
         };
-        // Deliveries come back through the node's channel, in the order Redis decided them.
+        // Deliveries come back through the node's stream, in the order Redis decided them.
         let outcome = cluster.decide(op).await?;
         let mut state = self.lock();
         let state = &mut *state;

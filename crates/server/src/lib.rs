@@ -43,16 +43,16 @@ pub fn app_with_hub(config: Config) -> (Router, Arc<Hub>) {
 }
 
 /// The router for a new node of a cluster (`--redis`), and its hub: outcomes are decided in
-/// the shared store `cluster` connected to, and `pubsub` is this node's subscribed channel.
+/// the shared store `cluster` connected to, and `reader` reads this node's deliveries.
 /// Starts the node's delivery and ring-deadline tasks, so it must be called inside a Tokio
 /// runtime; they stop once the router (and with it the hub) is dropped.
 pub fn app_with_cluster(
     config: Config,
     cluster: Arc<cluster::Cluster>,
-    pubsub: redis::aio::PubSub,
+    reader: redis::aio::MultiplexedConnection,
 ) -> (Router, Arc<Hub>) {
     let hub = Hub::clustered(config, cluster.clone());
-    cluster::run(cluster, pubsub, Arc::downgrade(&hub));
+    cluster::run(cluster, reader, Arc::downgrade(&hub));
     (http::router(hub.clone()), hub)
 }
 

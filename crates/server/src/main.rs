@@ -315,12 +315,12 @@ async fn main() -> ExitCode {
     let (router, hub) = match &args.redis {
         None => calling_server::app_with_hub(config),
         Some(url) => match Cluster::connect(url, &config).await {
-            Ok((cluster, pubsub)) => {
+            Ok((cluster, reader)) => {
                 info!(
                     node = cluster.node(),
                     "deciding in the cluster's shared registry"
                 );
-                calling_server::app_with_cluster(config, cluster, pubsub)
+                calling_server::app_with_cluster(config, cluster, reader)
             }
             Err(err) => {
                 error!(%err, "cannot join the cluster through --redis");

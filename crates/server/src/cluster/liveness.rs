@@ -51,7 +51,7 @@ impl Cluster {
     }
 
     /// Up to [`REAP_PER_BEAT`] users whose session dead `node` held; once none is left, the
-    /// node is forgotten.
+    /// node is forgotten, with the deliveries it never read.
     async fn sessions_of_dead(&self, node: u64) -> redis::RedisResult<Vec<String>> {
         let mut conn = self.pool.get().await?;
         let members: Vec<String> = redis::cmd("SRANDMEMBER")
@@ -62,6 +62,8 @@ impl Cluster {
         if members.is_empty() {
             redis::pipe()
                 .zrem(records::NODES_ALIVE, node)
+                .ignore()
+                .del(records::node_deliveries(node))
                 .ignore()
                 .exec_async(&mut conn)
                 .await?;

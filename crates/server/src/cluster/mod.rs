@@ -6,9 +6,9 @@
 //! any entry read aborts it and it runs again. Redis executes one EXEC at a time, so each
 //! outcome is decided exactly once, whichever nodes race for it.
 //!
-//! Deliveries are PUBLISHed inside that EXEC to the channel of the node holding each
-//! recipient's socket (this node's own included), so every session receives its messages in the
-//! order the outcomes were decided. Every node polls the shared deadline set, so an
+//! Deliveries are appended inside that EXEC to the stream of the node holding each recipient's
+//! socket (this node's own included), so every session receives its messages in the order the
+//! outcomes were decided, and a node cut off from Redis for a moment misses none of them. Every node polls the shared deadline set, so an
 //! invitation's ring timeout is delivered whichever node is alive.
 
 mod liveness;
@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use calling_protocol::{ErrorCode, RoomId, ServerMessage};
 use futures_util::future::BoxFuture;
-use futures_util::StreamExt;
 use redis::aio::MultiplexedConnection;
+use redis::Value;
 use serde::{Deserialize, Serialize};
 use tracing::{debug, error, info, warn};
 
@@ -47,8 +47,17 @@ const MAX_ATTEMPTS: usize = 32;
 /// Idle connections kept for transactions.
 const IDLE_CONNECTIONS: usize = 64;
 
-/// How long the node waits before subscribing again after losing its channel.
-const RESUBSCRIBE_AFTER: Duration = Duration::from_millis(500);
+/// How long the node waits before reading its stream again after losing its connection.
+const REREAD_AFTER: Duration = Duration::from_millis(100);
+
+/// How long one read of the node's stream waits for an entry.
+const READ_BLOCK: Duration = Duration::from_secs(1);
+
+/// Most entries one read of the node's stream takes.
+const READ_BATCH: usize = 512;
+
+/// How often the node forgets the entries of its stream it has read.
+const TRIM_EVERY: Duration = Duration::from_secs(1);
 
 /// One registry operation decided in the shared store.
 #[derive(Debug, Clone)]
@@ -96,7 +105,7 @@ pub enum Op {
     Reap { app: u64, user: Arc<str>, node: u64 },
 }
 
-/// What a node is told to do for one of its sessions (published in order, per node).
+/// What a node is told to do for one of its sessions (appended in order, per node).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "do", rename_all = "camelCase")]
 pub enum Delivery {
@@ -159,7 +168,7 @@ pub struct Cluster {
     pool: Pool,
     /// Whether the last command reached Redis (the deadline poll tries every 50 ms).
     store_reached: AtomicBool,
-    /// Whether the node's channel is subscribed (deliveries would be lost otherwise).
+    /// Whether the node is reading its stream of deliveries.
     subscribed: AtomicBool,
     /// The cluster's live calls and ringing invitees, as of the last deadline poll.
     calls: AtomicUsize,
@@ -171,20 +180,18 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Connects to Redis at `url`, takes a node number and subscribes to its channel. Returns
-    /// the cluster and the subscription, to hand to [`run`] once the hub exists.
+    /// Connects to Redis at `url` and takes a node number. Returns the cluster and the
+    /// connection that reads the node's deliveries, to hand to [`run`] once the hub exists.
     pub async fn connect(
         url: &str,
         config: &Config,
-    ) -> redis::RedisResult<(Arc<Cluster>, redis::aio::PubSub)> {
+    ) -> redis::RedisResult<(Arc<Cluster>, MultiplexedConnection)> {
         let client = redis::Client::open(url)?;
         let mut conn = client.get_multiplexed_async_connection().await?;
         let node: u64 = redis::cmd("INCR")
             .arg(records::NODE_COUNTER)
             .query_async(&mut conn)
             .await?;
-        let mut pubsub = client.get_async_pubsub().await?;
-        pubsub.subscribe(records::node_channel(node)).await?;
         info!(node, "joined the cluster");
         let pool = Pool {
             client,
@@ -201,10 +208,22 @@ impl Cluster {
             ring_timeout: config.ring_timeout,
             resume_grace: config.resume_grace,
         };
-        Ok((Arc::new(cluster), pubsub))
+        let cluster = Arc::new(cluster);
+        let reader = cluster.reader().await?;
+        Ok((cluster, reader))
     }
 
-    /// Whether the node can take part: Redis answers and its channel is subscribed. While it
+    /// A connection for reading the node's stream: its reads block for up to [`READ_BLOCK`].
+    async fn reader(&self) -> redis::RedisResult<MultiplexedConnection> {
+        let config = redis::AsyncConnectionConfig::new()
+            .set_response_timeout(Some(READ_BLOCK + Duration::from_secs(2)));
+        self.pool
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+    }
+
+    /// Whether the node can take part: Redis answers and it reads its stream of deliveries. While it
     /// cannot, requests are answered with an error and nothing is decided here alone.
     pub fn is_ready(&self) -> bool {
         self.store_reached.load(Ordering::Relaxed) && self.subscribed.load(Ordering::Relaxed)
@@ -250,8 +269,8 @@ impl Cluster {
         session >> SESSION_BITS
     }
 
-    /// Decides `op` in the shared store: the outcome is recorded and its deliveries published.
-    /// A client request the registry refuses is answered through the node's channel too, and
+    /// Decides `op` in the shared store: the outcome is recorded and its deliveries appended.
+    /// A client request the registry refuses is answered through the node's stream too, and
     /// gives an empty outcome; `Err` is only for a store that cannot be reached (or a call
     /// changing too fast to decide), which the caller answers itself.
     ///
@@ -333,50 +352,132 @@ impl Cluster {
     }
 }
 
-/// Runs the node's part of the cluster until the hub is dropped: delivers what is published to
-/// its channel, and expires the ring deadlines that pass.
-pub fn run(cluster: Arc<Cluster>, pubsub: redis::aio::PubSub, hub: Weak<Hub>) {
-    tokio::spawn(receive(cluster.clone(), pubsub, hub.clone()));
+/// Runs the node's part of the cluster until the hub is dropped: delivers what is appended to
+/// its stream, expires the deadlines that pass, and keeps track of which nodes are alive.
+pub fn run(cluster: Arc<Cluster>, reader: MultiplexedConnection, hub: Weak<Hub>) {
+    tokio::spawn(receive(cluster.clone(), Some(reader), hub.clone()));
     tokio::spawn(expire(cluster.clone(), hub.clone()));
     tokio::spawn(liveness::run(cluster, hub));
 }
 
-async fn receive(cluster: Arc<Cluster>, pubsub: redis::aio::PubSub, hub: Weak<Hub>) {
-    let mut pubsub = Some(pubsub);
+/// Reads this node's stream of deliveries and hands them to the hub, in order, until the hub
+/// is dropped. A lost connection is made again and reading goes on after the last entry read,
+/// so nothing decided meanwhile is lost.
+async fn receive(cluster: Arc<Cluster>, mut reader: Option<MultiplexedConnection>, hub: Weak<Hub>) {
+    let stream = records::node_deliveries(cluster.node);
+    // The node's number is new, so everything in its stream is for this process.
+    let mut last_id = String::from("0-0");
+    let mut trimmed_at = Instant::now();
     loop {
-        if let Some(subscribed) = pubsub.take() {
-            let mut messages = subscribed.into_on_message();
-            while let Some(msg) = messages.next().await {
-                let Some(hub) = hub.upgrade() else {
-                    return;
-                };
-                match serde_json::from_slice::<Vec<Delivery>>(msg.get_payload_bytes()) {
-                    Ok(deliveries) => hub.deliver(deliveries),
-                    Err(err) => error!(%err, "an unreadable delivery"),
-                }
-            }
-            cluster.subscribed.store(false, Ordering::Relaxed);
-            error!(node = cluster.node, "lost the node's channel");
-        }
         if hub.strong_count() == 0 {
             return;
         }
-        tokio::time::sleep(RESUBSCRIBE_AFTER).await;
-        match cluster.pool.client.get_async_pubsub().await {
-            Ok(mut fresh) => match fresh.subscribe(records::node_channel(cluster.node)).await {
-                Ok(()) => {
-                    info!(
-                        node = cluster.node,
-                        "the node's channel is subscribed again"
-                    );
-                    cluster.subscribed.store(true, Ordering::Relaxed);
-                    pubsub = Some(fresh);
+        if reader.is_none() {
+            match cluster.reader().await {
+                Ok(conn) => reader = Some(conn),
+                Err(err) => {
+                    debug!(%err, "cannot reconnect the node's stream");
+                    tokio::time::sleep(REREAD_AFTER).await;
+                    continue;
                 }
-                Err(err) => error!(%err, "cannot subscribe to the node's channel"),
-            },
-            Err(err) => error!(%err, "cannot reconnect the node's channel"),
+            }
+        }
+        let Some(conn) = reader.as_mut() else {
+            continue;
+        };
+        let read: redis::RedisResult<Value> = redis::cmd("XREAD")
+            .arg("COUNT")
+            .arg(READ_BATCH)
+            .arg("BLOCK")
+            .arg(u64::try_from(READ_BLOCK.as_millis()).unwrap_or(1000))
+            .arg("STREAMS")
+            .arg(&stream)
+            .arg(&last_id)
+            .query_async(conn)
+            .await;
+        let entries = match read {
+            Ok(value) => stream_entries(value),
+            Err(err) => {
+                if cluster.subscribed.swap(false, Ordering::Relaxed) {
+                    error!(node = cluster.node, %err, "lost the node's stream of deliveries");
+                }
+                reader = None;
+                tokio::time::sleep(REREAD_AFTER).await;
+                continue;
+            }
+        };
+        if !cluster.subscribed.swap(true, Ordering::Relaxed) {
+            info!(
+                node = cluster.node,
+                "reading the node's stream of deliveries again"
+            );
+        }
+        let Some(hub) = hub.upgrade() else {
+            return;
+        };
+        for (id, payload) in entries {
+            match serde_json::from_slice::<Vec<Delivery>>(&payload) {
+                Ok(deliveries) => hub.deliver(deliveries),
+                Err(err) => error!(%err, "an unreadable delivery"),
+            }
+            last_id = id;
+        }
+        drop(hub);
+        // What has been read is forgotten, once a second.
+        if trimmed_at.elapsed() >= TRIM_EVERY {
+            trimmed_at = Instant::now();
+            let trim = redis::cmd("XTRIM")
+                .arg(&stream)
+                .arg("MINID")
+                .arg(&last_id)
+                .exec_async(conn)
+                .await;
+            if let Err(err) = trim {
+                debug!(%err, "cannot trim the node's stream");
+            }
         }
     }
+}
+
+/// The (id, `d` field) of each entry of an `XREAD` reply for one stream (none on a timeout).
+fn stream_entries(reply: Value) -> Vec<(String, Vec<u8>)> {
+    let text = |v: &Value| match v {
+        Value::BulkString(bytes) => Some(String::from_utf8_lossy(bytes).into_owned()),
+        Value::SimpleString(s) => Some(s.clone()),
+        _ => None,
+    };
+    // RESP2: [[stream, entries]]; RESP3: {stream: entries}.
+    let entries = match reply {
+        Value::Array(mut streams) => match streams.pop() {
+            Some(Value::Array(mut pair)) if pair.len() == 2 => pair.pop(),
+            _ => None,
+        },
+        Value::Map(mut streams) => streams.pop().map(|(_, entries)| entries),
+        _ => None,
+    };
+    let Some(Value::Array(entries)) = entries else {
+        return Vec::new();
+    };
+    entries
+        .into_iter()
+        .filter_map(|entry| {
+            let Value::Array(entry) = entry else {
+                return None;
+            };
+            let id = text(entry.first()?)?;
+            let Some(Value::Array(fields)) = entry.get(1) else {
+                return None;
+            };
+            // Fields and values alternate; the payload is the value after `d`.
+            let at = fields
+                .iter()
+                .position(|f| text(f).as_deref() == Some("d"))?;
+            match fields.get(at + 1)? {
+                Value::BulkString(bytes) => Some((id, bytes.clone())),
+                _ => None,
+            }
+        })
+        .collect()
 }
 
 async fn expire(cluster: Arc<Cluster>, hub: Weak<Hub>) {

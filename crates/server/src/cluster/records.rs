@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::registry::view::{BatchView, CallView, PresenceView, UserView};
 use crate::registry::SessionId;
 
-/// Every key and channel of the cluster starts with this.
+/// Every key of the cluster starts with this.
 const PREFIX: &str = "calling:";
 
 pub fn user_key(app: u64, user: &str) -> String {
@@ -65,10 +65,15 @@ pub fn session_member_user(member: &str) -> Option<(u64, String)> {
     Some((app.parse().ok()?, user.to_string()))
 }
 
-/// The channel a node receives its sessions' deliveries on.
-pub fn node_channel(node: u64) -> String {
-    format!("{PREFIX}node:{node}")
+/// The stream a node reads its sessions' deliveries from: one entry per decision (field `d`,
+/// a JSON array of [`super::Delivery`]), in the order Redis executed them. Unlike a pub/sub
+/// channel it keeps what arrives while the node is cut off from Redis for a moment.
+pub fn node_deliveries(node: u64) -> String {
+    format!("{PREFIX}node:{node}:deliveries")
 }
+
+/// Most entries kept in a node's stream whatever its reader has trimmed (approximately).
+pub const DELIVERIES_CAP: usize = 100_000;
 
 /// Converts between this process's monotonic clock and unix milliseconds, from one pair of
 /// readings taken at start. Nodes on one host (or on NTP-synchronised hosts) agree on the

@@ -1,5 +1,6 @@
 //! One optimistic transaction: WATCH and read the entries an operation names, run the
-//! registry on them, then MULTI / write what changed / PUBLISH the deliveries / EXEC.
+//! registry on them, then MULTI / write what changed / append the deliveries to the streams of
+//! the nodes holding their sessions / EXEC.
 //!
 //! The reads come in up to three round trips, each naming what the previous one revealed:
 //! the users and call the operation names; the calls those users are in or invited to; every
@@ -15,8 +16,9 @@ use redis::{RedisResult, Value};
 use tracing::error;
 
 use super::records::{
-    call_key, node_channel, node_sessions, session_member, session_member_user, user_key,
-    CallRecord, StoredPresence, UserRecord, AWAY, CALLS_COUNT, DEADLINES, RINGING_COUNT,
+    call_key, node_deliveries, node_sessions, session_member, session_member_user, user_key,
+    CallRecord, StoredPresence, UserRecord, AWAY, CALLS_COUNT, DEADLINES, DELIVERIES_CAP,
+    RINGING_COUNT,
 };
 use super::{Cluster, Delivery, Op};
 use crate::ids::RandomIds;
@@ -24,11 +26,11 @@ use crate::registry::{Outcome, Refusal, Registry, SessionId};
 
 /// How one attempt ended.
 pub(super) enum Attempt {
-    /// Recorded and published.
+    /// Recorded, and its deliveries appended.
     Decided(Outcome),
     /// The registry refused the request (nothing was written).
     Refused(Refusal),
-    /// The registry refused a client's request, and the refusal was published to its session
+    /// The registry refused a client's request, and the refusal was appended for its session
     /// (nothing was written).
     Answered,
     /// Something read changed before EXEC: run the operation again.
@@ -260,7 +262,7 @@ pub(super) async fn attempt(
     let outcome = match (decided, requester) {
         (Ok(outcome), _) => outcome,
         (Err(refusal), Some((session, request_id))) => {
-            // Answered through this node's channel, after everything decided before it: the
+            // Answered through this node's stream, after everything decided before it: the
             // message that made the request moot (a `cancelled`) reaches the session first.
             let answer = Delivery::Message {
                 session,
@@ -270,13 +272,10 @@ pub(super) async fn attempt(
                     message: refusal.message,
                 }),
             };
-            redis::pipe()
-                .cmd("UNWATCH")
-                .ignore()
-                .publish(node_channel(cluster.node), to_json(&[answer]))
-                .ignore()
-                .exec_async(conn)
-                .await?;
+            let mut pipe = redis::pipe();
+            pipe.cmd("UNWATCH").ignore();
+            append_deliveries(&mut pipe, cluster.node, &[answer]);
+            pipe.exec_async(conn).await?;
             return Ok(Attempt::Answered);
         }
         (Err(refusal), None) => {
@@ -438,8 +437,7 @@ pub(super) async fn attempt(
             .push(Delivery::Ended { session: *session });
     }
     for (node, deliveries) in &per_node {
-        pipe.publish(node_channel(*node), to_json(deliveries))
-            .ignore();
+        append_deliveries(&mut pipe, *node, deliveries);
     }
     let executed: Value = pipe.query_async(conn).await?;
     Ok(match executed {
@@ -448,7 +446,20 @@ pub(super) async fn attempt(
     })
 }
 
-fn to_json<T: serde::Serialize>(value: &T) -> String {
+/// Appends deliveries to `node`'s stream (see [`node_deliveries`]).
+fn append_deliveries(pipe: &mut redis::Pipeline, node: u64, deliveries: &[Delivery]) {
+    pipe.cmd("XADD")
+        .arg(node_deliveries(node))
+        .arg("MAXLEN")
+        .arg("~")
+        .arg(DELIVERIES_CAP)
+        .arg("*")
+        .arg("d")
+        .arg(to_json(&deliveries))
+        .ignore();
+}
+
+fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> String {
     // The records and deliveries are plain data: serializing them cannot fail.
     serde_json::to_string(value).unwrap_or_default()
 }

@@ -1,6 +1,6 @@
 //! Who decides outcomes for a hub: its own registry (one process), or the cluster's shared
 //! store, in which case the hub only knows its own sessions and delivers what the cluster
-//! publishes to them.
+//! decided for them.
 
 use std::collections::HashMap;
 use std::sync::Arc;
