@@ -433,11 +433,16 @@ async fn while_redis_is_down_nodes_say_so_and_decide_nothing_then_carry_on_when_
     let refused = expect(&mut alice, "error").await;
     assert_eq!(refused["code"], "unavailable", "{refused}");
     assert_eq!(refused["requestId"], 9);
+    // The outage outlasts the time after which a silent node counts as dead (5 s): no node
+    // heartbeat reached Redis meanwhile, yet none of them died.
+    tokio::time::sleep(Duration::from_secs(6)).await;
 
     cluster.redis.restart().await;
     for node in &cluster.nodes {
         health_becomes(node.addr, 200, DEADLINE).await;
     }
+    // Two heartbeats: when a node wrongly taking the others' silence for death would reap them.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     // Nothing was lost or decided meanwhile: both are still logged in, and a call connects.
     connect(&mut alice, &mut bob).await;
 }

@@ -1,9 +1,10 @@
 //! Which nodes are alive: each says so every [`HEARTBEAT`]; the sessions of a node silent for
-//! [`NODE_TIMEOUT`] (killed, or cut off from Redis) were lost with it, and are reaped: each
-//! leaves its call, decided once whichever nodes reap at the same time.
+//! [`NODE_TIMEOUT`] (killed, or cut off from Redis) while the others could beat were lost with
+//! it, and are reaped: each leaves its call, decided once whichever nodes reap at the same
+//! time.
 
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tracing::{debug, error, info, warn};
 
@@ -80,6 +81,8 @@ impl Cluster {
 pub(super) async fn run(cluster: Arc<Cluster>, hub: Weak<Hub>) {
     let mut beat = tokio::time::interval(HEARTBEAT);
     beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Since when this node's heartbeats have been reaching Redis without a break.
+    let mut beating_since: Option<Instant> = None;
     loop {
         beat.tick().await;
         if hub.strong_count() == 0 {
@@ -88,6 +91,13 @@ pub(super) async fn run(cluster: Arc<Cluster>, hub: Weak<Hub>) {
         let alive = cluster.beat().await;
         if let Err(err) = cluster.reached(alive) {
             debug!(%err, "heartbeat");
+            beating_since = None;
+            continue;
+        }
+        let since = *beating_since.get_or_insert_with(Instant::now);
+        // After Redis was unreachable every node is silent in it, not dead: judge the others
+        // only once they too have had a whole timeout to beat again.
+        if since.elapsed() < NODE_TIMEOUT {
             continue;
         }
         let dead = match cluster.dead_nodes().await {
