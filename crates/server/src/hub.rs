@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, Notify};
 mod authority;
 mod resumption;
 
-use crate::cluster::{Cluster, Op};
+use crate::cluster::{token_hash, Cluster, Op, ResumeRefusal};
 use crate::config::Config;
 use crate::drain::Drain;
 use crate::gate::Gate;
@@ -30,7 +30,7 @@ use crate::ids::RandomIds;
 use crate::metrics::{InviteTimes, Metrics, Snapshot};
 use crate::registry::{CloseReason, Journal, Outcome, Refusal, Registry, SessionId};
 use crate::request::Request;
-use authority::Authority;
+use authority::{Authority, Member};
 
 /// One socket connection. Its number is the id of the session it opened with, so a link that
 /// never resumed another session owns the session of its own number.
@@ -169,6 +169,9 @@ struct State {
     /// Tokens of sessions kicked out within the last grace, with when they stop mattering
     /// (oldest first): a resume naming one is answered `kicked`.
     kicked: VecDeque<(Instant, String)>,
+    /// A cluster node's links resuming a session, with the fresh ICE servers each is to get
+    /// first once its adoption comes through the node's stream.
+    adopting: HashMap<LinkId, ServerMessage>,
     resume_grace: Duration,
     metrics: Arc<Metrics>,
     /// When recent invitations were received, for the accept latency.
@@ -321,6 +324,7 @@ impl Hub {
                 resumable: HashMap::new(),
                 tokens: HashMap::new(),
                 kicked: VecDeque::new(),
+                adopting: HashMap::new(),
                 resume_grace: config.resume_grace,
                 metrics,
                 invites: InviteTimes::new(config.ring_timeout),
@@ -434,7 +438,9 @@ impl Hub {
                     state.dispatch_received(outcome, Some(received));
                     return Ok(());
                 }
-                Authority::Shared(sessions) => sessions.get(&owner.session).cloned(),
+                Authority::Shared(sessions) => sessions
+                    .get(&owner.session)
+                    .map(|m| (m.app, m.user.clone())),
             }
         };
         let (Some(cluster), Some((app, user))) = (&self.cluster, user) else {
@@ -473,30 +479,40 @@ impl Hub {
         let shared = {
             let mut state = self.lock();
             state.push_message(session, &login_ok);
-            if let Some(token) = resume_token {
-                state.tokens.insert(token.clone(), session);
-                let journal = Journal::new(RESUME_WINDOW).with_byte_cap(state.outbox_bytes);
-                state
-                    .resumable
-                    .insert(session, Resumable { token, journal });
-            }
             match &mut state.authority {
-                Authority::Local(registry) => {
+                Authority::Local(_) => {
+                    if let Some(token) = resume_token {
+                        state.tokens.insert(token.clone(), session);
+                        let journal = Journal::new(RESUME_WINDOW).with_byte_cap(state.outbox_bytes);
+                        state
+                            .resumable
+                            .insert(session, Resumable { token, journal });
+                    }
+                    let Authority::Local(registry) = &mut state.authority else {
+                        return;
+                    };
                     let outcome = registry.login(session, app, user_id, Instant::now());
                     state.dispatch(outcome);
-                    false
+                    None
                 }
+                // A cluster numbers and keeps what its sessions are sent in Redis.
                 Authority::Shared(sessions) => {
-                    sessions.insert(session, (app, Arc::from(user_id)));
-                    true
+                    let member = Member {
+                        app,
+                        user: Arc::from(user_id),
+                        resumable: resume_token.is_some(),
+                    };
+                    sessions.insert(session, member);
+                    Some(resume_token.as_deref().map(token_hash))
                 }
             }
         };
-        if let (true, Some(cluster)) = (shared, &self.cluster) {
+        if let (Some(token_hash), Some(cluster)) = (shared, &self.cluster) {
             let op = Op::Login {
                 session,
                 app,
                 user: Arc::from(user_id),
+                token_hash,
             };
             if let Err(refusal) = cluster.decide(op).await {
                 // Not registered anywhere: the session cannot go on.
@@ -522,14 +538,26 @@ impl Hub {
         fresh: Option<ServerMessage>,
     ) -> Result<SessionId, NotResumed> {
         if let Some(cluster) = &self.cluster {
-            // The cluster takes the session back first (it may have ended meanwhile).
-            let session = self.lock().resumable_session(app, user_id, token)?;
+            // Any node takes the session back: what it missed is kept in Redis, and reaches
+            // this link through this node's stream (with `fresh` sent first).
+            if let Some(fresh) = fresh {
+                self.lock().adopting.insert(link, fresh);
+            }
             let op = Op::Resume {
-                session,
                 app,
                 user: Arc::from(user_id),
+                token_hash: token_hash(token),
+                last_seq,
+                link,
             };
-            cluster.decide(op).await.map_err(NotResumed::Refused)?;
+            let resumed = cluster.resume(op).await;
+            if resumed.is_err() {
+                self.lock().adopting.remove(&link);
+            }
+            return resumed.map_err(|refusal| match refusal {
+                ResumeRefusal::Kicked => NotResumed::Kicked,
+                ResumeRefusal::Refused(refusal) => NotResumed::Refused(refusal),
+            });
         }
         let left = {
             let mut state = self.lock();
@@ -574,7 +602,7 @@ impl Hub {
                 .user_of(session)
                 .map(|(a, u)| (a, Arc::from(u)));
             match user {
-                Some(user) if lost && state.resumable.contains_key(&session) => {
+                Some(user) if lost && state.is_resumable(session) => {
                     // Still owned by this link, so a late resume can tell it apart from a new
                     // one.
                     if let Authority::Local(registry) = &mut state.authority {

@@ -529,3 +529,71 @@ async fn a_session_not_resumed_within_its_grace_leaves_its_call_whichever_node_n
     assert_eq!(expect(&mut late, "error").await["code"], "resumeRefused");
     cluster.login(1, "alice").await;
 }
+
+#[tokio::test]
+async fn a_session_resumes_on_another_node_with_what_it_missed_and_its_call_goes_on() {
+    let cluster = cluster(2, &[]).await;
+    let (mut alice, token) = login_resumable(&cluster, 0, "alice").await;
+    let mut bob = cluster.login(1, "bob").await;
+    let (room, invite_id) = ring(&mut alice, &mut bob).await;
+    send(&mut bob, &accept(2, &invite_id)).await;
+    expect(&mut bob, "joined").await;
+    expect(&mut alice, "accepted").await;
+    let last_seq = seq_of(&expect(&mut alice, "inviteeList").await);
+
+    drop(alice);
+    send(&mut bob, &offer(room, "alice", "while away")).await;
+    // Back through the other node (a load balancer may send it anywhere).
+    let mut alice = resume(&cluster, 1, "alice", &token, last_seq).await;
+    expect(&mut alice, "resumed").await;
+    let missed = expect(&mut alice, "signal").await;
+    assert_eq!(missed["signal"]["sdp"], "while away");
+    assert_eq!(seq_of(&missed), last_seq + 1);
+    send(&mut alice, &offer(room, "bob", "back")).await;
+    assert_eq!(expect(&mut bob, "signal").await["signal"]["sdp"], "back");
+    // Numbering goes on where it was, and the call ends for both as usual.
+    send(&mut bob, &offer(room, "alice", "again")).await;
+    assert_eq!(seq_of(&expect(&mut alice, "signal").await), last_seq + 2);
+    send(&mut bob, &hangup(room)).await;
+    expect(&mut alice, "memberLeft").await;
+    assert_eq!(expect(&mut alice, "callEnded").await["userId"], "bob");
+}
+
+#[tokio::test]
+async fn a_session_whose_node_was_killed_mid_call_resumes_on_another_and_the_call_goes_on() {
+    let cluster = cluster(2, &[]).await;
+    let (mut alice, token) = login_resumable(&cluster, 0, "alice").await;
+    let mut bob = cluster.login(1, "bob").await;
+    let (room, invite_id) = ring(&mut alice, &mut bob).await;
+    send(&mut bob, &accept(2, &invite_id)).await;
+    expect(&mut bob, "joined").await;
+    expect(&mut alice, "accepted").await;
+    let last_seq = seq_of(&expect(&mut alice, "inviteeList").await);
+
+    cluster.nodes[0].signal("KILL");
+    drop(alice);
+    // Past the node timeout (5 s) its sessions have been reaped: alice's is kept for a resume,
+    // and what bob sends her meanwhile is kept too.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    send(&mut bob, &offer(room, "alice", "while her node was gone")).await;
+    let mut alice = resume(&cluster, 1, "alice", &token, last_seq).await;
+    expect(&mut alice, "resumed").await;
+    let missed = expect(&mut alice, "signal").await;
+    assert_eq!(missed["signal"]["sdp"], "while her node was gone");
+    // bob noticed nothing: the next thing he gets is alice's answer, then her hangup.
+    send(&mut alice, &offer(room, "bob", "back")).await;
+    assert_eq!(expect(&mut bob, "signal").await["signal"]["sdp"], "back");
+    send(&mut alice, &hangup(room)).await;
+    expect(&mut bob, "memberLeft").await;
+    assert_eq!(expect(&mut bob, "callEnded").await["userId"], "alice");
+}
+
+#[tokio::test]
+async fn a_resume_of_a_session_a_login_on_another_node_replaced_is_told_kicked() {
+    let cluster = cluster(2, &[]).await;
+    let (first, token) = login_resumable(&cluster, 0, "alice").await;
+    drop(first);
+    let _second = cluster.login(1, "alice").await;
+    let mut late = resume(&cluster, 1, "alice", &token, 0).await;
+    expect(&mut late, "kicked").await;
+}

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
-use calling_protocol::{ErrorCode, RoomId, ServerMessage};
+use calling_protocol::{ErrorCode, RoomId};
 use futures_util::future::BoxFuture;
 use redis::aio::MultiplexedConnection;
 use redis::Value;
@@ -30,7 +30,7 @@ use crate::config::Config;
 use crate::hub::Hub;
 use crate::registry::{Outcome, Refusal, SessionId};
 use crate::request::Request;
-pub use records::Clock;
+pub use records::{token_hash, Clock};
 
 /// Session ids are `node << SESSION_BITS | n`: unique across the cluster without asking Redis.
 const SESSION_BITS: u32 = 40;
@@ -69,11 +69,12 @@ pub enum Op {
         user: Arc<str>,
         request: Request,
     },
-    /// A verified login of a session of this node.
+    /// A verified login of a session of this node (resumable if it has a token hash).
     Login {
         session: SessionId,
         app: u64,
         user: Arc<str>,
+        token_hash: Option<String>,
     },
     /// A session of this node ended.
     Leave {
@@ -89,11 +90,14 @@ pub enum Op {
         app: u64,
         user: Arc<str>,
     },
-    /// A suspended session is taken back by a new socket (refused if it has ended).
+    /// A new socket `link` of this node takes back `user`'s session whose token has this hash,
+    /// with every message after `last_seq` (refused if it has ended).
     Resume {
-        session: SessionId,
         app: u64,
         user: Arc<str>,
+        token_hash: String,
+        last_seq: u64,
+        link: u64,
     },
     /// The resume grace of `user`'s session may have run out.
     ExpireAway {
@@ -109,14 +113,37 @@ pub enum Op {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "do", rename_all = "camelCase")]
 pub enum Delivery {
-    Message {
+    /// A message, already serialized (and numbered, for a resumable session).
+    Text {
         session: SessionId,
-        message: ServerMessage,
+        text: String,
+        /// A relayed signal (counted by the metrics).
+        #[serde(default)]
+        relayed: bool,
+    },
+    /// The session resumed on another node: close its socket here and forget it.
+    Replaced { session: SessionId },
+    /// Socket `link` of this node takes over the session: `resumed`, then the replay.
+    Adopt {
+        session: SessionId,
+        link: u64,
+        app: u64,
+        user: String,
+        received: u64,
+        replay: Vec<String>,
     },
     /// The same user logged in elsewhere: close this session.
     Kicked { session: SessionId },
     /// The session is over (its grace ran out): forget it.
     Ended { session: SessionId },
+}
+
+/// Why a resume did not take a session back.
+#[derive(Debug)]
+pub enum ResumeRefusal {
+    /// The session was replaced by a login elsewhere: the SDK must not log in again.
+    Kicked,
+    Refused(Refusal),
 }
 
 /// The answer to a request that could not reach the shared registry.
@@ -277,30 +304,51 @@ impl Cluster {
     /// Boxed: a transaction's state is large, and it would otherwise be part of every socket
     /// task's future, on a single process too, where it never runs.
     pub fn decide(&self, op: Op) -> BoxFuture<'_, Result<Outcome, Refusal>> {
-        Box::pin(self.decide_now(op))
+        Box::pin(async move {
+            match self.run_attempts(op).await? {
+                txn::Attempt::Decided(outcome) => Ok(outcome),
+                _ => Ok(Outcome::default()),
+            }
+        })
     }
 
-    async fn decide_now(&self, op: Op) -> Result<Outcome, Refusal> {
+    /// Decides a resume ([`Op::Resume`]): the session it takes back, whose adoption by the
+    /// link (`resumed` and the replay) comes through this node's stream, in order with what is
+    /// decided for the session after it.
+    pub fn resume(&self, op: Op) -> BoxFuture<'_, Result<SessionId, ResumeRefusal>> {
+        Box::pin(async move {
+            match self.run_attempts(op).await {
+                Ok(txn::Attempt::Resumed(session)) => Ok(session),
+                Ok(txn::Attempt::Kicked) => Err(ResumeRefusal::Kicked),
+                Ok(txn::Attempt::Refused(refusal)) | Err(refusal) => {
+                    Err(ResumeRefusal::Refused(refusal))
+                }
+                Ok(_) => Err(ResumeRefusal::Refused(Refusal {
+                    code: ErrorCode::ResumeRefused,
+                    message: "this session has ended: log in again".into(),
+                })),
+            }
+        })
+    }
+
+    /// Runs attempts of `op` until one is not undone by a concurrent change.
+    async fn run_attempts(&self, op: Op) -> Result<txn::Attempt, Refusal> {
         for attempt in 1..=MAX_ATTEMPTS {
             let mut conn = self
                 .reached(self.pool.get().await)
                 .map_err(|e| unavailable(&e))?;
             match self.reached(txn::attempt(self, &mut conn, op.clone()).await) {
-                Ok(txn::Attempt::Decided(outcome)) => {
-                    self.pool.put(conn);
-                    return Ok(outcome);
-                }
                 Ok(txn::Attempt::Refused(refusal)) => {
                     self.pool.put(conn);
                     return Err(refusal);
                 }
-                Ok(txn::Attempt::Answered) => {
-                    self.pool.put(conn);
-                    return Ok(Outcome::default());
-                }
                 Ok(txn::Attempt::Conflict) => {
                     self.pool.put(conn);
                     debug!(attempt, "a concurrent change: deciding again");
+                }
+                Ok(done) => {
+                    self.pool.put(conn);
+                    return Ok(done);
                 }
                 // The connection may be broken: it is not reused.
                 Err(err) => return Err(unavailable(&err)),

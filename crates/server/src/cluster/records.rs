@@ -145,6 +145,18 @@ pub struct UserRecord {
     pub node: Option<u64>,
     pub presence: StoredPresence,
     pub away_until_ms: Option<u64>,
+    /// SHA-256 (hex) of the session's resume token: present while it is resumable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_hash: Option<String>,
+    /// The seq of the latest message numbered for the session (see [`journal_key`]).
+    #[serde(default)]
+    pub seq: u64,
+    /// Frames of the session processed (what `resumed` reports).
+    #[serde(default)]
+    pub received: u64,
+    /// The token hash of the session a login replaced, so its resume is answered `kicked`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kicked_token_hash: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -198,8 +210,52 @@ impl UserRecord {
                 PresenceView::Member(room) => StoredPresence::Member { room },
             },
             away_until_ms: view.away_until.map(|at| clock.to_ms(at)),
+            token_hash: None,
+            seq: 0,
+            received: 0,
+            kicked_token_hash: None,
         }
     }
+
+    /// Keeps what the registry does not know of (resumption) from the record `before`: for the
+    /// same session as is; for a session that `login` (its id and token hash) just started,
+    /// a fresh numbering, remembering the token of the session it replaced.
+    pub fn carry_over(
+        &mut self,
+        before: Option<&UserRecord>,
+        login: Option<(SessionId, &Option<String>)>,
+    ) {
+        let same_session = before.is_some_and(|b| b.session.is_some() && b.session == self.session);
+        match (before, login) {
+            (Some(before), _) if same_session => {
+                self.token_hash = before.token_hash.clone();
+                self.seq = before.seq;
+                self.received = before.received;
+                self.kicked_token_hash = before.kicked_token_hash.clone();
+            }
+            (_, Some((session, token_hash))) if self.session == Some(session) => {
+                self.token_hash = token_hash.clone();
+                self.kicked_token_hash = before
+                    .and_then(|b| b.token_hash.clone().or_else(|| b.kicked_token_hash.clone()));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The numbered messages of a resumable session, oldest first (a LIST of `Sequenced` texts,
+/// the last [`calling_protocol::RESUME_WINDOW`] kept).
+pub fn journal_key(session: SessionId) -> String {
+    format!("{PREFIX}j:{session}")
+}
+
+/// SHA-256 of a resume token, in hex: what Redis keeps instead of the token.
+pub fn token_hash(token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 impl CallRecord {

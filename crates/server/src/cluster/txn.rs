@@ -7,17 +7,17 @@
 //! participant of those calls. That is everything a registry method reads (see
 //! `calling_registry::view`).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Instant;
 
-use calling_protocol::{ErrorReply, RoomId, ServerMessage};
+use calling_protocol::{ErrorCode, ErrorReply, RoomId, Sequenced, ServerMessage, RESUME_WINDOW};
 use redis::aio::MultiplexedConnection;
 use redis::{RedisResult, Value};
 use tracing::error;
 
 use super::records::{
-    call_key, node_deliveries, node_sessions, session_member, session_member_user, user_key,
-    CallRecord, StoredPresence, UserRecord, AWAY, CALLS_COUNT, DEADLINES, DELIVERIES_CAP,
+    call_key, journal_key, node_deliveries, node_sessions, session_member, session_member_user,
+    user_key, CallRecord, StoredPresence, UserRecord, AWAY, CALLS_COUNT, DEADLINES, DELIVERIES_CAP,
     RINGING_COUNT,
 };
 use super::{Cluster, Delivery, Op};
@@ -30,9 +30,10 @@ pub(super) enum Attempt {
     Decided(Outcome),
     /// The registry refused the request (nothing was written).
     Refused(Refusal),
-    /// The registry refused a client's request, and the refusal was appended for its session
-    /// (nothing was written).
-    Answered,
+    /// A resume names the token of a session a login elsewhere replaced.
+    Kicked,
+    /// A resume took this session back (recorded, its adoption appended).
+    Resumed(SessionId),
     /// Something read changed before EXEC: run the operation again.
     Conflict,
 }
@@ -197,13 +198,21 @@ pub(super) async fn attempt(
     let clock = &cluster.clock;
     let mut registry =
         Registry::new(cluster.ring_timeout, RandomIds).with_resume_grace(cluster.resume_grace);
-    // Which node holds each session read (the login's own: this one).
+    // Which node holds each session read (the login's own: this one), and the sessions no
+    // node holds (reaped from a dead node, waiting for a resume).
     let mut nodes: HashMap<SessionId, u64> = HashMap::new();
+    let mut detached: HashSet<SessionId> = HashSet::new();
     for ((app, user), record) in &read.users {
         if let Some(record) = record {
             registry.insert_user(record.to_view(*app, user, clock));
-            if let (Some(session), Some(node)) = (record.session, record.node) {
-                nodes.insert(session, node);
+            match (record.session, record.node) {
+                (Some(session), Some(node)) => {
+                    nodes.insert(session, node);
+                }
+                (Some(session), None) => {
+                    detached.insert(session);
+                }
+                _ => {}
             }
         }
     }
@@ -215,6 +224,9 @@ pub(super) async fn attempt(
     let mut reaped = None;
     let mut away_member = None;
     let mut requester = None;
+    let mut login = None;
+    let mut adopt = None;
+    let mut resume_refused = None;
     let decided = match op {
         Op::Request {
             session, request, ..
@@ -223,9 +235,13 @@ pub(super) async fn attempt(
             request.run(&mut registry, session, now)
         }
         Op::Login {
-            session, app, user, ..
+            session,
+            app,
+            user,
+            token_hash,
         } => {
             nodes.insert(session, cluster.node);
+            login = Some((session, token_hash));
             Ok(registry.login(session, app, &user, now))
         }
         Op::Leave { session, .. } => Ok(registry.leave(session, now)),
@@ -234,10 +250,58 @@ pub(super) async fn attempt(
             Ok(Outcome::default())
         }
         Op::Resume {
-            session, app, user, ..
-        } => registry
-            .resume(session, app, &user)
-            .map(|()| Outcome::default()),
+            app,
+            user,
+            token_hash,
+            last_seq,
+            link,
+        } => {
+            let record = read.users.get(&(app, user.to_string())).cloned().flatten();
+            let taken = match resumable(record.as_ref(), &token_hash) {
+                Ok(taken) => taken,
+                Err(refused) => {
+                    redis::cmd("UNWATCH").exec_async(conn).await?;
+                    return Ok(refused);
+                }
+            };
+            let (session, seq, received) = taken;
+            let journal = journal_key(session);
+            let (kept,): (Vec<String>,) = redis::pipe()
+                .cmd("WATCH")
+                .arg(&journal)
+                .ignore()
+                .cmd("LRANGE")
+                .arg(&journal)
+                .arg(0)
+                .arg(-1)
+                .query_async(conn)
+                .await?;
+            let oldest = (seq + 1).saturating_sub(kept.len() as u64);
+            if last_seq > seq || last_seq + 1 < oldest {
+                // What it missed is lost: the session cannot go on consistently.
+                resume_refused = Some(refusal("the messages since lastSeq are no longer kept"));
+                Ok(registry.leave(session, now))
+            } else {
+                let from = usize::try_from(last_seq + 1 - oldest).unwrap_or(usize::MAX);
+                let replay = kept.into_iter().skip(from).collect();
+                detached.remove(&session);
+                let old_node = nodes.insert(session, cluster.node);
+                adopt = Some((
+                    old_node.filter(|n| *n != cluster.node),
+                    Delivery::Adopt {
+                        session,
+                        link,
+                        app,
+                        user: user.to_string(),
+                        received,
+                        replay,
+                    },
+                ));
+                registry
+                    .resume(session, app, &user)
+                    .map(|()| Outcome::default())
+            }
+        }
         Op::ExpireAway { member, .. } => {
             away_member = Some(member);
             Ok(registry.expire(now))
@@ -248,42 +312,47 @@ pub(super) async fn attempt(
         }
         Op::Reap { app, user, node } => {
             reaped = Some((node, session_member(app, &user)));
-            // Its session is still the dead node's: it was lost with the node.
+            // Its session is still the dead node's: its socket was lost with the node. A
+            // resumable one waits for its SDK to resume it elsewhere, held by no node
+            // meanwhile (what it is sent is kept in its journal); any other leaves.
             let lost = read
                 .users
                 .get(&(app, user.to_string()))
                 .cloned()
                 .flatten()
-                .filter(|record| record.node == Some(node))
-                .and_then(|record| record.session);
-            Ok(lost.map_or_else(Outcome::default, |session| registry.leave(session, now)))
+                .filter(|record| record.node == Some(node));
+            match lost.and_then(|r| Some((r.session?, r.token_hash.is_some()))) {
+                Some((session, true)) => {
+                    registry.suspend(session, now);
+                    detached.insert(session);
+                    Ok(Outcome::default())
+                }
+                Some((session, false)) => Ok(registry.leave(session, now)),
+                None => Ok(Outcome::default()),
+            }
         }
     };
     let outcome = match (decided, requester) {
         (Ok(outcome), _) => outcome,
-        (Err(refusal), Some((session, request_id))) => {
-            // Answered through this node's stream, after everything decided before it: the
-            // message that made the request moot (a `cancelled`) reaches the session first.
-            let answer = Delivery::Message {
+        // Answered through this node's stream, numbered like any message and after everything
+        // decided before it: the message that made the request moot (a `cancelled`) reaches
+        // the session first.
+        (Err(refusal), Some((session, request_id))) => Outcome {
+            deliveries: vec![(
                 session,
-                message: ServerMessage::Error(ErrorReply {
+                ServerMessage::Error(ErrorReply {
                     request_id,
                     code: refusal.code,
                     message: refusal.message,
                 }),
-            };
-            let mut pipe = redis::pipe();
-            pipe.cmd("UNWATCH").ignore();
-            append_deliveries(&mut pipe, cluster.node, &[answer]);
-            pipe.exec_async(conn).await?;
-            return Ok(Attempt::Answered);
-        }
+            )],
+            ..Outcome::default()
+        },
         (Err(refusal), None) => {
             redis::cmd("UNWATCH").exec_async(conn).await?;
             return Ok(Attempt::Refused(refusal));
         }
     };
-
     // A new call's room id must not be one another node holds.
     let new_rooms: Vec<String> = registry
         .rooms()
@@ -306,25 +375,127 @@ pub(super) async fn attempt(
         }
     }
 
+    // No node holds a session reaped from a dead node until it is resumed.
     let node_of = |session: SessionId| {
-        nodes
-            .get(&session)
-            .copied()
-            .unwrap_or_else(|| Cluster::home_node(session))
+        if detached.contains(&session) {
+            return None;
+        }
+        Some(
+            nodes
+                .get(&session)
+                .copied()
+                .unwrap_or_else(|| Cluster::home_node(session)),
+        )
     };
     let mut pipe = redis::pipe();
     pipe.atomic();
-    // Users: everything read, and everyone the registry holds now.
-    let mut users: BTreeSet<UserKey> = read.users.keys().cloned().collect();
-    users.extend(registry.user_keys());
-    for (app, user) in users {
+    // Users as they are now: everything read, and everyone the registry holds.
+    let mut keys: BTreeSet<UserKey> = read.users.keys().cloned().collect();
+    keys.extend(registry.user_keys());
+    let mut users: BTreeMap<UserKey, Option<UserRecord>> = BTreeMap::new();
+    for (app, user) in keys {
         let before = read.users.get(&(app, user.clone())).cloned().flatten();
         let after = registry.user_view(app, &user).map(|view| {
-            let node = view.session.map(node_of);
-            UserRecord::from_view(&view, node, clock)
+            let node = view.session.and_then(node_of);
+            let mut record = UserRecord::from_view(&view, node, clock);
+            let login = login.as_ref().map(|(session, hash)| (*session, hash));
+            record.carry_over(before.as_ref(), login);
+            record
         });
+        users.insert((app, user), after);
+    }
+    let mut by_session: HashMap<SessionId, UserKey> = HashMap::new();
+    for (key, record) in &users {
+        if let Some(session) = record.as_ref().and_then(|r| r.session) {
+            by_session.insert(session, key.clone());
+        }
+    }
+    // A request counts as received by a resumable session.
+    if let Some((session, _)) = requester {
+        if let Some(record) = by_session
+            .get(&session)
+            .and_then(|key| users.get_mut(key))
+            .and_then(Option::as_mut)
+            .filter(|r| r.token_hash.is_some())
+        {
+            record.received += 1;
+        }
+    }
+    // Deliveries, per node, in the registry's order: messages (numbered and journaled for a
+    // resumable session), then closes, then ends.
+    let mut per_node: BTreeMap<u64, Vec<Delivery>> = BTreeMap::new();
+    for (session, message) in &outcome.deliveries {
+        let resumable = by_session
+            .get(session)
+            .and_then(|key| users.get_mut(key))
+            .and_then(Option::as_mut)
+            .filter(|r| r.token_hash.is_some() && *message != ServerMessage::Pong);
+        let text = match resumable {
+            Some(record) => {
+                record.seq += 1;
+                let text = to_json(&Sequenced {
+                    seq: record.seq,
+                    message,
+                });
+                let journal = journal_key(*session);
+                pipe.rpush(&journal, &text).ignore();
+                pipe.ltrim(&journal, -(RESUME_WINDOW as isize), -1).ignore();
+                text
+            }
+            None => to_json(message),
+        };
+        if let Some(node) = node_of(*session) {
+            per_node.entry(node).or_default().push(Delivery::Text {
+                session: *session,
+                text,
+                relayed: matches!(message, ServerMessage::Signal(_)),
+            });
+        }
+    }
+    for (session, _) in &outcome.closes {
+        if let Some(node) = node_of(*session) {
+            per_node
+                .entry(node)
+                .or_default()
+                .push(Delivery::Kicked { session: *session });
+        }
+    }
+    for session in &outcome.ended {
+        if let Some(node) = node_of(*session) {
+            per_node
+                .entry(node)
+                .or_default()
+                .push(Delivery::Ended { session: *session });
+        }
+    }
+    let mut resumed = None;
+    if let Some((old_node, adoption)) = adopt {
+        if let Delivery::Adopt { session, .. } = &adoption {
+            resumed = Some(*session);
+        }
+        if let (Some(old), Delivery::Adopt { session, .. }) = (old_node, &adoption) {
+            per_node
+                .entry(old)
+                .or_default()
+                .push(Delivery::Replaced { session: *session });
+        }
+        per_node
+            .entry(cluster.node)
+            .or_default()
+            .insert(0, adoption);
+    }
+    for (app, user) in users.keys() {
+        let key = (*app, user.clone());
+        let before = read.users.get(&key).cloned().flatten();
+        let after = users.get(&key).cloned().flatten();
         if before == after {
             continue;
+        }
+        // The journal of a session that ended goes with it.
+        if let Some(ended) = before.as_ref().and_then(|r| r.session) {
+            if after.as_ref().and_then(|r| r.session) != Some(ended) {
+                pipe.del(journal_key(ended)).ignore();
+            }
         }
         // Which node's set of sessions names this user.
         let node_before = before.as_ref().and_then(|r| r.session.and(r.node));
@@ -332,14 +503,14 @@ pub(super) async fn attempt(
         let away_before = before.as_ref().and_then(|r| r.away_until_ms);
         let away_after = after.as_ref().and_then(|r| r.away_until_ms);
         if away_before != away_after {
-            let member = session_member(app, &user);
+            let member = session_member(*app, user);
             match away_after {
                 Some(at) => pipe.zadd(AWAY, member, at).ignore(),
                 None => pipe.zrem(AWAY, member).ignore(),
             };
         }
         if node_before != node_after {
-            let member = session_member(app, &user);
+            let member = session_member(*app, user);
             if let Some(node) = node_before {
                 pipe.srem(node_sessions(node), &member).ignore();
             }
@@ -347,7 +518,7 @@ pub(super) async fn attempt(
                 pipe.sadd(node_sessions(node), &member).ignore();
             }
         }
-        let key = user_key(app, &user);
+        let key = user_key(*app, user);
         match after {
             Some(record) => pipe.set(key, to_json(&record)).ignore(),
             None => pipe.del(key).ignore(),
@@ -413,36 +584,44 @@ pub(super) async fn attempt(
             pipe.zadd(DEADLINES, member, *at).ignore();
         }
     }
-    // Deliveries, per node, in the registry's order: messages, then closes, then ends.
-    let mut per_node: BTreeMap<u64, Vec<Delivery>> = BTreeMap::new();
-    for (session, message) in &outcome.deliveries {
-        per_node
-            .entry(node_of(*session))
-            .or_default()
-            .push(Delivery::Message {
-                session: *session,
-                message: message.clone(),
-            });
-    }
-    for (session, _) in &outcome.closes {
-        per_node
-            .entry(node_of(*session))
-            .or_default()
-            .push(Delivery::Kicked { session: *session });
-    }
-    for session in &outcome.ended {
-        per_node
-            .entry(node_of(*session))
-            .or_default()
-            .push(Delivery::Ended { session: *session });
-    }
     for (node, deliveries) in &per_node {
         append_deliveries(&mut pipe, *node, deliveries);
     }
     let executed: Value = pipe.query_async(conn).await?;
-    Ok(match executed {
-        Value::Nil => Attempt::Conflict,
-        _ => Attempt::Decided(outcome),
+    if executed == Value::Nil {
+        return Ok(Attempt::Conflict);
+    }
+    Ok(match (resume_refused, resumed) {
+        (Some(refused), _) => refused,
+        (None, Some(session)) => Attempt::Resumed(session),
+        (None, None) => Attempt::Decided(outcome),
+    })
+}
+
+/// Whether `user`'s record names a session resumable with this token hash: its (session,
+/// seq, frames received), or how the resume is answered.
+fn resumable(
+    record: Option<&UserRecord>,
+    token_hash: &str,
+) -> Result<(SessionId, u64, u64), Attempt> {
+    let Some(record) = record else {
+        return Err(refusal("no session has this token"));
+    };
+    if record.kicked_token_hash.as_deref() == Some(token_hash) {
+        return Err(Attempt::Kicked);
+    }
+    match record.session {
+        Some(session) if record.token_hash.as_deref() == Some(token_hash) => {
+            Ok((session, record.seq, record.received))
+        }
+        _ => Err(refusal("no session has this token")),
+    }
+}
+
+fn refusal(why: &str) -> Attempt {
+    Attempt::Refused(Refusal {
+        code: ErrorCode::ResumeRefused,
+        message: format!("{why}: log in again"),
     })
 }
 

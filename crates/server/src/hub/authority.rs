@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use calling_protocol::{ErrorReply, ServerMessage};
+use calling_protocol::{ErrorReply, Resumed, ServerMessage};
 
 use super::{CloseKind, Hub, Outbound, State};
 use crate::cluster::{Delivery, Op};
@@ -17,8 +17,16 @@ use crate::registry::{CloseReason, Outcome, Refusal, Registry, SessionId};
 pub(super) enum Authority {
     /// This process decides, under the hub's lock.
     Local(Registry),
-    /// The cluster decides; these are this node's logged-in sessions, as (SDKAppID, userID).
-    Shared(HashMap<SessionId, (u64, Arc<str>)>),
+    /// The cluster decides; these are this node's logged-in sessions.
+    Shared(HashMap<SessionId, Member>),
+}
+
+/// A session of a cluster node.
+pub(super) struct Member {
+    pub app: u64,
+    pub user: Arc<str>,
+    /// Whether it was granted a resume token (what it is sent is numbered and kept in Redis).
+    pub resumable: bool,
 }
 
 impl Authority {
@@ -26,7 +34,7 @@ impl Authority {
     pub(super) fn user_of(&self, session: SessionId) -> Option<(u64, &str)> {
         match self {
             Authority::Local(registry) => registry.user_of(session),
-            Authority::Shared(sessions) => sessions.get(&session).map(|(a, u)| (*a, &**u)),
+            Authority::Shared(sessions) => sessions.get(&session).map(|m| (m.app, &*m.user)),
         }
     }
 
@@ -41,7 +49,7 @@ impl Authority {
     pub(super) fn session_apps(&self) -> Box<dyn Iterator<Item = u64> + '_> {
         match self {
             Authority::Local(registry) => Box::new(registry.session_apps()),
-            Authority::Shared(sessions) => Box::new(sessions.values().map(|(app, _)| *app)),
+            Authority::Shared(sessions) => Box::new(sessions.values().map(|m| m.app)),
         }
     }
 
@@ -64,14 +72,53 @@ impl State {
                 self.dispatch(outcome);
                 None
             }
-            Authority::Shared(sessions) => sessions.remove(&session),
+            Authority::Shared(sessions) => sessions.remove(&session).map(|m| (m.app, m.user)),
         }
+    }
+
+    /// Whether a session can be resumed (kept for its grace when its socket is lost).
+    pub(super) fn is_resumable(&self, session: SessionId) -> bool {
+        match &self.authority {
+            Authority::Local(_) => self.resumable.contains_key(&session),
+            Authority::Shared(sessions) => sessions.get(&session).is_some_and(|m| m.resumable),
+        }
+    }
+
+    /// Forgets a session of this node without it leaving anything (it lives on elsewhere).
+    fn drop_member(&mut self, session: SessionId) {
+        self.outboxes.remove(&session);
+        self.owners.remove(&session);
+        if let Authority::Shared(sessions) = &mut self.authority {
+            sessions.remove(&session);
+        }
+        self.forget_resumable(session);
     }
 
     /// One item the cluster decided for a session of this node.
     pub(super) fn deliver(&mut self, delivery: Delivery) {
         match delivery {
-            Delivery::Message { session, message } => self.push_message(session, &message),
+            Delivery::Text {
+                session,
+                text,
+                relayed,
+            } => {
+                if relayed && self.outboxes.contains_key(&session) {
+                    self.metrics.relayed(text.len());
+                }
+                self.push(session, Outbound::Text(text));
+            }
+            Delivery::Replaced { session } => {
+                self.push(session, Outbound::Close(CloseKind::Replaced));
+                self.drop_member(session);
+            }
+            Delivery::Adopt {
+                session,
+                link,
+                app,
+                user,
+                received,
+                replay,
+            } => self.adopt(session, link, app, user, received, replay),
             Delivery::Kicked { session } => {
                 self.push(session, Outbound::Close(CloseReason::Kicked.into()));
                 self.outboxes.remove(&session);
@@ -82,13 +129,46 @@ impl State {
                     self.remember_kicked(token, Instant::now());
                 }
             }
-            Delivery::Ended { session } => {
-                self.owners.remove(&session);
-                if let Authority::Shared(sessions) = &mut self.authority {
-                    sessions.remove(&session);
-                }
-                self.forget_resumable(session);
-            }
+            Delivery::Ended { session } => self.drop_member(session),
+        }
+    }
+
+    /// Link `link` of this node takes over `session` (resumed through the cluster): the link
+    /// that held it here before is closed, and the new one gets `resumed`, fresh ICE servers if
+    /// any, then everything after the SDK's last seq.
+    fn adopt(
+        &mut self,
+        session: SessionId,
+        link: u64,
+        app: u64,
+        user: String,
+        received: u64,
+        replay: Vec<String>,
+    ) {
+        let fresh = self.adopting.remove(&link);
+        self.push(session, Outbound::Close(CloseKind::Replaced));
+        self.outboxes.remove(&session);
+        let outbox = self.outboxes.remove(&link);
+        self.owners.remove(&link);
+        if let Some(outbox) = outbox {
+            self.outboxes.insert(session, outbox);
+        }
+        self.owners.insert(session, link);
+        if let Authority::Shared(sessions) = &mut self.authority {
+            let user = Arc::from(user.as_str());
+            let member = Member {
+                app,
+                user,
+                resumable: true,
+            };
+            sessions.insert(session, member);
+        }
+        self.push_message_unnumbered(session, &ServerMessage::Resumed(Resumed { received }));
+        if let Some(fresh) = fresh {
+            self.push_message_unnumbered(session, &fresh);
+        }
+        for text in replay {
+            self.push(session, Outbound::Text(text));
         }
     }
 }
