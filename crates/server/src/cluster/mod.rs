@@ -12,6 +12,7 @@
 //! invitation's ring timeout is delivered whichever node is alive.
 
 mod liveness;
+mod read;
 mod records;
 mod txn;
 
