@@ -482,6 +482,12 @@ async fn resume(cluster: &Cluster, node: usize, user: &str, token: &str, last_se
     c
 }
 
+async fn send_all(c: &mut Client, texts: Vec<String>) {
+    for t in texts {
+        c.send_text(&t).await;
+    }
+}
+
 fn seq_of(msg: &Value) -> u64 {
     msg["seq"]
         .as_u64()
@@ -596,4 +602,38 @@ async fn a_resume_of_a_session_a_login_on_another_node_replaced_is_told_kicked()
     let _second = cluster.login(1, "alice").await;
     let mut late = resume(&cluster, 1, "alice", &token, 0).await;
     expect(&mut late, "kicked").await;
+}
+
+#[tokio::test]
+async fn signals_crossing_between_two_resumable_sessions_on_two_nodes_arrive_all_in_order() {
+    let cluster = cluster(2, &[]).await;
+    let (mut alice, _) = login_resumable(&cluster, 0, "alice").await;
+    let (mut bob, _) = login_resumable(&cluster, 1, "bob").await;
+    let room = connect(&mut alice, &mut bob).await;
+    // Both trickle at once (under the per-connection rate limit), as ICE candidates do.
+    const EACH: usize = 40;
+    let (alice_offers, bob_offers): (Vec<_>, Vec<_>) = (0..EACH)
+        .map(|n| {
+            (
+                text(&offer(room, "bob", &format!("a{n}"))),
+                text(&offer(room, "alice", &format!("b{n}"))),
+            )
+        })
+        .unzip();
+    tokio::join!(
+        send_all(&mut alice, alice_offers),
+        send_all(&mut bob, bob_offers)
+    );
+    for (c, from) in [(&mut alice, "b"), (&mut bob, "a")] {
+        let mut last_seq = None;
+        for n in 0..EACH {
+            let msg = expect(c, "signal").await;
+            assert_eq!(msg["signal"]["sdp"], format!("{from}{n}"), "in order");
+            let seq = seq_of(&msg);
+            if let Some(last) = last_seq {
+                assert_eq!(seq, last + 1, "numbered without gaps");
+            }
+            last_seq = Some(seq);
+        }
+    }
 }
