@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use calling_protocol::{ErrorCode, Sequenced, ServerMessage, RESUME_WINDOW};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 mod authority;
 mod resumption;
@@ -169,9 +169,9 @@ struct State {
     /// Tokens of sessions kicked out within the last grace, with when they stop mattering
     /// (oldest first): a resume naming one is answered `kicked`.
     kicked: VecDeque<(Instant, String)>,
-    /// A cluster node's links resuming a session, with the fresh ICE servers each is to get
-    /// first once its adoption comes through the node's stream.
-    adopting: HashMap<LinkId, ServerMessage>,
+    /// A cluster node's links resuming a session, waiting for its adoption to come through the
+    /// node's stream.
+    adopting: HashMap<LinkId, Adoption>,
     resume_grace: Duration,
     metrics: Arc<Metrics>,
     /// When recent invitations were received, for the accept latency.
@@ -539,10 +539,14 @@ impl Hub {
     ) -> Result<SessionId, NotResumed> {
         if let Some(cluster) = &self.cluster {
             // Any node takes the session back: what it missed is kept in Redis, and reaches
-            // this link through this node's stream (with `fresh` sent first).
-            if let Some(fresh) = fresh {
-                self.lock().adopting.insert(link, fresh);
-            }
+            // this link through this node's stream (with `fresh` sent first). The link waits
+            // for that, so that from then on it owns the session like any other.
+            let (adopted, on_adoption) = oneshot::channel();
+            let adoption = Adoption {
+                fresh,
+                adopted: Some(adopted),
+            };
+            self.lock().adopting.insert(link, adoption);
             let op = Op::Resume {
                 app,
                 user: Arc::from(user_id),
@@ -551,13 +555,23 @@ impl Hub {
                 link,
             };
             let resumed = cluster.resume(op).await;
+            let resumed = match resumed {
+                Ok(session) => match tokio::time::timeout(ADOPTION, on_adoption).await {
+                    Ok(Ok(())) => Ok(session),
+                    _ => Err(NotResumed::Refused(Refusal {
+                        code: ErrorCode::Unavailable,
+                        message: "the session was taken back but did not reach this \
+                                  connection in time: resume again"
+                            .into(),
+                    })),
+                },
+                Err(ResumeRefusal::Kicked) => Err(NotResumed::Kicked),
+                Err(ResumeRefusal::Refused(refusal)) => Err(NotResumed::Refused(refusal)),
+            };
             if resumed.is_err() {
                 self.lock().adopting.remove(&link);
             }
-            return resumed.map_err(|refusal| match refusal {
-                ResumeRefusal::Kicked => NotResumed::Kicked,
-                ResumeRefusal::Refused(refusal) => NotResumed::Refused(refusal),
-            });
+            return resumed;
         }
         let left = {
             let mut state = self.lock();
@@ -664,6 +678,18 @@ impl Hub {
         state.dispatch(outcome);
         next
     }
+}
+
+/// Longest a resuming link of a cluster node waits for its adoption to come through the node's
+/// stream (it normally takes a millisecond).
+const ADOPTION: Duration = Duration::from_secs(5);
+
+/// A link of a cluster node resuming a session.
+struct Adoption {
+    /// Fresh ICE servers, sent right after `resumed`.
+    fresh: Option<ServerMessage>,
+    /// Told once the link owns the session.
+    adopted: Option<oneshot::Sender<()>>,
 }
 
 /// Longest the timer sleeps when nothing is ringing. Every new deadline is `now + ring

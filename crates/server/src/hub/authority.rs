@@ -145,7 +145,10 @@ impl State {
         received: u64,
         replay: Vec<String>,
     ) {
-        let fresh = self.adopting.remove(&link);
+        let Some(adoption) = self.adopting.remove(&link) else {
+            // The link gave up waiting: its SDK resumes again.
+            return;
+        };
         self.push(session, Outbound::Close(CloseKind::Replaced));
         self.outboxes.remove(&session);
         let outbox = self.outboxes.remove(&link);
@@ -164,11 +167,14 @@ impl State {
             sessions.insert(session, member);
         }
         self.push_message_unnumbered(session, &ServerMessage::Resumed(Resumed { received }));
-        if let Some(fresh) = fresh {
+        if let Some(fresh) = adoption.fresh {
             self.push_message_unnumbered(session, &fresh);
         }
         for text in replay {
             self.push(session, Outbound::Text(text));
+        }
+        if let Some(adopted) = adoption.adopted {
+            let _ = adopted.send(());
         }
     }
 }
