@@ -255,7 +255,9 @@ impl Session {
             | ServerMessage::Resumed(_)
             | ServerMessage::Unknown => {}
             ServerMessage::IceServers(update) => self.renew_ice_servers(update.ice_servers, out),
-            ServerMessage::GoAway(go_away) => self.told_to_move(go_away.within_ms),
+            ServerMessage::GoAway(go_away) => {
+                self.told_to_move(go_away.within_ms, go_away.session_shared)
+            }
             ServerMessage::Error(ErrorReply {
                 request_id: Some(request),
                 code,

@@ -1,21 +1,32 @@
 //! `goAway`: the server is draining, and each SDK moves to a new socket at a moment of its own
 //! within the window given, resuming its session there (the test server shares it, as a
 //! cluster would) or logging in again where it is gone. A move that goes well is unseen by the
-//! app; a call or a ringing invitation keeps its socket until it is over.
+//! app; a call or a ringing invitation keeps its socket until it is over, unless the server
+//! says the session is shared (a cluster node): then they move with it.
 
 mod support;
 
 use calling_core::{AppEvent, CallStatus, Command, Input, Timer};
 use calling_protocol::{CallType, ClientMessage, GoAway, ServerMessage};
+use support::socket::Server;
 use support::*;
 
-fn go_away(within_ms: u32) -> Input {
-    Input::Server(ServerMessage::GoAway(GoAway { within_ms }))
+fn go_away(within_ms: u32, session_shared: bool) -> Input {
+    Input::Server(ServerMessage::GoAway(GoAway {
+        within_ms,
+        session_shared,
+    }))
 }
 
-/// The server tells `c` to move within `within_ms`.
+/// The server (a single one, whose sessions go with it) tells `c` to move within `within_ms`.
 fn told(w: &mut World, c: usize, within_ms: u32) {
-    w.inject(c, go_away(within_ms));
+    w.inject(c, go_away(within_ms, false));
+    w.run();
+}
+
+/// A cluster node tells `c` to move within `within_ms`: the next node resumes the session.
+fn told_shared(w: &mut World, c: usize, within_ms: u32) {
+    w.inject(c, go_away(within_ms, true));
     w.run();
 }
 
@@ -233,4 +244,79 @@ fn a_move_that_finds_no_server_becomes_a_reconnect_and_logs_in_on_the_next_one()
     w.online(a);
     assert_eq!(w.take_events(a), vec![reconnecting(2), reconnected(false)]);
     settled(&w, a);
+}
+
+#[test]
+fn a_shared_session_moves_with_its_call_which_goes_on_unseen() {
+    let (mut w, a, b) = connected(CallType::Video);
+    told_shared(&mut w, a, 2_000);
+    w.elapse(2_000);
+    assert_eq!(w.clients[a].opens, 1, "moved mid-call");
+    assert_eq!(resumes(&w, a), 1, "the session (and its call) resumed");
+    assert_eq!((w.take_events(a), w.take_events(b)), (vec![], vec![]));
+    assert_eq!(w.clients[a].call.status(), CallStatus::Connected);
+    settled(&w, a);
+
+    // Signaling goes on through the new socket, both ways.
+    w.command(a, Command::SetMicMute(true));
+    w.run();
+    assert_eq!(w.take_events(b), vec![audio("alice", false)]);
+    w.command(b, Command::SetMicMute(true));
+    w.run();
+    assert_eq!(w.take_events(a), vec![audio("bob", false)]);
+    w.command(b, Command::Hangup);
+    w.run();
+    assert_eq!(
+        w.take_events(a),
+        vec![user_leave("bob"), call_end("bob", 2)]
+    );
+    assert_eq!(w.clients[a].opens, 1, "no second move after the call");
+    w.assert_browsers_clean();
+}
+
+#[test]
+fn a_shared_session_moves_with_its_ringing_invitation_which_can_then_be_accepted() {
+    let (mut w, [a, b]) = World::users(["alice", "bob"]);
+    w.command(a, call("bob", CallType::Audio));
+    w.run();
+    w.take_events(a);
+    w.take_events(b);
+    told_shared(&mut w, a, 1_000);
+    told_shared(&mut w, b, 1_000);
+    w.elapse(1_000);
+    assert_eq!((w.clients[a].opens, w.clients[b].opens), (1, 1));
+    assert_eq!((w.take_events(a), w.take_events(b)), (vec![], vec![]));
+    assert_eq!(w.clients[b].call.status(), CallStatus::Calling);
+
+    w.command(b, Command::Accept);
+    w.run();
+    let heard = w.take_events(a);
+    assert_eq!(
+        heard[..2],
+        [
+            AppEvent::UserAccept {
+                user_id: "bob".into()
+            },
+            user_enter("bob")
+        ],
+        "{heard:?}"
+    );
+    assert_eq!(w.clients[a].call.status(), CallStatus::Connected);
+    assert_eq!(w.clients[b].call.status(), CallStatus::Connected);
+}
+
+#[test]
+fn a_shared_session_without_a_resume_grant_keeps_its_call_on_the_socket() {
+    let mut server = Server::new();
+    server.offers_resume = false;
+    let (mut w, a, b) = connected_in(World::with_server(server), CallType::Audio);
+    told_shared(&mut w, a, 1_000);
+    w.elapse(10_000);
+    assert_eq!(w.clients[a].opens, 0, "it could not take the call along");
+    assert_eq!(w.clients[a].call.status(), CallStatus::Connected);
+    w.command(a, Command::Hangup);
+    w.run();
+    w.take_events(b);
+    w.elapse(1_000);
+    assert_eq!(w.clients[a].opens, 1, "moved once the call was over");
 }

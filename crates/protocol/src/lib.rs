@@ -318,6 +318,11 @@ pub struct GoAway {
     /// The window, in milliseconds from receipt, within which the SDK picks its moment to move
     /// (uniformly at random). The server sizes it from its drain timeout.
     pub within_ms: u32,
+    /// The session is held by the whole cluster, not by this node: the next socket resumes it
+    /// with its call or ringing invitation, so those move too instead of keeping this socket
+    /// until they are over. Absent (false) from a single server, whose sessions go with it.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub session_shared: bool,
 }
 
 /// A server message with its sequence number, as a resumable session's socket carries it: the

@@ -457,13 +457,27 @@ fn ice_servers_update() {
 #[test]
 fn go_away() {
     golden_server(
-        ServerMessage::GoAway(GoAway { within_ms: 5000 }),
+        ServerMessage::GoAway(GoAway {
+            within_ms: 5000,
+            session_shared: false,
+        }),
         r#"{"type":"goAway","withinMs":5000}"#,
+    );
+    // A cluster node: the session (call and all) resumes on the next node.
+    golden_server(
+        ServerMessage::GoAway(GoAway {
+            within_ms: 2000,
+            session_shared: true,
+        }),
+        r#"{"type":"goAway","withinMs":2000,"sessionShared":true}"#,
     );
     // Never sequenced by the server, but read either way, like `iceServers`.
     assert_eq!(
         decode(r#"{"type":"goAway","withinMs":0,"seq":9}"#),
-        Ok(ServerMessage::GoAway(GoAway { within_ms: 0 }))
+        Ok(ServerMessage::GoAway(GoAway {
+            within_ms: 0,
+            session_shared: false
+        }))
     );
 }
 

@@ -13,8 +13,10 @@
 //!
 //! A call or a ringing invitation keeps its socket: a draining server still carries it, while
 //! moving it would lose it unless the next server shares the session. The move waits until the
-//! call is over, then takes a moment within a new window. A socket lost meanwhile, a logout or
-//! a kick-out drop the move: there is nothing left to move.
+//! call is over, then takes a moment within a new window. A cluster node says the session is
+//! shared (`sessionShared`): then a resumable session moves with its call or invitation, which
+//! goes on over the next node (the media does not pass through the server at all). A socket lost
+//! meanwhile, a logout or a kick-out drop the move: there is nothing left to move.
 
 use super::{Connection, Lost, Stage};
 use crate::session::{Login, Session};
@@ -26,19 +28,26 @@ pub(crate) enum Moving {
     /// Nothing asked.
     #[default]
     Staying,
-    /// Told to move within `within_ms`; waits for the call in progress to end.
-    Told { within_ms: u32 },
+    /// Told to move within `within_ms`; waits for the call in progress to end unless the
+    /// session is `shared` by the next server.
+    Told { within_ms: u32, shared: bool },
     /// [`Timer::Move`] runs.
-    Scheduled { within_ms: u32 },
+    Scheduled { within_ms: u32, shared: bool },
 }
 
 impl Session {
     /// `goAway`: the server will go; move within `within_ms`. A second one changes nothing:
     /// the first already decided when.
-    pub(crate) fn told_to_move(&mut self, within_ms: u32) {
+    pub(crate) fn told_to_move(&mut self, within_ms: u32, shared: bool) {
         if self.moving == Moving::Staying {
-            self.moving = Moving::Told { within_ms };
+            self.moving = Moving::Told { within_ms, shared };
         }
+    }
+
+    /// Whether a call or ringing invitation (if any) lets the socket go now: none, or the next
+    /// server resumes the session with it.
+    fn call_can_move(&self, shared: bool) -> bool {
+        self.call.is_none() || (shared && self.resumption.grant.is_some())
     }
 
     /// After every input: a move waiting for its moment gets one once nothing holds the
@@ -53,26 +62,27 @@ impl Session {
                 }
                 self.moving = Moving::Staying;
             }
-            Moving::Told { within_ms } if self.call.is_none() => {
+            Moving::Told { within_ms, shared } if self.call_can_move(shared) => {
                 let after_ms = self.resumption.jitter.up_to(within_ms);
                 out.push(Effect::StartTimer {
                     timer: Timer::Move,
                     after_ms,
                 });
-                self.moving = Moving::Scheduled { within_ms };
+                self.moving = Moving::Scheduled { within_ms, shared };
             }
             Moving::Told { .. } | Moving::Scheduled { .. } => {}
         }
     }
 
     /// [`Timer::Move`] fired: drop the socket and reconnect at once, quietly. A call that began
-    /// while it waited keeps the socket until it ends (`settle_move` then picks a new moment).
+    /// while it waited keeps the socket until it ends (`settle_move` then picks a new moment),
+    /// unless the session is shared.
     pub(crate) fn move_due(&mut self, now_ms: u64, out: &mut Vec<Effect>) {
-        let Moving::Scheduled { within_ms } = self.moving else {
+        let Moving::Scheduled { within_ms, shared } = self.moving else {
             return;
         };
-        if self.call.is_some() {
-            self.moving = Moving::Told { within_ms };
+        if !self.call_can_move(shared) {
+            self.moving = Moving::Told { within_ms, shared };
             return;
         }
         self.moving = Moving::Staying;
