@@ -5,7 +5,9 @@
 //! (a load balancer takes the node out of rotation) and new WebSocket upgrades are refused with
 //! 503 and `Retry-After`. Every logged-in socket is told `goAway` with a spread in milliseconds
 //! within which its SDK picks a moment to move, so a node's clients do not all reconnect in the
-//! same instant; sockets that have not logged in are closed (1001). Everything else keeps
+//! same instant; a cluster node adds that the session is shared, so calls and ringing
+//! invitations move too (to another node, which resumes them) instead of holding the node up
+//! until they are over. Sockets that have not logged in are closed (1001). Everything else keeps
 //! working for the sockets still here: relays, hangups, accepts. The process exits as soon as
 //! the last socket has gone, or when the drain timeout runs out, closing what is left with
 //! 1001; a second signal exits at once.
@@ -211,13 +213,18 @@ pub async fn drain(hub: &Hub, signal: &str) {
     }
     let spread = drain.spread();
     let within_ms = u32::try_from(spread.as_millis()).unwrap_or(u32::MAX);
-    let (told, closed) = hub.go_away(&ServerMessage::GoAway(GoAway { within_ms }));
+    let session_shared = hub.shares_sessions();
+    let (told, closed) = hub.go_away(&ServerMessage::GoAway(GoAway {
+        within_ms,
+        session_shared,
+    }));
     info!(
         signal,
         sessions_told = told,
         not_logged_in_closed = closed,
         timeout_secs = timeout.as_secs_f64(),
         spread_ms = within_ms,
+        session_shared,
         "draining: refusing new sockets, clients told to move"
     );
     let left = drain.sockets_gone_by(started + timeout).await;

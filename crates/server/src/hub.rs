@@ -309,6 +309,12 @@ impl Hub {
         Hub::build(config, Authority::Shared(HashMap::new()), Some(cluster))
     }
 
+    /// Whether the sessions of this node are the cluster's: another node resumes them, calls
+    /// and ringing invitations included.
+    pub fn shares_sessions(&self) -> bool {
+        self.cluster.is_some()
+    }
+
     fn build(config: Config, authority: Authority, cluster: Option<Arc<Cluster>>) -> Arc<Self> {
         let first_session = cluster.as_ref().map_or(1, |c| c.first_session_id());
         let metrics = Arc::new(Metrics::new());

@@ -637,3 +637,43 @@ async fn signals_crossing_between_two_resumable_sessions_on_two_nodes_arrive_all
         }
     }
 }
+
+#[tokio::test]
+async fn a_close_the_old_node_sees_late_leaves_a_session_resumed_elsewhere_alone() {
+    let cluster = cluster(3, &["--resume-grace", "1"]).await;
+    let (mut alice, token) = login_resumable(&cluster, 0, "alice").await;
+    let mut bob = cluster.login(2, "bob").await;
+    let (room, invite_id) = ring(&mut alice, &mut bob).await;
+    send(&mut bob, &accept(2, &invite_id)).await;
+    expect(&mut bob, "joined").await;
+    expect(&mut alice, "accepted").await;
+    let mut last_seq = seq_of(&expect(&mut alice, "inviteeList").await);
+
+    // alice moves between nodes 0 and 1 (as drains ask) while the node she leaves is frozen:
+    // it learns that her old socket closed only after her session was resumed on the other.
+    // Which of that close and the news of the resume the node then handles first varies, so
+    // a few rounds.
+    for (from, to) in [(0, 1), (1, 0), (0, 1), (1, 0)] {
+        cluster.nodes[from].signal("STOP");
+        drop(alice);
+        alice = resume(&cluster, to, "alice", &token, last_seq).await;
+        expect(&mut alice, "resumed").await;
+        cluster.nodes[from].signal("CONT");
+        gauge_becomes(
+            cluster.nodes[from].addr,
+            &format!("calling_sessions{{app=\"{APP}\"}}"),
+            0,
+        )
+        .await;
+        // Wait out the grace a late close taken for hers would have started (1 s, polled
+        // every 50 ms): her session and call are still there.
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        send(&mut bob, &offer(room, "alice", "after the move")).await;
+        let signal = expect(&mut alice, "signal").await;
+        assert_eq!(signal["signal"]["sdp"], "after the move");
+        last_seq = seq_of(&signal);
+    }
+    send(&mut alice, &hangup(room)).await;
+    expect(&mut bob, "memberLeft").await;
+    assert_eq!(expect(&mut bob, "callEnded").await["userId"], "alice");
+}

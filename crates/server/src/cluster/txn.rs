@@ -100,6 +100,15 @@ pub(super) async fn attempt(
             login = Some((session, token_hash));
             Ok(registry.login(session, app, &user, now))
         }
+        // A socket's end that this node learns of only after its session was resumed on another
+        // node (a client moving as a drain asks, this node slow to see the close): the session
+        // is the other node's now, and the late close is not its end.
+        Op::Leave { session, .. } | Op::Suspend { session, .. }
+            if nodes.get(&session) != Some(&cluster.node) =>
+        {
+            redis::cmd("UNWATCH").exec_async(conn).await?;
+            return Ok(Attempt::Decided(Outcome::default()));
+        }
         Op::Leave { session, .. } => Ok(registry.leave(session, now)),
         Op::Suspend { session, .. } => {
             registry.suspend(session, now);
