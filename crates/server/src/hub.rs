@@ -607,9 +607,10 @@ impl Hub {
         self.leave_shared(owner.session, left).await;
     }
 
-    /// A connection finished. If it still owns its session: a resumable session whose socket
-    /// was `lost` (no close frame) is suspended for its grace; any other leaves at once.
-    pub async fn end_session(&self, owner: Owner, lost: bool) {
+    /// A connection finished. If it still owns its session: a resumable session whose SDK
+    /// will be back (`keep`: its socket was lost, or a cluster node's drain closed it) is
+    /// suspended for its grace; any other leaves at once.
+    pub async fn end_session(&self, owner: Owner, keep: bool) {
         let session = owner.session;
         let suspended = {
             let mut state = self.lock();
@@ -622,7 +623,7 @@ impl Hub {
                 .user_of(session)
                 .map(|(a, u)| (a, Arc::from(u)));
             match user {
-                Some(user) if lost && state.is_resumable(session) => {
+                Some(user) if keep && state.is_resumable(session) => {
                     // Still owned by this link, so a late resume can tell it apart from a new
                     // one.
                     if let Authority::Local(registry) = &mut state.authority {

@@ -51,6 +51,13 @@ impl End {
         matches!(self, End::Dropped | End::HeartbeatTimeout | End::TooSlow)
     }
 
+    /// Whether a resumable session outlives this end of its socket, waiting for its SDK to
+    /// come back: after a loss, and on a cluster node (`shared`) after the drain closed it too,
+    /// since the SDK resumes it on another node.
+    fn keeps_session(self, shared: bool) -> bool {
+        self.is_loss() || (shared && self == End::Server(CloseKind::GoingAway))
+    }
+
     /// The limit that ended the connection, if one did.
     fn limit(self) -> Option<Limit> {
         match self {
@@ -95,7 +102,8 @@ pub async fn run(mut socket: WebSocket, hub: Arc<Hub>, permit: Option<Arc<Permit
     if let Some(limit) = end.limit() {
         hub.metrics.limit_hit(limit);
     }
-    hub.end_session(conn.owner(), end.is_loss()).await;
+    hub.end_session(conn.owner(), end.keeps_session(hub.shares_sessions()))
+        .await;
     let session = conn.session;
     match &conn.user {
         Some((app, user)) => {

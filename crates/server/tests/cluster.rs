@@ -677,3 +677,39 @@ async fn a_close_the_old_node_sees_late_leaves_a_session_resumed_elsewhere_alone
     expect(&mut bob, "memberLeft").await;
     assert_eq!(expect(&mut bob, "callEnded").await["userId"], "alice");
 }
+
+#[tokio::test]
+async fn a_drained_node_tells_its_sdks_the_session_is_shared_and_one_that_stayed_resumes_elsewhere()
+{
+    let mut cluster = cluster(2, &["--drain-timeout", "1"]).await;
+    let (mut alice, token) = login_resumable(&cluster, 0, "alice").await;
+    let mut bob = cluster.login(1, "bob").await;
+    let (room, invite_id) = ring(&mut alice, &mut bob).await;
+    send(&mut bob, &accept(2, &invite_id)).await;
+    expect(&mut bob, "joined").await;
+    expect(&mut alice, "accepted").await;
+    let last_seq = seq_of(&expect(&mut alice, "inviteeList").await);
+
+    cluster.nodes[0].signal("TERM");
+    let go_away = expect(&mut alice, "goAway").await;
+    assert_eq!(go_away["sessionShared"], true, "{go_away}");
+    // alice does not move (an SDK without the cluster's word would keep its call here): the
+    // drain timeout closes her socket, and node 0 exits.
+    assert_eq!(
+        alice.closed_within(DEADLINE).await,
+        Some(Closed::Code(1001))
+    );
+    let exit = cluster.nodes[0].exit_within(DEADLINE).await;
+    assert!(exit.is_some_and(|s| s.success()), "{exit:?}");
+    // Her session was kept for her: she resumes on node 1, call and all; bob noticed nothing.
+    let mut alice = resume(&cluster, 1, "alice", &token, last_seq).await;
+    expect(&mut alice, "resumed").await;
+    send(&mut bob, &offer(room, "alice", "after the drain")).await;
+    assert_eq!(
+        expect(&mut alice, "signal").await["signal"]["sdp"],
+        "after the drain"
+    );
+    send(&mut alice, &hangup(room)).await;
+    expect(&mut bob, "memberLeft").await;
+    assert_eq!(expect(&mut bob, "callEnded").await["userId"], "alice");
+}
