@@ -40,6 +40,10 @@ export CALLING_CUT_CONTROL="127.0.0.1:$((PORT + 3))"
 # tests/drain-control.mjs and its control API; read at compile time too.
 export CALLING_DRAIN_SERVER="127.0.0.1:$((PORT + 4))"
 export CALLING_DRAIN_CONTROL="127.0.0.1:$((PORT + 5))"
+# Three cluster nodes sharing a Redis (ports PORT+8..PORT+10) behind a load balancer, and the
+# control API that restarts and kills them (tests/cluster-control.mjs); read at compile time too.
+export CALLING_CLUSTER_LB="127.0.0.1:$((PORT + 6))"
+export CALLING_CLUSTER_CONTROL="127.0.0.1:$((PORT + 7))"
 # The built package, served with CORS to the tests' own origin (tests/pkg-server.mjs).
 export CALLING_PKG_URL="http://127.0.0.1:$((PORT + 1))"
 export CHROMEDRIVER=${CHROMEDRIVER:-/usr/bin/chromedriver}
@@ -82,14 +86,17 @@ cut_proxy=\$!
 : > "$DRAIN_SERVER_LOG"
 node tests/drain-control.mjs $((PORT + 4)) $((PORT + 5)) target/debug/calling-server "$DRAIN_SERVER_LOG" &
 drain_control=\$!
-trap 'kill \$server \$pkg_server \$cut_proxy \$drain_control 2>/dev/null; wait \$server \$pkg_server \$cut_proxy \$drain_control 2>/dev/null || true' EXIT
+node tests/cluster-control.mjs $((PORT + 6)) $((PORT + 7)) $((PORT + 8)) target/debug/calling-server "$PWD/test-output" &
+cluster_control=\$!
+trap 'kill \$server \$pkg_server \$cut_proxy \$drain_control \$cluster_control 2>/dev/null; wait \$server \$pkg_server \$cut_proxy \$drain_control \$cluster_control 2>/dev/null || true' EXIT
 deadline=\$((SECONDS + 20))
 until curl -fsS "http://$CALLING_SERVER/healthz" > /dev/null 2>&1 &&
   curl -fsS "$CALLING_PKG_URL/index.js" > /dev/null 2>&1 &&
   curl -fsS "http://$CALLING_CUT_CONTROL/state" > /dev/null 2>&1 &&
-  curl -fsS "http://$CALLING_DRAIN_CONTROL/state" > /dev/null 2>&1; do
-  if [ \$SECONDS -ge \$deadline ] || ! kill -0 \$server 2>/dev/null; then
-    echo "calling-server or the package server did not start; server log:" >&2
+  curl -fsS "http://$CALLING_DRAIN_CONTROL/state" > /dev/null 2>&1 &&
+  curl -fsS "http://$CALLING_CLUSTER_CONTROL/state" > /dev/null 2>&1; do
+  if [ \$SECONDS -ge \$deadline ] || ! kill -0 \$server 2>/dev/null || ! kill -0 \$cluster_control 2>/dev/null; then
+    echo "calling-server, the package server or the cluster did not start; server log:" >&2
     cat "$SERVER_LOG" >&2
     exit 1
   fi

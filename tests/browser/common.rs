@@ -40,6 +40,16 @@ pub const DRAIN_CONTROL: &str = match option_env!("CALLING_DRAIN_CONTROL") {
     Some(s) => s,
     None => "127.0.0.1:18085",
 };
+/// host:port of the load balancer in front of the three-node cluster of the cluster tests
+/// (`tests/cluster-control.mjs`), and of the control API that restarts and kills its nodes.
+pub const CLUSTER_LB: &str = match option_env!("CALLING_CLUSTER_LB") {
+    Some(s) => s,
+    None => "127.0.0.1:18086",
+};
+pub const CLUSTER_CONTROL: &str = match option_env!("CALLING_CLUSTER_CONTROL") {
+    Some(s) => s,
+    None => "127.0.0.1:18087",
+};
 /// The server's dev-mode application.
 pub const SDK_APP_ID: u32 = 1_400_000_000;
 /// Long enough for a loopback call to connect on a loaded 2-core machine.
@@ -59,6 +69,13 @@ extern "C" {
     /// logged in as `user` received.
     #[wasm_bindgen(js_name = framesReceived)]
     pub fn frames_received(user: &str, r#type: &str) -> u32;
+    /// How many sockets have logged in as `user` or resumed its session (1 until it moves or
+    /// reconnects).
+    #[wasm_bindgen(js_name = sessionSockets)]
+    pub fn session_sockets(user: &str) -> u32;
+    /// The server messages of `type` that every socket of `user` received, all together.
+    #[wasm_bindgen(js_name = framesReceivedByAll)]
+    pub fn frames_received_by_all(user: &str, r#type: &str) -> u32;
     /// Of the page's getUserMedia calls since the `from`-th, those still pending plus the
     /// tracks they gave that are still live: 0 when every device they opened is off again.
     #[wasm_bindgen(js_name = capturesOpenSince)]

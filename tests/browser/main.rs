@@ -16,6 +16,7 @@ mod blocked_worker;
 mod call_audio;
 mod call_video;
 mod cleanup;
+mod cluster;
 mod devices;
 mod drain;
 mod group;

@@ -153,11 +153,22 @@ window.WebSocket = class extends RealSocket {
 // The frames of `type` received by the latest socket that logged in as `user` (or resumed its
 // session after a reconnect).
 export function framesReceived(user, type) {
+  const record = socketsOf(user).pop();
+  return record ? record.received.filter(ofType(type)).length : 0;
+}
+// Every socket that logged in as `user` or resumed its session, oldest first.
+function socketsOf(user) {
   const login = (f) => (f.includes('"type":"login"') || f.includes('"type":"resume"')) &&
     f.includes(`"userId":${JSON.stringify(user)}`);
-  const record = sockets.filter((r) => r.sent.some(login)).pop();
-  const tag = `"type":${JSON.stringify(type)}`;
-  return record ? record.received.filter((f) => f.includes(tag)).length : 0;
+  return sockets.filter((r) => r.sent.some(login));
+}
+const ofType = (type) => (frame) => frame.includes(`"type":${JSON.stringify(type)}`);
+// How many sockets have logged in as `user` or resumed its session: 1 until it first moves or
+// reconnects.
+export function sessionSockets(user) { return socketsOf(user).length; }
+// The frames of `type` every socket of `user` received, all sockets together.
+export function framesReceivedByAll(user, type) {
+  return socketsOf(user).reduce((n, r) => n + r.received.filter(ofType(type)).length, 0);
 }
 export function makeDiv(id) {
   const d = document.createElement('div');

@@ -1,0 +1,199 @@
+//! A cluster of three calling-server nodes sharing Redis behind a load balancer
+//! (`tests/cluster-control.mjs`), under SDKs that know only the balancer's address. Which node
+//! holds which socket is the balancer's choice, so each test acts on every node in turn.
+//!
+//! A rolling restart (each node drained with SIGTERM, started again, then the next) moves every
+//! SDK to another node, mid-call and mid-ring: the call's video keeps playing, the invitation
+//! still rings and can be accepted, no app hears anything of it, and hangups end both calls
+//! with `CALL_END`. A node killed outright loses nothing either: the SDKs it held reconnect
+//! through the balancer and resume on another node.
+
+use crate::common::*;
+use crate::video::*;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use wasm_bindgen_test::*;
+
+const NODES: usize = 3;
+
+/// Sends `command` (`restart?node=I`, `kill?node=I`) to the cluster's control; its answer.
+async fn control(command: &str) -> JsValue {
+    let url = format!("http://{CLUSTER_CONTROL}/{command}");
+    let init = web_sys::RequestInit::new();
+    init.set_method("POST");
+    let window = web_sys::window().expect("window");
+    let resp: web_sys::Response = ok(window.fetch_with_str_and_init(&url, &init), &url)
+        .await
+        .unchecked_into();
+    let body = ok(resp.json().expect("json()"), &url).await;
+    assert!(
+        resp.ok(),
+        "POST {url}: HTTP {} {}",
+        resp.status(),
+        canonical(&body)
+    );
+    body
+}
+
+/// Sockets the balancer carries to nodes now, all nodes together.
+async fn balanced_sockets() -> f64 {
+    let state = fetch_json(&format!("http://{CLUSTER_CONTROL}/state")).await;
+    js_sys::Array::from(&get(&state, "nodes"))
+        .iter()
+        .map(|n| get_num(&n, "connections"))
+        .sum()
+}
+
+/// Four SDKs logged in through the balancer: `a` in a video call with `b` (each showing the
+/// other), `c`'s video invitation ringing at `d`. The element ids of a's and b's views.
+async fn a_call_and_a_ringing_invitation(tag: &str) -> ([Client; 4], String, String) {
+    let mut clients = Vec::new();
+    for name in ["ada", "bo", "cy", "di"] {
+        clients.push(Client::login_on(&unique(name), CLUSTER_LB).await);
+    }
+    let [a, b, c, d]: [Client; 4] = clients.try_into().unwrap_or_else(|_| unreachable!());
+    let (a_remote, b_remote) = (format!("{tag}-a-remote"), format!("{tag}-b-remote"));
+    make_div(&a_remote);
+    make_div(&b_remote);
+    ok(a.sdk.call(call_options(&b.user, 2)), "call").await;
+    b.wait_for("onInvited").await;
+    b.accept().await;
+    show_each_other(&a, &a_remote, &b, &b_remote).await;
+    ok(c.sdk.call(call_options(&d.user, 2)), "call").await;
+    d.wait_for("onInvited").await;
+    ([a, b, c, d], a_remote, b_remote)
+}
+
+/// `c` is not reconnecting (its last reconnect event, if any, is a `RECONNECTED`), and each
+/// of its reconnects resumed the session.
+fn all_reconnects_resumed(c: &Client) -> bool {
+    let names = c.names();
+    let last = names
+        .iter()
+        .rev()
+        .find(|n| *n == "onReconnecting" || *n == "onReconnected");
+    last.is_none_or(|n| n == "onReconnected")
+        && c.payloads("onReconnected")
+            .iter()
+            .all(|r| get(r, "resumed").as_bool() == Some(true))
+}
+
+/// Nothing of a call ending, nor an error or a kick-out, reached `c`.
+fn assert_nothing_ended(c: &Client) {
+    for name in ["onUserLeave", "onCallEnd", "onError", "onKickedOut"] {
+        assert!(
+            c.payloads(name).is_empty(),
+            "{}: {name} in {:?}",
+            c.user,
+            c.names()
+        );
+    }
+}
+
+/// Both calls went on: a and b still connected with video playing both ways, and hung up,
+/// both sides hearing `CALL_END`; d's invitation still ringing (once), accepted now, with
+/// video both ways, and hung up too.
+async fn both_calls_went_on(clients: [Client; 4], a_remote: &str, b_remote: &str, tag: &str) {
+    let [a, b, c, d] = clients;
+    assert_eq!(a.sdk.get_call_status(), "connected");
+    assert_eq!(b.sdk.get_call_status(), "connected");
+    assert_playing(a_remote).await;
+    assert_playing(b_remote).await;
+    // (One call at a time in the page when it ends: the hangup checks that nothing the SDK
+    // made is left in the page.)
+    hang_up(&a, &b).await;
+
+    assert_eq!(d.sdk.get_call_status(), "calling", "still ringing");
+    assert_eq!(
+        d.payloads("onInvited").len(),
+        1,
+        "rang once: {:?}",
+        d.names()
+    );
+    let (c_remote, d_remote) = (format!("{tag}-c-remote"), format!("{tag}-d-remote"));
+    make_div(&c_remote);
+    make_div(&d_remote);
+    d.accept().await;
+    show_each_other(&c, &c_remote, &d, &d_remote).await;
+    hang_up(&d, &c).await;
+    for client in [a, b, c, d] {
+        client.logout().await;
+    }
+}
+
+#[wasm_bindgen_test]
+async fn a_rolling_restart_loses_neither_a_running_call_nor_a_ringing_invitation() {
+    let tag = unique("rolling");
+    let (clients, a_remote, b_remote) = a_call_and_a_ringing_invitation(&tag).await;
+
+    for node in 0..NODES {
+        let restarted = control(&format!("restart?node={node}")).await;
+        // It exits by itself once its SDKs have moved: not at the drain timeout, which would
+        // close their sockets (1001) and make them reconnect.
+        assert_eq!(
+            get_num(&restarted, "exit"),
+            0.0,
+            "node {node}: {}",
+            canonical(&restarted)
+        );
+    }
+
+    // Every SDK sat on a node that was drained: each was told to move, and did (a new socket
+    // resumed its session), without its app hearing a thing.
+    for c in &clients {
+        assert!(
+            frames_received_by_all(&c.user, "goAway") >= 1,
+            "{}: no goAway",
+            c.user
+        );
+        assert!(
+            session_sockets(&c.user) >= 2,
+            "{}: never moved ({} socket)",
+            c.user,
+            session_sockets(&c.user)
+        );
+        assert!(
+            c.payloads("onReconnecting").is_empty() && c.payloads("onReconnected").is_empty(),
+            "{}: a move is not a reconnect the app hears of: {:?}",
+            c.user,
+            c.names()
+        );
+        assert_nothing_ended(c);
+    }
+    both_calls_went_on(clients, &a_remote, &b_remote, &tag).await;
+}
+
+#[wasm_bindgen_test]
+async fn a_node_killed_mid_call_and_mid_ring_loses_neither() {
+    let tag = unique("killed");
+    let (clients, a_remote, b_remote) = a_call_and_a_ringing_invitation(&tag).await;
+
+    for node in 0..NODES {
+        let killed = control(&format!("kill?node={node}")).await;
+        assert_eq!(get_str(&killed, "exit"), "SIGKILL");
+        // The SDKs whose socket it held (its links are gone from the balancer by now) come back
+        // through the balancer, and every reconnect resumed its session.
+        let deadline = js_sys::Date::now() + f64::from(DEADLINE_MS);
+        loop {
+            let sockets = balanced_sockets().await;
+            if sockets == 4.0 && clients.iter().all(all_reconnects_resumed) {
+                break;
+            }
+            assert!(
+                js_sys::Date::now() < deadline,
+                "after killing node {node}: {sockets} sockets through the balancer; {:?}",
+                clients.iter().map(Client::names).collect::<Vec<_>>()
+            );
+            let _ = JsFuture::from(delay(50)).await;
+        }
+    }
+    let reconnected: usize = clients
+        .iter()
+        .map(|c| c.payloads("onReconnected").len())
+        .sum();
+    assert!(reconnected >= 1, "no SDK was on a killed node");
+    for c in &clients {
+        assert_nothing_ended(c);
+    }
+    both_calls_went_on(clients, &a_remote, &b_remote, &tag).await;
+}

@@ -1,0 +1,168 @@
+// A three-node calling-server cluster for the cluster browser tests: Debian's redis-server on a
+// Unix socket, three nodes joined to it (`--redis`), and a load balancer in front, the one
+// address the SDKs know. The tests restart or kill nodes through a control API (CORS open, since
+// the tests run on another origin): a page cannot send a signal itself.
+//
+//   node cluster-control.mjs LB_PORT CONTROL_PORT FIRST_NODE_PORT BINARY LOG_DIR
+//
+// The load balancer does what an operator's does: each new TCP connection goes to the next node
+// in turn that is in rotation and answers /healthz with 200, and its bytes are carried both ways
+// untouched (WebSocket upgrades included). A node being restarted is taken out of rotation
+// before it is signalled, as an operator drains a node in two steps.
+//
+//   POST /restart?node=I  take node I out of rotation, SIGTERM it, wait for it to drain and exit
+//                         by itself, start it again and put it back once healthy; answers
+//                         {"exit": its exit code} when all that is done
+//   POST /kill?node=I     SIGKILL node I (a crash), start it again, put it back once healthy;
+//                         answers {"exit": "SIGKILL"}
+//   GET  /state           {"nodes": [{"up": bool, "connections": sockets carried to it}]};
+//                         404 until Redis and the three nodes have started
+import { spawn } from 'node:child_process';
+import { mkdtempSync, openSync, rmSync } from 'node:fs';
+import { createServer as createHttp } from 'node:http';
+import { connect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const [lbPort, controlPort, firstNodePort] = process.argv.slice(2, 5).map(Number);
+const [binary, logDir] = process.argv.slice(5, 7);
+const NODES = 3;
+// Shared by every node, so a UserSig from one is valid on all (as with --dev-secret-key in a
+// deployment of several nodes).
+const DEV_KEY = 'cluster-browser-tests-dev-secret-key';
+const START_DEADLINE_MS = 10_000;
+const NODE_FLAGS = [
+  '--dev-secret-key', DEV_KEY,
+  // Longer than a whole rolling restart, so a ringing invitation outlives it.
+  '--ring-timeout', '60',
+  // A drained node's clients are told to move within half of this.
+  '--drain-timeout', '6',
+  '--resume-grace', '10',
+];
+
+const redisDir = mkdtempSync(join(tmpdir(), 'cluster-redis-'));
+const redisSocket = join(redisDir, 'redis.sock');
+const redis = spawn('redis-server', [
+  '--port', '0', '--unixsocket', redisSocket, '--save', '', '--appendonly', 'no', '--dir', redisDir,
+], { stdio: ['ignore', openSync(join(logDir, 'cluster-redis.log'), 'a'), 'inherit'] });
+
+const nodes = Array.from({ length: NODES }, (_, i) => ({
+  port: firstNodePort + i,
+  log: openSync(join(logDir, `cluster-node-${i}.log`), 'a'),
+  child: null,
+  inRotation: false,
+  connections: new Set(),
+}));
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function healthy(node) {
+  try {
+    const res = await fetch(`http://127.0.0.1:${node.port}/healthz`, { signal: AbortSignal.timeout(1000) });
+    return res.ok;
+  } catch {
+    return false;
+  }
+}
+
+async function start(node) {
+  const child = spawn(binary, [
+    '--listen', `127.0.0.1:${node.port}`, '--redis', `redis+unix://${redisSocket}`, ...NODE_FLAGS,
+  ], { stdio: ['ignore', node.log, node.log] });
+  node.child = child;
+  child.exited = new Promise((r) => child.once('exit', (code, signal) => r(code ?? signal)));
+  const deadline = Date.now() + START_DEADLINE_MS;
+  while (!(await healthy(node))) {
+    if (node.child !== child || Date.now() > deadline) throw new Error(`node on ${node.port} did not start`);
+    await sleep(50);
+  }
+  node.inRotation = true;
+}
+
+async function stop(node, signal) {
+  node.inRotation = false;
+  const child = node.child;
+  child.kill(signal);
+  const exit = await child.exited;
+  node.child = null;
+  await start(node);
+  return exit;
+}
+
+let ready = false;
+
+// ---- the load balancer ----
+let next = 0;
+async function pick() {
+  for (let tried = 0; tried < NODES; tried++) {
+    const node = nodes[next++ % NODES];
+    if (node.inRotation && node.child && (await healthy(node))) return node;
+  }
+  return null;
+}
+
+createServer({ pauseOnConnect: true }, async (client) => {
+  const node = await pick();
+  if (!node) return client.destroy();
+  const upstream = connect(node.port, '127.0.0.1');
+  const link = { client, upstream };
+  node.connections.add(link);
+  const end = () => {
+    node.connections.delete(link);
+    client.destroy();
+    upstream.destroy();
+  };
+  client.on('error', end).on('close', end);
+  upstream.on('error', end).on('close', end);
+  client.pipe(upstream);
+  upstream.pipe(client);
+  client.resume();
+}).listen(lbPort, '127.0.0.1');
+
+// ---- the control API ----
+createHttp(async (req, res) => {
+  const url = new URL(req.url, 'http://x');
+  const headers = { 'access-control-allow-origin': '*', 'content-type': 'application/json' };
+  if (req.method === 'OPTIONS') {
+    res.writeHead(204, { ...headers, 'access-control-allow-methods': 'GET, POST' });
+    return res.end();
+  }
+  let body;
+  try {
+    const node = nodes[Number(url.searchParams.get('node'))];
+    if (req.method === 'POST' && url.pathname === '/restart' && node?.child) {
+      body = { exit: await stop(node, 'SIGTERM') };
+    } else if (req.method === 'POST' && url.pathname === '/kill' && node?.child) {
+      body = { exit: await stop(node, 'SIGKILL') };
+    } else if (req.method === 'GET' && url.pathname === '/state' && ready) {
+      body = { nodes: nodes.map((n) => ({ up: n.inRotation, connections: n.connections.size })) };
+    } else {
+      res.writeHead(404, headers);
+      return res.end();
+    }
+  } catch (e) {
+    res.writeHead(409, headers);
+    return res.end(JSON.stringify({ error: e.message }));
+  }
+  res.writeHead(200, headers);
+  res.end(JSON.stringify(body));
+}).listen(controlPort, '127.0.0.1');
+
+function shutdown() {
+  for (const node of nodes) node.child?.kill('SIGKILL');
+  redis.kill('SIGKILL');
+  rmSync(redisDir, { recursive: true, force: true });
+  process.exit(0);
+}
+process.on('SIGTERM', shutdown).on('SIGINT', shutdown);
+
+// Redis first (its socket must exist before a node connects), then the nodes.
+const redisDeadline = Date.now() + START_DEADLINE_MS;
+while (!(await new Promise((r) => {
+  const probe = connect(redisSocket).once('connect', () => { probe.destroy(); r(true); }).once('error', () => r(false));
+}))) {
+  if (Date.now() > redisDeadline) throw new Error('redis-server did not start');
+  await sleep(50);
+}
+for (const node of nodes) await start(node);
+ready = true;
