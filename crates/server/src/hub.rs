@@ -318,6 +318,12 @@ impl Hub {
     fn build(config: Config, authority: Authority, cluster: Option<Arc<Cluster>>) -> Arc<Self> {
         let first_session = cluster.as_ref().map_or(1, |c| c.first_session_id());
         let metrics = Arc::new(Metrics::new());
+        // Only a cluster node has the Redis metrics.
+        if let Some(cluster) = &cluster {
+            if let Some(redis) = metrics.redis() {
+                cluster.observe_with(redis);
+            }
+        }
         Arc::new(Hub {
             metrics: metrics.clone(),
             gate: Gate::new(&config.limits),

@@ -127,6 +127,19 @@ impl InviteTimes {
     }
 }
 
+/// The metrics of a cluster node's use of Redis (registered only on a cluster node).
+#[derive(Clone)]
+pub struct RedisMetrics {
+    /// One command's round trip: the heartbeat and the deadline poll, each a single one.
+    pub round_trip: Histogram,
+    /// What a request waits on Redis to be decided: its reads and EXEC, every attempt.
+    pub decision: Histogram,
+    /// Commands that did not reach Redis (or got an error from it).
+    pub errors: IntCounter,
+    /// Transactions undone by a concurrent change to what they read, and run again.
+    pub conflicts: IntCounter,
+}
+
 /// The metrics of one server. Their definitions are fixed (a unit test registers them); were
 /// registering them to fail anyway, the server logs it and serves without metrics.
 pub struct Metrics(Option<Handles>);
@@ -277,6 +290,18 @@ impl Metrics {
         }
     }
 
+    /// Registers the metrics of a cluster node's Redis; None where metrics are off.
+    pub fn redis(&self) -> Option<RedisMetrics> {
+        let h = self.0.as_ref()?;
+        match RedisMetrics::register(&h.registry) {
+            Ok(redis) => Some(redis),
+            Err(err) => {
+                tracing::error!(%err, "the Redis metrics could not be registered");
+                None
+            }
+        }
+    }
+
     /// The text exposition of every metric.
     pub fn encode(&self) -> Result<String, prometheus::Error> {
         let Some(h) = &self.0 else {
@@ -294,20 +319,55 @@ impl Default for Metrics {
     }
 }
 
+/// Registers a metric and hands it back: every handle is made this way.
+fn reg<C: prometheus::core::Collector + Clone + 'static>(
+    registry: &Registry,
+    metric: Result<C, prometheus::Error>,
+) -> Result<C, prometheus::Error> {
+    let metric = metric?;
+    registry.register(Box::new(metric.clone()))?;
+    Ok(metric)
+}
+
+impl RedisMetrics {
+    fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let histogram = |name: &str, help: &str| {
+            reg(
+                registry,
+                Histogram::with_opts(HistogramOpts::new(name, help).buckets(RING_BUCKETS.to_vec())),
+            )
+        };
+        Ok(RedisMetrics {
+            round_trip: histogram(
+                "calling_redis_round_trip_seconds",
+                "One command's round trip to Redis (the heartbeat's and the deadline poll's)",
+            )?,
+            decision: histogram(
+                "calling_redis_decision_seconds",
+                "From a request's first read in Redis to its transaction's EXEC, retries included",
+            )?,
+            errors: reg(
+                registry,
+                IntCounter::new(
+                    "calling_redis_errors_total",
+                    "Redis commands that failed (Redis unreachable or answering an error)",
+                ),
+            )?,
+            conflicts: reg(
+                registry,
+                IntCounter::new(
+                    "calling_redis_conflicts_total",
+                    "Transactions undone by a concurrent change (another node) and run again",
+                ),
+            )?,
+        })
+    }
+}
+
 impl Handles {
     /// Registers every metric.
     fn register() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
-        // Registers a metric and hands it back: every handle below is made this way.
-        fn reg<C: prometheus::core::Collector + Clone + 'static>(
-            registry: &Registry,
-            metric: Result<C, prometheus::Error>,
-        ) -> Result<C, prometheus::Error> {
-            let metric = metric?;
-            registry.register(Box::new(metric.clone()))?;
-            Ok(metric)
-        }
-
         let sessions = reg(
             &registry,
             IntGaugeVec::new(

@@ -433,6 +433,10 @@ async fn while_redis_is_down_nodes_say_so_and_decide_nothing_then_carry_on_when_
     let refused = expect(&mut alice, "error").await;
     assert_eq!(refused["code"], "unavailable", "{refused}");
     assert_eq!(refused["requestId"], 9);
+    // Each node counts the commands that did not reach Redis.
+    for node in &cluster.nodes {
+        assert!(metric(node.addr, "calling_redis_errors_total").await > 0.0);
+    }
     // The outage outlasts the time after which a silent node counts as dead (5 s): no node
     // heartbeat reached Redis meanwhile, yet none of them died.
     tokio::time::sleep(Duration::from_secs(6)).await;
@@ -712,4 +716,72 @@ async fn a_drained_node_tells_its_sdks_the_session_is_shared_and_one_that_stayed
     send(&mut alice, &hangup(room)).await;
     expect(&mut bob, "memberLeft").await;
     assert_eq!(expect(&mut bob, "callEnded").await["userId"], "alice");
+}
+
+/// A counter's value, or a histogram's count, in `/metrics` of the node at `addr` (read with
+/// a Prometheus text-format parser).
+async fn metric(addr: SocketAddr, name: &str) -> f64 {
+    let (_, text) = get(addr, "/metrics").await;
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+        .expect("the exposition parses");
+    let sample = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == name)
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"));
+    match &sample.value {
+        prometheus_parse::Value::Counter(v) => *v,
+        // The +Inf bucket: every observation.
+        prometheus_parse::Value::Histogram(buckets) => {
+            buckets.iter().map(|b| b.count).fold(0.0, f64::max)
+        }
+        other => panic!("{name}: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_node_counts_its_redis_round_trips_decisions_and_conflicts() {
+    let cluster = cluster(2, &[]).await;
+    let nodes = [cluster.nodes[0].addr, cluster.nodes[1].addr];
+    // The heartbeat and the deadline poll are timed as they run.
+    let first = metric(nodes[0], "calling_redis_round_trip_seconds").await;
+    let deadline = Instant::now() + DEADLINE;
+    while metric(nodes[0], "calling_redis_round_trip_seconds").await < first + 2.0 {
+        assert!(Instant::now() < deadline, "round trips are not counted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Each request a node decides in Redis is timed there.
+    let decided = metric(nodes[0], "calling_redis_decision_seconds").await;
+    let (mut alice, _) = login_resumable(&cluster, 0, "alice").await;
+    let (mut bob, _) = login_resumable(&cluster, 1, "bob").await;
+    let room = connect(&mut alice, &mut bob).await;
+    // alice's login and invite at least, on node 0.
+    assert!(metric(nodes[0], "calling_redis_decision_seconds").await >= decided + 2.0);
+
+    // Signals crossing between two resumable sessions write both users' records (their
+    // numbering), so transactions on the two nodes undo each other and run again.
+    const EACH: usize = 40;
+    let (alice_offers, bob_offers): (Vec<_>, Vec<_>) = (0..EACH)
+        .map(|n| {
+            (
+                text(&offer(room, "bob", &format!("a{n}"))),
+                text(&offer(room, "alice", &format!("b{n}"))),
+            )
+        })
+        .unzip();
+    tokio::join!(
+        send_all(&mut alice, alice_offers),
+        send_all(&mut bob, bob_offers)
+    );
+    for c in [&mut alice, &mut bob] {
+        for _ in 0..EACH {
+            expect(c, "signal").await;
+        }
+    }
+    let conflicts = metric(nodes[0], "calling_redis_conflicts_total").await
+        + metric(nodes[1], "calling_redis_conflicts_total").await;
+    assert!(conflicts > 0.0, "no conflict counted");
+    for node in nodes {
+        assert_eq!(metric(node, "calling_redis_errors_total").await, 0.0);
+    }
 }

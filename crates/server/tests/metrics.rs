@@ -105,6 +105,8 @@ async fn sessions_calls_outcomes_and_relays_are_counted() {
     assert_eq!(m0.sessions(), 0.0);
     assert_eq!(m0.get("calling_logins_total", &[]), 0.0);
     assert_eq!(m0.get("calling_calls", &[]), 0.0);
+    // A single process has no Redis, nor its metrics.
+    assert!(!m0.text.contains("calling_redis_"), "{}", m0.text);
 
     // Accepted: a call with its latencies.
     let (mut alice, mut bob, room, _) = connected_pair(&server).await;

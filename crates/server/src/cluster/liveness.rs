@@ -24,12 +24,14 @@ impl Cluster {
     /// Records that this node is alive now.
     async fn beat(&self) -> redis::RedisResult<()> {
         let mut conn = self.pool.get().await?;
+        let sent = Instant::now();
         redis::cmd("ZADD")
             .arg(records::NODES_ALIVE)
             .arg(self.clock.now_ms())
             .arg(self.node)
             .exec_async(&mut conn)
             .await?;
+        self.round_trip_took(sent);
         self.pool.put(conn);
         Ok(())
     }

@@ -17,7 +17,7 @@ mod records;
 mod txn;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use calling_protocol::{ErrorCode, RoomId};
@@ -29,6 +29,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::config::Config;
 use crate::hub::Hub;
+use crate::metrics::RedisMetrics;
 use crate::registry::{Outcome, Refusal, SessionId};
 use crate::request::Request;
 pub use records::{token_hash, Clock};
@@ -205,6 +206,8 @@ pub struct Cluster {
     clock: Clock,
     ring_timeout: Duration,
     resume_grace: Duration,
+    /// Set once the node's metrics exist (after this); unset where metrics are off.
+    metrics: OnceLock<RedisMetrics>,
 }
 
 impl Cluster {
@@ -235,6 +238,7 @@ impl Cluster {
             clock: Clock::new(),
             ring_timeout: config.ring_timeout,
             resume_grace: config.resume_grace,
+            metrics: OnceLock::new(),
         };
         let cluster = Arc::new(cluster);
         let reader = cluster.reader().await?;
@@ -251,6 +255,18 @@ impl Cluster {
             .await
     }
 
+    /// Counts what the node does with Redis in `metrics` from now on.
+    pub fn observe_with(&self, metrics: RedisMetrics) {
+        let _ = self.metrics.set(metrics);
+    }
+
+    /// One command's round trip, timed from `since`.
+    fn round_trip_took(&self, since: Instant) {
+        if let Some(m) = self.metrics.get() {
+            m.round_trip.observe(since.elapsed().as_secs_f64());
+        }
+    }
+
     /// Whether the node can take part: Redis answers and it reads its stream of deliveries. While it
     /// cannot, requests are answered with an error and nothing is decided here alone.
     pub fn is_ready(&self) -> bool {
@@ -260,6 +276,9 @@ impl Cluster {
     /// Records whether a command reached Redis, logging the changes.
     fn reached<T>(&self, result: redis::RedisResult<T>) -> redis::RedisResult<T> {
         let ok = result.is_ok();
+        if let (false, Some(m)) = (ok, self.metrics.get()) {
+            m.errors.inc();
+        }
         if !ok {
             // Whatever broke one connection (a Redis restart) broke the idle ones too.
             self.pool.clear();
@@ -334,6 +353,15 @@ impl Cluster {
 
     /// Runs attempts of `op` until one is not undone by a concurrent change.
     async fn run_attempts(&self, op: Op) -> Result<txn::Attempt, Refusal> {
+        let started = Instant::now();
+        let result = self.attempts(op).await;
+        if let Some(m) = self.metrics.get() {
+            m.decision.observe(started.elapsed().as_secs_f64());
+        }
+        result
+    }
+
+    async fn attempts(&self, op: Op) -> Result<txn::Attempt, Refusal> {
         for attempt in 1..=MAX_ATTEMPTS {
             let mut conn = self
                 .reached(self.pool.get().await)
@@ -345,6 +373,9 @@ impl Cluster {
                 }
                 Ok(txn::Attempt::Conflict) => {
                     self.pool.put(conn);
+                    if let Some(m) = self.metrics.get() {
+                        m.conflicts.inc();
+                    }
                     debug!(attempt, "a concurrent change: deciding again");
                 }
                 Ok(done) => {
@@ -386,8 +417,10 @@ impl Cluster {
         pipe.cmd("MGET")
             .arg(records::CALLS_COUNT)
             .arg(records::RINGING_COUNT);
+        let sent = Instant::now();
         let (rings, graces, counts): (Vec<String>, Vec<String>, Vec<Option<i64>>) =
             pipe.query_async(&mut conn).await?;
+        self.round_trip_took(sent);
         self.pool.put(conn);
         let count = |n: Option<&Option<i64>>| {
             n.copied()
