@@ -1,7 +1,8 @@
 // A three-node calling-server cluster for the cluster browser tests: Debian's redis-server on a
-// Unix socket, three nodes joined to it (`--redis`), and a load balancer in front, the one
-// address the SDKs know. The tests restart or kill nodes through a control API (CORS open, since
-// the tests run on another origin): a page cannot send a signal itself.
+// Unix socket (every write synced to its append-only file, as a deployment's `appendonly yes`),
+// three nodes joined to it (`--redis`), and a load balancer in front, the one address the SDKs
+// know. The tests restart or kill nodes, or Redis, through a control API (CORS open, since the
+// tests run on another origin): a page cannot send a signal itself.
 //
 //   node cluster-control.mjs LB_PORT CONTROL_PORT FIRST_NODE_PORT BINARY LOG_DIR
 //
@@ -15,6 +16,10 @@
 //                         {"exit": its exit code} when all that is done
 //   POST /kill?node=I     SIGKILL node I (a crash), start it again, put it back once healthy;
 //                         answers {"exit": "SIGKILL"}
+//   POST /restart-redis?downMs=N
+//                         SIGKILL redis-server, wait until every node says it cannot reach it
+//                         (/healthz 503), leave it down N ms more, start it again (its append-only file, synced on every
+//                         write, keeps everything) and wait until every node is healthy again
 //   GET  /state           {"nodes": [{"up": bool, "connections": sockets carried to it}]};
 //                         404 until Redis and the three nodes have started
 import { spawn } from 'node:child_process';
@@ -42,9 +47,46 @@ const NODE_FLAGS = [
 
 const redisDir = mkdtempSync(join(tmpdir(), 'cluster-redis-'));
 const redisSocket = join(redisDir, 'redis.sock');
-const redis = spawn('redis-server', [
-  '--port', '0', '--unixsocket', redisSocket, '--save', '', '--appendonly', 'no', '--dir', redisDir,
-], { stdio: ['ignore', openSync(join(logDir, 'cluster-redis.log'), 'a'), 'inherit'] });
+const redisLog = openSync(join(logDir, 'cluster-redis.log'), 'a');
+let redis = null;
+
+function startRedis() {
+  redis = spawn('redis-server', [
+    '--port', '0', '--unixsocket', redisSocket, '--save', '', '--dir', redisDir,
+    '--appendonly', 'yes', '--appendfsync', 'always',
+  ], { stdio: ['ignore', redisLog, 'inherit'] });
+  redis.exited = new Promise((r) => redis.once('exit', r));
+}
+
+// Until redis-server answers on its socket.
+async function redisUp() {
+  const deadline = Date.now() + START_DEADLINE_MS;
+  while (!(await new Promise((r) => {
+    const probe = connect(redisSocket).once('connect', () => { probe.destroy(); r(true); }).once('error', () => r(false));
+  }))) {
+    if (Date.now() > deadline) throw new Error('redis-server did not start');
+    await sleep(50);
+  }
+}
+
+// Until every node's /healthz is (or is not) 200.
+async function nodesHealthy(wanted) {
+  const deadline = Date.now() + START_DEADLINE_MS;
+  while ((await Promise.all(nodes.map(healthy))).some((h) => h !== wanted)) {
+    if (Date.now() > deadline) throw new Error(`the nodes did not become ${wanted ? '' : 'un'}healthy`);
+    await sleep(50);
+  }
+}
+
+async function restartRedis(downMs) {
+  redis.kill('SIGKILL');
+  await redis.exited;
+  await nodesHealthy(false);
+  await sleep(downMs);
+  startRedis();
+  await redisUp();
+  await nodesHealthy(true);
+}
 
 const nodes = Array.from({ length: NODES }, (_, i) => ({
   port: firstNodePort + i,
@@ -134,6 +176,9 @@ createHttp(async (req, res) => {
       body = { exit: await stop(node, 'SIGTERM') };
     } else if (req.method === 'POST' && url.pathname === '/kill' && node?.child) {
       body = { exit: await stop(node, 'SIGKILL') };
+    } else if (req.method === 'POST' && url.pathname === '/restart-redis') {
+      await restartRedis(Number(url.searchParams.get('downMs') ?? 0));
+      body = {};
     } else if (req.method === 'GET' && url.pathname === '/state' && ready) {
       body = { nodes: nodes.map((n) => ({ up: n.inRotation, connections: n.connections.size })) };
     } else {
@@ -157,12 +202,7 @@ function shutdown() {
 process.on('SIGTERM', shutdown).on('SIGINT', shutdown);
 
 // Redis first (its socket must exist before a node connects), then the nodes.
-const redisDeadline = Date.now() + START_DEADLINE_MS;
-while (!(await new Promise((r) => {
-  const probe = connect(redisSocket).once('connect', () => { probe.destroy(); r(true); }).once('error', () => r(false));
-}))) {
-  if (Date.now() > redisDeadline) throw new Error('redis-server did not start');
-  await sleep(50);
-}
+startRedis();
+await redisUp();
 for (const node of nodes) await start(node);
 ready = true;

@@ -6,7 +6,8 @@
 //! SDK to another node, mid-call and mid-ring: the call's video keeps playing, the invitation
 //! still rings and can be accepted, no app hears anything of it, and hangups end both calls
 //! with `CALL_END`. A node killed outright loses nothing either: the SDKs it held reconnect
-//! through the balancer and resume on another node.
+//! through the balancer and resume on another node. Nor does a Redis restart: the nodes say
+//! they cannot decide anything meanwhile, and carry on once it is back.
 
 use crate::common::*;
 use crate::video::*;
@@ -16,7 +17,7 @@ use wasm_bindgen_test::*;
 
 const NODES: usize = 3;
 
-/// Sends `command` (`restart?node=I`, `kill?node=I`) to the cluster's control; its answer.
+/// Sends `command` (`restart?node=I`, `kill?node=I`, `restart-redis?downMs=N`) to the cluster's control; its answer.
 async fn control(command: &str) -> JsValue {
     let url = format!("http://{CLUSTER_CONTROL}/{command}");
     let init = web_sys::RequestInit::new();
@@ -193,6 +194,25 @@ async fn a_node_killed_mid_call_and_mid_ring_loses_neither() {
         .sum();
     assert!(reconnected >= 1, "no SDK was on a killed node");
     for c in &clients {
+        assert_nothing_ended(c);
+    }
+    both_calls_went_on(clients, &a_remote, &b_remote, &tag).await;
+}
+
+#[wasm_bindgen_test]
+async fn a_redis_restart_mid_call_and_mid_ring_loses_neither_and_nobody_hears_of_it() {
+    let tag = unique("redis");
+    let (clients, a_remote, b_remote) = a_call_and_a_ringing_invitation(&tag).await;
+    // Answers once every node said it could not reach Redis (503), Redis stayed down 3 s more,
+    // and every node said it can reach it again. The SDKs' heartbeats go on meanwhile.
+    control("restart-redis?downMs=3000").await;
+    for c in &clients {
+        assert!(
+            c.payloads("onReconnecting").is_empty(),
+            "{}: the sockets stay up through it: {:?}",
+            c.user,
+            c.names()
+        );
         assert_nothing_ended(c);
     }
     both_calls_went_on(clients, &a_remote, &b_remote, &tag).await;
