@@ -260,6 +260,13 @@ impl Cluster {
         let _ = self.metrics.set(metrics);
     }
 
+    /// A command that did not reach Redis, or got an error from it.
+    fn count_error(&self) {
+        if let Some(m) = self.metrics.get() {
+            m.errors.inc();
+        }
+    }
+
     /// One command's round trip, timed from `since`.
     fn round_trip_took(&self, since: Instant) {
         if let Some(m) = self.metrics.get() {
@@ -276,10 +283,8 @@ impl Cluster {
     /// Records whether a command reached Redis, logging the changes.
     fn reached<T>(&self, result: redis::RedisResult<T>) -> redis::RedisResult<T> {
         let ok = result.is_ok();
-        if let (false, Some(m)) = (ok, self.metrics.get()) {
-            m.errors.inc();
-        }
         if !ok {
+            self.count_error();
             // Whatever broke one connection (a Redis restart) broke the idle ones too.
             self.pool.clear();
         }
@@ -458,6 +463,7 @@ async fn receive(cluster: Arc<Cluster>, mut reader: Option<MultiplexedConnection
             match cluster.reader().await {
                 Ok(conn) => reader = Some(conn),
                 Err(err) => {
+                    cluster.count_error();
                     debug!(%err, "cannot reconnect the node's stream");
                     tokio::time::sleep(REREAD_AFTER).await;
                     continue;
@@ -480,6 +486,7 @@ async fn receive(cluster: Arc<Cluster>, mut reader: Option<MultiplexedConnection
         let entries = match read {
             Ok(value) => stream_entries(value),
             Err(err) => {
+                cluster.count_error();
                 if cluster.subscribed.swap(false, Ordering::Relaxed) {
                     error!(node = cluster.node, %err, "lost the node's stream of deliveries");
                 }
