@@ -49,6 +49,22 @@ const MAX_ATTEMPTS: usize = 32;
 /// Idle connections kept for transactions.
 const IDLE_CONNECTIONS: usize = 64;
 
+/// Longest a command may wait for Redis's answer before the node takes Redis for unreachable.
+/// Well above what a loaded machine adds to a round trip (the client's default, 500 ms, made a
+/// node starved of CPU for a moment drop its sessions' decisions); a Redis that is down fails
+/// at once anyway (the connection is refused or reset).
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Longest a new connection to Redis may take.
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How the node's connections to Redis are made.
+fn connection_config() -> redis::AsyncConnectionConfig {
+    redis::AsyncConnectionConfig::new()
+        .set_response_timeout(Some(RESPONSE_TIMEOUT))
+        .set_connection_timeout(Some(CONNECTION_TIMEOUT))
+}
+
 /// How long the node waits before reading its stream again after losing its connection.
 const REREAD_AFTER: Duration = Duration::from_millis(100);
 
@@ -173,7 +189,11 @@ impl Pool {
             .pop();
         match idle {
             Some(conn) => Ok(conn),
-            None => self.client.get_multiplexed_async_connection().await,
+            None => {
+                self.client
+                    .get_multiplexed_async_connection_with_config(&connection_config())
+                    .await
+            }
         }
     }
 
@@ -218,7 +238,9 @@ impl Cluster {
         config: &Config,
     ) -> redis::RedisResult<(Arc<Cluster>, MultiplexedConnection)> {
         let client = redis::Client::open(url)?;
-        let mut conn = client.get_multiplexed_async_connection().await?;
+        let mut conn = client
+            .get_multiplexed_async_connection_with_config(&connection_config())
+            .await?;
         let node: u64 = redis::cmd("INCR")
             .arg(records::NODE_COUNTER)
             .query_async(&mut conn)
@@ -247,8 +269,7 @@ impl Cluster {
 
     /// A connection for reading the node's stream: its reads block for up to [`READ_BLOCK`].
     async fn reader(&self) -> redis::RedisResult<MultiplexedConnection> {
-        let config = redis::AsyncConnectionConfig::new()
-            .set_response_timeout(Some(READ_BLOCK + Duration::from_secs(2)));
+        let config = connection_config().set_response_timeout(Some(READ_BLOCK + RESPONSE_TIMEOUT));
         self.pool
             .client
             .get_multiplexed_async_connection_with_config(&config)
