@@ -3,7 +3,8 @@
 #   unshare --net bash bench/netns-part.sh PART
 # i.e. inside a fresh network namespace whose only interface is loopback, so whatever the part
 # starts (servers, Chromium, load generator) can reach nothing but 127.0.0.0/8.
-# Reads OUT, APP, BIN, CALLS, SHORT_CALLS, SESSIONS, RATES from the environment.
+# Reads OUT, APP, BIN, CALLS, SHORT_CALLS, SESSIONS, RATES, CLUSTER_RATES, FAILOVER_SESSIONS from
+# the environment.
 set -euo pipefail
 ip link set lo up
 
@@ -39,6 +40,26 @@ start_peer_server() {
   wait_port 9000
 }
 
+# Redis (on a Unix socket, nothing on disk: the bench measures the nodes, not Redis's fsync)
+# and three calling-server nodes joined to it on ports 8081-8083; their pids in $nodes.
+start_cluster() {
+  local dir
+  dir=$(mktemp -d)
+  redis-server --port 0 --unixsocket "$dir/redis.sock" --save '' --appendonly no --dir "$dir" \
+    > "$OUT/$1-redis.log" 2>&1 &
+  pids+=("$!")
+  for _ in $(seq 200); do [ -S "$dir/redis.sock" ] && break; sleep 0.1; done
+  nodes=()
+  for i in 0 1 2; do
+    "$BIN/calling-server" --listen "127.0.0.1:$((8081 + i))" --app "$APP" --max-connections 0 \
+      --max-pending-logins 0 --max-connections-per-address 0 --redis "redis+unix://$dir/redis.sock" \
+      > "$OUT/$1-node-$i.log" 2>&1 &
+    nodes+=("$!")
+    pids+=("$!")
+    wait_port $((8081 + i))
+  done
+}
+
 case "$1" in
   callsetup)
     start_calling_server callsetup
@@ -55,6 +76,25 @@ case "$1" in
     start_calling_server load
     "$BIN/calling-loadgen" ours --url ws://127.0.0.1:8080/ws --app "$APP" --server-pid "$server" \
       --sessions "$SESSIONS" --rates "$RATES" --out "$OUT/loadgen-ours.json" > /dev/null
+    ;;
+  load-cluster)
+    start_cluster cluster
+    urls=ws://127.0.0.1:8081/ws,ws://127.0.0.1:8082/ws,ws://127.0.0.1:8083/ws
+    # Sessions: one load generator per node, all at once (one process can hold no more sockets
+    # than its open-file limit).
+    for i in 0 1 2; do
+      "$BIN/calling-loadgen" ours --url "ws://127.0.0.1:$((8081 + i))/ws" --app "$APP" \
+        --server-pid "${nodes[$i]}" --sessions $(((SESSIONS + 2) / 3)) --phases hold \
+        --out "$OUT/loadgen-cluster-hold-$i.json" > /dev/null &
+      holders+=("$!")
+    done
+    wait "${holders[@]}" || true
+    # Invitations with the two parties of every call on two different nodes; then a node
+    # killed under resumable sessions, which resume on the other two.
+    "$BIN/calling-loadgen" ours --url "$urls" --app "$APP" \
+      --server-pid "${nodes[0]},${nodes[1]},${nodes[2]}" --rates "$CLUSTER_RATES" \
+      --phases cycles,failover --failover-sessions "$FAILOVER_SESSIONS" \
+      --out "$OUT/loadgen-cluster.json" > /dev/null
     ;;
   load-peer)
     start_peer_server load

@@ -39,22 +39,96 @@ pub enum ConnError {
     Url(String),
 }
 
-/// Where the server is and which source addresses the clients use.
+/// Where the server is (or its nodes are) and which source addresses the clients use.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
-    /// The WebSocket URL without query (e.g. `ws://127.0.0.1:8080/ws`).
-    pub url: String,
-    pub addr: SocketAddr,
+    /// The server, or every node of a cluster: the `index`-th client goes to node
+    /// `index % nodes.len()`, so the two clients of a pair (indices `2i`, `2i + 1`) are always on
+    /// different nodes when there are several.
+    nodes: Vec<Node>,
     /// Number of source addresses, 127.0.0.2 upwards; 0 means let the kernel pick (127.0.0.1).
     pub sources: u32,
     /// Clients per source address before moving on to the next one.
     pub per_source: u32,
 }
 
+#[derive(Debug, Clone)]
+struct Node {
+    /// The WebSocket URL without query (e.g. `ws://127.0.0.1:8080/ws`).
+    url: String,
+    addr: SocketAddr,
+}
+
 impl Endpoint {
-    /// Parses `url` and refuses any host that is not a loopback IP address: load only ever goes
-    /// to this machine.
-    pub fn new(url: &str, sources: u32, per_source: u32) -> Result<Self, ConnError> {
+    /// Parses each of `urls` (at least one) and refuses any host that is not a loopback IP
+    /// address: load only ever goes to this machine.
+    pub fn new(urls: &[String], sources: u32, per_source: u32) -> Result<Self, ConnError> {
+        if urls.is_empty() {
+            return Err(ConnError::Url("no server URL".into()));
+        }
+        let nodes = urls
+            .iter()
+            .map(|url| Node::new(url))
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            nodes,
+            sources,
+            per_source: per_source.max(1),
+        })
+    }
+
+    fn node(&self, index: u32) -> &Node {
+        &self.nodes[index as usize % self.nodes.len()]
+    }
+
+    /// The URL (without query) of the node the `index`-th client connects to.
+    pub fn url(&self, index: u32) -> &str {
+        &self.node(index).url
+    }
+
+    /// Source address for the `index`-th client.
+    fn source(&self, index: u32) -> Option<IpAddr> {
+        if self.sources == 0 || !self.node(index).addr.is_ipv4() {
+            return None;
+        }
+        let slot = (index / self.per_source) % self.sources;
+        // 127.0.0.2 .. 127.0.(sources+1); every one of them is on `lo`.
+        let n = 2 + slot;
+        Some(IpAddr::V4(Ipv4Addr::new(
+            127,
+            0,
+            (n >> 8) as u8,
+            (n & 0xff) as u8,
+        )))
+    }
+
+    /// TCP connect (from the client's source address) to the `index`-th client's node and
+    /// WebSocket handshake to `url` there.
+    pub async fn open(&self, index: u32, url: &str) -> Result<Ws, ConnError> {
+        let addr = self.node(index).addr;
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        if let Some(src) = self.source(index) {
+            defer_port_choice(&socket)?;
+            socket.bind(SocketAddr::new(src, 0))?;
+        }
+        let stream = socket.connect(addr).await?;
+        stream.set_nodelay(true)?;
+        // Small buffers: tens of thousands of mostly idle clients live in this one process.
+        let config = WebSocketConfig::default()
+            .read_buffer_size(4096)
+            .write_buffer_size(0);
+        let (ws, _) =
+            tokio_tungstenite::client_async_with_config(url, stream, Some(config)).await?;
+        Ok(ws)
+    }
+}
+
+impl Node {
+    fn new(url: &str) -> Result<Self, ConnError> {
         let uri: Uri = url
             .parse()
             .map_err(|e| ConnError::Url(format!("{url}: {e}")))?;
@@ -72,50 +146,10 @@ impl Endpoint {
             )));
         }
         let port = uri.port_u16().unwrap_or(80);
-        Ok(Self {
+        Ok(Node {
             url: url.to_owned(),
             addr: SocketAddr::new(ip, port),
-            sources,
-            per_source: per_source.max(1),
         })
-    }
-
-    /// Source address for the `index`-th client.
-    fn source(&self, index: u32) -> Option<IpAddr> {
-        if self.sources == 0 || !self.addr.is_ipv4() {
-            return None;
-        }
-        let slot = (index / self.per_source) % self.sources;
-        // 127.0.0.2 .. 127.0.(sources+1); every one of them is on `lo`.
-        let n = 2 + slot;
-        Some(IpAddr::V4(Ipv4Addr::new(
-            127,
-            0,
-            (n >> 8) as u8,
-            (n & 0xff) as u8,
-        )))
-    }
-
-    /// TCP connect (from the client's source address) and WebSocket handshake to `url`.
-    pub async fn open(&self, index: u32, url: &str) -> Result<Ws, ConnError> {
-        let socket = if self.addr.is_ipv4() {
-            TcpSocket::new_v4()?
-        } else {
-            TcpSocket::new_v6()?
-        };
-        if let Some(src) = self.source(index) {
-            defer_port_choice(&socket)?;
-            socket.bind(SocketAddr::new(src, 0))?;
-        }
-        let stream = socket.connect(self.addr).await?;
-        stream.set_nodelay(true)?;
-        // Small buffers: tens of thousands of mostly idle clients live in this one process.
-        let config = WebSocketConfig::default()
-            .read_buffer_size(4096)
-            .write_buffer_size(0);
-        let (ws, _) =
-            tokio_tungstenite::client_async_with_config(url, stream, Some(config)).await?;
-        Ok(ws)
     }
 }
 
@@ -205,6 +239,12 @@ pub mod ours {
         }
     }
 
+    async fn connect(ep: &Endpoint, index: u32, deadline: Instant) -> Result<Ws, ConnError> {
+        timeout_at(deadline, ep.open(index, ep.url(index)))
+            .await
+            .map_err(|_| ConnError::Timeout("connect"))?
+    }
+
     /// Connects and logs in as `user_id`, waiting for `loginOk`.
     pub async fn login(
         ep: &Endpoint,
@@ -213,24 +253,80 @@ pub mod ours {
         user_id: &str,
         within: Duration,
     ) -> Result<Ws, ConnError> {
+        let (ws, _) = login_with(ep, index, app, user_id, false, within).await?;
+        Ok(ws)
+    }
+
+    /// [`login`] of a resumable session: also its resume token.
+    pub async fn login_resumable(
+        ep: &Endpoint,
+        index: u32,
+        app: &App,
+        user_id: &str,
+        within: Duration,
+    ) -> Result<(Ws, String), ConnError> {
+        let (ws, token) = login_with(ep, index, app, user_id, true, within).await?;
+        let token = token.ok_or_else(|| ConnError::Refused("no resume token offered".into()))?;
+        Ok((ws, token))
+    }
+
+    async fn login_with(
+        ep: &Endpoint,
+        index: u32,
+        app: &App,
+        user_id: &str,
+        resumable: bool,
+        within: Duration,
+    ) -> Result<(Ws, Option<String>), ConnError> {
         let deadline = Instant::now() + within;
-        let mut ws = timeout_at(deadline, ep.open(index, &ep.url))
-            .await
-            .map_err(|_| ConnError::Timeout("connect"))??;
+        let mut ws = connect(ep, index, deadline).await?;
         let user_sig = usersig::generate(app.id, &app.key, user_id, unix_now(), 86_400, None);
         let login = ClientMessage::Login {
             sdk_app_id: app.id,
             user_id: user_id.to_owned(),
             user_sig,
             protocol_version: PROTOCOL_VERSION,
-            resumable: false,
+            resumable,
         };
         send(&mut ws, &login).await?;
         let outcome = recv_until(&mut ws, deadline, "loginOk", |m| match m {
-            ServerMessage::LoginOk(_) => Some(Ok(())),
+            ServerMessage::LoginOk(ok) => Some(Ok(ok.resume.map(|grant| grant.token))),
             ServerMessage::Error(ErrorReply { code, message, .. }) => {
                 Some(Err(format!("{code:?}: {message}")))
             }
+            _ => None,
+        })
+        .await?;
+        let token = outcome.map_err(ConnError::Refused)?;
+        Ok((ws, token))
+    }
+
+    /// Connects as the `index`-th client and resumes `user_id`'s session with `token` (nothing
+    /// received yet), waiting for `resumed`.
+    pub async fn resume(
+        ep: &Endpoint,
+        index: u32,
+        app: &App,
+        user_id: &str,
+        token: &str,
+        within: Duration,
+    ) -> Result<Ws, ConnError> {
+        let deadline = Instant::now() + within;
+        let mut ws = connect(ep, index, deadline).await?;
+        let resume = ClientMessage::Resume {
+            sdk_app_id: app.id,
+            user_id: user_id.to_owned(),
+            token: token.to_owned(),
+            last_seq: 0,
+            protocol_version: PROTOCOL_VERSION,
+        };
+        send(&mut ws, &resume).await?;
+        let outcome = recv_until(&mut ws, deadline, "resumed", |m| match m {
+            ServerMessage::Resumed(_) => Some(Ok(())),
+            ServerMessage::Error(ErrorReply { code, message, .. }) => {
+                Some(Err(format!("{code:?}: {message}")))
+            }
+            ServerMessage::Kicked => Some(Err("kicked".into())),
             _ => None,
         })
         .await?;
@@ -253,7 +349,7 @@ pub mod peerjs {
         within: Duration,
     ) -> Result<Ws, ConnError> {
         let deadline = Instant::now() + within;
-        let url = format!("{}?key={key}&id={id}&token=t{index}", ep.url);
+        let url = format!("{}?key={key}&id={id}&token=t{index}", ep.url(index));
         let mut ws = timeout_at(deadline, ep.open(index, &url))
             .await
             .map_err(|_| ConnError::Timeout("connect"))??;
@@ -327,26 +423,48 @@ pub fn stamp_of_line(line: &str) -> Option<u128> {
 mod tests {
     use super::*;
 
+    fn endpoint(urls: &[&str], sources: u32, per_source: u32) -> Result<Endpoint, ConnError> {
+        let urls: Vec<String> = urls.iter().map(|u| u.to_string()).collect();
+        Endpoint::new(&urls, sources, per_source)
+    }
+
     #[test]
     fn refuses_non_loopback_targets() {
-        assert!(Endpoint::new("ws://127.0.0.1:8080/ws", 0, 1).is_ok());
-        assert!(Endpoint::new("ws://[::1]:8080/ws", 0, 1).is_ok());
-        assert!(Endpoint::new("ws://10.0.0.1:8080/ws", 0, 1).is_err());
-        assert!(Endpoint::new("ws://example.com/ws", 0, 1).is_err());
+        assert!(endpoint(&["ws://127.0.0.1:8080/ws"], 0, 1).is_ok());
+        assert!(endpoint(&["ws://[::1]:8080/ws"], 0, 1).is_ok());
+        assert!(endpoint(&["ws://10.0.0.1:8080/ws"], 0, 1).is_err());
+        assert!(endpoint(&["ws://example.com/ws"], 0, 1).is_err());
+        assert!(endpoint(&["ws://127.0.0.1:8080/ws", "ws://10.0.0.1:8080/ws"], 0, 1).is_err());
+        assert!(endpoint(&[], 0, 1).is_err());
     }
 
     #[test]
     fn spreads_clients_over_source_addresses() {
-        let ep = Endpoint::new("ws://127.0.0.1:8080/ws", 3, 2).expect("endpoint");
+        let ep = endpoint(&["ws://127.0.0.1:8080/ws"], 3, 2).expect("endpoint");
         let got: Vec<_> = (0..7).map(|i| ep.source(i)).collect();
         let a = |n| Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, n)));
         assert_eq!(got, vec![a(2), a(2), a(3), a(3), a(4), a(4), a(2)]);
         assert_eq!(
-            Endpoint::new("ws://127.0.0.1:1/ws", 0, 2)
+            endpoint(&["ws://127.0.0.1:1/ws"], 0, 2)
                 .expect("endpoint")
                 .source(5),
             None
         );
+    }
+
+    #[test]
+    fn spreads_clients_over_nodes_with_each_pair_on_two() {
+        let urls = [
+            "ws://127.0.0.1:1/ws",
+            "ws://127.0.0.1:2/ws",
+            "ws://127.0.0.1:3/ws",
+        ];
+        let ep = endpoint(&urls, 0, 1).expect("endpoint");
+        let got: Vec<&str> = (0..6).map(|i| ep.url(i)).collect();
+        assert_eq!(got, [urls[0], urls[1], urls[2], urls[0], urls[1], urls[2]]);
+        for pair in 0..30 {
+            assert_ne!(ep.url(2 * pair), ep.url(2 * pair + 1), "pair {pair}");
+        }
     }
 
     #[test]

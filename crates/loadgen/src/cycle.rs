@@ -26,7 +26,7 @@ pub struct CyclePlan {
     /// Longest wait for any one step before the invitation counts as lost.
     pub step_timeout: Duration,
     /// The server process, to measure the CPU time it spends per invitation.
-    pub server_pid: Option<u32>,
+    pub servers: procfs::Processes,
 }
 
 /// What the phase measured.
@@ -144,8 +144,9 @@ pub async fn run(app: &App, ep: &Endpoint, plan: &CyclePlan, tag: &str) -> Cycle
         pair_login_failures += failed;
     }
     let start = Instant::now() + Duration::from_millis(200);
-    let cpu_before = plan.server_pid.and_then(procfs::cpu_secs);
-    let own_before = procfs::cpu_secs(std::process::id());
+    let cpu_before = plan.servers.cpu_secs();
+    let own = procfs::Processes(vec![std::process::id()]);
+    let own_before = own.cpu_secs();
     let _ = window_tx.send(Some(Window {
         start,
         end: start + plan.duration,
@@ -156,8 +157,8 @@ pub async fn run(app: &App, ep: &Endpoint, plan: &CyclePlan, tag: &str) -> Cycle
             total.absorb(r);
         }
     }
-    let server_cpu_secs = procfs::cpu_used(plan.server_pid, cpu_before);
-    let own_cpu_secs = procfs::cpu_used(Some(std::process::id()), own_before);
+    let server_cpu_secs = plan.servers.cpu_used(cpu_before);
+    let own_cpu_secs = own.cpu_used(own_before);
     let per_invitation = |secs: Option<f64>| {
         secs.filter(|_| total.invitations > 0)
             .map(|s| s * 1e6 / total.invitations as f64)

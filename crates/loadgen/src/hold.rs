@@ -20,7 +20,7 @@ pub struct HoldPlan {
     pub concurrent_logins: usize,
     pub ramp_limit: Duration,
     pub hold: Duration,
-    pub server_pid: Option<u32>,
+    pub servers: procfs::Processes,
 }
 
 /// What the phase measured.
@@ -56,10 +56,10 @@ enum Stage {
 
 /// Caps the target to the open-file limits of this process and of the server, keeping a margin
 /// for listeners, epoll and files; returns the cap's reason when it applied.
-fn capped(target: u32, server_pid: Option<u32>) -> (u32, Option<String>) {
+fn capped(target: u32, servers: &procfs::Processes) -> (u32, Option<String>) {
     let margin = 64;
     let own = procfs::open_files_limit("self");
-    let srv = server_pid.and_then(|pid| procfs::open_files_limit(&pid.to_string()));
+    let srv = servers.open_files_limit();
     let limit = match (own, srv) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
@@ -84,8 +84,8 @@ fn capped(target: u32, server_pid: Option<u32>) -> (u32, Option<String>) {
 
 /// Runs the phase; every client task ends before this returns.
 pub async fn run(target: &Target, ep: &Endpoint, plan: &HoldPlan, tag: &str) -> HoldReport {
-    let (attempted, capped_by) = capped(plan.target_sessions, plan.server_pid);
-    let rss_before = plan.server_pid.and_then(procfs::rss_bytes);
+    let (attempted, capped_by) = capped(plan.target_sessions, &plan.servers);
+    let rss_before = plan.servers.rss_bytes();
     let (stage_tx, stage_rx) = watch::channel(Stage::Hold);
     let (login_tx, mut login_rx) = mpsc::unbounded_channel::<Result<(), String>>();
     let (check_tx, mut check_rx) = mpsc::unbounded_channel::<bool>();
@@ -199,7 +199,7 @@ pub async fn run(target: &Target, ep: &Endpoint, plan: &HoldPlan, tag: &str) -> 
             _ => break,
         }
     }
-    let rss_after = plan.server_pid.and_then(procfs::rss_bytes);
+    let rss_after = plan.servers.rss_bytes();
     let _ = stage_tx.send(Stage::Stop);
     let stop_deadline = Instant::now() + Duration::from_secs(20);
     for t in tasks {
@@ -257,13 +257,13 @@ mod tests {
 
     #[test]
     fn targets_within_the_open_file_limit_are_not_capped() {
-        assert_eq!(capped(10, None), (10, None));
+        assert_eq!(capped(10, &procfs::Processes::default()), (10, None));
     }
 
     #[test]
     fn targets_beyond_it_are_capped_and_say_why() {
         let limit = procfs::open_files_limit("self").expect("limit");
-        let (n, why) = capped(u32::MAX, Some(std::process::id()));
+        let (n, why) = capped(u32::MAX, &procfs::Processes(vec![std::process::id()]));
         assert_eq!(u64::from(n), limit - 64);
         assert_eq!(
             why,

@@ -4,6 +4,7 @@
 
 pub mod conn;
 pub mod cycle;
+pub mod failover;
 pub mod hold;
 pub mod procfs;
 pub mod relay;

@@ -3,9 +3,11 @@
 //!
 //! Phases, each bounded in count and time: `hold` (concurrent logged-in sessions and server
 //! memory per session), `cycles` (invite → accept → hangup at a target rate; calling-server
-//! only) and `relay` (signaling relay latency and throughput, which both servers do).
+//! only), `relay` (signaling relay latency and throughput, which both servers do) and
+//! `failover` (a calling-server cluster only: a node killed under resumable sessions, which
+//! resume on the others).
 
-use calling_loadgen::{conn, cycle, hold, procfs, relay, target};
+use calling_loadgen::{conn, cycle, failover, hold, procfs, relay, target};
 
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
@@ -27,9 +29,11 @@ struct Cli {
 enum Server {
     /// Load calling-server.
     Ours {
-        /// WebSocket URL of the server (a loopback address).
-        #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
-        url: String,
+        /// WebSocket URL of the server (a loopback address); for a cluster, every node's,
+        /// comma-separated: clients are spread over them, the two of each pair on different
+        /// nodes.
+        #[arg(long, value_delimiter = ',', default_value = "ws://127.0.0.1:8080/ws")]
+        url: Vec<String>,
         /// The app the clients log in to, as the server was given it: SDKAPPID=SECRETKEY.
         #[arg(long)]
         app: String,
@@ -45,6 +49,10 @@ enum Server {
         /// Seconds each step of the cycles phase runs.
         #[arg(long, default_value_t = 6.0)]
         cycle_secs: f64,
+        /// Resumable sessions on the first node in the failover phase (which kills that node:
+        /// the first --server-pid).
+        #[arg(long, default_value_t = 1_000)]
+        failover_sessions: u32,
         #[command(flatten)]
         common: Common,
     },
@@ -63,9 +71,10 @@ enum Server {
 
 #[derive(Args)]
 struct Common {
-    /// Process id of the server, to read its memory and open-file limit from /proc.
-    #[arg(long)]
-    server_pid: Option<u32>,
+    /// Process id of the server, to read its memory, CPU time and open-file limit from /proc;
+    /// for a cluster, every node's, comma-separated (figures are then theirs together).
+    #[arg(long, value_delimiter = ',')]
+    server_pid: Vec<u32>,
     /// Concurrent logged-in sessions to reach in the hold phase (capped by open-file limits).
     #[arg(long, default_value_t = 50_000)]
     sessions: u32,
@@ -104,12 +113,18 @@ struct Common {
     /// Seconds of the light-load relay latency run.
     #[arg(long, default_value_t = 5.0)]
     latency_secs: f64,
-    /// Phases to run, comma-separated: hold, cycles, relay.
+    /// Phases to run, comma-separated: hold, cycles, relay, failover (not by default).
     #[arg(long, default_value = "hold,cycles,relay")]
     phases: String,
     /// Write the JSON report here (it is printed to stdout as well).
     #[arg(long)]
     out: Option<PathBuf>,
+}
+
+impl Common {
+    fn servers(&self) -> procfs::Processes {
+        procfs::Processes(self.server_pid.clone())
+    }
 }
 
 /// The whole JSON report.
@@ -121,6 +136,8 @@ struct Report {
     cycles: Vec<cycle::CycleReport>,
     relay_latency: Option<relay::RelayReport>,
     relay_throughput: Option<relay::RelayReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failover: Option<failover::FailoverReport>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -129,6 +146,8 @@ enum MainError {
     Conn(#[from] conn::ConnError),
     #[error("--app must be SDKAPPID=SECRETKEY")]
     App,
+    #[error("the failover phase needs two or more --url (nodes) and the first one's --server-pid")]
+    Failover,
     #[error("runtime: {0}")]
     Io(#[from] std::io::Error),
     #[error("json: {0}")]
@@ -150,6 +169,7 @@ fn run(cli: Cli) -> Result<(), MainError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let mut failover_sessions = 0;
     let (target, url, common, cycles) = match cli.server {
         Server::Ours {
             url,
@@ -157,8 +177,10 @@ fn run(cli: Cli) -> Result<(), MainError> {
             rates,
             cycle_pairs,
             cycle_secs,
+            failover_sessions: sessions,
             common,
         } => {
+            failover_sessions = sessions;
             let (id, key) = app.split_once('=').ok_or(MainError::App)?;
             let app = conn::ours::App {
                 id: id.trim().parse().map_err(|_| MainError::App)?,
@@ -172,19 +194,28 @@ fn run(cli: Cli) -> Result<(), MainError> {
                     rate,
                     duration: Duration::from_secs_f64(cycle_secs),
                     step_timeout: Duration::from_secs(5),
-                    server_pid: common.server_pid,
+                    servers: common.servers(),
                 })
                 .collect();
             (target::Target::Ours(app), url, common, plans)
         }
-        Server::Peerjs { url, key, common } => {
-            (target::Target::PeerJs { key }, url, common, Vec::new())
-        }
+        Server::Peerjs { url, key, common } => (
+            target::Target::PeerJs { key },
+            vec![url],
+            common,
+            Vec::new(),
+        ),
     };
     let ep = conn::Endpoint::new(&url, common.sources, common.per_source)?;
     let wants = |p: &str| common.phases.split(',').any(|x| x.trim() == p);
-    // Distinct user ids per run and phase, so nothing collides with sessions of an earlier run.
-    let run_tag = format!("{:x}", conn::unix_now() % 0x00ff_ffff);
+    // Distinct user ids per run and phase, so nothing collides with sessions of an earlier run,
+    // nor of another load generator running at the same time (the same user logging in again
+    // would kick the first session).
+    let run_tag = format!(
+        "{:x}p{}",
+        conn::unix_now() % 0x00ff_ffff,
+        std::process::id()
+    );
     let out = common.out.as_deref();
     let report = runtime.block_on(async {
         let mut report = Report {
@@ -193,6 +224,7 @@ fn run(cli: Cli) -> Result<(), MainError> {
             cycles: Vec::new(),
             relay_latency: None,
             relay_throughput: None,
+            failover: None,
         };
         if wants("hold") {
             let plan = hold::HoldPlan {
@@ -200,7 +232,7 @@ fn run(cli: Cli) -> Result<(), MainError> {
                 concurrent_logins: common.concurrent_logins,
                 ramp_limit: Duration::from_secs_f64(common.ramp_secs),
                 hold: Duration::from_secs_f64(common.hold_secs),
-                server_pid: common.server_pid,
+                servers: common.servers(),
             };
             eprintln!(
                 "[loadgen] {}: hold phase, target {} sessions",
@@ -233,7 +265,7 @@ fn run(cli: Cli) -> Result<(), MainError> {
                 duration: Duration::from_secs_f64(common.latency_secs),
                 max_per_pair: u64::MAX,
                 rate_per_pair: Some(common.relay_rate),
-                server_pid: common.server_pid,
+                servers: common.servers(),
             };
             report.relay_latency =
                 Some(relay::run(&target, &ep, &latency, &format!("l{run_tag}_")).await);
@@ -245,10 +277,25 @@ fn run(cli: Cli) -> Result<(), MainError> {
                 duration: Duration::from_secs_f64(common.relay_secs),
                 max_per_pair: u64::MAX,
                 rate_per_pair: Some(common.relay_rate),
-                server_pid: common.server_pid,
+                servers: common.servers(),
             };
             report.relay_throughput =
                 Some(relay::run(&target, &ep, &throughput, &format!("r{run_tag}_")).await);
+            save(&report, out)?;
+        }
+        if let (true, target::Target::Ours(app)) = (wants("failover"), &target) {
+            let plan = failover::FailoverPlan {
+                sessions: failover_sessions,
+                victim_pid: *common.server_pid.first().ok_or(MainError::Failover)?,
+                nodes: u32::try_from(url.len()).unwrap_or(u32::MAX),
+                concurrent_logins: common.concurrent_logins,
+            };
+            if plan.nodes < 2 {
+                return Err(MainError::Failover);
+            }
+            settle(&common).await;
+            let tag = format!("f{run_tag}_");
+            report.failover = Some(failover::run(app, &ep, &plan, &tag).await);
             save(&report, out)?;
         }
         Ok::<_, MainError>(report)
@@ -259,7 +306,7 @@ fn run(cli: Cli) -> Result<(), MainError> {
 
 /// Lets the server finish the previous phase's work before the next is measured.
 async fn settle(common: &Common) {
-    if !procfs::settle(common.server_pid, Duration::from_secs(15)).await {
+    if !common.servers().settle(Duration::from_secs(15)).await {
         eprintln!("[loadgen] the server did not go idle within 15 s; measuring anyway");
     }
 }

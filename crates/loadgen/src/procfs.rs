@@ -1,6 +1,7 @@
-//! What the load generator reads about the server process from `/proc`: its resident memory
-//! (to compute memory per session), its open-file limit (which caps the sessions it can hold)
-//! and its CPU time (to start each phase once the server is idle again).
+//! What the load generator reads about the server processes from `/proc` (one, or one per
+//! node of a cluster): their resident memory (to compute memory per session), their open-file
+//! limits (which cap the sessions they can hold) and their CPU time (per invitation, and to
+//! start each phase once they are idle again).
 
 use std::fs;
 
@@ -39,28 +40,60 @@ pub fn cpu_secs(pid: u32) -> Option<f64> {
     Some(cpu_ticks(pid)? as f64 / hz)
 }
 
-/// CPU seconds `pid` used between two readings of [`cpu_secs`].
-pub fn cpu_used(pid: Option<u32>, before: Option<f64>) -> Option<f64> {
-    Some(cpu_secs(pid?)? - before?)
-}
+/// Processes read together: the servers under load (none, one, or one per node of a
+/// cluster), or this one. Each figure is theirs together.
+#[derive(Debug, Clone, Default)]
+pub struct Processes(pub Vec<u32>);
 
-/// Waits until `pid` has been nearly idle (under 3 ticks, ~30 ms of CPU, per half second) or
-/// `within` has passed, so a phase does not start while the server still works off the last
-/// one (e.g. closing twenty thousand sessions). Returns whether it settled.
-pub async fn settle(pid: Option<u32>, within: std::time::Duration) -> bool {
-    let Some(pid) = pid else { return true };
-    let deadline = tokio::time::Instant::now() + within;
-    let mut last = cpu_ticks(pid);
-    while tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-        let now = cpu_ticks(pid);
-        match (last, now) {
-            (Some(a), Some(b)) if b.saturating_sub(a) < 3 => return true,
-            (_, None) => return false,
-            _ => last = now,
-        }
+impl Processes {
+    /// Their CPU time so far, in seconds; None if there are none or one is unreadable.
+    pub fn cpu_secs(&self) -> Option<f64> {
+        self.sum(cpu_secs)
     }
-    false
+
+    /// Their CPU seconds since `before` (a [`Processes::cpu_secs`] reading).
+    pub fn cpu_used(&self, before: Option<f64>) -> Option<f64> {
+        Some(self.cpu_secs()? - before?)
+    }
+
+    /// Their resident memory together, in bytes.
+    pub fn rss_bytes(&self) -> Option<u64> {
+        self.sum(rss_bytes)
+    }
+
+    /// The files they can open together (the sum of their soft limits).
+    pub fn open_files_limit(&self) -> Option<u64> {
+        self.sum(|pid| open_files_limit(&pid.to_string()))
+    }
+
+    fn sum<T: std::iter::Sum>(&self, read: impl Fn(u32) -> Option<T>) -> Option<T> {
+        if self.0.is_empty() {
+            return None;
+        }
+        self.0.iter().map(|pid| read(*pid)).sum()
+    }
+
+    /// Waits until they have been nearly idle (under 3 ticks each, ~30 ms of CPU, per half
+    /// second) or `within` has passed, so a phase does not start while a server still works
+    /// off the last one (e.g. closing twenty thousand sessions). Returns whether they settled.
+    pub async fn settle(&self, within: std::time::Duration) -> bool {
+        if self.0.is_empty() {
+            return true;
+        }
+        let idle_ticks = 3 * self.0.len() as u64;
+        let deadline = tokio::time::Instant::now() + within;
+        let mut last = self.sum(cpu_ticks);
+        while tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            let now = self.sum(cpu_ticks);
+            match (last, now) {
+                (Some(a), Some(b)) if b.saturating_sub(a) < idle_ticks => return true,
+                (_, None) => return false,
+                _ => last = now,
+            }
+        }
+        false
+    }
 }
 
 #[cfg(test)]
@@ -75,6 +108,18 @@ mod tests {
         assert_eq!(rss_bytes(u32::MAX), None);
         assert!(cpu_ticks(me).is_some());
         assert_eq!(cpu_ticks(u32::MAX), None);
+    }
+
+    #[test]
+    fn servers_add_up_and_any_unreadable_one_gives_none() {
+        let me = std::process::id();
+        let one = Processes(vec![me]).rss_bytes().expect("rss");
+        let twice = Processes(vec![me, me]).rss_bytes().expect("rss");
+        assert!(twice >= 2 * one - 2 * 4096 * 64, "{one} {twice}");
+        assert_eq!(Processes(vec![me, u32::MAX]).rss_bytes(), None);
+        assert_eq!(Processes::default().cpu_secs(), None);
+        let limit = open_files_limit("self").expect("limit");
+        assert_eq!(Processes(vec![me, me]).open_files_limit(), Some(2 * limit));
     }
 
     #[test]

@@ -33,7 +33,7 @@ pub struct RelayPlan {
     /// a sustained 50/s; the same pacing applies to both servers).
     pub rate_per_pair: Option<f64>,
     /// The server process, to measure the CPU time it spends per relayed message.
-    pub server_pid: Option<u32>,
+    pub servers: procfs::Processes,
 }
 
 /// What one relay run measured.
@@ -94,7 +94,7 @@ pub async fn run(target: &Target, ep: &Endpoint, plan: &RelayPlan, tag: &str) ->
             None => pair_setup_failures += 1,
         }
     }
-    let cpu_before = plan.server_pid.and_then(procfs::cpu_secs);
+    let cpu_before = plan.servers.cpu_secs();
     let base = Instant::now();
     let end = base + plan.duration;
     let tasks: Vec<_> = pairs
@@ -114,7 +114,7 @@ pub async fn run(target: &Target, ep: &Endpoint, plan: &RelayPlan, tag: &str) ->
             total.last_arrival = total.last_arrival.max(r.last_arrival);
         }
     }
-    let server_cpu_secs = procfs::cpu_used(plan.server_pid, cpu_before);
+    let server_cpu_secs = plan.servers.cpu_used(cpu_before);
     let secs = total
         .last_arrival
         .map(|t| (t - base).as_secs_f64())

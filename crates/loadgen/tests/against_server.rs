@@ -5,6 +5,7 @@ use calling_loadgen::conn::ours::App;
 use calling_loadgen::conn::Endpoint;
 use calling_loadgen::cycle::{self, CyclePlan};
 use calling_loadgen::hold::{self, HoldPlan};
+use calling_loadgen::procfs::Processes;
 use calling_loadgen::relay::{self, RelayPlan};
 use calling_loadgen::target::Target;
 use calling_server::{AppCredential, Config};
@@ -23,7 +24,7 @@ async fn server() -> Endpoint {
     }]);
     tokio::spawn(calling_server::serve(listener, config));
     // Two source addresses, three clients each: the spreading is exercised too.
-    Endpoint::new(&format!("ws://{addr}/ws"), 2, 3).expect("endpoint")
+    Endpoint::new(&[format!("ws://{addr}/ws")], 2, 3).expect("endpoint")
 }
 
 fn app(key: &str) -> App {
@@ -39,7 +40,7 @@ fn hold_plan(sessions: u32) -> HoldPlan {
         concurrent_logins: 8,
         ramp_limit: Duration::from_secs(20),
         hold: Duration::from_millis(200),
-        server_pid: Some(std::process::id()),
+        servers: Processes(vec![std::process::id()]),
     }
 }
 
@@ -82,7 +83,7 @@ async fn cycles_account_for_every_invitation() {
         rate: 100.0,
         duration: Duration::from_secs(1),
         step_timeout: Duration::from_secs(5),
-        server_pid: Some(std::process::id()),
+        servers: Processes(vec![std::process::id()]),
     };
     let report = cycle::run(&app("right-key"), &ep, &plan, "c").await;
     assert_eq!(report.pairs, 5);
@@ -116,7 +117,7 @@ async fn relay_receives_what_was_sent_between_call_members() {
         duration: Duration::from_secs(1),
         max_per_pair: u64::MAX,
         rate_per_pair: Some(40.0),
-        server_pid: Some(std::process::id()),
+        servers: Processes(vec![std::process::id()]),
     };
     let report = relay::run(&Target::Ours(app("right-key")), &ep, &plan, "r").await;
     assert_eq!(
