@@ -43,6 +43,8 @@ const parts = {
   relay: read('relay.json'),
   loadOurs: read('loadgen-ours.json'),
   loadPeer: read('loadgen-peer.json'),
+  clusterHold: [0, 1, 2].map((i) => read(`loadgen-cluster-hold-${i}.json`)?.hold).filter(Boolean),
+  loadCluster: read('loadgen-cluster.json'),
   timings: read('timings.json'),
 };
 const bench = { date: new Date().toISOString(), machine, ...parts };
@@ -72,9 +74,18 @@ const hp = parts.loadPeer?.hold ?? {};
 const steps = parts.loadOurs?.cycles ?? [];
 const cy = steps[0] ?? {};
 // The highest rate step whose ring p99 met the 10 ms target and that kept up with its rate.
-const within = steps
+const sustained = (list) => list
   .filter((c) => c.ring?.count && c.ring.p99_ms <= 10 && c.achieved_rate >= 0.95 * c.target_rate)
   .sort((a, b) => b.achieved_rate - a.achieved_rate)[0];
+const within = sustained(steps);
+// The cluster: a hold per node (one load generator each), then cycles across nodes and a
+// node killed under resumable sessions.
+const ch = parts.clusterHold ?? [];
+const clusterSteps = parts.loadCluster?.cycles ?? [];
+const ccy = clusterSteps[0] ?? {};
+const clusterWithin = sustained(clusterSteps);
+const fo = parts.loadCluster?.failover ?? {};
+const sum = (xs, f) => xs.reduce((n, x) => n + (f(x) ?? 0), 0);
 const lo = parts.loadOurs?.relay_latency ?? {};
 const lp = parts.loadPeer?.relay_latency ?? {};
 const to = parts.loadOurs?.relay_throughput ?? {};
@@ -148,6 +159,14 @@ const rows = [
   [`Relay throughput, ${int(to.pairs)} pairs offering ${int(to.offered_per_sec)} msg/s`, `${int(to.messages_per_sec)} msg/s`, `${int(tp.messages_per_sec)} msg/s`, ratio(to.messages_per_sec, tp.messages_per_sec), ''],
   ['Relay latency at that load, p50 / p99', pq(to.latency), pq(tp.latency), ratio(to.latency?.p50_ms, tp.latency?.p50_ms), ''],
   ['Server CPU per relayed message at that load', `${num(to.server_cpu_us_per_message)} µs`, `${num(tp.server_cpu_us_per_message)} µs`, ratio(to.server_cpu_us_per_message, tp.server_cpu_us_per_message), ''],
+  [`Cluster of 3 nodes on Redis: sessions held (a load generator per node; per node)`, ch.length ? `${int(sum(ch, (h) => h.held))} of ${int(sum(ch, (h) => h.target_sessions))} (${ch.map((h) => int(h.held)).join(' / ')})` : '—', 'n/a', '', '≥ 50,000'],
+  ['… server memory per session, per node', ch.length ? ch.map((h) => kib(h.server_bytes_per_session)).join(' / ') : '—', 'n/a', '', ''],
+  [`… invitations/s sustained, the two parties of every call on two nodes (target rate ${int(ccy.target_rate)}, ${int(ccy.pairs)} pairs), ring p50 / p99`, ccy.ring ? `${int(ccy.achieved_rate)}/s, ${pq(ccy.ring)}` : '—', 'n/a', '', '≥ 10,000/s, p99 ≤ 10 ms'],
+  ...clusterSteps.slice(1).map((c) => [`… at ${int(c.target_rate)}/s offered: achieved, ring p50 / p99`, `${int(c.achieved_rate)}/s, ${pq(c.ring)}`, 'n/a', '', '']),
+  ['… CPU per invitation cycle, all nodes together / load generator, per step', clusterSteps.map((c) => `${int(c.target_rate)}/s: ${num(c.server_cpu_us_per_invitation, 0)} / ${num(c.loadgen_cpu_us_per_invitation, 0)} µs`).join('; ') || '—', 'n/a', '', ''],
+  ['… highest step sustained with ring p99 ≤ 10 ms', clusterWithin ? `${int(clusterWithin.achieved_rate)}/s` : 'none of the steps', 'n/a', '', '≥ 10,000/s'],
+  ['… invitations that reached an outcome (all steps)', outcomeText(clusterSteps), 'n/a', '', 'all'],
+  [`… a node killed (SIGKILL) under ${int(fo.logged_in)} resumable sessions → each resumed on another node, p50 / p99 / max (${int(fo.resumed)} resumed)`, fo.kill_to_resumed?.count ? `${num(fo.kill_to_resumed.p50_ms, 0)} / ${num(fo.kill_to_resumed.p99_ms, 0)} / ${num(fo.kill_to_resumed.max_ms, 0)} ms` : '—', 'n/a', '', ''],
 ];
 
 const table = [
@@ -161,7 +180,8 @@ const failures = [
   ...(o.failures ?? []).map((f) => `ours call ${f.call} (ring ${f.ringMs} ms): ${f.error}`),
   ...(p.failures ?? []).map((f) => `PeerJS call ${f.call} (ring ${f.ringMs} ms): ${f.error}`),
   ...(rc.failures ?? []).map((f) => `reconnect: ${f}`),
-  ...['size', 'callsetup', 'reconnect', 'iceRestore', 'relay', 'loadOurs', 'loadPeer'].filter((k) => !parts[k]).map((k) => `part ${k} produced no figures`),
+  ...['size', 'callsetup', 'reconnect', 'iceRestore', 'relay', 'loadOurs', 'loadPeer', 'loadCluster'].filter((k) => !parts[k]).map((k) => `part ${k} produced no figures`),
+  ...Object.entries(fo.failures ?? {}).map(([why, n]) => `failover: ${n} × ${why}`),
 ];
 const md = [
   `Measured ${bench.date.slice(0, 16).replace('T', ' ')} UTC by \`scripts/bench.sh\` on ${machine.cpu}, ${machine.cores} cores, ` +

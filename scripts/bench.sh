@@ -9,7 +9,9 @@
 # Environment: BENCH_CALLS (30), BENCH_SHORT_CALLS (10: calls answered after a 200 ms ring),
 # BENCH_RELAY_CALLS (10: calls through a TURN relay, and as many over a direct link),
 # BENCH_SESSIONS (50000), BENCH_RATES (10000,7500,5000,2500: invitation
-# rates tried in turn; the first is the target).
+# rates tried in turn; the first is the target), BENCH_CLUSTER_RATES (10000,5000,2500,1000: the
+# same across a three-node cluster), BENCH_FAILOVER_SESSIONS (1000: resumable sessions on the
+# cluster node that is killed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +21,8 @@ SHORT_CALLS=${BENCH_SHORT_CALLS:-10}
 RELAY_CALLS=${BENCH_RELAY_CALLS:-10}
 SESSIONS=${BENCH_SESSIONS:-50000}
 RATES=${BENCH_RATES:-10000,7500,5000,2500}
+CLUSTER_RATES=${BENCH_CLUSTER_RATES:-10000,5000,2500,1000}
+FAILOVER_SESSIONS=${BENCH_FAILOVER_SESSIONS:-1000}
 # The app the load generator and the pages log in to; any key works, it never leaves the machine.
 APP="1400000001=bench-$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')"
 BIN=target/bench/native
@@ -44,7 +48,7 @@ echo "*" > "$OUT/.gitignore"
 # As many open files as this machine lets a process have: each session is one socket.
 ulimit -n 1048576 2> /dev/null || ulimit -n "$(ulimit -Hn)"
 
-export OUT APP BIN CALLS SHORT_CALLS SESSIONS RATES
+export OUT APP BIN CALLS SHORT_CALLS SESSIONS RATES CLUSTER_RATES FAILOVER_SESSIONS
 # Runs one part in its own loopback-only network namespace, bounded by $2 seconds.
 part() {
   timeout --kill-after=10 "$2" unshare --net bash bench/netns-part.sh "$1" || log "part $1 failed or timed out (exit $?)"
@@ -79,6 +83,9 @@ timeout 30 node bench/size.mjs pkg "$OUT/callsetup.json" > "$OUT/size.json" || l
 
 log "part 4: calling-server capacity"
 part load-ours 150
+
+log "part 4: a three-node calling-server cluster on Redis: sessions, invitations across nodes, a node killed"
+part load-cluster 300
 
 log "part 4: PeerJS's server, on what both protocols share"
 part load-peer 100
