@@ -84,7 +84,7 @@ case "$1" in
     # than its open-file limit).
     for i in 0 1 2; do
       "$BIN/calling-loadgen" ours --url "ws://127.0.0.1:$((8081 + i))/ws" --app "$APP" \
-        --server-pid "${nodes[$i]}" --sessions $(((SESSIONS + 2) / 3)) --ramp-secs 90 --phases hold \
+        --server-pid "${nodes[$i]}" --sessions $(((SESSIONS + 2) / 3)) --ramp-secs 150 --phases hold \
         --out "$OUT/loadgen-cluster-hold-$i.json" > /dev/null &
       holders+=("$!")
     done

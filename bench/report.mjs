@@ -207,7 +207,7 @@ if (readme && fs.existsSync(readme)) {
   const end = '<!-- benchmarks:end -->';
   const [i, j] = [text.indexOf(start), text.indexOf(end)];
   if (i >= 0 && j > i) {
-    const intro = 'Run them with `./scripts/bench.sh` (about 11 minutes; every part bounded, traffic only on ' +
+    const intro = 'Run them with `./scripts/bench.sh` (about 12 minutes; every part bounded, traffic only on ' +
       'loopback). How each figure is measured: [bench/RESULTS.md](bench/RESULTS.md). Latest run:';
     fs.writeFileSync(readme, `${text.slice(0, i + start.length)}\n${intro}\n\n${md}\n${text.slice(j)}`);
   }

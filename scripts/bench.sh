@@ -85,7 +85,7 @@ log "part 4: calling-server capacity"
 part load-ours 150
 
 log "part 4: a three-node calling-server cluster on Redis: sessions, invitations across nodes, a node killed"
-part load-cluster 360
+part load-cluster 420
 
 log "part 4: PeerJS's server, on what both protocols share"
 part load-peer 100
