@@ -344,7 +344,7 @@ impl RedisMetrics {
             )?,
             decision: histogram(
                 "calling_redis_decision_seconds",
-                "From a request's first read in Redis to its transaction's EXEC, retries included",
+                "What a request waits to be decided in Redis: its turn, its reads and EXEC, retries included",
             )?,
             errors: reg(
                 registry,

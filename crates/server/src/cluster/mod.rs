@@ -49,6 +49,12 @@ const MAX_ATTEMPTS: usize = 32;
 /// Idle connections kept for transactions.
 const IDLE_CONNECTIONS: usize = 64;
 
+/// Most decisions a node runs against Redis at once; the others wait their turn in the node.
+/// Each holds a connection of its own (WATCH belongs to a connection): without a bound, a burst
+/// (thousands of sockets closing at once) opened thousands of connections to Redis, whose
+/// answers then came too late and every node took Redis, and the others, for gone.
+const CONCURRENT_DECISIONS: usize = 32;
+
 /// Longest a command may wait for Redis's answer before the node takes Redis for unreachable.
 /// Well above what a loaded machine adds to a round trip (the client's default, 500 ms, made a
 /// node starved of CPU for a moment drop its sessions' decisions); a Redis that is down fails
@@ -228,6 +234,8 @@ pub struct Cluster {
     resume_grace: Duration,
     /// Set once the node's metrics exist (after this); unset where metrics are off.
     metrics: OnceLock<RedisMetrics>,
+    /// [`CONCURRENT_DECISIONS`] permits.
+    decisions: tokio::sync::Semaphore,
 }
 
 impl Cluster {
@@ -261,6 +269,7 @@ impl Cluster {
             ring_timeout: config.ring_timeout,
             resume_grace: config.resume_grace,
             metrics: OnceLock::new(),
+            decisions: tokio::sync::Semaphore::new(CONCURRENT_DECISIONS),
         };
         let cluster = Arc::new(cluster);
         let reader = cluster.reader().await?;
@@ -380,7 +389,14 @@ impl Cluster {
     /// Runs attempts of `op` until one is not undone by a concurrent change.
     async fn run_attempts(&self, op: Op) -> Result<txn::Attempt, Refusal> {
         let started = Instant::now();
-        let result = self.attempts(op).await;
+        let result = match self.decisions.acquire().await {
+            Ok(_turn) => self.attempts(op).await,
+            // Never closed; were it, nothing could be decided.
+            Err(_) => Err(Refusal {
+                code: ErrorCode::Unavailable,
+                message: "the server is stopping: nothing was decided".into(),
+            }),
+        };
         if let Some(m) = self.metrics.get() {
             m.decision.observe(started.elapsed().as_secs_f64());
         }
