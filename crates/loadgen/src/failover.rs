@@ -77,12 +77,7 @@ pub async fn run(app: &App, ep: &Endpoint, plan: &FailoverPlan, tag: &str) -> Fa
             };
             drop(ready);
             // The socket ends when the node dies (nothing is sent to an idle session before).
-            loop {
-                match recv_text(&mut ws).await {
-                    Ok(_) => continue,
-                    Err(_) => break,
-                }
-            }
+            while recv_text(&mut ws).await.is_ok() {}
             let killed_at = loop {
                 if let Some(at) = *killed.borrow_and_update() {
                     break at;
