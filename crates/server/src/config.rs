@@ -49,6 +49,9 @@ pub struct Config {
     pub metrics_on_main: bool,
     /// How long a drain waits for the sockets to go before closing the rest (0: at once).
     pub drain_timeout: Duration,
+    /// In a cluster, how long a node may be silent in Redis before the others take it for
+    /// dead and reap its sessions.
+    pub node_timeout: Duration,
 }
 
 /// Every resource a client can make the server hold, bounded. A limit of 0 means no limit for
@@ -132,6 +135,7 @@ impl Config {
             tls: None,
             metrics_on_main: true,
             drain_timeout: crate::drain::DEFAULT_DRAIN_TIMEOUT,
+            node_timeout: crate::cluster::DEFAULT_NODE_TIMEOUT,
         }
     }
 

@@ -56,6 +56,8 @@ pub enum CloseKind {
     Flood,
     /// The server is draining (a socket not logged in, or any left at the drain timeout).
     GoingAway,
+    /// The cluster took this node for dead and reaped the session: its SDK resumes it.
+    Reaped,
 }
 
 impl CloseKind {
@@ -70,6 +72,7 @@ impl CloseKind {
             CloseKind::TooBig => (1009, "frame too large"),
             CloseKind::Flood => (1008, "too many messages"),
             CloseKind::GoingAway => (1001, "the server is going away"),
+            CloseKind::Reaped => (1012, "this node was taken for dead: resume the session"),
         }
     }
 }
@@ -419,6 +422,23 @@ impl Hub {
             }
         }
         (told, closed)
+    }
+
+    /// Sessions of this node that the cluster reaped while it took this node for dead: their
+    /// sockets close, for their SDKs to resume them (or log in again), and the node forgets
+    /// them (they are no longer its own: what they are sent goes to their journals). Returns
+    /// how many sockets closed.
+    pub fn close_reaped(&self, sessions: &[SessionId]) -> usize {
+        let mut state = self.lock();
+        let mut closed = 0;
+        for &session in sessions {
+            if state.outboxes.contains_key(&session) {
+                state.push(session, Outbound::Close(CloseKind::Reaped));
+                closed += 1;
+            }
+            state.drop_member(session);
+        }
+        closed
     }
 
     /// Closes every socket with `kind` (the drain's end); returns how many.

@@ -139,6 +139,11 @@ struct Args {
         hide_env_values = true
     )]
     redis: Option<String>,
+    /// With --redis: how long a node may be silent in Redis (killed, frozen, or cut off from it)
+    /// before the others take it for dead and reap its sessions (fractions allowed). Give every
+    /// node the same value.
+    #[arg(long, value_name = "SECONDS", env = "CALLING_NODE_TIMEOUT", default_value = "5", value_parser = parse_seconds)]
+    node_timeout: Duration,
     /// Log lines as text for people, or as one JSON object per line for a log collector.
     #[arg(long, value_enum, env = "CALLING_LOG_FORMAT", default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -195,6 +200,7 @@ async fn main() -> ExitCode {
     config.ring_timeout = args.ring_timeout;
     config.resume_grace = args.resume_grace;
     config.drain_timeout = args.drain_timeout;
+    config.node_timeout = args.node_timeout;
     config.www = args.www;
     config.pkg = args.pkg;
     config.ice_servers = args

@@ -138,6 +138,11 @@ pub struct RedisMetrics {
     pub errors: IntCounter,
     /// Transactions undone by a concurrent change to what they read, and run again.
     pub conflicts: IntCounter,
+    /// Sessions of nodes taken for dead that this node reaped.
+    pub reaped: IntCounter,
+    /// Sessions of this node that others reaped while they took it for dead (their sockets
+    /// were closed once it reached Redis again).
+    pub lost: IntCounter,
 }
 
 /// The metrics of one server. Their definitions are fixed (a unit test registers them); were
@@ -358,6 +363,20 @@ impl RedisMetrics {
                 IntCounter::new(
                     "calling_redis_conflicts_total",
                     "Transactions undone by a concurrent change (another node) and run again",
+                ),
+            )?,
+            reaped: reg(
+                registry,
+                IntCounter::new(
+                    "calling_redis_sessions_reaped_total",
+                    "Sessions of nodes silent past the node timeout that this node reaped",
+                ),
+            )?,
+            lost: reg(
+                registry,
+                IntCounter::new(
+                    "calling_redis_sessions_lost_total",
+                    "Sessions of this node that others reaped while it was silent past the node timeout",
                 ),
             )?,
         })

@@ -220,7 +220,7 @@ async fn a_ring_timeout_is_delivered_by_another_node_when_the_callers_node_died(
 
 #[tokio::test]
 async fn the_sessions_of_a_node_killed_mid_call_and_mid_ring_are_lost_with_it() {
-    let cluster = cluster(2, &[]).await;
+    let cluster = cluster(2, &["--node-timeout", "1"]).await;
     let mut alice = cluster.login(0, "alice").await;
     let mut dave = cluster.login(0, "dave").await;
     let mut bob = cluster.login(1, "bob").await;
@@ -230,7 +230,7 @@ async fn the_sessions_of_a_node_killed_mid_call_and_mid_ring_are_lost_with_it() 
     let (_, invite_id) = ring(&mut carol, &mut dave).await;
     let killed = Instant::now();
     cluster.nodes[0].signal("KILL");
-    // Silent for 5 s, the node is dead: alice's session is lost with it, so she leaves the
+    // Silent for the node timeout, the node is dead: alice's session is lost with it, so she leaves the
     // call; dave's invitation rings on (he may log in again elsewhere).
     let left = bob.recv_within(Duration::from_secs(15)).await;
     assert_eq!(left["type"], "memberLeft", "{left}");
@@ -419,7 +419,12 @@ async fn health_becomes(addr: SocketAddr, status: u16, within: Duration) {
 
 #[tokio::test]
 async fn while_redis_is_down_nodes_say_so_and_decide_nothing_then_carry_on_when_it_is_back() {
-    let mut cluster = cluster_on(RedisServer::start_durable().await, 2, &[]).await;
+    let mut cluster = cluster_on(
+        RedisServer::start_durable().await,
+        2,
+        &["--node-timeout", "1"],
+    )
+    .await;
     let mut alice = cluster.login(0, "alice").await;
     let mut bob = cluster.login(1, "bob").await;
     assert_eq!(health(cluster.nodes[0].addr).await, 200);
@@ -441,9 +446,9 @@ async fn while_redis_is_down_nodes_say_so_and_decide_nothing_then_carry_on_when_
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-    // The outage outlasts the time after which a silent node counts as dead (5 s): no node
-    // heartbeat reached Redis meanwhile, yet none of them died.
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    // The outage outlasts the time after which a silent node counts as dead (1 s here): no
+    // node heartbeat reached Redis meanwhile, yet none of them died.
+    tokio::time::sleep(Duration::from_secs(2)).await;
 
     cluster.redis.restart().await;
     for node in &cluster.nodes {
@@ -451,7 +456,14 @@ async fn while_redis_is_down_nodes_say_so_and_decide_nothing_then_carry_on_when_
     }
     // Two heartbeats: when a node wrongly taking the others' silence for death would reap them.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    // Nothing was lost or decided meanwhile: both are still logged in, and a call connects.
+    // Nothing was lost or decided meanwhile: no session was reaped, both are still logged in,
+    // and a call connects.
+    for node in &cluster.nodes {
+        assert_eq!(
+            metric(node.addr, "calling_redis_sessions_reaped_total").await,
+            0.0
+        );
+    }
     connect(&mut alice, &mut bob).await;
 }
 
@@ -604,7 +616,7 @@ async fn a_session_resumes_on_another_node_with_what_it_missed_and_its_call_goes
 
 #[tokio::test]
 async fn a_session_whose_node_was_killed_mid_call_resumes_on_another_and_the_call_goes_on() {
-    let cluster = cluster(2, &[]).await;
+    let cluster = cluster(2, &["--node-timeout", "1"]).await;
     let ResumableCall {
         alice,
         token,
@@ -615,15 +627,68 @@ async fn a_session_whose_node_was_killed_mid_call_resumes_on_another_and_the_cal
 
     cluster.nodes[0].signal("KILL");
     drop(alice);
-    // Past the node timeout (5 s) its sessions have been reaped: alice's is kept for a resume,
-    // and what bob sends her meanwhile is kept too.
-    tokio::time::sleep(Duration::from_secs(7)).await;
+    // Past the node timeout its sessions are reaped: alice's is kept for a resume, and what
+    // bob sends her meanwhile is kept too.
+    gauge_becomes(
+        cluster.nodes[1].addr,
+        "calling_redis_sessions_reaped_total",
+        1,
+    )
+    .await;
     send(&mut bob, &offer(room, "alice", "while her node was gone")).await;
     let mut alice = resume(&cluster, 1, "alice", &token, last_seq).await;
     expect(&mut alice, "resumed").await;
     let missed = expect(&mut alice, "signal").await;
     assert_eq!(missed["signal"]["sdp"], "while her node was gone");
     // bob noticed nothing: the next thing he gets is alice's answer, then her hangup.
+    send(&mut alice, &offer(room, "bob", "back")).await;
+    assert_eq!(expect(&mut bob, "signal").await["signal"]["sdp"], "back");
+    send(&mut alice, &hangup(room)).await;
+    expect(&mut bob, "memberLeft").await;
+    assert_eq!(expect(&mut bob, "callEnded").await["userId"], "alice");
+}
+
+#[tokio::test]
+async fn a_node_frozen_past_the_node_timeout_closes_the_sockets_of_its_reaped_sessions_which_resume(
+) {
+    let cluster = cluster(2, &["--node-timeout", "1"]).await;
+    let ResumableCall {
+        mut alice,
+        token,
+        mut bob,
+        room,
+        last_seq,
+    } = resumable_call(&cluster, 0, 1).await;
+
+    // Node 0 freezes (as a node starved of CPU does) past the node timeout: node 1 takes it
+    // for dead and reaps alice's session, which waits for a resume; what bob sends her goes to
+    // her journal.
+    cluster.nodes[0].signal("STOP");
+    gauge_becomes(
+        cluster.nodes[1].addr,
+        "calling_redis_sessions_reaped_total",
+        1,
+    )
+    .await;
+    send(&mut bob, &offer(room, "alice", "while her node was frozen")).await;
+    // Back, node 0 learns her session was reaped and closes her socket, which nothing would
+    // reach any more, rather than leave her SDK waiting on it.
+    cluster.nodes[0].signal("CONT");
+    assert_eq!(
+        alice.closed_within(DEADLINE).await,
+        Some(Closed::Code(1012))
+    );
+    gauge_becomes(
+        cluster.nodes[0].addr,
+        "calling_redis_sessions_lost_total",
+        1,
+    )
+    .await;
+    // Her SDK resumes, here on the same node, and gets what she missed; bob noticed nothing.
+    let mut alice = resume(&cluster, 0, "alice", &token, last_seq).await;
+    expect(&mut alice, "resumed").await;
+    let missed = expect(&mut alice, "signal").await;
+    assert_eq!(missed["signal"]["sdp"], "while her node was frozen");
     send(&mut alice, &offer(room, "bob", "back")).await;
     assert_eq!(expect(&mut bob, "signal").await["signal"]["sdp"], "back");
     send(&mut alice, &hangup(room)).await;

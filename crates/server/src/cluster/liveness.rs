@@ -1,7 +1,13 @@
 //! Which nodes are alive: each says so every [`HEARTBEAT`]; the sessions of a node silent for
-//! [`NODE_TIMEOUT`] (killed, or cut off from Redis) while the others could beat were lost with
+//! the node timeout (killed, or cut off from Redis) while the others could beat were lost with
 //! it, and are reaped: each leaves its call, decided once whichever nodes reap at the same
 //! time.
+//!
+//! A node only frozen (starved of CPU, stopped) or cut off for longer than that is not dead,
+//! and its sockets are still open when it comes back, but the cluster no longer counts them as
+//! its own: what their sessions are sent goes to their journals, not to this node. Its first
+//! heartbeat back tells it which of its sessions were reaped, and it closes their sockets, so
+//! their SDKs resume them (or log in again) instead of waiting on a socket nothing reaches.
 
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -10,39 +16,60 @@ use tracing::{debug, error, info, warn};
 
 use super::{records, Cluster, Op};
 use crate::hub::Hub;
+use crate::registry::SessionId;
 
 /// How often each node says it is alive, and looks for nodes that stopped saying so.
 const HEARTBEAT: Duration = Duration::from_millis(500);
 
-/// A node silent for this long is dead: its sessions are lost, and leave their calls.
-const NODE_TIMEOUT: Duration = Duration::from_secs(5);
+/// A node silent for this long is dead: its sessions are lost, and leave their calls
+/// (`--node-timeout`). Ten heartbeats: a node busy for a moment is not taken for dead.
+pub const DEFAULT_NODE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Most sessions of a dead node one heartbeat reaps; the rest wait for the next.
 const REAP_PER_BEAT: usize = 256;
 
 impl Cluster {
-    /// Records that this node is alive now.
-    async fn beat(&self) -> redis::RedisResult<()> {
+    /// A session of a dead node reaped (once its reap was written).
+    pub(super) fn count_reaped(&self) {
+        if let Some(m) = self.metrics.get() {
+            m.reaped.inc();
+        }
+    }
+
+    /// Sessions of this node that others reaped.
+    fn count_lost(&self, sessions: usize) {
+        if let Some(m) = self.metrics.get() {
+            m.lost.inc_by(sessions as u64);
+        }
+    }
+
+    /// Records that this node is alive now, and takes the list of its sessions that other
+    /// nodes reaped meanwhile (empty unless it was silent past the node timeout).
+    async fn beat(&self) -> redis::RedisResult<Vec<SessionId>> {
         let mut conn = self.pool.get().await?;
         let sent = Instant::now();
-        redis::cmd("ZADD")
-            .arg(records::NODES_ALIVE)
-            .arg(self.clock.now_ms())
-            .arg(self.node)
-            .exec_async(&mut conn)
+        let key = records::node_reaped(self.node);
+        let (reaped,): (Vec<SessionId>,) = redis::pipe()
+            .atomic()
+            .zadd(records::NODES_ALIVE, self.node, self.clock.now_ms())
+            .ignore()
+            .smembers(&key)
+            .del(&key)
+            .ignore()
+            .query_async(&mut conn)
             .await?;
         self.round_trip_took(sent);
         self.pool.put(conn);
-        Ok(())
+        Ok(reaped)
     }
 
-    /// Nodes other than this one that have been silent for [`NODE_TIMEOUT`].
+    /// Nodes other than this one that have been silent for the node timeout.
     async fn dead_nodes(&self) -> redis::RedisResult<Vec<u64>> {
         let mut conn = self.pool.get().await?;
         let silent_since = self
             .clock
             .now_ms()
-            .saturating_sub(u64::try_from(NODE_TIMEOUT.as_millis()).unwrap_or(u64::MAX));
+            .saturating_sub(u64::try_from(self.node_timeout.as_millis()).unwrap_or(u64::MAX));
         let dead: Vec<u64> = redis::cmd("ZRANGEBYSCORE")
             .arg(records::NODES_ALIVE)
             .arg("-inf")
@@ -90,16 +117,28 @@ pub(super) async fn run(cluster: Arc<Cluster>, hub: Weak<Hub>) {
         if hub.strong_count() == 0 {
             return;
         }
-        let alive = cluster.beat().await;
-        if let Err(err) = cluster.reached(alive) {
-            debug!(%err, "heartbeat");
-            beating_since = None;
-            continue;
+        let reaped = match cluster.reached(cluster.beat().await) {
+            Ok(reaped) => reaped,
+            Err(err) => {
+                debug!(%err, "heartbeat");
+                beating_since = None;
+                continue;
+            }
+        };
+        if !reaped.is_empty() {
+            let Some(hub) = hub.upgrade() else { return };
+            let closed = hub.close_reaped(&reaped);
+            cluster.count_lost(reaped.len());
+            warn!(
+                sessions = reaped.len(),
+                sockets = closed,
+                "other nodes took this one for dead and reaped sessions of it: their sockets close, for their SDKs to resume them"
+            );
         }
         let since = *beating_since.get_or_insert_with(Instant::now);
         // After Redis was unreachable every node is silent in it, not dead: judge the others
         // only once they too have had a whole timeout to beat again.
-        if since.elapsed() < NODE_TIMEOUT {
+        if since.elapsed() < cluster.node_timeout {
             continue;
         }
         let dead = match cluster.dead_nodes().await {

@@ -12,6 +12,7 @@
 //! invitation's ring timeout is delivered whichever node is alive.
 
 mod liveness;
+pub use liveness::DEFAULT_NODE_TIMEOUT;
 mod read;
 mod records;
 mod txn;
@@ -232,6 +233,8 @@ pub struct Cluster {
     clock: Clock,
     ring_timeout: Duration,
     resume_grace: Duration,
+    /// How long a node may be silent before the others reap its sessions.
+    node_timeout: Duration,
     /// Set once the node's metrics exist (after this); unset where metrics are off.
     metrics: OnceLock<RedisMetrics>,
     /// [`CONCURRENT_DECISIONS`] permits.
@@ -268,6 +271,7 @@ impl Cluster {
             clock: Clock::new(),
             ring_timeout: config.ring_timeout,
             resume_grace: config.resume_grace,
+            node_timeout: config.node_timeout,
             metrics: OnceLock::new(),
             decisions: tokio::sync::Semaphore::new(CONCURRENT_DECISIONS),
         };

@@ -54,6 +54,16 @@ pub fn node_sessions(node: u64) -> String {
     format!("{PREFIX}node:{node}:sessions")
 }
 
+/// SET of the sessions of node `node` that other nodes reaped while they took it for dead: a
+/// node that was only frozen or cut off finds them when it reaches Redis again, and closes
+/// their sockets (see `liveness`). It expires after [`REAPED_KEPT`] for a node gone for good.
+pub fn node_reaped(node: u64) -> String {
+    format!("{PREFIX}node:{node}:reaped")
+}
+
+/// How long a [`node_reaped`] set waits for its node to come back.
+pub const REAPED_KEPT: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// A user in a [`node_sessions`] set: `{app}:{user}` (user ids hold no `:`).
 pub fn session_member(app: u64, user: &str) -> String {
     format!("{app}:{user}")

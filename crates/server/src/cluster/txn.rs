@@ -11,8 +11,9 @@ use redis::{RedisResult, Value};
 
 use super::read::{scope, Read, Scope, UserKey};
 use super::records::{
-    call_key, journal_key, node_deliveries, node_sessions, session_member, session_member_user,
-    user_key, CallRecord, UserRecord, AWAY, CALLS_COUNT, DEADLINES, DELIVERIES_CAP, RINGING_COUNT,
+    call_key, journal_key, node_deliveries, node_reaped, node_sessions, session_member,
+    session_member_user, user_key, CallRecord, UserRecord, AWAY, CALLS_COUNT, DEADLINES,
+    DELIVERIES_CAP, REAPED_KEPT, RINGING_COUNT,
 };
 use super::{Cluster, Delivery, Op};
 use crate::ids::RandomIds;
@@ -78,6 +79,8 @@ pub(super) async fn attempt(
     let now = Instant::now();
     let mut expired_member = None;
     let mut reaped = None;
+    // The session taken from a dead node, for that node to close its socket should it come back.
+    let mut lost_session = None;
     let mut away_member = None;
     let mut requester = None;
     let mut login = None;
@@ -186,7 +189,9 @@ pub(super) async fn attempt(
                 .cloned()
                 .flatten()
                 .filter(|record| record.node == Some(node));
-            match lost.and_then(|r| Some((r.session?, r.token_hash.is_some()))) {
+            let lost = lost.and_then(|r| Some((r.session?, r.token_hash.is_some())));
+            lost_session = lost.map(|(session, _)| (node, session));
+            match lost {
                 Some((session, true)) => {
                     registry.suspend(session, now);
                     detached.insert(session);
@@ -435,6 +440,11 @@ pub(super) async fn attempt(
     if let Some((node, member)) = reaped {
         pipe.srem(node_sessions(node), member).ignore();
     }
+    if let Some((node, session)) = lost_session {
+        let key = node_reaped(node);
+        pipe.sadd(&key, session).ignore();
+        pipe.expire(&key, REAPED_KEPT.as_secs() as i64).ignore();
+    }
     // The deadline being expired goes even if its call was already gone.
     if let Some(member) = expired_member {
         deadlines_before.entry(member).or_insert(0);
@@ -455,6 +465,9 @@ pub(super) async fn attempt(
     let executed: Value = pipe.query_async(conn).await?;
     if executed == Value::Nil {
         return Ok(Attempt::Conflict);
+    }
+    if lost_session.is_some() {
+        cluster.count_reaped();
     }
     Ok(match (resume_refused, resumed) {
         (Some(refused), _) => refused,

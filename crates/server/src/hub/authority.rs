@@ -85,7 +85,7 @@ impl State {
     }
 
     /// Forgets a session of this node without it leaving anything (it lives on elsewhere).
-    fn drop_member(&mut self, session: SessionId) {
+    pub(super) fn drop_member(&mut self, session: SessionId) {
         self.outboxes.remove(&session);
         self.owners.remove(&session);
         if let Authority::Shared(sessions) = &mut self.authority {
