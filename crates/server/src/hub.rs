@@ -58,6 +58,8 @@ pub enum CloseKind {
     GoingAway,
     /// The cluster took this node for dead and reaped the session: its SDK resumes it.
     Reaped,
+    /// Redis lost the cluster's data, the session with it: its SDK logs in again.
+    RegistryLost,
 }
 
 impl CloseKind {
@@ -73,6 +75,7 @@ impl CloseKind {
             CloseKind::Flood => (1008, "too many messages"),
             CloseKind::GoingAway => (1001, "the server is going away"),
             CloseKind::Reaped => (1012, "this node was taken for dead: resume the session"),
+            CloseKind::RegistryLost => (1012, "the shared registry lost its data: log in again"),
         }
     }
 }

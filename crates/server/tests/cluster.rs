@@ -467,6 +467,45 @@ async fn while_redis_is_down_nodes_say_so_and_decide_nothing_then_carry_on_when_
     connect(&mut alice, &mut bob).await;
 }
 
+#[tokio::test]
+async fn a_redis_that_lost_its_data_has_every_node_close_its_sockets_and_number_new_nodes_anew() {
+    let mut cluster = cluster(2, &[]).await;
+    let mut alice = cluster.login(0, "alice").await;
+    let mut bob = cluster.login(1, "bob").await;
+    connect(&mut alice, &mut bob).await;
+
+    // Redis restarts without persistence: every session and call it held is gone. The nodes
+    // close their sockets rather than act for sessions nobody knows.
+    cluster.redis.kill().await;
+    cluster.redis.restart().await;
+    for client in [&mut alice, &mut bob] {
+        assert_eq!(
+            client.closed_within(DEADLINE).await,
+            Some(Closed::Code(1012)),
+            "{}",
+            client.name
+        );
+    }
+    // A node joining now does not take the number of one still running.
+    let url = cluster.redis.url();
+    cluster
+        .nodes
+        .push(ServerProcess::start(&["--redis", url.as_str()]).await);
+    let numbers: std::collections::BTreeSet<u64> = cluster
+        .nodes
+        .iter()
+        .map(|n| n.node.expect("a node logs its number"))
+        .collect();
+    assert_eq!(numbers.len(), 3, "node numbers {numbers:?}");
+    // Logged in again, on any node, users call each other as before.
+    let mut alice = cluster.login(0, "alice").await;
+    let mut bob = cluster.login(2, "bob").await;
+    let room = connect(&mut alice, &mut bob).await;
+    send(&mut alice, &hangup(room)).await;
+    expect(&mut bob, "memberLeft").await;
+    assert_eq!(expect(&mut bob, "callEnded").await["userId"], "alice");
+}
+
 /// `user` logged in on node `node` with resumption; returns the client and its resume token.
 async fn login_resumable(cluster: &Cluster, node: usize, user: &str) -> (Client, String) {
     let mut c = Client::connect(cluster.nodes[node].addr).await;

@@ -8,14 +8,22 @@
 //! its own: what their sessions are sent goes to their journals, not to this node. Its first
 //! heartbeat back tells it which of its sessions were reaped, and it closes their sockets, so
 //! their SDKs resume them (or log in again) instead of waiting on a socket nothing reaches.
+//!
+//! A Redis that lost its data (restarted without persistence, or flushed) loses every session
+//! and call with it. Each node notices at its next heartbeat, as the epoch it remembers is gone,
+//! and closes all its sockets, so that every SDK logs in again rather than act for a session
+//! nobody knows; it also makes sure the node counter is past its own number, so that a node
+//! joining later cannot take a number in use.
 
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
+use redis::aio::MultiplexedConnection;
 use tracing::{debug, error, info, warn};
 
 use super::{records, Cluster, Op};
-use crate::hub::Hub;
+use crate::hub::{CloseKind, Hub};
+use crate::ids::random_token;
 use crate::registry::SessionId;
 
 /// How often each node says it is alive, and looks for nodes that stopped saying so.
@@ -28,7 +36,56 @@ pub const DEFAULT_NODE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Most sessions of a dead node one heartbeat reaps; the rest wait for the next.
 const REAP_PER_BEAT: usize = 256;
 
+/// Raises the node counter to at least ARGV[1] (a Redis that lost its data counts from 0 again).
+const COUNTER_AT_LEAST: &str = "local n = tonumber(redis.call('GET', KEYS[1]) or '0') \
+     if n < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end return 0";
+
+/// The cluster's epoch: the one Redis holds, or a new one written now if it holds none.
+pub(super) async fn join_epoch(conn: &mut MultiplexedConnection) -> redis::RedisResult<String> {
+    let (epoch,): (String,) = redis::pipe()
+        .cmd("SET")
+        .arg(records::EPOCH)
+        .arg(random_token())
+        .arg("NX")
+        .ignore()
+        .get(records::EPOCH)
+        .query_async(conn)
+        .await?;
+    Ok(epoch)
+}
+
+/// What one heartbeat learnt.
+struct Beat {
+    /// Sessions of this node that others reaped meanwhile.
+    reaped: Vec<SessionId>,
+    /// The cluster's epoch in Redis now (none if Redis lost its data).
+    epoch: Option<String>,
+}
+
 impl Cluster {
+    /// Whether Redis no longer holds the epoch this node joined (or last saw).
+    fn data_lost(&self, epoch: Option<&str>) -> bool {
+        let known = self.epoch.lock().unwrap_or_else(PoisonError::into_inner);
+        epoch != Some(known.as_str())
+    }
+
+    /// Joins the cluster again after Redis lost its data: the epoch anew (whichever node
+    /// writes it first), and the node counter past this node's number.
+    async fn rejoin(&self) -> redis::RedisResult<()> {
+        let mut conn = self.pool.get().await?;
+        let epoch = join_epoch(&mut conn).await?;
+        redis::cmd("EVAL")
+            .arg(COUNTER_AT_LEAST)
+            .arg(1)
+            .arg(records::NODE_COUNTER)
+            .arg(self.node)
+            .exec_async(&mut conn)
+            .await?;
+        self.pool.put(conn);
+        *self.epoch.lock().unwrap_or_else(PoisonError::into_inner) = epoch;
+        Ok(())
+    }
+
     /// A session of a dead node reaped (once its reap was written).
     pub(super) fn count_reaped(&self) {
         if let Some(m) = self.metrics.get() {
@@ -45,22 +102,23 @@ impl Cluster {
 
     /// Records that this node is alive now, and takes the list of its sessions that other
     /// nodes reaped meanwhile (empty unless it was silent past the node timeout).
-    async fn beat(&self) -> redis::RedisResult<Vec<SessionId>> {
+    async fn beat(&self) -> redis::RedisResult<Beat> {
         let mut conn = self.pool.get().await?;
         let sent = Instant::now();
         let key = records::node_reaped(self.node);
-        let (reaped,): (Vec<SessionId>,) = redis::pipe()
+        let (reaped, epoch): (Vec<SessionId>, Option<String>) = redis::pipe()
             .atomic()
             .zadd(records::NODES_ALIVE, self.node, self.clock.now_ms())
             .ignore()
             .smembers(&key)
             .del(&key)
             .ignore()
+            .get(records::EPOCH)
             .query_async(&mut conn)
             .await?;
         self.round_trip_took(sent);
         self.pool.put(conn);
-        Ok(reaped)
+        Ok(Beat { reaped, epoch })
     }
 
     /// Nodes other than this one that have been silent for the node timeout.
@@ -117,14 +175,28 @@ pub(super) async fn run(cluster: Arc<Cluster>, hub: Weak<Hub>) {
         if hub.strong_count() == 0 {
             return;
         }
-        let reaped = match cluster.reached(cluster.beat().await) {
-            Ok(reaped) => reaped,
+        let Beat { reaped, epoch } = match cluster.reached(cluster.beat().await) {
+            Ok(beat) => beat,
             Err(err) => {
                 debug!(%err, "heartbeat");
                 beating_since = None;
                 continue;
             }
         };
+        if cluster.data_lost(epoch.as_deref()) {
+            if let Err(err) = cluster.reached(cluster.rejoin().await) {
+                debug!(%err, "joining the cluster again");
+                continue;
+            }
+            let Some(hub) = hub.upgrade() else { return };
+            let closed = hub.close_all(CloseKind::RegistryLost);
+            error!(
+                sockets = closed,
+                "Redis lost the cluster's data (restarted without persistence, or flushed): every session and call is gone, and this node's sockets close for their SDKs to log in again"
+            );
+            beating_since = None;
+            continue;
+        }
         if !reaped.is_empty() {
             let Some(hub) = hub.upgrade() else { return };
             let closed = hub.close_reaped(&reaped);

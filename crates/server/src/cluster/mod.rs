@@ -239,6 +239,8 @@ pub struct Cluster {
     metrics: OnceLock<RedisMetrics>,
     /// [`CONCURRENT_DECISIONS`] permits.
     decisions: tokio::sync::Semaphore,
+    /// The [`records::EPOCH`] this node saw last.
+    epoch: Mutex<String>,
 }
 
 impl Cluster {
@@ -256,6 +258,7 @@ impl Cluster {
             .arg(records::NODE_COUNTER)
             .query_async(&mut conn)
             .await?;
+        let epoch = liveness::join_epoch(&mut conn).await?;
         info!(node, "joined the cluster");
         let pool = Pool {
             client,
@@ -274,6 +277,7 @@ impl Cluster {
             node_timeout: config.node_timeout,
             metrics: OnceLock::new(),
             decisions: tokio::sync::Semaphore::new(CONCURRENT_DECISIONS),
+            epoch: Mutex::new(epoch),
         };
         let cluster = Arc::new(cluster);
         let reader = cluster.reader().await?;

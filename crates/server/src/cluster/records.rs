@@ -43,6 +43,10 @@ pub const CALLS_COUNT: &str = "calling:count:calls";
 /// How many invitees are ringing in the cluster, kept in step like [`CALLS_COUNT`].
 pub const RINGING_COUNT: &str = "calling:count:ringing";
 
+/// A random value the first node writes, which every node remembers: were it gone or another,
+/// Redis lost the cluster's data (restarted without persistence, or flushed).
+pub const EPOCH: &str = "calling:epoch";
+
 /// The counter that numbers nodes as they start.
 pub const NODE_COUNTER: &str = "calling:nodes";
 

@@ -29,6 +29,8 @@ pub const DEADLINE: Duration = Duration::from_secs(5);
 /// A `calling-server` process, killed when dropped.
 pub struct ServerProcess {
     pub addr: SocketAddr,
+    /// Its number in a cluster (`--redis`), as it logged it.
+    pub node: Option<u64>,
     child: Child,
 }
 
@@ -46,11 +48,23 @@ impl ServerProcess {
             .expect("calling-server starts");
         let stderr = child.stderr.take().expect("stderr is piped");
         let mut lines = BufReader::new(stderr).lines();
-        let addr = tokio::time::timeout(DEADLINE, async {
+        // A cluster node logs its number after it listens.
+        let clustered = flags.contains(&"--redis");
+        let (addr, node) = tokio::time::timeout(DEADLINE, async {
+            let (mut addr, mut node) = (None, None);
             while let Some(line) = lines.next_line().await.expect("server log") {
+                if line.contains("joined the cluster") {
+                    node = line
+                        .split("node=")
+                        .nth(1)
+                        .and_then(|rest| rest.split_whitespace().next()?.parse().ok());
+                }
                 if let Some(rest) = line.split("listen=").nth(1) {
-                    let addr = rest.split_whitespace().next().unwrap_or_default();
-                    return addr.parse::<SocketAddr>().expect("listen address");
+                    let listen = rest.split_whitespace().next().unwrap_or_default();
+                    addr = Some(listen.parse::<SocketAddr>().expect("listen address"));
+                }
+                if let Some(addr) = addr.filter(|_| node.is_some() || !clustered) {
+                    return (addr, node);
                 }
             }
             panic!("calling-server exited before listening");
@@ -59,7 +73,7 @@ impl ServerProcess {
         .expect("calling-server listens within the deadline");
         // Keep draining its log so the server never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        ServerProcess { addr, child }
+        ServerProcess { addr, node, child }
     }
 
     /// Sends the process a signal by name (`TERM`, `INT`, …).
