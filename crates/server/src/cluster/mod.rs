@@ -235,6 +235,9 @@ pub struct Cluster {
     resume_grace: Duration,
     /// How long a node may be silent before the others reap its sessions.
     node_timeout: Duration,
+    /// Most bytes of messages a resumable session's journal keeps (`--outbox-bytes`, as in a
+    /// single process).
+    journal_bytes: usize,
     /// Set once the node's metrics exist (after this); unset where metrics are off.
     metrics: OnceLock<RedisMetrics>,
     /// [`CONCURRENT_DECISIONS`] permits.
@@ -275,6 +278,7 @@ impl Cluster {
             ring_timeout: config.ring_timeout,
             resume_grace: config.resume_grace,
             node_timeout: config.node_timeout,
+            journal_bytes: config.limits.outbox_bytes,
             metrics: OnceLock::new(),
             decisions: tokio::sync::Semaphore::new(CONCURRENT_DECISIONS),
             epoch: Mutex::new(epoch),

@@ -2,6 +2,7 @@
 //! conversion between this process's `Instant`s and the wall-clock milliseconds every node
 //! shares.
 
+use std::sync::LazyLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use calling_protocol::{CallType, RoomId};
@@ -258,10 +259,50 @@ impl UserRecord {
 }
 
 /// The numbered messages of a resumable session, oldest first (a LIST of `Sequenced` texts,
-/// the last [`calling_protocol::RESUME_WINDOW`] kept).
+/// the last [`calling_protocol::RESUME_WINDOW`] kept, and no more bytes than the node's
+/// `--outbox-bytes`: see [`JOURNAL_APPEND`]).
 pub fn journal_key(session: SessionId) -> String {
     format!("{PREFIX}j:{session}")
 }
+
+/// The total bytes of the texts in [`journal_key`] (a string holding an integer), kept by
+/// [`JOURNAL_APPEND`] and deleted with the journal.
+pub fn journal_bytes_key(session: SessionId) -> String {
+    format!("{PREFIX}jb:{session}")
+}
+
+/// Appends a text to a journal and forgets its oldest texts beyond the window or the byte cap,
+/// never the newest (as the single process's `Journal::record_sized` does). Atomic, so it runs
+/// inside a decision's MULTI/EXEC; only a script can trim by the sizes of texts already kept.
+/// Each text's size is added to a counter next to the list rather than summed on every append
+/// (a journal may hold megabytes); a counter that is missing (the journal's first text, or a
+/// journal written before the counter existed) is summed from the list once.
+///
+/// KEYS: [`journal_key`], [`journal_bytes_key`]. ARGV: the text, the window (most texts), the
+/// byte cap. Returns how many texts are kept.
+pub static JOURNAL_APPEND: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+local kept = redis.call('RPUSH', KEYS[1], ARGV[1])
+local bytes = tonumber(redis.call('GET', KEYS[2]))
+if bytes == nil then
+    bytes = 0
+    for _, text in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
+        bytes = bytes + #text
+    end
+else
+    bytes = bytes + #ARGV[1]
+end
+local window, cap = tonumber(ARGV[2]), tonumber(ARGV[3])
+while kept > 1 and (kept > window or bytes > cap) do
+    bytes = bytes - #redis.call('LPOP', KEYS[1])
+    kept = kept - 1
+end
+redis.call('SET', KEYS[2], bytes)
+return kept
+",
+    )
+});
 
 /// SHA-256 of a resume token, in hex: what Redis keeps instead of the token.
 pub fn token_hash(token: &str) -> String {

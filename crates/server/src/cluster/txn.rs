@@ -11,13 +11,13 @@ use redis::{RedisResult, Value};
 
 use super::read::{scope, Read, Scope, UserKey};
 use super::records::{
-    call_key, journal_key, node_deliveries, node_reaped, node_sessions, session_member,
-    session_member_user, user_key, CallRecord, UserRecord, AWAY, CALLS_COUNT, DEADLINES,
-    DELIVERIES_CAP, REAPED_KEPT, RINGING_COUNT,
+    call_key, journal_bytes_key, journal_key, node_deliveries, node_reaped, node_sessions,
+    session_member, session_member_user, user_key, CallRecord, UserRecord, AWAY, CALLS_COUNT,
+    DEADLINES, DELIVERIES_CAP, JOURNAL_APPEND, REAPED_KEPT, RINGING_COUNT,
 };
 use super::{Cluster, Delivery, Op};
 use crate::ids::RandomIds;
-use crate::registry::{Outcome, Refusal, Registry, SessionId};
+use crate::registry::{Gap, Outcome, Refusal, Registry, SessionId};
 
 /// How one attempt ended.
 pub(super) enum Attempt {
@@ -144,14 +144,7 @@ pub(super) async fn attempt(
                 .arg(-1)
                 .query_async(conn)
                 .await?;
-            let oldest = (seq + 1).saturating_sub(kept.len() as u64);
-            if last_seq > seq || last_seq + 1 < oldest {
-                // What it missed is lost: the session cannot go on consistently.
-                resume_refused = Some(refusal("the messages since lastSeq are no longer kept"));
-                Ok(registry.leave(session, now))
-            } else {
-                let from = usize::try_from(last_seq + 1 - oldest).unwrap_or(usize::MAX);
-                let replay = kept.into_iter().skip(from).collect();
+            if let Ok(replay) = missed(kept, seq, last_seq) {
                 detached.remove(&session);
                 let old_node = nodes.insert(session, cluster.node);
                 adopt = Some((
@@ -168,6 +161,10 @@ pub(super) async fn attempt(
                 registry
                     .resume(session, app, &user)
                     .map(|()| Outcome::default())
+            } else {
+                // What it missed is lost: the session cannot go on consistently.
+                resume_refused = Some(refusal("the messages since lastSeq are no longer kept"));
+                Ok(registry.leave(session, now))
             }
         }
         Op::ExpireAway { member, .. } => {
@@ -294,6 +291,7 @@ pub(super) async fn attempt(
     // Deliveries, per node, in the registry's order: messages (numbered and journaled for a
     // resumable session), then closes, then ends.
     let mut per_node: BTreeMap<u64, Vec<Delivery>> = BTreeMap::new();
+    let mut journal_script_loaded = false;
     for (session, message) in &outcome.deliveries {
         let resumable = by_session
             .get(session)
@@ -307,9 +305,22 @@ pub(super) async fn attempt(
                     seq: record.seq,
                     message,
                 });
-                let journal = journal_key(*session);
-                pipe.rpush(&journal, &text).ignore();
-                pipe.ltrim(&journal, -(RESUME_WINDOW as isize), -1).ignore();
+                // Loaded in this EXEC rather than once: a Redis restarted or flushed since would
+                // answer NOSCRIPT inside the EXEC, which still applies the rest (the seq taken,
+                // the message delivered, but not kept for a resume).
+                if !journal_script_loaded {
+                    pipe.load_script(&JOURNAL_APPEND).ignore();
+                    journal_script_loaded = true;
+                }
+                pipe.invoke_script(
+                    JOURNAL_APPEND
+                        .key(journal_key(*session))
+                        .key(journal_bytes_key(*session))
+                        .arg(&text)
+                        .arg(RESUME_WINDOW)
+                        .arg(cluster.journal_bytes),
+                )
+                .ignore();
                 text
             }
             None => to_json(message),
@@ -364,7 +375,8 @@ pub(super) async fn attempt(
         // The journal of a session that ended goes with it.
         if let Some(ended) = before.as_ref().and_then(|r| r.session) {
             if after.as_ref().and_then(|r| r.session) != Some(ended) {
-                pipe.del(journal_key(ended)).ignore();
+                pipe.del(&[journal_key(ended), journal_bytes_key(ended)])
+                    .ignore();
             }
         }
         // Which node's set of sessions names this user.
@@ -496,6 +508,21 @@ fn resumable(
     }
 }
 
+/// What a resume after `last_seq` replays from `kept` (a journal's texts, oldest first, the
+/// newest numbered `seq`), or why it cannot: the answers of the single process's
+/// [`crate::registry::Journal::after`], whichever bound (count or bytes) trimmed the journal.
+fn missed(kept: Vec<String>, seq: u64, last_seq: u64) -> Result<Vec<String>, Gap> {
+    if last_seq > seq {
+        return Err(Gap::Ahead);
+    }
+    let oldest = (seq + 1).saturating_sub(kept.len() as u64);
+    if last_seq + 1 < oldest {
+        return Err(Gap::TooOld);
+    }
+    let from = usize::try_from(last_seq + 1 - oldest).unwrap_or(usize::MAX);
+    Ok(kept.into_iter().skip(from).collect())
+}
+
 fn refusal(why: &str) -> Attempt {
     Attempt::Refused(Refusal {
         code: ErrorCode::ResumeRefused,
@@ -519,4 +546,36 @@ fn append_deliveries(pipe: &mut redis::Pipeline, node: u64, deliveries: &[Delive
 fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> String {
     // The records and deliveries are plain data: serializing them cannot fail.
     serde_json::to_string(value).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::Journal;
+
+    #[test]
+    fn a_resume_from_a_journal_trimmed_by_bytes_is_answered_as_a_single_process_answers_it() {
+        let sizes = [4, 4, 4, 2, 15, 1, 3, 3, 3, 3];
+        let mut journal = Journal::new(RESUME_WINDOW).with_byte_cap(10);
+        for (n, size) in sizes.into_iter().enumerate() {
+            journal.record_sized(format!("{n}:{}", "x".repeat(size)), size);
+            let seq = journal.last_seq();
+            // What the journal keeps, as the cluster's list holds it: oldest first.
+            let kept: Vec<String> = (0..=seq)
+                .find_map(|from| journal.after(from).ok())
+                .map(|items| items.map(|(_, text)| text.clone()).collect())
+                .unwrap_or_default();
+            for last_seq in 0..=seq + 2 {
+                let single = journal
+                    .after(last_seq)
+                    .map(|items| items.map(|(_, text)| text.clone()).collect());
+                assert_eq!(
+                    missed(kept.clone(), seq, last_seq),
+                    single,
+                    "after {last_seq} of {seq}, {} kept",
+                    kept.len()
+                );
+            }
+        }
+    }
 }
