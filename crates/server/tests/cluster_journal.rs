@@ -17,6 +17,7 @@ use redis::aio::MultiplexedConnection;
 use redis::AsyncCommands;
 use redis_server::RedisServer;
 use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The nodes' `--outbox-bytes`: room for a few of the offers below only.
 const CAP: usize = 4_000;
@@ -30,11 +31,14 @@ fn sdp(n: usize) -> String {
 struct Cluster {
     nodes: Vec<ServerProcess>,
     redis: MultiplexedConnection,
-    _server: RedisServer,
+    server: RedisServer,
 }
 
 async fn cluster() -> Cluster {
-    let server = RedisServer::start().await;
+    cluster_on(RedisServer::start().await).await
+}
+
+async fn cluster_on(server: RedisServer) -> Cluster {
     let url = server.url();
     let cap = CAP.to_string();
     let mut nodes = Vec::new();
@@ -49,7 +53,7 @@ async fn cluster() -> Cluster {
     Cluster {
         nodes,
         redis,
-        _server: server,
+        server,
     }
 }
 
@@ -138,6 +142,31 @@ fn resume_msg(token: &str, last_seq: u64) -> ClientMessage {
         token: token.into(),
         last_seq,
         protocol_version: PROTOCOL_VERSION,
+    }
+}
+
+/// Waits until every node's `GET /healthz` answers `status`, within the deadline.
+async fn health_becomes(cluster: &Cluster, status: u16) {
+    for node in &cluster.nodes {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let mut tcp = tokio::net::TcpStream::connect(node.addr)
+                .await
+                .expect("connect");
+            let request = "GET /healthz HTTP/1.1\r\nHost: node\r\nConnection: close\r\n\r\n";
+            tcp.write_all(request.as_bytes()).await.expect("request");
+            let mut response = String::new();
+            tcp.read_to_string(&mut response).await.expect("response");
+            let now = response.split_whitespace().nth(1).unwrap_or_default();
+            if now == status.to_string() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "/healthz still {now}, not {status}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }
 
@@ -296,4 +325,37 @@ async fn the_journal_in_redis_stays_under_the_byte_cap_and_keeps_a_larger_messag
         3,
         "the large message went once the counter was summed"
     );
+}
+
+#[tokio::test]
+async fn a_journal_written_on_both_sides_of_a_redis_restart_replays_whole() {
+    // Redis keeps everything across the restart (as `appendonly yes` does), but not the scripts
+    // it was given: a node must not count on the journal's script being loaded already.
+    let mut cluster = cluster_on(RedisServer::start_durable().await).await;
+    let (alice, token, mut bob, room, last_seq) = resumable_call(&cluster).await;
+    drop(alice);
+    send(&mut bob, &offer(room, "alice", sdp(0))).await;
+    numbered_up_to(&mut cluster.redis, last_seq + 1).await;
+
+    cluster.server.kill().await;
+    health_becomes(&cluster, 503).await;
+    cluster.server.restart().await;
+    health_becomes(&cluster, 200).await;
+    cluster.redis = redis::Client::open(cluster.server.url().as_str())
+        .expect("redis url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect to the restarted redis-server");
+    send(&mut bob, &offer(room, "alice", sdp(1))).await;
+    let session = numbered_up_to(&mut cluster.redis, last_seq + 2).await;
+    let (texts, bytes) = journal(&mut cluster.redis, session).await;
+    check_bounded(&texts, bytes, last_seq + 2);
+
+    let mut alice = open(&cluster, 1, "alice", resume_msg(&token, last_seq)).await;
+    expect(&mut alice, "resumed").await;
+    for n in 0..2 {
+        let missed = expect(&mut alice, "signal").await;
+        assert_eq!(seq_of(&missed), last_seq + 1 + n);
+        assert_eq!(missed["signal"]["sdp"], sdp(n as usize));
+    }
 }
