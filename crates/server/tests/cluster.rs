@@ -501,9 +501,7 @@ async fn a_redis_that_lost_its_data_has_every_node_close_its_sockets_and_number_
     let mut alice = cluster.login(0, "alice").await;
     let mut bob = cluster.login(2, "bob").await;
     let room = connect(&mut alice, &mut bob).await;
-    send(&mut alice, &hangup(room)).await;
-    expect(&mut bob, "memberLeft").await;
-    assert_eq!(expect(&mut bob, "callEnded").await["userId"], "alice");
+    hang_up(&mut alice, &mut bob, room).await;
 }
 
 /// `user` logged in on node `node` with resumption; returns the client and its resume token.
@@ -582,6 +580,31 @@ fn seq_of(msg: &Value) -> u64 {
         .unwrap_or_else(|| panic!("no seq in {msg}"))
 }
 
+/// alice resumes on node `node` and gets, first, the signal with `sdp` that she missed.
+async fn resumed_with(
+    cluster: &Cluster,
+    node: usize,
+    token: &str,
+    last_seq: u64,
+    sdp: &str,
+) -> (Client, Value) {
+    let mut alice = resume(cluster, node, "alice", token, last_seq).await;
+    expect(&mut alice, "resumed").await;
+    let missed = expect(&mut alice, "signal").await;
+    assert_eq!(missed["signal"]["sdp"], sdp);
+    (alice, missed)
+}
+
+/// `leaving` hangs up, and the call ends for `staying` as usual.
+async fn hang_up(leaving: &mut Client, staying: &mut Client, room: RoomId) {
+    send(leaving, &hangup(room)).await;
+    expect(staying, "memberLeft").await;
+    assert_eq!(
+        expect(staying, "callEnded").await["userId"],
+        leaving.name.as_str()
+    );
+}
+
 #[tokio::test]
 async fn a_session_whose_socket_dropped_resumes_and_gets_what_the_other_node_sent_meanwhile() {
     let cluster = cluster(2, &[]).await;
@@ -597,10 +620,7 @@ async fn a_session_whose_socket_dropped_resumes_and_gets_what_the_other_node_sen
     drop(alice);
     send(&mut bob, &offer(room, "alice", "while away")).await;
 
-    let mut alice = resume(&cluster, 0, "alice", &token, last_seq).await;
-    expect(&mut alice, "resumed").await;
-    let missed = expect(&mut alice, "signal").await;
-    assert_eq!(missed["signal"]["sdp"], "while away");
+    let (mut alice, missed) = resumed_with(&cluster, 0, &token, last_seq, "while away").await;
     assert_eq!(seq_of(&missed), last_seq + 1);
     // bob noticed nothing: the next thing he gets is alice's answer, not her leaving.
     send(&mut alice, &offer(room, "bob", "back")).await;
@@ -638,10 +658,7 @@ async fn a_session_resumes_on_another_node_with_what_it_missed_and_its_call_goes
     drop(alice);
     send(&mut bob, &offer(room, "alice", "while away")).await;
     // Back through the other node (a load balancer may send it anywhere).
-    let mut alice = resume(&cluster, 1, "alice", &token, last_seq).await;
-    expect(&mut alice, "resumed").await;
-    let missed = expect(&mut alice, "signal").await;
-    assert_eq!(missed["signal"]["sdp"], "while away");
+    let (mut alice, missed) = resumed_with(&cluster, 1, &token, last_seq, "while away").await;
     assert_eq!(seq_of(&missed), last_seq + 1);
     send(&mut alice, &offer(room, "bob", "back")).await;
     assert_eq!(expect(&mut bob, "signal").await["signal"]["sdp"], "back");
@@ -675,16 +692,12 @@ async fn a_session_whose_node_was_killed_mid_call_resumes_on_another_and_the_cal
     )
     .await;
     send(&mut bob, &offer(room, "alice", "while her node was gone")).await;
-    let mut alice = resume(&cluster, 1, "alice", &token, last_seq).await;
-    expect(&mut alice, "resumed").await;
-    let missed = expect(&mut alice, "signal").await;
-    assert_eq!(missed["signal"]["sdp"], "while her node was gone");
+    let (mut alice, _) =
+        resumed_with(&cluster, 1, &token, last_seq, "while her node was gone").await;
     // bob noticed nothing: the next thing he gets is alice's answer, then her hangup.
     send(&mut alice, &offer(room, "bob", "back")).await;
     assert_eq!(expect(&mut bob, "signal").await["signal"]["sdp"], "back");
-    send(&mut alice, &hangup(room)).await;
-    expect(&mut bob, "memberLeft").await;
-    assert_eq!(expect(&mut bob, "callEnded").await["userId"], "alice");
+    hang_up(&mut alice, &mut bob, room).await;
 }
 
 #[tokio::test]
@@ -724,15 +737,11 @@ async fn a_node_frozen_past_the_node_timeout_closes_the_sockets_of_its_reaped_se
     )
     .await;
     // Her SDK resumes, here on the same node, and gets what she missed; bob noticed nothing.
-    let mut alice = resume(&cluster, 0, "alice", &token, last_seq).await;
-    expect(&mut alice, "resumed").await;
-    let missed = expect(&mut alice, "signal").await;
-    assert_eq!(missed["signal"]["sdp"], "while her node was frozen");
+    let (mut alice, _) =
+        resumed_with(&cluster, 0, &token, last_seq, "while her node was frozen").await;
     send(&mut alice, &offer(room, "bob", "back")).await;
     assert_eq!(expect(&mut bob, "signal").await["signal"]["sdp"], "back");
-    send(&mut alice, &hangup(room)).await;
-    expect(&mut bob, "memberLeft").await;
-    assert_eq!(expect(&mut bob, "callEnded").await["userId"], "alice");
+    hang_up(&mut alice, &mut bob, room).await;
 }
 
 #[tokio::test]
@@ -814,9 +823,7 @@ async fn a_close_the_old_node_sees_late_leaves_a_session_resumed_elsewhere_alone
         assert_eq!(signal["signal"]["sdp"], "after the move");
         last_seq = seq_of(&signal);
     }
-    send(&mut alice, &hangup(room)).await;
-    expect(&mut bob, "memberLeft").await;
-    assert_eq!(expect(&mut bob, "callEnded").await["userId"], "alice");
+    hang_up(&mut alice, &mut bob, room).await;
 }
 
 #[tokio::test]
@@ -850,9 +857,7 @@ async fn a_drained_node_tells_its_sdks_the_session_is_shared_and_one_that_stayed
         expect(&mut alice, "signal").await["signal"]["sdp"],
         "after the drain"
     );
-    send(&mut alice, &hangup(room)).await;
-    expect(&mut bob, "memberLeft").await;
-    assert_eq!(expect(&mut bob, "callEnded").await["userId"], "alice");
+    hang_up(&mut alice, &mut bob, room).await;
 }
 
 /// A counter's value, or a histogram's count, in `/metrics` of the node at `addr` (read with
