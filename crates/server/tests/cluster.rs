@@ -504,6 +504,44 @@ async fn a_redis_that_lost_its_data_has_every_node_close_its_sockets_and_number_
     hang_up(&mut alice, &mut bob, room).await;
 }
 
+#[tokio::test]
+async fn a_burst_of_closes_waits_its_turn_for_redis_instead_of_opening_a_connection_each() {
+    let cluster = cluster(1, &["--max-connections-per-address", "0"]).await;
+    const SOCKETS: usize = 200;
+    let mut clients = Vec::new();
+    for n in 0..SOCKETS {
+        clients.push(cluster.login(0, &format!("user{n}")).await);
+    }
+    // Every socket closes at once: as many sessions to take out of Redis, at the same moment.
+    drop(clients);
+    gauge_becomes(
+        cluster.nodes[0].addr,
+        &format!("calling_sessions{{app=\"{APP}\"}}"),
+        0,
+    )
+    .await;
+    // The node decides at most 32 at a time, each on a connection of its own, and keeps
+    // them for the next; apart from those it holds one for reading its stream. Unbounded, it
+    // opened a connection per close (about 200 here).
+    let mut redis = redis::Client::open(cluster.redis.url().as_str())
+        .expect("redis url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect to the test's redis-server");
+    let info: String = redis::cmd("INFO")
+        .arg("clients")
+        .query_async(&mut redis)
+        .await
+        .expect("INFO clients");
+    let connected: usize = info
+        .lines()
+        .find_map(|l| l.strip_prefix("connected_clients:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no connected_clients in {info}"));
+    // This test's own connection counts too.
+    assert!(connected <= 32 + 3, "{connected} connections to Redis");
+}
+
 /// `user` logged in on node `node` with resumption; returns the client and its resume token.
 async fn login_resumable(cluster: &Cluster, node: usize, user: &str) -> (Client, String) {
     let mut c = Client::connect(cluster.nodes[node].addr).await;
