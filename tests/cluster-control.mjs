@@ -24,10 +24,11 @@
 //                         404 until Redis and the three nodes have started
 import { spawn } from 'node:child_process';
 import { mkdtempSync, openSync, rmSync } from 'node:fs';
-import { createServer as createHttp } from 'node:http';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+
+import { healthy, pipe, serveControl } from './control-api.mjs';
 
 const [lbPort, controlPort, firstNodePort] = process.argv.slice(2, 5).map(Number);
 const [binary, logDir] = process.argv.slice(5, 7);
@@ -72,7 +73,7 @@ async function redisUp() {
 // Until every node's /healthz is (or is not) 200.
 async function nodesHealthy(wanted) {
   const deadline = Date.now() + START_DEADLINE_MS;
-  while ((await Promise.all(nodes.map(healthy))).some((h) => h !== wanted)) {
+  while ((await Promise.all(nodes.map((n) => healthy(n.port)))).some((h) => h !== wanted)) {
     if (Date.now() > deadline) throw new Error(`the nodes did not become ${wanted ? '' : 'un'}healthy`);
     await sleep(50);
   }
@@ -98,15 +99,6 @@ const nodes = Array.from({ length: NODES }, (_, i) => ({
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-async function healthy(node) {
-  try {
-    const res = await fetch(`http://127.0.0.1:${node.port}/healthz`, { signal: AbortSignal.timeout(1000) });
-    return res.ok;
-  } catch {
-    return false;
-  }
-}
-
 async function start(node) {
   const child = spawn(binary, [
     '--listen', `127.0.0.1:${node.port}`, '--redis', `redis+unix://${redisSocket}`, ...NODE_FLAGS,
@@ -114,7 +106,7 @@ async function start(node) {
   node.child = child;
   child.exited = new Promise((r) => child.once('exit', (code, signal) => r(code ?? signal)));
   const deadline = Date.now() + START_DEADLINE_MS;
-  while (!(await healthy(node))) {
+  while (!(await healthy(node.port))) {
     if (node.child !== child || Date.now() > deadline) throw new Error(`node on ${node.port} did not start`);
     await sleep(50);
   }
@@ -138,7 +130,7 @@ let next = 0;
 async function pick() {
   for (let tried = 0; tried < NODES; tried++) {
     const node = nodes[next++ % NODES];
-    if (node.inRotation && node.child && (await healthy(node))) return node;
+    if (node.inRotation && node.child && (await healthy(node.port))) return node;
   }
   return null;
 }
@@ -146,52 +138,28 @@ async function pick() {
 createServer({ pauseOnConnect: true }, async (client) => {
   const node = await pick();
   if (!node) return client.destroy();
-  const upstream = connect(node.port, '127.0.0.1');
-  const link = { client, upstream };
-  node.connections.add(link);
-  const end = () => {
-    node.connections.delete(link);
-    client.destroy();
-    upstream.destroy();
-  };
-  client.on('error', end).on('close', end);
-  upstream.on('error', end).on('close', end);
-  client.pipe(upstream);
-  upstream.pipe(client);
+  pipe(client, node.port, node.connections);
   client.resume();
 }).listen(lbPort, '127.0.0.1');
 
 // ---- the control API ----
-createHttp(async (req, res) => {
-  const url = new URL(req.url, 'http://x');
-  const headers = { 'access-control-allow-origin': '*', 'content-type': 'application/json' };
-  if (req.method === 'OPTIONS') {
-    res.writeHead(204, { ...headers, 'access-control-allow-methods': 'GET, POST' });
-    return res.end();
+serveControl(controlPort, async (method, path, params) => {
+  const node = nodes[Number(params.get('node'))];
+  if (method === 'POST' && path === '/restart' && node?.child) {
+    return { exit: await stop(node, 'SIGTERM') };
   }
-  let body;
-  try {
-    const node = nodes[Number(url.searchParams.get('node'))];
-    if (req.method === 'POST' && url.pathname === '/restart' && node?.child) {
-      body = { exit: await stop(node, 'SIGTERM') };
-    } else if (req.method === 'POST' && url.pathname === '/kill' && node?.child) {
-      body = { exit: await stop(node, 'SIGKILL') };
-    } else if (req.method === 'POST' && url.pathname === '/restart-redis') {
-      await restartRedis(Number(url.searchParams.get('downMs') ?? 0));
-      body = {};
-    } else if (req.method === 'GET' && url.pathname === '/state' && ready) {
-      body = { nodes: nodes.map((n) => ({ up: n.inRotation, connections: n.connections.size })) };
-    } else {
-      res.writeHead(404, headers);
-      return res.end();
-    }
-  } catch (e) {
-    res.writeHead(409, headers);
-    return res.end(JSON.stringify({ error: e.message }));
+  if (method === 'POST' && path === '/kill' && node?.child) {
+    return { exit: await stop(node, 'SIGKILL') };
   }
-  res.writeHead(200, headers);
-  res.end(JSON.stringify(body));
-}).listen(controlPort, '127.0.0.1');
+  if (method === 'POST' && path === '/restart-redis') {
+    await restartRedis(Number(params.get('downMs') ?? 0));
+    return {};
+  }
+  if (method === 'GET' && path === '/state' && ready) {
+    return { nodes: nodes.map((n) => ({ up: n.inRotation, connections: n.connections.size })) };
+  }
+  return undefined;
+});
 
 function shutdown() {
   for (const node of nodes) node.child?.kill('SIGKILL');

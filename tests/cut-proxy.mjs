@@ -11,8 +11,9 @@
 //   POST /heal        carry traffic again at once
 //   GET  /state       {"live": connections open, "accepted": connections ever accepted,
 //                      "refused": connections refused while cut}
-import { createServer, connect } from 'node:net';
-import { createServer as createHttp } from 'node:http';
+import { createServer } from 'node:net';
+
+import { pipe, serveControl } from './control-api.mjs';
 
 const [listenPort, targetPort, controlPort] = process.argv.slice(2).map(Number);
 const live = new Set();
@@ -20,22 +21,6 @@ let mode = 'open'; // 'open' | 'cut' | 'stall'
 let healTimer = null;
 let accepted = 0;
 let refused = 0;
-
-function pair(client) {
-  const upstream = connect(targetPort, '127.0.0.1');
-  const link = { client, upstream };
-  live.add(link);
-  const end = () => {
-    live.delete(link);
-    client.destroy();
-    upstream.destroy();
-  };
-  client.on('error', end).on('close', end);
-  upstream.on('error', end).on('close', end);
-  client.pipe(upstream);
-  upstream.pipe(client);
-  if (mode === 'stall') stall(link);
-}
 
 // Pausing the readers holds bytes in the kernel's buffers: nothing reaches either side, and
 // neither side is told anything, as on a dead path.
@@ -66,24 +51,15 @@ createServer((client) => {
     return;
   }
   accepted += 1;
-  pair(client);
+  const link = pipe(client, targetPort, live);
+  if (mode === 'stall') stall(link);
 }).listen(listenPort, '127.0.0.1');
 
-createHttp((req, res) => {
-  const url = new URL(req.url, 'http://x');
-  const ms = Number(url.searchParams.get('ms') ?? 0);
-  const headers = { 'access-control-allow-origin': '*', 'content-type': 'application/json' };
-  if (req.method === 'OPTIONS') {
-    res.writeHead(204, { ...headers, 'access-control-allow-methods': 'GET, POST' });
-    return res.end();
-  }
-  if (req.method === 'POST' && url.pathname === '/cut') setMode('cut', ms);
-  else if (req.method === 'POST' && url.pathname === '/stall') setMode('stall', ms);
-  else if (req.method === 'POST' && url.pathname === '/heal') setMode('open', 0);
-  else if (!(req.method === 'GET' && url.pathname === '/state')) {
-    res.writeHead(404, headers);
-    return res.end();
-  }
-  res.writeHead(200, headers);
-  res.end(JSON.stringify({ mode, live: live.size, accepted, refused }));
-}).listen(controlPort, '127.0.0.1');
+serveControl(controlPort, (method, path, params) => {
+  const ms = Number(params.get('ms') ?? 0);
+  if (method === 'POST' && path === '/cut') setMode('cut', ms);
+  else if (method === 'POST' && path === '/stall') setMode('stall', ms);
+  else if (method === 'POST' && path === '/heal') setMode('open', 0);
+  else if (!(method === 'GET' && path === '/state')) return undefined;
+  return { mode, live: live.size, accepted, refused };
+});

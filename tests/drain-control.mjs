@@ -11,7 +11,8 @@
 //   GET  /state                 {"running": bool, "exits": [exit code or signal of each server]}
 import { spawn } from 'node:child_process';
 import { openSync } from 'node:fs';
-import { createServer } from 'node:http';
+
+import { healthy, serveControl } from './control-api.mjs';
 
 const [serverPort, controlPort] = process.argv.slice(2, 4).map(Number);
 const [binary, logPath] = process.argv.slice(4, 6);
@@ -20,14 +21,6 @@ const DEV_KEY = 'drain-browser-tests-dev-secret-key';
 const START_DEADLINE_MS = 10_000;
 let child = null;
 const exits = [];
-
-async function healthy() {
-  try {
-    return (await fetch(`http://127.0.0.1:${serverPort}/healthz`, { signal: AbortSignal.timeout(1000) })).ok;
-  } catch {
-    return false;
-  }
-}
 
 async function start(drainTimeout) {
   // A server left running by a test that failed half-way is not this test's: gone first.
@@ -47,36 +40,23 @@ async function start(drainTimeout) {
     if (child === started) child = null;
   });
   const deadline = Date.now() + START_DEADLINE_MS;
-  while (!(await healthy())) {
+  while (!(await healthy(serverPort))) {
     if (child !== started || Date.now() > deadline) throw new Error('calling-server did not start');
     await new Promise((r) => setTimeout(r, 50));
   }
 }
 
-createServer(async (req, res) => {
-  const url = new URL(req.url, 'http://x');
-  const headers = { 'access-control-allow-origin': '*', 'content-type': 'application/json' };
-  if (req.method === 'OPTIONS') {
-    res.writeHead(204, { ...headers, 'access-control-allow-methods': 'GET, POST' });
-    return res.end();
+serveControl(controlPort, async (method, path, params) => {
+  if (method === 'POST' && path === '/start') {
+    await start(Number(params.get('drainTimeout') ?? 30));
+  } else if (method === 'POST' && path === '/stop') {
+    if (!child) throw new Error('no server is running');
+    child.kill('SIGTERM');
+  } else if (!(method === 'GET' && path === '/state')) {
+    return undefined;
   }
-  try {
-    if (req.method === 'POST' && url.pathname === '/start') {
-      await start(Number(url.searchParams.get('drainTimeout') ?? 30));
-    } else if (req.method === 'POST' && url.pathname === '/stop') {
-      if (!child) throw new Error('no server is running');
-      child.kill('SIGTERM');
-    } else if (!(req.method === 'GET' && url.pathname === '/state')) {
-      res.writeHead(404, headers);
-      return res.end();
-    }
-  } catch (e) {
-    res.writeHead(409, headers);
-    return res.end(JSON.stringify({ error: e.message }));
-  }
-  res.writeHead(200, headers);
-  res.end(JSON.stringify({ running: child !== null, exits }));
-}).listen(controlPort, '127.0.0.1');
+  return { running: child !== null, exits };
+});
 
 // The test command ends this script with SIGTERM: no server outlives it.
 for (const sig of ['SIGTERM', 'SIGINT']) {
