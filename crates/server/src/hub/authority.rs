@@ -111,14 +111,7 @@ impl State {
                 self.push(session, Outbound::Close(CloseKind::Replaced));
                 self.drop_member(session);
             }
-            Delivery::Adopt {
-                session,
-                link,
-                app,
-                user,
-                received,
-                replay,
-            } => self.adopt(session, link, app, user, received, replay),
+            Delivery::Adopt { .. } => self.adopt(delivery),
             Delivery::Kicked { session } => {
                 self.push(session, Outbound::Close(CloseReason::Kicked.into()));
                 self.outboxes.remove(&session);
@@ -133,18 +126,22 @@ impl State {
         }
     }
 
-    /// Link `link` of this node takes over `session` (resumed through the cluster): the link
-    /// that held it here before is closed, and the new one gets `resumed`, fresh ICE servers if
-    /// any, then everything after the SDK's last seq.
-    fn adopt(
-        &mut self,
-        session: SessionId,
-        link: u64,
-        app: u64,
-        user: String,
-        received: u64,
-        replay: Vec<String>,
-    ) {
+    /// Carries out a [`Delivery::Adopt`] (any other delivery is not one to adopt): link `link`
+    /// of this node takes over `session` (resumed through the cluster), the link that held it
+    /// here before is closed, and the new one gets `resumed`, fresh ICE servers if any, then
+    /// everything after the SDK's last seq.
+    fn adopt(&mut self, takeover: Delivery) {
+        let Delivery::Adopt {
+            session,
+            link,
+            app,
+            user,
+            received,
+            replay,
+        } = takeover
+        else {
+            return;
+        };
         let Some(adoption) = self.adopting.remove(&link) else {
             // The link gave up waiting: its SDK resumes again.
             return;
