@@ -394,6 +394,65 @@ mod tests {
         assert_eq!(session_member_user("x:bob"), None);
     }
 
+    /// A user whose session's socket dropped, doing what `presence` says.
+    fn away_user(presence: PresenceView, clock: &Clock) -> UserView {
+        UserView {
+            app: 7,
+            user: "bob".into(),
+            session: Some(9),
+            presence,
+            away_until: Some(clock.to_instant(1_700_000_000_000)),
+        }
+    }
+
+    #[test]
+    fn user_records_keep_their_json_format_in_redis() {
+        // Every node reads the records the others wrote: this format is what they share.
+        let clock = Clock::new();
+        let mut record = UserRecord::from_view(
+            &away_user(PresenceView::Invited(42), &clock),
+            Some(3),
+            &clock,
+        );
+        assert_eq!(
+            serde_json::to_string(&record).unwrap(),
+            r#"{"session":9,"node":3,"presence":{"is":"invited","room":42},"awayUntilMs":1700000000000,"seq":0,"received":0}"#
+        );
+        record.presence = StoredPresence::Member { room: 42 };
+        record.token_hash = Some("ab".into());
+        record.kicked_token_hash = Some("cd".into());
+        record.seq = 5;
+        record.received = 6;
+        assert_eq!(
+            serde_json::to_string(&record).unwrap(),
+            r#"{"session":9,"node":3,"presence":{"is":"member","room":42},"awayUntilMs":1700000000000,"tokenHash":"ab","seq":5,"received":6,"kickedTokenHash":"cd"}"#
+        );
+        let idle = UserView {
+            session: None,
+            presence: PresenceView::Idle,
+            away_until: None,
+            ..away_user(PresenceView::Idle, &clock)
+        };
+        assert_eq!(
+            serde_json::to_string(&UserRecord::from_view(&idle, Some(3), &clock)).unwrap(),
+            r#"{"session":null,"node":null,"presence":{"is":"idle"},"awayUntilMs":null,"seq":0,"received":0}"#
+        );
+    }
+
+    #[test]
+    fn user_views_round_trip_through_their_records() {
+        let clock = Clock::new();
+        for presence in [
+            PresenceView::Idle,
+            PresenceView::Invited(42),
+            PresenceView::Member(43),
+        ] {
+            let view = away_user(presence, &clock);
+            let record = UserRecord::from_view(&view, Some(3), &clock);
+            assert_eq!(record.to_view(7, "bob", &clock), view);
+        }
+    }
+
     #[test]
     fn deadline_members_name_their_room() {
         assert_eq!(deadline_room(&deadline_member(42, 3)), Some(42));
