@@ -35,13 +35,20 @@ pub struct UserView {
     pub away_until: Option<Instant>,
 }
 
-impl UserView {
-    /// The call this user is invited to or in.
-    pub fn room(&self) -> Option<RoomId> {
-        match self.presence {
+impl PresenceView {
+    /// The call invited to or in.
+    pub fn room(self) -> Option<RoomId> {
+        match self {
             PresenceView::Idle => None,
             PresenceView::Invited(room) | PresenceView::Member(room) => Some(room),
         }
+    }
+}
+
+impl UserView {
+    /// The call this user is invited to or in.
+    pub fn room(&self) -> Option<RoomId> {
+        self.presence.room()
     }
 }
 

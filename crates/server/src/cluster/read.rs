@@ -10,8 +10,9 @@ use redis::aio::MultiplexedConnection;
 use redis::RedisResult;
 use tracing::error;
 
-use super::records::{call_key, user_key, CallRecord, StoredPresence, UserRecord};
+use super::records::{call_key, user_key, CallRecord, UserRecord};
 use super::Op;
+use crate::registry::view::PresenceView;
 
 /// The entries read, as stored (`None`: absent), keyed as the registry names them.
 #[derive(Default)]
@@ -72,10 +73,7 @@ impl Read {
     pub fn rooms_of_users(&self, only: &[UserKey]) -> Vec<RoomId> {
         only.iter()
             .filter_map(|k| self.users.get(k)?.as_ref())
-            .filter_map(|record| match record.presence {
-                StoredPresence::Idle => None,
-                StoredPresence::Invited { room } | StoredPresence::Member { room } => Some(room),
-            })
+            .filter_map(|record| PresenceView::from(record.presence).room())
             .collect()
     }
 

@@ -143,12 +143,33 @@ impl Default for Clock {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A user's [`PresenceView`] as its record holds it: tagged (`"is"`), the room named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "is", rename_all = "camelCase")]
 pub enum StoredPresence {
     Idle,
     Invited { room: RoomId },
     Member { room: RoomId },
+}
+
+impl From<StoredPresence> for PresenceView {
+    fn from(p: StoredPresence) -> Self {
+        match p {
+            StoredPresence::Idle => PresenceView::Idle,
+            StoredPresence::Invited { room } => PresenceView::Invited(room),
+            StoredPresence::Member { room } => PresenceView::Member(room),
+        }
+    }
+}
+
+impl From<PresenceView> for StoredPresence {
+    fn from(p: PresenceView) -> Self {
+        match p {
+            PresenceView::Idle => StoredPresence::Idle,
+            PresenceView::Invited(room) => StoredPresence::Invited { room },
+            PresenceView::Member(room) => StoredPresence::Member { room },
+        }
+    }
 }
 
 /// `calling:u:{app}:{user}`.
@@ -206,11 +227,7 @@ impl UserRecord {
             app,
             user: user.to_string(),
             session: self.session,
-            presence: match self.presence {
-                StoredPresence::Idle => PresenceView::Idle,
-                StoredPresence::Invited { room } => PresenceView::Invited(room),
-                StoredPresence::Member { room } => PresenceView::Member(room),
-            },
+            presence: self.presence.into(),
             away_until: self.away_until_ms.map(|ms| clock.to_instant(ms)),
         }
     }
@@ -219,12 +236,9 @@ impl UserRecord {
         UserRecord {
             session: view.session,
             node: view.session.and(node),
-            presence: match view.presence {
-                PresenceView::Idle => StoredPresence::Idle,
-                PresenceView::Invited(room) => StoredPresence::Invited { room },
-                PresenceView::Member(room) => StoredPresence::Member { room },
-            },
+            presence: view.presence.into(),
             away_until_ms: view.away_until.map(|at| clock.to_ms(at)),
+            // What the registry does not know of: see [`UserRecord::carry_over`].
             token_hash: None,
             seq: 0,
             received: 0,
