@@ -6,6 +6,7 @@
 
 use crate::conn::ours::{login_resumable, resume, App};
 use crate::conn::{recv_text, ConnError, Endpoint};
+use crate::login_gate::{LoginGate, LoginResult};
 use crate::stats::Latency;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -45,8 +46,8 @@ const STEP: Duration = Duration::from_secs(30);
 pub async fn run(app: &App, ep: &Endpoint, plan: &FailoverPlan, tag: &str) -> FailoverReport {
     let nodes = plan.nodes.max(2);
     let (killed_tx, killed_rx) = watch::channel(None::<Instant>);
-    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(plan.concurrent_logins.max(1)));
-    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel::<Result<(), String>>();
+    let gate = LoginGate::new(plan.concurrent_logins);
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel::<LoginResult>();
     let mut tasks = Vec::new();
     for i in 0..plan.sessions {
         let (app, ep, gate, ready, mut killed) = (
@@ -61,19 +62,10 @@ pub async fn run(app: &App, ep: &Endpoint, plan: &FailoverPlan, tag: &str) -> Fa
         let on_first = i * nodes;
         let elsewhere = on_first + 1 + i % (nodes - 1);
         tasks.push(tokio::spawn(async move {
-            let login = {
-                let _permit = gate.acquire().await;
-                login_resumable(&ep, on_first, &app, &user, STEP).await
-            };
-            let (mut ws, token) = match login {
-                Ok(ok) => {
-                    let _ = ready.send(Ok(()));
-                    ok
-                }
-                Err(e) => {
-                    let _ = ready.send(Err(e.to_string()));
-                    return Err(format!("login: {e}"));
-                }
+            let login = login_resumable(&ep, on_first, &app, &user, STEP);
+            let (mut ws, token) = match gate.turn().await.login(login, &ready).await {
+                Ok(ok) => ok,
+                Err(e) => return Err(format!("login: {e}")),
             };
             drop(ready);
             // The socket ends when the node dies (nothing is sent to an idle session before).

@@ -3,6 +3,7 @@
 //! the server's resident memory before and after to get memory per session.
 
 use crate::conn::Endpoint;
+use crate::login_gate::{LoginGate, LoginResult};
 use crate::procfs;
 use crate::target::Target;
 use serde::Serialize;
@@ -10,7 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 /// Settings of the phase.
@@ -87,10 +88,10 @@ pub async fn run(target: &Target, ep: &Endpoint, plan: &HoldPlan, tag: &str) -> 
     let (attempted, capped_by) = capped(plan.target_sessions, &plan.servers);
     let rss_before = plan.servers.rss_bytes();
     let (stage_tx, stage_rx) = watch::channel(Stage::Hold);
-    let (login_tx, mut login_rx) = mpsc::unbounded_channel::<Result<(), String>>();
+    let (login_tx, mut login_rx) = mpsc::unbounded_channel::<LoginResult>();
     let (check_tx, mut check_rx) = mpsc::unbounded_channel::<bool>();
     let dropped = Arc::new(AtomicUsize::new(0));
-    let gate = Arc::new(Semaphore::new(plan.concurrent_logins.max(1)));
+    let gate = LoginGate::new(plan.concurrent_logins);
     let failures: Arc<Mutex<BTreeMap<String, usize>>> = Arc::default();
     let started = Instant::now();
     let ramp_deadline = started + plan.ramp_limit;
@@ -100,9 +101,7 @@ pub async fn run(target: &Target, ep: &Endpoint, plan: &HoldPlan, tag: &str) -> 
 
     let mut spawned = 0u32;
     while spawned < attempted && Instant::now() < ramp_deadline && failed < give_up_after {
-        let Ok(permit) = gate.clone().acquire_owned().await else {
-            break;
-        };
+        let turn = gate.turn().await;
         // Collect results that are in so the failure bound applies while ramping.
         while let Ok(r) = login_rx.try_recv() {
             tally(r, &mut ok, &mut failed, &failures);
@@ -115,17 +114,9 @@ pub async fn run(target: &Target, ep: &Endpoint, plan: &HoldPlan, tag: &str) -> 
         let index = spawned;
         let login_within = plan.ramp_limit.min(Duration::from_secs(20));
         tasks.push(tokio::spawn(async move {
-            let login = target.login(&ep, index, &user_id, login_within).await;
-            drop(permit);
-            let mut ws = match login {
-                Ok(ws) => {
-                    let _ = login_tx.send(Ok(()));
-                    ws
-                }
-                Err(e) => {
-                    let _ = login_tx.send(Err(e.to_string()));
-                    return;
-                }
+            let login = target.login(&ep, index, &user_id, login_within);
+            let Ok(mut ws) = turn.login(login, &login_tx).await else {
+                return;
             };
             let Ok(beat) = target.heartbeat() else { return };
             let mut tick = tokio::time::interval(target.heartbeat_every());
@@ -233,7 +224,7 @@ pub async fn run(target: &Target, ep: &Endpoint, plan: &HoldPlan, tag: &str) -> 
 }
 
 fn tally(
-    r: Result<(), String>,
+    r: LoginResult,
     ok: &mut usize,
     failed: &mut usize,
     kinds: &Mutex<BTreeMap<String, usize>>,

@@ -6,6 +6,7 @@ pub mod conn;
 pub mod cycle;
 pub mod failover;
 pub mod hold;
+pub mod login_gate;
 pub mod procfs;
 pub mod relay;
 pub mod stats;
