@@ -309,10 +309,24 @@ impl Cluster {
         }
     }
 
+    /// A transaction undone by a concurrent change to what it read, to be decided again.
+    fn count_conflict(&self) {
+        if let Some(m) = self.metrics.get() {
+            m.conflicts.inc();
+        }
+    }
+
     /// One command's round trip, timed from `since`.
     fn round_trip_took(&self, since: Instant) {
         if let Some(m) = self.metrics.get() {
             m.round_trip.observe(since.elapsed().as_secs_f64());
+        }
+    }
+
+    /// One decision (its turn, its reads and EXEC, every attempt), timed from `since`.
+    fn decision_took(&self, since: Instant) {
+        if let Some(m) = self.metrics.get() {
+            m.decision.observe(since.elapsed().as_secs_f64());
         }
     }
 
@@ -409,9 +423,7 @@ impl Cluster {
                 message: "the server is stopping: nothing was decided".into(),
             }),
         };
-        if let Some(m) = self.metrics.get() {
-            m.decision.observe(started.elapsed().as_secs_f64());
-        }
+        self.decision_took(started);
         result
     }
 
@@ -427,9 +439,7 @@ impl Cluster {
                 }
                 Ok(txn::Attempt::Conflict) => {
                     self.pool.put(conn);
-                    if let Some(m) = self.metrics.get() {
-                        m.conflicts.inc();
-                    }
+                    self.count_conflict();
                     debug!(attempt, "a concurrent change: deciding again");
                 }
                 Ok(done) => {
