@@ -617,7 +617,7 @@ impl Hub {
         };
         let (not_resumed, left) = left;
         if let Some((session, left)) = left {
-            self.leave_shared(session, Some(left)).await;
+            self.leave_shared(Owner { session, link }, Some(left)).await;
         }
         Err(not_resumed)
     }
@@ -633,7 +633,7 @@ impl Hub {
             state.forget_resumable(owner.session);
             left
         };
-        self.leave_shared(owner.session, left).await;
+        self.leave_shared(owner, left).await;
     }
 
     /// A connection finished. If it still owns its session: a resumable session whose SDK
@@ -670,8 +670,8 @@ impl Hub {
             }
         };
         match suspended {
-            Ok((app, user)) => self.suspend_shared(session, app, user).await,
-            Err(left) => self.leave_shared(session, left).await,
+            Ok((app, user)) => self.suspend_shared(owner, app, user).await,
+            Err(left) => self.leave_shared(owner, left).await,
         }
     }
 

@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use calling_protocol::{CallType, ClientMessage, RoomId, Signal, PROTOCOL_VERSION};
 use process::*;
+use redis::AsyncCommands;
 use redis_server::RedisServer;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -779,6 +780,102 @@ async fn a_node_frozen_past_the_node_timeout_closes_the_sockets_of_its_reaped_se
         resumed_with(&cluster, 0, &token, last_seq, "while her node was frozen").await;
     send(&mut alice, &offer(room, "bob", "back")).await;
     assert_eq!(expect(&mut bob, "signal").await["signal"]["sdp"], "back");
+    hang_up(&mut alice, &mut bob, room).await;
+}
+
+#[tokio::test]
+async fn a_session_resumed_too_late_for_its_socket_is_away_and_its_grace_ends_it() {
+    // Node 0 reads its stream of deliveries through a front that can hold the answers back.
+    let redis = RedisServer::start().await;
+    let stall = redis.read_stall().await;
+    let flags = |url: String| async move {
+        ServerProcess::start(&["--redis", url.as_str(), "--resume-grace", "1"]).await
+    };
+    let nodes = vec![flags(stall.url()).await, flags(redis.url()).await];
+    let cluster = Cluster { nodes, redis };
+    let ResumableCall {
+        alice,
+        token,
+        mut bob,
+        room,
+        last_seq,
+    } = resumable_call(&cluster, 0, 1).await;
+
+    // alice's socket drops and her SDK resumes on node 0, but the takeover reaches node 0
+    // only after the new socket stopped waiting for it: the SDK is told to resume again…
+    drop(alice);
+    stall.hold();
+    let mut alice = resume(&cluster, 0, "alice", &token, last_seq).await;
+    let refused = alice.recv_within(Duration::from_secs(15)).await;
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert_eq!(refused["code"], "unavailable", "{refused}");
+    // …and never does (the tab was closed).
+    drop(alice);
+    stall.release();
+    // Held by no socket, her session is away: nobody resumes it within its grace, so it
+    // ends, and bob's call with it.
+    let left = bob.recv_within(Duration::from_secs(15)).await;
+    assert_eq!(left["type"], "memberLeft", "{left}");
+    assert_eq!(left["userId"], "alice");
+    let ended = expect(&mut bob, "callEnded").await;
+    assert_eq!(room_of(&ended), room);
+}
+
+#[tokio::test]
+async fn a_late_takeover_does_not_suspend_the_session_a_second_resume_on_the_node_holds() {
+    let redis = RedisServer::start().await;
+    let stall = redis.read_stall().await;
+    let flags = |url: String| async move {
+        ServerProcess::start(&["--redis", url.as_str(), "--resume-grace", "1"]).await
+    };
+    let nodes = vec![flags(stall.url()).await, flags(redis.url()).await];
+    let cluster = Cluster { nodes, redis };
+    let ResumableCall {
+        alice,
+        token,
+        mut bob,
+        room,
+        last_seq,
+    } = resumable_call(&cluster, 0, 1).await;
+    let mut store = redis::Client::open(cluster.redis.url().as_str())
+        .expect("redis url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect to the test's redis-server");
+    let record = format!("calling:u:{APP}:alice");
+
+    // As above, a first resume on node 0 gives up waiting for its takeover…
+    drop(alice);
+    stall.hold();
+    let mut first = resume(&cluster, 0, "alice", &token, last_seq).await;
+    let refused = first.recv_within(Duration::from_secs(15)).await;
+    assert_eq!(refused["code"], "unavailable", "{refused}");
+    drop(first);
+    // …and the SDK resumes again on node 0 at once, which the cluster records (the record
+    // names the second socket) before node 0 reads of either takeover.
+    let held_by =
+        |json: String| serde_json::from_str::<Value>(&json).expect("record")["link"].clone();
+    let first_link = held_by(store.get(&record).await.expect("GET"));
+    let mut alice = resume(&cluster, 0, "alice", &token, last_seq).await;
+    let deadline = Instant::now() + DEADLINE;
+    while held_by(store.get(&record).await.expect("GET")) == first_link {
+        assert!(
+            Instant::now() < deadline,
+            "the second resume was not recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stall.release();
+    expect(&mut alice, "resumed").await;
+    // The first takeover, read now, finds its socket gone, but the session is the second
+    // socket's: it is not suspended. Past the grace a suspend would have run out, the call
+    // goes on.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    send(&mut bob, &offer(room, "alice", "still here")).await;
+    assert_eq!(
+        expect(&mut alice, "signal").await["signal"]["sdp"],
+        "still here"
+    );
     hang_up(&mut alice, &mut bob, room).await;
 }
 

@@ -11,6 +11,7 @@
 //! outcomes were decided, and a node cut off from Redis for a moment misses none of them. Every node polls the shared deadline set, so an
 //! invitation's ring timeout is delivered whichever node is alive.
 
+mod deliveries;
 mod liveness;
 pub use liveness::DEFAULT_NODE_TIMEOUT;
 mod read;
@@ -24,15 +25,14 @@ use std::time::{Duration, Instant};
 use calling_protocol::{ErrorCode, RoomId};
 use futures_util::future::BoxFuture;
 use redis::aio::MultiplexedConnection;
-use redis::Value;
-use serde::{Deserialize, Serialize};
 use tracing::{debug, error, info, warn};
 
 use crate::config::Config;
-use crate::hub::Hub;
+use crate::hub::{Hub, LinkId};
 use crate::metrics::RedisMetrics;
 use crate::registry::{Outcome, Refusal, SessionId};
 use crate::request::Request;
+pub use deliveries::{Delivery, Takeover};
 pub use records::{token_hash, Clock};
 
 /// Session ids are `node << SESSION_BITS | n`: unique across the cluster without asking Redis.
@@ -72,18 +72,6 @@ fn connection_config() -> redis::AsyncConnectionConfig {
         .set_connection_timeout(Some(CONNECTION_TIMEOUT))
 }
 
-/// How long the node waits before reading its stream again after losing its connection.
-const REREAD_AFTER: Duration = Duration::from_millis(100);
-
-/// How long one read of the node's stream waits for an entry.
-const READ_BLOCK: Duration = Duration::from_secs(1);
-
-/// Most entries one read of the node's stream takes.
-const READ_BATCH: usize = 512;
-
-/// How often the node forgets the entries of its stream it has read.
-const TRIM_EVERY: Duration = Duration::from_secs(1);
-
 /// One registry operation decided in the shared store.
 #[derive(Debug, Clone)]
 pub enum Op {
@@ -101,9 +89,11 @@ pub enum Op {
         user: Arc<str>,
         token_hash: Option<String>,
     },
-    /// A session of this node ended.
+    /// A session of this node ended, through its socket `link` (a late end from a socket that
+    /// no longer holds the session changes nothing).
     Leave {
         session: SessionId,
+        link: LinkId,
         app: u64,
         user: Arc<str>,
     },
@@ -112,6 +102,7 @@ pub enum Op {
     /// A resumable session's socket dropped: it keeps everything for the resume grace.
     Suspend {
         session: SessionId,
+        link: LinkId,
         app: u64,
         user: Arc<str>,
     },
@@ -132,35 +123,6 @@ pub enum Op {
     },
     /// Node `node` died: `user`'s session, if still that node's, is lost.
     Reap { app: u64, user: Arc<str>, node: u64 },
-}
-
-/// What a node is told to do for one of its sessions (appended in order, per node).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "do", rename_all = "camelCase")]
-pub enum Delivery {
-    /// A message, already serialized (and numbered, for a resumable session).
-    Text {
-        session: SessionId,
-        text: String,
-        /// A relayed signal (counted by the metrics).
-        #[serde(default)]
-        relayed: bool,
-    },
-    /// The session resumed on another node: close its socket here and forget it.
-    Replaced { session: SessionId },
-    /// Socket `link` of this node takes over the session: `resumed`, then the replay.
-    Adopt {
-        session: SessionId,
-        link: u64,
-        app: u64,
-        user: String,
-        received: u64,
-        replay: Vec<String>,
-    },
-    /// The same user logged in elsewhere: close this session.
-    Kicked { session: SessionId },
-    /// The session is over (its grace ran out): forget it.
-    Ended { session: SessionId },
 }
 
 /// Why a resume did not take a session back.
@@ -290,7 +252,8 @@ impl Cluster {
 
     /// A connection for reading the node's stream: its reads block for up to [`READ_BLOCK`].
     async fn reader(&self) -> redis::RedisResult<MultiplexedConnection> {
-        let config = connection_config().set_response_timeout(Some(READ_BLOCK + RESPONSE_TIMEOUT));
+        let config = connection_config()
+            .set_response_timeout(Some(deliveries::READ_BLOCK + RESPONSE_TIMEOUT));
         self.pool
             .client
             .get_multiplexed_async_connection_with_config(&config)
@@ -501,131 +464,13 @@ impl Cluster {
 /// Runs the node's part of the cluster until the hub is dropped: delivers what is appended to
 /// its stream, expires the deadlines that pass, and keeps track of which nodes are alive.
 pub fn run(cluster: Arc<Cluster>, reader: MultiplexedConnection, hub: Weak<Hub>) {
-    tokio::spawn(receive(cluster.clone(), Some(reader), hub.clone()));
+    tokio::spawn(deliveries::receive(
+        cluster.clone(),
+        Some(reader),
+        hub.clone(),
+    ));
     tokio::spawn(expire(cluster.clone(), hub.clone()));
     tokio::spawn(liveness::run(cluster, hub));
-}
-
-/// Reads this node's stream of deliveries and hands them to the hub, in order, until the hub
-/// is dropped. A lost connection is made again and reading goes on after the last entry read,
-/// so nothing decided meanwhile is lost.
-async fn receive(cluster: Arc<Cluster>, mut reader: Option<MultiplexedConnection>, hub: Weak<Hub>) {
-    let stream = records::node_deliveries(cluster.node);
-    // The node's number is new, so everything in its stream is for this process.
-    let mut last_id = String::from("0-0");
-    let mut trimmed_at = Instant::now();
-    loop {
-        if hub.strong_count() == 0 {
-            return;
-        }
-        if reader.is_none() {
-            match cluster.reader().await {
-                Ok(conn) => reader = Some(conn),
-                Err(err) => {
-                    cluster.count_error();
-                    debug!(%err, "cannot reconnect the node's stream");
-                    tokio::time::sleep(REREAD_AFTER).await;
-                    continue;
-                }
-            }
-        }
-        let Some(conn) = reader.as_mut() else {
-            continue;
-        };
-        let read: redis::RedisResult<Value> = redis::cmd("XREAD")
-            .arg("COUNT")
-            .arg(READ_BATCH)
-            .arg("BLOCK")
-            .arg(u64::try_from(READ_BLOCK.as_millis()).unwrap_or(1000))
-            .arg("STREAMS")
-            .arg(&stream)
-            .arg(&last_id)
-            .query_async(conn)
-            .await;
-        let entries = match read {
-            Ok(value) => stream_entries(value),
-            Err(err) => {
-                cluster.count_error();
-                if cluster.subscribed.swap(false, Ordering::Relaxed) {
-                    error!(node = cluster.node, %err, "lost the node's stream of deliveries");
-                }
-                reader = None;
-                tokio::time::sleep(REREAD_AFTER).await;
-                continue;
-            }
-        };
-        if !cluster.subscribed.swap(true, Ordering::Relaxed) {
-            info!(
-                node = cluster.node,
-                "reading the node's stream of deliveries again"
-            );
-        }
-        let Some(hub) = hub.upgrade() else {
-            return;
-        };
-        for (id, payload) in entries {
-            match serde_json::from_slice::<Vec<Delivery>>(&payload) {
-                Ok(deliveries) => hub.deliver(deliveries),
-                Err(err) => error!(%err, "an unreadable delivery"),
-            }
-            last_id = id;
-        }
-        drop(hub);
-        // What has been read is forgotten, once a second.
-        if trimmed_at.elapsed() >= TRIM_EVERY {
-            trimmed_at = Instant::now();
-            let trim = redis::cmd("XTRIM")
-                .arg(&stream)
-                .arg("MINID")
-                .arg(&last_id)
-                .exec_async(conn)
-                .await;
-            if let Err(err) = trim {
-                debug!(%err, "cannot trim the node's stream");
-            }
-        }
-    }
-}
-
-/// The (id, `d` field) of each entry of an `XREAD` reply for one stream (none on a timeout).
-fn stream_entries(reply: Value) -> Vec<(String, Vec<u8>)> {
-    let text = |v: &Value| match v {
-        Value::BulkString(bytes) => Some(String::from_utf8_lossy(bytes).into_owned()),
-        Value::SimpleString(s) => Some(s.clone()),
-        _ => None,
-    };
-    // RESP2: [[stream, entries]]; RESP3: {stream: entries}.
-    let entries = match reply {
-        Value::Array(mut streams) => match streams.pop() {
-            Some(Value::Array(mut pair)) if pair.len() == 2 => pair.pop(),
-            _ => None,
-        },
-        Value::Map(mut streams) => streams.pop().map(|(_, entries)| entries),
-        _ => None,
-    };
-    let Some(Value::Array(entries)) = entries else {
-        return Vec::new();
-    };
-    entries
-        .into_iter()
-        .filter_map(|entry| {
-            let Value::Array(entry) = entry else {
-                return None;
-            };
-            let id = text(entry.first()?)?;
-            let Some(Value::Array(fields)) = entry.get(1) else {
-                return None;
-            };
-            // Fields and values alternate; the payload is the value after `d`.
-            let at = fields
-                .iter()
-                .position(|f| text(f).as_deref() == Some("d"))?;
-            match fields.get(at + 1)? {
-                Value::BulkString(bytes) => Some((id, bytes.clone())),
-                _ => None,
-            }
-        })
-        .collect()
 }
 
 async fn expire(cluster: Arc<Cluster>, hub: Weak<Hub>) {

@@ -179,6 +179,10 @@ pub struct UserRecord {
     pub session: Option<SessionId>,
     /// The node holding the session's socket.
     pub node: Option<u64>,
+    /// Which socket (link) of that node holds it: the end of any other is late and changes
+    /// nothing. Absent in records of older versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<u64>,
     pub presence: StoredPresence,
     pub away_until_ms: Option<u64>,
     /// SHA-256 (hex) of the session's resume token: present while it is resumable.
@@ -236,6 +240,8 @@ impl UserRecord {
         UserRecord {
             session: view.session,
             node: view.session.and(node),
+            // Set by the transaction, which knows the sockets.
+            link: None,
             presence: view.presence.into(),
             away_until_ms: view.away_until.map(|at| clock.to_ms(at)),
             // What the registry does not know of: see [`UserRecord::carry_over`].
@@ -441,6 +447,13 @@ mod tests {
             serde_json::to_string(&record).unwrap(),
             r#"{"session":9,"node":3,"presence":{"is":"member","room":42},"awayUntilMs":1700000000000,"tokenHash":"ab","seq":5,"received":6,"kickedTokenHash":"cd"}"#
         );
+        record.link = Some(11);
+        let with_link = r#"{"session":9,"node":3,"link":11,"presence":{"is":"member","room":42},"awayUntilMs":1700000000000,"tokenHash":"ab","seq":5,"received":6,"kickedTokenHash":"cd"}"#;
+        assert_eq!(serde_json::to_string(&record).unwrap(), with_link);
+        // A record written before the link was kept reads as one without it.
+        let older: UserRecord = serde_json::from_str(&with_link.replace(r#""link":11,"#, ""))
+            .expect("an older record parses");
+        assert_eq!(older.link, None);
         let idle = UserView {
             session: None,
             presence: PresenceView::Idle,

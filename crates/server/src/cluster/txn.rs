@@ -15,7 +15,8 @@ use super::records::{
     session_member, session_member_user, user_key, CallRecord, UserRecord, AWAY, CALLS_COUNT,
     DEADLINES, DELIVERIES_CAP, JOURNAL_APPEND, REAPED_KEPT, RINGING_COUNT,
 };
-use super::{Cluster, Delivery, Op};
+use super::{Cluster, Delivery, Op, Takeover};
+use crate::hub::LinkId;
 use crate::ids::RandomIds;
 use crate::registry::{Gap, Outcome, Refusal, Registry, SessionId};
 
@@ -58,6 +59,9 @@ pub(super) async fn attempt(
     // Which node holds each session read (the login's own: this one), and the sessions no
     // node holds (reaped from a dead node, waiting for a resume).
     let mut nodes: HashMap<SessionId, u64> = HashMap::new();
+    // Which socket of its node holds each session read (as recorded: records of older versions
+    // do not say).
+    let mut links: HashMap<SessionId, LinkId> = HashMap::new();
     let mut detached: HashSet<SessionId> = HashSet::new();
     for ((app, user), record) in &read.users {
         if let Some(record) = record {
@@ -65,6 +69,9 @@ pub(super) async fn attempt(
             match (record.session, record.node) {
                 (Some(session), Some(node)) => {
                     nodes.insert(session, node);
+                    if let Some(link) = record.link {
+                        links.insert(session, link);
+                    }
                 }
                 (Some(session), None) => {
                     detached.insert(session);
@@ -100,14 +107,18 @@ pub(super) async fn attempt(
             token_hash,
         } => {
             nodes.insert(session, cluster.node);
+            // A socket's first session has the socket's number.
+            links.insert(session, session);
             login = Some((session, token_hash));
             Ok(registry.login(session, app, &user, now))
         }
         // A socket's end that this node learns of only after its session was resumed on another
-        // node (a client moving as a drain asks, this node slow to see the close): the session
-        // is the other node's now, and the late close is not its end.
-        Op::Leave { session, .. } | Op::Suspend { session, .. }
-            if nodes.get(&session) != Some(&cluster.node) =>
+        // socket (a client moving as a drain asks, this node slow to see the close; a resume
+        // on this node racing the close of the socket it replaced): the session is the other
+        // socket's now, and the late close is not its end.
+        Op::Leave { session, link, .. } | Op::Suspend { session, link, .. }
+            if nodes.get(&session) != Some(&cluster.node)
+                || links.get(&session).is_some_and(|holder| *holder != link) =>
         {
             redis::cmd("UNWATCH").exec_async(conn).await?;
             return Ok(Attempt::Decided(Outcome::default()));
@@ -147,9 +158,10 @@ pub(super) async fn attempt(
             if let Ok(replay) = missed(kept, seq, last_seq) {
                 detached.remove(&session);
                 let old_node = nodes.insert(session, cluster.node);
+                links.insert(session, link);
                 adopt = Some((
                     old_node.filter(|n| *n != cluster.node),
-                    Delivery::Adopt {
+                    Takeover {
                         session,
                         link,
                         app,
@@ -265,6 +277,10 @@ pub(super) async fn attempt(
         let after = registry.user_view(app, &user).map(|view| {
             let node = view.session.and_then(node_of);
             let mut record = UserRecord::from_view(&view, node, clock);
+            record.link = record
+                .node
+                .and(view.session)
+                .and_then(|session| links.get(&session).copied());
             let login = login.as_ref().map(|(session, hash)| (*session, hash));
             record.carry_over(before.as_ref(), login);
             record
@@ -350,20 +366,17 @@ pub(super) async fn attempt(
         }
     }
     let mut resumed = None;
-    if let Some((old_node, adoption)) = adopt {
-        if let Delivery::Adopt { session, .. } = &adoption {
-            resumed = Some(*session);
-        }
-        if let (Some(old), Delivery::Adopt { session, .. }) = (old_node, &adoption) {
-            per_node
-                .entry(old)
-                .or_default()
-                .push(Delivery::Replaced { session: *session });
+    if let Some((old_node, takeover)) = adopt {
+        resumed = Some(takeover.session);
+        if let Some(old) = old_node {
+            per_node.entry(old).or_default().push(Delivery::Replaced {
+                session: takeover.session,
+            });
         }
         per_node
             .entry(cluster.node)
             .or_default()
-            .insert(0, adoption);
+            .insert(0, Delivery::Adopt(takeover));
     }
     for (app, user) in users.keys() {
         let key = (*app, user.clone());

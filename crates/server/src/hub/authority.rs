@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use calling_protocol::{ErrorReply, Resumed, ServerMessage};
 
-use super::{CloseKind, Hub, Outbound, State};
-use crate::cluster::{Delivery, Op};
+use super::{CloseKind, Hub, Outbound, Owner, State};
+use crate::cluster::{Delivery, Op, Takeover};
 use crate::registry::{CloseReason, Outcome, Refusal, Registry, SessionId};
 
 // One per hub, matched on every request: the registry stays inline rather than behind a box.
@@ -19,6 +19,15 @@ pub(super) enum Authority {
     Local(Registry),
     /// The cluster decides; these are this node's logged-in sessions.
     Shared(HashMap<SessionId, Member>),
+}
+
+/// A session the cluster resumed on a socket of this node that had stopped waiting for it (the
+/// news came late): no socket holds it now.
+pub struct Orphan {
+    /// The session and the socket it was resumed on.
+    owner: Owner,
+    app: u64,
+    user: Arc<str>,
 }
 
 /// A session of a cluster node.
@@ -94,8 +103,9 @@ impl State {
         self.forget_resumable(session);
     }
 
-    /// One item the cluster decided for a session of this node.
-    pub(super) fn deliver(&mut self, delivery: Delivery) {
+    /// One item the cluster decided for a session of this node; a session resumed on a socket
+    /// that stopped waiting for it comes back as an orphan.
+    pub(super) fn deliver(&mut self, delivery: Delivery) -> Option<Orphan> {
         match delivery {
             Delivery::Text {
                 session,
@@ -111,7 +121,7 @@ impl State {
                 self.push(session, Outbound::Close(CloseKind::Replaced));
                 self.drop_member(session);
             }
-            Delivery::Adopt { .. } => self.adopt(delivery),
+            Delivery::Adopt(takeover) => return self.adopt(takeover),
             Delivery::Kicked { session } => {
                 self.push(session, Outbound::Close(CloseReason::Kicked.into()));
                 self.outboxes.remove(&session);
@@ -124,27 +134,29 @@ impl State {
             }
             Delivery::Ended { session } => self.drop_member(session),
         }
+        None
     }
 
-    /// Carries out a [`Delivery::Adopt`] (any other delivery is not one to adopt): link `link`
-    /// of this node takes over `session` (resumed through the cluster), the link that held it
-    /// here before is closed, and the new one gets `resumed`, fresh ICE servers if any, then
-    /// everything after the SDK's last seq.
-    fn adopt(&mut self, takeover: Delivery) {
-        let Delivery::Adopt {
+    /// Link `link` of this node takes over `session` (resumed through the cluster): the link
+    /// that held it here before is closed, and the new one gets `resumed`, fresh ICE servers if
+    /// any, then everything after the SDK's last seq. A link that stopped waiting (its SDK was
+    /// told to resume again) leaves the session held by nobody: it is returned, to be
+    /// suspended like a session whose socket dropped.
+    fn adopt(&mut self, takeover: Takeover) -> Option<Orphan> {
+        let Takeover {
             session,
             link,
             app,
             user,
             received,
             replay,
-        } = takeover
-        else {
-            return;
-        };
+        } = takeover;
         let Some(adoption) = self.adopting.remove(&link) else {
-            // The link gave up waiting: its SDK resumes again.
-            return;
+            self.push(session, Outbound::Close(CloseKind::Replaced));
+            self.drop_member(session);
+            let owner = Owner { session, link };
+            let user = Arc::from(user.as_str());
+            return Some(Orphan { owner, app, user });
         };
         self.push(session, Outbound::Close(CloseKind::Replaced));
         self.outboxes.remove(&session);
@@ -173,6 +185,7 @@ impl State {
         if let Some(adopted) = adoption.adopted {
             let _ = adopted.send(());
         }
+        None
     }
 }
 
@@ -184,18 +197,39 @@ impl Hub {
         self.metrics.count(outcome, None, &mut state.invites);
     }
 
-    /// Delivers what another node (or this one) decided for this node's sessions, in order.
-    pub fn deliver(&self, deliveries: Vec<Delivery>) {
+    /// Delivers what another node (or this one) decided for this node's sessions, in order;
+    /// returns the sessions left held by no socket (see [`Hub::suspend_orphan`]).
+    pub fn deliver(&self, deliveries: Vec<Delivery>) -> Vec<Orphan> {
         let mut state = self.lock();
-        for delivery in deliveries {
-            state.deliver(delivery);
-        }
+        deliveries
+            .into_iter()
+            .filter_map(|delivery| state.deliver(delivery))
+            .collect()
+    }
+
+    /// A session resumed on a socket of this node that had stopped waiting is away, as if that
+    /// socket had dropped: its SDK may resume it again within its grace, or it ends then.
+    pub async fn suspend_orphan(&self, orphan: Orphan) {
+        let Orphan { owner, app, user } = orphan;
+        tracing::info!(
+            app,
+            user = &*user,
+            session = owner.session,
+            "a session resumed too late for its socket is away"
+        );
+        self.suspend_shared(owner, app, user).await;
     }
 
     /// Tells the cluster that a session of this node is away, kept for its resume grace.
-    pub(super) async fn suspend_shared(&self, session: SessionId, app: u64, user: Arc<str>) {
+    pub(super) async fn suspend_shared(&self, owner: Owner, app: u64, user: Arc<str>) {
+        let Owner { session, link } = owner;
         if let Some(cluster) = &self.cluster {
-            let op = Op::Suspend { session, app, user };
+            let op = Op::Suspend {
+                session,
+                link,
+                app,
+                user,
+            };
             if let Err(refusal) = cluster.decide(op).await {
                 tracing::error!(
                     session,
@@ -207,9 +241,15 @@ impl Hub {
     }
 
     /// Tells the cluster that a session of this node left (see [`State::leave`]).
-    pub(super) async fn leave_shared(&self, session: SessionId, left: Option<(u64, Arc<str>)>) {
+    pub(super) async fn leave_shared(&self, owner: Owner, left: Option<(u64, Arc<str>)>) {
+        let Owner { session, link } = owner;
         if let (Some(cluster), Some((app, user))) = (&self.cluster, left) {
-            let op = Op::Leave { session, app, user };
+            let op = Op::Leave {
+                session,
+                link,
+                app,
+                user,
+            };
             if let Err(refusal) = cluster.decide(op).await {
                 tracing::error!(
                     session,

@@ -104,3 +104,93 @@ impl RedisServer {
         format!("redis+unix://{}", self.socket.display())
     }
 }
+
+/// A front for the test's Redis, on a Unix socket of its own, that can hold back what Redis
+/// answers on the connections that read streams (`XREAD`: a node reading its deliveries), as a
+/// Redis or a network slow for that one connection would. Everything else passes untouched.
+pub struct ReadStall {
+    socket: PathBuf,
+    held: tokio::sync::watch::Sender<bool>,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisServer {
+    /// A [`ReadStall`] in front of this Redis, holding nothing back yet.
+    pub async fn read_stall(&self) -> ReadStall {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let socket = dir.path().join("front.sock");
+        let listener = tokio::net::UnixListener::bind(&socket).expect("bind the front socket");
+        let (held, _) = tokio::sync::watch::channel(false);
+        let redis = self.socket.clone();
+        let hold = held.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(upstream) = tokio::net::UnixStream::connect(&redis).await else {
+                    continue;
+                };
+                carry(client, upstream, hold.subscribe());
+            }
+        });
+        ReadStall {
+            socket,
+            held,
+            _dir: dir,
+        }
+    }
+}
+
+/// Carries one connection both ways; once it has sent an `XREAD`, Redis's answers wait while
+/// `held` is true.
+fn carry(
+    client: tokio::net::UnixStream,
+    upstream: tokio::net::UnixStream,
+    mut held: tokio::sync::watch::Receiver<bool>,
+) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let (mut client_rx, mut client_tx) = client.into_split();
+    let (mut upstream_rx, mut upstream_tx) = upstream.into_split();
+    let reads_streams = Arc::new(AtomicBool::new(false));
+    let marks = reads_streams.clone();
+    tokio::spawn(async move {
+        let mut buf = vec![0; 64 * 1024];
+        while let Ok(n @ 1..) = client_rx.read(&mut buf).await {
+            if buf[..n].windows(5).any(|w| w == b"XREAD") {
+                marks.store(true, Ordering::Relaxed);
+            }
+            if upstream_tx.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+    });
+    tokio::spawn(async move {
+        let mut buf = vec![0; 64 * 1024];
+        while let Ok(n @ 1..) = upstream_rx.read(&mut buf).await {
+            if reads_streams.load(Ordering::Relaxed) && held.wait_for(|h| !*h).await.is_err() {
+                break;
+            }
+            if client_tx.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+    });
+}
+
+impl ReadStall {
+    /// The URL a node's `--redis` takes to go through this front.
+    pub fn url(&self) -> String {
+        format!("redis+unix://{}", self.socket.display())
+    }
+
+    /// From now on, answers to stream reads wait.
+    pub fn hold(&self) {
+        self.held.send_replace(true);
+    }
+
+    /// The answers held back go on, and the next ones pass at once.
+    pub fn release(&self) {
+        self.held.send_replace(false);
+    }
+}
