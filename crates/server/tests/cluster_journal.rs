@@ -6,12 +6,14 @@
 //! Each test starts its own `redis-server` (on a Unix socket in a temporary directory) and two
 //! nodes, the real binary, and reads the journal straight from Redis to check its size.
 
+mod cluster_support;
 mod process;
 mod redis_server;
 
 use std::time::{Duration, Instant};
 
 use calling_protocol::{CallType, ClientMessage, RoomId, Signal, PROTOCOL_VERSION};
+use cluster_support::{expect, send, seq_of};
 use process::*;
 use redis::aio::MultiplexedConnection;
 use redis::AsyncCommands;
@@ -55,24 +57,6 @@ async fn cluster_on(server: RedisServer) -> Cluster {
         redis,
         server,
     }
-}
-
-async fn send(c: &mut Client, msg: &ClientMessage) {
-    c.send_text(&serde_json::to_string(msg).expect("client message serializes"))
-        .await;
-}
-
-/// The next message, which must be of type `kind`.
-async fn expect(c: &mut Client, kind: &str) -> Value {
-    let msg = c.recv().await;
-    assert_eq!(msg["type"], kind, "{}: {msg}", c.name);
-    msg
-}
-
-fn seq_of(msg: &Value) -> u64 {
-    msg["seq"]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no seq in {msg}"))
 }
 
 fn offer(room_id: RoomId, to: &str, sdp: String) -> ClientMessage {
