@@ -16,6 +16,9 @@
 //                         {"exit": its exit code} when all that is done
 //   POST /kill?node=I     SIGKILL node I (a crash), start it again, put it back once healthy;
 //                         answers {"exit": "SIGKILL"}
+//   POST /freeze?node=I   SIGSTOP node I (a node starved of CPU, or cut off) until the other nodes
+//                         have reaped every session it held, then SIGCONT it; answers
+//                         {"reaped": how many they reaped}
 //   POST /restart-redis?downMs=N
 //                         SIGKILL redis-server, wait until every node says it cannot reach it
 //                         (/healthz 503), leave it down N ms more, start it again (its append-only file, synced on every
@@ -44,6 +47,10 @@ const NODE_FLAGS = [
   // A drained node's clients are told to move within half of this.
   '--drain-timeout', '6',
   '--resume-grace', '10',
+  // A node silent this long is taken for dead: well inside what an SDK takes to find its
+  // socket silent by itself (two unanswered pings, 6 s or more), so that a frozen node's SDKs
+  // hear of it only from the node, once it is back.
+  '--node-timeout', '3',
 ];
 
 const redisDir = mkdtempSync(join(tmpdir(), 'cluster-redis-'));
@@ -123,6 +130,34 @@ async function stop(node, signal) {
   return exit;
 }
 
+// Sessions the nodes in `list` have reaped from nodes they took for dead, all together.
+async function reapedBy(list) {
+  let sum = 0;
+  for (const node of list) {
+    const text = await (await fetch(`http://127.0.0.1:${node.port}/metrics`)).text();
+    const line = text.split('\n').find((l) => l.startsWith('calling_redis_sessions_reaped_total '));
+    sum += Number(line?.split(' ')[1]);
+  }
+  return sum;
+}
+
+async function freeze(node) {
+  const others = nodes.filter((n) => n !== node);
+  const before = await reapedBy(others);
+  const held = node.connections.size;
+  node.child.kill('SIGSTOP');
+  try {
+    const deadline = Date.now() + 15_000;
+    while ((await reapedBy(others)) - before < held) {
+      if (Date.now() > deadline) throw new Error(`the ${held} sessions of node ${node.port} were not reaped`);
+      await sleep(50);
+    }
+  } finally {
+    node.child.kill('SIGCONT');
+  }
+  return { reaped: (await reapedBy(others)) - before };
+}
+
 let ready = false;
 
 // ---- the load balancer ----
@@ -150,6 +185,9 @@ serveControl(controlPort, async (method, path, params) => {
   }
   if (method === 'POST' && path === '/kill' && node?.child) {
     return { exit: await stop(node, 'SIGKILL') };
+  }
+  if (method === 'POST' && path === '/freeze' && node?.child) {
+    return freeze(node);
   }
   if (method === 'POST' && path === '/restart-redis') {
     await restartRedis(Number(params.get('downMs') ?? 0));

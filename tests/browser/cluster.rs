@@ -6,8 +6,10 @@
 //! SDK to another node, mid-call and mid-ring: the call's video keeps playing, the invitation
 //! still rings and can be accepted, no app hears anything of it, and hangups end both calls
 //! with `CALL_END`. A node killed outright loses nothing either: the SDKs it held reconnect
-//! through the balancer and resume on another node. Nor does a Redis restart: the nodes say
-//! they cannot decide anything meanwhile, and carry on once it is back.
+//! through the balancer and resume on another node. Nor does a node frozen past the node
+//! timeout, whose sessions the others reap: back, it closes their sockets and the SDKs resume.
+//! Nor does a Redis restart: the nodes say they cannot decide anything meanwhile, and carry on
+//! once it is back.
 
 use crate::common::*;
 use crate::video::*;
@@ -17,7 +19,8 @@ use wasm_bindgen_test::*;
 
 const NODES: usize = 3;
 
-/// Sends `command` (`restart?node=I`, `kill?node=I`, `restart-redis?downMs=N`) to the cluster's control; its answer.
+/// Sends `command` (`restart?node=I`, `kill?node=I`, `freeze?node=I`, `restart-redis?downMs=N`)
+/// to the cluster's control; its answer.
 async fn control(command: &str) -> JsValue {
     let url = format!("http://{CLUSTER_CONTROL}/{command}");
     let init = web_sys::RequestInit::new();
@@ -164,6 +167,37 @@ async fn a_rolling_restart_loses_neither_a_running_call_nor_a_ringing_invitation
     both_calls_went_on(clients, &a_remote, &b_remote, &tag).await;
 }
 
+/// Waits until the SDKs whose sockets `what` (done to node `node`) ended have come back
+/// through the balancer, and every reconnect resumed its session.
+async fn all_back_and_resumed(clients: &[Client], node: usize, what: &str) {
+    let deadline = js_sys::Date::now() + f64::from(DEADLINE_MS);
+    loop {
+        let sockets = balanced_sockets().await;
+        if sockets == 4.0 && clients.iter().all(all_reconnects_resumed) {
+            return;
+        }
+        assert!(
+            js_sys::Date::now() < deadline,
+            "after {what} node {node}: {sockets} sockets through the balancer; {:?}",
+            clients.iter().map(Client::names).collect::<Vec<_>>()
+        );
+        let _ = JsFuture::from(delay(50)).await;
+    }
+}
+
+/// At least one SDK reconnected (one sat on a node the test acted on), and no app heard of
+/// anything ending.
+fn reconnected_and_nothing_ended(clients: &[Client], what: &str) {
+    let reconnected: usize = clients
+        .iter()
+        .map(|c| c.payloads("onReconnected").len())
+        .sum();
+    assert!(reconnected >= 1, "no SDK was on a {what} node");
+    for c in clients {
+        assert_nothing_ended(c);
+    }
+}
+
 #[wasm_bindgen_test]
 async fn a_node_killed_mid_call_and_mid_ring_loses_neither() {
     let tag = unique("killed");
@@ -173,29 +207,29 @@ async fn a_node_killed_mid_call_and_mid_ring_loses_neither() {
         let killed = control(&format!("kill?node={node}")).await;
         assert_eq!(get_str(&killed, "exit"), "SIGKILL");
         // The SDKs whose socket it held (its links are gone from the balancer by now) come back
-        // through the balancer, and every reconnect resumed its session.
-        let deadline = js_sys::Date::now() + f64::from(DEADLINE_MS);
-        loop {
-            let sockets = balanced_sockets().await;
-            if sockets == 4.0 && clients.iter().all(all_reconnects_resumed) {
-                break;
-            }
-            assert!(
-                js_sys::Date::now() < deadline,
-                "after killing node {node}: {sockets} sockets through the balancer; {:?}",
-                clients.iter().map(Client::names).collect::<Vec<_>>()
-            );
-            let _ = JsFuture::from(delay(50)).await;
-        }
+        // through the balancer and resume.
+        all_back_and_resumed(&clients, node, "killing").await;
     }
-    let reconnected: usize = clients
-        .iter()
-        .map(|c| c.payloads("onReconnected").len())
-        .sum();
-    assert!(reconnected >= 1, "no SDK was on a killed node");
-    for c in &clients {
-        assert_nothing_ended(c);
+    reconnected_and_nothing_ended(&clients, "killed");
+    both_calls_went_on(clients, &a_remote, &b_remote, &tag).await;
+}
+
+#[wasm_bindgen_test]
+async fn a_node_frozen_past_the_node_timeout_mid_call_and_mid_ring_loses_neither() {
+    let tag = unique("frozen");
+    let (clients, a_remote, b_remote) = a_call_and_a_ringing_invitation(&tag).await;
+
+    let mut reaped = 0.0;
+    for node in 0..NODES {
+        // Answers once the other nodes took it for dead and reaped its sessions, and it runs
+        // again: it still holds their sockets, which nothing reaches any more. It closes them,
+        // and their SDKs resume (on any node), well before they would have found their
+        // sockets silent by themselves.
+        reaped += get_num(&control(&format!("freeze?node={node}")).await, "reaped");
+        all_back_and_resumed(&clients, node, "freezing").await;
     }
+    assert!(reaped >= 1.0, "no session was reaped");
+    reconnected_and_nothing_ended(&clients, "frozen");
     both_calls_went_on(clients, &a_remote, &b_remote, &tag).await;
 }
 
