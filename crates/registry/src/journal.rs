@@ -31,6 +31,20 @@ pub enum Gap {
     Ahead,
 }
 
+impl Gap {
+    /// Whether a resume after `last_seq` can replay everything it missed from a journal
+    /// keeping seqs `oldest..=newest` (`oldest` is `newest + 1` when nothing is kept).
+    pub fn check(oldest: u64, newest: u64, last_seq: u64) -> Result<(), Gap> {
+        if last_seq > newest {
+            Err(Gap::Ahead)
+        } else if last_seq + 1 < oldest {
+            Err(Gap::TooOld)
+        } else {
+            Ok(())
+        }
+    }
+}
+
 impl<T> Journal<T> {
     /// An empty journal keeping the latest `window` items (at least one).
     pub fn new(window: usize) -> Self {
@@ -85,16 +99,11 @@ impl<T> Journal<T> {
 
     /// Everything recorded after `last_seq`, oldest first, if the window still holds all of it.
     pub fn after(&self, last_seq: u64) -> Result<impl Iterator<Item = (u64, &T)>, Gap> {
-        if last_seq > self.last_seq {
-            return Err(Gap::Ahead);
-        }
         let oldest = self
             .kept
             .front()
             .map_or(self.last_seq + 1, |(seq, _, _)| *seq);
-        if last_seq + 1 < oldest {
-            return Err(Gap::TooOld);
-        }
+        Gap::check(oldest, self.last_seq, last_seq)?;
         Ok(self
             .kept
             .iter()

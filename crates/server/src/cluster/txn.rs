@@ -525,13 +525,8 @@ fn resumable(
 /// newest numbered `seq`), or why it cannot: the answers of the single process's
 /// [`crate::registry::Journal::after`], whichever bound (count or bytes) trimmed the journal.
 fn missed(kept: Vec<String>, seq: u64, last_seq: u64) -> Result<Vec<String>, Gap> {
-    if last_seq > seq {
-        return Err(Gap::Ahead);
-    }
     let oldest = (seq + 1).saturating_sub(kept.len() as u64);
-    if last_seq + 1 < oldest {
-        return Err(Gap::TooOld);
-    }
+    Gap::check(oldest, seq, last_seq)?;
     let from = usize::try_from(last_seq + 1 - oldest).unwrap_or(usize::MAX);
     Ok(kept.into_iter().skip(from).collect())
 }
