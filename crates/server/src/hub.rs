@@ -435,11 +435,7 @@ impl Hub {
         let mut state = self.lock();
         let mut closed = 0;
         for &session in sessions {
-            if state.outboxes.contains_key(&session) {
-                state.push(session, Outbound::Close(CloseKind::Reaped));
-                closed += 1;
-            }
-            state.drop_member(session);
+            closed += usize::from(state.close_member(session, CloseKind::Reaped));
         }
         closed
     }

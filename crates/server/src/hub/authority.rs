@@ -93,8 +93,17 @@ impl State {
         }
     }
 
+    /// Closes the socket holding `session` here, if any, with `kind`, and forgets the session
+    /// (see [`State::drop_member`]). Returns whether a socket was closed.
+    pub(super) fn close_member(&mut self, session: SessionId, kind: CloseKind) -> bool {
+        let held = self.outboxes.contains_key(&session);
+        self.push(session, Outbound::Close(kind));
+        self.drop_member(session);
+        held
+    }
+
     /// Forgets a session of this node without it leaving anything (it lives on elsewhere).
-    pub(super) fn drop_member(&mut self, session: SessionId) {
+    fn drop_member(&mut self, session: SessionId) {
         self.outboxes.remove(&session);
         self.owners.remove(&session);
         if let Authority::Shared(sessions) = &mut self.authority {
@@ -118,8 +127,7 @@ impl State {
                 self.push(session, Outbound::Text(text));
             }
             Delivery::Replaced { session } => {
-                self.push(session, Outbound::Close(CloseKind::Replaced));
-                self.drop_member(session);
+                self.close_member(session, CloseKind::Replaced);
             }
             Delivery::Adopt(takeover) => return self.adopt(takeover),
             Delivery::Kicked { session } => {
@@ -152,8 +160,7 @@ impl State {
             replay,
         } = takeover;
         let Some(adoption) = self.adopting.remove(&link) else {
-            self.push(session, Outbound::Close(CloseKind::Replaced));
-            self.drop_member(session);
+            self.close_member(session, CloseKind::Replaced);
             let owner = Owner { session, link };
             let user = Arc::from(user.as_str());
             return Some(Orphan { owner, app, user });
