@@ -15,7 +15,7 @@
 //! nobody knows; it also makes sure the node counter is past its own number, so that a node
 //! joining later cannot take a number in use.
 
-use std::sync::{Arc, PoisonError, Weak};
+use std::sync::{Arc, LazyLock, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
@@ -36,9 +36,14 @@ pub const DEFAULT_NODE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Most sessions of a dead node one heartbeat reaps; the rest wait for the next.
 const REAP_PER_BEAT: usize = 256;
 
-/// Raises the node counter to at least ARGV[1] (a Redis that lost its data counts from 0 again).
-const COUNTER_AT_LEAST: &str = "local n = tonumber(redis.call('GET', KEYS[1]) or '0') \
-     if n < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end return 0";
+/// Raises the node counter KEYS[1] to at least ARGV[1] (a Redis that lost its data counts
+/// from 0 again).
+static COUNTER_AT_LEAST: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        "local n = tonumber(redis.call('GET', KEYS[1]) or '0') \
+         if n < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end return 0",
+    )
+});
 
 /// The cluster's epoch: the one Redis holds, or a new one written now if it holds none.
 pub(super) async fn join_epoch(conn: &mut MultiplexedConnection) -> redis::RedisResult<String> {
@@ -74,12 +79,10 @@ impl Cluster {
     async fn rejoin(&self) -> redis::RedisResult<()> {
         let mut conn = self.pool.get().await?;
         let epoch = join_epoch(&mut conn).await?;
-        redis::cmd("EVAL")
-            .arg(COUNTER_AT_LEAST)
-            .arg(1)
-            .arg(records::NODE_COUNTER)
+        let _: i64 = COUNTER_AT_LEAST
+            .key(records::NODE_COUNTER)
             .arg(self.node)
-            .exec_async(&mut conn)
+            .invoke_async(&mut conn)
             .await?;
         self.pool.put(conn);
         *self.epoch.lock().unwrap_or_else(PoisonError::into_inner) = epoch;
