@@ -1,0 +1,296 @@
+//! One participant's peer connection with the SFU: its str0m `Rtc`, the tracks it sends us, the
+//! tracks we forward to it, and the renegotiation that adds and stops those.
+//!
+//! The SFU is the polite peer of every renegotiation: when the participant's own offer crosses
+//! ours, ours is dropped and made again after theirs, so signalling never deadlocks.
+
+use std::time::{Duration, Instant};
+
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::media::{Direction, KeyframeRequest, KeyframeRequestKind, MediaData, Mid, Rid};
+use str0m::{Event, IceConnectionState, Input, Output, Rtc};
+use tracing::{debug, info, warn};
+
+use crate::error::SfuError;
+use crate::sfu::{ParticipantId, RoomId};
+use crate::track::{TrackIn, TrackOut, TrackOutState, TrackSource};
+
+/// How often a sender may be asked for a key frame of one track.
+const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
+
+/// What a participant's output means for the others of its room.
+#[derive(Debug)]
+pub(crate) enum Propagated {
+    /// A new incoming track, to be offered to every other participant.
+    TrackOpened(TrackSource),
+    /// Media to forward to the receivers of this track (boxed: a `MediaData` is large, and the
+    /// other variants are many and small).
+    Media(ParticipantId, Box<MediaData>),
+    /// A receiver lost (or is starting) a forwarded track: its origin must send a key frame.
+    KeyframeWanted {
+        origin: ParticipantId,
+        mid: Mid,
+        rid: Option<Rid>,
+        kind: KeyframeRequestKind,
+    },
+}
+
+#[derive(Debug)]
+pub(crate) struct Participant {
+    pub id: ParticipantId,
+    pub room: RoomId,
+    pub rtc: Rtc,
+    pub tracks_in: Vec<TrackIn>,
+    pub tracks_out: Vec<TrackOut>,
+    /// Our offer waiting for the participant's answer; one at a time.
+    pending: Option<SdpPendingOffer>,
+}
+
+impl Participant {
+    pub fn new(id: ParticipantId, room: RoomId, rtc: Rtc) -> Participant {
+        Participant {
+            id,
+            room,
+            rtc,
+            tracks_in: Vec::new(),
+            tracks_out: Vec::new(),
+            pending: None,
+        }
+    }
+
+    pub fn handle_input(&mut self, input: Input) {
+        if !self.rtc.is_alive() {
+            return;
+        }
+        if let Err(e) = self.rtc.handle_input(input) {
+            warn!(participant = %self.id, "input refused, disconnecting: {e}");
+            self.rtc.disconnect();
+        }
+    }
+
+    /// The participant's own offer (its first, or a later one adding or removing its tracks).
+    pub fn accept_offer(&mut self, offer: SdpOffer) -> Result<SdpAnswer, SfuError> {
+        // Polite peer: drop our crossing offer; its tracks are offered again once this settles.
+        if self.pending.take().is_some() {
+            for track in &mut self.tracks_out {
+                track.state = match track.state {
+                    TrackOutState::Negotiating(_) => TrackOutState::ToOpen,
+                    TrackOutState::NegotiatingStop(m) => TrackOutState::ToStop(m),
+                    other => other,
+                };
+            }
+        }
+        Ok(self.rtc.sdp_api().accept_offer(offer)?)
+    }
+
+    /// The participant's answer to our last offer. Returns the tracks that just opened, whose
+    /// senders must now send a key frame for this new receiver.
+    pub fn accept_answer(&mut self, answer: SdpAnswer) -> Result<Vec<TrackSource>, SfuError> {
+        let pending = self
+            .pending
+            .take()
+            .ok_or_else(|| SfuError::NoPendingOffer(self.id.clone()))?;
+        self.rtc.sdp_api().accept_answer(pending, answer)?;
+        let mut opened = Vec::new();
+        for track in &mut self.tracks_out {
+            if let TrackOutState::Negotiating(mid) = track.state {
+                track.state = TrackOutState::Open(mid);
+                opened.push(track.source.clone());
+            }
+        }
+        self.tracks_out
+            .retain(|t| !matches!(t.state, TrackOutState::NegotiatingStop(_)));
+        Ok(opened)
+    }
+
+    /// An offer adding the tracks to open and stopping the tracks whose source left, unless one
+    /// is already waiting for its answer.
+    pub fn renegotiate(&mut self) -> Option<SdpOffer> {
+        if self.pending.is_some() || !self.rtc.is_alive() {
+            return None;
+        }
+        let mut change = self.rtc.sdp_api();
+        for track in &mut self.tracks_out {
+            match track.state {
+                TrackOutState::ToOpen => {
+                    // The stream id tells the receiver whose media this is (the SDK maps it to
+                    // the user's tile).
+                    let mid = change.add_media(
+                        track.source.kind,
+                        Direction::SendOnly,
+                        Some(track.source.origin.to_string()),
+                        None,
+                        None,
+                    );
+                    track.state = TrackOutState::Negotiating(mid);
+                }
+                TrackOutState::ToStop(mid) => {
+                    change.stop_media(mid);
+                    track.state = TrackOutState::NegotiatingStop(mid);
+                }
+                _ => {}
+            }
+        }
+        if !change.has_changes() {
+            return None;
+        }
+        let (offer, pending) = change.apply()?;
+        self.pending = Some(pending);
+        Some(offer)
+    }
+
+    /// Starts forwarding another participant's track to this one (after renegotiation).
+    pub fn add_track_out(&mut self, source: TrackSource) {
+        self.tracks_out.push(TrackOut::new(source));
+    }
+
+    /// Stops forwarding every track of a participant that left.
+    pub fn remove_tracks_from(&mut self, origin: &ParticipantId) {
+        self.tracks_out.retain_mut(|track| {
+            if &track.source.origin != origin {
+                return true;
+            }
+            match track.state {
+                // Never offered, or offered and not answered: the answer handling stops it.
+                TrackOutState::ToOpen => false,
+                TrackOutState::Negotiating(mid) | TrackOutState::Open(mid) => {
+                    track.state = TrackOutState::ToStop(mid);
+                    true
+                }
+                TrackOutState::ToStop(_) | TrackOutState::NegotiatingStop(_) => true,
+            }
+        });
+    }
+
+    /// Polls the `Rtc` once: a datagram to send, the next timeout, or an event turned into what
+    /// it means for the room.
+    pub fn poll(&mut self) -> Polled {
+        if !self.rtc.is_alive() {
+            return Polled::Dead;
+        }
+        match self.rtc.poll_output() {
+            Ok(Output::Timeout(at)) => Polled::Timeout(at),
+            Ok(Output::Transmit(t)) => Polled::Transmit(t),
+            Ok(Output::Event(event)) => Polled::Propagate(self.handle_event(event)),
+            Err(e) => {
+                warn!(participant = %self.id, "poll failed, disconnecting: {e}");
+                self.rtc.disconnect();
+                Polled::Dead
+            }
+        }
+    }
+
+    fn handle_event(&mut self, event: Event) -> Option<Propagated> {
+        match event {
+            Event::IceConnectionStateChange(state) => {
+                debug!(participant = %self.id, ?state, "ICE");
+                if state == IceConnectionState::Disconnected {
+                    // Consent lost: the participant is gone until ICE restarts are handled.
+                    self.rtc.disconnect();
+                }
+                None
+            }
+            Event::MediaAdded(added) if added.direction.is_receiving() => {
+                let layers = added
+                    .simulcast
+                    .map(|s| s.send.into_iter().map(|l| l.rid).collect())
+                    .unwrap_or_default();
+                let track = TrackIn {
+                    mid: added.mid,
+                    kind: added.kind,
+                    layers,
+                    last_keyframe_request: None,
+                };
+                info!(participant = %self.id, mid = %track.mid, kind = ?track.kind, "track in");
+                let source = TrackSource {
+                    origin: self.id.clone(),
+                    mid: track.mid,
+                    kind: track.kind,
+                    layer: track.default_layer(),
+                };
+                self.tracks_in.push(track);
+                Some(Propagated::TrackOpened(source))
+            }
+            Event::MediaData(data) => {
+                if !data.contiguous {
+                    // A gap: the receivers cannot decode on until the next key frame.
+                    self.request_keyframe(data.mid, data.rid, KeyframeRequestKind::Pli);
+                }
+                Some(Propagated::Media(self.id.clone(), Box::new(data)))
+            }
+            Event::KeyframeRequest(req) => self.keyframe_wanted(req),
+            _ => None,
+        }
+    }
+
+    /// A receiver's PLI/FIR on one of our forwarded tracks, routed back to its origin.
+    fn keyframe_wanted(&self, req: KeyframeRequest) -> Option<Propagated> {
+        let track = self
+            .tracks_out
+            .iter()
+            .find(|t| t.open_mid() == Some(req.mid))?;
+        Some(Propagated::KeyframeWanted {
+            origin: track.source.origin.clone(),
+            mid: track.source.mid,
+            rid: track.source.layer,
+            kind: req.kind,
+        })
+    }
+
+    /// Asks this participant for a key frame of one of its tracks, at most once per interval.
+    pub fn request_keyframe(&mut self, mid: Mid, rid: Option<Rid>, kind: KeyframeRequestKind) {
+        let now = Instant::now();
+        let Some(track) = self.tracks_in.iter_mut().find(|t| t.mid == mid) else {
+            return;
+        };
+        if track
+            .last_keyframe_request
+            .is_some_and(|t| now.saturating_duration_since(t) < KEYFRAME_REQUEST_INTERVAL)
+        {
+            return;
+        }
+        let Some(mut writer) = self.rtc.writer(mid) else {
+            return;
+        };
+        if !writer.is_request_keyframe_possible(kind) {
+            return;
+        }
+        match writer.request_keyframe(rid, kind) {
+            Ok(()) => track.last_keyframe_request = Some(now),
+            // No stream for that RID yet (its first packet has not arrived): ask again later.
+            Err(e) => debug!(participant = %self.id, "keyframe request not sent: {e}"),
+        }
+    }
+
+    /// Writes another participant's media to this one, if it receives that track and layer.
+    pub fn forward(&mut self, origin: &ParticipantId, data: &MediaData) {
+        let Some(mid) = self
+            .tracks_out
+            .iter()
+            .find(|t| {
+                &t.source.origin == origin && t.source.mid == data.mid && t.source.layer == data.rid
+            })
+            .and_then(TrackOut::open_mid)
+        else {
+            return;
+        };
+        let Some(writer) = self.rtc.writer(mid) else {
+            return;
+        };
+        let Some(pt) = writer.match_params(data.params) else {
+            return;
+        };
+        if let Err(e) = writer.write(pt, data.network_time, data.time, data.data.clone()) {
+            warn!(participant = %self.id, "forwarding failed, disconnecting: {e}");
+            self.rtc.disconnect();
+        }
+    }
+}
+
+/// One poll of a participant's `Rtc`.
+pub(crate) enum Polled {
+    Timeout(Instant),
+    Transmit(str0m::net::Transmit),
+    Propagate(Option<Propagated>),
+    Dead,
+}

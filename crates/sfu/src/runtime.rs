@@ -1,0 +1,262 @@
+//! Drives one [`Sfu`] core from one UDP socket on tokio, and hands out [`SfuHandle`]s through
+//! which the signalling side (the calling-server, or a test) joins, answers and leaves.
+//!
+//! Kept thin on purpose: it moves datagrams between the socket and the core, wakes the core at
+//! the instant it asks, and delivers the core's renegotiation offers to the participant they are
+//! for. Every decision is the core's.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use str0m::change::{SdpAnswer, SdpOffer};
+use str0m::net::{Protocol, Receive};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tracing::{debug, warn};
+
+use crate::error::SfuError;
+use crate::sfu::{ParticipantId, RoomId, Sfu, SfuOutput};
+
+/// Offers not yet taken by a participant's signalling before it counts as stuck and is removed.
+const SIGNAL_QUEUE: usize = 8;
+/// Requests from signalling waiting for the loop.
+const COMMAND_QUEUE: usize = 64;
+/// Larger than any datagram WebRTC sends (str0m's MTU is at most 1,500 bytes).
+const RECEIVE_BUFFER: usize = 2048;
+
+/// What the SFU tells one participant through signalling.
+#[derive(Debug)]
+pub enum Signal {
+    /// Tracks to add or stop: answer with [`SfuHandle::answer`].
+    Offer(SdpOffer),
+    /// The participant's connection died and it was removed from its room.
+    Gone,
+}
+
+enum Command {
+    Join {
+        room: RoomId,
+        participant: ParticipantId,
+        offer: SdpOffer,
+        reply: oneshot::Sender<Result<(SdpAnswer, mpsc::Receiver<Signal>), SfuError>>,
+    },
+    Offer {
+        participant: ParticipantId,
+        offer: SdpOffer,
+        reply: oneshot::Sender<Result<SdpAnswer, SfuError>>,
+    },
+    Answer {
+        participant: ParticipantId,
+        answer: SdpAnswer,
+        reply: oneshot::Sender<Result<(), SfuError>>,
+    },
+    Leave {
+        participant: ParticipantId,
+        reply: oneshot::Sender<Result<(), SfuError>>,
+    },
+}
+
+/// The signalling side's access to a running SFU. The SFU stops when every handle is dropped.
+#[derive(Clone)]
+pub struct SfuHandle {
+    commands: mpsc::Sender<Command>,
+    local_addr: SocketAddr,
+}
+
+/// Binds the SFU's UDP socket at `bind` (a specific address: it is announced to participants
+/// as the SFU's host candidate) and starts its loop.
+pub async fn spawn(bind: SocketAddr) -> Result<(SfuHandle, JoinHandle<()>), SfuError> {
+    let socket = UdpSocket::bind(bind).await?;
+    let local_addr = socket.local_addr()?;
+    let sfu = Sfu::new(vec![local_addr])?;
+    let (commands, inbox) = mpsc::channel(COMMAND_QUEUE);
+    let task = tokio::spawn(run(sfu, socket, inbox));
+    Ok((
+        SfuHandle {
+            commands,
+            local_addr,
+        },
+        task,
+    ))
+}
+
+impl SfuHandle {
+    /// The SFU's UDP address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Joins `participant` to `room` with its offer. Returns the answer, and the channel of
+    /// what the SFU will tell this participant later (offers of the others' tracks).
+    pub async fn join(
+        &self,
+        room: RoomId,
+        participant: ParticipantId,
+        offer: SdpOffer,
+    ) -> Result<(SdpAnswer, mpsc::Receiver<Signal>), SfuError> {
+        self.request(|reply| Command::Join {
+            room,
+            participant,
+            offer,
+            reply,
+        })
+        .await
+    }
+
+    /// A later offer of a participant already in a room.
+    pub async fn offer(
+        &self,
+        participant: ParticipantId,
+        offer: SdpOffer,
+    ) -> Result<SdpAnswer, SfuError> {
+        self.request(|reply| Command::Offer {
+            participant,
+            offer,
+            reply,
+        })
+        .await
+    }
+
+    /// A participant's answer to the SFU's last [`Signal::Offer`].
+    pub async fn answer(
+        &self,
+        participant: ParticipantId,
+        answer: SdpAnswer,
+    ) -> Result<(), SfuError> {
+        self.request(|reply| Command::Answer {
+            participant,
+            answer,
+            reply,
+        })
+        .await
+    }
+
+    /// Removes a participant; once this returns, none of its media is forwarded any more.
+    pub async fn leave(&self, participant: ParticipantId) -> Result<(), SfuError> {
+        self.request(|reply| Command::Leave { participant, reply })
+            .await
+    }
+
+    async fn request<T>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<Result<T, SfuError>>) -> Command,
+    ) -> Result<T, SfuError> {
+        let (reply, response) = oneshot::channel();
+        self.commands
+            .send(command(reply))
+            .await
+            .map_err(|_| SfuError::Stopped)?;
+        response.await.map_err(|_| SfuError::Stopped)?
+    }
+}
+
+/// Which participant each signal channel belongs to.
+type Signals = std::collections::HashMap<ParticipantId, mpsc::Sender<Signal>>;
+
+async fn run(mut sfu: Sfu, socket: UdpSocket, mut inbox: mpsc::Receiver<Command>) {
+    let local_addr = match socket.local_addr() {
+        Ok(addr) => addr,
+        Err(e) => {
+            warn!("SFU socket has no address: {e}");
+            return;
+        }
+    };
+    let mut signals = Signals::new();
+    let mut buf = vec![0; RECEIVE_BUFFER];
+    loop {
+        let deadline = drain(&mut sfu, &socket, &mut signals).await;
+        tokio::select! {
+            received = socket.recv_from(&mut buf) => match received {
+                Ok((n, source)) => {
+                    match Receive::new(Protocol::Udp, source, local_addr, &buf[..n]) {
+                        Ok(receive) => {
+                            if !sfu.handle_receive(Instant::now(), receive) {
+                                // Common: a participant's first STUN can beat its join's reply.
+                                debug!(%source, "datagram for no participant");
+                            }
+                        }
+                        Err(e) => debug!(%source, "unparsable datagram: {e}"),
+                    }
+                }
+                // ICMP port unreachable surfaces here on some systems: not fatal to the SFU.
+                Err(e) => debug!("receive failed: {e}"),
+            },
+            command = inbox.recv() => match command {
+                Some(command) => handle_command(&mut sfu, &mut signals, command),
+                None => return,
+            },
+            _ = tokio::time::sleep_until(deadline.into()) => {}
+        }
+        sfu.handle_timeout(Instant::now());
+    }
+}
+
+fn handle_command(sfu: &mut Sfu, signals: &mut Signals, command: Command) {
+    // A requester that gave up waiting drops its receiver; the outcome stands regardless.
+    match command {
+        Command::Join {
+            room,
+            participant,
+            offer,
+            reply,
+        } => {
+            let result = sfu
+                .join(Instant::now(), room, participant.clone(), offer)
+                .map(|answer| {
+                    let (sender, receiver) = mpsc::channel(SIGNAL_QUEUE);
+                    signals.insert(participant, sender);
+                    (answer, receiver)
+                });
+            let _ = reply.send(result);
+        }
+        Command::Offer {
+            participant,
+            offer,
+            reply,
+        } => {
+            let _ = reply.send(sfu.accept_offer(&participant, offer));
+        }
+        Command::Answer {
+            participant,
+            answer,
+            reply,
+        } => {
+            let _ = reply.send(sfu.accept_answer(&participant, answer));
+        }
+        Command::Leave { participant, reply } => {
+            signals.remove(&participant);
+            let _ = reply.send(sfu.leave(&participant));
+        }
+    }
+}
+
+/// Carries out everything the core has to do now; returns when it next wants to be woken.
+async fn drain(sfu: &mut Sfu, socket: &UdpSocket, signals: &mut Signals) -> Instant {
+    loop {
+        match sfu.poll_output() {
+            SfuOutput::Timeout(at) => return at,
+            SfuOutput::Transmit(t) => {
+                if let Err(e) = socket.send_to(&t.contents, t.destination).await {
+                    debug!(destination = %t.destination, "send failed: {e}");
+                }
+            }
+            SfuOutput::Offer(participant, offer) => {
+                let delivered = signals
+                    .get(&participant)
+                    .is_some_and(|s| s.try_send(Signal::Offer(offer)).is_ok());
+                if !delivered {
+                    // Its signalling is gone or stuck: without answers it can receive nothing.
+                    warn!(%participant, "offer undeliverable, removing the participant");
+                    signals.remove(&participant);
+                    let _ = sfu.leave(&participant);
+                }
+            }
+            SfuOutput::Gone(participant) => {
+                if let Some(sender) = signals.remove(&participant) {
+                    let _ = sender.try_send(Signal::Gone);
+                }
+            }
+        }
+    }
+}

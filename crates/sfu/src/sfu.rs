@@ -1,0 +1,278 @@
+//! The SFU core: participants grouped in rooms, fed datagrams and time, yielding datagrams,
+//! renegotiation offers and timeouts. No sockets, no clock, no tasks: the runtime (or a test)
+//! owns those.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use str0m::change::{SdpAnswer, SdpOffer};
+use str0m::crypto::CryptoProvider;
+use str0m::media::KeyframeRequestKind;
+use str0m::net::{Receive, Transmit};
+use str0m::{Candidate, Input, RtcConfig};
+use tracing::info;
+
+use crate::error::SfuError;
+use crate::participant::{Participant, Polled, Propagated};
+
+/// How long the core sleeps at most when no `Rtc` asks for an earlier wake-up.
+const MAX_IDLE: Duration = Duration::from_millis(100);
+
+/// A participant, as the signalling layer names it (the calling-server's user id in a call).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ParticipantId(pub String);
+
+/// A room: the participants whose media is forwarded to each other (a call).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RoomId(pub String);
+
+impl fmt::Display for ParticipantId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Display for RoomId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What the core asks of its driver.
+#[derive(Debug)]
+pub enum SfuOutput {
+    /// A datagram to send from the SFU's socket.
+    Transmit(Transmit),
+    /// An offer to deliver to the participant through signalling; its answer goes to
+    /// [`Sfu::accept_answer`].
+    Offer(ParticipantId, SdpOffer),
+    /// The participant's connection died (ICE consent lost, DTLS failure); it has been removed
+    /// from its room.
+    Gone(ParticipantId),
+    /// Nothing more to do before this instant, unless input arrives.
+    Timeout(Instant),
+}
+
+pub struct Sfu {
+    crypto: Arc<CryptoProvider>,
+    /// The addresses the SFU's socket is reached at, announced as host candidates.
+    local_addrs: Vec<SocketAddr>,
+    participants: BTreeMap<ParticipantId, Participant>,
+    outputs: VecDeque<SfuOutput>,
+}
+
+impl Sfu {
+    pub fn new(local_addrs: Vec<SocketAddr>) -> Result<Sfu, SfuError> {
+        if let Some(addr) = local_addrs.iter().find(|a| a.ip().is_unspecified()) {
+            return Err(SfuError::UnspecifiedAddress(*addr));
+        }
+        Ok(Sfu {
+            crypto: Arc::new(str0m::crypto::from_feature_flags()),
+            local_addrs,
+            participants: BTreeMap::new(),
+            outputs: VecDeque::new(),
+        })
+    }
+
+    /// A participant joins a room with its offer (its own tracks); the SFU answers, then offers
+    /// it the tracks of the room's other participants through [`SfuOutput::Offer`].
+    pub fn join(
+        &mut self,
+        now: Instant,
+        room: RoomId,
+        participant: ParticipantId,
+        offer: SdpOffer,
+    ) -> Result<SdpAnswer, SfuError> {
+        if self.participants.contains_key(&participant) {
+            return Err(SfuError::AlreadyJoined(participant));
+        }
+        let mut rtc = RtcConfig::new()
+            .set_crypto_provider(self.crypto.clone())
+            .build(now);
+        for addr in &self.local_addrs {
+            let candidate = Candidate::host(*addr, "udp").map_err(str0m::RtcError::from)?;
+            rtc.add_local_candidate(candidate);
+        }
+        let mut joining = Participant::new(participant.clone(), room.clone(), rtc);
+        let answer = joining.accept_offer(offer)?;
+        for other in self.participants.values().filter(|p| p.room == room) {
+            for track in &other.tracks_in {
+                joining.add_track_out(crate::track::TrackSource {
+                    origin: other.id.clone(),
+                    mid: track.mid,
+                    kind: track.kind,
+                    layer: track.default_layer(),
+                });
+            }
+        }
+        info!(%participant, %room, "joined");
+        self.participants.insert(participant, joining);
+        Ok(answer)
+    }
+
+    /// A later offer of a participant (adding or removing its own tracks, an ICE restart).
+    pub fn accept_offer(
+        &mut self,
+        participant: &ParticipantId,
+        offer: SdpOffer,
+    ) -> Result<SdpAnswer, SfuError> {
+        self.participant_mut(participant)?.accept_offer(offer)
+    }
+
+    /// A participant's answer to the SFU's last [`SfuOutput::Offer`].
+    pub fn accept_answer(
+        &mut self,
+        participant: &ParticipantId,
+        answer: SdpAnswer,
+    ) -> Result<(), SfuError> {
+        let opened = self.participant_mut(participant)?.accept_answer(answer)?;
+        // A new receiver can decode nothing before a key frame.
+        for source in opened {
+            if let Some(origin) = self.participants.get_mut(&source.origin) {
+                origin.request_keyframe(source.mid, source.layer, KeyframeRequestKind::Pli);
+            }
+        }
+        Ok(())
+    }
+
+    /// A participant leaves: its connection closes and its tracks stop for the others.
+    pub fn leave(&mut self, participant: &ParticipantId) -> Result<(), SfuError> {
+        let mut gone = self
+            .participants
+            .remove(participant)
+            .ok_or_else(|| SfuError::UnknownParticipant(participant.clone()))?;
+        gone.rtc.disconnect();
+        self.forget(&gone.room, participant);
+        info!(%participant, room = %gone.room, "left");
+        Ok(())
+    }
+
+    fn forget(&mut self, room: &RoomId, participant: &ParticipantId) {
+        for other in self.participants.values_mut().filter(|p| &p.room == room) {
+            other.remove_tracks_from(participant);
+        }
+    }
+
+    pub fn contains(&self, participant: &ParticipantId) -> bool {
+        self.participants.contains_key(participant)
+    }
+
+    /// A datagram arrived on the SFU's socket. Returns whether a participant took it (a
+    /// datagram from an address no participant knows is dropped).
+    pub fn handle_receive(&mut self, now: Instant, receive: Receive) -> bool {
+        let input = Input::Receive(now, receive);
+        match self
+            .participants
+            .values_mut()
+            .find(|p| p.rtc.accepts(&input))
+        {
+            Some(participant) => {
+                participant.handle_input(input);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Time passed: every participant's timers (retransmits, RTCP, ICE consent) run.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for participant in self.participants.values_mut() {
+            participant.handle_input(Input::Timeout(now));
+        }
+    }
+
+    /// The next thing to do. Call until it returns [`SfuOutput::Timeout`].
+    pub fn poll_output(&mut self) -> SfuOutput {
+        loop {
+            if let Some(output) = self.outputs.pop_front() {
+                return output;
+            }
+            if let Some(timeout) = self.poll_participants() {
+                return SfuOutput::Timeout(timeout);
+            }
+        }
+    }
+
+    /// Polls every participant until each is waiting, applying what their events mean for the
+    /// others. Returns the earliest wake-up if nothing at all happened.
+    fn poll_participants(&mut self) -> Option<Instant> {
+        let mut propagated = Vec::new();
+        let mut dead = Vec::new();
+        let mut timeout = Instant::now() + MAX_IDLE;
+        for participant in self.participants.values_mut() {
+            if let Some(offer) = participant.renegotiate() {
+                self.outputs
+                    .push_back(SfuOutput::Offer(participant.id.clone(), offer));
+            }
+            loop {
+                match participant.poll() {
+                    Polled::Timeout(at) => {
+                        timeout = timeout.min(at);
+                        break;
+                    }
+                    Polled::Transmit(t) => self.outputs.push_back(SfuOutput::Transmit(t)),
+                    Polled::Propagate(Some(p)) => propagated.push((participant.room.clone(), p)),
+                    Polled::Propagate(None) => {}
+                    Polled::Dead => {
+                        dead.push(participant.id.clone());
+                        break;
+                    }
+                }
+            }
+        }
+        let idle = propagated.is_empty() && dead.is_empty() && self.outputs.is_empty();
+        for (room, p) in propagated {
+            self.propagate(&room, p);
+        }
+        for id in dead {
+            if let Some(gone) = self.participants.remove(&id) {
+                self.forget(&gone.room, &id);
+                info!(participant = %id, room = %gone.room, "connection lost");
+                self.outputs.push_back(SfuOutput::Gone(id));
+            }
+        }
+        idle.then_some(timeout)
+    }
+
+    fn propagate(&mut self, room: &RoomId, propagated: Propagated) {
+        match propagated {
+            Propagated::TrackOpened(source) => {
+                for other in self
+                    .participants
+                    .values_mut()
+                    .filter(|p| &p.room == room && p.id != source.origin)
+                {
+                    other.add_track_out(source.clone());
+                }
+            }
+            Propagated::Media(origin, data) => {
+                for other in self
+                    .participants
+                    .values_mut()
+                    .filter(|p| &p.room == room && p.id != origin)
+                {
+                    other.forward(&origin, &data);
+                }
+            }
+            Propagated::KeyframeWanted {
+                origin,
+                mid,
+                rid,
+                kind,
+            } => {
+                if let Some(sender) = self.participants.get_mut(&origin) {
+                    sender.request_keyframe(mid, rid, kind);
+                }
+            }
+        }
+    }
+
+    fn participant_mut(&mut self, id: &ParticipantId) -> Result<&mut Participant, SfuError> {
+        self.participants
+            .get_mut(id)
+            .ok_or_else(|| SfuError::UnknownParticipant(id.clone()))
+    }
+}
