@@ -1,0 +1,251 @@
+//! A test participant: a str0m peer on its own 127.0.0.1 socket that sends one synthetic VP8
+//! video track to the SFU and reports, through one channel shared by all peers of a test, every
+//! frame it receives and from whom (the stream id the SFU gives each forwarded track).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use calling_sfu::runtime::{SfuHandle, Signal};
+use calling_sfu::{ParticipantId, RoomId};
+use str0m::format::Codec;
+use str0m::media::{Direction, MediaKind, MediaTime, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+/// 30 frames a second, like a camera.
+const FRAME_INTERVAL: Duration = Duration::from_millis(33);
+
+/// What a peer observed.
+#[derive(Debug)]
+pub enum Seen {
+    /// `receiver` got a whole video frame of `origin`'s track.
+    Frame { receiver: String, origin: String },
+    /// The SFU stopped the m-line forwarding `origin`'s track to `receiver`.
+    TrackEnded { receiver: String, origin: String },
+    /// The SFU asked `sender` for a key frame.
+    KeyframeRequested { sender: String },
+}
+
+pub struct Peer {
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), String>>,
+}
+
+impl Peer {
+    /// Joins `room` as `name` through the SFU and starts sending video.
+    pub async fn join(
+        sfu: SfuHandle,
+        room: &str,
+        name: &str,
+        seen: mpsc::UnboundedSender<Seen>,
+    ) -> Peer {
+        let socket = UdpSocket::bind("127.0.0.1:0")
+            .await
+            .expect("bind a peer socket");
+        let local = socket.local_addr().expect("peer socket address");
+        let mut rtc = RtcConfig::new()
+            .set_crypto_provider(Arc::new(str0m::crypto::from_feature_flags()))
+            .build(Instant::now());
+        rtc.add_local_candidate(Candidate::host(local, "udp").expect("host candidate"));
+        let mut change = rtc.sdp_api();
+        let video = change.add_media(
+            MediaKind::Video,
+            Direction::SendOnly,
+            Some(name.to_string()),
+            None,
+            None,
+        );
+        let (offer, pending) = change.apply().expect("an offer with one video track");
+        let id = ParticipantId(name.to_string());
+        let (answer, signals) = sfu
+            .join(RoomId(room.to_string()), id.clone(), offer)
+            .await
+            .expect("the SFU accepts the offer");
+        rtc.sdp_api()
+            .accept_answer(pending, answer)
+            .expect("the SFU's answer is valid");
+        let (stop, stopped) = oneshot::channel();
+        let running = Running {
+            name: name.to_string(),
+            id,
+            rtc,
+            socket,
+            local,
+            video,
+            sfu,
+            seen,
+            incoming: HashMap::new(),
+        };
+        Peer {
+            stop: Some(stop),
+            task: tokio::spawn(running.run(signals, stopped)),
+        }
+    }
+
+    /// Stops the peer's loop and reports whether it ran without error.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let outcome = (&mut self.task).await.expect("peer task finished");
+        outcome.expect("peer ran without error");
+    }
+}
+
+struct Running {
+    name: String,
+    id: ParticipantId,
+    rtc: Rtc,
+    socket: UdpSocket,
+    local: std::net::SocketAddr,
+    video: Mid,
+    sfu: SfuHandle,
+    seen: mpsc::UnboundedSender<Seen>,
+    /// Forwarded tracks: our mid → whose track it is.
+    incoming: HashMap<Mid, String>,
+}
+
+impl Running {
+    async fn run(
+        mut self,
+        signals: mpsc::Receiver<Signal>,
+        mut stopped: oneshot::Receiver<()>,
+    ) -> Result<(), String> {
+        let started = Instant::now();
+        let mut frames = tokio::time::interval(FRAME_INTERVAL);
+        let mut buf = vec![0; 2048];
+        let mut frame_no: u32 = 0;
+        // After a leave the SFU drops our signal channel; the peer goes on sending regardless.
+        let mut signals = Some(signals);
+        loop {
+            let deadline = self.drain().await?;
+            tokio::select! {
+                _ = &mut stopped => return Ok(()),
+                received = self.socket.recv_from(&mut buf) => {
+                    let (n, source) = received.map_err(|e| e.to_string())?;
+                    if let Ok(receive) = Receive::new(Protocol::Udp, source, self.local, &buf[..n]) {
+                        self.rtc
+                            .handle_input(Input::Receive(Instant::now(), receive))
+                            .map_err(|e| e.to_string())?;
+                    }
+                }
+                signal = recv_signal(&mut signals) => match signal {
+                    Some(Signal::Offer(offer)) => self.renegotiated(offer).await?,
+                    Some(Signal::Gone) | None => signals = None,
+                },
+                _ = frames.tick() => {
+                    self.send_frame(started, frame_no)?;
+                    frame_no += 1;
+                }
+                _ = tokio::time::sleep_until(deadline.into()) => {}
+            }
+            self.rtc
+                .handle_input(Input::Timeout(Instant::now()))
+                .map_err(|e| e.to_string())?;
+        }
+    }
+
+    /// Sends what the peer has to send; returns when it next wants to be woken.
+    async fn drain(&mut self) -> Result<Instant, String> {
+        loop {
+            match self.rtc.poll_output().map_err(|e| e.to_string())? {
+                Output::Timeout(at) => return Ok(at),
+                Output::Transmit(t) => {
+                    let _ = self.socket.send_to(&t.contents, t.destination).await;
+                }
+                Output::Event(event) => self.observe(event),
+            }
+        }
+    }
+
+    fn observe(&mut self, event: Event) {
+        match event {
+            Event::MediaAdded(added) if added.direction.is_receiving() => {
+                if let Some(media) = self.rtc.media(added.mid) {
+                    self.incoming
+                        .insert(added.mid, media.stream_id().to_string());
+                }
+            }
+            Event::MediaData(data) => {
+                if let Some(origin) = self.incoming.get(&data.mid) {
+                    let _ = self.seen.send(Seen::Frame {
+                        receiver: self.name.clone(),
+                        origin: origin.clone(),
+                    });
+                }
+            }
+            Event::KeyframeRequest(_) => {
+                let _ = self.seen.send(Seen::KeyframeRequested {
+                    sender: self.name.clone(),
+                });
+            }
+            _ => {}
+        }
+    }
+
+    /// The SFU offers tracks to add or stop.
+    async fn renegotiated(&mut self, offer: str0m::change::SdpOffer) -> Result<(), String> {
+        let answer = self
+            .rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| e.to_string())?;
+        self.sfu
+            .answer(self.id.clone(), answer)
+            .await
+            .map_err(|e| e.to_string())?;
+        let rtc = &self.rtc;
+        let ended: Vec<Mid> = self
+            .incoming
+            .keys()
+            .filter(|mid| rtc.media(**mid).is_none_or(|m| m.stopped()))
+            .copied()
+            .collect();
+        for mid in ended {
+            if let Some(origin) = self.incoming.remove(&mid) {
+                let _ = self.seen.send(Seen::TrackEnded {
+                    receiver: self.name.clone(),
+                    origin,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// One synthetic VP8 frame (the first byte marks it a key frame, so any frame can start a
+    /// receiver's decoding), numbered so consecutive frames differ.
+    fn send_frame(&mut self, started: Instant, frame_no: u32) -> Result<(), String> {
+        if !self.rtc.is_connected() {
+            return Ok(());
+        }
+        let Some(writer) = self.rtc.writer(self.video) else {
+            return Ok(());
+        };
+        let Some(pt) = writer
+            .payload_params()
+            .find(|p| p.spec().codec == Codec::Vp8)
+            .map(|p| p.pt())
+        else {
+            return Err("no VP8 negotiated".into());
+        };
+        let mut frame = vec![0x10, 0x02, 0x00, 0x9d];
+        frame.extend_from_slice(&frame_no.to_be_bytes());
+        frame.resize(600, 0xab);
+        let now = Instant::now();
+        let time: MediaTime = now.duration_since(started).into();
+        writer
+            .write(pt, now, time, frame)
+            .map_err(|e| e.to_string())
+    }
+}
+
+async fn recv_signal(signals: &mut Option<mpsc::Receiver<Signal>>) -> Option<Signal> {
+    match signals {
+        Some(s) => s.recv().await,
+        None => std::future::pending().await,
+    }
+}

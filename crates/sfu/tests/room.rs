@@ -1,0 +1,198 @@
+//! The SFU forwarding real WebRTC between in-process str0m peers over 127.0.0.1: each
+//! participant receives every other's video, a late joiner receives and is received, and a
+//! participant who leaves stops reaching the others.
+
+mod peer;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use calling_sfu::runtime::{self, SfuHandle};
+use calling_sfu::ParticipantId;
+use peer::{Peer, Seen};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// Generous: ICE and DTLS of debug builds on a loaded machine.
+const DEADLINE: Duration = Duration::from_secs(60);
+/// Frames a receiver must get from a sender to count as receiving it (a second of video).
+const ENOUGH: usize = 30;
+
+/// What the peers of one test have seen so far.
+struct Observer {
+    seen: mpsc::UnboundedReceiver<Seen>,
+    frames: HashMap<(String, String), usize>,
+    keyframe_requests: HashMap<String, usize>,
+    ended: Vec<(String, String)>,
+}
+
+impl Observer {
+    fn new() -> (Observer, mpsc::UnboundedSender<Seen>) {
+        let (tx, seen) = mpsc::unbounded_channel();
+        let observer = Observer {
+            seen,
+            frames: HashMap::new(),
+            keyframe_requests: HashMap::new(),
+            ended: Vec::new(),
+        };
+        (observer, tx)
+    }
+
+    fn frames(&self, receiver: &str, origin: &str) -> usize {
+        self.frames
+            .get(&(receiver.to_string(), origin.to_string()))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn keyframe_requests(&self, sender: &str) -> usize {
+        self.keyframe_requests.get(sender).copied().unwrap_or(0)
+    }
+
+    fn has_ended(&self, receiver: &str, origin: &str) -> bool {
+        self.ended.iter().any(|(r, o)| r == receiver && o == origin)
+    }
+
+    /// Takes what the peers report until `done` holds; panics naming `what` at the deadline.
+    async fn wait_until(&mut self, what: &str, done: impl Fn(&Observer) -> bool) {
+        let deadline = Instant::now() + DEADLINE;
+        while !done(self) {
+            match tokio::time::timeout_at(deadline, self.seen.recv()).await {
+                Ok(Some(seen)) => self.record(seen),
+                Ok(None) => panic!("every peer stopped before {what}"),
+                Err(_) => panic!(
+                    "timed out waiting for {what}; frames (receiver, origin): {:?}",
+                    self.frames
+                ),
+            }
+        }
+    }
+
+    fn record(&mut self, seen: Seen) {
+        match seen {
+            Seen::Frame { receiver, origin } => {
+                *self.frames.entry((receiver, origin)).or_default() += 1
+            }
+            Seen::KeyframeRequested { sender } => {
+                *self.keyframe_requests.entry(sender).or_default() += 1
+            }
+            Seen::TrackEnded { receiver, origin } => self.ended.push((receiver, origin)),
+        }
+    }
+
+    /// Whether each of `receivers` has `more` frames beyond `base` from each other of them.
+    fn all_receive(&self, receivers: &[&str], base: &Counts, more: usize) -> bool {
+        receivers.iter().all(|r| {
+            receivers
+                .iter()
+                .filter(|o| o != &r)
+                .all(|o| self.frames(r, o) >= base.get(r, o) + more)
+        })
+    }
+
+    fn counts(&self) -> Counts {
+        Counts(self.frames.clone())
+    }
+}
+
+/// A snapshot of the frame counts.
+#[derive(Default)]
+struct Counts(HashMap<(String, String), usize>);
+
+impl Counts {
+    fn get(&self, receiver: &str, origin: &str) -> usize {
+        self.0
+            .get(&(receiver.to_string(), origin.to_string()))
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+async fn start_sfu() -> SfuHandle {
+    let (sfu, _task) = runtime::spawn("127.0.0.1:0".parse().expect("an address"))
+        .await
+        .expect("the SFU binds a loopback port");
+    sfu
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_participant_receives_every_other_including_a_late_joiner() {
+    let sfu = start_sfu().await;
+    let (mut observer, seen) = Observer::new();
+    let mut peers = Vec::new();
+    for name in ["ann", "bob", "cat"] {
+        peers.push(Peer::join(sfu.clone(), "room-1", name, seen.clone()).await);
+    }
+    observer
+        .wait_until("three participants to receive each other", |o| {
+            o.all_receive(&["ann", "bob", "cat"], &Counts::default(), ENOUGH)
+        })
+        .await;
+
+    // A new receiver needs a key frame of each sender's track: the SFU asks for one.
+    let requests_before: Vec<usize> = ["ann", "bob", "cat"]
+        .iter()
+        .map(|s| observer.keyframe_requests(s))
+        .collect();
+    peers.push(Peer::join(sfu.clone(), "room-1", "dan", seen.clone()).await);
+    let base = observer.counts();
+    observer
+        .wait_until("the late joiner to receive and be received", |o| {
+            o.all_receive(&["ann", "bob", "cat", "dan"], &base, ENOUGH)
+        })
+        .await;
+    for (sender, before) in ["ann", "bob", "cat"].iter().zip(requests_before) {
+        assert!(
+            observer.keyframe_requests(sender) > before,
+            "{sender} was not asked for a key frame when dan started receiving it"
+        );
+    }
+    for peer in peers {
+        peer.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_participant_who_leaves_stops_reaching_the_others() {
+    let sfu = start_sfu().await;
+    let (mut observer, seen) = Observer::new();
+    let mut peers = Vec::new();
+    for name in ["ann", "bob", "cat"] {
+        peers.push(Peer::join(sfu.clone(), "room-2", name, seen.clone()).await);
+    }
+    observer
+        .wait_until("three participants to receive each other", |o| {
+            o.all_receive(&["ann", "bob", "cat"], &Counts::default(), ENOUGH)
+        })
+        .await;
+
+    // cat leaves through signalling, but its peer goes on sending to the SFU's port.
+    sfu.leave(ParticipantId("cat".into()))
+        .await
+        .expect("cat was in the room");
+    observer
+        .wait_until("the others' m-lines of cat's track to be stopped", |o| {
+            o.has_ended("ann", "cat") && o.has_ended("bob", "cat")
+        })
+        .await;
+    let base = observer.counts();
+    observer
+        .wait_until("ann and bob to go on receiving each other", |o| {
+            o.all_receive(&["ann", "bob"], &base, ENOUGH)
+        })
+        .await;
+    for receiver in ["ann", "bob"] {
+        assert_eq!(
+            observer.frames(receiver, "cat"),
+            base.get(receiver, "cat"),
+            "{receiver} still receives cat's video after cat left"
+        );
+    }
+    assert!(
+        sfu.leave(ParticipantId("cat".into())).await.is_err(),
+        "leaving twice is refused"
+    );
+    for peer in peers {
+        peer.stop().await;
+    }
+}
