@@ -276,3 +276,82 @@ impl Sfu {
             .ok_or_else(|| SfuError::UnknownParticipant(id.clone()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use str0m::media::{Direction, MediaKind};
+
+    fn sfu() -> Sfu {
+        Sfu::new(vec!["127.0.0.1:40000".parse().expect("an address")]).expect("an SFU")
+    }
+
+    fn id(name: &str) -> ParticipantId {
+        ParticipantId(name.into())
+    }
+
+    fn room() -> RoomId {
+        RoomId("room".into())
+    }
+
+    /// A client's first offer with one video track, as the SDK will make it.
+    fn video_offer(name: &str) -> SdpOffer {
+        let mut rtc = RtcConfig::new()
+            .set_crypto_provider(Arc::new(str0m::crypto::from_feature_flags()))
+            .build(Instant::now());
+        let addr = "127.0.0.1:40001".parse().expect("an address");
+        rtc.add_local_candidate(Candidate::host(addr, "udp").expect("a candidate"));
+        let mut change = rtc.sdp_api();
+        change.add_media(
+            MediaKind::Video,
+            Direction::SendOnly,
+            Some(name.into()),
+            None,
+            None,
+        );
+        change.apply().expect("an offer").0
+    }
+
+    #[test]
+    fn an_unspecified_address_is_refused() {
+        let any = "0.0.0.0:40000".parse().expect("an address");
+        assert!(matches!(
+            Sfu::new(vec![any]),
+            Err(SfuError::UnspecifiedAddress(_))
+        ));
+    }
+
+    #[test]
+    fn joining_twice_is_refused_and_keeps_the_first_membership() {
+        let mut sfu = sfu();
+        sfu.join(Instant::now(), room(), id("ann"), video_offer("ann"))
+            .expect("ann joins");
+        let again = sfu.join(Instant::now(), room(), id("ann"), video_offer("ann"));
+        assert!(matches!(again, Err(SfuError::AlreadyJoined(_))));
+        assert!(sfu.contains(&id("ann")));
+    }
+
+    #[test]
+    fn an_answer_with_no_offer_waiting_is_refused() {
+        let mut sfu = sfu();
+        let answer = sfu
+            .join(Instant::now(), room(), id("ann"), video_offer("ann"))
+            .expect("ann joins");
+        // Any well-formed answer will do: the SFU offered ann nothing.
+        let answer = SdpAnswer::from_sdp_string(&answer.to_sdp_string()).expect("an answer");
+        assert!(matches!(
+            sfu.accept_answer(&id("ann"), answer),
+            Err(SfuError::NoPendingOffer(_))
+        ));
+        assert!(sfu.contains(&id("ann")), "the bad answer costs ann nothing");
+    }
+
+    #[test]
+    fn leaving_unknown_is_refused() {
+        let mut sfu = sfu();
+        assert!(matches!(
+            sfu.leave(&id("nobody")),
+            Err(SfuError::UnknownParticipant(_))
+        ));
+    }
+}

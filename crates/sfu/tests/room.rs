@@ -116,16 +116,21 @@ async fn start_sfu() -> SfuHandle {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_participant_receives_every_other_including_a_late_joiner() {
+async fn every_participant_receives_every_other_of_its_room_including_a_late_joiner() {
     let sfu = start_sfu().await;
     let (mut observer, seen) = Observer::new();
     let mut peers = Vec::new();
     for name in ["ann", "bob", "cat"] {
         peers.push(Peer::join(sfu.clone(), "room-1", name, seen.clone()).await);
     }
+    // Another call on the same SFU, whose media must stay in its own room.
+    for name in ["eve", "fay"] {
+        peers.push(Peer::join(sfu.clone(), "room-x", name, seen.clone()).await);
+    }
     observer
-        .wait_until("three participants to receive each other", |o| {
+        .wait_until("both rooms' participants to receive each other", |o| {
             o.all_receive(&["ann", "bob", "cat"], &Counts::default(), ENOUGH)
+                && o.all_receive(&["eve", "fay"], &Counts::default(), ENOUGH)
         })
         .await;
 
@@ -141,6 +146,14 @@ async fn every_participant_receives_every_other_including_a_late_joiner() {
             o.all_receive(&["ann", "bob", "cat", "dan"], &base, ENOUGH)
         })
         .await;
+    for (receiver, origin) in observer.frames.keys() {
+        let room = |name: &str| ["eve", "fay"].contains(&name);
+        assert_eq!(
+            room(receiver),
+            room(origin),
+            "{receiver} received {origin}'s video from another room"
+        );
+    }
     for (sender, before) in ["ann", "bob", "cat"].iter().zip(requests_before) {
         assert!(
             observer.keyframe_requests(sender) > before,
