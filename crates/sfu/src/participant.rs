@@ -191,9 +191,11 @@ impl Participant {
                 None
             }
             Event::MediaAdded(added) if added.direction.is_receiving() => {
+                // str0m describes simulcast from our side: the sender's `send` layers are
+                // our `recv` ones.
                 let layers = added
                     .simulcast
-                    .map(|s| s.send.into_iter().map(|l| l.rid).collect())
+                    .map(|s| s.recv.into_iter().map(|l| l.rid).collect())
                     .unwrap_or_default();
                 let track = TrackIn {
                     mid: added.mid,

@@ -1,6 +1,6 @@
 //! The SFU forwarding real WebRTC between in-process str0m peers over 127.0.0.1: each
-//! participant receives every other's video, a late joiner receives and is received, and a
-//! participant who leaves stops reaching the others.
+//! participant receives every other's audio and video, a late joiner receives and is received,
+//! and a participant who leaves stops reaching the others.
 
 mod peer;
 
@@ -10,6 +10,7 @@ use std::time::Duration;
 use calling_sfu::runtime::{self, SfuHandle};
 use calling_sfu::ParticipantId;
 use peer::{Peer, Seen};
+use str0m::media::MediaKind;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -21,7 +22,10 @@ const ENOUGH: usize = 30;
 /// What the peers of one test have seen so far.
 struct Observer {
     seen: mpsc::UnboundedReceiver<Seen>,
+    /// Video frames per (receiver, origin).
     frames: HashMap<(String, String), usize>,
+    /// Audio frames per (receiver, origin).
+    audio: HashMap<(String, String), usize>,
     keyframe_requests: HashMap<String, usize>,
     ended: Vec<(String, String)>,
 }
@@ -32,6 +36,7 @@ impl Observer {
         let observer = Observer {
             seen,
             frames: HashMap::new(),
+            audio: HashMap::new(),
             keyframe_requests: HashMap::new(),
             ended: Vec::new(),
         };
@@ -45,12 +50,24 @@ impl Observer {
             .unwrap_or(0)
     }
 
+    fn audio(&self, receiver: &str, origin: &str) -> usize {
+        self.audio
+            .get(&(receiver.to_string(), origin.to_string()))
+            .copied()
+            .unwrap_or(0)
+    }
+
     fn keyframe_requests(&self, sender: &str) -> usize {
         self.keyframe_requests.get(sender).copied().unwrap_or(0)
     }
 
+    /// Whether both of `origin`'s tracks (audio and video) were stopped at `receiver`.
     fn has_ended(&self, receiver: &str, origin: &str) -> bool {
-        self.ended.iter().any(|(r, o)| r == receiver && o == origin)
+        self.ended
+            .iter()
+            .filter(|(r, o)| r == receiver && o == origin)
+            .count()
+            == 2
     }
 
     /// Takes what the peers report until `done` holds; panics naming `what` at the deadline.
@@ -61,8 +78,9 @@ impl Observer {
                 Ok(Some(seen)) => self.record(seen),
                 Ok(None) => panic!("every peer stopped before {what}"),
                 Err(_) => panic!(
-                    "timed out waiting for {what}; frames (receiver, origin): {:?}",
-                    self.frames
+                    "timed out waiting for {what}; frames (receiver, origin): video {:?}, \
+                     audio {:?}",
+                    self.frames, self.audio
                 ),
             }
         }
@@ -70,9 +88,15 @@ impl Observer {
 
     fn record(&mut self, seen: Seen) {
         match seen {
-            Seen::Frame { receiver, origin } => {
-                *self.frames.entry((receiver, origin)).or_default() += 1
-            }
+            Seen::Frame {
+                receiver,
+                origin,
+                kind: MediaKind::Audio,
+                ..
+            } => *self.audio.entry((receiver, origin)).or_default() += 1,
+            Seen::Frame {
+                receiver, origin, ..
+            } => *self.frames.entry((receiver, origin)).or_default() += 1,
             Seen::KeyframeRequested { sender } => {
                 *self.keyframe_requests.entry(sender).or_default() += 1
             }
@@ -80,31 +104,41 @@ impl Observer {
         }
     }
 
-    /// Whether each of `receivers` has `more` frames beyond `base` from each other of them.
+    /// Whether each of `receivers` has `more` video and audio frames beyond `base` from each
+    /// other of them.
     fn all_receive(&self, receivers: &[&str], base: &Counts, more: usize) -> bool {
         receivers.iter().all(|r| {
-            receivers
-                .iter()
-                .filter(|o| o != &r)
-                .all(|o| self.frames(r, o) >= base.get(r, o) + more)
+            receivers.iter().filter(|o| o != &r).all(|o| {
+                self.frames(r, o) >= base.video(r, o) + more
+                    && self.audio(r, o) >= base.audio(r, o) + more
+            })
         })
     }
 
     fn counts(&self) -> Counts {
-        Counts(self.frames.clone())
+        Counts {
+            video: self.frames.clone(),
+            audio: self.audio.clone(),
+        }
     }
 }
 
 /// A snapshot of the frame counts.
 #[derive(Default)]
-struct Counts(HashMap<(String, String), usize>);
+struct Counts {
+    video: HashMap<(String, String), usize>,
+    audio: HashMap<(String, String), usize>,
+}
 
 impl Counts {
-    fn get(&self, receiver: &str, origin: &str) -> usize {
-        self.0
-            .get(&(receiver.to_string(), origin.to_string()))
-            .copied()
-            .unwrap_or(0)
+    fn video(&self, receiver: &str, origin: &str) -> usize {
+        let key = (receiver.to_string(), origin.to_string());
+        self.video.get(&key).copied().unwrap_or(0)
+    }
+
+    fn audio(&self, receiver: &str, origin: &str) -> usize {
+        let key = (receiver.to_string(), origin.to_string());
+        self.audio.get(&key).copied().unwrap_or(0)
     }
 }
 
@@ -146,7 +180,7 @@ async fn every_participant_receives_every_other_of_its_room_including_a_late_joi
             o.all_receive(&["ann", "bob", "cat", "dan"], &base, ENOUGH)
         })
         .await;
-    for (receiver, origin) in observer.frames.keys() {
+    for (receiver, origin) in observer.frames.keys().chain(observer.audio.keys()) {
         let room = |name: &str| ["eve", "fay"].contains(&name);
         assert_eq!(
             room(receiver),
@@ -196,9 +230,12 @@ async fn a_participant_who_leaves_stops_reaching_the_others() {
         .await;
     for receiver in ["ann", "bob"] {
         assert_eq!(
-            observer.frames(receiver, "cat"),
-            base.get(receiver, "cat"),
-            "{receiver} still receives cat's video after cat left"
+            (
+                observer.frames(receiver, "cat"),
+                observer.audio(receiver, "cat")
+            ),
+            (base.video(receiver, "cat"), base.audio(receiver, "cat")),
+            "{receiver} still receives cat's media after cat left"
         );
     }
     assert!(

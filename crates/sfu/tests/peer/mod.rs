@@ -1,6 +1,7 @@
-//! A test participant: a str0m peer on its own 127.0.0.1 socket that sends one synthetic VP8
-//! video track to the SFU and reports, through one channel shared by all peers of a test, every
-//! frame it receives and from whom (the stream id the SFU gives each forwarded track).
+//! A test participant: a str0m peer on its own 127.0.0.1 socket that sends one synthetic Opus
+//! audio track and one synthetic VP8 video track to the SFU, and reports, through one channel
+//! shared by all peers of a test, every frame it receives: from whom (the stream id the SFU
+//! gives each forwarded track), audio or video.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,12 +19,18 @@ use tokio::task::JoinHandle;
 
 /// 30 frames a second, like a camera.
 const FRAME_INTERVAL: Duration = Duration::from_millis(33);
+/// 20 ms of audio per packet, like Opus in browsers.
+const AUDIO_INTERVAL: Duration = Duration::from_millis(20);
 
 /// What a peer observed.
 #[derive(Debug)]
 pub enum Seen {
-    /// `receiver` got a whole video frame of `origin`'s track.
-    Frame { receiver: String, origin: String },
+    /// `receiver` got a whole frame of `origin`'s track of this kind.
+    Frame {
+        receiver: String,
+        origin: String,
+        kind: MediaKind,
+    },
     /// The SFU stopped the m-line forwarding `origin`'s track to `receiver`.
     TrackEnded { receiver: String, origin: String },
     /// The SFU asked `sender` for a key frame.
@@ -36,7 +43,7 @@ pub struct Peer {
 }
 
 impl Peer {
-    /// Joins `room` as `name` through the SFU and starts sending video.
+    /// Joins `room` as `name` through the SFU and starts sending audio and video.
     pub async fn join(
         sfu: SfuHandle,
         room: &str,
@@ -52,6 +59,13 @@ impl Peer {
             .build(Instant::now());
         rtc.add_local_candidate(Candidate::host(local, "udp").expect("host candidate"));
         let mut change = rtc.sdp_api();
+        let audio = change.add_media(
+            MediaKind::Audio,
+            Direction::SendOnly,
+            Some(name.to_string()),
+            None,
+            None,
+        );
         let video = change.add_media(
             MediaKind::Video,
             Direction::SendOnly,
@@ -75,6 +89,7 @@ impl Peer {
             rtc,
             socket,
             local,
+            audio,
             video,
             sfu,
             seen,
@@ -102,6 +117,7 @@ struct Running {
     rtc: Rtc,
     socket: UdpSocket,
     local: std::net::SocketAddr,
+    audio: Mid,
     video: Mid,
     sfu: SfuHandle,
     seen: mpsc::UnboundedSender<Seen>,
@@ -117,6 +133,7 @@ impl Running {
     ) -> Result<(), String> {
         let started = Instant::now();
         let mut frames = tokio::time::interval(FRAME_INTERVAL);
+        let mut audio = tokio::time::interval(AUDIO_INTERVAL);
         let mut buf = vec![0; 2048];
         let mut frame_no: u32 = 0;
         // After a leave the SFU drops our signal channel; the peer goes on sending regardless.
@@ -138,9 +155,10 @@ impl Running {
                     Some(Signal::Gone) | None => signals = None,
                 },
                 _ = frames.tick() => {
-                    self.send_frame(started, frame_no)?;
+                    self.send_video(started, frame_no)?;
                     frame_no += 1;
                 }
+                _ = audio.tick() => self.send_audio(started)?,
                 _ = tokio::time::sleep_until(deadline.into()) => {}
             }
             self.rtc
@@ -171,12 +189,19 @@ impl Running {
                 }
             }
             Event::MediaData(data) => {
-                if let Some(origin) = self.incoming.get(&data.mid) {
-                    let _ = self.seen.send(Seen::Frame {
-                        receiver: self.name.clone(),
-                        origin: origin.clone(),
-                    });
-                }
+                let Some(origin) = self.incoming.get(&data.mid) else {
+                    return;
+                };
+                let kind = if data.params.spec().codec == Codec::Opus {
+                    MediaKind::Audio
+                } else {
+                    MediaKind::Video
+                };
+                let _ = self.seen.send(Seen::Frame {
+                    receiver: self.name.clone(),
+                    origin: origin.clone(),
+                    kind,
+                });
             }
             Event::KeyframeRequest(_) => {
                 let _ = self.seen.send(Seen::KeyframeRequested {
@@ -218,28 +243,40 @@ impl Running {
 
     /// One synthetic VP8 frame (the first byte marks it a key frame, so any frame can start a
     /// receiver's decoding), numbered so consecutive frames differ.
-    fn send_frame(&mut self, started: Instant, frame_no: u32) -> Result<(), String> {
+    fn send_video(&mut self, started: Instant, frame_no: u32) -> Result<(), String> {
+        let mut frame = vec![0x10, 0x02, 0x00, 0x9d];
+        frame.extend_from_slice(&frame_no.to_be_bytes());
+        frame.resize(600, 0xab);
+        self.write(self.video, Codec::Vp8, started, frame)
+    }
+
+    fn send_audio(&mut self, started: Instant) -> Result<(), String> {
+        self.write(self.audio, Codec::Opus, started, vec![0xfc; 60])
+    }
+
+    fn write(
+        &mut self,
+        mid: Mid,
+        codec: Codec,
+        started: Instant,
+        data: Vec<u8>,
+    ) -> Result<(), String> {
         if !self.rtc.is_connected() {
             return Ok(());
         }
-        let Some(writer) = self.rtc.writer(self.video) else {
+        let Some(writer) = self.rtc.writer(mid) else {
             return Ok(());
         };
         let Some(pt) = writer
             .payload_params()
-            .find(|p| p.spec().codec == Codec::Vp8)
+            .find(|p| p.spec().codec == codec)
             .map(|p| p.pt())
         else {
-            return Err("no VP8 negotiated".into());
+            return Err(format!("no {codec:?} negotiated"));
         };
-        let mut frame = vec![0x10, 0x02, 0x00, 0x9d];
-        frame.extend_from_slice(&frame_no.to_be_bytes());
-        frame.resize(600, 0xab);
         let now = Instant::now();
         let time: MediaTime = now.duration_since(started).into();
-        writer
-            .write(pt, now, time, frame)
-            .map_err(|e| e.to_string())
+        writer.write(pt, now, time, data).map_err(|e| e.to_string())
     }
 }
 
