@@ -1,15 +1,16 @@
 //! The SFU forwarding real WebRTC between in-process str0m peers over 127.0.0.1: each
 //! participant receives every other's audio and video, a late joiner receives and is received,
-//! and a participant who leaves stops reaching the others.
+//! a participant who leaves stops reaching the others, and of a simulcast sender each receiver
+//! gets one layer.
 
 mod peer;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use calling_sfu::runtime::{self, SfuHandle};
 use calling_sfu::ParticipantId;
-use peer::{Peer, Seen};
+use peer::{Peer, Seen, LAYERS};
 use str0m::media::MediaKind;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -26,6 +27,8 @@ struct Observer {
     frames: HashMap<(String, String), usize>,
     /// Audio frames per (receiver, origin).
     audio: HashMap<(String, String), usize>,
+    /// The simulcast layers of the video frames each receiver got from each origin.
+    layers: HashMap<(String, String), BTreeSet<u8>>,
     keyframe_requests: HashMap<String, usize>,
     ended: Vec<(String, String)>,
 }
@@ -37,6 +40,7 @@ impl Observer {
             seen,
             frames: HashMap::new(),
             audio: HashMap::new(),
+            layers: HashMap::new(),
             keyframe_requests: HashMap::new(),
             ended: Vec::new(),
         };
@@ -95,8 +99,15 @@ impl Observer {
                 ..
             } => *self.audio.entry((receiver, origin)).or_default() += 1,
             Seen::Frame {
-                receiver, origin, ..
-            } => *self.frames.entry((receiver, origin)).or_default() += 1,
+                receiver,
+                origin,
+                layer,
+                ..
+            } => {
+                let key = (receiver, origin);
+                self.layers.entry(key.clone()).or_default().insert(layer);
+                *self.frames.entry(key).or_default() += 1;
+            }
             Seen::KeyframeRequested { sender } => {
                 *self.keyframe_requests.entry(sender).or_default() += 1
             }
@@ -155,11 +166,11 @@ async fn every_participant_receives_every_other_of_its_room_including_a_late_joi
     let (mut observer, seen) = Observer::new();
     let mut peers = Vec::new();
     for name in ["ann", "bob", "cat"] {
-        peers.push(Peer::join(sfu.clone(), "room-1", name, seen.clone()).await);
+        peers.push(Peer::join(sfu.clone(), "room-1", name, false, seen.clone()).await);
     }
     // Another call on the same SFU, whose media must stay in its own room.
     for name in ["eve", "fay"] {
-        peers.push(Peer::join(sfu.clone(), "room-x", name, seen.clone()).await);
+        peers.push(Peer::join(sfu.clone(), "room-x", name, false, seen.clone()).await);
     }
     observer
         .wait_until("both rooms' participants to receive each other", |o| {
@@ -173,7 +184,7 @@ async fn every_participant_receives_every_other_of_its_room_including_a_late_joi
         .iter()
         .map(|s| observer.keyframe_requests(s))
         .collect();
-    peers.push(Peer::join(sfu.clone(), "room-1", "dan", seen.clone()).await);
+    peers.push(Peer::join(sfu.clone(), "room-1", "dan", false, seen.clone()).await);
     let base = observer.counts();
     observer
         .wait_until("the late joiner to receive and be received", |o| {
@@ -205,7 +216,7 @@ async fn a_participant_who_leaves_stops_reaching_the_others() {
     let (mut observer, seen) = Observer::new();
     let mut peers = Vec::new();
     for name in ["ann", "bob", "cat"] {
-        peers.push(Peer::join(sfu.clone(), "room-2", name, seen.clone()).await);
+        peers.push(Peer::join(sfu.clone(), "room-2", name, false, seen.clone()).await);
     }
     observer
         .wait_until("three participants to receive each other", |o| {
@@ -242,6 +253,33 @@ async fn a_participant_who_leaves_stops_reaching_the_others() {
         sfu.leave(ParticipantId("cat".into())).await.is_err(),
         "leaving twice is refused"
     );
+    for peer in peers {
+        peer.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_a_simulcast_sender_each_receiver_gets_one_layer() {
+    let sfu = start_sfu().await;
+    let (mut observer, seen) = Observer::new();
+    let mut peers = vec![Peer::join(sfu.clone(), "room-3", "ann", true, seen.clone()).await];
+    for name in ["bob", "cat"] {
+        peers.push(Peer::join(sfu.clone(), "room-3", name, false, seen.clone()).await);
+    }
+    observer
+        .wait_until("bob and cat to receive ann's video", |o| {
+            o.frames("bob", "ann") >= ENOUGH && o.frames("cat", "ann") >= ENOUGH
+        })
+        .await;
+    // Until receivers report their bandwidth and tile sizes, the top layer is forwarded.
+    let top = LAYERS[LAYERS.len() - 1].as_bytes()[0];
+    for receiver in ["bob", "cat"] {
+        assert_eq!(
+            observer.layers[&(receiver.to_string(), "ann".to_string())],
+            BTreeSet::from([top]),
+            "{receiver} must get ann's top layer alone"
+        );
+    }
     for peer in peers {
         peer.stop().await;
     }

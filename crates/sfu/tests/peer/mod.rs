@@ -1,7 +1,8 @@
 //! A test participant: a str0m peer on its own 127.0.0.1 socket that sends one synthetic Opus
-//! audio track and one synthetic VP8 video track to the SFU, and reports, through one channel
-//! shared by all peers of a test, every frame it receives: from whom (the stream id the SFU
-//! gives each forwarded track), audio or video.
+//! audio track and one synthetic VP8 video track (optionally as three simulcast layers) to the
+//! SFU, and reports, through one channel shared by all peers of a test, every frame it receives:
+//! from whom (the stream id the SFU gives each forwarded track), audio or video, and for video
+//! the simulcast layer the sender made it for (a tag in the frame).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 use calling_sfu::runtime::{SfuHandle, Signal};
 use calling_sfu::{ParticipantId, RoomId};
 use str0m::format::Codec;
-use str0m::media::{Direction, MediaKind, MediaTime, Mid};
+use str0m::media::{Direction, MediaKind, MediaTime, Mid, Rid, Simulcast, SimulcastLayer};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 use tokio::net::UdpSocket;
@@ -21,15 +22,23 @@ use tokio::task::JoinHandle;
 const FRAME_INTERVAL: Duration = Duration::from_millis(33);
 /// 20 ms of audio per packet, like Opus in browsers.
 const AUDIO_INTERVAL: Duration = Duration::from_millis(20);
+/// The simulcast layers of a simulcast sender, lowest first (as the SDK will list them).
+pub const LAYERS: [&str; 3] = ["l", "m", "h"];
+/// The layer tag of a video frame sent without simulcast.
+pub const NO_LAYER: u8 = b'-';
+/// Where a video frame carries its layer tag.
+const LAYER_TAG: usize = 8;
 
 /// What a peer observed.
 #[derive(Debug)]
 pub enum Seen {
-    /// `receiver` got a whole frame of `origin`'s track of this kind.
+    /// `receiver` got a whole frame of `origin`'s track of this kind; for video, `layer` is the
+    /// tag of the simulcast layer it was sent on (its RID's letter, or [`NO_LAYER`]).
     Frame {
         receiver: String,
         origin: String,
         kind: MediaKind,
+        layer: u8,
     },
     /// The SFU stopped the m-line forwarding `origin`'s track to `receiver`.
     TrackEnded { receiver: String, origin: String },
@@ -43,11 +52,13 @@ pub struct Peer {
 }
 
 impl Peer {
-    /// Joins `room` as `name` through the SFU and starts sending audio and video.
+    /// Joins `room` as `name` through the SFU and starts sending audio and video (on the three
+    /// [`LAYERS`] if `simulcast`).
     pub async fn join(
         sfu: SfuHandle,
         room: &str,
         name: &str,
+        simulcast: bool,
         seen: mpsc::UnboundedSender<Seen>,
     ) -> Peer {
         let socket = UdpSocket::bind("127.0.0.1:0")
@@ -66,14 +77,27 @@ impl Peer {
             None,
             None,
         );
+        let layers = simulcast.then(|| {
+            let mut layers = Simulcast::new();
+            for layer in LAYERS {
+                layers.add_send_layer(SimulcastLayer::new(layer));
+            }
+            layers
+        });
         let video = change.add_media(
             MediaKind::Video,
             Direction::SendOnly,
             Some(name.to_string()),
             None,
-            None,
+            layers,
         );
-        let (offer, pending) = change.apply().expect("an offer with one video track");
+        let (offer, pending) = change.apply().expect("an offer with audio and video");
+        let offer = if simulcast {
+            let sdp = without_ssrc_lines(offer.to_sdp_string());
+            str0m::change::SdpOffer::from_sdp_string(&sdp).expect("the offer parses")
+        } else {
+            offer
+        };
         let id = ParticipantId(name.to_string());
         let (answer, signals) = sfu
             .join(RoomId(room.to_string()), id.clone(), offer)
@@ -91,6 +115,7 @@ impl Peer {
             local,
             audio,
             video,
+            simulcast,
             sfu,
             seen,
             incoming: HashMap::new(),
@@ -119,6 +144,7 @@ struct Running {
     local: std::net::SocketAddr,
     audio: Mid,
     video: Mid,
+    simulcast: bool,
     sfu: SfuHandle,
     seen: mpsc::UnboundedSender<Seen>,
     /// Forwarded tracks: our mid → whose track it is.
@@ -201,6 +227,7 @@ impl Running {
                     receiver: self.name.clone(),
                     origin: origin.clone(),
                     kind,
+                    layer: data.data.get(LAYER_TAG).copied().unwrap_or(0),
                 });
             }
             Event::KeyframeRequest(_) => {
@@ -219,6 +246,12 @@ impl Running {
             .sdp_api()
             .accept_offer(offer)
             .map_err(|e| e.to_string())?;
+        let answer = if self.simulcast {
+            let sdp = without_ssrc_lines(answer.to_sdp_string());
+            str0m::change::SdpAnswer::from_sdp_string(&sdp).map_err(|e| e.to_string())?
+        } else {
+            answer
+        };
         self.sfu
             .answer(self.id.clone(), answer)
             .await
@@ -241,23 +274,34 @@ impl Running {
         Ok(())
     }
 
-    /// One synthetic VP8 frame (the first byte marks it a key frame, so any frame can start a
-    /// receiver's decoding), numbered so consecutive frames differ.
+    /// One synthetic VP8 frame per layer (the first byte marks it a key frame, so any frame can
+    /// start a receiver's decoding), numbered so consecutive frames differ, tagged with its
+    /// layer.
     fn send_video(&mut self, started: Instant, frame_no: u32) -> Result<(), String> {
-        let mut frame = vec![0x10, 0x02, 0x00, 0x9d];
-        frame.extend_from_slice(&frame_no.to_be_bytes());
-        frame.resize(600, 0xab);
-        self.write(self.video, Codec::Vp8, started, frame)
+        let layers: Vec<Option<&str>> = if self.simulcast {
+            LAYERS.iter().copied().map(Some).collect()
+        } else {
+            vec![None]
+        };
+        for layer in layers {
+            let mut frame = vec![0x10, 0x02, 0x00, 0x9d];
+            frame.extend_from_slice(&frame_no.to_be_bytes());
+            frame.push(layer.map_or(NO_LAYER, |l| l.as_bytes()[0]));
+            frame.resize(600, 0xab);
+            self.write(self.video, Codec::Vp8, layer.map(Rid::from), started, frame)?;
+        }
+        Ok(())
     }
 
     fn send_audio(&mut self, started: Instant) -> Result<(), String> {
-        self.write(self.audio, Codec::Opus, started, vec![0xfc; 60])
+        self.write(self.audio, Codec::Opus, None, started, vec![0xfc; 60])
     }
 
     fn write(
         &mut self,
         mid: Mid,
         codec: Codec,
+        rid: Option<Rid>,
         started: Instant,
         data: Vec<u8>,
     ) -> Result<(), String> {
@@ -274,10 +318,24 @@ impl Running {
         else {
             return Err(format!("no {codec:?} negotiated"));
         };
+        let writer = match rid {
+            Some(rid) => writer.rid(rid),
+            None => writer,
+        };
         let now = Instant::now();
         let time: MediaTime = now.duration_since(started).into();
         writer.write(pt, now, time, data).map_err(|e| e.to_string())
     }
+}
+
+/// Without the `a=ssrc` and `a=ssrc-group` lines, as browsers describe a simulcast sender (its
+/// layers named by RID alone). str0m lists each layer's SSRCs too, and a str0m answerer given both
+/// (in this peer's offer, or in its answers to the SFU, which repeat its sending m-line) may bind
+/// those SSRCs without their RID, and then all layers arrive as one unnamed stream.
+fn without_ssrc_lines(sdp: String) -> String {
+    sdp.split_inclusive("\r\n")
+        .filter(|line| !line.starts_with("a=ssrc"))
+        .collect()
 }
 
 async fn recv_signal(signals: &mut Option<mpsc::Receiver<Signal>>) -> Option<Signal> {
