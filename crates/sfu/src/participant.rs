@@ -4,7 +4,7 @@
 //! The SFU is the polite peer of every renegotiation: when the participant's own offer crosses
 //! ours, ours is dropped and made again after theirs, so signalling never deadlocks.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::media::{Direction, KeyframeRequest, KeyframeRequestKind, MediaData, Mid, Rid};
@@ -14,9 +14,6 @@ use tracing::{debug, info, warn};
 use crate::error::SfuError;
 use crate::sfu::{ParticipantId, RoomId};
 use crate::track::{TrackIn, TrackOut, TrackOutState, TrackSource};
-
-/// How often a sender may be asked for a key frame of one track.
-const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
 
 /// What a participant's output means for the others of its room.
 #[derive(Debug)]
@@ -164,14 +161,14 @@ impl Participant {
 
     /// Polls the `Rtc` once: a datagram to send, the next timeout, or an event turned into what
     /// it means for the room.
-    pub fn poll(&mut self) -> Polled {
+    pub fn poll(&mut self, now: Instant) -> Polled {
         if !self.rtc.is_alive() {
             return Polled::Dead;
         }
         match self.rtc.poll_output() {
             Ok(Output::Timeout(at)) => Polled::Timeout(at),
             Ok(Output::Transmit(t)) => Polled::Transmit(t),
-            Ok(Output::Event(event)) => Polled::Propagate(self.handle_event(event)),
+            Ok(Output::Event(event)) => Polled::Propagate(self.handle_event(now, event)),
             Err(e) => {
                 warn!(participant = %self.id, "poll failed, disconnecting: {e}");
                 self.rtc.disconnect();
@@ -180,7 +177,7 @@ impl Participant {
         }
     }
 
-    fn handle_event(&mut self, event: Event) -> Option<Propagated> {
+    fn handle_event(&mut self, now: Instant, event: Event) -> Option<Propagated> {
         match event {
             Event::IceConnectionStateChange(state) => {
                 debug!(participant = %self.id, ?state, "ICE");
@@ -201,7 +198,7 @@ impl Participant {
                     mid: added.mid,
                     kind: added.kind,
                     layers,
-                    last_keyframe_request: None,
+                    keyframe_requests: Default::default(),
                 };
                 info!(participant = %self.id, mid = %track.mid, kind = ?track.kind, "track in");
                 let source = TrackSource {
@@ -216,7 +213,7 @@ impl Participant {
             Event::MediaData(data) => {
                 if !data.contiguous {
                     // A gap: the receivers cannot decode on until the next key frame.
-                    self.request_keyframe(data.mid, data.rid, KeyframeRequestKind::Pli);
+                    self.request_keyframe(now, data.mid, data.rid, KeyframeRequestKind::Pli);
                 }
                 Some(Propagated::Media(self.id.clone(), Box::new(data)))
             }
@@ -239,29 +236,40 @@ impl Participant {
         })
     }
 
-    /// Asks this participant for a key frame of one of its tracks, at most once per interval.
-    pub fn request_keyframe(&mut self, mid: Mid, rid: Option<Rid>, kind: KeyframeRequestKind) {
-        let now = Instant::now();
+    /// Asks this participant for a key frame of one of its tracks: at once, or when the
+    /// track's interval between requests ends.
+    pub fn request_keyframe(
+        &mut self,
+        now: Instant,
+        mid: Mid,
+        rid: Option<Rid>,
+        kind: KeyframeRequestKind,
+    ) {
         let Some(track) = self.tracks_in.iter_mut().find(|t| t.mid == mid) else {
             return;
         };
-        if track
-            .last_keyframe_request
-            .is_some_and(|t| now.saturating_duration_since(t) < KEYFRAME_REQUEST_INTERVAL)
+        if track.keyframe_requests.ask(now, rid, kind)
+            && send_keyframe_request(&mut self.rtc, &self.id, mid, rid, kind)
         {
-            return;
+            track.keyframe_requests.sent(now);
         }
-        let Some(mut writer) = self.rtc.writer(mid) else {
-            return;
-        };
-        if !writer.is_request_keyframe_possible(kind) {
-            return;
+    }
+
+    /// Sends the deferred keyframe requests whose interval has ended.
+    pub fn send_deferred_keyframe_requests(&mut self, now: Instant) {
+        for track in &mut self.tracks_in {
+            for (rid, kind) in track.keyframe_requests.take_due(now) {
+                send_keyframe_request(&mut self.rtc, &self.id, track.mid, rid, kind);
+            }
         }
-        match writer.request_keyframe(rid, kind) {
-            Ok(()) => track.last_keyframe_request = Some(now),
-            // No stream for that RID yet (its first packet has not arrived): ask again later.
-            Err(e) => debug!(participant = %self.id, "keyframe request not sent: {e}"),
-        }
+    }
+
+    /// When the earliest deferred keyframe request is due.
+    pub fn next_keyframe_request(&self) -> Option<Instant> {
+        self.tracks_in
+            .iter()
+            .filter_map(|t| t.keyframe_requests.next_due())
+            .min()
     }
 
     /// Writes another participant's media to this one, if it receives that track and layer.
@@ -285,6 +293,29 @@ impl Participant {
         if let Err(e) = writer.write(pt, data.network_time, data.time, data.data.clone()) {
             warn!(participant = %self.id, "forwarding failed, disconnecting: {e}");
             self.rtc.disconnect();
+        }
+    }
+}
+
+/// Sends one keyframe request; false if str0m cannot yet (no stream for that RID so far).
+fn send_keyframe_request(
+    rtc: &mut Rtc,
+    id: &ParticipantId,
+    mid: Mid,
+    rid: Option<Rid>,
+    kind: KeyframeRequestKind,
+) -> bool {
+    let Some(mut writer) = rtc.writer(mid) else {
+        return false;
+    };
+    if !writer.is_request_keyframe_possible(kind) {
+        return false;
+    }
+    match writer.request_keyframe(rid, kind) {
+        Ok(()) => true,
+        Err(e) => {
+            debug!(participant = %id, "keyframe request not sent: {e}");
+            false
         }
     }
 }

@@ -69,7 +69,7 @@ pub struct SfuHandle {
 pub async fn spawn(bind: SocketAddr) -> Result<(SfuHandle, JoinHandle<()>), SfuError> {
     let socket = UdpSocket::bind(bind).await?;
     let local_addr = socket.local_addr()?;
-    let sfu = Sfu::new(vec![local_addr])?;
+    let sfu = Sfu::new(Instant::now(), vec![local_addr])?;
     let (commands, inbox) = mpsc::channel(COMMAND_QUEUE);
     let task = tokio::spawn(run(sfu, socket, inbox));
     Ok((

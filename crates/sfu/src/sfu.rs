@@ -62,10 +62,12 @@ pub struct Sfu {
     local_addrs: Vec<SocketAddr>,
     participants: BTreeMap<ParticipantId, Participant>,
     outputs: VecDeque<SfuOutput>,
+    /// The latest time the driver gave: the core reads no clock.
+    now: Instant,
 }
 
 impl Sfu {
-    pub fn new(local_addrs: Vec<SocketAddr>) -> Result<Sfu, SfuError> {
+    pub fn new(now: Instant, local_addrs: Vec<SocketAddr>) -> Result<Sfu, SfuError> {
         if let Some(addr) = local_addrs.iter().find(|a| a.ip().is_unspecified()) {
             return Err(SfuError::UnspecifiedAddress(*addr));
         }
@@ -74,6 +76,7 @@ impl Sfu {
             local_addrs,
             participants: BTreeMap::new(),
             outputs: VecDeque::new(),
+            now,
         })
     }
 
@@ -86,6 +89,7 @@ impl Sfu {
         participant: ParticipantId,
         offer: SdpOffer,
     ) -> Result<SdpAnswer, SfuError> {
+        self.advance(now);
         if self.participants.contains_key(&participant) {
             return Err(SfuError::AlreadyJoined(participant));
         }
@@ -130,9 +134,10 @@ impl Sfu {
     ) -> Result<(), SfuError> {
         let opened = self.participant_mut(participant)?.accept_answer(answer)?;
         // A new receiver can decode nothing before a key frame.
+        let now = self.now;
         for source in opened {
             if let Some(origin) = self.participants.get_mut(&source.origin) {
-                origin.request_keyframe(source.mid, source.layer, KeyframeRequestKind::Pli);
+                origin.request_keyframe(now, source.mid, source.layer, KeyframeRequestKind::Pli);
             }
         }
         Ok(())
@@ -163,6 +168,7 @@ impl Sfu {
     /// A datagram arrived on the SFU's socket. Returns whether a participant took it (a
     /// datagram from an address no participant knows is dropped).
     pub fn handle_receive(&mut self, now: Instant, receive: Receive) -> bool {
+        self.advance(now);
         let input = Input::Receive(now, receive);
         match self
             .participants
@@ -179,9 +185,15 @@ impl Sfu {
 
     /// Time passed: every participant's timers (retransmits, RTCP, ICE consent) run.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.advance(now);
         for participant in self.participants.values_mut() {
             participant.handle_input(Input::Timeout(now));
+            participant.send_deferred_keyframe_requests(now);
         }
+    }
+
+    fn advance(&mut self, now: Instant) {
+        self.now = self.now.max(now);
     }
 
     /// The next thing to do. Call until it returns [`SfuOutput::Timeout`].
@@ -201,14 +213,18 @@ impl Sfu {
     fn poll_participants(&mut self) -> Option<Instant> {
         let mut propagated = Vec::new();
         let mut dead = Vec::new();
-        let mut timeout = Instant::now() + MAX_IDLE;
+        let now = self.now;
+        let mut timeout = now + MAX_IDLE;
         for participant in self.participants.values_mut() {
+            if let Some(due) = participant.next_keyframe_request() {
+                timeout = timeout.min(due);
+            }
             if let Some(offer) = participant.renegotiate() {
                 self.outputs
                     .push_back(SfuOutput::Offer(participant.id.clone(), offer));
             }
             loop {
-                match participant.poll() {
+                match participant.poll(now) {
                     Polled::Timeout(at) => {
                         timeout = timeout.min(at);
                         break;
@@ -263,8 +279,9 @@ impl Sfu {
                 rid,
                 kind,
             } => {
+                let now = self.now;
                 if let Some(sender) = self.participants.get_mut(&origin) {
-                    sender.request_keyframe(mid, rid, kind);
+                    sender.request_keyframe(now, mid, rid, kind);
                 }
             }
         }
@@ -283,7 +300,8 @@ mod tests {
     use str0m::media::{Direction, MediaKind};
 
     fn sfu() -> Sfu {
-        Sfu::new(vec!["127.0.0.1:40000".parse().expect("an address")]).expect("an SFU")
+        let addr = "127.0.0.1:40000".parse().expect("an address");
+        Sfu::new(Instant::now(), vec![addr]).expect("an SFU")
     }
 
     fn id(name: &str) -> ParticipantId {
@@ -316,7 +334,7 @@ mod tests {
     fn an_unspecified_address_is_refused() {
         let any = "0.0.0.0:40000".parse().expect("an address");
         assert!(matches!(
-            Sfu::new(vec![any]),
+            Sfu::new(Instant::now(), vec![any]),
             Err(SfuError::UnspecifiedAddress(_))
         ));
     }

@@ -5,11 +5,14 @@
 //! m-line there) rather than by a pointer, so a sender leaving is a plain lookup miss, never a
 //! dangling reference.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use str0m::media::{MediaKind, Mid, Rid};
+use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Rid};
 
 use crate::sfu::ParticipantId;
+
+/// How often a sender may be asked for a key frame of one track.
+pub(crate) const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
 
 /// A track the SFU receives from a participant.
 #[derive(Debug)]
@@ -19,9 +22,9 @@ pub(crate) struct TrackIn {
     /// The simulcast layers the sender announced (`a=simulcast:send …`), in its order; empty
     /// without simulcast.
     pub layers: Vec<Rid>,
-    /// Keyframe requests to the sender are throttled: every receiver asking at once (a join, a
+    /// Keyframe requests to the sender are spaced: every receiver asking at once (a join, a
     /// loss burst) must cost the sender one key frame, not one each.
-    pub last_keyframe_request: Option<Instant>,
+    pub keyframe_requests: KeyframeRequests,
 }
 
 impl TrackIn {
@@ -30,6 +33,56 @@ impl TrackIn {
     /// `sendEncodings` do), or no RID without simulcast.
     pub fn default_layer(&self) -> Option<Rid> {
         self.layers.last().copied()
+    }
+}
+
+/// The spacing of one track's keyframe requests. A request inside the interval is deferred to
+/// its end rather than dropped: a receiver that starts just after another still needs its key
+/// frame. Deferred requests are kept once per layer.
+#[derive(Debug, Default)]
+pub(crate) struct KeyframeRequests {
+    last_sent: Option<Instant>,
+    deferred: Vec<(Option<Rid>, KeyframeRequestKind)>,
+}
+
+impl KeyframeRequests {
+    /// Whether a request may be sent now; if not, it is kept until [`Self::take_due`].
+    pub fn ask(&mut self, now: Instant, rid: Option<Rid>, kind: KeyframeRequestKind) -> bool {
+        if !self.spaced(now) {
+            if !self.deferred.iter().any(|(r, _)| *r == rid) {
+                self.deferred.push((rid, kind));
+            }
+            return false;
+        }
+        true
+    }
+
+    /// A request was sent at `now`.
+    pub fn sent(&mut self, now: Instant) {
+        self.last_sent = Some(now);
+    }
+
+    /// The deferred requests to send now (the interval has ended); counts them as sent.
+    pub fn take_due(&mut self, now: Instant) -> Vec<(Option<Rid>, KeyframeRequestKind)> {
+        if self.deferred.is_empty() || !self.spaced(now) {
+            return Vec::new();
+        }
+        self.last_sent = Some(now);
+        std::mem::take(&mut self.deferred)
+    }
+
+    /// When the deferred requests are due, if there are any.
+    pub fn next_due(&self) -> Option<Instant> {
+        if self.deferred.is_empty() {
+            return None;
+        }
+        // Deferred only ever behind a request already sent.
+        self.last_sent.map(|last| last + KEYFRAME_REQUEST_INTERVAL)
+    }
+
+    fn spaced(&self, now: Instant) -> bool {
+        self.last_sent
+            .is_none_or(|last| now.saturating_duration_since(last) >= KEYFRAME_REQUEST_INTERVAL)
     }
 }
 
@@ -78,5 +131,52 @@ impl TrackOut {
             TrackOutState::Open(mid) => Some(mid),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PLI: KeyframeRequestKind = KeyframeRequestKind::Pli;
+
+    #[test]
+    fn a_request_inside_the_interval_is_deferred_to_its_end_not_dropped() {
+        let start = Instant::now();
+        let mut requests = KeyframeRequests::default();
+        assert!(
+            requests.ask(start, None, PLI),
+            "the first request goes at once"
+        );
+        requests.sent(start);
+        let soon = start + KEYFRAME_REQUEST_INTERVAL / 5;
+        assert!(!requests.ask(soon, None, PLI), "a second one waits");
+        assert_eq!(requests.next_due(), Some(start + KEYFRAME_REQUEST_INTERVAL));
+        assert_eq!(
+            requests.take_due(soon),
+            vec![],
+            "not before the interval ends"
+        );
+        let end = start + KEYFRAME_REQUEST_INTERVAL;
+        assert_eq!(requests.take_due(end), vec![(None, PLI)]);
+        assert_eq!(requests.next_due(), None);
+        assert_eq!(requests.take_due(end), vec![], "sent once");
+        assert!(
+            !requests.ask(end, None, PLI),
+            "the deferred one counts as sent"
+        );
+    }
+
+    #[test]
+    fn deferred_requests_are_kept_once_per_layer() {
+        let start = Instant::now();
+        let mut requests = KeyframeRequests::default();
+        requests.sent(start);
+        let (low, high) = (Some(Rid::from("l")), Some(Rid::from("h")));
+        for rid in [low, high, low, high] {
+            assert!(!requests.ask(start, rid, PLI));
+        }
+        let due = requests.take_due(start + KEYFRAME_REQUEST_INTERVAL);
+        assert_eq!(due, vec![(low, PLI), (high, PLI)]);
     }
 }
