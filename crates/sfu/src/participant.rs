@@ -36,6 +36,8 @@ pub(crate) enum Propagated {
 pub(crate) struct Participant {
     pub id: ParticipantId,
     pub room: RoomId,
+    /// The stream id of its tracks at the others (see [`crate::Sfu::join`]).
+    pub stream: String,
     pub rtc: Rtc,
     pub tracks_in: Vec<TrackIn>,
     pub tracks_out: Vec<TrackOut>,
@@ -44,10 +46,11 @@ pub(crate) struct Participant {
 }
 
 impl Participant {
-    pub fn new(id: ParticipantId, room: RoomId, rtc: Rtc) -> Participant {
+    pub fn new(id: ParticipantId, room: RoomId, stream: String, rtc: Rtc) -> Participant {
         Participant {
             id,
             room,
+            stream,
             rtc,
             tracks_in: Vec::new(),
             tracks_out: Vec::new(),
@@ -115,7 +118,7 @@ impl Participant {
                     let mid = change.add_media(
                         track.source.kind,
                         Direction::SendOnly,
-                        Some(track.source.origin.to_string()),
+                        Some(track.source.stream.clone()),
                         None,
                         None,
                     );
@@ -203,6 +206,7 @@ impl Participant {
                 info!(participant = %self.id, mid = %track.mid, kind = ?track.kind, "track in");
                 let source = TrackSource {
                     origin: self.id.clone(),
+                    stream: self.stream.clone(),
                     mid: track.mid,
                     kind: track.kind,
                     layer: track.default_layer(),

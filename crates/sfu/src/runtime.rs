@@ -38,6 +38,7 @@ enum Command {
     Join {
         room: RoomId,
         participant: ParticipantId,
+        stream: String,
         offer: SdpOffer,
         reply: oneshot::Sender<Result<(SdpAnswer, mpsc::Receiver<Signal>), SfuError>>,
     },
@@ -87,17 +88,20 @@ impl SfuHandle {
         self.local_addr
     }
 
-    /// Joins `participant` to `room` with its offer. Returns the answer, and the channel of
-    /// what the SFU will tell this participant later (offers of the others' tracks).
+    /// Joins `participant` to `room` with its offer; its tracks reach the others with the
+    /// stream id `stream`. Returns the answer, and the channel of what the SFU will tell this
+    /// participant later (offers of the others' tracks).
     pub async fn join(
         &self,
         room: RoomId,
         participant: ParticipantId,
+        stream: String,
         offer: SdpOffer,
     ) -> Result<(SdpAnswer, mpsc::Receiver<Signal>), SfuError> {
         self.request(|reply| Command::Join {
             room,
             participant,
+            stream,
             offer,
             reply,
         })
@@ -198,11 +202,12 @@ fn handle_command(sfu: &mut Sfu, signals: &mut Signals, command: Command) {
         Command::Join {
             room,
             participant,
+            stream,
             offer,
             reply,
         } => {
             let result = sfu
-                .join(Instant::now(), room, participant.clone(), offer)
+                .join(Instant::now(), room, participant.clone(), stream, offer)
                 .map(|answer| {
                     let (sender, receiver) = mpsc::channel(SIGNAL_QUEUE);
                     signals.insert(participant, sender);

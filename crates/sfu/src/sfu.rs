@@ -21,7 +21,8 @@ use crate::participant::{Participant, Polled, Propagated};
 /// How long the core sleeps at most when no `Rtc` asks for an earlier wake-up.
 const MAX_IDLE: Duration = Duration::from_millis(100);
 
-/// A participant, as the signalling layer names it (the calling-server's user id in a call).
+/// A participant, as the signalling layer names it: unique per membership of a room (the
+/// calling-server names one per member of a call); see [`Sfu::join`] for the name the others see.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ParticipantId(pub String);
 
@@ -81,12 +82,15 @@ impl Sfu {
     }
 
     /// A participant joins a room with its offer (its own tracks); the SFU answers, then offers
-    /// it the tracks of the room's other participants through [`SfuOutput::Offer`].
+    /// it the tracks of the room's other participants through [`SfuOutput::Offer`]. `stream` is
+    /// the stream id (`msid`) its tracks carry at the others: whom the receivers show them as
+    /// (the calling-server's user id, while the participant id is unique per call membership).
     pub fn join(
         &mut self,
         now: Instant,
         room: RoomId,
         participant: ParticipantId,
+        stream: String,
         offer: SdpOffer,
     ) -> Result<SdpAnswer, SfuError> {
         self.advance(now);
@@ -100,12 +104,13 @@ impl Sfu {
             let candidate = Candidate::host(*addr, "udp").map_err(str0m::RtcError::from)?;
             rtc.add_local_candidate(candidate);
         }
-        let mut joining = Participant::new(participant.clone(), room.clone(), rtc);
+        let mut joining = Participant::new(participant.clone(), room.clone(), stream, rtc);
         let answer = joining.accept_offer(offer)?;
         for other in self.participants.values().filter(|p| p.room == room) {
             for track in &other.tracks_in {
                 joining.add_track_out(crate::track::TrackSource {
                     origin: other.id.clone(),
+                    stream: other.stream.clone(),
                     mid: track.mid,
                     kind: track.kind,
                     layer: track.default_layer(),
@@ -342,9 +347,21 @@ mod tests {
     #[test]
     fn joining_twice_is_refused_and_keeps_the_first_membership() {
         let mut sfu = sfu();
-        sfu.join(Instant::now(), room(), id("ann"), video_offer("ann"))
-            .expect("ann joins");
-        let again = sfu.join(Instant::now(), room(), id("ann"), video_offer("ann"));
+        sfu.join(
+            Instant::now(),
+            room(),
+            id("ann"),
+            "ann".into(),
+            video_offer("ann"),
+        )
+        .expect("ann joins");
+        let again = sfu.join(
+            Instant::now(),
+            room(),
+            id("ann"),
+            "ann".into(),
+            video_offer("ann"),
+        );
         assert!(matches!(again, Err(SfuError::AlreadyJoined(_))));
         assert!(sfu.contains(&id("ann")));
     }
@@ -353,7 +370,13 @@ mod tests {
     fn an_answer_with_no_offer_waiting_is_refused() {
         let mut sfu = sfu();
         let answer = sfu
-            .join(Instant::now(), room(), id("ann"), video_offer("ann"))
+            .join(
+                Instant::now(),
+                room(),
+                id("ann"),
+                "ann".into(),
+                video_offer("ann"),
+            )
             .expect("ann joins");
         // Any well-formed answer will do: the SFU offered ann nothing.
         let answer = SdpAnswer::from_sdp_string(&answer.to_sdp_string()).expect("an answer");

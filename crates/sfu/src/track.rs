@@ -90,6 +90,8 @@ impl KeyframeRequests {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct TrackSource {
     pub origin: ParticipantId,
+    /// The origin's stream id, which the forwarded track carries.
+    pub stream: String,
     pub mid: Mid,
     pub kind: MediaKind,
     pub layer: Option<Rid>,

@@ -3,13 +3,21 @@
 //! SFU, and reports, through one channel shared by all peers of a test, every frame it receives:
 //! from whom (the stream id the SFU gives each forwarded track), audio or video, and for video
 //! the simulcast layer the sender made it for (a tag in the frame).
+//!
+//! How the peer reaches the SFU's signalling is a [`Signalling`]: [`Direct`] calls an
+//! [`SfuHandle`] (the SFU crate's own tests); the calling-server's tests include this file and
+//! carry the same offers and answers over the server's WebSocket instead.
+
+#![allow(dead_code)]
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use calling_sfu::runtime::{SfuHandle, Signal};
 use calling_sfu::{ParticipantId, RoomId};
+use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, MediaTime, Mid, Rid, Simulcast, SimulcastLayer};
 use str0m::net::{Protocol, Receive};
@@ -46,17 +54,80 @@ pub enum Seen {
     KeyframeRequested { sender: String },
 }
 
+/// The peer's side of the SFU's signalling.
+pub trait Signalling: Send + 'static {
+    /// Joins with the peer's first offer; the SFU's answer.
+    fn join(&mut self, offer: SdpOffer) -> impl Future<Output = Result<SdpAnswer, String>> + Send;
+    /// The SFU's next renegotiation offer; `None` once none will come any more.
+    fn offer(&mut self) -> impl Future<Output = Option<SdpOffer>> + Send;
+    /// The peer's answer to the SFU's last offer.
+    fn answer(&mut self, answer: SdpAnswer) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+/// Signalling by direct calls on the SFU's handle, as participant `name` of `room`.
+pub struct Direct {
+    sfu: SfuHandle,
+    room: RoomId,
+    id: ParticipantId,
+    signals: Option<mpsc::Receiver<Signal>>,
+}
+
+impl Signalling for Direct {
+    async fn join(&mut self, offer: SdpOffer) -> Result<SdpAnswer, String> {
+        let stream = self.id.0.clone();
+        let (answer, signals) = self
+            .sfu
+            .join(self.room.clone(), self.id.clone(), stream, offer)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.signals = Some(signals);
+        Ok(answer)
+    }
+
+    async fn offer(&mut self) -> Option<SdpOffer> {
+        // After a leave the SFU drops our signal channel.
+        match self.signals.as_mut()?.recv().await {
+            Some(Signal::Offer(offer)) => Some(offer),
+            Some(Signal::Gone) | None => None,
+        }
+    }
+
+    async fn answer(&mut self, answer: SdpAnswer) -> Result<(), String> {
+        self.sfu
+            .answer(self.id.clone(), answer)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
 pub struct Peer {
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), String>>,
 }
 
 impl Peer {
-    /// Joins `room` as `name` through the SFU and starts sending audio and video (on the three
-    /// [`LAYERS`] if `simulcast`).
+    /// Joins `room` as `name` through the SFU's handle and starts sending audio and video (on
+    /// the three [`LAYERS`] if `simulcast`).
     pub async fn join(
         sfu: SfuHandle,
         room: &str,
+        name: &str,
+        simulcast: bool,
+        seen: mpsc::UnboundedSender<Seen>,
+    ) -> Peer {
+        let direct = Direct {
+            sfu,
+            room: RoomId(room.to_string()),
+            id: ParticipantId(name.to_string()),
+            signals: None,
+        };
+        Peer::start(direct, name, simulcast, seen).await
+    }
+
+    /// Joins the SFU through `signalling` as `name` (the stream id of its tracks) and starts
+    /// sending audio and video (on the three [`LAYERS`] if `simulcast`).
+    pub async fn start<S: Signalling>(
+        mut signalling: S,
         name: &str,
         simulcast: bool,
         seen: mpsc::UnboundedSender<Seen>,
@@ -94,13 +165,12 @@ impl Peer {
         let (offer, pending) = change.apply().expect("an offer with audio and video");
         let offer = if simulcast {
             let sdp = without_ssrc_lines(offer.to_sdp_string());
-            str0m::change::SdpOffer::from_sdp_string(&sdp).expect("the offer parses")
+            SdpOffer::from_sdp_string(&sdp).expect("the offer parses")
         } else {
             offer
         };
-        let id = ParticipantId(name.to_string());
-        let (answer, signals) = sfu
-            .join(RoomId(room.to_string()), id.clone(), offer)
+        let answer = signalling
+            .join(offer)
             .await
             .expect("the SFU accepts the offer");
         rtc.sdp_api()
@@ -109,20 +179,18 @@ impl Peer {
         let (stop, stopped) = oneshot::channel();
         let running = Running {
             name: name.to_string(),
-            id,
             rtc,
             socket,
             local,
             audio,
             video,
             simulcast,
-            sfu,
             seen,
             incoming: HashMap::new(),
         };
         Peer {
             stop: Some(stop),
-            task: tokio::spawn(running.run(signals, stopped)),
+            task: tokio::spawn(running.run(signalling, stopped)),
         }
     }
 
@@ -138,23 +206,21 @@ impl Peer {
 
 struct Running {
     name: String,
-    id: ParticipantId,
     rtc: Rtc,
     socket: UdpSocket,
     local: std::net::SocketAddr,
     audio: Mid,
     video: Mid,
     simulcast: bool,
-    sfu: SfuHandle,
     seen: mpsc::UnboundedSender<Seen>,
     /// Forwarded tracks: our mid → whose track it is.
     incoming: HashMap<Mid, String>,
 }
 
 impl Running {
-    async fn run(
+    async fn run<S: Signalling>(
         mut self,
-        signals: mpsc::Receiver<Signal>,
+        mut signalling: S,
         mut stopped: oneshot::Receiver<()>,
     ) -> Result<(), String> {
         let started = Instant::now();
@@ -162,8 +228,8 @@ impl Running {
         let mut audio = tokio::time::interval(AUDIO_INTERVAL);
         let mut buf = vec![0; 2048];
         let mut frame_no: u32 = 0;
-        // After a leave the SFU drops our signal channel; the peer goes on sending regardless.
-        let mut signals = Some(signals);
+        // Once no offer will come any more (after a leave), the peer goes on sending regardless.
+        let mut signalled = true;
         loop {
             let deadline = self.drain().await?;
             tokio::select! {
@@ -176,9 +242,9 @@ impl Running {
                             .map_err(|e| e.to_string())?;
                     }
                 }
-                signal = recv_signal(&mut signals) => match signal {
-                    Some(Signal::Offer(offer)) => self.renegotiated(offer).await?,
-                    Some(Signal::Gone) | None => signals = None,
+                offer = signalling.offer(), if signalled => match offer {
+                    Some(offer) => self.renegotiated(&mut signalling, offer).await?,
+                    None => signalled = false,
                 },
                 _ = frames.tick() => {
                     self.send_video(started, frame_no)?;
@@ -240,7 +306,11 @@ impl Running {
     }
 
     /// The SFU offers tracks to add or stop.
-    async fn renegotiated(&mut self, offer: str0m::change::SdpOffer) -> Result<(), String> {
+    async fn renegotiated<S: Signalling>(
+        &mut self,
+        signalling: &mut S,
+        offer: SdpOffer,
+    ) -> Result<(), String> {
         let answer = self
             .rtc
             .sdp_api()
@@ -248,14 +318,11 @@ impl Running {
             .map_err(|e| e.to_string())?;
         let answer = if self.simulcast {
             let sdp = without_ssrc_lines(answer.to_sdp_string());
-            str0m::change::SdpAnswer::from_sdp_string(&sdp).map_err(|e| e.to_string())?
+            SdpAnswer::from_sdp_string(&sdp).map_err(|e| e.to_string())?
         } else {
             answer
         };
-        self.sfu
-            .answer(self.id.clone(), answer)
-            .await
-            .map_err(|e| e.to_string())?;
+        signalling.answer(answer).await?;
         let rtc = &self.rtc;
         let ended: Vec<Mid> = self
             .incoming
@@ -336,11 +403,4 @@ fn without_ssrc_lines(sdp: String) -> String {
     sdp.split_inclusive("\r\n")
         .filter(|line| !line.starts_with("a=ssrc"))
         .collect()
-}
-
-async fn recv_signal(signals: &mut Option<mpsc::Receiver<Signal>>) -> Option<Signal> {
-    match signals {
-        Some(s) => s.recv().await,
-        None => std::future::pending().await,
-    }
 }
