@@ -171,6 +171,19 @@ impl Registry {
         }
     }
 
+    /// The user of `session`, if it is a member of call `room` (it accepted, or it invited).
+    pub fn member_of(&self, session: SessionId, room: RoomId) -> Option<&str> {
+        let (app, user) = self.user_of(session)?;
+        (self.presence(app, user) == Presence::Member(room)).then_some(user)
+    }
+
+    /// Whether `user` is a member of call `room`.
+    pub fn is_member(&self, room: RoomId, user: &str) -> bool {
+        self.calls
+            .get(&room)
+            .is_some_and(|call| call.is_member(user))
+    }
+
     /// Whether a session's socket dropped and it waits for a resume.
     pub fn is_away(&self, session: SessionId) -> bool {
         self.away.contains_key(&session)
