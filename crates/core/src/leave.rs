@@ -544,6 +544,7 @@ mod tests {
             ring_timeout_secs: 30,
             heartbeat_timeout_secs: 10,
             resume: None,
+            sfu: false,
         })));
         assert_eq!(late, vec![], "a login answer after logout changes nothing");
     }

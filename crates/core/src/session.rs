@@ -253,6 +253,8 @@ impl Session {
             ServerMessage::LoginOk(_)
             | ServerMessage::Pong
             | ServerMessage::Resumed(_)
+            // The SFU is not used by this SDK yet: group calls stay a mesh.
+            | ServerMessage::Sfu(_)
             | ServerMessage::Unknown => {}
             ServerMessage::IceServers(update) => self.renew_ice_servers(update.ice_servers, out),
             ServerMessage::GoAway(go_away) => {
@@ -528,6 +530,7 @@ mod tests {
             ring_timeout_secs: 30,
             heartbeat_timeout_secs: 10,
             resume: None,
+            sfu: false,
         });
         call.handle(0, Input::Server(ok)).expect("login ok");
         call

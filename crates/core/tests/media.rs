@@ -210,6 +210,7 @@ fn logged_in_call(user: &str) -> Session {
             ring_timeout_secs: 30,
             heartbeat_timeout_secs: 10,
             resume: None,
+            sfu: false,
         })),
     )
     .expect("login ok");

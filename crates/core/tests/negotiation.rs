@@ -105,6 +105,7 @@ fn caller_with_offer_out() -> Session {
             ring_timeout_secs: 30,
             heartbeat_timeout_secs: 10,
             resume: None,
+            sfu: false,
         }),
     );
     c.handle(0, cmd(2, call("bob", CallType::Audio)))

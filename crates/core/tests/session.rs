@@ -72,6 +72,7 @@ fn heartbeat_interval_is_the_protocol_ping_interval() {
                 ring_timeout_secs: 30,
                 heartbeat_timeout_secs: 10,
                 resume: None,
+                sfu: false,
             })),
         )
         .expect("login ok");

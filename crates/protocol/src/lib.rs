@@ -148,6 +148,16 @@ pub enum ClientMessage {
         to: String,
         signal: Signal,
     },
+    /// Signaling with the server's SFU (see [`LoginOk::sfu`]) for the sender's peer connection
+    /// to it in call `room_id`, of which the sender must be a member (accepted, or its
+    /// inviter). An `offer` from a member with no SFU session yet joins the call's SFU room;
+    /// from one who has one, it renegotiates (its own tracks changed, an ICE restart). Either
+    /// is answered by [`ServerMessage::Sfu`] with the SFU's `answer`. An `answer` answers the
+    /// SFU's last offer, and is not acknowledged. Refused with [`ErrorCode::NoSfu`] when the
+    /// server runs no SFU, [`ErrorCode::NotInCall`] when the sender is not a member of that
+    /// call, and [`ErrorCode::InvalidParam`] for any other kind, an SDP that does not parse
+    /// or that the SFU refuses, or an answer when no offer of the SFU is waiting.
+    Sfu { room_id: RoomId, signal: Signal },
     /// End the session cleanly: leave any call, then the server closes the socket.
     Logout,
     /// Any `type` this server version does not know; answered by [`ErrorCode::UnknownType`].
@@ -209,6 +219,13 @@ pub enum ServerMessage {
     CallEnded(CallEnded),
     /// Signaling relayed from another participant of the call.
     Signal(RelayedSignal),
+    /// From the server's SFU, for the recipient's peer connection to it in call `room_id`:
+    /// the `answer` to its [`ClientMessage::Sfu`] offer, or an `offer` renegotiating what the
+    /// SFU forwards to it (another member's tracks added or stopped), to be answered by a
+    /// [`ClientMessage::Sfu`] `answer`. Sequenced and replayed on resume like every message of
+    /// a resumable session: an offer missed while away would leave the SFU waiting for its
+    /// answer, and its tracks unopened.
+    Sfu(SfuSignal),
     /// The same user logged in elsewhere. This session has left its call and is closed next.
     Kicked,
     /// Fresh STUN/TURN servers for this session, replacing those of [`LoginOk::ice_servers`]
@@ -262,6 +279,7 @@ impl ServerMessage {
             "memberLeft" => ServerMessage::MemberLeft(Deserialize::deserialize(payload)?),
             "callEnded" => ServerMessage::CallEnded(Deserialize::deserialize(payload)?),
             "signal" => ServerMessage::Signal(Deserialize::deserialize(payload)?),
+            "sfu" => ServerMessage::Sfu(Deserialize::deserialize(payload)?),
             "kicked" => ServerMessage::Kicked,
             "iceServers" => ServerMessage::IceServers(Deserialize::deserialize(payload)?),
             "goAway" => ServerMessage::GoAway(Deserialize::deserialize(payload)?),
@@ -282,6 +300,10 @@ pub struct LoginOk {
     /// Present when the login asked for a resumable session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resume: Option<ResumeGrant>,
+    /// The server runs an SFU: group calls may send their media through it
+    /// ([`ClientMessage::Sfu`]) rather than as a mesh. Absent (false) otherwise.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub sfu: bool,
 }
 
 /// How to resume a session: part of [`LoginOk`].
@@ -462,6 +484,15 @@ pub struct RelayedSignal {
     pub signal: Signal,
 }
 
+/// Payload of [`ServerMessage::Sfu`]. Its signal is read like a relayed one (see `by_kind.rs`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SfuSignal {
+    pub room_id: RoomId,
+    #[serde(deserialize_with = "by_kind::signal")]
+    pub signal: Signal,
+}
+
 /// Why a call ended for the member left in it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -563,6 +594,9 @@ pub enum ErrorCode {
     /// A cluster node cannot reach the cluster's shared registry right now: nothing was
     /// decided; try again shortly (or on another node).
     Unavailable,
+    /// A [`ClientMessage::Sfu`] to a server that runs no SFU (see [`LoginOk::sfu`]): use the
+    /// mesh.
+    NoSfu,
     /// Any `code` this SDK version does not know (read by name in `names.rs`).
     Other,
 }

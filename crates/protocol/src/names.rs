@@ -93,6 +93,7 @@ impl<'de> Deserialize<'de> for ErrorCode {
                 ("rateLimited", RateLimited),
                 ("resumeRefused", ResumeRefused),
                 ("unavailable", Unavailable),
+                ("noSfu", NoSfu),
             ],
             // `other` too, and any code this version does not know.
             other: Some(Other),

@@ -8,7 +8,7 @@ use calling_protocol::{
     Accepted, Busy, CallEnded, CallType, Cancelled, ClientMessage, EndReason, ErrorCode,
     ErrorReply, GoAway, IceCandidate, IceServer, IceServersUpdate, InviteSent, InviteTimeout,
     Invited, InviteeList, Joined, LoginOk, MemberLeft, NoResponse, Rejected, RelayedSignal,
-    ResumeGrant, Resumed, Sequenced, ServerMessage, Signal,
+    ResumeGrant, Resumed, Sequenced, ServerMessage, SfuSignal, Signal,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -223,6 +223,26 @@ fn relay() {
 }
 
 #[test]
+fn sfu() {
+    golden(
+        ClientMessage::Sfu {
+            room_id: 77,
+            signal: Signal::Offer {
+                sdp: "v=0\r\n".into(),
+            },
+        },
+        r#"{"type":"sfu","roomId":77,"signal":{"kind":"offer","sdp":"v=0\r\n"}}"#,
+    );
+    golden(
+        ClientMessage::Sfu {
+            room_id: 77,
+            signal: Signal::Answer { sdp: "a".into() },
+        },
+        r#"{"type":"sfu","roomId":77,"signal":{"kind":"answer","sdp":"a"}}"#,
+    );
+}
+
+#[test]
 fn unknown_client_type_is_unknown() {
     assert_eq!(
         serde_json::from_str::<ClientMessage>(r#"{"type":"teleport","to":"mars"}"#).unwrap(),
@@ -244,6 +264,8 @@ fn client_messages_with_missing_or_ill_typed_fields_fail() {
         r#"{"type":"relay","roomId":1,"to":"b"}"#,
         r#"{"type":"relay","roomId":1,"signal":{"kind":"offer","sdp":"x"}}"#,
         r#"{"type":"relay","roomId":1,"to":"b","signal":{"kind":"offer"}}"#,
+        r#"{"type":"sfu","roomId":1}"#,
+        r#"{"type":"sfu","signal":{"kind":"offer","sdp":"x"}}"#,
         r#"{"roomId":1}"#,
         r#"[]"#,
         r#"not json"#,
@@ -404,6 +426,7 @@ fn login_ok() {
             ring_timeout_secs: 30,
             heartbeat_timeout_secs: 10,
             resume: None,
+            sfu: false,
         }),
         r#"{"type":"loginOk","userId":"alice","iceServers":[{"urls":["stun:stun.example.com:3478"]},{"urls":["turn:turn.example.com:3478"],"username":"u","credential":"p"}],"ringTimeoutSecs":30,"heartbeatTimeoutSecs":10}"#,
     );
@@ -417,8 +440,21 @@ fn login_ok() {
                 token: "3f2a".into(),
                 grace_secs: 30,
             }),
+            sfu: false,
         }),
         r#"{"type":"loginOk","userId":"alice","iceServers":[],"ringTimeoutSecs":30,"heartbeatTimeoutSecs":10,"resume":{"token":"3f2a","graceSecs":30}}"#,
+    );
+    // A server running an SFU says so; without it the field is absent (read as false).
+    golden_server(
+        ServerMessage::LoginOk(LoginOk {
+            user_id: "alice".into(),
+            ice_servers: vec![],
+            ring_timeout_secs: 30,
+            heartbeat_timeout_secs: 10,
+            resume: None,
+            sfu: true,
+        }),
+        r#"{"type":"loginOk","userId":"alice","iceServers":[],"ringTimeoutSecs":30,"heartbeatTimeoutSecs":10,"sfu":true}"#,
     );
 }
 
@@ -525,6 +561,7 @@ fn error_codes() {
         (ErrorCode::NoSuchInvitation, "noSuchInvitation"),
         (ErrorCode::NotAParticipant, "notAParticipant"),
         (ErrorCode::RateLimited, "rateLimited"),
+        (ErrorCode::NoSfu, "noSfu"),
         (ErrorCode::Other, "other"),
     ];
     for (code, name) in all {
@@ -691,6 +728,36 @@ fn signal_relayed() {
 }
 
 #[test]
+fn sfu_signals() {
+    golden_server(
+        ServerMessage::Sfu(SfuSignal {
+            room_id: 77,
+            signal: Signal::Answer {
+                sdp: "v=0\r\n".into(),
+            },
+        }),
+        r#"{"type":"sfu","roomId":77,"signal":{"kind":"answer","sdp":"v=0\r\n"}}"#,
+    );
+    golden_server(
+        ServerMessage::Sfu(SfuSignal {
+            room_id: 77,
+            signal: Signal::Offer { sdp: "o".into() },
+        }),
+        r#"{"type":"sfu","roomId":77,"signal":{"kind":"offer","sdp":"o"}}"#,
+    );
+    // The server's sfu message is decoded by kind like a relayed signal: a kind this version
+    // does not know reads as unknown, a known kind without its fields fails.
+    assert_eq!(
+        decode(r#"{"type":"sfu","roomId":1,"signal":{"kind":"hologram"}}"#),
+        Ok(ServerMessage::Sfu(SfuSignal {
+            room_id: 1,
+            signal: Signal::Unknown
+        }))
+    );
+    assert!(decode(r#"{"type":"sfu","roomId":1,"signal":{"kind":"offer"}}"#).is_err());
+}
+
+#[test]
 fn unknown_server_type_is_unknown() {
     assert_eq!(
         serde_json::from_str::<ServerMessage>(r#"{"type":"roomMoved","to":5}"#).unwrap(),
@@ -738,6 +805,7 @@ fn every_server_message_type_decodes_by_its_tag() {
         r#"{"type":"memberLeft","roomId":1,"userId":"u"}"#,
         r#"{"type":"callEnded","roomId":1,"userId":"u","durationSecs":1,"reason":"hangup"}"#,
         r#"{"type":"signal","roomId":1,"from":"a","signal":{"kind":"answer","sdp":"x"}}"#,
+        r#"{"type":"sfu","roomId":1,"signal":{"kind":"offer","sdp":"x"}}"#,
         r#"{"type":"kicked"}"#,
         r#"{"type":"iceServers","iceServers":[]}"#,
         r#"{"type":"goAway","withinMs":1}"#,
@@ -765,6 +833,7 @@ fn every_server_message_type_decodes_by_its_tag() {
             ServerMessage::MemberLeft(_) => "memberLeft",
             ServerMessage::CallEnded(_) => "callEnded",
             ServerMessage::Signal(_) => "signal",
+            ServerMessage::Sfu(_) => "sfu",
             ServerMessage::Kicked => "kicked",
             ServerMessage::IceServers(_) => "iceServers",
             ServerMessage::GoAway(_) => "goAway",
@@ -795,6 +864,8 @@ fn server_messages_with_missing_fields_fail() {
         r#"{"type":"callEnded","roomId":1,"userId":"u","durationSecs":1}"#,
         r#"{"type":"callEnded","roomId":1,"userId":"u","durationSecs":1,"reason":"meteor"}"#,
         r#"{"type":"signal","roomId":1,"from":"a"}"#,
+        r#"{"type":"sfu","roomId":1}"#,
+        r#"{"type":"sfu","signal":{"kind":"offer","sdp":"x"}}"#,
         r#"{"type":"iceServers"}"#,
         r#"{"type":"iceServers","iceServers":[{"username":"u"}]}"#,
         r#"{"type":"goAway"}"#,

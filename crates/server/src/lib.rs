@@ -2,7 +2,8 @@
 //!
 //! It authenticates sessions with TLSSigAPIv2 UserSigs, is the single authority over
 //! invitations and calls, and relays WebRTC signaling between the participants of a call.
-//! Media never passes through it. [`app`] builds the HTTP router (used by tests with a server
+//! Media never passes through it, unless it runs the embedded SFU for group calls
+//! (`--sfu-udp`, see [`sfu`]). [`app`] builds the HTTP router (used by tests with a server
 //! bound to `127.0.0.1:0`); [`serve`] runs it on a listener.
 
 pub mod cluster;
@@ -16,6 +17,7 @@ pub mod listener;
 pub mod metrics;
 pub mod rate;
 pub mod request;
+pub mod sfu;
 pub mod socket;
 mod static_files;
 pub mod tls;

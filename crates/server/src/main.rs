@@ -13,6 +13,7 @@ use calling_server::drain::{self, parse_drain_timeout, Ending, StopSignals};
 use calling_server::tls::{self, Tls};
 use calling_server::turn::{TurnConfig, DEFAULT_TURN_TTL};
 use calling_server::{AppCredential, Config, Limits, SigPolicy};
+use calling_sfu::SfuError;
 use clap::{Parser, ValueEnum};
 use tracing::{error, info};
 use tracing_subscriber::EnvFilter;
@@ -144,6 +145,12 @@ struct Args {
     /// node the same value.
     #[arg(long, value_name = "SECONDS", env = "CALLING_NODE_TIMEOUT", default_value = "5", value_parser = parse_seconds)]
     node_timeout: Duration,
+    /// Run the SFU for group calls in this process, on this UDP address (one port for every
+    /// participant; open it in the firewall), e.g. 192.0.2.10:40000. The address is announced
+    /// to browsers as the SFU's host candidate, so it must be a specific IP they can reach,
+    /// not 0.0.0.0. Without it group calls are a mesh. Not with --redis (yet).
+    #[arg(long, value_name = "ADDR", env = "CALLING_SFU_UDP")]
+    sfu_udp: Option<SocketAddr>,
     /// Log lines as text for people, or as one JSON object per line for a log collector.
     #[arg(long, value_enum, env = "CALLING_LOG_FORMAT", default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -272,6 +279,36 @@ async fn main() -> ExitCode {
         info!(apps = ?ids, "configured apps");
     }
 
+    // Started before the listener, so a bad --sfu-udp stops the server before it serves.
+    let sfu = match args.sfu_udp {
+        None => None,
+        Some(_) if args.redis.is_some() => {
+            eprintln!(
+                "error: --sfu-udp cannot be used with --redis: which node's SFU serves a call \
+                 is not shared across a cluster; run the SFU on a single server"
+            );
+            return ExitCode::from(2);
+        }
+        Some(addr) => match calling_sfu::runtime::spawn(addr).await {
+            Ok((handle, _task)) => {
+                info!(udp = %handle.local_addr(), "sfu listening");
+                Some(handle)
+            }
+            Err(SfuError::UnspecifiedAddress(_)) => {
+                eprintln!(
+                    "error: --sfu-udp {addr}: the SFU announces this address to browsers, so \
+                     it must be a specific IP they reach it at (the server's LAN or public IP), \
+                     not an unspecified one"
+                );
+                return ExitCode::from(2);
+            }
+            Err(e) => {
+                eprintln!("error: --sfu-udp {addr}: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+
     let listener = match tokio::net::TcpListener::bind(args.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -319,7 +356,13 @@ async fn main() -> ExitCode {
         }
     };
     let (router, hub) = match &args.redis {
-        None => calling_server::app_with_hub(config),
+        None => {
+            let (router, hub) = calling_server::app_with_hub(config);
+            if let Some(sfu) = sfu {
+                hub.attach_sfu(sfu);
+            }
+            (router, hub)
+        }
         Some(url) => match Cluster::connect(url, &config).await {
             Ok((cluster, reader)) => {
                 info!(

@@ -145,6 +145,42 @@ pub struct RedisMetrics {
     pub lost: IntCounter,
 }
 
+/// The metrics of the embedded SFU (registered only when the server runs one).
+#[derive(Clone)]
+pub struct SfuMetrics {
+    /// Members of calls with a participant in the SFU now.
+    pub participants: IntGauge,
+    /// Members who joined the SFU (each membership once, however often it renegotiates).
+    pub joins: IntCounter,
+    /// `sfu` messages refused (no SFU, not a member, unusable SDP, nothing to answer).
+    pub refusals: IntCounter,
+}
+
+impl SfuMetrics {
+    fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        Ok(SfuMetrics {
+            participants: reg(
+                registry,
+                IntGauge::new(
+                    "calling_sfu_participants",
+                    "Members of calls with a participant in the SFU",
+                ),
+            )?,
+            joins: reg(
+                registry,
+                IntCounter::new("calling_sfu_joins_total", "Members who joined the SFU"),
+            )?,
+            refusals: reg(
+                registry,
+                IntCounter::new(
+                    "calling_sfu_refusals_total",
+                    "sfu messages refused (not a member, unusable SDP, no offer to answer)",
+                ),
+            )?,
+        })
+    }
+}
+
 /// The metrics of one server. Their definitions are fixed (a unit test registers them); were
 /// registering them to fail anyway, the server logs it and serves without metrics.
 pub struct Metrics(Option<Handles>);
@@ -302,6 +338,18 @@ impl Metrics {
             Ok(redis) => Some(redis),
             Err(err) => {
                 tracing::error!(%err, "the Redis metrics could not be registered");
+                None
+            }
+        }
+    }
+
+    /// Registers the metrics of the embedded SFU; None where metrics are off.
+    pub fn sfu(&self) -> Option<SfuMetrics> {
+        let h = self.0.as_ref()?;
+        match SfuMetrics::register(&h.registry) {
+            Ok(sfu) => Some(sfu),
+            Err(err) => {
+                tracing::error!(%err, "the SFU metrics could not be registered");
                 None
             }
         }

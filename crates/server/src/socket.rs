@@ -485,6 +485,11 @@ impl Conn {
                 })
                 .await
             }
+            (Some(_), ClientMessage::Sfu { room_id, signal }) => {
+                if let Err(r) = self.hub.sfu(self.owner(), room_id, signal).await {
+                    self.refused(None, r);
+                }
+            }
             (Some(_), ClientMessage::Logout) => {
                 self.hub.leave(self.owner()).await;
                 self.hub.close(self.owner(), CloseKind::LoggedOut);
@@ -563,6 +568,7 @@ impl Conn {
                 token: token.clone(),
                 grace_secs: whole_seconds(config.resume_grace),
             }),
+            sfu: self.hub.runs_sfu(),
         });
         self.hub
             .login(self.session, app, &user_id, login_ok, token)

@@ -36,6 +36,7 @@ async fn login_ok_carries_the_server_settings() {
             ring_timeout_secs: 3,
             heartbeat_timeout_secs: 10,
             resume: None,
+            sfu: false,
         })
     );
     c.send(&ClientMessage::Ping).await;

@@ -22,6 +22,7 @@ fn login_ok(resume: Option<ResumeGrant>) -> Input {
         ring_timeout_secs: 30,
         heartbeat_timeout_secs: 10,
         resume,
+        sfu: false,
     }))
 }
 

@@ -149,6 +149,11 @@ impl Server {
                 return self.send_to_session(session, refusal);
             }
             ClientMessage::Logout => return self.disconnect(client, now_ms),
+            // Like the server without --sfu-udp.
+            ClientMessage::Sfu { .. } => {
+                let refusal = error(None, ErrorCode::NoSfu, "this server runs no SFU");
+                return self.send_to_session(session, refusal);
+            }
             ClientMessage::Invite {
                 request_id,
                 user_ids,
@@ -237,6 +242,7 @@ impl Server {
             ring_timeout_secs: RING_TIMEOUT.as_secs() as u32,
             heartbeat_timeout_secs: HEARTBEAT_TIMEOUT_SECS,
             resume: grant,
+            sfu: false,
         });
         let mut out = vec![plain(client, login_ok)];
         let outcome = self.registry.login(session, app, user, now);
