@@ -253,9 +253,11 @@ impl Session {
             ServerMessage::LoginOk(_)
             | ServerMessage::Pong
             | ServerMessage::Resumed(_)
-            // The SFU is not used by this SDK yet: group calls stay a mesh.
-            | ServerMessage::Sfu(_)
             | ServerMessage::Unknown => {}
+            // The SDK does not use the SFU yet: group calls stay a mesh. (Its wasm build has
+            // no such message: see calling-protocol's documentation.)
+            #[cfg(not(target_arch = "wasm32"))]
+            ServerMessage::Sfu(_) => {}
             ServerMessage::IceServers(update) => self.renew_ice_servers(update.ice_servers, out),
             ServerMessage::GoAway(go_away) => {
                 self.told_to_move(go_away.within_ms, go_away.session_shared)

@@ -30,7 +30,7 @@ struct Fields {
     ok: Option<bool>,
 }
 
-/// `deserialize_with` for [`crate::RelayedSignal::signal`] and [`crate::SfuSignal::signal`].
+/// `deserialize_with` for [`crate::RelayedSignal::signal`] and `SfuSignal::signal`.
 pub(crate) fn signal<'de, D: Deserializer<'de>>(d: D) -> Result<Signal, D::Error> {
     let f = Fields::deserialize(d)?;
     Ok(match f.kind.as_str() {
