@@ -5,344 +5,41 @@
 //! startup.
 
 mod process;
-// The SFU crate's own test peer, reached here through the server's signalling.
-#[path = "../../sfu/tests/peer/mod.rs"]
-mod peer;
+mod sfu_support;
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::process::Stdio;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use calling_protocol::{
-    CallType, ClientMessage, ErrorCode, ErrorReply, InviteSent, Invited, LoginOk, RelayedSignal,
-    RoomId, ServerMessage, SfuSignal, Signal,
+    CallType, ClientMessage, ErrorCode, Invited, RelayedSignal, RoomId, ServerMessage, Signal,
 };
-use futures_util::{SinkExt, StreamExt};
-use peer::{Peer, Seen, Signalling};
 use process::ServerProcess;
-use str0m::change::{SdpAnswer, SdpOffer};
+use sfu_support::peer::Peer;
+use sfu_support::{group_call, metric, pairs, Observer, User};
+use str0m::change::SdpAnswer;
 use str0m::media::{Direction, MediaKind};
 use str0m::{Candidate, RtcConfig};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::Message;
 
-/// Generous: ICE and DTLS of debug builds on a loaded machine.
-const MEDIA_DEADLINE: Duration = Duration::from_secs(60);
 /// Frames a receiver must get from a sender to count as receiving it (a second of video).
 const ENOUGH: usize = 30;
 const SFU_FLAGS: [&str; 2] = ["--sfu-udp", "127.0.0.1:0"];
 
-/// A logged-in user's WebSocket, read and written by its own task: the server's `sfu` answers
-/// and offers go to the user's media peer, everything else to the test.
-struct User {
-    name: String,
-    send: mpsc::UnboundedSender<ClientMessage>,
-    events: mpsc::UnboundedReceiver<ServerMessage>,
-    /// Taken by the media peer.
-    sfu: Option<WsSignalling>,
-    /// What `loginOk` said of the SFU.
-    sfu_offered: bool,
-    /// The task holding the WebSocket.
-    socket: tokio::task::AbortHandle,
-}
-
-impl User {
-    async fn login(addr: SocketAddr, name: &str) -> User {
-        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
-            .await
-            .expect("connect");
-        ws.send(Message::text(process::login_msg(name)))
-            .await
-            .expect("send login");
-        let (send, mut outgoing) = mpsc::unbounded_channel::<ClientMessage>();
-        let (events_tx, events) = mpsc::unbounded_channel();
-        let (answers_tx, answers) = mpsc::unbounded_channel();
-        let (offers_tx, offers) = mpsc::unbounded_channel();
-        let socket = tokio::spawn(async move {
-            // The server drops a session silent for its heartbeat timeout.
-            let mut heartbeat = tokio::time::interval(Duration::from_secs(2));
-            loop {
-                tokio::select! {
-                    frame = ws.next() => {
-                        let Some(Ok(frame)) = frame else { return };
-                        let Message::Text(text) = frame else { continue };
-                        let msg: ServerMessage =
-                            serde_json::from_str(text.as_str()).expect("a server message");
-                        let _ = match msg {
-                            ServerMessage::Pong => Ok(()),
-                            ServerMessage::Sfu(SfuSignal { signal: Signal::Answer { sdp }, .. }) => {
-                                answers_tx.send(sdp).map_err(|_| ())
-                            }
-                            ServerMessage::Sfu(SfuSignal { signal: Signal::Offer { sdp }, .. }) => {
-                                offers_tx.send(sdp).map_err(|_| ())
-                            }
-                            other => events_tx.send(other).map_err(|_| ()),
-                        };
-                    }
-                    msg = outgoing.recv() => {
-                        let Some(msg) = msg else { return };
-                        let json = serde_json::to_string(&msg).expect("serializes");
-                        if ws.send(Message::text(json)).await.is_err() {
-                            return;
-                        }
-                    }
-                    _ = heartbeat.tick() => {
-                        let ping = process::ping_msg();
-                        if ws.send(Message::text(ping)).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-            }
-        });
-        let mut user = User {
-            name: name.to_string(),
-            send: send.clone(),
-            events,
-            sfu: None,
-            sfu_offered: false,
-            socket: socket.abort_handle(),
-        };
-        match user.next().await {
-            ServerMessage::LoginOk(LoginOk { sfu, .. }) => user.sfu_offered = sfu,
-            other => panic!("{name}: expected loginOk, got {other:?}"),
-        }
-        user.sfu = Some(WsSignalling {
-            room: 0,
-            send,
-            answers,
-            offers,
-        });
-        user
-    }
-
-    /// Drops the WebSocket without a close frame, like a tab that crashed.
-    fn vanish(&self) {
-        self.socket.abort();
-    }
-
-    fn send(&self, msg: ClientMessage) {
-        self.send.send(msg).expect("the user's socket task runs");
-    }
-
-    /// The next message for the test, within [`process::DEADLINE`].
-    async fn next(&mut self) -> ServerMessage {
-        tokio::time::timeout(process::DEADLINE, self.events.recv())
-            .await
-            .unwrap_or_else(|_| panic!("{}: no message in time", self.name))
-            .unwrap_or_else(|| panic!("{}: socket closed", self.name))
-    }
-
-    /// Skips messages until one `matches`; returns it.
-    async fn until(&mut self, matches: impl Fn(&ServerMessage) -> bool) -> ServerMessage {
-        loop {
-            let msg = self.next().await;
-            if matches(&msg) {
-                return msg;
-            }
-        }
-    }
-
-    /// The next error, skipping only news of the call's invitees (acceptances, who still
-    /// rings): it must be what the last request got.
-    async fn error(&mut self) -> ErrorCode {
-        loop {
-            match self.next().await {
-                ServerMessage::Error(ErrorReply { code, .. }) => return code,
-                ServerMessage::Accepted(_) | ServerMessage::InviteeList(_) => continue,
-                other => panic!("{}: expected an error, got {other:?}", self.name),
-            }
-        }
-    }
-
-    /// Sends an `sfu` message of call `room`.
-    fn signal_sfu(&self, room: RoomId, signal: Signal) {
-        self.send(ClientMessage::Sfu {
-            room_id: room,
-            signal,
-        });
-    }
-
-    /// Starts this user's media peer on the SFU of call `room`.
-    async fn start_media(&mut self, room: RoomId, seen: mpsc::UnboundedSender<Seen>) -> Peer {
-        let mut signalling = self.sfu.take().expect("one peer per user");
-        signalling.room = room;
-        Peer::start(signalling, &self.name, false, seen).await
-    }
-}
-
-/// The media peer's signalling: `sfu` messages on its user's WebSocket.
-struct WsSignalling {
-    room: RoomId,
-    send: mpsc::UnboundedSender<ClientMessage>,
-    answers: mpsc::UnboundedReceiver<String>,
-    offers: mpsc::UnboundedReceiver<String>,
-}
-
-impl Signalling for WsSignalling {
-    async fn join(&mut self, offer: SdpOffer) -> Result<SdpAnswer, String> {
-        let signal = Signal::Offer {
-            sdp: offer.to_sdp_string(),
-        };
-        self.send
-            .send(ClientMessage::Sfu {
-                room_id: self.room,
-                signal,
-            })
-            .map_err(|e| e.to_string())?;
-        let sdp = tokio::time::timeout(process::DEADLINE, self.answers.recv())
-            .await
-            .map_err(|_| "no sfu answer in time".to_string())?
-            .ok_or("socket closed")?;
-        SdpAnswer::from_sdp_string(&sdp).map_err(|e| e.to_string())
-    }
-
-    async fn offer(&mut self) -> Option<SdpOffer> {
-        let sdp = self.offers.recv().await?;
-        Some(SdpOffer::from_sdp_string(&sdp).expect("the server's sfu offer parses"))
-    }
-
-    async fn answer(&mut self, answer: SdpAnswer) -> Result<(), String> {
-        let signal = Signal::Answer {
-            sdp: answer.to_sdp_string(),
-        };
-        self.send
-            .send(ClientMessage::Sfu {
-                room_id: self.room,
-                signal,
-            })
-            .map_err(|e| e.to_string())
-    }
-}
-
-/// `caller` invites `others` into a group call, which each accepts as the SDK would.
-async fn group_call(caller: &mut User, others: &mut [&mut User]) -> RoomId {
-    let user_ids = others.iter().map(|u| u.name.clone()).collect();
-    caller.send(ClientMessage::Invite {
-        request_id: 1,
-        user_ids,
-        call_type: CallType::Video,
-        is_group: true,
-        group_id: None,
-        room_id: None,
-    });
-    let room = match caller.next().await {
-        ServerMessage::InviteSent(InviteSent { room_id, .. }) => room_id,
-        other => panic!("expected inviteSent, got {other:?}"),
-    };
-    for user in others.iter_mut() {
-        let invite_id = match user.next().await {
-            ServerMessage::Invited(Invited { invite_id, .. }) => invite_id,
-            other => panic!("{}: expected invited, got {other:?}", user.name),
-        };
-        user.send(ClientMessage::Accept {
-            request_id: 2,
-            invite_id,
-        });
-        user.until(|m| matches!(m, ServerMessage::Joined(_))).await;
-    }
-    room
-}
-
-/// What the peers of one test saw.
-struct Observer {
-    seen: mpsc::UnboundedReceiver<Seen>,
-    /// Frames per (receiver, origin, kind), the origin read from the forwarded track's msid.
-    frames: HashMap<(String, String, MediaKind), usize>,
-    /// (receiver, origin) of every forwarded track the SFU stopped.
-    ended: Vec<(String, String)>,
-}
-
-impl Observer {
-    fn new() -> (Observer, mpsc::UnboundedSender<Seen>) {
-        let (tx, seen) = mpsc::unbounded_channel();
-        let observer = Observer {
-            seen,
-            frames: HashMap::new(),
-            ended: Vec::new(),
-        };
-        (observer, tx)
-    }
-
-    fn frames(&self, receiver: &str, origin: &str, kind: MediaKind) -> usize {
-        let key = (receiver.to_string(), origin.to_string(), kind);
-        self.frames.get(&key).copied().unwrap_or(0)
-    }
-
-    fn ended(&self, receiver: &str, origin: &str) -> usize {
-        let pair = (receiver.to_string(), origin.to_string());
-        self.ended.iter().filter(|e| **e == pair).count()
-    }
-
-    /// Reads what the peers see until `done`, or fails at the deadline saying `what`.
-    async fn until(&mut self, what: &str, done: impl Fn(&Observer) -> bool) {
-        let deadline = tokio::time::Instant::now() + MEDIA_DEADLINE;
-        while !done(self) {
-            let seen = tokio::time::timeout_at(deadline, self.seen.recv())
-                .await
-                .unwrap_or_else(|_| panic!("{what}: not within {MEDIA_DEADLINE:?}"))
-                .expect("peers running");
-            match seen {
-                Seen::Frame {
-                    receiver,
-                    origin,
-                    kind,
-                    ..
-                } => *self.frames.entry((receiver, origin, kind)).or_default() += 1,
-                Seen::TrackEnded { receiver, origin } => self.ended.push((receiver, origin)),
-                Seen::KeyframeRequested { .. } => {}
-            }
-        }
-    }
-
-    /// Every receiver has at least `n` audio and `n` video frames from every origin.
-    fn all_receive(&self, pairs: &[(&str, &str)], n: usize) -> bool {
-        pairs.iter().all(|(receiver, origin)| {
-            self.frames(receiver, origin, MediaKind::Audio) >= n
-                && self.frames(receiver, origin, MediaKind::Video) >= n
-        })
-    }
-}
-
-/// Every ordered pair of distinct names.
-fn pairs<'a>(names: &[&'a str]) -> Vec<(&'a str, &'a str)> {
-    let mut pairs = Vec::new();
-    for r in names {
-        for o in names {
-            if r != o {
-                pairs.push((*r, *o));
-            }
-        }
-    }
-    pairs
-}
-
-/// One value of the server's `/metrics`.
-async fn metric(addr: SocketAddr, name: &str) -> Option<f64> {
-    let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    tcp.write_all(b"GET /metrics HTTP/1.0\r\nHost: test\r\n\r\n")
-        .await
-        .expect("request");
-    let mut text = String::new();
-    tcp.read_to_string(&mut text).await.expect("response");
-    text.lines()
-        .find_map(|line| line.strip_prefix(&format!("{name} "))?.trim().parse().ok())
-}
-
-/// Three users in one call, each with a media peer on the SFU.
-async fn three_in_the_sfu(server: &ServerProcess) -> (Vec<User>, Vec<Peer>, Observer, RoomId) {
+/// Three users in one call, each with a media peer on the SFU; cat's session is resumable if
+/// `cat_resumable`.
+async fn three_in_the_sfu(
+    server: &ServerProcess,
+    cat_resumable: bool,
+) -> (Vec<User>, Vec<Peer>, Observer, RoomId) {
     let mut alice = User::login(server.addr, "alice").await;
     let mut bob = User::login(server.addr, "bob").await;
-    let mut cat = User::login(server.addr, "cat").await;
+    let mut cat = User::connect(server.addr, "cat", cat_resumable).await;
     assert!(alice.sfu_offered, "loginOk says the server runs an SFU");
     let room = group_call(&mut alice, &mut [&mut bob, &mut cat]).await;
-    let (mut observer, seen) = Observer::new();
+    let mut observer = Observer::new();
     let mut peers = Vec::new();
     for user in [&mut alice, &mut bob, &mut cat] {
-        peers.push(user.start_media(room, seen.clone()).await);
+        peers.push(user.start_media(room, observer.sender()).await);
     }
     let names = ["alice", "bob", "cat"];
     observer
@@ -356,7 +53,7 @@ async fn three_in_the_sfu(server: &ServerProcess) -> (Vec<User>, Vec<Peer>, Obse
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_members_of_a_group_call_each_receive_both_others_through_the_sfu() {
     let server = ServerProcess::start(&SFU_FLAGS).await;
-    let (_users, peers, observer, _room) = three_in_the_sfu(&server).await;
+    let (_users, peers, observer, _room) = three_in_the_sfu(&server, false).await;
     // The origins are the msid stream ids of the tracks: the senders' user ids.
     let origins: std::collections::BTreeSet<&str> =
         observer.frames.keys().map(|(_, o, _)| o.as_str()).collect();
@@ -377,7 +74,7 @@ async fn three_members_of_a_group_call_each_receive_both_others_through_the_sfu(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_who_hangs_up_stops_reaching_the_others() {
     let server = ServerProcess::start(&SFU_FLAGS).await;
-    let (users, peers, mut observer, room) = three_in_the_sfu(&server).await;
+    let (users, peers, mut observer, room) = three_in_the_sfu(&server, false).await;
     // cat hangs up; its peer goes on sending.
     users[2].send(ClientMessage::Hangup { room_id: room });
     observer
@@ -413,7 +110,7 @@ async fn a_member_who_hangs_up_stops_reaching_the_others() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_whose_socket_is_gone_for_good_leaves_the_sfu() {
     let server = ServerProcess::start(&SFU_FLAGS).await;
-    let (users, peers, mut observer, _room) = three_in_the_sfu(&server).await;
+    let (users, peers, mut observer, _room) = three_in_the_sfu(&server, false).await;
     // Not resumable: the session ends with its socket, and with it cat's membership.
     users[2].vanish();
     observer
@@ -424,6 +121,50 @@ async fn a_member_whose_socket_is_gone_for_good_leaves_the_sfu() {
     assert_eq!(
         metric(server.addr, "calling_sfu_participants").await,
         Some(2.0)
+    );
+    for peer in peers {
+        peer.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_whose_session_resumes_keeps_its_place_in_the_sfu() {
+    let server = ServerProcess::start(&SFU_FLAGS).await;
+    let (mut users, mut peers, mut observer, room) = three_in_the_sfu(&server, true).await;
+    users[2].reconnect().await;
+    // dan joins: the SFU's offer of dan's tracks reaches cat on its new socket, and cat's
+    // tracks reach dan, since cat is still in the SFU.
+    let mut dan = User::login(server.addr, "dan").await;
+    users[0].send(ClientMessage::Invite {
+        request_id: 3,
+        user_ids: vec!["dan".into()],
+        call_type: CallType::Video,
+        is_group: true,
+        group_id: None,
+        room_id: Some(room),
+    });
+    let invite_id = match dan.next().await {
+        ServerMessage::Invited(Invited { invite_id, .. }) => invite_id,
+        other => panic!("dan: expected invited, got {other:?}"),
+    };
+    dan.send(ClientMessage::Accept {
+        request_id: 4,
+        invite_id,
+    });
+    dan.until(|m| matches!(m, ServerMessage::Joined(_))).await;
+    peers.push(dan.start_media(room, observer.sender()).await);
+    observer
+        .until("cat and dan receive each other", |o| {
+            o.all_receive(&[("cat", "dan"), ("dan", "cat")], ENOUGH)
+        })
+        .await;
+    assert_eq!(
+        observer.ended("alice", "cat") + observer.ended("bob", "cat"),
+        0
+    );
+    assert_eq!(
+        metric(server.addr, "calling_sfu_participants").await,
+        Some(4.0)
     );
     for peer in peers {
         peer.stop().await;
