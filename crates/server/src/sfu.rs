@@ -55,6 +55,11 @@ fn refused(err: SfuError) -> Refusal {
     }
 }
 
+fn parse_offer(sdp: &str) -> Result<SdpOffer, Refusal> {
+    SdpOffer::from_sdp_string(sdp)
+        .map_err(|e| refusal(ErrorCode::InvalidParam, format!("unusable SDP offer: {e}")))
+}
+
 impl SfuRooms {
     pub fn new(handle: SfuHandle, metrics: Option<SfuMetrics>) -> Arc<SfuRooms> {
         Arc::new(SfuRooms {
@@ -108,11 +113,18 @@ impl SfuRooms {
     ) -> Result<Option<Signal>, Refusal> {
         match signal {
             Signal::Offer { sdp } => {
-                let offer = SdpOffer::from_sdp_string(&sdp).map_err(|e| {
-                    refusal(ErrorCode::InvalidParam, format!("unusable SDP offer: {e}"))
-                })?;
+                let offer = parse_offer(&sdp)?;
                 let answer = match self.participant(&member) {
-                    Some(id) => self.handle.offer(id, offer).await.map_err(refused)?,
+                    Some(id) => match self.handle.offer(id.clone(), offer).await {
+                        Ok(answer) => answer,
+                        // Its connection died just now, before its forwarding task forgot it:
+                        // an offer after that joins again, as the SDK's ICE restart would.
+                        Err(SfuError::UnknownParticipant(_)) => {
+                            self.forget(&member, &id);
+                            self.join(hub, session, member, parse_offer(&sdp)?).await?
+                        }
+                        Err(err) => return Err(refused(err)),
+                    },
                     None => self.join(hub, session, member, offer).await?,
                 };
                 Ok(Some(Signal::Answer {
@@ -205,9 +217,14 @@ impl SfuRooms {
         }
         // Its connection died, or the SFU removed it (a member that took no offers), or it
         // left: the member's next offer joins again.
+        self.forget(&member, &id);
+    }
+
+    /// Forgets the participant `id` of `member`, unless a later join replaced it.
+    fn forget(&self, member: &Member, id: &ParticipantId) {
         let mut participants = self.lock();
-        if participants.get(&member) == Some(&id) {
-            participants.remove(&member);
+        if participants.get(member) == Some(id) {
+            participants.remove(member);
             self.count(participants.len());
             debug!(participant = %id, "gone from the SFU");
         }
