@@ -74,7 +74,7 @@ async fn three_members_of_a_group_call_each_receive_both_others_through_the_sfu(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_who_hangs_up_stops_reaching_the_others() {
     let server = ServerProcess::start(&SFU_FLAGS).await;
-    let (users, peers, mut observer, room) = three_in_the_sfu(&server, false).await;
+    let (mut users, peers, mut observer, room) = three_in_the_sfu(&server, false).await;
     // cat hangs up; its peer goes on sending.
     users[2].send(ClientMessage::Hangup { room_id: room });
     observer
@@ -101,6 +101,16 @@ async fn a_member_who_hangs_up_stops_reaching_the_others() {
     assert_eq!(
         metric(server.addr, "calling_sfu_participants").await,
         Some(2.0)
+    );
+    // alice hangs up too, which ends the call: bob, its last member, leaves the SFU with it
+    // (by the time bob hears of the end, the SFU room is empty).
+    users[0].send(ClientMessage::Hangup { room_id: room });
+    users[1]
+        .until(|m| matches!(m, ServerMessage::CallEnded(_)))
+        .await;
+    assert_eq!(
+        metric(server.addr, "calling_sfu_participants").await,
+        Some(0.0)
     );
     for peer in peers {
         peer.stop().await;
