@@ -9,13 +9,15 @@
 //!   it is fed datagrams and time, and yields datagrams to send, renegotiation offers for the
 //!   signalling channel, and the next instant it wants to be woken at.
 //! - [`runtime`] drives one core from a single UDP socket on tokio (all participants share the
-//!   port; str0m's `accepts()` demultiplexes), and exposes a [`runtime::SfuHandle`] to join,
+//!   port; str0m's `accepts()` demultiplexes), optionally with ICE-TCP for networks that block
+//!   UDP, and exposes a [`runtime::SfuHandle`] to join,
 //!   answer and leave.
 
 mod error;
 mod participant;
 pub mod runtime;
 mod sfu;
+mod tcp;
 mod track;
 
 pub use error::SfuError;

@@ -1,4 +1,5 @@
-//! Drives one [`Sfu`] core from one UDP socket on tokio, and hands out [`SfuHandle`]s through
+//! Drives one [`Sfu`] core from one UDP socket (and, optionally, an ICE-TCP listener, see
+//! [`crate::tcp`]) on tokio, and hands out [`SfuHandle`]s through
 //! which the signalling side (the calling-server, or a test) joins, answers and leaves.
 //!
 //! Kept thin on purpose: it moves datagrams between the socket and the core, wakes the core at
@@ -10,13 +11,14 @@ use std::time::Instant;
 
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::net::{Protocol, Receive};
-use tokio::net::UdpSocket;
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
 use crate::error::SfuError;
 use crate::sfu::{ParticipantId, RoomId, Sfu, SfuOutput};
+use crate::tcp::{self, Connections, TcpEvent};
 
 /// Offers not yet taken by a participant's signalling before it counts as stuck and is removed.
 const SIGNAL_QUEUE: usize = 8;
@@ -63,20 +65,45 @@ enum Command {
 pub struct SfuHandle {
     commands: mpsc::Sender<Command>,
     local_addr: SocketAddr,
+    tcp_addr: Option<SocketAddr>,
 }
 
 /// Binds the SFU's UDP socket at `bind` (a specific address: it is announced to participants
 /// as the SFU's host candidate) and starts its loop.
 pub async fn spawn(bind: SocketAddr) -> Result<(SfuHandle, JoinHandle<()>), SfuError> {
-    let socket = UdpSocket::bind(bind).await?;
+    spawn_with_tcp(bind, None).await
+}
+
+/// As [`spawn`], and with `tcp`, also listens for ICE-TCP there (a specific address too, since
+/// it is announced as well): participants whose network blocks UDP connect over TCP.
+pub async fn spawn_with_tcp(
+    udp: SocketAddr,
+    tcp: Option<SocketAddr>,
+) -> Result<(SfuHandle, JoinHandle<()>), SfuError> {
+    let socket = UdpSocket::bind(udp).await?;
     let local_addr = socket.local_addr()?;
-    let sfu = Sfu::new(Instant::now(), vec![local_addr])?;
+    let mut sfu = Sfu::new(Instant::now(), vec![local_addr])?;
+    let mut tcp_addr = None;
+    let mut tcp_events = None;
+    if let Some(tcp) = tcp {
+        if tcp.ip().is_unspecified() {
+            return Err(SfuError::UnspecifiedAddress(tcp));
+        }
+        let listener = TcpListener::bind(tcp).await?;
+        let addr = listener.local_addr()?;
+        sfu = sfu.with_tcp(vec![addr])?;
+        let (events, received) = tcp::read_queue();
+        tokio::spawn(tcp::accept(listener, events));
+        tcp_addr = Some(addr);
+        tcp_events = Some((addr, received));
+    }
     let (commands, inbox) = mpsc::channel(COMMAND_QUEUE);
-    let task = tokio::spawn(run(sfu, socket, inbox));
+    let task = tokio::spawn(run(sfu, socket, tcp_events, inbox));
     Ok((
         SfuHandle {
             commands,
             local_addr,
+            tcp_addr,
         },
         task,
     ))
@@ -86,6 +113,11 @@ impl SfuHandle {
     /// The SFU's UDP address.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address of the SFU's ICE-TCP listener, if it has one.
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.tcp_addr
     }
 
     /// Joins `participant` to `room` with its offer; its tracks reach the others with the
@@ -158,7 +190,15 @@ impl SfuHandle {
 /// Which participant each signal channel belongs to.
 type Signals = std::collections::HashMap<ParticipantId, mpsc::Sender<Signal>>;
 
-async fn run(mut sfu: Sfu, socket: UdpSocket, mut inbox: mpsc::Receiver<Command>) {
+/// The ICE-TCP listener's address and the packets its connections read.
+type TcpInput = (SocketAddr, mpsc::Receiver<TcpEvent>);
+
+async fn run(
+    mut sfu: Sfu,
+    socket: UdpSocket,
+    mut tcp_input: Option<TcpInput>,
+    mut inbox: mpsc::Receiver<Command>,
+) {
     let local_addr = match socket.local_addr() {
         Ok(addr) => addr,
         Err(e) => {
@@ -167,9 +207,10 @@ async fn run(mut sfu: Sfu, socket: UdpSocket, mut inbox: mpsc::Receiver<Command>
         }
     };
     let mut signals = Signals::new();
+    let mut connections = Connections::default();
     let mut buf = vec![0; RECEIVE_BUFFER];
     loop {
-        let deadline = drain(&mut sfu, &socket, &mut signals).await;
+        let deadline = drain(&mut sfu, &socket, &connections, &mut signals).await;
         tokio::select! {
             received = socket.recv_from(&mut buf) => match received {
                 Ok((n, source)) => {
@@ -185,6 +226,18 @@ async fn run(mut sfu: Sfu, socket: UdpSocket, mut inbox: mpsc::Receiver<Command>
                 }
                 // ICMP port unreachable surfaces here on some systems: not fatal to the SFU.
                 Err(e) => debug!("receive failed: {e}"),
+            },
+            Some((tcp_addr, event)) = next_tcp_event(&mut tcp_input) => {
+                if let Some((remote, packet)) = connections.apply(event) {
+                    match Receive::new(Protocol::Tcp, remote, tcp_addr, &packet) {
+                        Ok(receive) => {
+                            if !sfu.handle_receive(Instant::now(), receive) {
+                                debug!(%remote, "TCP packet for no participant");
+                            }
+                        }
+                        Err(e) => debug!(%remote, "unparsable TCP packet: {e}"),
+                    }
+                }
             },
             command = inbox.recv() => match command {
                 Some(command) => handle_command(&mut sfu, &mut signals, command),
@@ -236,11 +289,34 @@ fn handle_command(sfu: &mut Sfu, signals: &mut Signals, command: Command) {
     }
 }
 
+/// The next event of the ICE-TCP connections, with the listener's address; never, without a
+/// listener (or once it has stopped).
+async fn next_tcp_event(tcp_input: &mut Option<TcpInput>) -> Option<(SocketAddr, TcpEvent)> {
+    match tcp_input {
+        Some((addr, events)) => match events.recv().await {
+            Some(event) => Some((*addr, event)),
+            None => {
+                *tcp_input = None;
+                None
+            }
+        },
+        None => std::future::pending().await,
+    }
+}
+
 /// Carries out everything the core has to do now; returns when it next wants to be woken.
-async fn drain(sfu: &mut Sfu, socket: &UdpSocket, signals: &mut Signals) -> Instant {
+async fn drain(
+    sfu: &mut Sfu,
+    socket: &UdpSocket,
+    connections: &Connections,
+    signals: &mut Signals,
+) -> Instant {
     loop {
         match sfu.poll_output() {
             SfuOutput::Timeout(at) => return at,
+            SfuOutput::Transmit(t) if t.proto == Protocol::Tcp => {
+                connections.send(t.destination, t.contents.into());
+            }
             SfuOutput::Transmit(t) => {
                 if let Err(e) = socket.send_to(&t.contents, t.destination).await {
                     debug!(destination = %t.destination, "send failed: {e}");

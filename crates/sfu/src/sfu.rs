@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::crypto::CryptoProvider;
 use str0m::media::KeyframeRequestKind;
-use str0m::net::{Receive, Transmit};
+use str0m::net::{Receive, TcpType, Transmit};
 use str0m::{Candidate, Input, RtcConfig};
 use tracing::info;
 
@@ -59,8 +59,10 @@ pub enum SfuOutput {
 
 pub struct Sfu {
     crypto: Arc<CryptoProvider>,
-    /// The addresses the SFU's socket is reached at, announced as host candidates.
+    /// The addresses the SFU's UDP socket is reached at, announced as host candidates.
     local_addrs: Vec<SocketAddr>,
+    /// The addresses of its ICE-TCP listener, announced as passive TCP host candidates.
+    tcp_addrs: Vec<SocketAddr>,
     participants: BTreeMap<ParticipantId, Participant>,
     outputs: VecDeque<SfuOutput>,
     /// The latest time the driver gave: the core reads no clock.
@@ -75,10 +77,22 @@ impl Sfu {
         Ok(Sfu {
             crypto: Arc::new(str0m::crypto::from_feature_flags()),
             local_addrs,
+            tcp_addrs: Vec::new(),
             participants: BTreeMap::new(),
             outputs: VecDeque::new(),
             now,
         })
+    }
+
+    /// Makes the SFU reachable over ICE-TCP (RFC 6544) too, at these addresses: for networks
+    /// that block UDP. Each participant then also gets a passive TCP host candidate per
+    /// address; the browser connects to it, and the driver carries the RFC 4571 framing.
+    pub fn with_tcp(mut self, tcp_addrs: Vec<SocketAddr>) -> Result<Sfu, SfuError> {
+        if let Some(addr) = tcp_addrs.iter().find(|a| a.ip().is_unspecified()) {
+            return Err(SfuError::UnspecifiedAddress(*addr));
+        }
+        self.tcp_addrs = tcp_addrs;
+        Ok(self)
     }
 
     /// A participant joins a room with its offer (its own tracks); the SFU answers, then offers
@@ -102,6 +116,16 @@ impl Sfu {
             .build(now);
         for addr in &self.local_addrs {
             let candidate = Candidate::host(*addr, "udp").map_err(str0m::RtcError::from)?;
+            rtc.add_local_candidate(candidate);
+        }
+        for addr in &self.tcp_addrs {
+            // Passive: the SFU accepts connections, it never opens one.
+            let candidate = Candidate::builder()
+                .tcp()
+                .host(*addr)
+                .tcptype(TcpType::Passive)
+                .build()
+                .map_err(str0m::RtcError::from)?;
             rtc.add_local_candidate(candidate);
         }
         let mut joining = Participant::new(participant.clone(), room.clone(), stream, rtc);
@@ -340,6 +364,41 @@ mod tests {
         let any = "0.0.0.0:40000".parse().expect("an address");
         assert!(matches!(
             Sfu::new(Instant::now(), vec![any]),
+            Err(SfuError::UnspecifiedAddress(_))
+        ));
+    }
+
+    #[test]
+    fn with_ice_tcp_the_answer_also_offers_a_passive_tcp_candidate() {
+        let tcp: SocketAddr = "127.0.0.1:40002".parse().expect("an address");
+        let mut sfu = sfu().with_tcp(vec![tcp]).expect("a specific address");
+        let answer = sfu
+            .join(
+                Instant::now(),
+                room(),
+                id("ann"),
+                "ann".into(),
+                video_offer("ann"),
+            )
+            .expect("ann joins")
+            .to_sdp_string();
+        let candidates: Vec<&str> = answer
+            .lines()
+            .filter(|l| l.contains("candidate:"))
+            .collect();
+        assert!(
+            candidates.iter().any(|c| c.contains(" tcp ")
+                && c.contains("127.0.0.1 40002")
+                && c.contains(" typ host tcptype passive")),
+            "no passive TCP candidate in {candidates:?}"
+        );
+        assert!(
+            candidates.iter().any(|c| c.contains(" udp ")),
+            "the UDP candidate is still there: {candidates:?}"
+        );
+        let any = "0.0.0.0:40003".parse().expect("an address");
+        assert!(matches!(
+            super::Sfu::new(Instant::now(), vec![tcp]).and_then(|s| s.with_tcp(vec![any])),
             Err(SfuError::UnspecifiedAddress(_))
         ));
     }

@@ -284,3 +284,35 @@ async fn of_a_simulcast_sender_each_receiver_gets_one_layer() {
         peer.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_participant_over_ice_tcp_receives_and_is_received_like_the_others() {
+    let (sfu, _task) = runtime::spawn_with_tcp(
+        "127.0.0.1:0".parse().expect("an address"),
+        Some("127.0.0.1:0".parse().expect("an address")),
+    )
+    .await
+    .expect("the SFU binds a loopback UDP port and TCP listener");
+    // A stray client: a junk frame, then half a frame, then silence. It costs the others nothing.
+    let mut stray = tokio::net::TcpStream::connect(sfu.tcp_addr().expect("a TCP listener"))
+        .await
+        .expect("connect to the SFU's TCP listener");
+    tokio::io::AsyncWriteExt::write_all(&mut stray, &[0, 3, 1, 2, 3, 0, 200, 9])
+        .await
+        .expect("write junk");
+    let (mut observer, seen) = Observer::new();
+    let peers = vec![
+        Peer::join(sfu.clone(), "room-1", "ann", false, seen.clone()).await,
+        // Its only candidate is TCP: without the SFU's listener and framing nothing connects.
+        Peer::join_over_tcp(sfu.clone(), "room-1", "tom", seen.clone()).await,
+    ];
+    observer
+        .wait_until(
+            "the UDP and the TCP participant to receive each other",
+            |o| o.all_receive(&["ann", "tom"], &Counts::default(), ENOUGH),
+        )
+        .await;
+    for peer in peers {
+        peer.stop().await;
+    }
+}

@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,9 +21,11 @@ use calling_sfu::{ParticipantId, RoomId};
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, MediaTime, Mid, Rid, Simulcast, SimulcastLayer};
-use str0m::net::{Protocol, Receive};
+use str0m::net::{Protocol, Receive, TcpType};
 use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
-use tokio::net::UdpSocket;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -125,9 +128,9 @@ impl Peer {
     }
 
     /// Joins the SFU through `signalling` as `name` (the stream id of its tracks) and starts
-    /// sending audio and video (on the three [`LAYERS`] if `simulcast`).
+    /// sending audio and video (on the three [`LAYERS`] if `simulcast`), from its own UDP socket.
     pub async fn start<S: Signalling>(
-        mut signalling: S,
+        signalling: S,
         name: &str,
         simulcast: bool,
         seen: mpsc::UnboundedSender<Seen>,
@@ -136,10 +139,65 @@ impl Peer {
             .await
             .expect("bind a peer socket");
         let local = socket.local_addr().expect("peer socket address");
+        let candidate = Candidate::host(local, "udp").expect("host candidate");
+        let transport = Transport::Udp(socket);
+        Peer::start_on(
+            signalling, name, simulcast, seen, transport, local, candidate,
+        )
+        .await
+    }
+
+    /// As [`Peer::join`] without simulcast, over ICE-TCP alone (as a browser whose network
+    /// blocks UDP): its only candidate is an active TCP one, its connection goes to the SFU's
+    /// TCP listener.
+    pub async fn join_over_tcp(
+        sfu: SfuHandle,
+        room: &str,
+        name: &str,
+        seen: mpsc::UnboundedSender<Seen>,
+    ) -> Peer {
+        let listener = sfu.tcp_addr().expect("the SFU listens for ICE-TCP");
+        let stream = TcpStream::connect(listener)
+            .await
+            .expect("connect to the SFU's TCP listener");
+        let local = stream.local_addr().expect("peer connection address");
+        let candidate = Candidate::builder()
+            .tcp()
+            .host(local)
+            .tcptype(TcpType::Active)
+            .build()
+            .expect("an active TCP candidate");
+        let (reader, writer) = stream.into_split();
+        let (frames_in, frames) = mpsc::channel(256);
+        tokio::spawn(read_frames(reader, frames_in));
+        let transport = Transport::Tcp {
+            sfu: listener,
+            writer,
+            frames,
+        };
+        let direct = Direct {
+            sfu,
+            room: RoomId(room.to_string()),
+            id: ParticipantId(name.to_string()),
+            signals: None,
+        };
+        Peer::start_on(direct, name, false, seen, transport, local, candidate).await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn start_on<S: Signalling>(
+        mut signalling: S,
+        name: &str,
+        simulcast: bool,
+        seen: mpsc::UnboundedSender<Seen>,
+        transport: Transport,
+        local: SocketAddr,
+        candidate: Candidate,
+    ) -> Peer {
         let mut rtc = RtcConfig::new()
             .set_crypto_provider(Arc::new(str0m::crypto::from_feature_flags()))
             .build(Instant::now());
-        rtc.add_local_candidate(Candidate::host(local, "udp").expect("host candidate"));
+        rtc.add_local_candidate(candidate);
         let mut change = rtc.sdp_api();
         let audio = change.add_media(
             MediaKind::Audio,
@@ -180,7 +238,7 @@ impl Peer {
         let running = Running {
             name: name.to_string(),
             rtc,
-            socket,
+            transport,
             local,
             audio,
             video,
@@ -207,8 +265,8 @@ impl Peer {
 struct Running {
     name: String,
     rtc: Rtc,
-    socket: UdpSocket,
-    local: std::net::SocketAddr,
+    transport: Transport,
+    local: SocketAddr,
     audio: Mid,
     video: Mid,
     simulcast: bool,
@@ -234,9 +292,9 @@ impl Running {
             let deadline = self.drain().await?;
             tokio::select! {
                 _ = &mut stopped => return Ok(()),
-                received = self.socket.recv_from(&mut buf) => {
-                    let (n, source) = received.map_err(|e| e.to_string())?;
-                    if let Ok(receive) = Receive::new(Protocol::Udp, source, self.local, &buf[..n]) {
+                received = self.transport.recv(&mut buf) => {
+                    let (proto, source, n) = received?;
+                    if let Ok(receive) = Receive::new(proto, source, self.local, &buf[..n]) {
                         self.rtc
                             .handle_input(Input::Receive(Instant::now(), receive))
                             .map_err(|e| e.to_string())?;
@@ -264,9 +322,7 @@ impl Running {
         loop {
             match self.rtc.poll_output().map_err(|e| e.to_string())? {
                 Output::Timeout(at) => return Ok(at),
-                Output::Transmit(t) => {
-                    let _ = self.socket.send_to(&t.contents, t.destination).await;
-                }
+                Output::Transmit(t) => self.transport.send(&t.contents, t.destination).await,
                 Output::Event(event) => self.observe(event),
             }
         }
@@ -403,4 +459,63 @@ fn without_ssrc_lines(sdp: String) -> String {
     sdp.split_inclusive("\r\n")
         .filter(|line| !line.starts_with("a=ssrc"))
         .collect()
+}
+
+/// How a peer reaches the SFU: its own UDP socket, or one TCP connection to the SFU's ICE-TCP
+/// listener with RFC 4571 framing (a 2-byte length before each packet).
+enum Transport {
+    Udp(UdpSocket),
+    Tcp {
+        sfu: SocketAddr,
+        writer: OwnedWriteHalf,
+        /// Packets cut from the stream by a reader task, so that receiving is cancel-safe.
+        frames: mpsc::Receiver<Vec<u8>>,
+    },
+}
+
+impl Transport {
+    /// The next packet, copied into `buf`: its protocol, its source and its length.
+    async fn recv(&mut self, buf: &mut [u8]) -> Result<(Protocol, SocketAddr, usize), String> {
+        match self {
+            Transport::Udp(socket) => {
+                let (n, source) = socket.recv_from(buf).await.map_err(|e| e.to_string())?;
+                Ok((Protocol::Udp, source, n))
+            }
+            Transport::Tcp { sfu, frames, .. } => {
+                let frame = frames
+                    .recv()
+                    .await
+                    .ok_or("the SFU closed the TCP connection")?;
+                let n = frame.len().min(buf.len());
+                buf[..n].copy_from_slice(&frame[..n]);
+                Ok((Protocol::Tcp, *sfu, n))
+            }
+        }
+    }
+
+    async fn send(&mut self, packet: &[u8], destination: SocketAddr) {
+        match self {
+            Transport::Udp(socket) => {
+                let _ = socket.send_to(packet, destination).await;
+            }
+            // One connection: every packet goes to the SFU, whatever candidate it checks.
+            Transport::Tcp { writer, .. } => {
+                let Ok(length) = u16::try_from(packet.len()) else {
+                    return;
+                };
+                let mut framed = length.to_be_bytes().to_vec();
+                framed.extend_from_slice(packet);
+                let _ = writer.write_all(&framed).await;
+            }
+        }
+    }
+}
+
+async fn read_frames(mut reader: OwnedReadHalf, frames: mpsc::Sender<Vec<u8>>) {
+    while let Ok(length) = reader.read_u16().await {
+        let mut frame = vec![0; usize::from(length)];
+        if reader.read_exact(&mut frame).await.is_err() || frames.send(frame).await.is_err() {
+            return;
+        }
+    }
 }
