@@ -21,5 +21,5 @@ mod tcp;
 mod track;
 
 pub use error::SfuError;
-pub use sfu::{ParticipantId, RoomId, Sfu, SfuOutput};
+pub use sfu::{ParticipantId, RoomId, Sfu, SfuOutput, DEFAULT_RECONNECT_GRACE};
 pub use str0m::change::{SdpAnswer, SdpOffer};

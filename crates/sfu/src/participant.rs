@@ -4,7 +4,7 @@
 //! The SFU is the polite peer of every renegotiation: when the participant's own offer crosses
 //! ours, ours is dropped and made again after theirs, so signalling never deadlocks.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::media::{Direction, KeyframeRequest, KeyframeRequestKind, MediaData, Mid, Rid};
@@ -43,10 +43,21 @@ pub(crate) struct Participant {
     pub tracks_out: Vec<TrackOut>,
     /// Our offer waiting for the participant's answer; one at a time.
     pending: Option<SdpPendingOffer>,
+    /// Since when ICE has lost the participant (its network blipped or changed). It stays in
+    /// its room, its tracks offered to the others, until `reconnect_grace` has passed: an ICE
+    /// restart from wherever it is now resumes the same session.
+    interrupted_since: Option<Instant>,
+    reconnect_grace: Duration,
 }
 
 impl Participant {
-    pub fn new(id: ParticipantId, room: RoomId, stream: String, rtc: Rtc) -> Participant {
+    pub fn new(
+        id: ParticipantId,
+        room: RoomId,
+        stream: String,
+        rtc: Rtc,
+        reconnect_grace: Duration,
+    ) -> Participant {
         Participant {
             id,
             room,
@@ -55,7 +66,14 @@ impl Participant {
             tracks_in: Vec::new(),
             tracks_out: Vec::new(),
             pending: None,
+            interrupted_since: None,
+            reconnect_grace,
         }
+    }
+
+    /// Whether ICE has lost the participant and it has not reconnected yet.
+    pub fn is_interrupted(&self) -> bool {
+        self.interrupted_since.is_some()
     }
 
     pub fn handle_input(&mut self, input: Input) {
@@ -165,11 +183,18 @@ impl Participant {
     /// Polls the `Rtc` once: a datagram to send, the next timeout, or an event turned into what
     /// it means for the room.
     pub fn poll(&mut self, now: Instant) -> Polled {
+        let gives_up_at = self
+            .interrupted_since
+            .map(|since| since + self.reconnect_grace);
+        if gives_up_at.is_some_and(|at| now >= at) {
+            info!(participant = %self.id, "not back within the reconnect grace, disconnecting");
+            self.rtc.disconnect();
+        }
         if !self.rtc.is_alive() {
             return Polled::Dead;
         }
         match self.rtc.poll_output() {
-            Ok(Output::Timeout(at)) => Polled::Timeout(at),
+            Ok(Output::Timeout(at)) => Polled::Timeout(gives_up_at.map_or(at, |g| at.min(g))),
             Ok(Output::Transmit(t)) => Polled::Transmit(t),
             Ok(Output::Event(event)) => Polled::Propagate(self.handle_event(now, event)),
             Err(e) => {
@@ -184,9 +209,17 @@ impl Participant {
         match event {
             Event::IceConnectionStateChange(state) => {
                 debug!(participant = %self.id, ?state, "ICE");
-                if state == IceConnectionState::Disconnected {
-                    // Consent lost: the participant is gone until ICE restarts are handled.
-                    self.rtc.disconnect();
+                match state {
+                    IceConnectionState::Disconnected if self.interrupted_since.is_none() => {
+                        info!(participant = %self.id, "connection interrupted, waiting for it to come back");
+                        self.interrupted_since = Some(now);
+                    }
+                    IceConnectionState::Connected | IceConnectionState::Completed => {
+                        if self.interrupted_since.take().is_some() {
+                            info!(participant = %self.id, "connection back");
+                        }
+                    }
+                    _ => {}
                 }
                 None
             }

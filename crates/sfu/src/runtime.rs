@@ -7,7 +7,7 @@
 //! for. Every decision is the core's.
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::net::{Protocol, Receive};
@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
 use crate::error::SfuError;
-use crate::sfu::{ParticipantId, RoomId, Sfu, SfuOutput};
+use crate::sfu::{ParticipantId, RoomId, Sfu, SfuOutput, DEFAULT_RECONNECT_GRACE};
 use crate::tcp::{self, Connections, TcpEvent};
 
 /// Offers not yet taken by a participant's signalling before it counts as stuck and is removed.
@@ -58,6 +58,10 @@ enum Command {
         participant: ParticipantId,
         reply: oneshot::Sender<Result<(), SfuError>>,
     },
+    Interrupted {
+        participant: ParticipantId,
+        reply: oneshot::Sender<Result<bool, SfuError>>,
+    },
 }
 
 /// The signalling side's access to a running SFU. The SFU stops when every handle is dropped.
@@ -68,24 +72,44 @@ pub struct SfuHandle {
     tcp_addr: Option<SocketAddr>,
 }
 
+/// Where the SFU listens, and how it treats interrupted connections.
+#[derive(Clone, Debug)]
+pub struct SfuConfig {
+    /// The UDP socket's address: a specific address, since it is announced to participants as
+    /// the SFU's host candidate.
+    pub udp: SocketAddr,
+    /// An ICE-TCP listener's address (specific too), for networks that block UDP.
+    pub tcp: Option<SocketAddr>,
+    /// See [`Sfu::with_reconnect_grace`].
+    pub reconnect_grace: Duration,
+}
+
+impl SfuConfig {
+    /// UDP at `udp` alone, with the default reconnect grace.
+    pub fn new(udp: SocketAddr) -> SfuConfig {
+        SfuConfig {
+            udp,
+            tcp: None,
+            reconnect_grace: DEFAULT_RECONNECT_GRACE,
+        }
+    }
+}
+
 /// Binds the SFU's UDP socket at `bind` (a specific address: it is announced to participants
 /// as the SFU's host candidate) and starts its loop.
 pub async fn spawn(bind: SocketAddr) -> Result<(SfuHandle, JoinHandle<()>), SfuError> {
-    spawn_with_tcp(bind, None).await
+    start(SfuConfig::new(bind)).await
 }
 
-/// As [`spawn`], and with `tcp`, also listens for ICE-TCP there (a specific address too, since
-/// it is announced as well): participants whose network blocks UDP connect over TCP.
-pub async fn spawn_with_tcp(
-    udp: SocketAddr,
-    tcp: Option<SocketAddr>,
-) -> Result<(SfuHandle, JoinHandle<()>), SfuError> {
-    let socket = UdpSocket::bind(udp).await?;
+/// Binds what `config` names and starts the SFU's loop.
+pub async fn start(config: SfuConfig) -> Result<(SfuHandle, JoinHandle<()>), SfuError> {
+    let socket = UdpSocket::bind(config.udp).await?;
     let local_addr = socket.local_addr()?;
-    let mut sfu = Sfu::new(Instant::now(), vec![local_addr])?;
+    let mut sfu =
+        Sfu::new(Instant::now(), vec![local_addr])?.with_reconnect_grace(config.reconnect_grace);
     let mut tcp_addr = None;
-    let mut tcp_events = None;
-    if let Some(tcp) = tcp {
+    let mut tcp_input = None;
+    if let Some(tcp) = config.tcp {
         if tcp.ip().is_unspecified() {
             return Err(SfuError::UnspecifiedAddress(tcp));
         }
@@ -95,10 +119,10 @@ pub async fn spawn_with_tcp(
         let (events, received) = tcp::read_queue();
         tokio::spawn(tcp::accept(listener, events));
         tcp_addr = Some(addr);
-        tcp_events = Some((addr, received));
+        tcp_input = Some((addr, received));
     }
     let (commands, inbox) = mpsc::channel(COMMAND_QUEUE);
-    let task = tokio::spawn(run(sfu, socket, tcp_events, inbox));
+    let task = tokio::spawn(run(sfu, socket, tcp_input, inbox));
     Ok((
         SfuHandle {
             commands,
@@ -171,6 +195,12 @@ impl SfuHandle {
     /// Removes a participant; once this returns, none of its media is forwarded any more.
     pub async fn leave(&self, participant: ParticipantId) -> Result<(), SfuError> {
         self.request(|reply| Command::Leave { participant, reply })
+            .await
+    }
+
+    /// Whether the participant's connection is interrupted, its place kept for an ICE restart.
+    pub async fn is_interrupted(&self, participant: ParticipantId) -> Result<bool, SfuError> {
+        self.request(|reply| Command::Interrupted { participant, reply })
             .await
     }
 
@@ -285,6 +315,9 @@ fn handle_command(sfu: &mut Sfu, signals: &mut Signals, command: Command) {
         Command::Leave { participant, reply } => {
             signals.remove(&participant);
             let _ = reply.send(sfu.leave(&participant));
+        }
+        Command::Interrupted { participant, reply } => {
+            let _ = reply.send(sfu.is_interrupted(&participant));
         }
     }
 }

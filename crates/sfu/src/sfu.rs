@@ -20,6 +20,10 @@ use crate::participant::{Participant, Polled, Propagated};
 
 /// How long the core sleeps at most when no `Rtc` asks for an earlier wake-up.
 const MAX_IDLE: Duration = Duration::from_millis(100);
+/// How long a participant whose connection was interrupted keeps its place (its tracks at the
+/// others, its session) for an ICE restart: longer than an SDK takes to notice a network change
+/// and restart, short enough that the others do not watch a frozen tile for long.
+pub const DEFAULT_RECONNECT_GRACE: Duration = Duration::from_secs(20);
 
 /// A participant, as the signalling layer names it: unique per membership of a room (the
 /// calling-server names one per member of a call); see [`Sfu::join`] for the name the others see.
@@ -50,8 +54,8 @@ pub enum SfuOutput {
     /// An offer to deliver to the participant through signalling; its answer goes to
     /// [`Sfu::accept_answer`].
     Offer(ParticipantId, SdpOffer),
-    /// The participant's connection died (ICE consent lost, DTLS failure); it has been removed
-    /// from its room.
+    /// The participant's connection died (ICE lost it and it did not come back within the
+    /// reconnect grace, or DTLS failed); it has been removed from its room.
     Gone(ParticipantId),
     /// Nothing more to do before this instant, unless input arrives.
     Timeout(Instant),
@@ -65,6 +69,7 @@ pub struct Sfu {
     tcp_addrs: Vec<SocketAddr>,
     participants: BTreeMap<ParticipantId, Participant>,
     outputs: VecDeque<SfuOutput>,
+    reconnect_grace: Duration,
     /// The latest time the driver gave: the core reads no clock.
     now: Instant,
 }
@@ -80,6 +85,7 @@ impl Sfu {
             tcp_addrs: Vec::new(),
             participants: BTreeMap::new(),
             outputs: VecDeque::new(),
+            reconnect_grace: DEFAULT_RECONNECT_GRACE,
             now,
         })
     }
@@ -93,6 +99,13 @@ impl Sfu {
         }
         self.tcp_addrs = tcp_addrs;
         Ok(self)
+    }
+
+    /// How long a participant whose connection was interrupted may take to come back (an ICE
+    /// restart) before it is removed; [`DEFAULT_RECONNECT_GRACE`] otherwise.
+    pub fn with_reconnect_grace(mut self, grace: Duration) -> Sfu {
+        self.reconnect_grace = grace;
+        self
     }
 
     /// A participant joins a room with its offer (its own tracks); the SFU answers, then offers
@@ -128,7 +141,13 @@ impl Sfu {
                 .map_err(str0m::RtcError::from)?;
             rtc.add_local_candidate(candidate);
         }
-        let mut joining = Participant::new(participant.clone(), room.clone(), stream, rtc);
+        let mut joining = Participant::new(
+            participant.clone(),
+            room.clone(),
+            stream,
+            rtc,
+            self.reconnect_grace,
+        );
         let answer = joining.accept_offer(offer)?;
         for other in self.participants.values().filter(|p| p.room == room) {
             for track in &other.tracks_in {
@@ -192,6 +211,14 @@ impl Sfu {
 
     pub fn contains(&self, participant: &ParticipantId) -> bool {
         self.participants.contains_key(participant)
+    }
+
+    /// Whether the participant's connection is interrupted, waiting for it to come back.
+    pub fn is_interrupted(&self, participant: &ParticipantId) -> Result<bool, SfuError> {
+        self.participants
+            .get(participant)
+            .map(Participant::is_interrupted)
+            .ok_or_else(|| SfuError::UnknownParticipant(participant.clone()))
     }
 
     /// A datagram arrived on the SFU's socket. Returns whether a participant took it (a

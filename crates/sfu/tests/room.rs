@@ -8,7 +8,7 @@ mod peer;
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
-use calling_sfu::runtime::{self, SfuHandle};
+use calling_sfu::runtime::{self, SfuConfig, SfuHandle};
 use calling_sfu::ParticipantId;
 use peer::{Peer, Seen, LAYERS};
 use str0m::media::MediaKind;
@@ -31,6 +31,8 @@ struct Observer {
     layers: HashMap<(String, String), BTreeSet<u8>>,
     keyframe_requests: HashMap<String, usize>,
     ended: Vec<(String, String)>,
+    /// Participants the SFU told it removed them.
+    gone: Vec<String>,
 }
 
 impl Observer {
@@ -43,6 +45,7 @@ impl Observer {
             layers: HashMap::new(),
             keyframe_requests: HashMap::new(),
             ended: Vec::new(),
+            gone: Vec::new(),
         };
         (observer, tx)
     }
@@ -112,6 +115,7 @@ impl Observer {
                 *self.keyframe_requests.entry(sender).or_default() += 1
             }
             Seen::TrackEnded { receiver, origin } => self.ended.push((receiver, origin)),
+            Seen::Gone { name } => self.gone.push(name),
         }
     }
 
@@ -287,12 +291,11 @@ async fn of_a_simulcast_sender_each_receiver_gets_one_layer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_participant_over_ice_tcp_receives_and_is_received_like_the_others() {
-    let (sfu, _task) = runtime::spawn_with_tcp(
-        "127.0.0.1:0".parse().expect("an address"),
-        Some("127.0.0.1:0".parse().expect("an address")),
-    )
-    .await
-    .expect("the SFU binds a loopback UDP port and TCP listener");
+    let mut config = SfuConfig::new("127.0.0.1:0".parse().expect("an address"));
+    config.tcp = Some("127.0.0.1:0".parse().expect("an address"));
+    let (sfu, _task) = runtime::start(config)
+        .await
+        .expect("the SFU binds a loopback UDP port and TCP listener");
     // A stray client: a junk frame, then half a frame, then silence. It costs the others nothing.
     let mut stray = tokio::net::TcpStream::connect(sfu.tcp_addr().expect("a TCP listener"))
         .await
@@ -311,6 +314,93 @@ async fn a_participant_over_ice_tcp_receives_and_is_received_like_the_others() {
             "the UDP and the TCP participant to receive each other",
             |o| o.all_receive(&["ann", "tom"], &Counts::default(), ENOUGH),
         )
+        .await;
+    for peer in peers {
+        peer.stop().await;
+    }
+}
+
+/// Waits until the SFU has noticed that `name`'s connection is interrupted.
+async fn wait_interrupted(sfu: &SfuHandle, name: &str) {
+    let deadline = Instant::now() + DEADLINE;
+    let id = ParticipantId(name.to_string());
+    while !sfu
+        .is_interrupted(id.clone())
+        .await
+        .expect("still a participant")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the SFU never noticed {name} was gone"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_participant_whose_network_changes_resumes_by_ice_restart_and_the_others_see_nothing() {
+    let sfu = start_sfu().await;
+    let (mut observer, seen) = Observer::new();
+    let mut peers = Vec::new();
+    for name in ["ann", "bob"] {
+        peers.push(Peer::join(sfu.clone(), "room-1", name, false, seen.clone()).await);
+    }
+    observer
+        .wait_until("ann and bob to receive each other", |o| {
+            o.all_receive(&["ann", "bob"], &Counts::default(), ENOUGH)
+        })
+        .await;
+
+    // Long enough for ICE at the SFU to give ann up: a blip an SDK sees as a network change.
+    peers[0].lose_network();
+    wait_interrupted(&sfu, "ann").await;
+    peers[0].change_network();
+    let base = observer.counts();
+    observer
+        .wait_until(
+            "ann and bob to receive each other again after the restart",
+            |o| o.all_receive(&["ann", "bob"], &base, ENOUGH),
+        )
+        .await;
+    assert!(
+        !sfu.is_interrupted(ParticipantId("ann".into()))
+            .await
+            .expect("ann is still a participant"),
+        "ann's connection is back"
+    );
+    assert!(
+        observer.ended.is_empty(),
+        "tracks were stopped: {:?}",
+        observer.ended
+    );
+    assert!(observer.gone.is_empty(), "removed: {:?}", observer.gone);
+    for peer in peers {
+        peer.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_participant_not_back_within_the_reconnect_grace_is_removed() {
+    let mut config = SfuConfig::new("127.0.0.1:0".parse().expect("an address"));
+    config.reconnect_grace = Duration::from_secs(2);
+    let (sfu, _task) = runtime::start(config)
+        .await
+        .expect("the SFU binds a loopback port");
+    let (mut observer, seen) = Observer::new();
+    let mut peers = Vec::new();
+    for name in ["ann", "bob"] {
+        peers.push(Peer::join(sfu.clone(), "room-1", name, false, seen.clone()).await);
+    }
+    observer
+        .wait_until("ann and bob to receive each other", |o| {
+            o.all_receive(&["ann", "bob"], &Counts::default(), ENOUGH)
+        })
+        .await;
+    peers[0].lose_network();
+    observer
+        .wait_until("ann removed and her tracks stopped at bob", |o| {
+            o.gone == ["ann"] && o.has_ended("bob", "ann")
+        })
         .await;
     for peer in peers {
         peer.stop().await;

@@ -55,16 +55,31 @@ pub enum Seen {
     TrackEnded { receiver: String, origin: String },
     /// The SFU asked `sender` for a key frame.
     KeyframeRequested { sender: String },
+    /// The SFU told `name` it was removed (its connection died).
+    Gone { name: String },
+}
+
+/// A change of the peer's network, as a phone walking out of Wi-Fi sees it.
+enum Network {
+    /// Every packet in or out is lost from now on.
+    Lost,
+    /// A new address: a fresh UDP socket, announced by an ICE restart.
+    Changed,
 }
 
 /// The peer's side of the SFU's signalling.
 pub trait Signalling: Send + 'static {
-    /// Joins with the peer's first offer; the SFU's answer.
+    /// Sends the peer's offer, its first (which joins) or a later one (an ICE restart); the
+    /// SFU's answer.
     fn join(&mut self, offer: SdpOffer) -> impl Future<Output = Result<SdpAnswer, String>> + Send;
     /// The SFU's next renegotiation offer; `None` once none will come any more.
     fn offer(&mut self) -> impl Future<Output = Option<SdpOffer>> + Send;
     /// The peer's answer to the SFU's last offer.
     fn answer(&mut self, answer: SdpAnswer) -> impl Future<Output = Result<(), String>> + Send;
+    /// Once [`Signalling::offer`] gave `None`: whether the SFU said it removed the peer.
+    fn gone(&self) -> bool {
+        false
+    }
 }
 
 /// Signalling by direct calls on the SFU's handle, as participant `name` of `room`.
@@ -73,10 +88,18 @@ pub struct Direct {
     room: RoomId,
     id: ParticipantId,
     signals: Option<mpsc::Receiver<Signal>>,
+    gone: bool,
 }
 
 impl Signalling for Direct {
     async fn join(&mut self, offer: SdpOffer) -> Result<SdpAnswer, String> {
+        if self.signals.is_some() {
+            return self
+                .sfu
+                .offer(self.id.clone(), offer)
+                .await
+                .map_err(|e| e.to_string());
+        }
         let stream = self.id.0.clone();
         let (answer, signals) = self
             .sfu
@@ -91,7 +114,11 @@ impl Signalling for Direct {
         // After a leave the SFU drops our signal channel.
         match self.signals.as_mut()?.recv().await {
             Some(Signal::Offer(offer)) => Some(offer),
-            Some(Signal::Gone) | None => None,
+            Some(Signal::Gone) => {
+                self.gone = true;
+                None
+            }
+            None => None,
         }
     }
 
@@ -101,9 +128,14 @@ impl Signalling for Direct {
             .await
             .map_err(|e| e.to_string())
     }
+
+    fn gone(&self) -> bool {
+        self.gone
+    }
 }
 
 pub struct Peer {
+    network: mpsc::UnboundedSender<Network>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), String>>,
 }
@@ -123,6 +155,7 @@ impl Peer {
             room: RoomId(room.to_string()),
             id: ParticipantId(name.to_string()),
             signals: None,
+            gone: false,
         };
         Peer::start(direct, name, simulcast, seen).await
     }
@@ -180,6 +213,7 @@ impl Peer {
             room: RoomId(room.to_string()),
             id: ParticipantId(name.to_string()),
             signals: None,
+            gone: false,
         };
         Peer::start_on(direct, name, false, seen, transport, local, candidate).await
     }
@@ -235,6 +269,7 @@ impl Peer {
             .accept_answer(pending, answer)
             .expect("the SFU's answer is valid");
         let (stop, stopped) = oneshot::channel();
+        let (network, network_changes) = mpsc::unbounded_channel();
         let running = Running {
             name: name.to_string(),
             rtc,
@@ -247,9 +282,21 @@ impl Peer {
             incoming: HashMap::new(),
         };
         Peer {
+            network,
             stop: Some(stop),
-            task: tokio::spawn(running.run(signalling, stopped)),
+            task: tokio::spawn(running.run(signalling, network_changes, stopped)),
         }
+    }
+
+    /// Loses the network: nothing in or out until [`Peer::change_network`].
+    pub fn lose_network(&self) {
+        let _ = self.network.send(Network::Lost);
+    }
+
+    /// Comes back on a new address (a UDP peer only) and restarts ICE through the SFU's
+    /// signalling, as an SDK does after a network change.
+    pub fn change_network(&self) {
+        let _ = self.network.send(Network::Changed);
     }
 
     /// Stops the peer's loop and reports whether it ran without error.
@@ -279,6 +326,7 @@ impl Running {
     async fn run<S: Signalling>(
         mut self,
         mut signalling: S,
+        mut network: mpsc::UnboundedReceiver<Network>,
         mut stopped: oneshot::Receiver<()>,
     ) -> Result<(), String> {
         let started = Instant::now();
@@ -302,7 +350,16 @@ impl Running {
                 }
                 offer = signalling.offer(), if signalled => match offer {
                     Some(offer) => self.renegotiated(&mut signalling, offer).await?,
-                    None => signalled = false,
+                    None => {
+                        if signalling.gone() {
+                            let _ = self.seen.send(Seen::Gone { name: self.name.clone() });
+                        }
+                        signalled = false;
+                    }
+                },
+                Some(change) = network.recv() => match change {
+                    Network::Lost => self.transport = Transport::Offline,
+                    Network::Changed => self.restart_ice(&mut signalling).await?,
                 },
                 _ = frames.tick() => {
                     self.send_video(started, frame_no)?;
@@ -359,6 +416,28 @@ impl Running {
             }
             _ => {}
         }
+    }
+
+    /// A fresh socket, announced with new ICE credentials in an offer the SFU answers.
+    async fn restart_ice<S: Signalling>(&mut self, signalling: &mut S) -> Result<(), String> {
+        let socket = UdpSocket::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| e.to_string())?;
+        self.local = socket.local_addr().map_err(|e| e.to_string())?;
+        self.transport = Transport::Udp(socket);
+        let candidate = Candidate::host(self.local, "udp").map_err(|e| e.to_string())?;
+        self.rtc.add_local_candidate(candidate);
+        let mut change = self.rtc.sdp_api();
+        change.ice_restart(true);
+        let (offer, pending) = change.apply().ok_or("an ICE restart makes an offer")?;
+        let answer = signalling
+            .join(offer)
+            .await
+            .map_err(|e| format!("the SFU refused {}'s ICE restart: {e}", self.name))?;
+        self.rtc
+            .sdp_api()
+            .accept_answer(pending, answer)
+            .map_err(|e| e.to_string())
     }
 
     /// The SFU offers tracks to add or stop.
@@ -465,6 +544,8 @@ fn without_ssrc_lines(sdp: String) -> String {
 /// listener with RFC 4571 framing (a 2-byte length before each packet).
 enum Transport {
     Udp(UdpSocket),
+    /// The network is lost: nothing arrives, what is sent is lost.
+    Offline,
     Tcp {
         sfu: SocketAddr,
         writer: OwnedWriteHalf,
@@ -481,6 +562,7 @@ impl Transport {
                 let (n, source) = socket.recv_from(buf).await.map_err(|e| e.to_string())?;
                 Ok((Protocol::Udp, source, n))
             }
+            Transport::Offline => std::future::pending().await,
             Transport::Tcp { sfu, frames, .. } => {
                 let frame = frames
                     .recv()
@@ -498,6 +580,7 @@ impl Transport {
             Transport::Udp(socket) => {
                 let _ = socket.send_to(packet, destination).await;
             }
+            Transport::Offline => {}
             // One connection: every packet goes to the SFU, whatever candidate it checks.
             Transport::Tcp { writer, .. } => {
                 let Ok(length) = u16::try_from(packet.len()) else {
