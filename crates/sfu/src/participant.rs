@@ -214,10 +214,10 @@ impl Participant {
                         info!(participant = %self.id, "connection interrupted, waiting for it to come back");
                         self.interrupted_since = Some(now);
                     }
-                    IceConnectionState::Connected | IceConnectionState::Completed => {
-                        if self.interrupted_since.take().is_some() {
-                            info!(participant = %self.id, "connection back");
-                        }
+                    IceConnectionState::Connected | IceConnectionState::Completed
+                        if self.interrupted_since.take().is_some() =>
+                    {
+                        info!(participant = %self.id, "connection back");
                     }
                     _ => {}
                 }
