@@ -14,6 +14,7 @@
 //!   answer and leave.
 
 mod error;
+mod layers;
 mod participant;
 pub mod runtime;
 mod sfu;

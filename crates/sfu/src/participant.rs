@@ -6,14 +6,21 @@
 
 use std::time::{Duration, Instant};
 
+use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
-use str0m::media::{Direction, KeyframeRequest, KeyframeRequestKind, MediaData, Mid, Rid};
+use str0m::media::{
+    Direction, KeyframeRequest, KeyframeRequestKind, MediaData, MediaKind, Mid, Rid,
+};
 use str0m::{Event, IceConnectionState, Input, Output, Rtc};
 use tracing::{debug, info, warn};
 
 use crate::error::SfuError;
+use crate::layers::{self, LayerRate};
 use crate::sfu::{ParticipantId, RoomId};
 use crate::track::{TrackIn, TrackOut, TrackOutState, TrackSource};
+
+/// What one forwarded audio track is reckoned to take (Opus in a call: 32 kbit/s and headers).
+const AUDIO_BPS: u64 = 50_000;
 
 /// What a participant's output means for the others of its room.
 #[derive(Debug)]
@@ -21,8 +28,12 @@ pub(crate) enum Propagated {
     /// A new incoming track, to be offered to every other participant.
     TrackOpened(TrackSource),
     /// Media to forward to the receivers of this track (boxed: a `MediaData` is large, and the
-    /// other variants are many and small).
-    Media(ParticipantId, Box<MediaData>),
+    /// other variants are many and small), with the bitrates of its simulcast layers.
+    Media {
+        origin: ParticipantId,
+        data: Box<MediaData>,
+        layers: Vec<LayerRate>,
+    },
     /// A receiver lost (or is starting) a forwarded track: its origin must send a key frame.
     KeyframeWanted {
         origin: ParticipantId,
@@ -48,6 +59,11 @@ pub(crate) struct Participant {
     /// restart from wherever it is now resumes the same session.
     interrupted_since: Option<Instant>,
     reconnect_grace: Duration,
+    /// The bandwidth estimate of what can be sent to the participant (str0m's, from its
+    /// transport-wide congestion control feedback).
+    estimate_bps: Option<u64>,
+    /// The most the participant asked to receive.
+    max_bps: Option<u64>,
 }
 
 impl Participant {
@@ -68,6 +84,8 @@ impl Participant {
             pending: None,
             interrupted_since: None,
             reconnect_grace,
+            estimate_bps: None,
+            max_bps: None,
         }
     }
 
@@ -226,9 +244,9 @@ impl Participant {
             Event::MediaAdded(added) if added.direction.is_receiving() => {
                 // str0m describes simulcast from our side: the sender's `send` layers are
                 // our `recv` ones.
-                let layers = added
+                let layers: Vec<LayerRate> = added
                     .simulcast
-                    .map(|s| s.recv.into_iter().map(|l| l.rid).collect())
+                    .map(|s| s.recv.into_iter().map(|l| LayerRate::new(l.rid)).collect())
                     .unwrap_or_default();
                 let track = TrackIn {
                     mid: added.mid,
@@ -242,7 +260,7 @@ impl Participant {
                     stream: self.stream.clone(),
                     mid: track.mid,
                     kind: track.kind,
-                    layer: track.default_layer(),
+                    simulcast: !track.layers.is_empty(),
                 };
                 self.tracks_in.push(track);
                 Some(Propagated::TrackOpened(source))
@@ -252,9 +270,23 @@ impl Participant {
                     // A gap: the receivers cannot decode on until the next key frame.
                     self.request_keyframe(now, data.mid, data.rid, KeyframeRequestKind::Pli);
                 }
-                Some(Propagated::Media(self.id.clone(), Box::new(data)))
+                let track = self.tracks_in.iter_mut().find(|t| t.mid == data.mid)?;
+                track.record(now, data.rid, data.data.len());
+                Some(Propagated::Media {
+                    origin: self.id.clone(),
+                    layers: track.layers.clone(),
+                    data: Box::new(data),
+                })
             }
             Event::KeyframeRequest(req) => self.keyframe_wanted(req),
+            Event::EgressBitrateEstimate(BweKind::Twcc(estimate)) => {
+                self.estimate_bps = Some(estimate.as_u64());
+                let desired = self.desired_bps();
+                if desired > 0 {
+                    self.rtc.bwe().set_desired_bitrate(Bitrate::bps(desired));
+                }
+                None
+            }
             _ => None,
         }
     }
@@ -268,7 +300,7 @@ impl Participant {
         Some(Propagated::KeyframeWanted {
             origin: track.source.origin.clone(),
             mid: track.source.mid,
-            rid: track.source.layer,
+            rid: track.layer.target.or(track.layer.current),
             kind: req.kind,
         })
     }
@@ -309,28 +341,81 @@ impl Participant {
             .min()
     }
 
-    /// Writes another participant's media to this one, if it receives that track and layer.
-    pub fn forward(&mut self, origin: &ParticipantId, data: &MediaData) {
-        let Some(mid) = self
+    /// Writes another participant's media to this one, if it receives that track and, of a
+    /// simulcast track, that layer. Returns the layer whose key frame this receiver now needs,
+    /// when it starts switching to it.
+    pub fn forward(
+        &mut self,
+        now: Instant,
+        origin: &ParticipantId,
+        data: &MediaData,
+        layers: &[LayerRate],
+    ) -> Option<Rid> {
+        let budget = self.video_budget();
+        let track = self
             .tracks_out
-            .iter()
-            .find(|t| {
-                &t.source.origin == origin && t.source.mid == data.mid && t.source.layer == data.rid
-            })
-            .and_then(TrackOut::open_mid)
-        else {
-            return;
-        };
-        let Some(writer) = self.rtc.writer(mid) else {
-            return;
-        };
-        let Some(pt) = writer.match_params(data.params) else {
-            return;
-        };
+            .iter_mut()
+            .find(|t| &t.source.origin == origin && t.source.mid == data.mid)?;
+        let mid = track.open_mid()?;
+        let mut wanted = None;
+        if let Some(rid) = data.rid {
+            let order: Vec<Rid> = layers.iter().map(|l| l.rid).collect();
+            track.top_bps = layers.last().map_or(0, |l| l.bps);
+            if let Some(fits) = layers::fitting(layers, budget) {
+                wanted = track.layer.decide(now, &order, fits);
+                if let Some(to) = wanted {
+                    debug!(participant = %self.id, %origin, layer = %to, "switching layer");
+                }
+            }
+            if !track.layer.admit(rid, data.is_keyframe()) {
+                return wanted;
+            }
+        }
+        let writer = self.rtc.writer(mid)?;
+        let pt = writer.match_params(data.params)?;
         if let Err(e) = writer.write(pt, data.network_time, data.time, data.data.clone()) {
             warn!(participant = %self.id, "forwarding failed, disconnecting: {e}");
             self.rtc.disconnect();
         }
+        wanted
+    }
+
+    /// What one forwarded video track may use of the bitrate to this participant: its
+    /// estimate, capped by what it asked for, shared by its open video tracks.
+    fn video_budget(&self) -> u64 {
+        let total = match (self.estimate_bps, self.max_bps) {
+            (Some(e), Some(m)) => e.min(m),
+            (Some(only), None) | (None, Some(only)) => only,
+            (None, None) => return u64::MAX,
+        };
+        let videos = self
+            .tracks_out
+            .iter()
+            .filter(|t| t.source.kind == MediaKind::Video && t.open_mid().is_some())
+            .count();
+        let audios = self
+            .tracks_out
+            .iter()
+            .filter(|t| t.source.kind == MediaKind::Audio && t.open_mid().is_some())
+            .count();
+        let for_video = total.saturating_sub(AUDIO_BPS * u64::try_from(audios).unwrap_or(0));
+        for_video / u64::try_from(videos.max(1)).unwrap_or(1)
+    }
+
+    /// What the bandwidth estimation should probe towards: every forwarded video at its best.
+    fn desired_bps(&self) -> u64 {
+        self.tracks_out
+            .iter()
+            .map(|t| match t.source.kind {
+                MediaKind::Audio => AUDIO_BPS,
+                MediaKind::Video => t.top_bps,
+            })
+            .sum()
+    }
+
+    /// Caps what is sent to this participant (`None`: only its bandwidth estimate limits it).
+    pub fn set_max_bitrate(&mut self, max_bps: Option<u64>) {
+        self.max_bps = max_bps;
     }
 }
 

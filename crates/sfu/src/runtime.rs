@@ -62,6 +62,11 @@ enum Command {
         participant: ParticipantId,
         reply: oneshot::Sender<Result<bool, SfuError>>,
     },
+    MaxBitrate {
+        participant: ParticipantId,
+        max_bps: Option<u64>,
+        reply: oneshot::Sender<Result<(), SfuError>>,
+    },
 }
 
 /// The signalling side's access to a running SFU. The SFU stops when every handle is dropped.
@@ -82,6 +87,8 @@ pub struct SfuConfig {
     pub tcp: Option<SocketAddr>,
     /// See [`Sfu::with_reconnect_grace`].
     pub reconnect_grace: Duration,
+    /// See [`Sfu::with_bandwidth_estimation`].
+    pub estimate_bandwidth: bool,
 }
 
 impl SfuConfig {
@@ -91,6 +98,7 @@ impl SfuConfig {
             udp,
             tcp: None,
             reconnect_grace: DEFAULT_RECONNECT_GRACE,
+            estimate_bandwidth: true,
         }
     }
 }
@@ -202,6 +210,20 @@ impl SfuHandle {
     pub async fn is_interrupted(&self, participant: ParticipantId) -> Result<bool, SfuError> {
         self.request(|reply| Command::Interrupted { participant, reply })
             .await
+    }
+
+    /// See [`Sfu::set_max_bitrate`].
+    pub async fn set_max_bitrate(
+        &self,
+        participant: ParticipantId,
+        max_bps: Option<u64>,
+    ) -> Result<(), SfuError> {
+        self.request(|reply| Command::MaxBitrate {
+            participant,
+            max_bps,
+            reply,
+        })
+        .await
     }
 
     async fn request<T>(
@@ -318,6 +340,13 @@ fn handle_command(sfu: &mut Sfu, signals: &mut Signals, command: Command) {
         }
         Command::Interrupted { participant, reply } => {
             let _ = reply.send(sfu.is_interrupted(&participant));
+        }
+        Command::MaxBitrate {
+            participant,
+            max_bps,
+            reply,
+        } => {
+            let _ = reply.send(sfu.set_max_bitrate(&participant, max_bps));
         }
     }
 }

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use str0m::bwe::Bitrate;
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::crypto::CryptoProvider;
 use str0m::media::KeyframeRequestKind;
@@ -18,6 +19,9 @@ use tracing::info;
 use crate::error::SfuError;
 use crate::participant::{Participant, Polled, Propagated};
 
+/// The bandwidth estimate a new participant starts from, before feedback refines it: enough
+/// for a medium layer of a few videos.
+const INITIAL_ESTIMATE_BPS: u64 = 1_000_000;
 /// How long the core sleeps at most when no `Rtc` asks for an earlier wake-up.
 const MAX_IDLE: Duration = Duration::from_millis(100);
 /// How long a participant whose connection was interrupted keeps its place (its tracks at the
@@ -70,6 +74,7 @@ pub struct Sfu {
     participants: BTreeMap<ParticipantId, Participant>,
     outputs: VecDeque<SfuOutput>,
     reconnect_grace: Duration,
+    estimate_bandwidth: bool,
     /// The latest time the driver gave: the core reads no clock.
     now: Instant,
 }
@@ -86,6 +91,7 @@ impl Sfu {
             participants: BTreeMap::new(),
             outputs: VecDeque::new(),
             reconnect_grace: DEFAULT_RECONNECT_GRACE,
+            estimate_bandwidth: true,
             now,
         })
     }
@@ -108,6 +114,14 @@ impl Sfu {
         self
     }
 
+    /// Whether the SFU estimates the bandwidth to each participant (from its transport-wide
+    /// congestion control feedback) and fits the simulcast layers it sends to it; on by
+    /// default. Without, only a participant's [`Sfu::set_max_bitrate`] limits them.
+    pub fn with_bandwidth_estimation(mut self, on: bool) -> Sfu {
+        self.estimate_bandwidth = on;
+        self
+    }
+
     /// A participant joins a room with its offer (its own tracks); the SFU answers, then offers
     /// it the tracks of the room's other participants through [`SfuOutput::Offer`]. `stream` is
     /// the stream id (`msid`) its tracks carry at the others: whom the receivers show them as
@@ -126,6 +140,12 @@ impl Sfu {
         }
         let mut rtc = RtcConfig::new()
             .set_crypto_provider(self.crypto.clone())
+            // Estimates what can be sent to each participant, from which its simulcast layers
+            // are chosen.
+            .enable_bwe(
+                self.estimate_bandwidth
+                    .then_some(Bitrate::bps(INITIAL_ESTIMATE_BPS)),
+            )
             .build(now);
         for addr in &self.local_addrs {
             let candidate = Candidate::host(*addr, "udp").map_err(str0m::RtcError::from)?;
@@ -156,7 +176,7 @@ impl Sfu {
                     stream: other.stream.clone(),
                     mid: track.mid,
                     kind: track.kind,
-                    layer: track.default_layer(),
+                    simulcast: !track.layers.is_empty(),
                 });
             }
         }
@@ -185,7 +205,10 @@ impl Sfu {
         let now = self.now;
         for source in opened {
             if let Some(origin) = self.participants.get_mut(&source.origin) {
-                origin.request_keyframe(now, source.mid, source.layer, KeyframeRequestKind::Pli);
+                // Of a simulcast track, the layer is asked for once chosen (at its first frame).
+                if !source.simulcast {
+                    origin.request_keyframe(now, source.mid, None, KeyframeRequestKind::Pli);
+                }
             }
         }
         Ok(())
@@ -211,6 +234,18 @@ impl Sfu {
 
     pub fn contains(&self, participant: &ParticipantId) -> bool {
         self.participants.contains_key(participant)
+    }
+
+    /// Caps what the SFU sends to a participant (`None`: its bandwidth estimate alone limits
+    /// it): the simulcast layers it gets are chosen to fit. For a receiver that renders small
+    /// tiles or is on a metered network.
+    pub fn set_max_bitrate(
+        &mut self,
+        participant: &ParticipantId,
+        max_bps: Option<u64>,
+    ) -> Result<(), SfuError> {
+        self.participant_mut(participant)?.set_max_bitrate(max_bps);
+        Ok(())
     }
 
     /// Whether the participant's connection is interrupted, waiting for it to come back.
@@ -320,13 +355,25 @@ impl Sfu {
                     other.add_track_out(source.clone());
                 }
             }
-            Propagated::Media(origin, data) => {
+            Propagated::Media {
+                origin,
+                data,
+                layers,
+            } => {
+                let now = self.now;
+                let mut wanted = Vec::new();
                 for other in self
                     .participants
                     .values_mut()
                     .filter(|p| &p.room == room && p.id != origin)
                 {
-                    other.forward(&origin, &data);
+                    wanted.extend(other.forward(now, &origin, &data, &layers));
+                }
+                // Receivers switching layers need a key frame of the new one.
+                if let Some(sender) = self.participants.get_mut(&origin) {
+                    for rid in wanted {
+                        sender.request_keyframe(now, data.mid, Some(rid), KeyframeRequestKind::Pli);
+                    }
                 }
             }
             Propagated::KeyframeWanted {

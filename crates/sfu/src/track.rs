@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Rid};
 
+use crate::layers::{LayerChoice, LayerRate};
 use crate::sfu::ParticipantId;
 
 /// How often a sender may be asked for a key frame of one track.
@@ -19,20 +20,21 @@ pub(crate) const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500
 pub(crate) struct TrackIn {
     pub mid: Mid,
     pub kind: MediaKind,
-    /// The simulcast layers the sender announced (`a=simulcast:send …`), in its order; empty
-    /// without simulcast.
-    pub layers: Vec<Rid>,
+    /// The simulcast layers the sender announced (`a=simulcast:send …`), in its order (the SDK
+    /// lists encodings from lowest to highest, as Chrome's `sendEncodings` do), each with the
+    /// bitrate it arrives at; empty without simulcast.
+    pub layers: Vec<LayerRate>,
     /// Keyframe requests to the sender are spaced: every receiver asking at once (a join, a
     /// loss burst) must cost the sender one key frame, not one each.
     pub keyframe_requests: KeyframeRequests,
 }
 
 impl TrackIn {
-    /// The layer forwarded to a new receiver until bandwidth-driven selection exists: the last
-    /// layer announced (the SDK lists encodings from lowest to highest, as Chrome's
-    /// `sendEncodings` do), or no RID without simulcast.
-    pub fn default_layer(&self) -> Option<Rid> {
-        self.layers.last().copied()
+    /// A frame of `rid` arrived: its layer's bitrate counts it.
+    pub fn record(&mut self, now: Instant, rid: Option<Rid>, bytes: usize) {
+        if let Some(layer) = self.layers.iter_mut().find(|l| Some(l.rid) == rid) {
+            layer.record(now, bytes);
+        }
     }
 }
 
@@ -94,7 +96,8 @@ pub(crate) struct TrackSource {
     pub stream: String,
     pub mid: Mid,
     pub kind: MediaKind,
-    pub layer: Option<Rid>,
+    /// Whether the sender sends it as simulcast layers, of which the receiver gets one.
+    pub simulcast: bool,
 }
 
 /// A receiver's copy of another participant's track.
@@ -102,6 +105,11 @@ pub(crate) struct TrackSource {
 pub(crate) struct TrackOut {
     pub source: TrackSource,
     pub state: TrackOutState,
+    /// Of a simulcast source, the layer this receiver gets.
+    pub layer: LayerChoice,
+    /// Of a simulcast source, the bitrate of its highest layer, last seen: what this receiver
+    /// would take at best, which its bandwidth estimation probes towards.
+    pub top_bps: u64,
 }
 
 /// The SDP life of a forwarded track. Media flows only while `Open`: before the receiver has
@@ -124,6 +132,8 @@ impl TrackOut {
         TrackOut {
             source,
             state: TrackOutState::ToOpen,
+            layer: LayerChoice::default(),
+            top_bps: 0,
         }
     }
 

@@ -29,6 +29,8 @@ struct Observer {
     audio: HashMap<(String, String), usize>,
     /// The simulcast layers of the video frames each receiver got from each origin.
     layers: HashMap<(String, String), BTreeSet<u8>>,
+    /// Video frames per (receiver, origin, layer tag).
+    layer_frames: HashMap<(String, String, u8), usize>,
     keyframe_requests: HashMap<String, usize>,
     ended: Vec<(String, String)>,
     /// Participants the SFU told it removed them.
@@ -43,6 +45,7 @@ impl Observer {
             frames: HashMap::new(),
             audio: HashMap::new(),
             layers: HashMap::new(),
+            layer_frames: HashMap::new(),
             keyframe_requests: HashMap::new(),
             ended: Vec::new(),
             gone: Vec::new(),
@@ -62,6 +65,15 @@ impl Observer {
             .get(&(receiver.to_string(), origin.to_string()))
             .copied()
             .unwrap_or(0)
+    }
+
+    fn layer_frames(&self, receiver: &str, origin: &str, layer: &str) -> usize {
+        let key = (
+            receiver.to_string(),
+            origin.to_string(),
+            layer.as_bytes()[0],
+        );
+        self.layer_frames.get(&key).copied().unwrap_or(0)
     }
 
     fn keyframe_requests(&self, sender: &str) -> usize {
@@ -107,6 +119,10 @@ impl Observer {
                 layer,
                 ..
             } => {
+                *self
+                    .layer_frames
+                    .entry((receiver.clone(), origin.clone(), layer))
+                    .or_default() += 1;
                 let key = (receiver, origin);
                 self.layers.entry(key.clone()).or_default().insert(layer);
                 *self.frames.entry(key).or_default() += 1;
@@ -155,6 +171,17 @@ impl Counts {
         let key = (receiver.to_string(), origin.to_string());
         self.audio.get(&key).copied().unwrap_or(0)
     }
+}
+
+/// An SFU whose layer choice only a receiver's cap drives: the bandwidth estimate of a debug
+/// build on a loaded test machine swings with scheduling delays, which it reads as congestion.
+async fn start_sfu_capped_only() -> SfuHandle {
+    let mut config = SfuConfig::new("127.0.0.1:0".parse().expect("an address"));
+    config.estimate_bandwidth = false;
+    let (sfu, _task) = runtime::start(config)
+        .await
+        .expect("the SFU binds a loopback port");
+    sfu
 }
 
 async fn start_sfu() -> SfuHandle {
@@ -264,7 +291,7 @@ async fn a_participant_who_leaves_stops_reaching_the_others() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn of_a_simulcast_sender_each_receiver_gets_one_layer() {
-    let sfu = start_sfu().await;
+    let sfu = start_sfu_capped_only().await;
     let (mut observer, seen) = Observer::new();
     let mut peers = vec![Peer::join(sfu.clone(), "room-3", "ann", true, seen.clone()).await];
     for name in ["bob", "cat"] {
@@ -275,7 +302,7 @@ async fn of_a_simulcast_sender_each_receiver_gets_one_layer() {
             o.frames("bob", "ann") >= ENOUGH && o.frames("cat", "ann") >= ENOUGH
         })
         .await;
-    // Until receivers report their bandwidth and tile sizes, the top layer is forwarded.
+    // Nothing limits them: the top layer.
     let top = LAYERS[LAYERS.len() - 1].as_bytes()[0];
     for receiver in ["bob", "cat"] {
         assert_eq!(
@@ -402,6 +429,76 @@ async fn a_participant_not_back_within_the_reconnect_grace_is_removed() {
             o.gone == ["ann"] && o.has_ended("bob", "ann")
         })
         .await;
+    for peer in peers {
+        peer.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_whose_bitrate_is_capped_moves_down_a_layer_at_once_and_back_up_later() {
+    let sfu = start_sfu_capped_only().await;
+    let (mut observer, seen) = Observer::new();
+    let peers = vec![
+        Peer::join(sfu.clone(), "room-4", "ann", true, seen.clone()).await,
+        Peer::join(sfu.clone(), "room-4", "bob", false, seen.clone()).await,
+    ];
+    observer
+        .wait_until("bob to receive ann's top layer", |o| {
+            o.layer_frames("bob", "ann", "h") >= ENOUGH
+        })
+        .await;
+
+    // 250 kbit/s: ann's audio and her medium layer (about 120 kbit/s) fit, her top one does not.
+    let requests = observer.keyframe_requests("ann");
+    let bob = ParticipantId("bob".into());
+    sfu.set_max_bitrate(bob.clone(), Some(250_000))
+        .await
+        .expect("bob is a participant");
+    observer
+        .wait_until("bob to move to ann's medium layer", |o| {
+            o.layer_frames("bob", "ann", "m") >= ENOUGH
+        })
+        .await;
+    assert!(
+        observer.keyframe_requests("ann") > requests,
+        "the switch asked ann for a key frame"
+    );
+    let top_frames = observer.layer_frames("bob", "ann", "h");
+    observer
+        .wait_until("more of the medium layer", |o| {
+            o.layer_frames("bob", "ann", "m") >= 2 * ENOUGH
+        })
+        .await;
+    assert_eq!(
+        observer.layer_frames("bob", "ann", "h"),
+        top_frames,
+        "no top-layer frame after the switch"
+    );
+    assert_eq!(
+        observer.layer_frames("bob", "ann", "l"),
+        0,
+        "never lower than fits"
+    );
+
+    // Uncapped, the top layer fits again: bob moves back up, after the hold.
+    let uncapped_at = Instant::now();
+    sfu.set_max_bitrate(bob, None)
+        .await
+        .expect("bob is a participant");
+    let medium_frames = observer.layer_frames("bob", "ann", "m");
+    observer
+        .wait_until("bob to move back to ann's top layer", |o| {
+            o.layer_frames("bob", "ann", "h") >= top_frames + ENOUGH
+        })
+        .await;
+    assert!(
+        uncapped_at.elapsed() >= Duration::from_secs(3),
+        "up only after the higher layer kept fitting"
+    );
+    assert!(
+        observer.layer_frames("bob", "ann", "m") > medium_frames,
+        "the medium layer went on while the top one proved it fits"
+    );
     for peer in peers {
         peer.stop().await;
     }
