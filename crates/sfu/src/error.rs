@@ -15,6 +15,8 @@ pub enum SfuError {
     NoPendingOffer(ParticipantId),
     #[error("the SFU must be reachable at a specific address, not {0}")]
     UnspecifiedAddress(std::net::SocketAddr),
+    #[error("not an ICE candidate the SFU can use: {0}")]
+    InvalidCandidate(String),
     #[error("the SFU has stopped")]
     Stopped,
     #[error("WebRTC: {0}")]

@@ -58,6 +58,11 @@ enum Command {
         participant: ParticipantId,
         reply: oneshot::Sender<Result<(), SfuError>>,
     },
+    Candidate {
+        participant: ParticipantId,
+        candidate: String,
+        reply: oneshot::Sender<Result<(), SfuError>>,
+    },
     Interrupted {
         participant: ParticipantId,
         reply: oneshot::Sender<Result<bool, SfuError>>,
@@ -206,6 +211,20 @@ impl SfuHandle {
             .await
     }
 
+    /// See [`Sfu::add_remote_candidate`].
+    pub async fn add_candidate(
+        &self,
+        participant: ParticipantId,
+        candidate: String,
+    ) -> Result<(), SfuError> {
+        self.request(|reply| Command::Candidate {
+            participant,
+            candidate,
+            reply,
+        })
+        .await
+    }
+
     /// Whether the participant's connection is interrupted, its place kept for an ICE restart.
     pub async fn is_interrupted(&self, participant: ParticipantId) -> Result<bool, SfuError> {
         self.request(|reply| Command::Interrupted { participant, reply })
@@ -337,6 +356,13 @@ fn handle_command(sfu: &mut Sfu, signals: &mut Signals, command: Command) {
         Command::Leave { participant, reply } => {
             signals.remove(&participant);
             let _ = reply.send(sfu.leave(&participant));
+        }
+        Command::Candidate {
+            participant,
+            candidate,
+            reply,
+        } => {
+            let _ = reply.send(sfu.add_remote_candidate(&participant, &candidate));
         }
         Command::Interrupted { participant, reply } => {
             let _ = reply.send(sfu.is_interrupted(&participant));

@@ -236,6 +236,24 @@ impl Sfu {
         self.participants.contains_key(participant)
     }
 
+    /// A participant's trickled ICE candidate (`candidate:…`, as the browser's
+    /// `RTCIceCandidate.candidate`); an empty one (the end of its candidates) changes nothing.
+    pub fn add_remote_candidate(
+        &mut self,
+        participant: &ParticipantId,
+        candidate: &str,
+    ) -> Result<(), SfuError> {
+        let joined = self.participant_mut(participant)?;
+        let candidate = candidate.trim();
+        if candidate.is_empty() {
+            return Ok(());
+        }
+        let parsed = Candidate::from_sdp_string(candidate)
+            .map_err(|e| SfuError::InvalidCandidate(format!("{candidate:?}: {e}")))?;
+        joined.rtc.add_remote_candidate(parsed);
+        Ok(())
+    }
+
     /// Caps what the SFU sends to a participant (`None`: its bandwidth estimate alone limits
     /// it): the simulcast layers it gets are chosen to fit. For a receiver that renders small
     /// tiles or is on a metered network.
@@ -417,11 +435,17 @@ mod tests {
 
     /// A client's first offer with one video track, as the SDK will make it.
     fn video_offer(name: &str) -> SdpOffer {
+        offer_from(name, Some("127.0.0.1:40001".parse().expect("an address")))
+    }
+
+    /// The same with its candidate, if any, inline.
+    fn offer_from(name: &str, candidate: Option<SocketAddr>) -> SdpOffer {
         let mut rtc = RtcConfig::new()
             .set_crypto_provider(Arc::new(str0m::crypto::from_feature_flags()))
             .build(Instant::now());
-        let addr = "127.0.0.1:40001".parse().expect("an address");
-        rtc.add_local_candidate(Candidate::host(addr, "udp").expect("a candidate"));
+        if let Some(addr) = candidate {
+            rtc.add_local_candidate(Candidate::host(addr, "udp").expect("a candidate"));
+        }
         let mut change = rtc.sdp_api();
         change.add_media(
             MediaKind::Video,
@@ -475,6 +499,59 @@ mod tests {
             super::Sfu::new(Instant::now(), vec![tcp]).and_then(|s| s.with_tcp(vec![any])),
             Err(SfuError::UnspecifiedAddress(_))
         ));
+    }
+
+    /// Where the SFU sends datagrams until it is next idle, from `now` on.
+    fn destinations(sfu: &mut Sfu, now: Instant) -> Vec<SocketAddr> {
+        sfu.handle_timeout(now);
+        let mut sent = Vec::new();
+        loop {
+            match sfu.poll_output() {
+                SfuOutput::Transmit(t) => sent.push(t.destination),
+                SfuOutput::Timeout(_) => return sent,
+                SfuOutput::Offer(..) | SfuOutput::Gone(_) => {}
+            }
+        }
+    }
+
+    #[test]
+    fn a_trickled_candidate_is_checked_and_a_bad_one_refused() {
+        let mut sfu = sfu();
+        let start = Instant::now();
+        sfu.join(
+            start,
+            room(),
+            id("ann"),
+            "ann".into(),
+            offer_from("ann", None),
+        )
+        .expect("ann joins with no candidate yet");
+        let trickled: SocketAddr = "127.0.0.1:40009".parse().expect("an address");
+        assert!(!destinations(&mut sfu, start).contains(&trickled));
+
+        let candidate = "candidate:1 1 udp 2130706431 127.0.0.1 40009 typ host generation 0";
+        sfu.add_remote_candidate(&id("ann"), candidate)
+            .expect("a browser's host candidate");
+        sfu.add_remote_candidate(&id("ann"), "")
+            .expect("the end of candidates");
+        let later = start + Duration::from_millis(200);
+        assert!(
+            destinations(&mut sfu, later).contains(&trickled),
+            "the SFU checks the trickled candidate"
+        );
+
+        assert!(matches!(
+            sfu.add_remote_candidate(&id("ann"), "candidate:nonsense"),
+            Err(SfuError::InvalidCandidate(_))
+        ));
+        assert!(matches!(
+            sfu.add_remote_candidate(&id("bob"), candidate),
+            Err(SfuError::UnknownParticipant(_))
+        ));
+        assert!(
+            sfu.contains(&id("ann")),
+            "a bad candidate costs ann nothing"
+        );
     }
 
     #[test]
