@@ -176,18 +176,20 @@ impl Counts {
 /// An SFU whose layer choice only a receiver's cap drives: the bandwidth estimate of a debug
 /// build on a loaded test machine swings with scheduling delays, which it reads as congestion.
 async fn start_sfu_capped_only() -> SfuHandle {
-    let mut config = SfuConfig::new("127.0.0.1:0".parse().expect("an address"));
-    config.estimate_bandwidth = false;
-    let (sfu, _task) = runtime::start(config)
-        .await
-        .expect("the SFU binds a loopback port");
-    sfu
+    start_sfu_with(|config| config.estimate_bandwidth = false).await
 }
 
 async fn start_sfu() -> SfuHandle {
-    let (sfu, _task) = runtime::spawn("127.0.0.1:0".parse().expect("an address"))
+    start_sfu_with(|_| {}).await
+}
+
+/// An SFU on a loopback port, configured by `configure`.
+async fn start_sfu_with(configure: impl FnOnce(&mut SfuConfig)) -> SfuHandle {
+    let mut config = SfuConfig::new("127.0.0.1:0".parse().expect("an address"));
+    configure(&mut config);
+    let (sfu, _task) = runtime::start(config)
         .await
-        .expect("the SFU binds a loopback port");
+        .expect("the SFU binds loopback ports");
     sfu
 }
 
@@ -318,11 +320,10 @@ async fn of_a_simulcast_sender_each_receiver_gets_one_layer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_participant_over_ice_tcp_receives_and_is_received_like_the_others() {
-    let mut config = SfuConfig::new("127.0.0.1:0".parse().expect("an address"));
-    config.tcp = Some("127.0.0.1:0".parse().expect("an address"));
-    let (sfu, _task) = runtime::start(config)
-        .await
-        .expect("the SFU binds a loopback UDP port and TCP listener");
+    let sfu = start_sfu_with(|config| {
+        config.tcp = Some("127.0.0.1:0".parse().expect("an address"));
+    })
+    .await;
     // A stray client: a junk frame, then half a frame, then silence. It costs the others nothing.
     let mut stray = tokio::net::TcpStream::connect(sfu.tcp_addr().expect("a TCP listener"))
         .await
@@ -347,6 +348,24 @@ async fn a_participant_over_ice_tcp_receives_and_is_received_like_the_others() {
     }
 }
 
+/// ann and bob join one room and receive each other.
+async fn ann_and_bob_receiving_each_other(
+    sfu: &SfuHandle,
+    observer: &mut Observer,
+    seen: &mpsc::UnboundedSender<Seen>,
+) -> Vec<Peer> {
+    let mut peers = Vec::new();
+    for name in ["ann", "bob"] {
+        peers.push(Peer::join(sfu.clone(), "room-1", name, false, seen.clone()).await);
+    }
+    observer
+        .wait_until("ann and bob to receive each other", |o| {
+            o.all_receive(&["ann", "bob"], &Counts::default(), ENOUGH)
+        })
+        .await;
+    peers
+}
+
 /// Waits until the SFU has noticed that `name`'s connection is interrupted.
 async fn wait_interrupted(sfu: &SfuHandle, name: &str) {
     let deadline = Instant::now() + DEADLINE;
@@ -368,15 +387,7 @@ async fn wait_interrupted(sfu: &SfuHandle, name: &str) {
 async fn a_participant_whose_network_changes_resumes_by_ice_restart_and_the_others_see_nothing() {
     let sfu = start_sfu().await;
     let (mut observer, seen) = Observer::new();
-    let mut peers = Vec::new();
-    for name in ["ann", "bob"] {
-        peers.push(Peer::join(sfu.clone(), "room-1", name, false, seen.clone()).await);
-    }
-    observer
-        .wait_until("ann and bob to receive each other", |o| {
-            o.all_receive(&["ann", "bob"], &Counts::default(), ENOUGH)
-        })
-        .await;
+    let peers = ann_and_bob_receiving_each_other(&sfu, &mut observer, &seen).await;
 
     // Long enough for ICE at the SFU to give ann up: a blip an SDK sees as a network change.
     peers[0].lose_network();
@@ -408,21 +419,9 @@ async fn a_participant_whose_network_changes_resumes_by_ice_restart_and_the_othe
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_participant_not_back_within_the_reconnect_grace_is_removed() {
-    let mut config = SfuConfig::new("127.0.0.1:0".parse().expect("an address"));
-    config.reconnect_grace = Duration::from_secs(2);
-    let (sfu, _task) = runtime::start(config)
-        .await
-        .expect("the SFU binds a loopback port");
+    let sfu = start_sfu_with(|config| config.reconnect_grace = Duration::from_secs(2)).await;
     let (mut observer, seen) = Observer::new();
-    let mut peers = Vec::new();
-    for name in ["ann", "bob"] {
-        peers.push(Peer::join(sfu.clone(), "room-1", name, false, seen.clone()).await);
-    }
-    observer
-        .wait_until("ann and bob to receive each other", |o| {
-            o.all_receive(&["ann", "bob"], &Counts::default(), ENOUGH)
-        })
-        .await;
+    let peers = ann_and_bob_receiving_each_other(&sfu, &mut observer, &seen).await;
     peers[0].lose_network();
     observer
         .wait_until("ann removed and her tracks stopped at bob", |o| {
