@@ -358,7 +358,10 @@ impl Participant {
             .find(|t| &t.source.origin == origin && t.source.mid == data.mid)?;
         let mid = track.open_mid()?;
         let mut wanted = None;
-        if let Some(rid) = data.rid {
+        if track.source.simulcast {
+            // A frame of a simulcast track whose layer str0m could not name is one of any
+            // layer: forwarding it would mix layers in one stream.
+            let rid = data.rid?;
             let order: Vec<Rid> = layers.iter().map(|l| l.rid).collect();
             track.top_bps = layers.last().map_or(0, |l| l.bps);
             if let Some(fits) = layers::fitting(layers, budget) {

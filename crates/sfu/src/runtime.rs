@@ -118,8 +118,9 @@ pub async fn spawn(bind: SocketAddr) -> Result<(SfuHandle, JoinHandle<()>), SfuE
 pub async fn start(config: SfuConfig) -> Result<(SfuHandle, JoinHandle<()>), SfuError> {
     let socket = UdpSocket::bind(config.udp).await?;
     let local_addr = socket.local_addr()?;
-    let mut sfu =
-        Sfu::new(Instant::now(), vec![local_addr])?.with_reconnect_grace(config.reconnect_grace);
+    let mut sfu = Sfu::new(Instant::now(), vec![local_addr])?
+        .with_reconnect_grace(config.reconnect_grace)
+        .with_bandwidth_estimation(config.estimate_bandwidth);
     let mut tcp_addr = None;
     let mut tcp_input = None;
     if let Some(tcp) = config.tcp {

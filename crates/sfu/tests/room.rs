@@ -458,10 +458,11 @@ async fn a_receiver_whose_bitrate_is_capped_moves_down_a_layer_at_once_and_back_
             o.layer_frames("bob", "ann", "m") >= ENOUGH
         })
         .await;
-    assert!(
-        observer.keyframe_requests("ann") > requests,
-        "the switch asked ann for a key frame"
-    );
+    observer
+        .wait_until("the switch to ask ann for a key frame", |o| {
+            o.keyframe_requests("ann") > requests
+        })
+        .await;
     let top_frames = observer.layer_frames("bob", "ann", "h");
     observer
         .wait_until("more of the medium layer", |o| {
