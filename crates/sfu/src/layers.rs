@@ -16,6 +16,9 @@ use str0m::media::Rid;
 pub(crate) const UP_AFTER: Duration = Duration::from_secs(3);
 /// The span over which a layer's bitrate is measured.
 const RATE_WINDOW: Duration = Duration::from_secs(1);
+/// A layer with no frame for this long is not being sent: a browser pauses the layers its
+/// uplink or CPU cannot carry, and a receiver switched to one would get nothing.
+const LIVE_WITHIN: Duration = Duration::from_secs(1);
 
 /// The bitrate one layer of a track arrives at, measured over whole windows.
 #[derive(Debug, Clone)]
@@ -25,6 +28,7 @@ pub(crate) struct LayerRate {
     window_bytes: u64,
     /// Bits per second over the last whole window; 0 until one has passed.
     pub bps: u64,
+    last_frame: Option<Instant>,
 }
 
 impl LayerRate {
@@ -34,11 +38,19 @@ impl LayerRate {
             window_start: None,
             window_bytes: 0,
             bps: 0,
+            last_frame: None,
         }
+    }
+
+    /// Whether the sender is sending this layer now.
+    pub fn is_live(&self, now: Instant) -> bool {
+        self.last_frame
+            .is_some_and(|at| now.saturating_duration_since(at) <= LIVE_WITHIN)
     }
 
     /// `bytes` of this layer arrived at `now`.
     pub fn record(&mut self, now: Instant, bytes: usize) {
+        self.last_frame = Some(now);
         let start = *self.window_start.get_or_insert(now);
         let elapsed = now.saturating_duration_since(start);
         if elapsed >= RATE_WINDOW {
@@ -55,14 +67,15 @@ impl LayerRate {
     }
 }
 
-/// The highest layer (of `layers`, lowest first) whose bitrate fits `budget_bps`, or the lowest
-/// when none does: a receiver always gets some video, as the mesh would give it.
-pub(crate) fn fitting(layers: &[LayerRate], budget_bps: u64) -> Option<Rid> {
-    layers
-        .iter()
-        .rev()
+/// Of the layers being sent (`layers` lowest first), the highest whose bitrate fits
+/// `budget_bps`, or the lowest when none does: a receiver always gets some video, as the mesh
+/// would give it. None while no layer is being sent.
+pub(crate) fn fitting(layers: &[LayerRate], budget_bps: u64, now: Instant) -> Option<Rid> {
+    let live = layers.iter().filter(|l| l.is_live(now));
+    let lowest = live.clone().next();
+    live.rev()
         .find(|l| l.bps <= budget_bps)
-        .or(layers.first())
+        .or(lowest)
         .map(|l| l.rid)
 }
 
@@ -75,18 +88,42 @@ pub(crate) struct LayerChoice {
     pub target: Option<Rid>,
     /// Since when a layer above the current one has fitted.
     higher_fits_since: Option<Instant>,
+    /// When the first layer was chosen. For [`UP_AFTER`] after it, while some of the sender's
+    /// layers are not sent yet, moving up needs no hold: a browser starts its higher layers one
+    /// after the other as its own bandwidth estimate grows, and a receiver should not wait out a
+    /// hold for each.
+    first_choice: Option<Instant>,
 }
 
 impl LayerChoice {
     /// Decides again, given the layer that fits now (`layers` lowest first, for the order).
     /// Returns the layer whose key frame the sender must be asked for when a switch starts.
-    pub fn decide(&mut self, now: Instant, layers: &[Rid], fits: Rid) -> Option<Rid> {
+    /// `stalled`: the layer forwarded now is no longer being sent, so waiting to move up would
+    /// leave the receiver with nothing. `all_sent`: every layer the sender announced is being
+    /// sent, so no more are still to come.
+    pub fn decide(
+        &mut self,
+        now: Instant,
+        layers: &[Rid],
+        fits: Rid,
+        stalled: bool,
+        all_sent: bool,
+    ) -> Option<Rid> {
         let rank = |rid: Rid| layers.iter().position(|l| *l == rid);
         let Some(current) = self.current.or(self.target) else {
             // The first choice: no reason to wait.
+            self.first_choice = Some(now);
             self.target = Some(fits);
             return Some(fits);
         };
+        let starting = !all_sent
+            && self
+                .first_choice
+                .is_some_and(|at| now.saturating_duration_since(at) < UP_AFTER);
+        if stalled || starting {
+            self.higher_fits_since = None;
+            return self.switch_to(fits);
+        }
         let aim = self.target.unwrap_or(current);
         if rank(fits) < rank(aim) {
             self.higher_fits_since = None;
@@ -136,12 +173,14 @@ mod tests {
         [Rid::from("l"), Rid::from("m"), Rid::from("h")]
     }
 
-    fn rates(bps: [u64; 3]) -> Vec<LayerRate> {
+    /// Layers being sent at `now`, at these bitrates.
+    fn rates(now: Instant, bps: [u64; 3]) -> Vec<LayerRate> {
         rids()
             .iter()
             .zip(bps)
             .map(|(rid, bps)| LayerRate {
                 bps,
+                last_frame: Some(now),
                 ..LayerRate::new(*rid)
             })
             .collect()
@@ -150,11 +189,85 @@ mod tests {
     #[test]
     fn the_highest_layer_that_fits_else_the_lowest() {
         let [l, m, h] = rids();
-        let layers = rates([100_000, 300_000, 900_000]);
-        assert_eq!(fitting(&layers, 2_000_000), Some(h));
-        assert_eq!(fitting(&layers, 400_000), Some(m));
-        assert_eq!(fitting(&layers, 50_000), Some(l));
-        assert_eq!(fitting(&[], 50_000), None);
+        let now = Instant::now();
+        let layers = rates(now, [100_000, 300_000, 900_000]);
+        assert_eq!(fitting(&layers, 2_000_000, now), Some(h));
+        assert_eq!(fitting(&layers, 400_000, now), Some(m));
+        assert_eq!(fitting(&layers, 50_000, now), Some(l));
+        assert_eq!(fitting(&[], 50_000, now), None);
+    }
+
+    #[test]
+    fn a_layer_the_sender_stopped_sending_is_not_chosen() {
+        let [l, m, _] = rids();
+        let start = Instant::now();
+        let mut layers = rates(start, [100_000, 300_000, 900_000]);
+        let later = start + LIVE_WITHIN * 2;
+        // The sender's uplink carries its two lowest layers only.
+        layers[0].record(later, 100);
+        layers[1].record(later, 100);
+        assert_eq!(fitting(&layers, 2_000_000, later), Some(m));
+        layers[1].last_frame = Some(start);
+        assert_eq!(fitting(&layers, 2_000_000, later), Some(l));
+        assert_eq!(
+            fitting(&layers, 10_000, later),
+            Some(l),
+            "the lowest being sent"
+        );
+        layers[0].last_frame = Some(start);
+        assert_eq!(
+            fitting(&layers, 2_000_000, later),
+            None,
+            "nothing is being sent"
+        );
+    }
+
+    #[test]
+    fn while_starting_a_receiver_moves_up_at_once_as_the_senders_layers_come() {
+        let [l, m, h] = rids();
+        let layers = rids();
+        let start = Instant::now();
+        let mut choice = LayerChoice::default();
+        assert_eq!(
+            choice.decide(start, &layers, l, false, false),
+            Some(l),
+            "the one being sent"
+        );
+        assert!(choice.admit(l, true));
+        let soon = start + UP_AFTER / 3;
+        assert_eq!(
+            choice.decide(soon, &layers, m, false, false),
+            Some(m),
+            "m came: no hold"
+        );
+        assert!(choice.admit(m, true));
+        let settled = start + UP_AFTER;
+        assert_eq!(
+            choice.decide(settled, &layers, h, false, false),
+            None,
+            "then the hold applies"
+        );
+
+        // Once every layer is sent, the hold applies from the start.
+        let mut choice = LayerChoice::default();
+        choice.decide(start, &layers, l, false, true);
+        assert!(choice.admit(l, true));
+        assert_eq!(choice.decide(soon, &layers, m, false, true), None);
+    }
+
+    #[test]
+    fn a_receiver_whose_layer_stalls_moves_at_once_even_up() {
+        let [_, m, h] = rids();
+        let layers = rids();
+        let start = Instant::now();
+        let mut choice = LayerChoice::default();
+        choice.decide(start, &layers, m, false, true);
+        assert!(choice.admit(m, true));
+        assert_eq!(
+            choice.decide(start, &layers, h, true, true),
+            Some(h),
+            "no hold: m stalled"
+        );
     }
 
     #[test]
@@ -177,7 +290,7 @@ mod tests {
         let start = Instant::now();
         let mut choice = LayerChoice::default();
         assert_eq!(
-            choice.decide(start, &layers, h),
+            choice.decide(start, &layers, h, false, true),
             Some(h),
             "first choice at once"
         );
@@ -185,7 +298,11 @@ mod tests {
         assert!(choice.admit(h, true));
         assert!(!choice.admit(m, true), "one layer at a time");
 
-        assert_eq!(choice.decide(start, &layers, m), Some(m), "down at once");
+        assert_eq!(
+            choice.decide(start, &layers, m, false, true),
+            Some(m),
+            "down at once"
+        );
         assert!(
             choice.admit(h, false),
             "the old layer until the new one's key frame"
@@ -193,25 +310,30 @@ mod tests {
         assert!(choice.admit(m, true));
         assert!(!choice.admit(h, true));
 
-        let later = |secs| start + Duration::from_secs(secs);
-        assert_eq!(choice.decide(later(1), &layers, h), None, "up waits");
+        // Past the start, when the sender's layers have all come.
+        let later = |secs| start + UP_AFTER + Duration::from_secs(secs);
         assert_eq!(
-            choice.decide(later(2), &layers, m),
+            choice.decide(later(1), &layers, h, false, true),
+            None,
+            "up waits"
+        );
+        assert_eq!(
+            choice.decide(later(2), &layers, m, false, true),
             None,
             "the wait starts over"
         );
-        assert_eq!(choice.decide(later(3), &layers, h), None);
-        assert_eq!(choice.decide(later(5), &layers, h), None);
+        assert_eq!(choice.decide(later(3), &layers, h, false, true), None);
+        assert_eq!(choice.decide(later(5), &layers, h, false, true), None);
         assert_eq!(
-            choice.decide(later(6), &layers, h),
+            choice.decide(later(6), &layers, h, false, true),
             Some(h),
             "fitted for UP_AFTER"
         );
         assert!(choice.admit(h, true));
 
-        assert_eq!(choice.decide(later(7), &layers, l), Some(l));
+        assert_eq!(choice.decide(later(7), &layers, l, false, true), Some(l));
         assert_eq!(
-            choice.decide(later(7), &layers, h),
+            choice.decide(later(7), &layers, h, false, true),
             None,
             "a pending switch down is not undone by a momentary rise"
         );
@@ -224,13 +346,13 @@ mod tests {
         let layers = rids();
         let start = Instant::now();
         let mut choice = LayerChoice::default();
-        choice.decide(start, &layers, h);
+        choice.decide(start, &layers, h, false, true);
         assert!(choice.admit(h, true));
-        assert_eq!(choice.decide(start, &layers, m), Some(m));
+        assert_eq!(choice.decide(start, &layers, m, false, true), Some(m));
         let after = start + UP_AFTER;
-        assert_eq!(choice.decide(start, &layers, h), None);
+        assert_eq!(choice.decide(start, &layers, h, false, true), None);
         assert_eq!(
-            choice.decide(after, &layers, h),
+            choice.decide(after, &layers, h, false, true),
             None,
             "h is still forwarded"
         );

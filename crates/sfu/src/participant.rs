@@ -364,8 +364,12 @@ impl Participant {
             let rid = data.rid?;
             let order: Vec<Rid> = layers.iter().map(|l| l.rid).collect();
             track.top_bps = layers.last().map_or(0, |l| l.bps);
-            if let Some(fits) = layers::fitting(layers, budget) {
-                wanted = track.layer.decide(now, &order, fits);
+            if let Some(fits) = layers::fitting(layers, budget, now) {
+                let stalled = track.layer.current.is_some_and(|current| {
+                    !layers.iter().any(|l| l.rid == current && l.is_live(now))
+                });
+                let all_sent = layers.iter().all(|l| l.is_live(now));
+                wanted = track.layer.decide(now, &order, fits, stalled, all_sent);
                 if let Some(to) = wanted {
                     debug!(participant = %self.id, %origin, layer = %to, "switching layer");
                 }

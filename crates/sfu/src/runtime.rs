@@ -116,6 +116,9 @@ pub async fn spawn(bind: SocketAddr) -> Result<(SfuHandle, JoinHandle<()>), SfuE
 
 /// Binds what `config` names and starts the SFU's loop.
 pub async fn start(config: SfuConfig) -> Result<(SfuHandle, JoinHandle<()>), SfuError> {
+    if config.udp.ip().is_unspecified() {
+        return Err(SfuError::UnspecifiedAddress(config.udp));
+    }
     let socket = UdpSocket::bind(config.udp).await?;
     let local_addr = socket.local_addr()?;
     let mut sfu = Sfu::new(Instant::now(), vec![local_addr])?
