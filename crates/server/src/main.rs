@@ -13,7 +13,7 @@ use calling_server::drain::{self, parse_drain_timeout, Ending, StopSignals};
 use calling_server::tls::{self, Tls};
 use calling_server::turn::{TurnConfig, DEFAULT_TURN_TTL};
 use calling_server::{AppCredential, Config, Limits, SigPolicy};
-use calling_sfu::SfuError;
+use calling_sfu::runtime::{SfuConfig, SfuHandle};
 use clap::{Parser, ValueEnum};
 use tracing::{error, info};
 use tracing_subscriber::EnvFilter;
@@ -151,6 +151,15 @@ struct Args {
     /// not 0.0.0.0. Without it group calls are a mesh. Not with --redis (yet).
     #[arg(long, value_name = "ADDR", env = "CALLING_SFU_UDP")]
     sfu_udp: Option<SocketAddr>,
+    /// With --sfu-udp: also take the SFU's media over TCP on this address (ICE-TCP), for
+    /// participants whose network blocks UDP. A specific IP too, announced like the UDP one.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        env = "CALLING_SFU_TCP",
+        requires = "sfu_udp"
+    )]
+    sfu_tcp: Option<SocketAddr>,
     /// Log lines as text for people, or as one JSON object per line for a log collector.
     #[arg(long, value_enum, env = "CALLING_LOG_FORMAT", default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -280,33 +289,9 @@ async fn main() -> ExitCode {
     }
 
     // Started before the listener, so a bad --sfu-udp stops the server before it serves.
-    let sfu = match args.sfu_udp {
-        None => None,
-        Some(_) if args.redis.is_some() => {
-            eprintln!(
-                "error: --sfu-udp cannot be used with --redis: which node's SFU serves a call \
-                 is not shared across a cluster; run the SFU on a single server"
-            );
-            return ExitCode::from(2);
-        }
-        Some(addr) => match calling_sfu::runtime::spawn(addr).await {
-            Ok((handle, _task)) => {
-                info!(udp = %handle.local_addr(), "sfu listening");
-                Some(handle)
-            }
-            Err(SfuError::UnspecifiedAddress(_)) => {
-                eprintln!(
-                    "error: --sfu-udp {addr}: the SFU announces this address to browsers, so \
-                     it must be a specific IP they reach it at (the server's LAN or public IP), \
-                     not an unspecified one"
-                );
-                return ExitCode::from(2);
-            }
-            Err(e) => {
-                eprintln!("error: --sfu-udp {addr}: {e}");
-                return ExitCode::FAILURE;
-            }
-        },
+    let sfu = match start_sfu(args.sfu_udp, args.sfu_tcp, args.redis.is_some()).await {
+        Ok(sfu) => sfu,
+        Err(code) => return code,
     };
 
     let listener = match tokio::net::TcpListener::bind(args.listen).await {
@@ -399,5 +384,49 @@ async fn main() -> ExitCode {
             Ending::Drained => ExitCode::SUCCESS,
             Ending::Interrupted => ExitCode::FAILURE,
         },
+    }
+}
+
+/// The SFU of `--sfu-udp` (and `--sfu-tcp`), started; an error line and the exit code when it
+/// cannot be.
+async fn start_sfu(
+    udp: Option<SocketAddr>,
+    tcp: Option<SocketAddr>,
+    clustered: bool,
+) -> Result<Option<SfuHandle>, ExitCode> {
+    let Some(udp) = udp else {
+        return Ok(None);
+    };
+    if clustered {
+        eprintln!(
+            "error: --sfu-udp cannot be used with --redis: which node's SFU serves a call \
+             is not shared across a cluster; run the SFU on a single server"
+        );
+        return Err(ExitCode::from(2));
+    }
+    for (flag, addr) in [("--sfu-udp", Some(udp)), ("--sfu-tcp", tcp)] {
+        if let Some(addr) = addr.filter(|a| a.ip().is_unspecified()) {
+            eprintln!(
+                "error: {flag} {addr}: the SFU announces this address to browsers, so it must \
+                 be a specific IP they reach it at (the server's LAN or public IP), not an \
+                 unspecified one"
+            );
+            return Err(ExitCode::from(2));
+        }
+    }
+    let mut config = SfuConfig::new(udp);
+    config.tcp = tcp;
+    match calling_sfu::runtime::start(config).await {
+        Ok((handle, _task)) => {
+            match handle.tcp_addr() {
+                Some(tcp) => info!(udp = %handle.local_addr(), %tcp, "sfu listening"),
+                None => info!(udp = %handle.local_addr(), "sfu listening"),
+            }
+            Ok(Some(handle))
+        }
+        Err(e) => {
+            eprintln!("error: the SFU cannot start on --sfu-udp {udp}: {e}");
+            Err(ExitCode::FAILURE)
+        }
     }
 }

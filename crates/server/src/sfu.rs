@@ -144,9 +144,23 @@ impl SfuRooms {
                 self.handle.answer(id, answer).await.map_err(refused)?;
                 Ok(None)
             }
+            Signal::Candidate(candidate) => {
+                // A socket's messages are handled in order: its offer has joined by now.
+                let id = self.participant(&member).ok_or_else(|| {
+                    refusal(
+                        ErrorCode::InvalidParam,
+                        "a candidate before joining the SFU: join with an offer first",
+                    )
+                })?;
+                self.handle
+                    .add_candidate(id, candidate.candidate)
+                    .await
+                    .map_err(refused)?;
+                Ok(None)
+            }
             _ => Err(refusal(
                 ErrorCode::InvalidParam,
-                "an sfu signal is an offer or an answer",
+                "an sfu signal is an offer, an answer or a candidate",
             )),
         }
     }

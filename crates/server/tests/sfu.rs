@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use calling_protocol::{
-    CallType, ClientMessage, ErrorCode, Invited, RelayedSignal, RoomId, ServerMessage, Signal,
+    CallType, ClientMessage, ErrorCode, IceCandidate, Invited, RelayedSignal, RoomId,
+    ServerMessage, Signal,
 };
 use process::ServerProcess;
 use sfu_support::peer::Peer;
@@ -193,6 +194,15 @@ fn an_offer() -> String {
     change.apply().expect("an offer").0.to_sdp_string()
 }
 
+/// A trickled ICE candidate, as the browser gives it.
+fn candidate(line: &str) -> Signal {
+    Signal::Candidate(IceCandidate {
+        candidate: line.into(),
+        sdp_mid: Some("0".into()),
+        sdp_m_line_index: Some(0),
+    })
+}
+
 /// After a refusal the socket and the call still work: alice's relay reaches bob.
 async fn still_usable(alice: &User, bob: &mut User, room: RoomId) {
     let media = Signal::Media {
@@ -239,7 +249,13 @@ async fn sfu_messages_are_refused_with_a_clear_error_and_cost_nothing() {
     // An answer when the SFU offered nothing: before joining, and after.
     alice.signal_sfu(room, Signal::Answer { sdp: an_offer() });
     assert_eq!(alice.error().await, ErrorCode::InvalidParam);
-    // Neither an offer nor an answer.
+    // A candidate before joining.
+    alice.signal_sfu(
+        room,
+        candidate("candidate:1 1 udp 2130706431 127.0.0.1 9 typ host"),
+    );
+    assert_eq!(alice.error().await, ErrorCode::InvalidParam);
+    // Neither an offer, an answer nor a candidate.
     alice.signal_sfu(
         room,
         Signal::Media {
@@ -260,10 +276,17 @@ async fn sfu_messages_are_refused_with_a_clear_error_and_cost_nothing() {
     assert!(SdpAnswer::from_sdp_string(&answer).is_ok(), "{answer}");
     alice.signal_sfu(room, Signal::Answer { sdp: answer });
     assert_eq!(alice.error().await, ErrorCode::InvalidParam);
+    // A candidate that is not one; then a trickled one, which is taken (no refusal counted).
+    alice.signal_sfu(room, candidate("candidate:nonsense"));
+    assert_eq!(alice.error().await, ErrorCode::InvalidParam);
+    alice.signal_sfu(
+        room,
+        candidate("candidate:2 1 udp 2130706431 127.0.0.1 10 typ host"),
+    );
     still_usable(&alice, &mut bob, room).await;
     assert_eq!(
         metric(server.addr, "calling_sfu_refusals_total").await,
-        Some(6.0)
+        Some(8.0)
     );
 }
 
@@ -306,6 +329,19 @@ async fn an_unusable_sfu_address_or_a_cluster_stops_the_server_at_startup() {
         stderr.contains("--sfu-udp 0.0.0.0:0") && stderr.contains("specific IP"),
         "{stderr}"
     );
+    let flags = ["--sfu-udp", "127.0.0.1:0", "--sfu-tcp", "0.0.0.0:0"];
+    let (code, stderr) = refused_start(&flags).await;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--sfu-tcp 0.0.0.0:0") && stderr.contains("specific IP"),
+        "{stderr}"
+    );
+    let (code, stderr) = refused_start(&["--sfu-tcp", "127.0.0.1:0"]).await;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--sfu-udp"),
+        "ICE-TCP needs the SFU: {stderr}"
+    );
     // Refused before Redis is even reached.
     let flags = ["--sfu-udp", "127.0.0.1:0", "--redis", "redis://127.0.0.1:1"];
     let (code, stderr) = refused_start(&flags).await;
@@ -313,5 +349,34 @@ async fn an_unusable_sfu_address_or_a_cluster_stops_the_server_at_startup() {
     assert!(
         stderr.contains("--sfu-udp cannot be used with --redis"),
         "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn with_ice_tcp_the_sfus_answer_offers_a_tcp_candidate_too() {
+    let flags = ["--sfu-udp", "127.0.0.1:0", "--sfu-tcp", "127.0.0.1:0"];
+    let server = ServerProcess::start(&flags).await;
+    let mut alice = User::login(server.addr, "alice").await;
+    let mut bob = User::login(server.addr, "bob").await;
+    let room = group_call(&mut alice, &mut [&mut bob]).await;
+    let mut signalling = alice.sfu.take().expect("alice's signalling");
+    alice.signal_sfu(room, Signal::Offer { sdp: an_offer() });
+    let answer = tokio::time::timeout(process::DEADLINE, signalling.answers.recv())
+        .await
+        .expect("the SFU answers in time")
+        .expect("socket open");
+    let candidates: Vec<&str> = answer
+        .lines()
+        .filter(|l| l.contains("candidate:"))
+        .collect();
+    assert!(
+        candidates.iter().any(|c| c.contains(" udp ")),
+        "{candidates:?}"
+    );
+    assert!(
+        candidates
+            .iter()
+            .any(|c| c.contains(" tcp ") && c.contains("tcptype passive")),
+        "{candidates:?}"
     );
 }

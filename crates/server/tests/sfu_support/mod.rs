@@ -359,7 +359,7 @@ impl Observer {
                     ..
                 } => *self.frames.entry((receiver, origin, kind)).or_default() += 1,
                 Seen::TrackEnded { receiver, origin } => self.ended.push((receiver, origin)),
-                Seen::KeyframeRequested { .. } => {}
+                Seen::KeyframeRequested { .. } | Seen::Gone { .. } => {}
             }
         }
     }
