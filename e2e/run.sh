@@ -23,7 +23,8 @@ if [ -z "${E2E_IN_NAMESPACE:-}" ]; then
 fi
 
 PORT=${E2E_PORT:-8181}
-"$SERVER_BIN" --listen "127.0.0.1:$PORT" --www www --pkg pkg >"$OUT/server.log" 2>&1 &
+# With the SFU on: the SDK's calls ignore it, and sfu.test.mjs drives it from Chromium directly.
+"$SERVER_BIN" --listen "127.0.0.1:$PORT" --www www --pkg pkg --sfu-udp 127.0.0.1:0 >"$OUT/server.log" 2>&1 &
 SERVER_PID=$!
 stop_server() {
   kill "$SERVER_PID" 2>/dev/null || true
