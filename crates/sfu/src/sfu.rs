@@ -425,6 +425,18 @@ mod tests {
         Sfu::new(Instant::now(), vec![addr]).expect("an SFU")
     }
 
+    /// ann joins with a video offer; the SFU's answer.
+    fn join_ann(sfu: &mut Sfu) -> SdpAnswer {
+        sfu.join(
+            Instant::now(),
+            room(),
+            id("ann"),
+            "ann".into(),
+            video_offer("ann"),
+        )
+        .expect("ann joins")
+    }
+
     fn id(name: &str) -> ParticipantId {
         ParticipantId(name.into())
     }
@@ -470,16 +482,7 @@ mod tests {
     fn with_ice_tcp_the_answer_also_offers_a_passive_tcp_candidate() {
         let tcp: SocketAddr = "127.0.0.1:40002".parse().expect("an address");
         let mut sfu = sfu().with_tcp(vec![tcp]).expect("a specific address");
-        let answer = sfu
-            .join(
-                Instant::now(),
-                room(),
-                id("ann"),
-                "ann".into(),
-                video_offer("ann"),
-            )
-            .expect("ann joins")
-            .to_sdp_string();
+        let answer = join_ann(&mut sfu).to_sdp_string();
         let candidates: Vec<&str> = answer
             .lines()
             .filter(|l| l.contains("candidate:"))
@@ -579,15 +582,7 @@ mod tests {
     #[test]
     fn an_answer_with_no_offer_waiting_is_refused() {
         let mut sfu = sfu();
-        let answer = sfu
-            .join(
-                Instant::now(),
-                room(),
-                id("ann"),
-                "ann".into(),
-                video_offer("ann"),
-            )
-            .expect("ann joins");
+        let answer = join_ann(&mut sfu);
         // Any well-formed answer will do: the SFU offered ann nothing.
         let answer = SdpAnswer::from_sdp_string(&answer.to_sdp_string()).expect("an answer");
         assert!(matches!(

@@ -91,6 +91,18 @@ pub struct Direct {
     gone: bool,
 }
 
+impl Direct {
+    pub fn new(sfu: SfuHandle, room: &str, name: &str) -> Direct {
+        Direct {
+            sfu,
+            room: RoomId(room.to_string()),
+            id: ParticipantId(name.to_string()),
+            signals: None,
+            gone: false,
+        }
+    }
+}
+
 impl Signalling for Direct {
     async fn join(&mut self, offer: SdpOffer) -> Result<SdpAnswer, String> {
         if self.signals.is_some() {
@@ -150,13 +162,7 @@ impl Peer {
         simulcast: bool,
         seen: mpsc::UnboundedSender<Seen>,
     ) -> Peer {
-        let direct = Direct {
-            sfu,
-            room: RoomId(room.to_string()),
-            id: ParticipantId(name.to_string()),
-            signals: None,
-            gone: false,
-        };
+        let direct = Direct::new(sfu, room, name);
         Peer::start(direct, name, simulcast, seen).await
     }
 
@@ -208,13 +214,7 @@ impl Peer {
             writer,
             frames,
         };
-        let direct = Direct {
-            sfu,
-            room: RoomId(room.to_string()),
-            id: ParticipantId(name.to_string()),
-            signals: None,
-            gone: false,
-        };
+        let direct = Direct::new(sfu, room, name);
         Peer::start_on(direct, name, false, seen, transport, local, candidate).await
     }
 
