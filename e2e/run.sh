@@ -24,7 +24,10 @@ fi
 
 PORT=${E2E_PORT:-8181}
 # With the SFU on: the SDK's calls ignore it, and sfu.test.mjs drives it from Chromium directly.
-"$SERVER_BIN" --listen "127.0.0.1:$PORT" --www www --pkg pkg --sfu-udp 127.0.0.1:0 >"$OUT/server.log" 2>&1 &
+# Bound to every interface of this namespace (its loopback alone) and announced as 127.0.0.1, as
+# a server behind a NAT announces its public IP.
+"$SERVER_BIN" --listen "127.0.0.1:$PORT" --www www --pkg pkg --sfu-udp 0.0.0.0:0 \
+  --sfu-announce 127.0.0.1 >"$OUT/server.log" 2>&1 &
 SERVER_PID=$!
 stop_server() {
   kill "$SERVER_PID" 2>/dev/null || true

@@ -1,7 +1,7 @@
 //! The `calling-server` binary: parses flags, sets up logging, binds and serves.
 
 use std::io::IsTerminal;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -160,6 +160,16 @@ struct Args {
         requires = "sfu_udp"
     )]
     sfu_tcp: Option<SocketAddr>,
+    /// With --sfu-udp: the IP browsers reach the SFU at, when it is not the one bound: a cloud
+    /// VM's public IP (its provider's NAT maps it to the VM), or any IP with --sfu-udp
+    /// 0.0.0.0:PORT. Announced with the bound ports.
+    #[arg(
+        long,
+        value_name = "IP",
+        env = "CALLING_SFU_ANNOUNCE",
+        requires = "sfu_udp"
+    )]
+    sfu_announce: Option<IpAddr>,
     /// Log lines as text for people, or as one JSON object per line for a log collector.
     #[arg(long, value_enum, env = "CALLING_LOG_FORMAT", default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -289,7 +299,14 @@ async fn main() -> ExitCode {
     }
 
     // Started before the listener, so a bad --sfu-udp stops the server before it serves.
-    let sfu = match start_sfu(args.sfu_udp, args.sfu_tcp, args.redis.is_some()).await {
+    let sfu = match start_sfu(
+        args.sfu_udp,
+        args.sfu_tcp,
+        args.sfu_announce,
+        args.redis.is_some(),
+    )
+    .await
+    {
         Ok(sfu) => sfu,
         Err(code) => return code,
     };
@@ -392,6 +409,7 @@ async fn main() -> ExitCode {
 async fn start_sfu(
     udp: Option<SocketAddr>,
     tcp: Option<SocketAddr>,
+    announce: Option<IpAddr>,
     clustered: bool,
 ) -> Result<Option<SfuHandle>, ExitCode> {
     let Some(udp) = udp else {
@@ -404,18 +422,27 @@ async fn start_sfu(
         );
         return Err(ExitCode::from(2));
     }
-    for (flag, addr) in [("--sfu-udp", Some(udp)), ("--sfu-tcp", tcp)] {
+    if announce.is_some_and(|ip| ip.is_unspecified()) {
+        eprintln!(
+            "error: --sfu-announce must be the IP browsers reach the SFU at, not an unspecified one"
+        );
+        return Err(ExitCode::from(2));
+    }
+    // Without --sfu-announce the bound addresses are the announced ones.
+    let bound = [("--sfu-udp", Some(udp)), ("--sfu-tcp", tcp)];
+    for (flag, addr) in bound.into_iter().filter(|_| announce.is_none()) {
         if let Some(addr) = addr.filter(|a| a.ip().is_unspecified()) {
             eprintln!(
                 "error: {flag} {addr}: the SFU announces this address to browsers, so it must \
                  be a specific IP they reach it at (the server's LAN or public IP), not an \
-                 unspecified one"
+                 unspecified one; or give that IP with --sfu-announce"
             );
             return Err(ExitCode::from(2));
         }
     }
     let mut config = SfuConfig::new(udp);
     config.tcp = tcp;
+    config.announce = announce;
     match calling_sfu::runtime::start(config).await {
         Ok((handle, _task)) => {
             match handle.tcp_addr() {

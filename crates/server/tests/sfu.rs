@@ -342,6 +342,16 @@ async fn an_unusable_sfu_address_or_a_cluster_stops_the_server_at_startup() {
         stderr.contains("--sfu-udp"),
         "ICE-TCP needs the SFU: {stderr}"
     );
+    let flags = ["--sfu-udp", "127.0.0.1:0", "--sfu-announce", "0.0.0.0"];
+    let (code, stderr) = refused_start(&flags).await;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--sfu-announce"), "{stderr}");
+    let (code, stderr) = refused_start(&["--sfu-announce", "192.0.2.10"]).await;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--sfu-udp"),
+        "an announced IP needs the SFU: {stderr}"
+    );
     // Refused before Redis is even reached.
     let flags = ["--sfu-udp", "127.0.0.1:0", "--redis", "redis://127.0.0.1:1"];
     let (code, stderr) = refused_start(&flags).await;
@@ -352,10 +362,10 @@ async fn an_unusable_sfu_address_or_a_cluster_stops_the_server_at_startup() {
     );
 }
 
-#[tokio::test]
-async fn with_ice_tcp_the_sfus_answer_offers_a_tcp_candidate_too() {
-    let flags = ["--sfu-udp", "127.0.0.1:0", "--sfu-tcp", "127.0.0.1:0"];
-    let server = ServerProcess::start(&flags).await;
+/// The candidates of the answer alice gets to her first `sfu` offer, from a server run with
+/// `flags`.
+async fn answer_candidates(flags: &[&str]) -> Vec<String> {
+    let server = ServerProcess::start(flags).await;
     let mut alice = User::login(server.addr, "alice").await;
     let mut bob = User::login(server.addr, "bob").await;
     let room = group_call(&mut alice, &mut [&mut bob]).await;
@@ -365,10 +375,36 @@ async fn with_ice_tcp_the_sfus_answer_offers_a_tcp_candidate_too() {
         .await
         .expect("the SFU answers in time")
         .expect("socket open");
-    let candidates: Vec<&str> = answer
+    answer
         .lines()
         .filter(|l| l.contains("candidate:"))
-        .collect();
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn an_announced_ip_is_the_one_in_the_sfus_candidates() {
+    // A documentation address: nothing is ever sent to it, it only appears in the SDP.
+    let flags = [
+        "--sfu-udp",
+        "127.0.0.1:0",
+        "--sfu-tcp",
+        "127.0.0.1:0",
+        "--sfu-announce",
+        "192.0.2.10",
+    ];
+    let candidates = answer_candidates(&flags).await;
+    assert_eq!(candidates.len(), 2, "{candidates:?}");
+    assert!(
+        candidates.iter().all(|c| c.contains(" 192.0.2.10 ")),
+        "{candidates:?}"
+    );
+}
+
+#[tokio::test]
+async fn with_ice_tcp_the_sfus_answer_offers_a_tcp_candidate_too() {
+    let flags = ["--sfu-udp", "127.0.0.1:0", "--sfu-tcp", "127.0.0.1:0"];
+    let candidates = answer_candidates(&flags).await;
     assert!(
         candidates.iter().any(|c| c.contains(" udp ")),
         "{candidates:?}"

@@ -6,7 +6,7 @@
 //! the instant it asks, and delivers the core's renegotiation offers to the participant they are
 //! for. Every decision is the core's.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use str0m::change::{SdpAnswer, SdpOffer};
@@ -85,11 +85,16 @@ pub struct SfuHandle {
 /// Where the SFU listens, and how it treats interrupted connections.
 #[derive(Clone, Debug)]
 pub struct SfuConfig {
-    /// The UDP socket's address: a specific address, since it is announced to participants as
-    /// the SFU's host candidate.
+    /// The UDP socket's address. Without [`SfuConfig::announce`] a specific address, since it
+    /// is announced to participants as the SFU's host candidate.
     pub udp: SocketAddr,
-    /// An ICE-TCP listener's address (specific too), for networks that block UDP.
+    /// An ICE-TCP listener's address (specific too, without `announce`), for networks that
+    /// block UDP.
     pub tcp: Option<SocketAddr>,
+    /// The IP participants reach the SFU at, when it is not the one bound: a cloud VM whose
+    /// public IP is its provider's NAT, or a bind to every interface (`0.0.0.0`). The SFU then
+    /// announces this IP with its bound ports.
+    pub announce: Option<IpAddr>,
     /// See [`Sfu::with_reconnect_grace`].
     pub reconnect_grace: Duration,
     /// See [`Sfu::with_bandwidth_estimation`].
@@ -102,6 +107,7 @@ impl SfuConfig {
         SfuConfig {
             udp,
             tcp: None,
+            announce: None,
             reconnect_grace: DEFAULT_RECONNECT_GRACE,
             estimate_bandwidth: true,
         }
@@ -116,22 +122,33 @@ pub async fn spawn(bind: SocketAddr) -> Result<(SfuHandle, JoinHandle<()>), SfuE
 
 /// Binds what `config` names and starts the SFU's loop.
 pub async fn start(config: SfuConfig) -> Result<(SfuHandle, JoinHandle<()>), SfuError> {
-    if config.udp.ip().is_unspecified() {
-        return Err(SfuError::UnspecifiedAddress(config.udp));
+    // What participants are told: the announced IP with the bound port, or the bound address.
+    let announced = |bound: SocketAddr| match config.announce {
+        Some(ip) => SocketAddr::new(ip, bound.port()),
+        None => bound,
+    };
+    let unspecified = |addr: SocketAddr| match config.announce {
+        Some(ip) => ip
+            .is_unspecified()
+            .then_some(SocketAddr::new(ip, addr.port())),
+        None => addr.ip().is_unspecified().then_some(addr),
+    };
+    if let Some(addr) = unspecified(config.udp) {
+        return Err(SfuError::UnspecifiedAddress(addr));
     }
     let socket = UdpSocket::bind(config.udp).await?;
-    let local_addr = socket.local_addr()?;
+    let local_addr = announced(socket.local_addr()?);
     let mut sfu = Sfu::new(Instant::now(), vec![local_addr])?
         .with_reconnect_grace(config.reconnect_grace)
         .with_bandwidth_estimation(config.estimate_bandwidth);
     let mut tcp_addr = None;
     let mut tcp_input = None;
     if let Some(tcp) = config.tcp {
-        if tcp.ip().is_unspecified() {
-            return Err(SfuError::UnspecifiedAddress(tcp));
+        if let Some(addr) = unspecified(tcp) {
+            return Err(SfuError::UnspecifiedAddress(addr));
         }
         let listener = TcpListener::bind(tcp).await?;
-        let addr = listener.local_addr()?;
+        let addr = announced(listener.local_addr()?);
         sfu = sfu.with_tcp(vec![addr])?;
         let (events, received) = tcp::read_queue();
         tokio::spawn(tcp::accept(listener, events));
@@ -139,7 +156,7 @@ pub async fn start(config: SfuConfig) -> Result<(SfuHandle, JoinHandle<()>), Sfu
         tcp_input = Some((addr, received));
     }
     let (commands, inbox) = mpsc::channel(COMMAND_QUEUE);
-    let task = tokio::spawn(run(sfu, socket, tcp_input, inbox));
+    let task = tokio::spawn(run(sfu, socket, local_addr, tcp_input, inbox));
     Ok((
         SfuHandle {
             commands,
@@ -151,12 +168,12 @@ pub async fn start(config: SfuConfig) -> Result<(SfuHandle, JoinHandle<()>), Sfu
 }
 
 impl SfuHandle {
-    /// The SFU's UDP address.
+    /// The SFU's UDP address, as announced to participants.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }
 
-    /// The address of the SFU's ICE-TCP listener, if it has one.
+    /// The address of the SFU's ICE-TCP listener, as announced, if it has one.
     pub fn tcp_addr(&self) -> Option<SocketAddr> {
         self.tcp_addr
     }
@@ -265,22 +282,19 @@ impl SfuHandle {
 /// Which participant each signal channel belongs to.
 type Signals = std::collections::HashMap<ParticipantId, mpsc::Sender<Signal>>;
 
-/// The ICE-TCP listener's address and the packets its connections read.
+/// The ICE-TCP listener's announced address and the packets its connections read.
 type TcpInput = (SocketAddr, mpsc::Receiver<TcpEvent>);
 
+/// `local_addr`: the UDP socket's announced address, which str0m knows as its candidate's and
+/// must see as every datagram's destination (it discards what reaches an address it does not
+/// announce), whatever address the socket is bound to.
 async fn run(
     mut sfu: Sfu,
     socket: UdpSocket,
+    local_addr: SocketAddr,
     mut tcp_input: Option<TcpInput>,
     mut inbox: mpsc::Receiver<Command>,
 ) {
-    let local_addr = match socket.local_addr() {
-        Ok(addr) => addr,
-        Err(e) => {
-            warn!("SFU socket has no address: {e}");
-            return;
-        }
-    };
     let mut signals = Signals::new();
     let mut connections = Connections::default();
     let mut buf = vec![0; RECEIVE_BUFFER];
