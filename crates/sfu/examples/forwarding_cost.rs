@@ -46,15 +46,20 @@ impl Peer {
         now: Instant,
         name: String,
         addr: SocketAddr,
-    ) -> (
-        Peer,
-        str0m::change::SdpOffer,
-        str0m::change::SdpPendingOffer,
-    ) {
+    ) -> Result<
+        (
+            Peer,
+            str0m::change::SdpOffer,
+            str0m::change::SdpPendingOffer,
+        ),
+        String,
+    > {
         let mut rtc = RtcConfig::new()
             .set_crypto_provider(Arc::new(str0m::crypto::from_feature_flags()))
             .build(now);
-        rtc.add_local_candidate(Candidate::host(addr, "udp").expect("a host candidate"));
+        rtc.add_local_candidate(
+            Candidate::host(addr, "udp").map_err(|e| format!("a host candidate: {e:?}"))?,
+        );
         let mut change = rtc.sdp_api();
         let audio = change.add_media(
             MediaKind::Audio,
@@ -74,12 +79,12 @@ impl Peer {
             None,
             Some(layers),
         );
-        let (offer, pending) = change.apply().expect("an offer");
+        let (offer, pending) = change.apply().ok_or("no offer")?;
         // As browsers describe simulcast: by RID alone (see the SFU's tests).
         let offer =
             str0m::change::SdpOffer::from_sdp_string(&without_ssrc_lines(offer.to_sdp_string()))
-                .expect("the offer parses");
-        (
+                .map_err(|e| format!("the offer parses: {e:?}"))?;
+        Ok((
             Peer {
                 name,
                 rtc,
@@ -90,7 +95,7 @@ impl Peer {
             },
             offer,
             pending,
-        )
+        ))
     }
 
     fn write(
@@ -131,20 +136,22 @@ fn without_ssrc_lines(sdp: String) -> String {
 }
 
 /// One call of `size` participants for `seconds` of measured media: the core's CPU time and the
-/// media bytes its participants received.
-fn run(size: usize, seconds: u64) -> (Duration, usize) {
+/// media bytes its participants received; what went wrong, if the call could not run.
+fn run(size: usize, seconds: u64) -> Result<(Duration, usize), String> {
     let start = Instant::now();
     let mut now = start;
-    let sfu_addr: SocketAddr = "10.0.0.1:5000".parse().expect("an address");
-    let mut sfu = Sfu::new(now, vec![sfu_addr]).expect("an SFU");
+    let sfu_addr: SocketAddr = "10.0.0.1:5000"
+        .parse()
+        .map_err(|e| format!("an address: {e:?}"))?;
+    let mut sfu = Sfu::new(now, vec![sfu_addr]).map_err(|e| format!("an SFU: {e:?}"))?;
     let mut inside = Duration::ZERO;
     let mut peers: Vec<Peer> = Vec::new();
     let mut by_addr: HashMap<SocketAddr, usize> = HashMap::new();
     for i in 0..size {
         let addr: SocketAddr = format!("10.0.1.{}:6000", i + 1)
             .parse()
-            .expect("an address");
-        let (mut peer, offer, pending) = Peer::new(now, format!("p{i}"), addr);
+            .map_err(|e| format!("an address: {e:?}"))?;
+        let (mut peer, offer, pending) = Peer::new(now, format!("p{i}"), addr)?;
         let t = Instant::now();
         let answer = sfu
             .join(
@@ -154,12 +161,12 @@ fn run(size: usize, seconds: u64) -> (Duration, usize) {
                 peer.name.clone(),
                 offer,
             )
-            .expect("the SFU answers");
+            .map_err(|e| format!("the SFU answers: {e:?}"))?;
         inside += t.elapsed();
         peer.rtc
             .sdp_api()
             .accept_answer(pending, answer)
-            .expect("a valid answer");
+            .map_err(|e| format!("a valid answer: {e:?}"))?;
         by_addr.insert(addr, i);
         peers.push(peer);
     }
@@ -223,7 +230,7 @@ fn run(size: usize, seconds: u64) -> (Duration, usize) {
                 SfuOutput::Timeout(_) => break,
                 SfuOutput::Transmit(t) => to_peers.push((t.destination, t.contents.to_vec())),
                 SfuOutput::Offer(id, offer) => offers.push((id, offer)),
-                SfuOutput::Gone(id) => panic!("{id} lost its connection"),
+                SfuOutput::Gone(id) => return Err(format!("{id} lost its connection")),
             }
         }
         inside += t.elapsed();
@@ -239,28 +246,28 @@ fn run(size: usize, seconds: u64) -> (Duration, usize) {
             let peer = peers
                 .iter_mut()
                 .find(|p| p.name == id.0)
-                .expect("a known peer");
+                .ok_or("an offer for an unknown peer")?;
             let answer = peer
                 .rtc
                 .sdp_api()
                 .accept_offer(offer)
-                .expect("a valid offer");
+                .map_err(|e| format!("a valid offer: {e:?}"))?;
             let answer = str0m::change::SdpAnswer::from_sdp_string(&without_ssrc_lines(
                 answer.to_sdp_string(),
             ))
-            .expect("the answer parses");
+            .map_err(|e| format!("the answer parses: {e:?}"))?;
             let t = Instant::now();
             sfu.accept_answer(&id, answer)
-                .expect("the SFU takes the answer");
+                .map_err(|e| format!("the SFU takes the answer: {e:?}"))?;
             inside += t.elapsed();
         }
         now += TICK;
     }
     let received = peers.iter().map(|p| p.received).sum::<usize>() - received_at_measure;
-    (inside, received)
+    Ok((inside, received))
 }
 
-fn main() {
+fn main() -> Result<(), String> {
     let mut args = std::env::args().skip(1);
     let sizes: Vec<usize> = args
         .next()
@@ -271,7 +278,7 @@ fn main() {
         "participants  forwarded streams  forwarded Mbit/s  SFU CPU (% of a core)  per stream"
     );
     for size in sizes {
-        let (cpu, received) = run(size, seconds);
+        let (cpu, received) = run(size, seconds)?;
         // Each receiver gets each other's audio and one video layer.
         let streams = size * (size - 1) * 2;
         let share = 100.0 * cpu.as_secs_f64() / seconds as f64;
@@ -281,4 +288,5 @@ fn main() {
             share / streams as f64,
         );
     }
+    Ok(())
 }
