@@ -149,8 +149,9 @@ async fn a_burst_of_closes_waits_its_turn_for_redis_instead_of_opening_a_connect
     )
     .await;
     // The node decides at most 32 at a time, each on a connection of its own, and keeps
-    // them for the next; apart from those it holds one for reading its stream. Unbounded, it
-    // opened a connection per close (about 200 here).
+    // them for the next; apart from those it holds one for reading its stream, and its
+    // liveness and expiry tasks may each hold one at the same moment. Unbounded, it opened a
+    // connection per close (about 200 here).
     let mut redis = redis::Client::open(cluster.redis.url().as_str())
         .expect("redis url")
         .get_multiplexed_async_connection()
@@ -167,7 +168,7 @@ async fn a_burst_of_closes_waits_its_turn_for_redis_instead_of_opening_a_connect
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or_else(|| panic!("no connected_clients in {info}"));
     // This test's own connection counts too.
-    assert!(connected <= 32 + 3, "{connected} connections to Redis");
+    assert!(connected <= 32 + 3 + 1, "{connected} connections to Redis");
 }
 
 #[tokio::test]
