@@ -23,7 +23,8 @@ if [ -z "${E2E_IN_NAMESPACE:-}" ]; then
 fi
 
 PORT=${E2E_PORT:-8181}
-# With the SFU on: the SDK's calls ignore it, and sfu.test.mjs drives it from Chromium directly.
+# With the SFU on: the SDK's group calls go through it (1:1 calls stay peer to peer), and
+# sfu.test.mjs also drives it from Chromium directly.
 # Bound to every interface of this namespace (its loopback alone) and announced as 127.0.0.1, as
 # a server behind a NAT announces its public IP.
 "$SERVER_BIN" --listen "127.0.0.1:$PORT" --www www --pkg pkg --sfu-udp 0.0.0.0:0 \

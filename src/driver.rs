@@ -16,7 +16,7 @@ use std::rc::{Rc, Weak};
 
 use calling_core::{
     Command, ConnectPolicy, DeviceChange, Effect, Input, MediaOutcome, PeerEvent, Reply, RequestId,
-    SdpKind, Session, SessionDescription,
+    SdpKind, Session, SessionDescription, SFU_LINK,
 };
 use gloo_events::EventListener;
 use js_sys::{Array, Function, Promise};
@@ -174,10 +174,10 @@ impl Driver {
 
     /// `startRemoteView`: renders the user's media now if it has arrived, else when it does.
     pub fn show_remote_view(&self, user_id: &str, dom_id: String) -> Result<(), Error> {
-        let stream = self
-            .peer(user_id)
-            .filter(|p| p.has_media())
-            .map(|p| p.remote_stream().clone());
+        // Over the user's own connection, or through the SFU's.
+        let stream = [user_id, SFU_LINK]
+            .iter()
+            .find_map(|key| self.peer(key).and_then(|p| p.stream_of(user_id)));
         self.views.show_remote(user_id, dom_id, stream.as_ref())
     }
 
@@ -374,6 +374,9 @@ impl Driver {
             Effect::ClosePeer { user_id } => {
                 let peer = self.peers.borrow_mut().remove(&user_id);
                 close_later(peer.into_iter().collect());
+                if let Some(remotes) = self.peer(SFU_LINK).as_deref().and_then(|p| p.remotes()) {
+                    remotes.forget(&user_id);
+                }
                 self.views.close_user(&user_id);
             }
             Effect::CreateOffer { user_id } => {

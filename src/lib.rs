@@ -12,6 +12,7 @@ mod media;
 mod options;
 mod peer;
 mod sdk;
+mod sfu;
 mod signaling;
 mod table;
 mod task;

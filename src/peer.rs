@@ -4,11 +4,15 @@
 //! while an invitation rings carries no device track until the core says the call is accepted
 //! (`Effect::AttachMedia`); meanwhile its video encoder is kept warm behind a closed gate
 //! (`warmup`).
+//!
+//! The connection to the SFU (`calling_core::SFU_LINK`) is one of these too: it sends on two
+//! transceivers of its own (`sfu`) and hands each track it receives to the participant the
+//! SFU names as its stream.
 
 use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 
-use calling_core::{Input, PeerEvent, PeerState, SdpKind, SessionDescription};
+use calling_core::{Input, PeerEvent, PeerState, SdpKind, SessionDescription, SFU_LINK};
 use calling_protocol::IceCandidate;
 use gloo_events::EventListener;
 use js_sys::Reflect;
@@ -25,6 +29,7 @@ use crate::driver::Sink;
 use crate::error::{js_message, Error};
 use crate::log;
 use crate::media::Kind;
+use crate::sfu::{self, Remotes};
 use crate::task;
 use crate::view::Views;
 use crate::warmup::{with_start_bitrate, Gate, KeyFrameRequester};
@@ -45,6 +50,8 @@ pub struct PeerConnection {
     remote: MediaStream,
     /// Set once the first remote packet arrived and `RemoteMedia` was reported.
     media_arrived: Cell<bool>,
+    /// On the SFU connection: each participant's media, in place of `remote`.
+    sfu: Option<Remotes>,
     /// Where the user's arrived media plays (hidden audio, any view asked for).
     views: Weak<Views>,
     /// The video sender's gate, closed until the core gives this peer our media; `None`
@@ -79,11 +86,13 @@ impl PeerConnection {
         }
         let pc = RtcPeerConnection::new_with_configuration(&config)?;
         let remote = MediaStream::new()?;
+        let sfu = (user_id == SFU_LINK).then(Remotes::default);
         let peer = Rc::new(PeerConnection {
             user_id,
             pc,
             remote,
             media_arrived: Cell::new(false),
+            sfu,
             views,
             gate: RefCell::default(),
             key_frames: RefCell::default(),
@@ -91,7 +100,10 @@ impl PeerConnection {
             listeners: RefCell::default(),
         });
         peer.listen(sink);
-        if initiator {
+        if peer.sfu.is_some() {
+            // Nothing to warm up: the SFU connection is made when the call is accepted.
+            sfu::add_senders(&peer.pc);
+        } else if initiator {
             let init = RtcRtpTransceiverInit::new();
             init.set_direction(RtcRtpTransceiverDirection::Sendrecv);
             for kind in ["audio", "video"] {
@@ -113,10 +125,6 @@ impl PeerConnection {
         if let Some(t) = self.transceivers(Kind::Video).first() {
             self.gate.replace(Gate::close(&t.sender()));
         }
-    }
-
-    pub fn remote_stream(&self) -> &MediaStream {
-        &self.remote
     }
 
     pub fn has_media(&self) -> bool {
@@ -203,14 +211,30 @@ impl PeerConnection {
                 return;
             };
             let track = e.track();
-            peer.remote.add_track(&track);
+            // Whose media this is: the user of this connection, or the one the SFU names.
+            let user = match &peer.sfu {
+                None => {
+                    peer.remote.add_track(&track);
+                    peer.user_id.clone()
+                }
+                Some(remotes) => {
+                    let Some(user) = e.streams().get(0).dyn_into::<MediaStream>().ok() else {
+                        return log::warn("a track from the SFU without a stream");
+                    };
+                    let user = user.id();
+                    if let Err(e) = remotes.add(&user, &track) {
+                        return log::warn(&format!("a track from {user}: {e}"));
+                    }
+                    user
+                }
+            };
             if !track.muted() {
-                peer.arrived(&sink);
+                peer.arrived(&user, &sink);
             } else {
                 let (d, p) = (sink.clone(), weak_self.clone());
                 let unmute = EventListener::once(&track, "unmute", move |_| {
                     if let Some(p) = p.upgrade() {
-                        p.arrived(&d);
+                        p.arrived(&user, &d);
                     }
                 });
                 peer.listeners.borrow_mut().push(unmute);
@@ -221,27 +245,46 @@ impl PeerConnection {
 
     /// The user's media arrived: it starts playing, then the core hears of it (`USER_ENTER`),
     /// so the app's handler finds the audio playing and can render a view at once.
-    fn arrived(&self, sink: &Sink) {
-        if self.media_arrived.replace(true) {
-            return;
-        }
+    fn arrived(&self, user: &str, sink: &Sink) {
+        let stream = match &self.sfu {
+            None => (!self.media_arrived.replace(true)).then(|| self.remote.clone()),
+            Some(remotes) => remotes.arrive(user),
+        };
+        let Some(stream) = stream else { return };
         if let Some(views) = self.views.upgrade() {
-            if let Err(e) = views.remote_arrived(&self.user_id, &self.remote) {
-                log::warn(&format!("remote view for {}: {e}", self.user_id));
+            if let Err(e) = views.remote_arrived(user, &stream) {
+                log::warn(&format!("remote view for {user}: {e}"));
             }
         }
         sink.queue(Input::Peer {
-            user_id: self.user_id.clone(),
+            user_id: user.to_owned(),
             event: PeerEvent::RemoteMedia,
         });
     }
 
+    /// `user`'s media, once it arrived: on this connection, or through it from the SFU.
+    pub fn stream_of(&self, user: &str) -> Option<MediaStream> {
+        match &self.sfu {
+            None => self.has_media().then(|| self.remote.clone()),
+            Some(remotes) => remotes.stream(user),
+        }
+    }
+
+    /// The participants' media on the SFU connection (None on any other).
+    pub fn remotes(&self) -> Option<&Remotes> {
+        self.sfu.as_ref()
+    }
+
+    /// The transceivers of this kind our tracks go on: every one on a participant's
+    /// connection; on the SFU's, its two senders, not the receivers it adds.
     fn transceivers(&self, kind: Kind) -> Vec<RtcRtpTransceiver> {
+        let sfu = self.sfu.is_some();
         self.pc
             .get_transceivers()
             .iter()
             .filter_map(|t| t.dyn_into::<RtcRtpTransceiver>().ok())
             .filter(|t| t.receiver().track().kind() == kind.as_str())
+            .filter(|t| !sfu || t.direction() == RtcRtpTransceiverDirection::Sendonly)
             .collect()
     }
 
@@ -298,7 +341,8 @@ impl PeerConnection {
         });
         init.set_sdp(&with_start_bitrate(&description.sdp));
         JsFuture::from(self.pc.set_remote_description(&init)).await?;
-        if description.kind == SdpKind::Offer {
+        // The SFU's offers only add or stop what it forwards; our senders are set already.
+        if description.kind == SdpKind::Offer && self.sfu.is_none() {
             let sending = self.sending.get();
             let local = if sending { local() } else { [None, None] };
             for (kind, track) in [(Kind::Audio, &local[0]), (Kind::Video, &local[1])] {
@@ -370,6 +414,10 @@ impl PeerConnection {
     /// Asks the other side for a key frame of its video now (`warmup`), where the browser has
     /// encoded transforms; elsewhere the decoder asks for one itself, later.
     pub fn request_key_frame(&self) {
+        if self.sfu.is_some() {
+            // The SFU asks the senders for one when it needs it.
+            return;
+        }
         let mut requester = self.key_frames.borrow_mut();
         if requester.is_none() {
             let receiver = self.transceivers(Kind::Video).first().map(|t| t.receiver());

@@ -32,6 +32,13 @@ impl<K: PartialEq, V> Table<K, V> {
         self.index(key).map(|i| &self.entries[i].1)
     }
 
+    pub fn get_mut<Q: PartialEq + ?Sized>(&mut self, key: &Q) -> Option<&mut V>
+    where
+        K: Borrow<Q>,
+    {
+        self.index(key).map(|i| &mut self.entries[i].1)
+    }
+
     /// Sets `key`'s value, returning the one it replaces.
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
         match self.index(&key) {

@@ -12,7 +12,8 @@ use crate::driver::Sink;
 use crate::peer::PeerConnection;
 use crate::task;
 
-/// Reads the levels of these connections and queues [`Input::AudioLevels`].
+/// Reads the levels of these connections and queues [`Input::AudioLevels`]. On the SFU
+/// connection each received track's level is its participant's.
 pub fn read(peers: Vec<(String, Rc<PeerConnection>)>, sink: Sink) {
     task::spawn(async move {
         let mut local = 0;
@@ -23,15 +24,26 @@ pub fn read(peers: Vec<(String, Rc<PeerConnection>)>, sink: Sink) {
             };
             let (received, sent) = levels(&stats);
             local = local.max(sent);
-            remote.push((user_id, received));
+            match peer.remotes() {
+                None => {
+                    let loudest = received.iter().map(|(_, level)| *level).max();
+                    remote.push((user_id, loudest.unwrap_or(0)));
+                }
+                Some(remotes) => remote.extend(
+                    received
+                        .into_iter()
+                        .filter_map(|(track, level)| Some((remotes.user_of_track(&track)?, level))),
+                ),
+            }
         }
         sink.queue(Input::AudioLevels { local, remote });
     });
 }
 
-/// (received, sent) audio levels in one `RTCStatsReport`, as 0–100.
-fn levels(stats: &JsValue) -> (u8, u8) {
-    let mut received = 0.0f64;
+/// The audio levels in one `RTCStatsReport`, as 0–100: each received track's (by track ID),
+/// and the loudest we send.
+fn levels(stats: &JsValue) -> (Vec<(String, u8)>, u8) {
+    let mut received = Vec::new();
     let mut sent = 0.0f64;
     let mut visit = |entry: JsValue, _key: JsValue| {
         let field = |k: &str| Reflect::get(&entry, &k.into()).unwrap_or(JsValue::UNDEFINED);
@@ -40,7 +52,10 @@ fn levels(stats: &JsValue) -> (u8, u8) {
         }
         let level = field("audioLevel").as_f64().unwrap_or(0.0);
         match field("type").as_string().as_deref() {
-            Some("inbound-rtp") => received = received.max(level),
+            Some("inbound-rtp") => {
+                let track = field("trackIdentifier").as_string().unwrap_or_default();
+                received.push((track, pct(level)));
+            }
             Some("media-source") => sent = sent.max(level),
             _ => {}
         }
@@ -48,6 +63,9 @@ fn levels(stats: &JsValue) -> (u8, u8) {
     // RTCStatsReport is map-like: it has Map's forEach.
     let report: &Map = stats.unchecked_ref();
     report.for_each(&mut visit);
-    let pct = |x: f64| (x.clamp(0.0, 1.0) * 100.0).round() as u8;
-    (pct(received), pct(sent))
+    (received, pct(sent))
+}
+
+fn pct(level: f64) -> u8 {
+    (level.clamp(0.0, 1.0) * 100.0).round() as u8
 }

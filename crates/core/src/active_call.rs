@@ -5,8 +5,9 @@
 
 use calling_protocol::{CallType, ClientMessage, IceServer, RoomId};
 
-use crate::link::{media_signal, MediaState, PeerLink};
+use crate::link::{MediaState, PeerLink};
 use crate::session::create_peer;
+use crate::sfu::SFU_LINK;
 use crate::{Effect, MediaToken, RequestId, SdkError, Timer};
 use litemap::LiteMap;
 
@@ -109,6 +110,11 @@ pub(crate) struct ActiveCall {
     /// Every other member we have a peer connection with, in user order. A sorted vector (a
     /// handful of entries) costs the SDK's wasm a fraction of a `BTreeMap`'s code.
     pub peers: LiteMap<String, PeerLink>,
+    /// The call's media goes through the server's SFU ([`crate::sfu`]): decided when the call
+    /// begins (a group call, and the server runs one), for the whole call.
+    pub via_sfu: bool,
+    /// The connection to the SFU, once we are a member of an SFU call.
+    pub sfu: Option<PeerLink>,
     pub local: LocalMedia,
     /// Every `OpenMedia` not answered yet, by token, oldest first.
     pub media_ops: Vec<(MediaToken, MediaOp)>,
@@ -142,6 +148,8 @@ impl ActiveCall {
             group_id,
             invitees: Vec::new(),
             peers: LiteMap::new(),
+            via_sfu: false,
+            sfu: None,
             local: LocalMedia::default(),
             media_ops: Vec::new(),
             next_token: 1,
@@ -192,12 +200,31 @@ impl ActiveCall {
         Some(self.media_ops.remove(i).1)
     }
 
+    /// Every link with a connection of its own: each participant's, or the SFU's.
+    pub fn connections(&self) -> impl Iterator<Item = (&str, &PeerLink)> {
+        let peers = self.peers.iter().map(|(user, peer)| (user.as_str(), peer));
+        peers
+            .chain(self.sfu.iter().map(|sfu| (SFU_LINK, sfu)))
+            .filter(|(_, link)| link.has_connection())
+    }
+
+    /// [`ActiveCall::connections`], to change.
+    pub fn connections_mut(&mut self) -> impl Iterator<Item = (&str, &mut PeerLink)> {
+        let peers = self
+            .peers
+            .iter_mut()
+            .map(|(user, peer)| (user.as_str(), peer));
+        peers
+            .chain(self.sfu.iter_mut().map(|sfu| (SFU_LINK, sfu)))
+            .filter(|(_, link)| link.has_connection())
+    }
+
     /// Puts the live local tracks on every connection we send to.
     pub fn send_tracks(&self, out: &mut Vec<Effect>) {
-        for (user, peer) in &self.peers {
+        for (user, peer) in self.connections() {
             if peer.attached {
                 out.push(Effect::SendTracks {
-                    user_id: user.clone(),
+                    user_id: user.to_owned(),
                 });
             }
         }
@@ -230,7 +257,7 @@ impl ActiveCall {
         let Some(room) = self.room_id else { return };
         for (user, peer) in &self.peers {
             if peer.attached && peer.link == crate::link::Link::Up {
-                out.push(media_signal(room, user, now));
+                peer.tell_media(room, user, now, out);
             }
         }
     }
@@ -335,10 +362,16 @@ impl ActiveCall {
         }
         let connected = self.is_connected();
         for (user_id, peer) in self.peers {
-            // A connection deferred while ringing was never made.
+            // A connection deferred while ringing was never made. A participant reached
+            // through the SFU has none, but the elements made for it go the same way.
             if peer.ringing.made() {
                 out.push(Effect::ClosePeer { user_id });
             }
+        }
+        if self.sfu.is_some() {
+            out.push(Effect::ClosePeer {
+                user_id: SFU_LINK.to_owned(),
+            });
         }
         if self.local.acquired {
             out.push(Effect::CloseMedia {

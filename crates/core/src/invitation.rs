@@ -128,6 +128,7 @@ impl Session {
         out: &mut Vec<Effect>,
     ) {
         let mut call = ActiveCall::new(Phase::Outgoing, call_type, is_group, group_id.clone());
+        call.via_sfu = is_group && self.sfu_available;
         call.invites.push(PendingInvite { request, kind });
         out.push(Effect::Send(ClientMessage::Invite {
             request_id: request,
@@ -167,8 +168,9 @@ impl Session {
         call.room_id = Some(room_id);
         for user in user_ids {
             // Connect while it rings: by the time the invitee accepts, ICE and DTLS are done
-            // and only the tracks remain to attach. Nothing is sent before that.
-            if user != me && !call.peers.contains_key(&user) {
+            // and only the tracks remain to attach. Nothing is sent before that. Through the
+            // SFU, our one connection is made now instead, and invitees join it on accept.
+            if user != me && !call.peers.contains_key(&user) && !call.via_sfu {
                 let polite = is_polite(me, &user);
                 out.push(create_peer(
                     &self.ice_servers,
@@ -200,6 +202,7 @@ impl Session {
             },
         };
         out.push(Effect::Resolve { request, reply });
+        self.join_sfu(out);
     }
 
     /// The server confirmed a call we already left: leave it there too.
@@ -235,25 +238,13 @@ impl Session {
         );
         call.room_id = Some(invitation.room_id);
         call.invitees.clone_from(&invitation.user_ids);
+        call.via_sfu = invitation.is_group && self.sfu_available;
         // The caller offers while it rings; answering needs no device, and nothing is sent on
         // this connection unless the invitation is accepted. The app hears of the invitation
         // first: creating a connection takes the browser a moment. What the connection may
-        // reveal of us before we answer is the app's choice (`privacy`).
-        let polite = is_polite(me, &invitation.sponsor);
-        let sponsor = invitation.sponsor.clone();
-        let mut link = PeerLink::new(polite);
-        let relay_only = self.policy.relay_only
-            || (self.policy.preconnect && self.policy.relay_available(&self.ice_servers));
-        let create = create_peer(&self.ice_servers, &sponsor, false, polite, relay_only);
-        link.ringing = if !self.policy.preconnect {
-            Ringing::Deferred(Vec::new())
-        } else if relay_only && !self.policy.relay_only {
-            Ringing::RelayOnly
-        } else {
-            Ringing::Open
-        };
-        let deferred = matches!(link.ringing, Ringing::Deferred(_));
-        call.peers.insert(sponsor.clone(), link);
+        // reveal of us before we answer is the app's choice (`privacy`). A group call through
+        // the SFU has no such connection: we join the SFU once we are a member.
+        let create = (!call.via_sfu).then(|| self.preconnect(me, &mut call, &invitation.sponsor));
         out.push(Effect::Emit(AppEvent::Invited {
             sponsor: invitation.sponsor,
             user_id_list: invitation.user_ids,
@@ -266,10 +257,28 @@ impl Session {
             },
             invite_id: invitation.invite_id,
         }));
-        if !deferred {
-            out.push(create);
-        }
+        out.extend(create.flatten());
         self.begin_call(call);
+    }
+
+    /// A ringing callee's link to its caller, and the connection to make for it now, if any
+    /// (none when it is deferred until the accept).
+    fn preconnect(&self, me: &str, call: &mut ActiveCall, sponsor: &str) -> Option<Effect> {
+        let polite = is_polite(me, sponsor);
+        let mut link = PeerLink::new(polite);
+        let relay_only = self.policy.relay_only
+            || (self.policy.preconnect && self.policy.relay_available(&self.ice_servers));
+        let create = create_peer(&self.ice_servers, sponsor, false, polite, relay_only);
+        link.ringing = if !self.policy.preconnect {
+            Ringing::Deferred(Vec::new())
+        } else if relay_only && !self.policy.relay_only {
+            Ringing::RelayOnly
+        } else {
+            Ringing::Open
+        };
+        let deferred = matches!(link.ringing, Ringing::Deferred(_));
+        call.peers.insert(sponsor.to_owned(), link);
+        (!deferred).then_some(create)
     }
 
     pub(crate) fn declined(

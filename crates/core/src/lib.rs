@@ -30,6 +30,7 @@ mod outbox;
 pub mod privacy;
 mod reconnect;
 mod session;
+mod sfu;
 
 pub use effect::{code, Effect, LoginData, Reply, SdkError};
 pub use event::{AppEvent, InviteData, VoiceVolume, EVENT_NAMES};
@@ -40,3 +41,4 @@ pub use input::{
 pub use invitation::INVITE_DATA_VERSION;
 pub use privacy::ConnectPolicy;
 pub use session::{CallError, CallStatus, Session};
+pub use sfu::SFU_LINK;

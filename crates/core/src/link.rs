@@ -1,6 +1,10 @@
 //! One remote participant's link: its perfect-negotiation state, the ICE candidates waiting for a
 //! remote description, and what is known about its media. Each method turns one piece of input
 //! about that participant into effects; the call decides which participants exist.
+//!
+//! The same link also serves a call whose media goes through the server's SFU ([`crate::sfu`]):
+//! one link of [`Role::Sfu`] holds the connection to the SFU, and each participant's link, of
+//! [`Role::ViaSfu`], keeps only what is known of that participant.
 
 use calling_protocol::{ClientMessage, IceCandidate, RoomId, Signal};
 
@@ -8,6 +12,7 @@ use crate::event::AppEvent;
 use crate::health::Health;
 use crate::negotiation::{self, Candidates, Negotiation, OfferAction, Unanswered};
 use crate::privacy::Ringing;
+use crate::sfu::SFU_LINK;
 use crate::{code, Effect, PeerEvent, PeerState, SdpKind, SessionDescription};
 
 /// What a participant sends: `Signal::Media` on the wire, `USER_*_AVAILABLE` for the app.
@@ -38,8 +43,22 @@ pub(crate) enum Presence {
     Entered,
 }
 
+/// What a link connects to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// A participant, over a peer connection of its own (mesh, or a 1:1 call).
+    Direct,
+    /// A participant whose media comes and goes through the SFU connection: this link has no
+    /// connection of its own, and is up while the SFU link is.
+    ViaSfu,
+    /// The connection to the server's SFU, which carries every participant's media. Its
+    /// signals go to the SFU, and it has no media state of its own to tell.
+    Sfu,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct PeerLink {
+    pub role: Role,
     pub polite: bool,
     pub negotiation: Negotiation,
     pub candidates: Candidates,
@@ -62,7 +81,12 @@ pub(crate) struct PeerLink {
 
 impl PeerLink {
     pub fn new(polite: bool) -> Self {
+        Self::with_role(Role::Direct, polite)
+    }
+
+    pub fn with_role(role: Role, polite: bool) -> Self {
         PeerLink {
+            role,
             polite,
             negotiation: Negotiation::Stable,
             candidates: Candidates::default(),
@@ -102,13 +126,27 @@ impl PeerLink {
             return;
         }
         self.attached = true;
-        out.push(Effect::AttachMedia {
-            user_id: user.to_owned(),
-        });
+        if self.role != Role::ViaSfu {
+            out.push(Effect::AttachMedia {
+                user_id: user.to_owned(),
+            });
+        }
         self.tell_interruption(user, out);
         if let (Some(local), Link::Up, Some(room)) = (local, self.link, room) {
+            self.tell_media(room, user, local, out);
+        }
+    }
+
+    /// Tells the participant our media state (the SFU needs none: it forwards what arrives).
+    pub fn tell_media(&self, room: RoomId, user: &str, local: MediaState, out: &mut Vec<Effect>) {
+        if self.role != Role::Sfu {
             out.push(media_signal(room, user, local));
         }
+    }
+
+    /// Whether this link has a connection of its own to give our tracks to.
+    pub fn has_connection(&self) -> bool {
+        self.role != Role::ViaSfu
     }
 
     /// Asks the browser for an offer unless one is already under way.
@@ -159,7 +197,7 @@ impl PeerLink {
                 // A link made while ringing carries nothing yet: the media state goes
                 // out when the tracks are attached (or, if still being captured, opened).
                 if let (true, Some(local)) = (self.attached, local) {
-                    out.push(media_signal(room, user, local));
+                    self.tell_media(room, user, local, out);
                 }
             }
             // A relay-only connection of a ringing callee that found no path: its accept
@@ -345,12 +383,19 @@ fn report_media(user: &str, before: Option<MediaState>, media: MediaState, out: 
     }
 }
 
-/// A signal for one participant, through the server.
+/// A signal for one participant, or for the SFU ([`SFU_LINK`]), through the server.
 pub(crate) fn relay(room: RoomId, to: &str, signal: Signal) -> Effect {
-    Effect::Send(ClientMessage::Relay {
-        room_id: room,
-        to: to.to_owned(),
-        signal,
+    Effect::Send(if to == SFU_LINK {
+        ClientMessage::Sfu {
+            room_id: room,
+            signal,
+        }
+    } else {
+        ClientMessage::Relay {
+            room_id: room,
+            to: to.to_owned(),
+            signal,
+        }
     })
 }
 

@@ -34,12 +34,13 @@ impl Session {
         for user in lost {
             self.give_up_on_peer(now_ms, &user, out);
         }
+        self.sfu_health_due(now_ms, out);
     }
 
     /// The browser's network came back: every interrupted link restarts ICE at once.
     pub(crate) fn network_back(&mut self, now_ms: u64, out: &mut Vec<Effect>) {
         if let Some(call) = self.call.as_mut() {
-            for (user, peer) in &mut call.peers {
+            for (user, peer) in call.connections_mut() {
                 peer.restart_now(now_ms, user, out);
             }
         }
@@ -52,9 +53,8 @@ impl Session {
             return;
         };
         let due = call
-            .peers
-            .values()
-            .flat_map(|peer| [peer.health_deadline(), peer.ringing.widen_deadline()])
+            .connections()
+            .flat_map(|(_, peer)| [peer.health_deadline(), peer.ringing.widen_deadline()])
             .flatten()
             .min();
         if due == call.health_timer {

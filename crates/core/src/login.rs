@@ -88,11 +88,13 @@ impl Session {
             ServerMessage::LoginOk(LoginOk {
                 ice_servers,
                 resume,
+                sfu,
                 ..
             }) => {
                 // The server names the session by the id we asked for; ours is authoritative.
                 let user_id = user_id.clone();
                 self.ice_servers = ice_servers;
+                self.sfu_available = sfu;
                 self.resumption.begin(resume);
                 out.push(Effect::Resolve {
                     request,

@@ -73,9 +73,23 @@ impl Session {
             call.peers.remove(&user_id);
             out.push(Effect::ClosePeer { user_id });
         }
+        if call.via_sfu {
+            // Through the SFU: one connection, ours to offer; the members are reached by it.
+            for member in joined.members.iter().filter(|m| *m != me) {
+                self.member_via_sfu(now_ms, member, out);
+            }
+            self.join_sfu(out);
+        }
+        let Some(call) = self.call.as_mut() else {
+            return;
+        };
         // Every member already in the call offers to the newcomer; we wait for their offers.
         // The inviter's connection was made while ringing and is kept.
-        for member in joined.members.into_iter().filter(|m| m != me) {
+        for member in joined
+            .members
+            .into_iter()
+            .filter(|m| m != me && !call.via_sfu)
+        {
             if let Entry::Vacant(slot) = call.peers.entry(member) {
                 let polite = is_polite(me, slot.key());
                 out.push(create_peer(
@@ -130,6 +144,14 @@ impl Session {
         out.push(Effect::Emit(AppEvent::UserAccept {
             user_id: user.clone(),
         }));
+        if call.via_sfu && !call.peers.contains_key(&user) {
+            // The newcomer joins the SFU; our media reaches it there.
+            self.member_via_sfu(now_ms, &user, out);
+            if connecting {
+                out.push(voice_volume_timer());
+            }
+            return;
+        }
         let (room, local) = (call.room_id, call.settled_state());
         // Our invitee's connection was made while it rang: only the tracks are missing, unless
         // the invitee was offline then and our offer never reached it, so an unanswered offer

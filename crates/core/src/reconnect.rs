@@ -490,6 +490,7 @@ impl Session {
         lost.speak_up(out);
         let until = now_ms.min(lost.session_ends_ms);
         self.ice_servers = ok.ice_servers;
+        self.sfu_available = ok.sfu;
         self.resumption.begin(ok.resume);
         // Requests of the old session will never be answered.
         self.abandoned.clear();

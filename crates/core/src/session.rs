@@ -13,7 +13,7 @@ use std::fmt;
 use calling_protocol::{
     Accepted, Busy, CallEnded, CallType, Cancelled, ErrorReply, IceServer, InviteSent,
     InviteTimeout, InviteeList, MemberLeft, NoResponse, Rejected, RelayedSignal, ServerMessage,
-    Signal,
+    SfuSignal, Signal,
 };
 
 use crate::active_call::{ActiveCall, Phase};
@@ -22,6 +22,7 @@ use crate::link::PeerLink;
 use crate::negotiation::is_polite;
 use crate::privacy::{ConnectPolicy, Ringing};
 use crate::reconnect::{Moving, Resumption};
+use crate::sfu::SFU_LINK;
 use crate::{code, Command, Effect, Input, MediaToken, PeerEvent, RequestId, SdkError, Timer};
 
 /// `getCallStatus()`.
@@ -115,6 +116,8 @@ pub struct Session {
     pub(crate) next_media_token: MediaToken,
     /// The server's STUN/TURN list from login, for every connection made.
     pub(crate) ice_servers: Vec<IceServer>,
+    /// The server runs an SFU, for group calls ([`crate::sfu`]); from login.
+    pub(crate) sfu_available: bool,
     /// What it takes to get the session back when its socket is lost (see `reconnect`).
     pub(crate) resumption: Resumption,
     /// How connections are made: relay-only, pre-connecting while ringing (see `privacy`).
@@ -254,10 +257,9 @@ impl Session {
             | ServerMessage::Pong
             | ServerMessage::Resumed(_)
             | ServerMessage::Unknown => {}
-            // The SDK does not use the SFU yet: group calls stay a mesh. (Its wasm build has
-            // no such message: see calling-protocol's documentation.)
-            #[cfg(not(target_arch = "wasm32"))]
-            ServerMessage::Sfu(_) => {}
+            ServerMessage::Sfu(SfuSignal { room_id, signal }) => {
+                self.sfu_signal(room_id, signal, out)
+            }
             ServerMessage::IceServers(update) => self.renew_ice_servers(update.ice_servers, out),
             ServerMessage::GoAway(go_away) => {
                 self.told_to_move(go_away.within_ms, go_away.session_shared)
@@ -326,7 +328,11 @@ impl Session {
     /// Fresh STUN/TURN servers (TURN credentials expire): connections made from now on use
     /// them, and the live ones are handed them for their next gathering (an ICE restart).
     fn renew_ice_servers(&mut self, ice_servers: Vec<IceServer>, out: &mut Vec<Effect>) {
-        if self.call.as_ref().is_some_and(|c| !c.peers.is_empty()) {
+        if self
+            .call
+            .as_ref()
+            .is_some_and(|c| c.connections().next().is_some())
+        {
             out.push(Effect::RenewIceServers {
                 ice_servers: ice_servers.clone(),
             });
@@ -348,13 +354,14 @@ impl Session {
                 return self.switch_acknowledged(call_type, ok, out)
             }
             Signal::Unknown => return,
+            // A member we were not told about yet offers: it is in our call (the server only
+            // relays between members), so answer it rather than leave it hanging. So does one
+            // we would reach through the SFU, whose call stayed peer to peer (see `sfu`).
             Signal::Offer { .. }
-                if !call.peers.contains_key(from)
+                if (!call.peers.contains_key(from) || call.reaches_via_sfu(from))
                     && call.is_connected()
                     && !call.given_up.iter().any(|u| u == from) =>
             {
-                // A member we were not told about yet offers: it is in our call (the server
-                // only relays between members), so answer it rather than leave it hanging.
                 let polite = is_polite(me, from);
                 out.push(create_peer(
                     &self.ice_servers,
@@ -389,6 +396,9 @@ impl Session {
         let (Some(room), local) = (call.room_id, call.settled_state()) else {
             return;
         };
+        if user == SFU_LINK {
+            return self.sfu_event(now_ms, event, out);
+        }
         if let Some(peer) = call.peers.get_mut(user) {
             peer.on_event(now_ms, user, room, local, event, out);
         }

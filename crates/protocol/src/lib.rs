@@ -9,14 +9,6 @@
 //! reject, hangup) and the server tells every party the outcome, so ringing never desyncs.
 //! Media never passes through the server (unless it runs the SFU, below); it only relays
 //! WebRTC signaling between the participants of one call (see [`Signal`]).
-//!
-//! The SFU's messages (`ClientMessage::Sfu`, `ServerMessage::Sfu` and its `SfuSignal`,
-//! `LoginOk::sfu`, `ErrorCode::NoSfu`) are left out of the SDK's wasm build
-//! (`target_arch = "wasm32"`) until the SDK uses the SFU, because every byte of their code would
-//! be on every user's page. There, a server's `sfu` message reads as [`ServerMessage::Unknown`],
-//! `loginOk`'s `sfu` field is ignored like any unknown field, and `noSfu` reads as
-//! [`ErrorCode::Other`].
-//! Native builds (the server, every test) have all of it.
 
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -164,9 +156,7 @@ pub enum ClientMessage {
     /// SFU's last offer, and is not acknowledged. Refused with [`ErrorCode::NoSfu`] when the
     /// server runs no SFU, [`ErrorCode::NotInCall`] when the sender is not a member of that
     /// call, and [`ErrorCode::InvalidParam`] for any other kind, an SDP that does not parse
-    /// or that the SFU refuses, or an answer when no offer of the SFU is waiting. Not in the
-    /// SDK's wasm build yet (see the crate's documentation).
-    #[cfg(not(target_arch = "wasm32"))]
+    /// or that the SFU refuses, or an answer when no offer of the SFU is waiting.
     Sfu { room_id: RoomId, signal: Signal },
     /// End the session cleanly: leave any call, then the server closes the socket.
     Logout,
@@ -234,9 +224,7 @@ pub enum ServerMessage {
     /// SFU forwards to it (another member's tracks added or stopped), to be answered by a
     /// [`ClientMessage::Sfu`] `answer`. Sequenced and replayed on resume like every message of
     /// a resumable session: an offer missed while away would leave the SFU waiting for its
-    /// answer, and its tracks unopened. Not in the SDK's wasm build yet (see the crate's
-    /// documentation).
-    #[cfg(not(target_arch = "wasm32"))]
+    /// answer, and its tracks unopened.
     Sfu(SfuSignal),
     /// The same user logged in elsewhere. This session has left its call and is closed next.
     Kicked,
@@ -291,7 +279,6 @@ impl ServerMessage {
             "memberLeft" => ServerMessage::MemberLeft(Deserialize::deserialize(payload)?),
             "callEnded" => ServerMessage::CallEnded(Deserialize::deserialize(payload)?),
             "signal" => ServerMessage::Signal(Deserialize::deserialize(payload)?),
-            #[cfg(not(target_arch = "wasm32"))]
             "sfu" => ServerMessage::Sfu(Deserialize::deserialize(payload)?),
             "kicked" => ServerMessage::Kicked,
             "iceServers" => ServerMessage::IceServers(Deserialize::deserialize(payload)?),
@@ -314,9 +301,7 @@ pub struct LoginOk {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resume: Option<ResumeGrant>,
     /// The server runs an SFU: group calls may send their media through it
-    /// ([`ClientMessage::Sfu`]) rather than as a mesh. Absent (false) otherwise. Not in the
-    /// SDK's wasm build yet (see the crate's documentation).
-    #[cfg(not(target_arch = "wasm32"))]
+    /// ([`ClientMessage::Sfu`]) rather than as a mesh. Absent (false) otherwise.
     #[serde(default, skip_serializing_if = "is_false")]
     pub sfu: bool,
 }
@@ -500,7 +485,6 @@ pub struct RelayedSignal {
 }
 
 /// Payload of [`ServerMessage::Sfu`]. Its signal is read like a relayed one (see `by_kind.rs`).
-#[cfg(not(target_arch = "wasm32"))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SfuSignal {
@@ -611,8 +595,7 @@ pub enum ErrorCode {
     /// decided; try again shortly (or on another node).
     Unavailable,
     /// A [`ClientMessage::Sfu`] to a server that runs no SFU (see [`LoginOk::sfu`]): use the
-    /// mesh. Not in the SDK's wasm build yet (see the crate's documentation).
-    #[cfg(not(target_arch = "wasm32"))]
+    /// mesh.
     NoSfu,
     /// Any `code` this SDK version does not know (read by name in `names.rs`).
     Other,

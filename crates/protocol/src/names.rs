@@ -93,8 +93,6 @@ impl<'de> Deserialize<'de> for ErrorCode {
                 ("rateLimited", RateLimited),
                 ("resumeRefused", ResumeRefused),
                 ("unavailable", Unavailable),
-                // Left out of the SDK's wasm build until it uses the SFU (see the crate's documentation).
-                #[cfg(not(target_arch = "wasm32"))]
                 ("noSfu", NoSfu),
             ],
             // `other` too, and any code this version does not know.

@@ -1,0 +1,189 @@
+//! Group calls through the server's SFU: one connection carries our media up once and every
+//! other participant's media down, instead of one connection per participant.
+//!
+//! A call uses the SFU when it begins as a group call and the server runs one
+//! (`LoginOk::sfu`); that holds for the whole call. Its connection to the SFU is a link like
+//! any other ([`Role::Sfu`], keyed [`SFU_LINK`] in effects and inputs): the same perfect
+//! negotiation (the SFU is the polite side), ICE restarts and give-up as a participant's. Its
+//! signals go to the server as `sfu` messages. Each participant keeps a link of its own
+//! ([`Role::ViaSfu`]) with no connection: what the app hears of that participant (`USER_ENTER`
+//! when its media arrives, which the glue reports under the participant's id by the stream id
+//! the SFU gives its tracks; `USER_*_AVAILABLE` from its relayed media state) works as in a
+//! mesh, and such a link is up while the SFU link is.
+//!
+//! A participant that offers a connection of its own anyway (it began the call 1:1, which
+//! stays peer to peer as it grows) is answered over one: its link becomes a direct one.
+
+use crate::active_call::ActiveCall;
+use crate::event::AppEvent;
+use crate::health::Verdict;
+use crate::leave::Tell;
+use crate::link::{Link, PeerLink, Role};
+use crate::session::{create_peer, Session};
+use crate::{code, Effect, PeerEvent, PeerState, SdkError};
+use calling_protocol::Signal;
+
+/// The key of the SFU connection in effects and inputs, where a participant's user ID would
+/// be; never a user ID (those are letters, digits, `-` and `_`).
+pub const SFU_LINK: &str = "~sfu";
+
+impl Session {
+    /// Connects to the SFU, once we are a member of an SFU call (the inviter at `InviteSent`,
+    /// an invitee at `Joined`): the SFU takes our offer, and our media goes to it at once.
+    pub(crate) fn join_sfu(&mut self, out: &mut Vec<Effect>) {
+        let Some(call) = self.call.as_mut().filter(|c| c.via_sfu && c.sfu.is_none()) else {
+            return;
+        };
+        out.push(create_peer(
+            &self.ice_servers,
+            SFU_LINK,
+            true,
+            false,
+            self.policy.relay_only,
+        ));
+        let mut link = PeerLink::with_role(Role::Sfu, false);
+        link.start_offer(SFU_LINK, out);
+        link.attach(SFU_LINK, call.room_id, call.settled_state(), out);
+        call.sfu = Some(link);
+    }
+
+    /// A signal from the SFU for our connection to it.
+    pub(crate) fn sfu_signal(&mut self, room: u32, signal: Signal, out: &mut Vec<Effect>) {
+        let Some(sfu) = self
+            .call
+            .as_mut()
+            .filter(|c| c.is_room(room))
+            .and_then(|c| c.sfu.as_mut())
+        else {
+            return;
+        };
+        sfu.on_signal(SFU_LINK, signal, out);
+    }
+
+    /// Something happened on the SFU connection. What the app would hear of it as a
+    /// participant's connection, it hears for every participant; when it comes up, so does
+    /// every participant's link.
+    pub(crate) fn sfu_event(&mut self, now_ms: u64, event: PeerEvent, out: &mut Vec<Effect>) {
+        let Some(call) = self.call.as_mut() else {
+            return;
+        };
+        let (Some(room), local) = (call.room_id, call.settled_state()) else {
+            return;
+        };
+        let Some(sfu) = call.sfu.as_mut() else {
+            return;
+        };
+        let mut effects = Vec::new();
+        sfu.on_event(now_ms, SFU_LINK, room, local, event, &mut effects);
+        let up = sfu.link == Link::Up;
+        out.extend(for_every_member(call, effects));
+        if up {
+            members_up(call, now_ms, out);
+        }
+    }
+
+    /// `user` is in our SFU call: a link that follows the SFU connection. Our media reaches it
+    /// through the SFU, so it is ours from the start.
+    pub(crate) fn member_via_sfu(&mut self, now_ms: u64, user: &str, out: &mut Vec<Effect>) {
+        let Some(call) = self.call.as_mut() else {
+            return;
+        };
+        let mut link = PeerLink::with_role(Role::ViaSfu, false);
+        link.attach(user, call.room_id, call.settled_state(), out);
+        call.peers.insert(user.to_owned(), link);
+        if call.sfu.as_ref().is_some_and(|s| s.link == Link::Up) {
+            members_up(call, now_ms, out);
+        }
+    }
+
+    /// The SFU connection stayed interrupted too long (or never came up): every participant is
+    /// out of reach, so the call ends for us, and the server hears our hangup.
+    pub(crate) fn give_up_on_sfu(&mut self, out: &mut Vec<Effect>) {
+        let Some(sfu) = self.call.as_ref().and_then(|c| c.sfu.as_ref()) else {
+            return;
+        };
+        let msg = if sfu.never_up() {
+            "the media connection to the SFU could not be established"
+        } else {
+            "the media connection to the SFU was lost and could not be restored"
+        };
+        let error = AppEvent::Error {
+            code: code::PEER_CONNECTION_FAILED,
+            msg: msg.to_owned(),
+        };
+        let reason = SdkError {
+            code: Some(code::PEER_CONNECTION_FAILED),
+            message: format!("the call ended: {msg}"),
+        };
+        self.end_call(Tell::Server, |_| vec![error], &reason, out);
+    }
+
+    /// The SFU link's part of `Timer::PeerHealth`.
+    pub(crate) fn sfu_health_due(&mut self, now_ms: u64, out: &mut Vec<Effect>) {
+        let Some(sfu) = self.call.as_mut().and_then(|c| c.sfu.as_mut()) else {
+            return;
+        };
+        let mut effects = Vec::new();
+        let verdict = sfu.check_health(now_ms, SFU_LINK, &mut effects);
+        if let Some(call) = self.call.as_ref() {
+            out.extend(for_every_member(call, effects));
+        }
+        if verdict == Verdict::GiveUp {
+            self.give_up_on_sfu(out);
+        }
+    }
+}
+
+impl ActiveCall {
+    /// Whether a participant of this call is reached through the SFU.
+    pub fn reaches_via_sfu(&self, user: &str) -> bool {
+        self.peers.get(user).is_some_and(|p| p.role == Role::ViaSfu)
+    }
+}
+
+/// The SFU link's effects, with what it says of media interrupted or restored said of every
+/// participant instead (the app knows participants, not the SFU).
+fn for_every_member(call: &ActiveCall, effects: Vec<Effect>) -> Vec<Effect> {
+    let members = || {
+        call.peers
+            .iter()
+            .filter(|(_, p)| p.role == Role::ViaSfu && p.attached)
+            .map(|(user, _)| user.clone())
+    };
+    let mut out = Vec::with_capacity(effects.len());
+    for effect in effects {
+        match effect {
+            Effect::Emit(AppEvent::PeerMediaInterrupted { .. }) => out.extend(
+                members().map(|user_id| Effect::Emit(AppEvent::PeerMediaInterrupted { user_id })),
+            ),
+            Effect::Emit(AppEvent::PeerMediaRestored { .. }) => out.extend(
+                members().map(|user_id| Effect::Emit(AppEvent::PeerMediaRestored { user_id })),
+            ),
+            Effect::Emit(AppEvent::Error { code, msg }) => {
+                out.push(Effect::Emit(AppEvent::Error {
+                    code,
+                    msg: msg.replace(SFU_LINK, "the SFU"),
+                }))
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// The SFU connection is up: so is every participant's link through it (our media state goes
+/// out to each, as over a participant's own connection when it comes up).
+fn members_up(call: &mut ActiveCall, now_ms: u64, out: &mut Vec<Effect>) {
+    let (Some(room), local) = (call.room_id, call.settled_state()) else {
+        return;
+    };
+    for (user, peer) in call.peers.iter_mut() {
+        if peer.role == Role::ViaSfu && peer.link != Link::Up {
+            let up = PeerEvent::ConnectionState(PeerState::Connected);
+            peer.on_event(now_ms, user, room, local, up, out);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

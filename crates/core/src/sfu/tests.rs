@@ -1,0 +1,434 @@
+use calling_protocol::{
+    Accepted, CallType, ClientMessage, InviteSent, Invited, Joined, MemberLeft, ServerMessage,
+    SfuSignal, Signal,
+};
+
+use super::*;
+use crate::health::GIVE_UP_MS;
+use crate::{Command, Input, MediaOutcome, SdpKind, SessionDescription, Timer};
+
+const ROOM: u32 = 3;
+
+/// Logged in as `me` to a server that runs an SFU (or not).
+fn session(me: &str, sfu: bool) -> Session {
+    let mut s = Session::logged_in_as(me);
+    s.sfu_available = sfu;
+    s
+}
+
+fn command(command: Command) -> Input {
+    Input::Command {
+        request: 1,
+        command,
+    }
+}
+
+fn server(message: ServerMessage) -> Input {
+    Input::Server(message)
+}
+
+fn peer(user: &str, event: PeerEvent) -> Input {
+    Input::Peer {
+        user_id: user.into(),
+        event,
+    }
+}
+
+fn state(user: &str, state: PeerState) -> Input {
+    peer(user, PeerEvent::ConnectionState(state))
+}
+
+fn from_sfu(signal: Signal) -> Input {
+    server(ServerMessage::Sfu(SfuSignal {
+        room_id: ROOM,
+        signal,
+    }))
+}
+
+fn to_sfu(signal: Signal) -> Effect {
+    Effect::Send(ClientMessage::Sfu {
+        room_id: ROOM,
+        signal,
+    })
+}
+
+fn created(effects: &[Effect]) -> Vec<&str> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::CreatePeer { user_id, .. } => Some(user_id.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn emitted(effects: &[Effect]) -> Vec<&AppEvent> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Emit(event) => Some(event),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The capture asked for in `effects` succeeded.
+fn media_opened(s: &mut Session, effects: &[Effect]) {
+    let token = effects
+        .iter()
+        .find_map(|e| match e {
+            Effect::OpenMedia { token, .. } => Some(*token),
+            _ => None,
+        })
+        .expect("a capture was asked for");
+    s.ok(Input::Media {
+        token,
+        outcome: MediaOutcome::Opened {
+            audio: true,
+            video: true,
+        },
+    });
+}
+
+/// alice group-calls bob and carol on `sfu`; the invitation is confirmed, her camera is open.
+fn inviter(sfu: bool) -> (Session, Vec<Effect>) {
+    let mut s = session("alice", sfu);
+    let started = s.ok(command(Command::GroupCall {
+        user_ids: vec!["bob".into(), "carol".into()],
+        call_type: CallType::Video,
+        group_id: None,
+    }));
+    media_opened(&mut s, &started);
+    let sent = s.ok(server(ServerMessage::InviteSent(InviteSent {
+        request_id: 1,
+        invite_id: "i".into(),
+        room_id: ROOM,
+        user_ids: vec!["bob".into(), "carol".into()],
+    })));
+    (s, sent)
+}
+
+fn accepted(user: &str) -> Input {
+    server(ServerMessage::Accepted(Accepted {
+        room_id: ROOM,
+        invite_id: "i".into(),
+        user_id: user.into(),
+    }))
+}
+
+fn sfu_answers(s: &mut Session) {
+    s.ok(peer(
+        SFU_LINK,
+        PeerEvent::LocalDescription(SessionDescription {
+            kind: SdpKind::Offer,
+            sdp: "ours".into(),
+        }),
+    ));
+    s.ok(from_sfu(Signal::Answer { sdp: "sfu".into() }));
+    s.ok(peer(SFU_LINK, PeerEvent::RemoteDescriptionApplied));
+}
+
+fn media_state_for(user: &str) -> Effect {
+    Effect::Send(ClientMessage::Relay {
+        room_id: ROOM,
+        to: user.into(),
+        signal: Signal::Media {
+            audio: true,
+            video: true,
+        },
+    })
+}
+
+#[test]
+fn a_group_call_on_a_server_with_an_sfu_makes_one_connection_to_it_and_none_per_invitee() {
+    let (_, sent) = inviter(true);
+    assert_eq!(created(&sent), [SFU_LINK]);
+    let sfu = sent
+        .iter()
+        .find(|e| matches!(e, Effect::CreatePeer { .. }))
+        .cloned();
+    assert!(
+        matches!(
+            sfu,
+            Some(Effect::CreatePeer {
+                initiator: true,
+                polite: false,
+                ..
+            })
+        ),
+        "we offer to the SFU, which yields on glare: {sfu:?}"
+    );
+    for wanted in [
+        Effect::CreateOffer {
+            user_id: SFU_LINK.into(),
+        },
+        Effect::AttachMedia {
+            user_id: SFU_LINK.into(),
+        },
+    ] {
+        assert!(sent.contains(&wanted), "{wanted:?} missing from {sent:?}");
+    }
+}
+
+#[test]
+fn without_an_sfu_and_for_one_to_one_calls_each_participant_gets_its_own_connection() {
+    let (_, sent) = inviter(false);
+    assert_eq!(created(&sent), ["bob", "carol"]);
+
+    let mut s = session("alice", true);
+    s.ok(command(Command::Call {
+        user_id: "bob".into(),
+        call_type: CallType::Video,
+    }));
+    let sent = s.ok(server(ServerMessage::InviteSent(InviteSent {
+        request_id: 1,
+        invite_id: "i".into(),
+        room_id: ROOM,
+        user_ids: vec!["bob".into()],
+    })));
+    assert_eq!(created(&sent), ["bob"], "a 1:1 call stays peer to peer");
+}
+
+#[test]
+fn the_sfu_connection_negotiates_through_sfu_messages() {
+    let (mut s, _) = inviter(true);
+    let offer = s.ok(peer(
+        SFU_LINK,
+        PeerEvent::LocalDescription(SessionDescription {
+            kind: SdpKind::Offer,
+            sdp: "ours".into(),
+        }),
+    ));
+    assert_eq!(offer, [to_sfu(Signal::Offer { sdp: "ours".into() })]);
+    let candidate = calling_protocol::IceCandidate {
+        candidate: "candidate:1".into(),
+        sdp_mid: Some("0".into()),
+        sdp_m_line_index: Some(0),
+    };
+    let trickled = s.ok(peer(SFU_LINK, PeerEvent::LocalCandidate(candidate.clone())));
+    assert_eq!(trickled, [to_sfu(Signal::Candidate(candidate))]);
+
+    let applied = s.ok(from_sfu(Signal::Answer { sdp: "sfu".into() }));
+    assert_eq!(
+        applied,
+        [Effect::ApplyRemoteDescription {
+            user_id: SFU_LINK.into(),
+            description: SessionDescription {
+                kind: SdpKind::Answer,
+                sdp: "sfu".into()
+            }
+        }]
+    );
+    s.ok(peer(SFU_LINK, PeerEvent::RemoteDescriptionApplied));
+
+    // The SFU offers when another participant's tracks come or go; we answer it.
+    let renegotiated = s.ok(from_sfu(Signal::Offer { sdp: "more".into() }));
+    assert!(matches!(
+        renegotiated.as_slice(),
+        [Effect::ApplyRemoteDescription { user_id, description }]
+            if user_id == SFU_LINK && description.kind == SdpKind::Offer
+    ));
+    s.ok(peer(SFU_LINK, PeerEvent::RemoteDescriptionApplied));
+    let answer = s.ok(peer(
+        SFU_LINK,
+        PeerEvent::LocalDescription(SessionDescription {
+            kind: SdpKind::Answer,
+            sdp: "ok".into(),
+        }),
+    ));
+    assert_eq!(answer, [to_sfu(Signal::Answer { sdp: "ok".into() })]);
+
+    // A signal for another room finds nothing.
+    let stray = s.ok(server(ServerMessage::Sfu(SfuSignal {
+        room_id: ROOM + 1,
+        signal: Signal::Offer { sdp: "x".into() },
+    })));
+    assert!(stray.is_empty());
+}
+
+#[test]
+fn participants_reached_through_the_sfu_enter_when_their_media_arrives_on_it() {
+    let (mut s, _) = inviter(true);
+    sfu_answers(&mut s);
+    let accept = s.ok(accepted("bob"));
+    assert!(
+        created(&accept).is_empty(),
+        "no connection to bob: {accept:?}"
+    );
+    assert!(
+        !accept
+            .iter()
+            .any(|e| matches!(e, Effect::AttachMedia { .. })),
+        "bob has no connection to attach to: {accept:?}"
+    );
+    assert!(
+        !accept.contains(&media_state_for("bob")),
+        "the SFU link is not up yet"
+    );
+
+    // The SFU connection comes up: bob hears our media state (through the server, not the
+    // SFU), as over a connection of his own.
+    let up = s.ok(state(SFU_LINK, PeerState::Connected));
+    assert_eq!(up, [media_state_for("bob")]);
+
+    // A newcomer once the SFU link is up hears it at once.
+    let carol = s.ok(accepted("carol"));
+    assert!(carol.contains(&media_state_for("carol")), "{carol:?}");
+
+    // The glue reports bob's media by the stream id the SFU gives his tracks.
+    let arrived = s.ok(peer("bob", PeerEvent::RemoteMedia));
+    assert_eq!(
+        emitted(&arrived),
+        [&AppEvent::UserEnter {
+            user_id: "bob".into()
+        }]
+    );
+}
+
+#[test]
+fn an_invitee_joins_the_sfu_on_accept_and_connects_to_nobody_while_it_rings() {
+    let mut s = session("bob", true);
+    let rings = s.ok(server(ServerMessage::Invited(Invited {
+        invite_id: "i".into(),
+        room_id: ROOM,
+        sponsor: "alice".into(),
+        user_ids: vec!["bob".into(), "carol".into()],
+        call_type: CallType::Video,
+        is_group: true,
+        group_id: None,
+    })));
+    assert!(created(&rings).is_empty(), "{rings:?}");
+    s.ok(command(Command::Accept));
+    let joined = s.ok(server(ServerMessage::Joined(Joined {
+        request_id: 1,
+        room_id: ROOM,
+        call_type: CallType::Video,
+        members: vec!["alice".into(), "carol".into()],
+        pending: vec![],
+    })));
+    assert_eq!(created(&joined), [SFU_LINK]);
+    let call = s.call.as_ref().expect("in the call");
+    assert!(call.reaches_via_sfu("alice") && call.reaches_via_sfu("carol"));
+}
+
+#[test]
+fn a_participant_that_offers_its_own_connection_is_answered_over_one() {
+    // carol was invited into a call that began 1:1 between alice and bob, and stays peer to
+    // peer: alice offers carol a connection of her own.
+    let mut s = session("carol", true);
+    s.ok(server(ServerMessage::Invited(Invited {
+        invite_id: "i".into(),
+        room_id: ROOM,
+        sponsor: "alice".into(),
+        user_ids: vec!["carol".into()],
+        call_type: CallType::Audio,
+        is_group: true,
+        group_id: None,
+    })));
+    s.ok(command(Command::Accept));
+    s.ok(server(ServerMessage::Joined(Joined {
+        request_id: 1,
+        room_id: ROOM,
+        call_type: CallType::Audio,
+        members: vec!["alice".into(), "bob".into()],
+        pending: vec![],
+    })));
+    let offered = s.ok(server(ServerMessage::Signal(
+        calling_protocol::RelayedSignal {
+            room_id: ROOM,
+            from: "alice".into(),
+            signal: Signal::Offer { sdp: "p2p".into() },
+        },
+    )));
+    assert_eq!(created(&offered), ["alice"]);
+    assert!(offered.iter().any(|e| matches!(
+        e,
+        Effect::ApplyRemoteDescription { user_id, .. } if user_id == "alice"
+    )));
+    let call = s.call.as_ref().expect("in the call");
+    assert!(!call.reaches_via_sfu("alice") && call.reaches_via_sfu("bob"));
+}
+
+#[test]
+fn an_interrupted_sfu_connection_is_told_of_every_participant_and_restarted() {
+    let (mut s, _) = inviter(true);
+    sfu_answers(&mut s);
+    s.ok(accepted("bob"));
+    s.ok(accepted("carol"));
+    s.ok(state(SFU_LINK, PeerState::Connected));
+    let lost = s
+        .handle(1_000, state(SFU_LINK, PeerState::Failed))
+        .expect("ok");
+    let interrupted: Vec<_> = emitted(&lost)
+        .into_iter()
+        .filter_map(|e| match e {
+            AppEvent::PeerMediaInterrupted { user_id } => Some(user_id.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(interrupted, ["bob", "carol"]);
+    assert!(lost.contains(&Effect::RestartIce {
+        user_id: SFU_LINK.into()
+    }));
+
+    let back = s
+        .handle(2_000, state(SFU_LINK, PeerState::Connected))
+        .expect("ok");
+    let restored: Vec<_> = emitted(&back)
+        .into_iter()
+        .filter_map(|e| match e {
+            AppEvent::PeerMediaRestored { user_id } => Some(user_id.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(restored, ["bob", "carol"]);
+}
+
+#[test]
+fn an_sfu_connection_lost_for_good_ends_the_call_with_the_server_told() {
+    let (mut s, _) = inviter(true);
+    sfu_answers(&mut s);
+    s.ok(accepted("bob"));
+    s.ok(state(SFU_LINK, PeerState::Connected));
+    s.handle(1_000, state(SFU_LINK, PeerState::Failed))
+        .expect("ok");
+    let mut now = 1_000;
+    let mut ended = Vec::new();
+    while s.call.is_some() && now <= 1_000 + GIVE_UP_MS {
+        now += 1_000;
+        ended = s.handle(now, Input::Timer(Timer::PeerHealth)).expect("ok");
+    }
+    assert!(s.call.is_none(), "still in the call after {now} ms");
+    assert!(ended.contains(&Effect::Send(ClientMessage::Hangup { room_id: ROOM })));
+    assert!(ended.contains(&Effect::ClosePeer {
+        user_id: SFU_LINK.into()
+    }));
+    assert!(emitted(&ended).iter().any(|e| matches!(
+        e,
+        AppEvent::Error { code, msg } if *code == code::PEER_CONNECTION_FAILED && msg.contains("the SFU")
+    )));
+}
+
+#[test]
+fn leaving_closes_the_sfu_connection_and_a_leaver_only_its_elements() {
+    let (mut s, _) = inviter(true);
+    sfu_answers(&mut s);
+    s.ok(accepted("bob"));
+    s.ok(accepted("carol"));
+    let left = s.ok(server(ServerMessage::MemberLeft(MemberLeft {
+        room_id: ROOM,
+        user_id: "bob".into(),
+    })));
+    assert!(left.contains(&Effect::ClosePeer {
+        user_id: "bob".into()
+    }));
+    assert!(!left.contains(&Effect::ClosePeer {
+        user_id: SFU_LINK.into()
+    }));
+
+    let hung_up = s.ok(command(Command::Hangup));
+    assert!(hung_up.contains(&Effect::Send(ClientMessage::Hangup { room_id: ROOM })));
+    assert!(hung_up.contains(&Effect::ClosePeer {
+        user_id: SFU_LINK.into()
+    }));
+}
