@@ -379,6 +379,15 @@ impl Driver {
                 }
                 self.views.close_user(&user_id);
             }
+            // The user's media switches to what the SFU forwards, already flowing.
+            Effect::RetirePeer { user_id } => {
+                let peer = self.peers.borrow_mut().remove(&user_id);
+                close_later(peer.into_iter().collect());
+                let sfu = self.peer(SFU_LINK);
+                if let Some(stream) = sfu.and_then(|p| p.stream_of(&user_id)) {
+                    crate::peer::play(&Rc::downgrade(&self.views), &user_id, &stream);
+                }
+            }
             Effect::CreateOffer { user_id } => {
                 let Some(peer) = self.peer(&user_id) else {
                     return;

@@ -228,13 +228,17 @@ impl PeerConnection {
                     user
                 }
             };
+            let kind = match track.kind().as_str() {
+                "video" => Kind::Video,
+                _ => Kind::Audio,
+            };
             if !track.muted() {
-                peer.arrived(&user, &sink);
+                peer.arrived(&user, kind, &sink);
             } else {
                 let (d, p) = (sink.clone(), weak_self.clone());
                 let unmute = EventListener::once(&track, "unmute", move |_| {
                     if let Some(p) = p.upgrade() {
-                        p.arrived(&user, &d);
+                        p.arrived(&user, kind, &d);
                     }
                 });
                 peer.listeners.borrow_mut().push(unmute);
@@ -243,22 +247,33 @@ impl PeerConnection {
         self.listeners.borrow_mut().extend(listeners);
     }
 
-    /// The user's media arrived: it starts playing, then the core hears of it (`USER_ENTER`),
-    /// so the app's handler finds the audio playing and can render a view at once.
-    fn arrived(&self, user: &str, sink: &Sink) {
-        let stream = match &self.sfu {
-            None => (!self.media_arrived.replace(true)).then(|| self.remote.clone()),
-            Some(remotes) => remotes.arrive(user),
+    /// The user's media arrived (a track of `kind` unmuted): it starts playing, then the core
+    /// hears of it (`USER_ENTER`), so the app's handler finds the audio playing and can render
+    /// a view at once. Through the SFU, the core hears of each kind: a user whose media still
+    /// plays from its own connection (the call is moving to the SFU) switches over when all
+    /// it sends is here (`Effect::RetirePeer`).
+    fn arrived(&self, user: &str, kind: Kind, sink: &Sink) {
+        let Some(remotes) = &self.sfu else {
+            if !self.media_arrived.replace(true) {
+                play(&self.views, user, &self.remote);
+                sink.queue(Input::Peer {
+                    user_id: user.to_owned(),
+                    event: PeerEvent::RemoteMedia,
+                });
+            }
+            return;
         };
-        let Some(stream) = stream else { return };
-        if let Some(views) = self.views.upgrade() {
-            if let Err(e) = views.remote_arrived(user, &stream) {
-                log::warn(&format!("remote view for {user}: {e}"));
+        if let Some(stream) = remotes.arrive(user) {
+            if !self.views.upgrade().is_some_and(|v| v.plays(user)) {
+                play(&self.views, user, &stream);
             }
         }
         sink.queue(Input::Peer {
-            user_id: user.to_owned(),
-            event: PeerEvent::RemoteMedia,
+            user_id: SFU_LINK.to_owned(),
+            event: PeerEvent::ForwardedMedia {
+                user_id: user.to_owned(),
+                kind,
+            },
         });
     }
 
@@ -431,6 +446,15 @@ impl PeerConnection {
     /// The underlying connection (for statistics).
     pub fn connection(&self) -> &RtcPeerConnection {
         &self.pc
+    }
+}
+
+/// Plays `user`'s media from `stream`: its hidden audio, and any view asked for.
+pub fn play(views: &Weak<Views>, user: &str, stream: &MediaStream) {
+    if let Some(views) = views.upgrade() {
+        if let Err(e) = views.remote_arrived(user, stream) {
+            log::warn(&format!("remote view for {user}: {e}"));
+        }
     }
 }
 

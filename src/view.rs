@@ -199,6 +199,11 @@ impl Views {
         self.render_remote(user_id, stream)
     }
 
+    /// Whether `user_id`'s media plays (its hidden audio is there).
+    pub fn plays(&self, user_id: &str) -> bool {
+        self.audio.borrow().get(user_id).is_some()
+    }
+
     /// The user left: remove everything created for them.
     pub fn close_user(&self, user_id: &str) {
         self.hide_remote(user_id);

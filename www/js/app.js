@@ -91,8 +91,9 @@ function refreshCallHeader() {
   $('tiles').dataset.mode = call.type === VIDEO ? 'video' : 'audio';
   const connected = Boolean(call.connectedAt);
   $('btn-audio-only').hidden = !(connected && !call.group && call.type === VIDEO);
-  $('btn-add').hidden = !(connected && call.group);
-  $('invite-form').hidden = !(connected && call.group);
+  // Anyone can be added to a connected call; a 1:1 call becomes a group call.
+  $('btn-add').hidden = !connected;
+  $('invite-form').hidden = !connected;
   for (const id of ['btn-mic', 'btn-camera', 'btn-audio-only']) $(id).disabled = !CAN_PUBLISH;
   const mic = $('btn-mic');
   mic.setAttribute('aria-pressed', String(call.micMuted));
@@ -265,6 +266,8 @@ const handlers = {
   },
   [EVENT.GROUP_CALL_INVITEE_LIST_UPDATE]({ userIDList }) {
     if (!call) return;
+    // Someone added people to our call: it is a group call from now on.
+    if (userIDList?.length) call.group = true;
     const ringing = new Set(userIDList || []);
     for (const id of tiles.pending()) if (!ringing.has(id)) tiles.remove(id);
     for (const id of ringing) if (id !== me) tiles.ensure(id, { joined: false });
@@ -499,6 +502,7 @@ async function inviteMore(event) {
   if (!ids.length) return;
   try {
     await trtc.groupCall({ userIDList: ids, type: call.type });
+    call.group = true;
     for (const id of ids) tiles.ensure(id, { joined: false });
     $('invite-input').value = '';
     $('devices').hidden = true;

@@ -82,6 +82,12 @@ pub enum Effect {
     ClosePeer {
         user_id: String,
     },
+    /// Close that participant's own peer connection, and play its media from the SFU
+    /// connection in the same elements instead (a call that grew from 1:1 moved to the SFU,
+    /// and all that participant sends arrives there).
+    RetirePeer {
+        user_id: String,
+    },
     /// createOffer + setLocalDescription on that peer; report [`PeerEvent::LocalDescription`].
     CreateOffer {
         user_id: String,

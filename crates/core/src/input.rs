@@ -150,6 +150,10 @@ pub enum PeerEvent {
     /// `USER_ENTER`). Not the `track` event, which fires at negotiation, long before any media
     /// when the connection was made while ringing.
     RemoteMedia,
+    /// On the SFU connection ([`crate::SFU_LINK`]): this participant's media of this kind
+    /// really arrives through it (its track from the SFU unmuted on its first packet), as
+    /// [`PeerEvent::RemoteMedia`] on a connection of its own.
+    ForwardedMedia { user_id: String, kind: MediaKind },
     /// The connection's `connectionState` changed.
     ConnectionState(PeerState),
     /// An SDP or ICE operation failed; the message is the browser's.

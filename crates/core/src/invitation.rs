@@ -112,6 +112,7 @@ impl Session {
             group_id,
             room_id: Some(room_id),
         }));
+        self.grow_into_sfu(out);
         Ok(())
     }
 

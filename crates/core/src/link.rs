@@ -23,7 +23,7 @@ pub(crate) struct MediaState {
 }
 
 /// No track at all: a receive-only participant.
-const NOTHING: MediaState = MediaState {
+pub(crate) const NOTHING: MediaState = MediaState {
     audio: false,
     video: false,
 };
@@ -77,6 +77,9 @@ pub(crate) struct PeerLink {
     pub health: Health,
     /// What this connection may reveal while its invitation rings ([`crate::privacy`]).
     pub ringing: Ringing,
+    /// The kinds of this participant's media that arrive through the SFU too, while its own
+    /// connection still carries them (a call moving to the SFU, see [`crate::sfu`]).
+    pub forwarded: MediaState,
 }
 
 impl PeerLink {
@@ -98,11 +101,17 @@ impl PeerLink {
             applied_offer: None,
             health: Health::Live,
             ringing: Ringing::Open,
+            forwarded: NOTHING,
         }
     }
 
     /// A relayed signal from this participant (the call-wide ones are the call's).
     pub fn on_signal(&mut self, user: &str, signal: Signal, out: &mut Vec<Effect>) {
+        if self.role == Role::ViaSfu && !matches!(signal, Signal::Media { .. }) {
+            // No connection of its own to negotiate: what is left of one it had (the call
+            // moved to the SFU) finds nothing.
+            return;
+        }
         match signal {
             Signal::Offer { sdp } => self.on_offer(user, sdp, out),
             Signal::Answer { sdp } => self.on_answer(user, sdp, out),
@@ -184,6 +193,8 @@ impl PeerLink {
             PeerEvent::RemoteDescriptionApplied => self.on_remote_applied(user, out),
             PeerEvent::NegotiationNeeded => self.start_offer(user, out),
             PeerEvent::RemoteMedia => self.enter(user, out),
+            // Only the SFU link reports these, and the call hands them to the participant.
+            PeerEvent::ForwardedMedia { .. } => {}
             PeerEvent::ConnectionState(PeerState::Connected) => {
                 // Up at last, perhaps after restarts: nothing to tell the app of that.
                 self.restored(user, out);

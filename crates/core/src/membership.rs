@@ -73,10 +73,17 @@ impl Session {
             call.peers.remove(&user_id);
             out.push(Effect::ClosePeer { user_id });
         }
-        if call.via_sfu {
+        if call.is_group && self.sfu_available {
             // Through the SFU: one connection, ours to offer; the members are reached by it.
-            for member in joined.members.iter().filter(|m| *m != me) {
-                self.member_via_sfu(now_ms, member, out);
+            // One we connected to while ringing (the call began 1:1) moves there as it does.
+            call.via_sfu = true;
+            let members = joined.members.iter().filter(|m| *m != me);
+            for member in members
+                .filter(|m| !call.peers.contains_key(*m))
+                .cloned()
+                .collect::<Vec<_>>()
+            {
+                self.member_via_sfu(now_ms, &member, out);
             }
             self.join_sfu(out);
         }
@@ -185,6 +192,7 @@ impl Session {
         if connecting {
             out.push(voice_volume_timer());
         }
+        self.grow_into_sfu(out);
     }
 
     pub(crate) fn invitee_list_changed(
@@ -206,6 +214,7 @@ impl Session {
                 user_id_list: users,
             }));
         }
+        self.grow_into_sfu(out);
     }
 
     pub(crate) fn member_left(

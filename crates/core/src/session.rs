@@ -355,10 +355,9 @@ impl Session {
             }
             Signal::Unknown => return,
             // A member we were not told about yet offers: it is in our call (the server only
-            // relays between members), so answer it rather than leave it hanging. So does one
-            // we would reach through the SFU, whose call stayed peer to peer (see `sfu`).
+            // relays between members), so answer it rather than leave it hanging.
             Signal::Offer { .. }
-                if (!call.peers.contains_key(from) || call.reaches_via_sfu(from))
+                if !call.peers.contains_key(from)
                     && call.is_connected()
                     && !call.given_up.iter().any(|u| u == from) =>
             {
@@ -399,6 +398,12 @@ impl Session {
         if user == SFU_LINK {
             return self.sfu_event(now_ms, event, out);
         }
+        if self.dropped_after_move(now_ms, user, &event, out) {
+            return;
+        }
+        let Some(call) = self.call.as_mut() else {
+            return;
+        };
         if let Some(peer) = call.peers.get_mut(user) {
             peer.on_event(now_ms, user, room, local, event, out);
         }

@@ -11,16 +11,21 @@
 //! the SFU gives its tracks; `USER_*_AVAILABLE` from its relayed media state) works as in a
 //! mesh, and such a link is up while the SFU link is.
 //!
-//! A participant that offers a connection of its own anyway (it began the call 1:1, which
-//! stays peer to peer as it grows) is answered over one: its link becomes a direct one.
+//! A 1:1 call that grows (an invitation into it, or a member joining past two) moves to the
+//! SFU without a gap: each member connects to the SFU while its peer-to-peer connections stay,
+//! and each of those goes once every kind of media the other side sends arrives through the
+//! SFU too (the glue then plays it from there, in the same elements), or once it drops (the
+//! other side closed it, having moved).
+//! What a participant reached through the SFU still sends for a connection of its own (an
+//! offer crossing the move) finds nothing.
 
-use crate::active_call::ActiveCall;
+use crate::active_call::{ActiveCall, Phase};
 use crate::event::AppEvent;
 use crate::health::Verdict;
 use crate::leave::Tell;
-use crate::link::{Link, PeerLink, Role};
+use crate::link::{Link, PeerLink, Role, NOTHING};
 use crate::session::{create_peer, Session};
-use crate::{code, Effect, PeerEvent, PeerState, SdkError};
+use crate::{code, Effect, MediaKind, PeerEvent, PeerState, SdkError};
 use calling_protocol::Signal;
 
 /// The key of the SFU connection in effects and inputs, where a participant's user ID would
@@ -47,6 +52,22 @@ impl Session {
         call.sfu = Some(link);
     }
 
+    /// The call became a group call on a server with an SFU: it moves there (see the module
+    /// documentation). Nothing for a call already there, or not yet begun on the server.
+    pub(crate) fn grow_into_sfu(&mut self, out: &mut Vec<Effect>) {
+        let Some(call) = self.call.as_mut() else {
+            return;
+        };
+        let begun = matches!(call.phase, Phase::Outgoing | Phase::Connected { .. });
+        if call.via_sfu || !call.is_group || !self.sfu_available || !begun {
+            return;
+        }
+        if call.room_id.is_some() {
+            call.via_sfu = true;
+            self.join_sfu(out);
+        }
+    }
+
     /// A signal from the SFU for our connection to it.
     pub(crate) fn sfu_signal(&mut self, room: u32, signal: Signal, out: &mut Vec<Effect>) {
         let Some(sfu) = self
@@ -64,6 +85,9 @@ impl Session {
     /// participant's connection, it hears for every participant; when it comes up, so does
     /// every participant's link.
     pub(crate) fn sfu_event(&mut self, now_ms: u64, event: PeerEvent, out: &mut Vec<Effect>) {
+        if let PeerEvent::ForwardedMedia { user_id, kind } = event {
+            return self.forwarded_media(now_ms, &user_id, kind, out);
+        }
         let Some(call) = self.call.as_mut() else {
             return;
         };
@@ -80,6 +104,61 @@ impl Session {
         if up {
             members_up(call, now_ms, out);
         }
+    }
+
+    /// `user`'s media of `kind` arrived through the SFU: it enters, as over its own
+    /// connection. One still on a connection of its own (the call grew from 1:1) is reached
+    /// through the SFU once all it sends arrives there, and that connection goes.
+    fn forwarded_media(&mut self, now_ms: u64, user: &str, kind: MediaKind, out: &mut Vec<Effect>) {
+        let Some(call) = self.call.as_mut() else {
+            return;
+        };
+        let Some(room) = call.room_id else { return };
+        if let Some(peer) = call.peers.get_mut(user).filter(|p| p.role == Role::Direct) {
+            match kind {
+                MediaKind::Audio => peer.forwarded.audio = true,
+                MediaKind::Video => peer.forwarded.video = true,
+            }
+            let sends = peer.remote_media.unwrap_or(NOTHING);
+            let all_here =
+                (peer.forwarded.audio || !sends.audio) && (peer.forwarded.video || !sends.video);
+            if !all_here {
+                return;
+            }
+            retire(call, now_ms, user, out);
+        }
+        let local = call.settled_state();
+        if let Some(peer) = call.peers.get_mut(user) {
+            peer.on_event(now_ms, user, room, local, PeerEvent::RemoteMedia, out);
+        }
+    }
+
+    /// A participant's own connection in a call that moved to the SFU dropped, once the SFU
+    /// connection is up: the other side closed it, having moved too, so this is no
+    /// interruption; its media comes through the SFU. Returns whether that was so.
+    pub(crate) fn dropped_after_move(
+        &mut self,
+        now_ms: u64,
+        user: &str,
+        event: &PeerEvent,
+        out: &mut Vec<Effect>,
+    ) -> bool {
+        let Some(call) = self.call.as_mut() else {
+            return false;
+        };
+        let dropped = matches!(
+            event,
+            PeerEvent::ConnectionState(
+                PeerState::Disconnected | PeerState::Failed | PeerState::Closed
+            )
+        );
+        let sfu_up = call.sfu.as_ref().is_some_and(|s| s.link == Link::Up);
+        let direct = call.peers.get(user).is_some_and(|p| p.role == Role::Direct);
+        if !(dropped && sfu_up && direct && call.via_sfu) {
+            return false;
+        }
+        retire(call, now_ms, user, out);
+        true
     }
 
     /// `user` is in our SFU call: a link that follows the SFU connection. Our media reaches it
@@ -134,10 +213,23 @@ impl Session {
     }
 }
 
-impl ActiveCall {
-    /// Whether a participant of this call is reached through the SFU.
-    pub fn reaches_via_sfu(&self, user: &str) -> bool {
-        self.peers.get(user).is_some_and(|p| p.role == Role::ViaSfu)
+/// `user`'s own connection goes; the participant is reached through the SFU, as what the app
+/// knows of it stays (it entered, its media state).
+fn retire(call: &mut ActiveCall, now_ms: u64, user: &str, out: &mut Vec<Effect>) {
+    let Some(old) = call.peers.get(user) else {
+        return;
+    };
+    let mut link = PeerLink::with_role(Role::ViaSfu, false);
+    link.presence = old.presence;
+    link.remote_media = old.remote_media;
+    link.link = old.link;
+    link.attached = true;
+    call.peers.insert(user.to_owned(), link);
+    out.push(Effect::RetirePeer {
+        user_id: user.to_owned(),
+    });
+    if call.sfu.as_ref().is_some_and(|s| s.link == Link::Up) {
+        members_up(call, now_ms, out);
     }
 }
 

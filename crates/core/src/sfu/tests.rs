@@ -5,7 +5,7 @@ use calling_protocol::{
 
 use super::*;
 use crate::health::GIVE_UP_MS;
-use crate::{Command, Input, MediaOutcome, SdpKind, SessionDescription, Timer};
+use crate::{Command, Input, MediaKind, MediaOutcome, SdpKind, SessionDescription, Timer};
 
 const ROOM: u32 = 3;
 
@@ -276,7 +276,7 @@ fn participants_reached_through_the_sfu_enter_when_their_media_arrives_on_it() {
     assert!(carol.contains(&media_state_for("carol")), "{carol:?}");
 
     // The glue reports bob's media by the stream id the SFU gives his tracks.
-    let arrived = s.ok(peer("bob", PeerEvent::RemoteMedia));
+    let arrived = s.ok(forwarded("bob", MediaKind::Audio));
     assert_eq!(
         emitted(&arrived),
         [&AppEvent::UserEnter {
@@ -307,46 +307,192 @@ fn an_invitee_joins_the_sfu_on_accept_and_connects_to_nobody_while_it_rings() {
         pending: vec![],
     })));
     assert_eq!(created(&joined), [SFU_LINK]);
-    let call = s.call.as_ref().expect("in the call");
-    assert!(call.reaches_via_sfu("alice") && call.reaches_via_sfu("carol"));
+    assert!(reaches_via_sfu(&s, "alice") && reaches_via_sfu(&s, "carol"));
+}
+
+fn reaches_via_sfu(s: &Session, user: &str) -> bool {
+    let call = s.call.as_ref().expect("in a call");
+    call.peers.get(user).is_some_and(|p| p.role == Role::ViaSfu)
+}
+
+fn relayed(from: &str, signal: Signal) -> Input {
+    server(ServerMessage::Signal(calling_protocol::RelayedSignal {
+        room_id: ROOM,
+        from: from.into(),
+        signal,
+    }))
+}
+
+/// alice called bob 1:1 on a server with an SFU; he accepted, their connection is up and his
+/// media arrived.
+fn one_to_one() -> Session {
+    let mut s = session("alice", true);
+    let started = s.ok(command(Command::Call {
+        user_id: "bob".into(),
+        call_type: CallType::Video,
+    }));
+    media_opened(&mut s, &started);
+    s.ok(server(ServerMessage::InviteSent(InviteSent {
+        request_id: 1,
+        invite_id: "i".into(),
+        room_id: ROOM,
+        user_ids: vec!["bob".into()],
+    })));
+    s.ok(accepted("bob"));
+    s.ok(state("bob", PeerState::Connected));
+    s.ok(peer("bob", PeerEvent::RemoteMedia));
+    s.ok(relayed(
+        "bob",
+        Signal::Media {
+            audio: true,
+            video: true,
+        },
+    ));
+    s
+}
+
+fn forwarded(user: &str, kind: MediaKind) -> Input {
+    peer(
+        SFU_LINK,
+        PeerEvent::ForwardedMedia {
+            user_id: user.into(),
+            kind,
+        },
+    )
+}
+
+/// [`one_to_one`], then alice invites carol: the call moves to the SFU.
+fn grown() -> (Session, Vec<Effect>) {
+    let mut s = one_to_one();
+    let grew = s.ok(command(Command::GroupCall {
+        user_ids: vec!["carol".into()],
+        call_type: CallType::Video,
+        group_id: None,
+    }));
+    (s, grew)
 }
 
 #[test]
-fn a_participant_that_offers_its_own_connection_is_answered_over_one() {
-    // carol was invited into a call that began 1:1 between alice and bob, and stays peer to
-    // peer: alice offers carol a connection of her own.
-    let mut s = session("carol", true);
+fn a_one_to_one_call_that_grows_connects_to_the_sfu_and_keeps_its_connection_meanwhile() {
+    let (s, grew) = grown();
+    assert_eq!(created(&grew), [SFU_LINK], "{grew:?}");
+    assert!(
+        !grew
+            .iter()
+            .any(|e| matches!(e, Effect::ClosePeer { .. } | Effect::RetirePeer { .. })),
+        "bob's media keeps flowing on his own connection until it flows through the SFU"
+    );
+    assert!(!reaches_via_sfu(&s, "bob"));
+}
+
+#[test]
+fn a_member_moves_to_the_sfu_when_all_its_media_arrives_there_and_the_app_sees_nothing_of_it() {
+    let (mut s, _) = grown();
+    sfu_answers(&mut s);
+    s.ok(state(SFU_LINK, PeerState::Connected));
+    let audio = s.ok(forwarded("bob", MediaKind::Audio));
+    assert!(
+        audio.is_empty(),
+        "bob's video still comes over his own connection only: {audio:?}"
+    );
+    assert!(!reaches_via_sfu(&s, "bob"));
+    let moved = s.ok(forwarded("bob", MediaKind::Video));
+    assert_eq!(
+        moved,
+        [Effect::RetirePeer {
+            user_id: "bob".into()
+        }],
+        "bob already entered: no event, and his elements stay"
+    );
+    assert!(reaches_via_sfu(&s, "bob"));
+
+    // The newcomer is reached through the SFU from the start.
+    let carol = s.ok(accepted("carol"));
+    assert!(created(&carol).is_empty(), "{carol:?}");
+    assert!(reaches_via_sfu(&s, "carol"));
+}
+
+#[test]
+fn a_member_connection_dropping_after_the_move_is_no_interruption() {
+    let (mut s, _) = grown();
+    sfu_answers(&mut s);
+    s.ok(state(SFU_LINK, PeerState::Connected));
+    // bob moved first and closed his side.
+    let dropped = s
+        .handle(1_000, state("bob", PeerState::Failed))
+        .expect("ok");
+    assert_eq!(
+        dropped,
+        [Effect::RetirePeer {
+            user_id: "bob".into()
+        }]
+    );
+    let later = s
+        .handle(40_000, Input::Timer(Timer::PeerHealth))
+        .expect("ok");
+    assert!(
+        !later.iter().any(|e| matches!(e, Effect::Emit(_))),
+        "bob is not given up: {later:?}"
+    );
+}
+
+#[test]
+fn before_the_sfu_connection_is_up_a_dropped_member_connection_is_an_interruption() {
+    let (mut s, _) = grown();
+    let dropped = s
+        .handle(1_000, state("bob", PeerState::Failed))
+        .expect("ok");
+    assert!(
+        dropped.contains(&Effect::Emit(AppEvent::PeerMediaInterrupted {
+            user_id: "bob".into()
+        }))
+    );
+    assert!(dropped.contains(&Effect::RestartIce {
+        user_id: "bob".into()
+    }));
+}
+
+#[test]
+fn the_other_member_of_a_growing_call_moves_too_when_it_hears_of_the_invitation() {
+    let mut s = session("bob", true);
     s.ok(server(ServerMessage::Invited(Invited {
         invite_id: "i".into(),
         room_id: ROOM,
         sponsor: "alice".into(),
-        user_ids: vec!["carol".into()],
-        call_type: CallType::Audio,
-        is_group: true,
+        user_ids: vec!["bob".into()],
+        call_type: CallType::Video,
+        is_group: false,
         group_id: None,
     })));
     s.ok(command(Command::Accept));
     s.ok(server(ServerMessage::Joined(Joined {
         request_id: 1,
         room_id: ROOM,
-        call_type: CallType::Audio,
-        members: vec!["alice".into(), "bob".into()],
+        call_type: CallType::Video,
+        members: vec!["alice".into()],
         pending: vec![],
     })));
-    let offered = s.ok(server(ServerMessage::Signal(
-        calling_protocol::RelayedSignal {
+    let told = s.ok(server(ServerMessage::InviteeList(
+        calling_protocol::InviteeList {
             room_id: ROOM,
-            from: "alice".into(),
-            signal: Signal::Offer { sdp: "p2p".into() },
+            user_ids: vec!["carol".into()],
         },
     )));
-    assert_eq!(created(&offered), ["alice"]);
-    assert!(offered.iter().any(|e| matches!(
-        e,
-        Effect::ApplyRemoteDescription { user_id, .. } if user_id == "alice"
-    )));
-    let call = s.call.as_ref().expect("in the call");
-    assert!(!call.reaches_via_sfu("alice") && call.reaches_via_sfu("bob"));
+    assert_eq!(created(&told), [SFU_LINK], "{told:?}");
+}
+
+#[test]
+fn what_a_member_reached_through_the_sfu_sends_for_a_connection_of_its_own_finds_nothing() {
+    let (mut s, _) = inviter(true);
+    s.ok(accepted("bob"));
+    for signal in [
+        Signal::Offer { sdp: "p2p".into() },
+        Signal::Answer { sdp: "p2p".into() },
+    ] {
+        let effects = s.ok(relayed("bob", signal));
+        assert!(effects.is_empty(), "{effects:?}");
+    }
+    assert!(reaches_via_sfu(&s, "bob"));
 }
 
 #[test]
