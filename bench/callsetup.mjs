@@ -22,6 +22,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { userSig } from './usersig.mjs';
 import { summary } from './stats.mjs';
+import { CHROMIUM_FLAGS } from './chromium.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const args = Object.fromEntries(
@@ -37,18 +38,6 @@ const [appId, appKey] = String(args.app ?? '').split('=');
 const require = createRequire(path.join(here, '..', '.tools', 'node_modules', 'x.js'));
 const { chromium } = require('playwright-core');
 
-export const CHROMIUM_FLAGS = [
-  '--use-fake-device-for-media-stream',
-  '--use-fake-ui-for-media-stream',
-  '--autoplay-policy=no-user-gesture-required',
-  '--allow-loopback-in-peer-connection',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--no-sandbox',
-  '--headless',
-];
 
 // Static files for both pages: the pages, the SDK package, and the PeerJS client bundle.
 const fetched = new Set();

@@ -3,8 +3,8 @@
 #   unshare --net bash bench/netns-part.sh PART
 # i.e. inside a fresh network namespace whose only interface is loopback, so whatever the part
 # starts (servers, Chromium, load generator) can reach nothing but 127.0.0.0/8.
-# Reads OUT, APP, BIN, CALLS, SHORT_CALLS, SESSIONS, RATES, CLUSTER_RATES, FAILOVER_SESSIONS from
-# the environment.
+# Reads OUT, APP, BIN, CALLS, SHORT_CALLS, SESSIONS, RATES, CLUSTER_RATES, FAILOVER_SESSIONS,
+# GROUP_SIZES from the environment.
 set -euo pipefail
 ip link set lo up
 
@@ -66,6 +66,17 @@ case "$1" in
     start_peer_server callsetup
     node bench/callsetup.mjs --ours ws://127.0.0.1:8080/ws --app "$APP" --peer-port 9000 --pkg pkg \
       --calls "$CALLS" --short-calls "$SHORT_CALLS" --deadline-s 240 --out "$OUT/callsetup.json"
+    ;;
+  group)
+    # The same group calls as a mesh (this server) and through the SFU (a second one).
+    start_calling_server group-mesh
+    "$BIN/calling-server" --listen 127.0.0.1:8084 --app "$APP" --sfu-udp 127.0.0.1:0 \
+      > "$OUT/group-sfu-server.log" 2>&1 &
+    sfu=$!
+    pids+=("$sfu")
+    wait_port 8084
+    node bench/group.mjs --mesh ws://127.0.0.1:8080/ws --sfu ws://127.0.0.1:8084/ws --sfu-pid "$sfu" \
+      --app "$APP" --pkg pkg --sizes "${GROUP_SIZES:-4,6,9}" --deadline-s 420 --out "$OUT/group.json"
     ;;
   reconnect)
     start_calling_server reconnect

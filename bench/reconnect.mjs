@@ -18,6 +18,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { userSig } from './usersig.mjs';
 import { summary } from './stats.mjs';
+import { CHROMIUM_FLAGS } from './chromium.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const args = Object.fromEntries(
@@ -30,18 +31,6 @@ const PKG = path.resolve(args.pkg ?? path.join(here, '..', 'pkg'));
 const [PROXY, CONTROL, PAGES] = [18090, 18091, 18092];
 const require = createRequire(path.join(here, '..', '.tools', 'node_modules', 'x.js'));
 const { chromium } = require('playwright-core');
-// The call-setup benchmark's flags (fake devices, loopback allowed, headless).
-const CHROMIUM_FLAGS = [
-  '--use-fake-device-for-media-stream',
-  '--use-fake-ui-for-media-stream',
-  '--allow-loopback-in-peer-connection',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--no-sandbox',
-  '--headless',
-];
 
 const PAGE = `<!doctype html><meta charset="utf-8"><script type="module">
   const TRTCCalling = (await import('/pkg/index.js')).default;

@@ -45,6 +45,7 @@ const parts = {
   loadPeer: read('loadgen-peer.json'),
   clusterHold: [0, 1, 2].map((i) => read(`loadgen-cluster-hold-${i}.json`)?.hold).filter(Boolean),
   loadCluster: read('loadgen-cluster.json'),
+  group: read('group.json'),
   timings: read('timings.json'),
 };
 const bench = { date: new Date().toISOString(), machine, ...parts };
@@ -120,7 +121,7 @@ const held = (h) => {
 };
 
 const rows = [
-  ['Package wasm + JS, gzip -9 (raw)', `${kb(size.gzip9)} (${kb(size.raw)})`, '—', '—', '≤ 129 KB'],
+  ['Package wasm + JS, gzip -9 (raw)', `${kb(size.gzip9)} (${kb(size.raw)})`, '—', '—', '≤ 136 KB'],
   [`Ring: the caller's call → its SDP offer at the callee (ours: call(); PeerJS: peer.call() → \`call\` event), p50 / p95 (${o.calls ?? 0} / ${p.calls ?? 0} calls, taking turns)`, pp(o.ringToOffer), pp(p.ringToOffer), ratio(o.ringToOffer?.p50, p.ringToOffer?.p50), ''],
   ['… ours call() → INVITED: the invitation alone, before any connection work (PeerJS has no ring without an offer), p50 / p95', pp(o.ringInvite), 'n/a', '', 'p50 ≤ 5 ms'],
   [`Answer → first remote frame after a ${num(cs.ringMs, 0)} ms ring (ours connected while ringing), callee, p50 / p95`, pp(o.answerCallee), pp(p.answerCallee), ratio(o.answerCallee?.p50, p.answerCallee?.p50), 'p50 ≤ 70 ms'],
@@ -169,6 +170,27 @@ const rows = [
   [`… a node killed (SIGKILL) under ${int(fo.logged_in)} resumable sessions → each resumed on another node, p50 / p99 / max (${int(fo.resumed)} resumed)`, fo.kill_to_resumed?.count ? `${num(fo.kill_to_resumed.p50_ms, 0)} / ${num(fo.kill_to_resumed.p99_ms, 0)} / ${num(fo.kill_to_resumed.max_ms, 0)} ms` : '—', 'n/a', '', ''],
 ];
 
+// Group calls: the same call as a mesh and through the SFU, per size; a 1:1 call for reference.
+const groupRuns = (parts.group?.runs ?? []).filter((r) => !r.error);
+const groupRun = (mode, size) => groupRuns.find((r) => r.mode === mode && r.size === size);
+const groupSizes = [...new Set(groupRuns.filter((r) => r.size > 2).map((r) => r.size))].sort((a, b) => a - b);
+const oneToOne = groupRun('mesh', 2);
+/** "4: SFU a / mesh b; 6: …" for one figure of each run. */
+const perSize = (figure) => groupSizes
+  .map((n) => `${n}: SFU ${figure(groupRun('sfu', n))} / mesh ${figure(groupRun('mesh', n))}`)
+  .join('; ') || '—';
+const seenText = (r) => (r ? `${r.seen} of ${r.expected}` : '—');
+const kbps = (r) => (r?.uplinkKbps?.count ? `${int(r.uplinkKbps.p50)} kbit/s` : '—');
+const sfuLargest = groupRun('sfu', groupSizes[groupSizes.length - 1]);
+rows.push(
+  [`Group call through the SFU against the same call as a mesh, at ${groupSizes.join(' / ') || '—'} participants (one Chromium, a context each; load average ${parts.group?.loadAverageAtStart ?? '?'} at its start): every participant seeing every other`, perSize(seenText), 'n/a', '', 'all'],
+  [`… uplink per participant, p50 (a 1:1 call: ${kbps(oneToOne)})`, perSize(kbps), 'n/a', `${groupSizes[groupSizes.length - 1] ?? '?'} via SFU / 1:1: ${ratio(sfuLargest?.uplinkKbps?.p50, oneToOne?.uplinkKbps?.p50)}`, '9 via SFU ≤ 1.5 × 1:1'],
+  ['… outbound video streams (encodings) per participant, p50', perSize((r) => (r?.videoStreams?.count ? `${r.videoStreams.p50} (${r.videoEncodings.p50})` : '—')), 'n/a', '', 'SFU: 1 (≤ 3)'],
+  ['… browser CPU per participant, share of one core', perSize((r) => (Number.isFinite(r?.browserCpuPerParticipant) ? `${num(r.browserCpuPerParticipant * 100)} %` : '—')), 'n/a', '', ''],
+  ['… accept → first frame of each other participant, p50 / p95', perSize((r) => pp(r?.joinMs)), 'n/a', '', ''],
+  ['… server CPU per forwarded stream (audio and video each), share of one core', groupSizes.map((n) => `${n}: ${Number.isFinite(groupRun('sfu', n)?.serverCpuPerForwardedStream) ? `${num(groupRun('sfu', n).serverCpuPerForwardedStream * 100, 2)} %` : '—'}`).join('; ') || '—', 'n/a', '', ''],
+);
+
 const table = [
   '| Measure | trtc-calling-wasm | PeerJS | ours / PeerJS | Target |',
   '| --- | --- | --- | --- | --- |',
@@ -180,7 +202,8 @@ const failures = [
   ...(o.failures ?? []).map((f) => `ours call ${f.call} (ring ${f.ringMs} ms): ${f.error}`),
   ...(p.failures ?? []).map((f) => `PeerJS call ${f.call} (ring ${f.ringMs} ms): ${f.error}`),
   ...(rc.failures ?? []).map((f) => `reconnect: ${f}`),
-  ...['size', 'callsetup', 'reconnect', 'iceRestore', 'relay', 'loadOurs', 'loadPeer', 'loadCluster'].filter((k) => !parts[k]).map((k) => `part ${k} produced no figures`),
+  ...['size', 'callsetup', 'reconnect', 'iceRestore', 'relay', 'loadOurs', 'loadPeer', 'loadCluster', 'group'].filter((k) => !parts[k]).map((k) => `part ${k} produced no figures`),
+  ...(parts.group?.runs ?? []).filter((r) => r.error).map((r) => `group call, ${r.mode} ${r.size}: ${r.error}`),
   ...Object.entries(fo.failures ?? {}).map(([why, n]) => `failover: ${n} × ${why}`),
 ];
 const md = [

@@ -8,6 +8,7 @@
 # loopback-only network namespace with its servers started inside it.
 # Environment: BENCH_CALLS (30), BENCH_SHORT_CALLS (10: calls answered after a 200 ms ring),
 # BENCH_RELAY_CALLS (10: calls through a TURN relay, and as many over a direct link),
+# GROUP_SIZES (4,6,9: group calls measured as a mesh and through the SFU),
 # BENCH_SESSIONS (50000), BENCH_RATES (10000,7500,5000,2500: invitation
 # rates tried in turn; the first is the target), BENCH_CLUSTER_RATES (10000,5000,2500,1000: the
 # same across a three-node cluster), BENCH_FAILOVER_SESSIONS (1000: resumable sessions on the
@@ -59,6 +60,9 @@ part callsetup 270
 
 log "reconnect: a cut signaling connection back, against a fresh login"
 part reconnect 120
+
+log "group calls: mesh against the SFU at ${GROUP_SIZES:-4,6,9} participants, and a 1:1 call"
+part group 480
 
 # Not a loopback part: the runner builds its own network of namespaces (e2e/netns/net.sh).
 log "ICE restart: a pulled media link plugged back, against a fresh call (test hosts in network namespaces)"
