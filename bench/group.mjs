@@ -153,13 +153,16 @@ async function run(browser, mode, url, size, serverPid) {
       serverCpu: serverPid ? (cpu1.server - cpu0.server) / secs : null,
       serverCpuPerForwardedStream: forwarded ? (cpu1.server - cpu0.server) / secs / forwarded : null,
       forwardedStreams: forwarded,
+      // What the caller's encodings were at the window's end: why a layer is not sent.
+      callerLayers: after[0].layers,
     };
     const pct = (x) => (x == null ? '-' : `${(x * 100).toFixed(2)} %`);
     console.log(
       `${mode} ${size}: ${seen}/${size * (size - 1)} seen, join p50 ${figures.joinMs.p50?.toFixed(0)} ms, ` +
       `uplink p50 ${figures.uplinkKbps.p50?.toFixed(0)} kbit/s, video streams ${figures.videoStreams.p50} ` +
       `(${figures.videoEncodings.p50} encodings), browser CPU ${pct(figures.browserCpuPerParticipant)} of a core per participant, ` +
-      `server ${pct(figures.serverCpu)} (${pct(figures.serverCpuPerForwardedStream)} per forwarded stream)`,
+      `server ${pct(figures.serverCpu)} (${pct(figures.serverCpuPerForwardedStream)} per forwarded stream); ` +
+      `caller's encodings ${figures.callerLayers.map((l) => `${l.rid ?? '-'}:${l.width ?? 0}px/${l.active === false ? 'off' : 'on'}/${l.limit}`).join(' ')}`,
     );
     return figures;
   } finally {
