@@ -74,6 +74,76 @@ export class Person {
         return t ? { id: t.id, deviceId: t.getSettings().deviceId, label: t.label } : null;
       };
     });
+    // Every RTCPeerConnection the page creates is recorded (it only records: the class is a
+    // subclass of the browser's, so `instanceof` and the static methods behave as before), with
+    // the stream id of each track it receives, so a test can see from outside the SDK how many
+    // connections a call uses and what flows on each: window.rtcStats() reads them.
+    await this.context.addInitScript(() => {
+      const Native = window.RTCPeerConnection;
+      if (!Native) return;
+      const created = [];
+      /** Per connection: received track id -> { track, stream id, transceiver }. */
+      const received = new WeakMap();
+      window.RTCPeerConnection = class RTCPeerConnection extends Native {
+        constructor(...args) {
+          super(...args);
+          const tracks = new Map();
+          received.set(this, tracks);
+          created.push(this);
+          this.addEventListener('track', (e) => {
+            tracks.set(e.track.id, { track: e.track, stream: e.streams[0]?.id ?? null, transceiver: e.transceiver });
+          });
+        }
+      };
+      /**
+       * The recorded connections: how many were created, and for each one not closed its state
+       * and its video RTP streams from getStats (outbound: rid, mid, frames encoded; inbound:
+       * mid, track, the stream id it arrived in, whether it is still received, frames decoded).
+       */
+      window.rtcStats = async () => {
+        const at = performance.now();
+        const open = [];
+        for (const pc of created.filter((c) => c.signalingState !== 'closed')) {
+          const tracks = received.get(pc);
+          const outboundVideo = [];
+          const inboundVideo = [];
+          for (const s of (await pc.getStats()).values()) {
+            if (s.kind !== 'video') continue;
+            if (s.type === 'outbound-rtp') {
+              outboundVideo.push({ rid: s.rid ?? null, mid: s.mid ?? null, framesEncoded: s.framesEncoded ?? 0 });
+            } else if (s.type === 'inbound-rtp') {
+              const r = tracks.get(s.trackIdentifier);
+              const receiving = Boolean(r) && r.track.readyState === 'live' && !r.transceiver.stopped
+                && ['recvonly', 'sendrecv'].includes(r.transceiver.currentDirection);
+              inboundVideo.push({
+                mid: s.mid ?? null, track: s.trackIdentifier ?? null, stream: r?.stream ?? null,
+                receiving, framesDecoded: s.framesDecoded ?? 0,
+              });
+            }
+          }
+          // The simulcast encodings the page asked its video sender for (by rid).
+          const configuredRids = pc.getTransceivers()
+            .filter((t) => t.direction === 'sendonly' && t.receiver.track.kind === 'video')
+            .flatMap((t) => t.sender.getParameters().encodings.map((e) => e.rid ?? null));
+          open.push({ pc, connectionState: pc.connectionState, outboundVideo, inboundVideo, configuredRids });
+        }
+        // Those closed while their statistics were read are not counted either.
+        return {
+          at,
+          created: created.length,
+          open: open.filter((o) => o.pc.signalingState !== 'closed').map(({ pc, ...o }) => o),
+        };
+      };
+      // The latest rtcStats() sample taken after `notBefore` (the page's performance.now()),
+      // or null; each call starts a new sample unless one is under way. Synchronous, for
+      // waitForFunction predicates.
+      let latest = null;
+      let pending = null;
+      window.rtcLatest = (notBefore = 0) => {
+        pending ??= window.rtcStats().then((s) => { latest = s; }, () => {}).finally(() => { pending = null; });
+        return latest && latest.at >= notBefore ? latest : null;
+      };
+    });
     this.page = await this.context.newPage();
     this.page.on('console', (m) => this.logs.push(`[${m.type()}] ${m.text()}`));
     this.page.on('pageerror', (e) => this.logs.push(`[pageerror] ${e.message}`));
@@ -85,6 +155,11 @@ export class Person {
   /** The latest live track of `kind` ("audio", "video") captured in the page, or null. */
   liveCapture(kind) {
     return this.page.evaluate((k) => window.liveCapture(k), kind);
+  }
+
+  /** The page's RTCPeerConnections and their video RTP streams (see `rtcStats` in `open`). */
+  rtcStats() {
+    return this.page.evaluate(() => window.rtcStats());
   }
 
   /** Signs in through the form, as a person would. */

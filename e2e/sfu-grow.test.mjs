@@ -3,8 +3,8 @@
 // calling-server running the SFU (e2e/run.sh starts it with `--sfu-udp`).
 //
 // What the move is judged by is the gap it causes, not every late frame: four pages encoding
-// three simulcast layers each on two shared cores make Chromium drop layers now and then,
-// which the SFU follows with a short gap of its own.
+// their simulcast layers on two shared cores make Chromium drop layers now and then, which the
+// SFU follows with a short gap of its own.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -24,7 +24,9 @@ function watch(page, userID) {
   return page.evaluate((user) => {
     const t0 = performance.now();
     const at = () => Math.round(performance.now() - t0);
-    const seen = { switches: [], notices: [], log: [], el: null, lastFrameAt: null };
+    // `longestBefore`: the longest wait for a frame on the first element, the video's own jitter
+    // on this machine before the move.
+    const seen = { switches: [], notices: [], log: [], el: null, lastFrameAt: null, longestBefore: 0, first: null };
     const follow = (el) => {
       const onFrame = () => {
         if (seen.el !== el) return;
@@ -33,8 +35,10 @@ function watch(page, userID) {
           seen.switches.push(Math.round(now - seen.pendingSwitchFrom));
           seen.log.push(`${at()} ms: first frame on the new element`);
           seen.pendingSwitchFrom = undefined;
-        } else if (seen.lastFrameAt !== null && now - seen.lastFrameAt > 300) {
-          seen.log.push(`${at()} ms: a frame after ${Math.round(now - seen.lastFrameAt)} ms`);
+        } else if (seen.lastFrameAt !== null) {
+          const gap = now - seen.lastFrameAt;
+          if (el === seen.first) seen.longestBefore = Math.max(seen.longestBefore, gap);
+          if (gap > 300) seen.log.push(`${at()} ms: a frame after ${Math.round(gap)} ms`);
         }
         seen.lastFrameAt = now;
         el.requestVideoFrameCallback(onFrame);
@@ -45,6 +49,7 @@ function watch(page, userID) {
       const v = document.querySelector(`#view-${user} video`);
       if (v && v !== seen.el) {
         if (seen.el) seen.pendingSwitchFrom = seen.lastFrameAt ?? performance.now();
+        seen.first ??= v;
         seen.el = v;
         seen.log.push(`${at()} ms: a new video element`);
         follow(v);
@@ -61,8 +66,8 @@ function watch(page, userID) {
 
 function watched(page) {
   return page.evaluate(() => {
-    const { switches, notices, log, pendingSwitchFrom } = window.growthWatch;
-    return { switches, notices, log, waiting: pendingSwitchFrom !== undefined };
+    const { switches, notices, log, pendingSwitchFrom, longestBefore } = window.growthWatch;
+    return { switches, notices, log, waiting: pendingSwitchFrom !== undefined, longestBefore: Math.round(longestBefore) };
   });
 }
 
@@ -109,11 +114,14 @@ test('a 1:1 call that grows to four moves to the SFU; the first two keep seeing 
     await Promise.all(all.map((p) => p.shot('01-four')));
 
     for (const [p, other] of [[amy, 'ben'], [ben, 'amy']]) {
-      const { switches, notices, log, waiting } = await watched(p.page);
+      const { switches, notices, log, waiting, longestBefore } = await watched(p.page);
       const why = `${p.userID} watching ${other}:\n${log.join('\n')}`;
       assert.ok(!waiting && switches.length === 1, `the view moved to the SFU's stream once, and plays: ${why}`);
-      assert.ok(switches[0] < 1000, `${switches[0]} ms without a frame at the move: ${why}`);
-      console.log(`${p.userID}: ${other}'s video moved to the SFU with ${switches[0]} ms between frames`);
+      // The move may cost a frame interval or two, never the seconds a wait for a key frame
+      // would (on a loaded machine the video's own gaps before the move set the scale).
+      const allowed = Math.max(1000, 2 * longestBefore);
+      assert.ok(switches[0] < allowed, `${switches[0]} ms without a frame at the move (allowed ${allowed}): ${why}`);
+      console.log(`${p.userID}: ${other}'s video moved to the SFU with ${switches[0]} ms between frames (longest before: ${longestBefore} ms)`);
       const unexpected = notices.filter((n) => /unstable|left|lost/i.test(n));
       assert.deepEqual(unexpected, [], `${p.userID}: the move showed ${JSON.stringify(notices)}`);
       assert.equal(await p.page.locator('[data-testid="tile"][data-joined="true"]').count(), 3, `${p.userID}: remote tiles`);

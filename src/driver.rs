@@ -509,6 +509,9 @@ impl Driver {
         });
         match created {
             Ok(peer) => {
+                if user_id == SFU_LINK {
+                    crate::sfu::add_senders(peer.connection(), self.media.frame_size());
+                }
                 // No track yet: they go on with `AttachMedia`, once the call is accepted.
                 let old = self.peers.borrow_mut().insert(user_id, peer);
                 drop(old);

@@ -83,6 +83,12 @@ impl Drop for Media {
 }
 
 impl Media {
+    /// The camera's size the quality profile asks for (width, height).
+    pub fn frame_size(&self) -> (u32, u32) {
+        let (_, w, h) = PROFILES[self.profile.get().min(PROFILES.len() - 1)];
+        (w, h)
+    }
+
     /// `setVideoQuality`: false for an unknown profile.
     pub fn set_profile(&self, name: &str) -> bool {
         match PROFILES.iter().position(|(n, _, _)| *n == name) {
@@ -225,7 +231,7 @@ impl Media {
             let _ = Reflect::set(&obj, &"deviceId".into(), &exact);
         }
         if kind == Kind::Video {
-            let (_, w, h) = PROFILES[self.profile.get().min(PROFILES.len() - 1)];
+            let (w, h) = self.frame_size();
             let _ = Reflect::set(&obj, &"width".into(), &w.into());
             let _ = Reflect::set(&obj, &"height".into(), &h.into());
         }

@@ -29,7 +29,7 @@ use crate::driver::Sink;
 use crate::error::{js_message, Error};
 use crate::log;
 use crate::media::Kind;
-use crate::sfu::{self, Remotes};
+use crate::sfu::Remotes;
 use crate::task;
 use crate::view::Views;
 use crate::warmup::{with_start_bitrate, Gate, KeyFrameRequester};
@@ -100,10 +100,9 @@ impl PeerConnection {
             listeners: RefCell::default(),
         });
         peer.listen(sink);
-        if peer.sfu.is_some() {
-            // Nothing to warm up: the SFU connection is made when the call is accepted.
-            sfu::add_senders(&peer.pc);
-        } else if initiator {
+        // The SFU connection's senders are the driver's to add (`sfu::add_senders`); it is made
+        // once the call is accepted, so there is nothing to warm up.
+        if initiator && peer.sfu.is_none() {
             let init = RtcRtpTransceiverInit::new();
             init.set_direction(RtcRtpTransceiverDirection::Sendrecv);
             for kind in ["audio", "video"] {

@@ -1,0 +1,223 @@
+// Group calls through the SFU, driven through the demo page. The server of e2e/run.sh runs the
+// SFU, so a group call's media goes through it: each page has exactly one RTCPeerConnection for
+// the call (to the SFU), sends its camera once as one video m-line with the simulcast encodings
+// the SDK gives its camera's size (two at the demo's 480p, three from 720p), and receives every
+// other participant's audio and video on that same
+// connection, in a MediaStream whose id is their user id. The harness records every
+// RTCPeerConnection a page creates (window.rtcStats), so this is checked from outside the SDK.
+// Screenshots go to test-output/e2e/<scenario>-<step>-<user>.png.
+
+import { test, before, after } from 'node:test';
+import { readFileSync } from 'node:fs';
+import { launchBrowser, withPeople, PHONE } from './harness.mjs';
+
+/** Media through the SFU with nine pages on two cores: ICE, DTLS, the first key frames. */
+const MEDIA_TIMEOUT = 60_000;
+/**
+ * People in the full group call: the server's limit, 9; E2E_SFU_GROUP_SIZE (2 to 9) sets fewer.
+ * Nine pages encoding their camera and decoding eight others need more than two cores: e2e/run.sh
+ * runs five on smaller machines.
+ */
+const GROUP_SIZE = Number(process.env.E2E_SFU_GROUP_SIZE || 9);
+
+let browser;
+before(async () => { browser = await launchBrowser(); });
+after(async () => { await browser?.close(); });
+
+/**
+ * What is wrong with a page's rtcStats() sample for a group call through the SFU with
+ * `others` (user ids), as a list of sentences (empty: nothing). Runs in Node and, injected, in
+ * the pages (for waitForFunction), so it uses nothing outside itself. `exactInbound`: every
+ * inbound video stream of the connection must be a received one (a call without churn).
+ */
+function sfuProblems(sample, others, exactInbound) {
+  const problems = [];
+  if (sample.open.length !== 1) {
+    const out = sample.open.flatMap((c) => c.outboundVideo);
+    const inb = sample.open.flatMap((c) => c.inboundVideo);
+    return [`${sample.open.length} open RTCPeerConnections (${sample.created} created), not 1; between them `
+      + `${out.length} outbound video streams (rids [${out.map((o) => o.rid ?? '-')}]) and ${inb.length} inbound`];
+  }
+  const pc = sample.open[0];
+  const out = pc.outboundVideo;
+  const rids = out.map((o) => o.rid).sort();
+  const asked = [...pc.configuredRids].sort();
+  if (asked.length < 2 || asked.includes(null) || rids.join() !== asked.join()) {
+    problems.push(`${out.length} outbound video streams with rids [${rids}], not the simulcast encodings `
+      + `[${asked}] its sender was given`);
+  }
+  const mids = [...new Set(out.map((o) => o.mid))];
+  if (mids.length !== 1 || mids[0] === null) problems.push(`outbound video on mids [${mids}], not on one`);
+  const inbound = pc.inboundVideo.filter((i) => i.receiving);
+  if (exactInbound && inbound.length !== pc.inboundVideo.length) {
+    problems.push(`${pc.inboundVideo.length - inbound.length} inbound video streams no longer received`);
+  }
+  const tracks = new Set(inbound.map((i) => i.track));
+  if (tracks.size !== others.length || inbound.length !== others.length) {
+    problems.push(`${inbound.length} inbound video streams on ${tracks.size} tracks, not ${others.length}`);
+  }
+  const streams = inbound.map((i) => i.stream ?? '(none)').sort();
+  if (streams.join() !== [...others].sort().join()) {
+    problems.push(`inbound video in streams [${streams}], not [${[...others].sort()}]`);
+  }
+  const still = inbound.filter((i) => !(i.framesDecoded > 0)).map((i) => i.stream ?? i.track);
+  if (still.length) problems.push(`nothing decoded from [${still}]`);
+  return problems;
+}
+
+/** A sample, short enough for a failure message: each open connection's video streams. */
+function describe(sample) {
+  const pcs = sample.open.map((pc, i) => {
+    const out = pc.outboundVideo.map((o) => `${o.rid ?? '-'}@${o.mid}:${o.framesEncoded}f`).join(' ');
+    const inb = pc.inboundVideo
+      .map((x) => `${x.stream ?? '?'}@${x.mid}:${x.framesDecoded}f${x.receiving ? '' : '(not received)'}`)
+      .join(' ');
+    return `  pc${i} ${pc.connectionState}: out [${out}] in [${inb}]`;
+  });
+  return [`${sample.open.length} open of ${sample.created} created`, ...pcs].join('\n');
+}
+
+/** The page's call state and its last SDK events (the demo keeps them), for a failure's message. */
+function pageState(person) {
+  return person.page.evaluate(() => {
+    const events = (window.demoEvents || []).slice(-6).map((e) => `${e.name}${e.userID ? ` ${e.userID}` : ''}${e.code ? ` (${e.code})` : ''}`);
+    return `screen ${document.body.dataset.screen}, call ${document.body.dataset.call}; last events: ${events.join(', ')}`;
+  }).catch(() => 'page gone');
+}
+
+/**
+ * Waits until `person`'s page is in the SFU shape with `others` (see sfuProblems), and its
+ * lowest encoding's frames encoded then advance. Throws what the page has instead.
+ */
+async function expectSfuShape(person, others, { exactInbound = false } = {}) {
+  const { page, userID } = person;
+  await page.evaluate(`window.sfuProblems = ${sfuProblems}`);
+  const since = await page.evaluate(() => performance.now());
+  const fail = async (what, err) => {
+    const sample = await person.rtcStats().catch((e) => null);
+    const problems = sample ? sfuProblems(sample, others, exactInbound) : ['page gone'];
+    throw new Error(`${userID}: ${what}: ${problems.join('; ') || 'no problem left'}\n`
+      + `${sample ? describe(sample) : ''}\n  ${await pageState(person)}\n${err.message}`);
+  };
+  try {
+    await page.waitForFunction(
+      ([o, t, exact]) => {
+        const s = window.rtcLatest(t);
+        return s !== null && window.sfuProblems(s, o, exact).length === 0;
+      },
+      [others, since, exactInbound],
+      { timeout: MEDIA_TIMEOUT, polling: 250 },
+    );
+  } catch (err) {
+    await fail(`not one connection to the SFU sending its simulcast encodings and receiving ${others.join(', ')}`, err);
+  }
+  const base = (await person.rtcStats()).open[0].outboundVideo.find((o) => o.rid === 'l').framesEncoded;
+  const after = await page.evaluate(() => performance.now());
+  try {
+    await page.waitForFunction(
+      ([b, t]) => {
+        const l = window.rtcLatest(t)?.open[0]?.outboundVideo.find((o) => o.rid === 'l');
+        return Boolean(l) && l.framesEncoded > b;
+      },
+      [base, after],
+      { timeout: MEDIA_TIMEOUT, polling: 250 },
+    );
+  } catch (err) {
+    await fail(`encoding l does not advance past ${base} frames`, err);
+  }
+}
+
+/** Runs `check` on every person at once; fails with every page's failure, not the first. */
+async function onEveryPage(people, check) {
+  const results = await Promise.allSettled(people.map(check));
+  const failed = results.filter((r) => r.status === 'rejected').map((r) => r.reason.message);
+  if (failed.length) throw new Error(`${failed.length} of ${people.length} pages:\n${failed.join('\n\n')}`);
+}
+
+/** Each of `people` renders each other one with advancing frames. */
+function everyoneSeesEveryone(people) {
+  return onEveryPage(people, async (p) => {
+    try {
+      for (const o of people) if (o !== p) await p.waitForVideo(o.userID, MEDIA_TIMEOUT);
+    } catch (err) {
+      const sample = await p.rtcStats().catch(() => null);
+      err.message += `\n${p.userID}'s page: ${await pageState(p)}; connections: ${sample ? describe(sample) : '?'}`;
+      throw err;
+    }
+  });
+}
+
+/** `caller` places a video call to `callees` through the demo, and they all accept. */
+async function groupCall(caller, callees) {
+  await caller.page.getByTestId('callee-input').fill(callees.map((p) => p.userID).join(', '));
+  await caller.page.getByTestId('call-video').click();
+  await caller.waitFor('body[data-call="outgoing"]');
+  await onEveryPage(callees, async (p) => {
+    await p.waitFor('[data-testid="incoming"]');
+    await p.page.getByTestId('accept').click();
+  });
+  await onEveryPage([caller, ...callees], waitConnected);
+}
+
+/** Waits until `person`'s call screen says connected; fails with the page's state. */
+async function waitConnected(person) {
+  try {
+    await person.waitFor('body[data-call="connected"]', MEDIA_TIMEOUT);
+  } catch (err) {
+    const sample = await person.rtcStats().catch(() => null);
+    err.message += `\n${person.userID}'s page: ${await pageState(person)}; connections: ${sample ? describe(sample) : '?'}`;
+    throw err;
+  }
+}
+
+const others = (people, p) => people.filter((o) => o !== p).map((o) => o.userID);
+
+test(`${GROUP_SIZE} people in one group call: one connection each to the SFU, one simulcast video, `
+  + `${GROUP_SIZE - 1} received`, async () => {
+  const names = ['nina', 'omar', 'pete', 'ruth', 'saul', 'tina', 'ugo', 'vera', 'walt'].slice(0, GROUP_SIZE);
+  const started = Date.now();
+  await withPeople(browser, 'sfu-1-full', names.map((n) => [n, PHONE]), async (...people) => {
+    const [caller, ...callees] = people;
+    await groupCall(caller, callees);
+    const connected = Date.now();
+    await onEveryPage(people, (p) => expectSfuShape(p, others(people, p), { exactInbound: true }));
+    const shaped = Date.now();
+    await everyoneSeesEveryone(people);
+    await Promise.all(people.map((p) => p.shot('01-all')));
+    const n = people.length;
+    console.log(`${n} people: signed in and connected in ${(connected - started) / 1000} s, one connection each `
+      + `receiving ${n - 1} ${(shaped - connected) / 1000} s later, all ${n * (n - 1)} videos advancing `
+      + `${(Date.now() - shaped) / 1000} s after that; load average ${readFileSync('/proc/loadavg', 'utf8').trim()}`);
+  });
+});
+
+test('a member leaves a group call and is added back: the others go on, then everyone sees everyone', async () => {
+  const names = ['abe', 'bea', 'cid', 'dot'];
+  await withPeople(browser, 'sfu-2-rejoin', names.map((n) => [n, PHONE]), async (...people) => {
+    const [abe, bea, cid, dot] = people;
+    await groupCall(abe, [bea, cid, dot]);
+    await everyoneSeesEveryone(people);
+    await onEveryPage(people, (p) => expectSfuShape(p, others(people, p), { exactInbound: true }));
+
+    // Dot hangs up: her tile goes at the three others, who go on seeing each other.
+    await dot.page.getByTestId('btn-hangup').click();
+    await dot.waitFor('body[data-screen="home"][data-call="idle"]');
+    const stayed = [abe, bea, cid];
+    await Promise.all(stayed.map((p) => p.waitGone(p.tile('dot'))));
+    await onEveryPage(stayed, waitConnected);
+    await everyoneSeesEveryone(stayed);
+    await onEveryPage(stayed, (p) => expectSfuShape(p, others(stayed, p)));
+    await Promise.all(stayed.map((p) => p.shot('01-dot-left')));
+
+    // Bea adds Dot back; Dot accepts.
+    await bea.page.getByTestId('btn-add').click();
+    await bea.page.getByTestId('invite-input').fill('dot');
+    await bea.page.getByTestId('invite-submit').click();
+    await dot.waitFor('[data-testid="incoming"]');
+    await dot.page.getByTestId('accept').click();
+    await waitConnected(dot);
+    await everyoneSeesEveryone(people);
+    await Promise.all(people.map((p) => p.shot('02-dot-back')));
+    await onEveryPage(people, (p) => expectSfuShape(p, others(people, p)));
+  });
+});
