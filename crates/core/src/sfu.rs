@@ -22,7 +22,7 @@
 use crate::active_call::{ActiveCall, Phase};
 use crate::event::AppEvent;
 use crate::health::Verdict;
-use crate::leave::Tell;
+use crate::leave::{lost_events, Tell};
 use crate::link::{Link, PeerLink, Role, NOTHING};
 use crate::session::{create_peer, Session};
 use crate::{code, Effect, MediaKind, PeerEvent, PeerState, SdkError};
@@ -176,8 +176,10 @@ impl Session {
     }
 
     /// The SFU connection stayed interrupted too long (or never came up): every participant is
-    /// out of reach, so the call ends for us, and the server hears our hangup.
-    pub(crate) fn give_up_on_sfu(&mut self, out: &mut Vec<Effect>) {
+    /// out of reach, so the call ends for us (`ERROR` 60009, then `CALL_END` as when we leave),
+    /// and the server hears our hangup.
+    pub(crate) fn give_up_on_sfu(&mut self, now_ms: u64, out: &mut Vec<Effect>) {
+        let Some(me) = self.me() else { return };
         let Some(sfu) = self.call.as_ref().and_then(|c| c.sfu.as_ref()) else {
             return;
         };
@@ -194,7 +196,12 @@ impl Session {
             code: Some(code::PEER_CONNECTION_FAILED),
             message: format!("the call ended: {msg}"),
         };
-        self.end_call(Tell::Server, |_| vec![error], &reason, out);
+        let events = |call: &ActiveCall| {
+            let mut events = vec![error];
+            events.extend(lost_events(call, &me, now_ms));
+            events
+        };
+        self.end_call(Tell::Server, events, &reason, out);
     }
 
     /// The SFU link's part of `Timer::PeerHealth`.
@@ -208,7 +215,7 @@ impl Session {
             out.extend(for_every_member(call, effects));
         }
         if verdict == Verdict::GiveUp {
-            self.give_up_on_sfu(out);
+            self.give_up_on_sfu(now_ms, out);
         }
     }
 }

@@ -549,10 +549,15 @@ fn an_sfu_connection_lost_for_good_ends_the_call_with_the_server_told() {
     assert!(ended.contains(&Effect::ClosePeer {
         user_id: SFU_LINK.into()
     }));
-    assert!(emitted(&ended).iter().any(|e| matches!(
-        e,
-        AppEvent::Error { code, msg } if *code == code::PEER_CONNECTION_FAILED && msg.contains("the SFU")
-    )));
+    let events = emitted(&ended);
+    assert!(
+        matches!(
+            events.as_slice(),
+            [AppEvent::Error { code, msg }, AppEvent::CallEnd { user_id, .. }]
+                if *code == code::PEER_CONNECTION_FAILED && msg.contains("the SFU") && user_id == "alice"
+        ),
+        "the app hears why, then that the call ended: {events:?}"
+    );
 }
 
 #[test]
