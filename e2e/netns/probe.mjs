@@ -1,5 +1,6 @@
 // What the namespace suites read from a page, from outside the SDK: every RTCPeerConnection
-// the page creates (for getStats(): the selected candidate pair, the remote candidates), the
+// the page creates (for getStats(): the selected candidate pair, the remote candidates, the
+// video RTP streams received and sent; and its connection state), the
 // wall-clock time of every video frame a remote <video> presents, and the demo's journal of
 // SDK events (window.demoEvents, kept by www/js/app.js).
 
@@ -38,7 +39,49 @@ function pageProbe() {
     return { count: after.length, first: after[0] ?? null };
   };
 
+  /** Every `userID` frame time after `since`, oldest first (for the gaps between them). */
+  window.probeFrameTimes = (userID, since) => (frames[userID] || []).filter((t) => t > since);
+
+  /** The connectionState of every connection the page made, oldest first (closed ones too). */
+  window.probeConnectionStates = () => connections.map((pc) => pc.connectionState);
+
   const live = () => connections.filter((pc) => pc.connectionState !== 'closed');
+
+  /**
+   * Every live connection's video RTP streams: what is received (with `user`, the stream ID
+   * the remote description gives its m-line, `a=msid:<stream> <track>`: on a connection to the
+   * SFU, the sender's user ID) and what is sent (each simulcast encoding by its rid).
+   */
+  window.probeVideoRtp = async () => {
+    const out = [];
+    for (const pc of live()) {
+      const streamOfMid = new Map();
+      for (const section of (pc.remoteDescription?.sdp || '').split(/\r?\nm=/).slice(1)) {
+        const mid = section.match(/^a=mid:(\S+)/m)?.[1];
+        const stream = section.match(/^a=msid:(\S+)/m)?.[1];
+        if (mid && stream) streamOfMid.set(mid, stream);
+      }
+      const inbound = [];
+      const outbound = [];
+      (await pc.getStats()).forEach((r) => {
+        if (r.kind !== 'video') return;
+        if (r.type === 'inbound-rtp') {
+          inbound.push({
+            user: streamOfMid.get(r.mid) ?? null, mid: r.mid, ssrc: r.ssrc,
+            frameWidth: r.frameWidth, frameHeight: r.frameHeight, framesDecoded: r.framesDecoded, bytesReceived: r.bytesReceived,
+          });
+        }
+        if (r.type === 'outbound-rtp') {
+          outbound.push({
+            rid: r.rid, frameWidth: r.frameWidth, frameHeight: r.frameHeight, framesEncoded: r.framesEncoded,
+            bytesSent: r.bytesSent, active: r.active, qualityLimitationReason: r.qualityLimitationReason,
+          });
+        }
+      });
+      out.push({ inbound, outbound });
+    }
+    return out;
+  };
   /** The candidates of each live connection's selected pair, and every remote candidate. */
   window.probeStats = async () => {
     const out = [];
@@ -87,6 +130,21 @@ export async function waitForFramesSince(person, userID, since, n, timeout) {
     throw new Error(`${person.userID}: fewer than ${n} frames of ${userID} within ${timeout} ms (${JSON.stringify(seen)})\n${err.message}`);
   }
   return (await person.page.evaluate(([id, t]) => window.probeFramesSince(id, t), [userID, since])).first;
+}
+
+/** The times (Date.now()) of every frame of `userID` that `person` presented after `since`. */
+export function frameTimesSince(person, userID, since) {
+  return person.page.evaluate(([id, t]) => window.probeFrameTimes(id, t), [userID, since]);
+}
+
+/** The connectionState of every peer connection `person`'s page made, oldest first. */
+export function connectionStates(person) {
+  return person.page.evaluate(() => window.probeConnectionStates());
+}
+
+/** `person`'s live peer connections' video RTP streams, as probeVideoRtp() reports them. */
+export function videoRtp(person) {
+  return person.page.evaluate(() => window.probeVideoRtp());
 }
 
 /** The page's live peer connections as probeStats() reports them. */

@@ -140,6 +140,12 @@ impl Sfu {
         }
         let mut rtc = RtcConfig::new()
             .set_crypto_provider(self.crypto.clone())
+            // One codec of each kind, which every browser decodes: what one participant sends
+            // is forwarded as it is to all the others. It also keeps the SDP of a call of nine
+            // (two m-lines per other participant) well within a signaling message.
+            .clear_codecs()
+            .enable_opus(true)
+            .enable_vp8(true)
             // Estimates what can be sent to each participant, from which its simulcast layers
             // are chosen.
             .enable_bwe(
