@@ -1,23 +1,22 @@
 //! Group calls through the server's SFU: one connection carries our media up once and every
 //! other participant's media down, instead of one connection per participant.
 //!
-//! A call uses the SFU when it begins as a group call and the server runs one
-//! (`LoginOk::sfu`); that holds for the whole call. Its connection to the SFU is a link like
-//! any other ([`Role::Sfu`], keyed [`SFU_LINK`] in effects and inputs): the same perfect
-//! negotiation (the SFU is the polite side), ICE restarts and give-up as a participant's. Its
-//! signals go to the server as `sfu` messages. Each participant keeps a link of its own
-//! ([`Role::ViaSfu`]) with no connection: what the app hears of that participant (`USER_ENTER`
-//! when its media arrives, which the glue reports under the participant's id by the stream id
-//! the SFU gives its tracks; `USER_*_AVAILABLE` from its relayed media state) works as in a
-//! mesh, and such a link is up while the SFU link is.
+//! A call uses the SFU when it is a group call (from the start, or once a 1:1 call grows,
+//! below) and the server runs one (`LoginOk::sfu`), for the rest of the call. Its connection to
+//! the SFU is a link like any other ([`Role::Sfu`], keyed [`SFU_LINK`] in effects and inputs):
+//! the same perfect negotiation (the SFU is the polite side), ICE restarts and give-up as a
+//! participant's. Its signals go to the server as `sfu` messages. Each participant keeps a link
+//! of its own ([`Role::ViaSfu`]) with no connection: what the app hears of that participant
+//! (`USER_ENTER` when its media arrives, which the glue reports under the participant's id by
+//! the stream id the SFU gives its tracks; `USER_*_AVAILABLE` from its relayed media state)
+//! works as in a mesh, and such a link is up while the SFU link is.
 //!
 //! A 1:1 call that grows (an invitation into it, or a member joining past two) moves to the
 //! SFU without a gap: each member connects to the SFU while its peer-to-peer connections stay,
 //! and each of those goes once every kind of media the other side sends arrives through the
 //! SFU too (the glue then plays it from there, in the same elements), or once it drops (the
-//! other side closed it, having moved).
-//! What a participant reached through the SFU still sends for a connection of its own (an
-//! offer crossing the move) finds nothing.
+//! other side closed it, having moved). What a participant reached through the SFU still sends
+//! for a connection of its own (an offer crossing the move) finds nothing.
 
 use crate::active_call::{ActiveCall, Phase};
 use crate::event::AppEvent;
