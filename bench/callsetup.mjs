@@ -15,7 +15,6 @@
 // node bench/callsetup.mjs --ours ws://127.0.0.1:P/ws --app ID=KEY --peer-port P2 --pkg DIR
 //      [--calls 30] [--ring-ms 1000] [--short-calls 10] [--short-ring-ms 200]
 //      [--deadline-s 300] [--out FILE]
-import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
@@ -23,6 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { userSig } from './usersig.mjs';
 import { summary } from './stats.mjs';
 import { CHROMIUM_FLAGS } from './chromium.mjs';
+import { serveFiles } from './files.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const args = Object.fromEntries(
@@ -46,21 +46,7 @@ const roots = [
   ['/peerjs/', path.join(here, 'node_modules', 'peerjs', 'dist')],
   ['/', path.join(here, 'pages')],
 ];
-const types = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm' };
-const files = http.createServer((req, res) => {
-  const url = new URL(req.url, 'http://x');
-  const [prefix, dir] = roots.find(([p]) => url.pathname.startsWith(p));
-  const file = path.join(dir, path.normalize(url.pathname.slice(prefix.length)));
-  if (!file.startsWith(dir) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) {
-    res.writeHead(404).end();
-    return;
-  }
-  if (prefix === '/pkg/') fetched.add(url.pathname.slice(prefix.length));
-  res.writeHead(200, { 'content-type': types[path.extname(file)] ?? 'application/octet-stream', 'cache-control': 'no-store' });
-  fs.createReadStream(file).pipe(res);
-});
-await new Promise((r) => files.listen(0, '127.0.0.1', r));
-const origin = `http://127.0.0.1:${files.address().port}`;
+const { server: files, origin } = await serveFiles(roots, (prefix, rest) => { if (prefix === '/pkg/') fetched.add(rest); });
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 

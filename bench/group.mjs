@@ -12,7 +12,6 @@
 //
 // node bench/group.mjs --mesh ws://127.0.0.1:P/ws --sfu ws://127.0.0.1:P2/ws --sfu-pid PID
 //      --app ID=KEY [--sizes 4,6,9] [--window-s 10] [--deadline-s 600] [--out FILE]
-import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
@@ -20,6 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { userSig } from './usersig.mjs';
 import { summary } from './stats.mjs';
 import { CHROMIUM_FLAGS } from './chromium.mjs';
+import { serveFiles } from './files.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const args = Object.fromEntries(
@@ -39,20 +39,7 @@ const roots = [
   ['/pkg/', path.resolve(args.pkg ?? path.join(here, '..', 'pkg'))],
   ['/', path.join(here, 'pages')],
 ];
-const types = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm' };
-const files = http.createServer((req, res) => {
-  const url = new URL(req.url, 'http://x');
-  const [prefix, dir] = roots.find(([p]) => url.pathname.startsWith(p));
-  const file = path.join(dir, path.normalize(url.pathname.slice(prefix.length)));
-  if (!file.startsWith(dir) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) {
-    res.writeHead(404).end();
-    return;
-  }
-  res.writeHead(200, { 'content-type': types[path.extname(file)] ?? 'application/octet-stream', 'cache-control': 'no-store' });
-  fs.createReadStream(file).pipe(res);
-});
-await new Promise((r) => files.listen(0, '127.0.0.1', r));
-const origin = `http://127.0.0.1:${files.address().port}`;
+const { server: files, origin } = await serveFiles(roots);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** CPU seconds used so far by `pid` and, with `tree`, every process under it. */
