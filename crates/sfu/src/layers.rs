@@ -1,16 +1,27 @@
 //! Which simulcast layer of a sender's video each receiver gets, as pure rules.
 //!
 //! A sender publishes up to three layers of one track (low, medium, high resolution). Each
-//! receiver gets one of them: the highest whose measured bitrate fits the receiver's share of
-//! what can be sent to it (its bandwidth estimate, capped by what it asked for). Going down
-//! happens at once, since a receiver over its bandwidth loses packets now; going up waits until
-//! the higher layer has fitted for [`UP_AFTER`], so an estimate that wavers does not switch back
-//! and forth. Either way the switch takes effect at the new layer's next key frame (a decoder
-//! cannot start in the middle of a stream), which the SFU asks the sender for when it decides.
+//! receiver gets one of them, chosen in two steps. Its rendered size caps the choice: of the
+//! layers being sent, the candidates go up to the smallest whose frame fills the receiver's view
+//! of that sender (all of them when none does, or before their sizes are known; only the lowest
+//! when the view is hidden). Its bandwidth then picks the highest candidate whose measured
+//! bitrate fits the receiver's share of what can be sent to it (its bandwidth estimate, capped
+//! by what it asked for), or else the lowest layer being sent.
+//!
+//! Going down happens at once, since a receiver over its bandwidth loses packets now and one
+//! whose view shrank has no use for more. Going up waits until the higher layer has fitted for
+//! [`UP_AFTER`], so an estimate that wavers does not switch back and forth; but not when the
+//! receiver's view just grew: that is the app's deliberate change, not a wavering estimate, so
+//! the next decision after it moves up at once to what the new size and the current estimate
+//! allow (any further rise of the estimate waits as usual). Either way the switch takes effect
+//! at the new layer's next key frame (a decoder cannot start in the middle of a stream), which
+//! the SFU asks the sender for when it decides.
 
 use std::time::{Duration, Instant};
 
 use str0m::media::Rid;
+
+use crate::view::RenderedSize;
 
 /// How long a higher layer must keep fitting before a receiver is moved up to it.
 pub(crate) const UP_AFTER: Duration = Duration::from_secs(3);
@@ -29,6 +40,8 @@ pub(crate) struct LayerRate {
     /// Bits per second over the last whole window; 0 until one has passed.
     pub bps: u64,
     last_frame: Option<Instant>,
+    /// The frame size (width, height) of the layer's last key frame; unknown before the first.
+    pub size: Option<(u32, u32)>,
 }
 
 impl LayerRate {
@@ -39,6 +52,7 @@ impl LayerRate {
             window_bytes: 0,
             bps: 0,
             last_frame: None,
+            size: None,
         }
     }
 
@@ -67,16 +81,61 @@ impl LayerRate {
     }
 }
 
-/// Of the layers being sent (`layers` lowest first), the highest whose bitrate fits
-/// `budget_bps`, or the lowest when none does: a receiver always gets some video, as the mesh
-/// would give it. None while no layer is being sent.
-pub(crate) fn fitting(layers: &[LayerRate], budget_bps: u64, now: Instant) -> Option<Rid> {
-    let live = layers.iter().filter(|l| l.is_live(now));
-    let lowest = live.clone().next();
-    live.rev()
+/// Of the layers being sent (`layers` lowest first), the index of the highest that a receiver
+/// rendering the sender at `view` may get (`None`: no size limit): the lowest whose frame fills
+/// the view, or the highest being sent when none does or the sizes are not known yet; the
+/// lowest when the view is hidden. None while no layer is being sent.
+pub(crate) fn size_cap(
+    layers: &[LayerRate],
+    view: Option<RenderedSize>,
+    now: Instant,
+) -> Option<usize> {
+    let live = layers
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.is_live(now))
+        .map(|(i, l)| (i, l.size));
+    let lowest = live.clone().next()?.0;
+    let highest = live.clone().next_back()?.0;
+    let Some(view) = view else {
+        return Some(highest);
+    };
+    if view.is_hidden() {
+        return Some(lowest);
+    }
+    Some(
+        live.clone()
+            .find(|(_, size)| size.is_some_and(|s| view.is_filled_by(s)))
+            .map_or(highest, |(i, _)| i),
+    )
+}
+
+/// The layer a receiver should get: of the layers being sent (`layers` lowest first) up to its
+/// [`size_cap`], the highest whose bitrate fits `budget_bps`, or the lowest being sent when none
+/// does: a receiver always gets some video, as the mesh would give it. None while no layer is
+/// being sent.
+pub(crate) fn choose(
+    layers: &[LayerRate],
+    view: Option<RenderedSize>,
+    budget_bps: u64,
+    now: Instant,
+) -> Option<Rid> {
+    let cap = size_cap(layers, view, now)?;
+    let candidates = layers.get(..=cap)?.iter().filter(|l| l.is_live(now));
+    let lowest = candidates.clone().next();
+    candidates
+        .rev()
         .find(|l| l.bps <= budget_bps)
         .or(lowest)
         .map(|l| l.rid)
+}
+
+/// The bitrate a receiver rendering the sender at `view` wants of these layers: that of the
+/// layer its size caps it to; 0 while none is being sent.
+pub(crate) fn wanted_bps(layers: &[LayerRate], view: Option<RenderedSize>, now: Instant) -> u64 {
+    size_cap(layers, view, now)
+        .and_then(|i| layers.get(i))
+        .map_or(0, |l| l.bps)
 }
 
 /// One receiver's choice of layer for one forwarded track.
@@ -93,6 +152,9 @@ pub(crate) struct LayerChoice {
     /// after the other as its own bandwidth estimate grows, and a receiver should not wait out a
     /// hold for each.
     first_choice: Option<Instant>,
+    /// The receiver's view of the sender grew since the last decision: the next one moves up
+    /// without the hold.
+    view_grew: bool,
 }
 
 impl LayerChoice {
@@ -101,6 +163,8 @@ impl LayerChoice {
     /// `stalled`: the layer forwarded now is no longer being sent, so waiting to move up would
     /// leave the receiver with nothing. `all_sent`: every layer the sender announced is being
     /// sent, so no more are still to come.
+    ///
+    /// `fits` is the layer [`choose`] picks now.
     pub fn decide(
         &mut self,
         now: Instant,
@@ -110,6 +174,7 @@ impl LayerChoice {
         all_sent: bool,
     ) -> Option<Rid> {
         let rank = |rid: Rid| layers.iter().position(|l| *l == rid);
+        let view_grew = std::mem::take(&mut self.view_grew);
         let Some(current) = self.current.or(self.target) else {
             // The first choice: no reason to wait.
             self.first_choice = Some(now);
@@ -120,7 +185,7 @@ impl LayerChoice {
             && self
                 .first_choice
                 .is_some_and(|at| now.saturating_duration_since(at) < UP_AFTER);
-        if stalled || starting {
+        if stalled || starting || view_grew {
             self.higher_fits_since = None;
             return self.switch_to(fits);
         }
@@ -139,6 +204,11 @@ impl LayerChoice {
             return self.switch_to(fits);
         }
         None
+    }
+
+    /// The receiver now renders the sender larger than before (see [`crate::view::grew`]).
+    pub fn view_grew(&mut self) {
+        self.view_grew = true;
     }
 
     fn switch_to(&mut self, rid: Rid) -> Option<Rid> {
@@ -166,198 +236,4 @@ impl LayerChoice {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn rids() -> [Rid; 3] {
-        [Rid::from("l"), Rid::from("m"), Rid::from("h")]
-    }
-
-    /// Layers being sent at `now`, at these bitrates.
-    fn rates(now: Instant, bps: [u64; 3]) -> Vec<LayerRate> {
-        rids()
-            .iter()
-            .zip(bps)
-            .map(|(rid, bps)| LayerRate {
-                bps,
-                last_frame: Some(now),
-                ..LayerRate::new(*rid)
-            })
-            .collect()
-    }
-
-    #[test]
-    fn the_highest_layer_that_fits_else_the_lowest() {
-        let [l, m, h] = rids();
-        let now = Instant::now();
-        let layers = rates(now, [100_000, 300_000, 900_000]);
-        assert_eq!(fitting(&layers, 2_000_000, now), Some(h));
-        assert_eq!(fitting(&layers, 400_000, now), Some(m));
-        assert_eq!(fitting(&layers, 50_000, now), Some(l));
-        assert_eq!(fitting(&[], 50_000, now), None);
-    }
-
-    #[test]
-    fn a_layer_the_sender_stopped_sending_is_not_chosen() {
-        let [l, m, _] = rids();
-        let start = Instant::now();
-        let mut layers = rates(start, [100_000, 300_000, 900_000]);
-        let later = start + LIVE_WITHIN * 2;
-        // The sender's uplink carries its two lowest layers only.
-        layers[0].record(later, 100);
-        layers[1].record(later, 100);
-        assert_eq!(fitting(&layers, 2_000_000, later), Some(m));
-        layers[1].last_frame = Some(start);
-        assert_eq!(fitting(&layers, 2_000_000, later), Some(l));
-        assert_eq!(
-            fitting(&layers, 10_000, later),
-            Some(l),
-            "the lowest being sent"
-        );
-        layers[0].last_frame = Some(start);
-        assert_eq!(
-            fitting(&layers, 2_000_000, later),
-            None,
-            "nothing is being sent"
-        );
-    }
-
-    #[test]
-    fn while_starting_a_receiver_moves_up_at_once_as_the_senders_layers_come() {
-        let [l, m, h] = rids();
-        let layers = rids();
-        let start = Instant::now();
-        let mut choice = LayerChoice::default();
-        assert_eq!(
-            choice.decide(start, &layers, l, false, false),
-            Some(l),
-            "the one being sent"
-        );
-        assert!(choice.admit(l, true));
-        let soon = start + UP_AFTER / 3;
-        assert_eq!(
-            choice.decide(soon, &layers, m, false, false),
-            Some(m),
-            "m came: no hold"
-        );
-        assert!(choice.admit(m, true));
-        let settled = start + UP_AFTER;
-        assert_eq!(
-            choice.decide(settled, &layers, h, false, false),
-            None,
-            "then the hold applies"
-        );
-
-        // Once every layer is sent, the hold applies from the start.
-        let mut choice = LayerChoice::default();
-        choice.decide(start, &layers, l, false, true);
-        assert!(choice.admit(l, true));
-        assert_eq!(choice.decide(soon, &layers, m, false, true), None);
-    }
-
-    #[test]
-    fn a_receiver_whose_layer_stalls_moves_at_once_even_up() {
-        let [_, m, h] = rids();
-        let layers = rids();
-        let start = Instant::now();
-        let mut choice = LayerChoice::default();
-        choice.decide(start, &layers, m, false, true);
-        assert!(choice.admit(m, true));
-        assert_eq!(
-            choice.decide(start, &layers, h, true, true),
-            Some(h),
-            "no hold: m stalled"
-        );
-    }
-
-    #[test]
-    fn a_layer_rate_is_measured_over_whole_windows() {
-        let start = Instant::now();
-        let mut rate = LayerRate::new(Rid::from("h"));
-        for i in 0..=30 {
-            rate.record(start + Duration::from_millis(i * 33), 1_000);
-        }
-        assert_eq!(rate.bps, 0, "no whole window yet");
-        rate.record(start + RATE_WINDOW, 1_000);
-        // 31 frames of 1,000 bytes in one second.
-        assert_eq!(rate.bps, 248_000);
-    }
-
-    #[test]
-    fn down_at_once_up_only_after_the_higher_layer_kept_fitting() {
-        let [l, m, h] = rids();
-        let layers = rids();
-        let start = Instant::now();
-        let mut choice = LayerChoice::default();
-        assert_eq!(
-            choice.decide(start, &layers, h, false, true),
-            Some(h),
-            "first choice at once"
-        );
-        assert!(!choice.admit(h, false), "not before a key frame");
-        assert!(choice.admit(h, true));
-        assert!(!choice.admit(m, true), "one layer at a time");
-
-        assert_eq!(
-            choice.decide(start, &layers, m, false, true),
-            Some(m),
-            "down at once"
-        );
-        assert!(
-            choice.admit(h, false),
-            "the old layer until the new one's key frame"
-        );
-        assert!(choice.admit(m, true));
-        assert!(!choice.admit(h, true));
-
-        // Past the start, when the sender's layers have all come.
-        let later = |secs| start + UP_AFTER + Duration::from_secs(secs);
-        assert_eq!(
-            choice.decide(later(1), &layers, h, false, true),
-            None,
-            "up waits"
-        );
-        assert_eq!(
-            choice.decide(later(2), &layers, m, false, true),
-            None,
-            "the wait starts over"
-        );
-        assert_eq!(choice.decide(later(3), &layers, h, false, true), None);
-        assert_eq!(choice.decide(later(5), &layers, h, false, true), None);
-        assert_eq!(
-            choice.decide(later(6), &layers, h, false, true),
-            Some(h),
-            "fitted for UP_AFTER"
-        );
-        assert!(choice.admit(h, true));
-
-        assert_eq!(choice.decide(later(7), &layers, l, false, true), Some(l));
-        assert_eq!(
-            choice.decide(later(7), &layers, h, false, true),
-            None,
-            "a pending switch down is not undone by a momentary rise"
-        );
-        assert_eq!(choice.target, Some(l));
-    }
-
-    #[test]
-    fn falling_back_to_the_forwarded_layer_calls_a_pending_switch_off() {
-        let [_, m, h] = rids();
-        let layers = rids();
-        let start = Instant::now();
-        let mut choice = LayerChoice::default();
-        choice.decide(start, &layers, h, false, true);
-        assert!(choice.admit(h, true));
-        assert_eq!(choice.decide(start, &layers, m, false, true), Some(m));
-        let after = start + UP_AFTER;
-        assert_eq!(choice.decide(start, &layers, h, false, true), None);
-        assert_eq!(
-            choice.decide(after, &layers, h, false, true),
-            None,
-            "h is still forwarded"
-        );
-        assert_eq!(choice.target, None);
-        assert!(!choice.admit(m, true), "the switch to m was called off");
-        assert!(choice.admit(h, false));
-    }
-}
+mod tests;

@@ -13,6 +13,7 @@
 //!   UDP, and exposes a [`runtime::SfuHandle`] to join,
 //!   answer and leave.
 
+mod budget;
 mod error;
 mod layers;
 mod participant;
@@ -20,7 +21,10 @@ pub mod runtime;
 mod sfu;
 mod tcp;
 mod track;
+mod view;
+mod vp8;
 
 pub use error::SfuError;
 pub use sfu::{ParticipantId, RoomId, Sfu, SfuOutput, DEFAULT_RECONNECT_GRACE};
 pub use str0m::change::{SdpAnswer, SdpOffer};
+pub use view::RenderedSize;

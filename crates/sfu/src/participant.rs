@@ -4,6 +4,7 @@
 //! The SFU is the polite peer of every renegotiation: when the participant's own offer crosses
 //! ours, ours is dropped and made again after theirs, so signalling never deadlocks.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use str0m::bwe::{Bitrate, BweKind};
@@ -14,10 +15,12 @@ use str0m::media::{
 use str0m::{Event, IceConnectionState, Input, Output, Rtc};
 use tracing::{debug, info, warn};
 
+use crate::budget;
 use crate::error::SfuError;
 use crate::layers::{self, LayerRate};
 use crate::sfu::{ParticipantId, RoomId};
 use crate::track::{TrackIn, TrackOut, TrackOutState, TrackSource};
+use crate::view::{self, RenderedSize};
 
 /// What one forwarded audio track is reckoned to take (Opus in a call: 32 kbit/s and headers).
 const AUDIO_BPS: u64 = 50_000;
@@ -64,6 +67,8 @@ pub(crate) struct Participant {
     estimate_bps: Option<u64>,
     /// The most the participant asked to receive.
     max_bps: Option<u64>,
+    /// How large it renders each other participant, by stream id; one left out is not limited.
+    views: HashMap<String, RenderedSize>,
 }
 
 impl Participant {
@@ -86,6 +91,7 @@ impl Participant {
             reconnect_grace,
             estimate_bps: None,
             max_bps: None,
+            views: HashMap::new(),
         }
     }
 
@@ -136,6 +142,7 @@ impl Participant {
         }
         self.tracks_out
             .retain(|t| !matches!(t.state, TrackOutState::NegotiatingStop(_)));
+        self.share_bandwidth();
         Ok(opened)
     }
 
@@ -177,7 +184,16 @@ impl Participant {
 
     /// Starts forwarding another participant's track to this one (after renegotiation).
     pub fn add_track_out(&mut self, source: TrackSource) {
-        self.tracks_out.push(TrackOut::new(source));
+        let mut track = TrackOut::new(source);
+        track.view = self.view_of(&track.source);
+        self.tracks_out.push(track);
+    }
+
+    fn view_of(&self, source: &TrackSource) -> Option<RenderedSize> {
+        match source.kind {
+            MediaKind::Video => self.views.get(&source.stream).copied(),
+            MediaKind::Audio => None,
+        }
     }
 
     /// Stops forwarding every track of a participant that left.
@@ -196,6 +212,7 @@ impl Participant {
                 TrackOutState::ToStop(_) | TrackOutState::NegotiatingStop(_) => true,
             }
         });
+        self.share_bandwidth();
     }
 
     /// Polls the `Rtc` once: a datagram to send, the next timeout, or an event turned into what
@@ -271,7 +288,7 @@ impl Participant {
                     self.request_keyframe(now, data.mid, data.rid, KeyframeRequestKind::Pli);
                 }
                 let track = self.tracks_in.iter_mut().find(|t| t.mid == data.mid)?;
-                track.record(now, data.rid, data.data.len());
+                track.record(now, data.rid, &data.data);
                 Some(Propagated::Media {
                     origin: self.id.clone(),
                     layers: track.layers.clone(),
@@ -285,6 +302,7 @@ impl Participant {
                 if desired > 0 {
                     self.rtc.bwe().set_desired_bitrate(Bitrate::bps(desired));
                 }
+                self.share_bandwidth();
                 None
             }
             _ => None,
@@ -351,20 +369,29 @@ impl Participant {
         data: &MediaData,
         layers: &[LayerRate],
     ) -> Option<Rid> {
-        let budget = self.video_budget();
-        let track = self
+        let index = self
             .tracks_out
-            .iter_mut()
-            .find(|t| &t.source.origin == origin && t.source.mid == data.mid)?;
-        let mid = track.open_mid()?;
+            .iter()
+            .position(|t| &t.source.origin == origin && t.source.mid == data.mid)?;
+        let mid = self.tracks_out[index].open_mid()?;
         let mut wanted = None;
-        if track.source.simulcast {
+        if self.tracks_out[index].source.simulcast {
             // A frame of a simulcast track whose layer str0m could not name is one of any
             // layer: forwarding it would mix layers in one stream.
             let rid = data.rid?;
-            let order: Vec<Rid> = layers.iter().map(|l| l.rid).collect();
+            let track = &mut self.tracks_out[index];
             track.top_bps = layers.last().map_or(0, |l| l.bps);
-            if let Some(fits) = layers::fitting(layers, budget, now) {
+            // What this video wants changes with its view, with the sender's layers' rates
+            // (once a second) and with which layers are sent: only then is the bandwidth shared
+            // anew, not at every frame.
+            let wants = layers::wanted_bps(layers, track.view, now);
+            if wants != track.wanted_bps {
+                track.wanted_bps = wants;
+                self.share_bandwidth();
+            }
+            let track = &mut self.tracks_out[index];
+            if let Some(fits) = layers::choose(layers, track.view, track.budget_bps, now) {
+                let order: Vec<Rid> = layers.iter().map(|l| l.rid).collect();
                 let stalled = track.layer.current.is_some_and(|current| {
                     !layers.iter().any(|l| l.rid == current && l.is_live(now))
                 });
@@ -387,26 +414,45 @@ impl Participant {
         wanted
     }
 
-    /// What one forwarded video track may use of the bitrate to this participant: its
-    /// estimate, capped by what it asked for, shared by its open video tracks.
-    fn video_budget(&self) -> u64 {
+    /// What the forwarded videos may use of the bitrate to this participant, all together: its
+    /// estimate, capped by what it asked for, less its forwarded audio.
+    fn video_bps(&self) -> u64 {
         let total = match (self.estimate_bps, self.max_bps) {
             (Some(e), Some(m)) => e.min(m),
             (Some(only), None) | (None, Some(only)) => only,
             (None, None) => return u64::MAX,
         };
-        let videos = self
-            .tracks_out
-            .iter()
-            .filter(|t| t.source.kind == MediaKind::Video && t.open_mid().is_some())
-            .count();
         let audios = self
             .tracks_out
             .iter()
             .filter(|t| t.source.kind == MediaKind::Audio && t.open_mid().is_some())
             .count();
-        let for_video = total.saturating_sub(AUDIO_BPS * u64::try_from(audios).unwrap_or(0));
-        for_video / u64::try_from(videos.max(1)).unwrap_or(1)
+        total.saturating_sub(AUDIO_BPS.saturating_mul(u64::try_from(audios).unwrap_or(u64::MAX)))
+    }
+
+    /// Shares the bitrate for video among the open forwarded videos by what each wants (see
+    /// [`budget::share`]); a video that is not simulcast has no layers to fit and takes an even
+    /// share of what the others leave. Run when an input changes (the estimate, the cap, a
+    /// view, what a video wants, the open tracks), never per frame.
+    fn share_bandwidth(&mut self) {
+        let total = self.video_bps();
+        let open = |t: &TrackOut| t.source.kind == MediaKind::Video && t.open_mid().is_some();
+        let wanted: Vec<u64> = self
+            .tracks_out
+            .iter()
+            .filter(|t| open(t))
+            .map(|t| {
+                if t.source.simulcast {
+                    t.wanted_bps
+                } else {
+                    u64::MAX
+                }
+            })
+            .collect();
+        let budgets = budget::share(total, &wanted);
+        for (track, budget) in self.tracks_out.iter_mut().filter(|t| open(t)).zip(budgets) {
+            track.budget_bps = budget;
+        }
     }
 
     /// What the bandwidth estimation should probe towards: every forwarded video at its best.
@@ -423,6 +469,23 @@ impl Participant {
     /// Caps what is sent to this participant (`None`: only its bandwidth estimate limits it).
     pub fn set_max_bitrate(&mut self, max_bps: Option<u64>) {
         self.max_bps = max_bps;
+        self.share_bandwidth();
+    }
+
+    /// How large this participant renders the others, by their stream id, replacing what it
+    /// said before; for its forwarded videos now and those added later. A video whose view
+    /// grew may move up a layer without the usual hold (see [`crate::layers`]); what each video
+    /// wants is taken up, and the bandwidth shared anew, at its next frame.
+    pub fn set_rendered_sizes(&mut self, views: HashMap<String, RenderedSize>) {
+        self.views = views;
+        for index in 0..self.tracks_out.len() {
+            let view = self.view_of(&self.tracks_out[index].source);
+            let track = &mut self.tracks_out[index];
+            if view::grew(track.view, view) {
+                track.layer.view_grew();
+            }
+            track.view = view;
+        }
     }
 }
 
@@ -456,3 +519,6 @@ pub(crate) enum Polled {
     Propagate(Option<Propagated>),
     Dead,
 }
+
+#[cfg(test)]
+mod tests;

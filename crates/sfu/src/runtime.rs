@@ -6,6 +6,7 @@
 //! the instant it asks, and delivers the core's renegotiation offers to the participant they are
 //! for. Every decision is the core's.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -19,6 +20,7 @@ use tracing::{debug, warn};
 use crate::error::SfuError;
 use crate::sfu::{ParticipantId, RoomId, Sfu, SfuOutput, DEFAULT_RECONNECT_GRACE};
 use crate::tcp::{self, Connections, TcpEvent};
+use crate::view::RenderedSize;
 
 /// Offers not yet taken by a participant's signalling before it counts as stuck and is removed.
 const SIGNAL_QUEUE: usize = 8;
@@ -70,6 +72,11 @@ enum Command {
     MaxBitrate {
         participant: ParticipantId,
         max_bps: Option<u64>,
+        reply: oneshot::Sender<Result<(), SfuError>>,
+    },
+    RenderedSizes {
+        participant: ParticipantId,
+        views: HashMap<String, RenderedSize>,
         reply: oneshot::Sender<Result<(), SfuError>>,
     },
 }
@@ -266,6 +273,20 @@ impl SfuHandle {
         .await
     }
 
+    /// See [`Sfu::set_rendered_sizes`].
+    pub async fn set_rendered_sizes(
+        &self,
+        participant: ParticipantId,
+        views: HashMap<String, RenderedSize>,
+    ) -> Result<(), SfuError> {
+        self.request(|reply| Command::RenderedSizes {
+            participant,
+            views,
+            reply,
+        })
+        .await
+    }
+
     async fn request<T>(
         &self,
         command: impl FnOnce(oneshot::Sender<Result<T, SfuError>>) -> Command,
@@ -391,6 +412,13 @@ fn handle_command(sfu: &mut Sfu, signals: &mut Signals, command: Command) {
             reply,
         } => {
             let _ = reply.send(sfu.set_max_bitrate(&participant, max_bps));
+        }
+        Command::RenderedSizes {
+            participant,
+            views,
+            reply,
+        } => {
+            let _ = reply.send(sfu.set_rendered_sizes(&participant, views));
         }
     }
 }

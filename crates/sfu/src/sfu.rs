@@ -2,7 +2,7 @@
 //! renegotiation offers and timeouts. No sockets, no clock, no tasks: the runtime (or a test)
 //! owns those.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,6 +18,7 @@ use tracing::info;
 
 use crate::error::SfuError;
 use crate::participant::{Participant, Polled, Propagated};
+use crate::view::RenderedSize;
 
 /// The bandwidth estimate a new participant starts from, before feedback refines it: enough
 /// for a medium layer of a few videos.
@@ -269,6 +270,20 @@ impl Sfu {
         max_bps: Option<u64>,
     ) -> Result<(), SfuError> {
         self.participant_mut(participant)?.set_max_bitrate(max_bps);
+        Ok(())
+    }
+
+    /// How large `receiver` renders the others of its room, keyed by their stream id (see
+    /// [`Sfu::join`]), replacing what it said before: of each sender's simulcast layers it gets
+    /// the smallest that fills that size, as far as its bandwidth allows, and the bandwidth a
+    /// small view leaves goes to its other videos. A sender left out is not limited by size; a
+    /// 0×0 view gets the lowest layer. Holds for senders that join later too.
+    pub fn set_rendered_sizes(
+        &mut self,
+        receiver: &ParticipantId,
+        views: HashMap<String, RenderedSize>,
+    ) -> Result<(), SfuError> {
+        self.participant_mut(receiver)?.set_rendered_sizes(views);
         Ok(())
     }
 

@@ -11,6 +11,8 @@ use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Rid};
 
 use crate::layers::{LayerChoice, LayerRate};
 use crate::sfu::ParticipantId;
+use crate::view::RenderedSize;
+use crate::vp8;
 
 /// How often a sender may be asked for a key frame of one track.
 pub(crate) const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
@@ -30,10 +32,14 @@ pub(crate) struct TrackIn {
 }
 
 impl TrackIn {
-    /// A frame of `rid` arrived: its layer's bitrate counts it.
-    pub fn record(&mut self, now: Instant, rid: Option<Rid>, bytes: usize) {
+    /// A frame of `rid` arrived: its layer's bitrate counts it, and a key frame tells the
+    /// layer's size (simulcast is video, and the SFU negotiates VP8 alone for video).
+    pub fn record(&mut self, now: Instant, rid: Option<Rid>, frame: &[u8]) {
         if let Some(layer) = self.layers.iter_mut().find(|l| Some(l.rid) == rid) {
-            layer.record(now, bytes);
+            layer.record(now, frame.len());
+            if let Some(size) = vp8::keyframe_size(frame) {
+                layer.size = Some(size);
+            }
         }
     }
 }
@@ -110,6 +116,13 @@ pub(crate) struct TrackOut {
     /// Of a simulcast source, the bitrate of its highest layer, last seen: what this receiver
     /// would take at best, which its bandwidth estimation probes towards.
     pub top_bps: u64,
+    /// How large the receiver renders the source's video (`None`: no size limit).
+    pub view: Option<RenderedSize>,
+    /// Of a video, the bitrate it wants (see [`crate::layers::wanted_bps`]) when the
+    /// receiver's bandwidth was last shared; unknown (all it can get) before its first frame.
+    pub wanted_bps: u64,
+    /// Of a video, its share of the receiver's bandwidth (see [`crate::budget::share`]).
+    pub budget_bps: u64,
 }
 
 /// The SDP life of a forwarded track. Media flows only while `Open`: before the receiver has
@@ -134,6 +147,9 @@ impl TrackOut {
             state: TrackOutState::ToOpen,
             layer: LayerChoice::default(),
             top_bps: 0,
+            view: None,
+            wanted_bps: u64::MAX,
+            budget_bps: u64::MAX,
         }
     }
 
@@ -190,5 +206,37 @@ mod tests {
         }
         let due = requests.take_due(start + KEYFRAME_REQUEST_INTERVAL);
         assert_eq!(due, vec![(low, PLI), (high, PLI)]);
+    }
+
+    #[test]
+    fn a_layers_size_is_that_of_its_last_key_frame() {
+        let (low, high) = (Rid::from("l"), Rid::from("h"));
+        let mut track = TrackIn {
+            mid: Mid::from("1"),
+            kind: MediaKind::Video,
+            layers: vec![LayerRate::new(low), LayerRate::new(high)],
+            keyframe_requests: KeyframeRequests::default(),
+        };
+        let key = |width: u16, height: u16| {
+            let mut frame = vec![0x50, 0x42, 0x00, 0x9d, 0x01, 0x2a];
+            frame.extend_from_slice(&width.to_le_bytes());
+            frame.extend_from_slice(&height.to_le_bytes());
+            frame.extend_from_slice(&[0; 20]);
+            frame
+        };
+        let now = Instant::now();
+        track.record(now, Some(high), &key(1280, 720));
+        track.record(now, Some(low), &key(320, 180));
+        let sizes = |t: &TrackIn| t.layers.iter().map(|l| l.size).collect::<Vec<_>>();
+        assert_eq!(sizes(&track), [Some((320, 180)), Some((1280, 720))]);
+        // The sender scales its top layer down: the next key frame says so.
+        let mut inter = key(1, 1);
+        inter[0] |= 0x01;
+        track.record(now, Some(high), &inter);
+        assert_eq!(track.layers[1].size, Some((1280, 720)), "not an interframe");
+        track.record(now, Some(high), &key(960, 540));
+        assert_eq!(track.layers[1].size, Some((960, 540)));
+        track.record(now, None, &key(16, 16));
+        assert_eq!(sizes(&track), [Some((320, 180)), Some((960, 540))]);
     }
 }

@@ -1,7 +1,7 @@
 //! The SFU forwarding real WebRTC between in-process str0m peers over 127.0.0.1: each
 //! participant receives every other's audio and video, a late joiner receives and is received,
 //! a participant who leaves stops reaching the others, and of a simulcast sender each receiver
-//! gets one layer.
+//! gets one layer: the one that fits its bandwidth and the size at which it renders the sender.
 
 mod peer;
 
@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use calling_sfu::runtime::{self, SfuConfig, SfuHandle};
-use calling_sfu::ParticipantId;
+use calling_sfu::{ParticipantId, RenderedSize};
 use peer::{Peer, Seen};
 use str0m::media::MediaKind;
 use tokio::sync::mpsc;
@@ -508,6 +508,108 @@ async fn a_receiver_whose_bitrate_is_capped_moves_down_a_layer_at_once_and_back_
     assert!(
         observer.layer_frames("bob", "ann", "m") > medium_frames,
         "the medium layer went on while the top one proved it fits"
+    );
+    for peer in peers {
+        peer.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_gets_the_smallest_layer_that_fills_its_view_and_moves_up_at_once_when_it_grows()
+{
+    let sfu = start_sfu_capped_only().await;
+    let (mut observer, seen) = Observer::new();
+    let bob = ParticipantId("bob".into());
+    let views = |list: &[(&str, u32, u32)]| {
+        list.iter()
+            .map(|(user, w, h)| (user.to_string(), RenderedSize::new(*w, *h)))
+            .collect::<HashMap<_, _>>()
+    };
+    let mut peers = vec![Peer::join(sfu.clone(), "room-5", "bob", false, seen.clone()).await];
+    // bob renders ann in a small tile before she joins: her layers come 320×180, 640×360 and
+    // 1280×720.
+    sfu.set_rendered_sizes(bob.clone(), views(&[("ann", 320, 180)]))
+        .await
+        .expect("bob is a participant");
+    peers.push(Peer::join(sfu.clone(), "room-5", "ann", true, seen.clone()).await);
+    observer
+        .wait_until("bob to receive ann's lowest layer", |o| {
+            o.layer_frames("bob", "ann", "l") >= ENOUGH
+        })
+        .await;
+    let higher = |o: &Observer| {
+        (
+            o.layer_frames("bob", "ann", "m"),
+            o.layer_frames("bob", "ann", "h"),
+        )
+    };
+    let before = higher(&observer);
+    observer
+        .wait_until("more of ann's lowest layer", |o| {
+            o.layer_frames("bob", "ann", "l") >= 2 * ENOUGH
+        })
+        .await;
+    assert_eq!(
+        higher(&observer),
+        before,
+        "nothing larger than the tile needs"
+    );
+
+    // The tile grows to 640×360: the medium layer fills it, without waiting out the hold a
+    // rise of the bandwidth estimate waits.
+    let requests = observer.keyframe_requests("ann");
+    let (medium, top) = higher(&observer);
+    let grown_at = Instant::now();
+    sfu.set_rendered_sizes(bob.clone(), views(&[("ann", 640, 360)]))
+        .await
+        .expect("bob is a participant");
+    observer
+        .wait_until("bob to move to ann's medium layer", |o| {
+            o.layer_frames("bob", "ann", "m") > medium
+        })
+        .await;
+    assert!(
+        grown_at.elapsed() < Duration::from_secs(3),
+        "moved up at once, not after a hold: {:?}",
+        grown_at.elapsed()
+    );
+    observer
+        .wait_until("more of the medium layer, asked for by a key frame", |o| {
+            o.layer_frames("bob", "ann", "m") >= medium + ENOUGH
+                && o.keyframe_requests("ann") > requests
+        })
+        .await;
+    assert_eq!(
+        observer.layer_frames("bob", "ann", "h"),
+        top,
+        "the top layer is more than the tile needs"
+    );
+
+    // Hidden: the lowest layer.
+    let lowest = observer.layer_frames("bob", "ann", "l");
+    sfu.set_rendered_sizes(bob.clone(), views(&[("ann", 0, 0)]))
+        .await
+        .expect("bob is a participant");
+    observer
+        .wait_until("bob to move back to ann's lowest layer", |o| {
+            o.layer_frames("bob", "ann", "l") >= lowest + ENOUGH
+        })
+        .await;
+
+    // ann no longer listed: no size limit, the top layer.
+    sfu.set_rendered_sizes(bob.clone(), views(&[("dan", 320, 180)]))
+        .await
+        .expect("bob is a participant");
+    observer
+        .wait_until("bob to move to ann's top layer", |o| {
+            o.layer_frames("bob", "ann", "h") >= top + ENOUGH
+        })
+        .await;
+    assert!(
+        sfu.set_rendered_sizes(ParticipantId("nobody".into()), HashMap::new())
+            .await
+            .is_err(),
+        "sizes for no participant are refused"
     );
     for peer in peers {
         peer.stop().await;

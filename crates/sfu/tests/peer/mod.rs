@@ -37,8 +37,8 @@ const AUDIO_INTERVAL: Duration = Duration::from_millis(20);
 pub const LAYERS: [&str; 3] = ["l", "m", "h"];
 /// The layer tag of a video frame sent without simulcast.
 pub const NO_LAYER: u8 = b'-';
-/// Where a video frame carries its layer tag.
-const LAYER_TAG: usize = 8;
+/// Where a video frame carries its layer tag: after its VP8 key frame header.
+const LAYER_TAG: usize = 14;
 
 /// What a peer observed.
 #[derive(Debug)]
@@ -476,9 +476,9 @@ impl Running {
         Ok(())
     }
 
-    /// One synthetic VP8 frame per layer (the first byte marks it a key frame, so any frame can
-    /// start a receiver's decoding), numbered so consecutive frames differ, tagged with its
-    /// layer.
+    /// One synthetic VP8 frame per layer, each a key frame's header (so any frame can start a
+    /// receiver's decoding) declaring the layer's [`frame_dimensions`], numbered so consecutive
+    /// frames differ, tagged with its layer.
     fn send_video(&mut self, started: Instant, frame_no: u32) -> Result<(), String> {
         let layers: Vec<Option<&str>> = if self.simulcast {
             LAYERS.iter().copied().map(Some).collect()
@@ -486,7 +486,10 @@ impl Running {
             vec![None]
         };
         for layer in layers {
-            let mut frame = vec![0x10, 0x02, 0x00, 0x9d];
+            let (width, height) = frame_dimensions(layer);
+            let mut frame = vec![0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a];
+            frame.extend_from_slice(&width.to_le_bytes());
+            frame.extend_from_slice(&height.to_le_bytes());
             frame.extend_from_slice(&frame_no.to_be_bytes());
             frame.push(layer.map_or(NO_LAYER, |l| l.as_bytes()[0]));
             frame.resize(frame_size(layer), 0xab);
@@ -538,6 +541,17 @@ fn frame_size(layer: Option<&str>) -> usize {
         Some("m") => 500,
         Some(_) => 1200,
         None => 600,
+    }
+}
+
+/// The width and height a video frame declares: of the simulcast layers, a 16:9 camera's at
+/// quarter, half and full size.
+pub fn frame_dimensions(layer: Option<&str>) -> (u16, u16) {
+    match layer {
+        Some("l") => (320, 180),
+        Some("m") => (640, 360),
+        Some(_) => (1280, 720),
+        None => (640, 480),
     }
 }
 
