@@ -158,6 +158,18 @@ pub enum ClientMessage {
     /// call, and [`ErrorCode::InvalidParam`] for any other kind, an SDP that does not parse
     /// or that the SFU refuses, or an answer when no offer of the SFU is waiting.
     Sfu { room_id: RoomId, signal: Signal },
+    /// How large the sender renders each participant of call `room_id` whose media it gets
+    /// from the SFU, in device pixels: the SFU forwards it the smallest simulcast layer of each
+    /// that fills its view (as far as its bandwidth allows). A view of 0×0 is not shown (the
+    /// app has no view for that participant, or hides it): it gets the lowest layer. A
+    /// participant left out is not limited by size. Each message replaces the last; it holds
+    /// from before the sender joins the SFU through any rejoin of the same membership. Refused
+    /// like [`ClientMessage::Sfu`] ([`ErrorCode::NoSfu`], [`ErrorCode::NotInCall`]), and with
+    /// [`ErrorCode::InvalidParam`] beyond [`MAX_SFU_VIEWS`] views. Not acknowledged.
+    SfuViews {
+        room_id: RoomId,
+        views: Vec<RenderedView>,
+    },
     /// End the session cleanly: leave any call, then the server closes the socket.
     Logout,
     /// Any `type` this server version does not know; answered by [`ErrorCode::UnknownType`].
@@ -491,6 +503,18 @@ pub struct SfuSignal {
     pub room_id: RoomId,
     #[serde(deserialize_with = "by_kind::signal")]
     pub signal: Signal,
+}
+
+/// The most views one [`ClientMessage::SfuViews`] may list: more than a call has members.
+pub const MAX_SFU_VIEWS: usize = 64;
+
+/// One participant's view at the sender of a [`ClientMessage::SfuViews`], in device pixels.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RenderedView {
+    pub user_id: String,
+    pub width: u32,
+    pub height: u32,
 }
 
 /// Why a call ended for the member left in it.

@@ -8,7 +8,7 @@ use calling_protocol::{
     Accepted, Busy, CallEnded, CallType, Cancelled, ClientMessage, EndReason, ErrorCode,
     ErrorReply, GoAway, IceCandidate, IceServer, IceServersUpdate, InviteSent, InviteTimeout,
     Invited, InviteeList, Joined, LoginOk, MemberLeft, NoResponse, Rejected, RelayedSignal,
-    ResumeGrant, Resumed, Sequenced, ServerMessage, SfuSignal, Signal,
+    RenderedView, ResumeGrant, Resumed, Sequenced, ServerMessage, SfuSignal, Signal,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -239,6 +239,21 @@ fn sfu() {
             signal: Signal::Answer { sdp: "a".into() },
         },
         r#"{"type":"sfu","roomId":77,"signal":{"kind":"answer","sdp":"a"}}"#,
+    );
+}
+
+#[test]
+fn sfu_views() {
+    golden(
+        ClientMessage::SfuViews {
+            room_id: 77,
+            views: vec![RenderedView {
+                user_id: "bob".into(),
+                width: 640,
+                height: 360,
+            }],
+        },
+        r#"{"type":"sfuViews","roomId":77,"views":[{"userId":"bob","width":640,"height":360}]}"#,
     );
 }
 

@@ -152,7 +152,8 @@ pub struct SfuMetrics {
     pub participants: IntGauge,
     /// Members who joined the SFU (each membership once, however often it renegotiates).
     pub joins: IntCounter,
-    /// `sfu` messages refused (no SFU, not a member, unusable SDP, nothing to answer).
+    /// `sfu` and `sfuViews` messages refused (no SFU, not a member, unusable SDP, nothing to
+    /// answer, too many views).
     pub refusals: IntCounter,
 }
 

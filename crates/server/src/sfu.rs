@@ -8,14 +8,19 @@
 //! members the hub calls [`SfuRooms::reconcile`], so whatever made a member leave (hangup, the
 //! call's end, a kick, a logout, a session that ended after its grace) its participant leaves
 //! too, while a session that only resumes keeps it.
+//!
+//! A member's `sfuViews` (how large it renders each other member) is kept here too, whether or
+//! not it has joined the SFU yet: the SDK may send it before its join offer is handled, and
+//! does not send it again when it joins anew (after its connection died), so each join of the
+//! member applies the latest, until the member leaves the call.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
-use calling_protocol::{ErrorCode, RoomId, ServerMessage, SfuSignal, Signal};
+use calling_protocol::{ErrorCode, RenderedView, RoomId, ServerMessage, SfuSignal, Signal};
 use calling_sfu::runtime::{SfuHandle, Signal as SfuEvent};
-use calling_sfu::{ParticipantId, SdpAnswer, SdpOffer, SfuError};
+use calling_sfu::{ParticipantId, RenderedSize, SdpAnswer, SdpOffer, SfuError};
 use tokio::sync::mpsc;
 use tracing::{debug, info};
 
@@ -26,10 +31,22 @@ use crate::registry::{Refusal, SessionId};
 /// A member of a call, as the SFU's participants are keyed here.
 type Member = (RoomId, String);
 
-/// The SFU's participants, one per member of a call that joined it.
+/// How large a member renders the others, by their user id (the stream id of their tracks).
+type Views = HashMap<String, RenderedSize>;
+
+/// What is kept of the members of calls, under one lock.
+#[derive(Default)]
+struct Members {
+    /// The SFU's participants, one per member of a call that joined it.
+    participants: HashMap<Member, ParticipantId>,
+    /// The latest `sfuViews` of each member that sent one, joined or not.
+    views: HashMap<Member, Views>,
+}
+
+/// The SFU's participants and what their members asked of it.
 pub struct SfuRooms {
     handle: SfuHandle,
-    participants: Mutex<HashMap<Member, ParticipantId>>,
+    members: Mutex<Members>,
     /// Makes each participant id unique, so that a late `leave` of an earlier membership of the
     /// same member can never remove a later one.
     joins: AtomicU64,
@@ -64,20 +81,18 @@ impl SfuRooms {
     pub fn new(handle: SfuHandle, metrics: Option<SfuMetrics>) -> Arc<SfuRooms> {
         Arc::new(SfuRooms {
             handle,
-            participants: Mutex::new(HashMap::new()),
+            members: Mutex::new(Members::default()),
             joins: AtomicU64::new(1),
             metrics,
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<Member, ParticipantId>> {
-        self.participants
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> MutexGuard<'_, Members> {
+        self.members.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn participant(&self, member: &Member) -> Option<ParticipantId> {
-        self.lock().get(member).cloned()
+        self.lock().participants.get(member).cloned()
     }
 
     /// One `sfu` message of `user`, a member of call `room` (checked by the hub) whose session
@@ -181,19 +196,26 @@ impl SfuRooms {
             .join(sfu_room, id.clone(), user.clone(), offer)
             .await
             .map_err(refused)?;
-        {
-            let mut participants = self.lock();
-            if participants.contains_key(&member) {
+        let views = {
+            let mut members = self.lock();
+            if members.participants.contains_key(&member) {
                 // Another join of the same member won the race: this one is undone.
-                drop(participants);
+                drop(members);
                 self.leave(id);
                 return Err(refusal(
                     ErrorCode::InvalidParam,
                     "already joined the SFU in this call",
                 ));
             }
-            participants.insert(member.clone(), id.clone());
-            self.count(participants.len());
+            members.participants.insert(member.clone(), id.clone());
+            self.count(members.participants.len());
+            members.views.get(&member).cloned()
+        };
+        // Views sent before this join (or before an earlier participant of the member died).
+        if let Some(views) = views {
+            if let Err(err) = self.handle.set_rendered_sizes(id.clone(), views).await {
+                debug!(participant = %id, %err, "rendered sizes at join");
+            }
         }
         if let Some(metrics) = &self.metrics {
             metrics.joins.inc();
@@ -236,18 +258,51 @@ impl SfuRooms {
 
     /// Forgets the participant `id` of `member`, unless a later join replaced it.
     fn forget(&self, member: &Member, id: &ParticipantId) {
-        let mut participants = self.lock();
-        if participants.get(member) == Some(id) {
-            participants.remove(member);
-            self.count(participants.len());
+        let mut members = self.lock();
+        if members.participants.get(member) == Some(id) {
+            members.participants.remove(member);
+            self.count(members.participants.len());
             debug!(participant = %id, "gone from the SFU");
         }
     }
 
-    /// Every participant whose member `is_member` no longer counts as one leaves the SFU.
+    /// The `sfuViews` of `user`, a member of call `room` (checked by the hub): kept for each
+    /// join of the member, and applied now if it has joined.
+    pub async fn set_views(
+        &self,
+        room: RoomId,
+        user: String,
+        views: Vec<RenderedView>,
+    ) -> Result<(), Refusal> {
+        // A user listed twice: the last size counts, as in a map built from the list.
+        let views: Views = views
+            .into_iter()
+            .map(|v| (v.user_id, RenderedSize::new(v.width, v.height)))
+            .collect();
+        let member = (room, user);
+        let id = {
+            let mut members = self.lock();
+            members.views.insert(member.clone(), views.clone());
+            members.participants.get(&member).cloned()
+        };
+        debug!(room, user = member.1, views = views.len(), "rendered sizes");
+        let Some(id) = id else { return Ok(()) };
+        match self.handle.set_rendered_sizes(id, views).await {
+            // Its connection died just now: its next join applies the views kept.
+            Ok(()) | Err(SfuError::UnknownParticipant(_)) => Ok(()),
+            Err(err) => Err(refused(err)),
+        }
+    }
+
+    /// Every participant whose member `is_member` no longer counts as one leaves the SFU, and
+    /// what such members asked of it is forgotten.
     pub fn reconcile(&self, is_member: impl Fn(RoomId, &str) -> bool) {
-        let mut participants = self.lock();
-        let gone: Vec<Member> = participants
+        let mut members = self.lock();
+        members
+            .views
+            .retain(|(room, user), _| is_member(*room, user));
+        let gone: Vec<Member> = members
+            .participants
             .keys()
             .filter(|(room, user)| !is_member(*room, user))
             .cloned()
@@ -256,12 +311,12 @@ impl SfuRooms {
             return;
         }
         for member in gone {
-            if let Some(id) = participants.remove(&member) {
+            if let Some(id) = members.participants.remove(&member) {
                 info!(room = member.0, user = member.1, participant = %id, "left the SFU");
                 self.leave(id);
             }
         }
-        self.count(participants.len());
+        self.count(members.participants.len());
     }
 
     fn leave(&self, id: ParticipantId) {
@@ -280,5 +335,61 @@ impl SfuRooms {
                 .participants
                 .set(i64::try_from(participants).unwrap_or(i64::MAX));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(user: &str, width: u32, height: u32) -> RenderedView {
+        RenderedView {
+            user_id: user.into(),
+            width,
+            height,
+        }
+    }
+
+    fn kept(rooms: &SfuRooms, room: RoomId, user: &str) -> Option<Views> {
+        rooms.lock().views.get(&(room, user.to_string())).cloned()
+    }
+
+    #[tokio::test]
+    async fn views_are_kept_for_the_membership_and_forgotten_when_it_ends() {
+        let addr = "127.0.0.1:0".parse().expect("an address");
+        let (handle, _task) = calling_sfu::runtime::spawn(addr)
+            .await
+            .expect("an SFU on loopback");
+        let rooms = SfuRooms::new(handle, None);
+        rooms
+            .set_views(7, "bob".into(), vec![view("ann", 640, 360)])
+            .await
+            .expect("kept before bob joins the SFU");
+        rooms
+            .set_views(
+                7,
+                "cat".into(),
+                vec![view("ann", 320, 180), view("ann", 0, 0)],
+            )
+            .await
+            .expect("kept");
+        assert_eq!(
+            kept(&rooms, 7, "cat"),
+            Some(HashMap::from([("ann".into(), RenderedSize::new(0, 0))])),
+            "a user listed twice: the last"
+        );
+        rooms
+            .set_views(7, "bob".into(), vec![view("cat", 320, 180)])
+            .await
+            .expect("kept");
+        assert_eq!(
+            kept(&rooms, 7, "bob"),
+            Some(HashMap::from([("cat".into(), RenderedSize::new(320, 180))])),
+            "each replaces the last"
+        );
+
+        rooms.reconcile(|_, user| user != "cat");
+        assert!(kept(&rooms, 7, "cat").is_none(), "cat left the call");
+        assert!(kept(&rooms, 7, "bob").is_some(), "bob is still a member");
     }
 }

@@ -490,6 +490,11 @@ impl Conn {
                     self.refused(None, r);
                 }
             }
+            (Some(_), ClientMessage::SfuViews { room_id, views }) => {
+                if let Err(r) = self.hub.sfu_views(self.owner(), room_id, views).await {
+                    self.refused(None, r);
+                }
+            }
             (Some(_), ClientMessage::Logout) => {
                 self.hub.leave(self.owner()).await;
                 self.hub.close(self.owner(), CloseKind::LoggedOut);

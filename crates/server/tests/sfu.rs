@@ -1,8 +1,8 @@
 //! Group calls through the embedded SFU (`--sfu-udp`), end to end: the real `calling-server`
 //! binary, users who call, accept and hang up over its WebSocket as the SDK does, and media
 //! peers (str0m, over 127.0.0.1) that join the SFU with `sfu` offers on those WebSockets and
-//! answer the server's `sfu` offers. Also the refusals of `sfu` messages, and of the flag at
-//! startup.
+//! answer the server's `sfu` offers; a member's `sfuViews` choosing the layers it gets. Also
+//! the refusals of `sfu` and `sfuViews` messages, and of the flag at startup.
 
 mod process;
 mod sfu_support;
@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use calling_protocol::{
-    CallType, ClientMessage, ErrorCode, IceCandidate, Invited, RelayedSignal, RoomId,
-    ServerMessage, Signal,
+    CallType, ClientMessage, ErrorCode, IceCandidate, Invited, RelayedSignal, RenderedView, RoomId,
+    ServerMessage, Signal, MAX_SFU_VIEWS,
 };
 use process::ServerProcess;
 use sfu_support::peer::Peer;
@@ -299,6 +299,8 @@ async fn without_the_flag_sfu_messages_are_refused_and_login_says_no_sfu() {
     let room = group_call(&mut alice, &mut [&mut bob]).await;
     alice.signal_sfu(room, Signal::Offer { sdp: an_offer() });
     assert_eq!(alice.error().await, ErrorCode::NoSfu);
+    alice.send(views(room, &[("bob", 640, 360)]));
+    assert_eq!(alice.error().await, ErrorCode::NoSfu);
     still_usable(&alice, &mut bob, room).await;
     assert_eq!(metric(server.addr, "calling_sfu_participants").await, None);
 }
@@ -415,4 +417,97 @@ async fn with_ice_tcp_the_sfus_answer_offers_a_tcp_candidate_too() {
             .any(|c| c.contains(" tcp ") && c.contains("tcptype passive")),
         "{candidates:?}"
     );
+}
+
+/// An `sfuViews` message of call `room`: (user, width, height) for each view.
+fn views(room: RoomId, list: &[(&str, u32, u32)]) -> ClientMessage {
+    ClientMessage::SfuViews {
+        room_id: room,
+        views: list
+            .iter()
+            .map(|(user, width, height)| RenderedView {
+                user_id: user.to_string(),
+                width: *width,
+                height: *height,
+            })
+            .collect(),
+    }
+}
+
+#[tokio::test]
+async fn sfu_views_are_refused_like_sfu_messages_and_else_not_answered() {
+    let server = ServerProcess::start(&SFU_FLAGS).await;
+    let mut alice = User::login(server.addr, "alice").await;
+    let mut bob = User::login(server.addr, "bob").await;
+    let mut dave = User::login(server.addr, "dave").await;
+    let room = group_call(&mut alice, &mut [&mut bob]).await;
+
+    dave.send(views(room, &[("alice", 640, 360)]));
+    assert_eq!(dave.error().await, ErrorCode::NotInCall);
+    let too_many: Vec<(String, u32, u32)> = (0..=MAX_SFU_VIEWS)
+        .map(|i| (format!("user{i}"), 320, 180))
+        .collect();
+    let too_many: Vec<(&str, u32, u32)> = too_many
+        .iter()
+        .map(|(u, w, h)| (u.as_str(), *w, *h))
+        .collect();
+    alice.send(views(room, &too_many));
+    assert_eq!(alice.error().await, ErrorCode::InvalidParam);
+    // As many as allowed, before joining the SFU: taken, and not answered, so the next reply
+    // alice gets is the refusal of a call she is not in.
+    alice.send(views(room, &too_many[..MAX_SFU_VIEWS]));
+    alice.send(views(room + 1, &[("bob", 640, 360)]));
+    assert_eq!(alice.error().await, ErrorCode::NotInCall);
+    still_usable(&alice, &mut bob, room).await;
+    assert_eq!(
+        metric(server.addr, "calling_sfu_refusals_total").await,
+        Some(3.0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn views_sent_before_joining_the_sfu_choose_the_layers_once_joined() {
+    let server = ServerProcess::start(&SFU_FLAGS).await;
+    let mut alice = User::login(server.addr, "alice").await;
+    let mut bob = User::login(server.addr, "bob").await;
+    let room = group_call(&mut alice, &mut [&mut bob]).await;
+    // bob's app shows alice in a small tile before bob's media joins the SFU. Her layers come
+    // 320×180, 640×360 and 1280×720: the lowest fills the tile.
+    bob.send(views(room, &[("alice", 320, 180)]));
+    let mut observer = Observer::new();
+    let peers = vec![
+        alice.start_media_with(room, observer.sender(), true).await,
+        bob.start_media(room, observer.sender()).await,
+    ];
+    observer
+        .until("bob to receive alice's video", |o| {
+            o.frames("bob", "alice", MediaKind::Video) >= 2 * ENOUGH
+        })
+        .await;
+    let larger = |o: &Observer| {
+        (
+            o.layer_frames("bob", "alice", "m"),
+            o.layer_frames("bob", "alice", "h"),
+        )
+    };
+    // Bandwidth alone would give bob her top layer from the start (it fits the estimate the
+    // SFU starts from); a frame or two of another may pass while her layers start.
+    let before = larger(&observer);
+    assert!(
+        before.0 + before.1 <= 4,
+        "the lowest layer from the start, not {before:?} frames of larger ones"
+    );
+
+    // Full screen: no longer the lowest layer.
+    bob.send(views(room, &[("alice", 1280, 720)]));
+    let (medium, top) = before;
+    observer
+        .until("bob to receive a larger layer of alice", |o| {
+            o.layer_frames("bob", "alice", "m") + o.layer_frames("bob", "alice", "h")
+                >= medium + top + ENOUGH
+        })
+        .await;
+    for peer in peers {
+        peer.stop().await;
+    }
 }

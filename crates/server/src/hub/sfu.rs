@@ -5,7 +5,9 @@
 
 use std::sync::Arc;
 
-use calling_protocol::{ErrorCode, RoomId, ServerMessage, SfuSignal, Signal};
+use calling_protocol::{
+    ErrorCode, RenderedView, RoomId, ServerMessage, SfuSignal, Signal, MAX_SFU_VIEWS,
+};
 use calling_sfu::runtime::SfuHandle;
 
 use super::{Authority, Hub, Owner, State};
@@ -53,28 +55,8 @@ impl Hub {
         room: RoomId,
         signal: Signal,
     ) -> Result<(), Refusal> {
-        let (sfu, user) = {
-            let mut state = self.lock();
-            if !state.owns(owner) {
-                return Ok(());
-            }
-            if let Some(r) = state.resumable.get_mut(&owner.session) {
-                r.journal.count_received();
-            }
-            let (Some(sfu), Authority::Local(registry)) = (&state.sfu, &state.authority) else {
-                return Err(Refusal {
-                    code: ErrorCode::NoSfu,
-                    message: "this server runs no SFU: group calls use the mesh".into(),
-                });
-            };
-            let Some(user) = registry.member_of(owner.session, room) else {
-                sfu.refused();
-                return Err(Refusal {
-                    code: ErrorCode::NotInCall,
-                    message: format!("you are not a member of call {room}"),
-                });
-            };
-            (sfu.clone(), user.to_owned())
+        let Some((sfu, user)) = self.sfu_member(owner, room)? else {
+            return Ok(());
         };
         let answer = sfu
             .signal(Arc::downgrade(self), owner.session, room, user, signal)
@@ -87,5 +69,62 @@ impl Hub {
             self.send(owner, reply);
         }
         Ok(())
+    }
+
+    /// One `sfuViews` message of a session: how large a member of call `room` renders the
+    /// others, kept for its SFU participant now and after any rejoin. Checked like `sfu`, and
+    /// counted the same for a resume; not answered.
+    pub async fn sfu_views(
+        self: &Arc<Self>,
+        owner: Owner,
+        room: RoomId,
+        views: Vec<RenderedView>,
+    ) -> Result<(), Refusal> {
+        let Some((sfu, user)) = self.sfu_member(owner, room)? else {
+            return Ok(());
+        };
+        if views.len() > MAX_SFU_VIEWS {
+            sfu.refused();
+            return Err(Refusal {
+                code: ErrorCode::InvalidParam,
+                message: format!("at most {MAX_SFU_VIEWS} views, not {}", views.len()),
+            });
+        }
+        let result = sfu.set_views(room, user, views).await;
+        if result.is_err() {
+            sfu.refused();
+        }
+        result
+    }
+
+    /// For an SFU message of `owner` about call `room`: the SFU and the member's user id, or
+    /// `None` when the link no longer owns the session (the message is dropped). Counts the
+    /// frame as received for a resume, refuses without an SFU or from a non-member.
+    fn sfu_member(
+        &self,
+        owner: Owner,
+        room: RoomId,
+    ) -> Result<Option<(Arc<SfuRooms>, String)>, Refusal> {
+        let mut state = self.lock();
+        if !state.owns(owner) {
+            return Ok(None);
+        }
+        if let Some(r) = state.resumable.get_mut(&owner.session) {
+            r.journal.count_received();
+        }
+        let (Some(sfu), Authority::Local(registry)) = (&state.sfu, &state.authority) else {
+            return Err(Refusal {
+                code: ErrorCode::NoSfu,
+                message: "this server runs no SFU: group calls use the mesh".into(),
+            });
+        };
+        let Some(user) = registry.member_of(owner.session, room) else {
+            sfu.refused();
+            return Err(Refusal {
+                code: ErrorCode::NotInCall,
+                message: format!("you are not a member of call {room}"),
+            });
+        };
+        Ok(Some((sfu.clone(), user.to_owned())))
     }
 }

@@ -227,9 +227,19 @@ impl User {
 
     /// Starts this user's media peer on the SFU of call `room`.
     pub async fn start_media(&mut self, room: RoomId, seen: mpsc::UnboundedSender<Seen>) -> Peer {
+        self.start_media_with(room, seen, false).await
+    }
+
+    /// The same, its video sent as three simulcast layers if `simulcast`.
+    pub async fn start_media_with(
+        &mut self,
+        room: RoomId,
+        seen: mpsc::UnboundedSender<Seen>,
+        simulcast: bool,
+    ) -> Peer {
         let mut signalling = self.sfu.take().expect("one peer per user");
         signalling.room = room;
-        Peer::start(signalling, &self.name, false, seen).await
+        Peer::start(signalling, &self.name, simulcast, seen).await
     }
 }
 
@@ -313,6 +323,8 @@ pub struct Observer {
     pub tx: mpsc::UnboundedSender<Seen>,
     /// Frames per (receiver, origin, kind), the origin read from the forwarded track's msid.
     pub frames: HashMap<(String, String, MediaKind), usize>,
+    /// Video frames per (receiver, origin, simulcast layer tag).
+    pub layers: HashMap<(String, String, u8), usize>,
     /// (receiver, origin) of every forwarded track the SFU stopped.
     pub ended: Vec<(String, String)>,
 }
@@ -324,6 +336,7 @@ impl Observer {
             seen,
             tx,
             frames: HashMap::new(),
+            layers: HashMap::new(),
             ended: Vec::new(),
         }
     }
@@ -336,6 +349,16 @@ impl Observer {
     pub fn frames(&self, receiver: &str, origin: &str, kind: MediaKind) -> usize {
         let key = (receiver.to_string(), origin.to_string(), kind);
         self.frames.get(&key).copied().unwrap_or(0)
+    }
+
+    /// Video frames `receiver` got of `origin`'s simulcast layer `layer`.
+    pub fn layer_frames(&self, receiver: &str, origin: &str, layer: &str) -> usize {
+        let key = (
+            receiver.to_string(),
+            origin.to_string(),
+            layer.as_bytes()[0],
+        );
+        self.layers.get(&key).copied().unwrap_or(0)
     }
 
     pub fn ended(&self, receiver: &str, origin: &str) -> usize {
@@ -356,8 +379,14 @@ impl Observer {
                     receiver,
                     origin,
                     kind,
-                    ..
-                } => *self.frames.entry((receiver, origin, kind)).or_default() += 1,
+                    layer,
+                } => {
+                    if kind == MediaKind::Video {
+                        let key = (receiver.clone(), origin.clone(), layer);
+                        *self.layers.entry(key).or_default() += 1;
+                    }
+                    *self.frames.entry((receiver, origin, kind)).or_default() += 1
+                }
                 Seen::TrackEnded { receiver, origin } => self.ended.push((receiver, origin)),
                 Seen::KeyframeRequested { .. } | Seen::Gone { .. } => {}
             }
