@@ -48,7 +48,7 @@ entry_size "legacy entry (index.es2019.mjs)" pkg/index.es2019.mjs
 [ "$SIZE" -gt "$legacy" ] && legacy=$SIZE
 entry_size "UMD file (trtc-calling-wasm.umd.js)" pkg/trtc-calling-wasm.umd.js
 [ "$SIZE" -gt "$legacy" ] && legacy=$SIZE
-# The budget: 137 KB (137000 bytes) gzip -9 for the modern entry; the legacy ones carry the
+# The budget: 138 KB (138000 bytes) gzip -9 for the modern entry; the legacy ones carry the
 # .wasm as base64 and may be larger, by at most a third. (It was 120 KB before session resume,
 # reconnecting and ICE restarts, which cost about 9 KB; then 130 KB before the ringing callee's
 # relay-only connection, preconnect/iceTransportPolicy, renewed TURN credentials, connections
@@ -61,9 +61,10 @@ entry_size "UMD file (trtc-calling-wasm.umd.js)" pkg/trtc-calling-wasm.umd.js
 # needs for its errors; that is most of what stands between this and 120 KB. It was 129 KB,
 # at 128994 bytes, before group calls through the SFU: its protocol messages, the SFU link in
 # the core and the simulcast connection in the glue, +6223: 135217; moving a 1:1 call that
-# grows there without a gap, +619: 135836.)
-if [ "$modern" -gt 137000 ]; then
-  echo "build-pkg: the modern entry is $modern bytes gzip -9, above the 137 KB budget" >&2
+# grows there without a gap, +619: 135836; 137 KB, at 136124 bytes, before telling the SFU how
+# large each view is drawn (the `sfuViews` message's serializer, mostly), +1400: 137524.)
+if [ "$modern" -gt 138000 ]; then
+  echo "build-pkg: the modern entry is $modern bytes gzip -9, above the 138 KB budget" >&2
   exit 1
 fi
 if [ $((legacy * 3)) -gt $((modern * 4)) ]; then

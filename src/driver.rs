@@ -452,6 +452,10 @@ impl Driver {
                 let peers = peers.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
                 volume::read(peers, self.sink());
             }
+            Effect::MeasureViews => {
+                let views = self.views.rendered_sizes();
+                self.sink().queue(Input::RenderedViews(views));
+            }
             Effect::RemoveViews => self.views.clear(),
             // handled by the reconnect glue
             Effect::OpenSignaling => self.reopen_signaling(),

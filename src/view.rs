@@ -14,6 +14,8 @@ use web_sys::{
     MediaStreamTrack,
 };
 
+use calling_core::RenderedView;
+
 use crate::error::{js_name, Error};
 use crate::log;
 use crate::table::Table;
@@ -202,6 +204,26 @@ impl Views {
     /// Whether `user_id`'s media plays (its hidden audio is there).
     pub fn plays(&self, user_id: &str) -> bool {
         self.audio.borrow().get(user_id).is_some()
+    }
+
+    /// How large each remote view is drawn, in device pixels: its element (the app's, which
+    /// the `<video>` fills) as laid out now, known before the first frame arrives. 0×0 when it
+    /// is hidden.
+    pub fn rendered_sizes(&self) -> Vec<RenderedView> {
+        let scale = web_sys::window().map_or(1.0, |w| w.device_pixel_ratio());
+        let pixels = |css: i32| (f64::from(css.max(0)) * scale).round() as u32;
+        self.remote_requests
+            .borrow()
+            .iter()
+            .filter_map(|(user_id, dom_id)| {
+                let el = container(dom_id).ok()?;
+                Some(RenderedView {
+                    user_id: user_id.clone(),
+                    width: pixels(el.client_width()),
+                    height: pixels(el.client_height()),
+                })
+            })
+            .collect()
     }
 
     /// The user left: remove everything created for them.

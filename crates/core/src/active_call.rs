@@ -3,7 +3,7 @@
 //! Leaving a call in any way goes through `Session::end_call`, then [`ActiveCall::release`], so
 //! nothing is left open.
 
-use calling_protocol::{CallType, ClientMessage, IceServer, RoomId};
+use calling_protocol::{CallType, ClientMessage, IceServer, RenderedView, RoomId};
 
 use crate::link::{MediaState, PeerLink};
 use crate::session::create_peer;
@@ -115,6 +115,8 @@ pub(crate) struct ActiveCall {
     pub via_sfu: bool,
     /// The connection to the SFU, once we are a member of an SFU call.
     pub sfu: Option<PeerLink>,
+    /// The rendered sizes last told to the SFU (`sfuViews`), to tell it only of changes.
+    pub views_told: Vec<RenderedView>,
     pub local: LocalMedia,
     /// Every `OpenMedia` not answered yet, by token, oldest first.
     pub media_ops: Vec<(MediaToken, MediaOp)>,
@@ -150,6 +152,7 @@ impl ActiveCall {
             peers: LiteMap::new(),
             via_sfu: false,
             sfu: None,
+            views_told: Vec::new(),
             local: LocalMedia::default(),
             media_ops: Vec::new(),
             next_token: 1,

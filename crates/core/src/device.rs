@@ -70,8 +70,12 @@ impl Session {
     /// than the period, and overlapping reads would starve the browser's WebRTC thread that
     /// also has to answer offers.
     pub(crate) fn voice_volume_due(&mut self, out: &mut Vec<Effect>) {
-        if self.call.as_ref().is_some_and(ActiveCall::is_connected) {
-            out.push(Effect::ReadAudioLevels);
+        let Some(call) = self.call.as_ref().filter(|c| c.is_connected()) else {
+            return;
+        };
+        out.push(Effect::ReadAudioLevels);
+        if call.via_sfu {
+            out.push(Effect::MeasureViews);
         }
     }
 

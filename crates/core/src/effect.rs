@@ -139,6 +139,10 @@ pub enum Effect {
     OpenSignaling,
     /// Read the audio level of our microphone and of every peer; report [`Input::AudioLevels`].
     ReadAudioLevels,
+    /// Measure how large each remote view (`startRemoteView`'s element) is rendered, in device
+    /// pixels; report [`Input::RenderedViews`](crate::Input::RenderedViews). Asked once a
+    /// second in an SFU call, which forwards each participant at the size its view needs.
+    MeasureViews,
     /// The call is over: remove every element the SDK made for it and forget the views asked
     /// for (`startLocalView`/`startRemoteView`).
     RemoveViews,

@@ -5,7 +5,7 @@
 //! [`crate::Session::handle`], and carries out the returned [`crate::Effect`]s in order. The core
 //! never touches IO or a clock, so every flow can be replayed natively in tests.
 
-use calling_protocol::{CallType, IceCandidate, ServerMessage};
+use calling_protocol::{CallType, IceCandidate, RenderedView, ServerMessage};
 
 use crate::effect::SdkError;
 
@@ -119,6 +119,9 @@ pub enum Input {
         local: u8,
         remote: Vec<(String, u8)>,
     },
+    /// Result of [`crate::Effect::MeasureViews`]: each remote view's rendered size; a user
+    /// with no view is left out.
+    RenderedViews(Vec<RenderedView>),
     /// Something happened on the peer connection to `user_id`.
     Peer { user_id: String, event: PeerEvent },
     /// A timer started with [`crate::Effect::StartTimer`] fired.

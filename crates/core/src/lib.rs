@@ -32,6 +32,7 @@ mod reconnect;
 mod session;
 mod sfu;
 
+pub use calling_protocol::RenderedView;
 pub use effect::{code, Effect, LoginData, Reply, SdkError};
 pub use event::{AppEvent, InviteData, VoiceVolume, EVENT_NAMES};
 pub use input::{

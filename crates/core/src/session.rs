@@ -177,6 +177,7 @@ impl Session {
             Input::Media { token, outcome } => self.media_outcome(now_ms, token, outcome, &mut out),
             Input::Device { kind, change } => self.device_changed(kind, change, &mut out),
             Input::AudioLevels { local, remote } => self.audio_levels(local, remote, &mut out),
+            Input::RenderedViews(views) => self.rendered_views(views, &mut out),
             Input::Peer { user_id, event } => self.peer_event(now_ms, &user_id, event, &mut out),
             Input::Timer(Timer::Heartbeat) => self.heartbeat(now_ms, &mut out),
             Input::Timer(Timer::VoiceVolume) => self.voice_volume_due(&mut out),

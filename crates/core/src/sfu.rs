@@ -25,7 +25,7 @@ use crate::leave::{lost_events, Tell};
 use crate::link::{Link, PeerLink, Role, NOTHING};
 use crate::session::{create_peer, Session};
 use crate::{code, Effect, MediaKind, PeerEvent, PeerState, SdkError};
-use calling_protocol::Signal;
+use calling_protocol::{ClientMessage, RenderedView, Signal};
 
 /// The key of the SFU connection in effects and inputs, where a participant's user ID would
 /// be; never a user ID (those are letters, digits, `-` and `_`).
@@ -201,6 +201,39 @@ impl Session {
             events
         };
         self.end_call(Tell::Server, events, &reason, out);
+    }
+
+    /// The views measured (see [`Effect::MeasureViews`]): the SFU hears each participant's
+    /// size when it changed. A participant the app shows nowhere is told as 0×0, so the SFU
+    /// sends it the smallest layer rather than what its bandwidth allows; its hidden audio
+    /// plays all the same.
+    pub(crate) fn rendered_views(&mut self, measured: Vec<RenderedView>, out: &mut Vec<Effect>) {
+        let Some(call) = self.call.as_mut().filter(|c| c.via_sfu) else {
+            return;
+        };
+        let Some(room_id) = call.room_id else {
+            return;
+        };
+        let views: Vec<RenderedView> = call
+            .peers
+            .keys()
+            .map(|user| {
+                measured
+                    .iter()
+                    .find(|v| &v.user_id == user)
+                    .cloned()
+                    .unwrap_or_else(|| RenderedView {
+                        user_id: user.clone(),
+                        width: 0,
+                        height: 0,
+                    })
+            })
+            .collect();
+        if views == call.views_told {
+            return;
+        }
+        call.views_told = views.clone();
+        out.push(Effect::Send(ClientMessage::SfuViews { room_id, views }));
     }
 
     /// The SFU link's part of `Timer::PeerHealth`.

@@ -1,6 +1,6 @@
 use calling_protocol::{
-    Accepted, CallType, ClientMessage, InviteSent, Invited, Joined, MemberLeft, ServerMessage,
-    SfuSignal, Signal,
+    Accepted, CallType, ClientMessage, InviteSent, Invited, Joined, MemberLeft, RenderedView,
+    ServerMessage, SfuSignal, Signal,
 };
 
 use super::*;
@@ -582,4 +582,80 @@ fn leaving_closes_the_sfu_connection_and_a_leaver_only_its_elements() {
     assert!(hung_up.contains(&Effect::ClosePeer {
         user_id: SFU_LINK.into()
     }));
+}
+
+fn view(user: &str, width: u32, height: u32) -> RenderedView {
+    RenderedView {
+        user_id: user.into(),
+        width,
+        height,
+    }
+}
+
+fn views_told(effects: &[Effect]) -> Vec<&Vec<RenderedView>> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Send(ClientMessage::SfuViews { room_id, views }) if *room_id == ROOM => {
+                Some(views)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// [`inviter`] on a server with an SFU, bob and carol accepted and the SFU link up.
+fn connected_via_sfu() -> Session {
+    let (mut s, _) = inviter(true);
+    sfu_answers(&mut s);
+    s.ok(accepted("bob"));
+    s.ok(accepted("carol"));
+    s.ok(state(SFU_LINK, PeerState::Connected));
+    s
+}
+
+#[test]
+fn in_an_sfu_call_the_views_are_measured_with_the_voice_volume() {
+    let mut s = connected_via_sfu();
+    let due = s.ok(Input::Timer(Timer::VoiceVolume));
+    assert!(due.contains(&Effect::ReadAudioLevels), "{due:?}");
+    assert!(due.contains(&Effect::MeasureViews), "{due:?}");
+
+    // A mesh forwards nothing: every connection carries what its sender sends.
+    let mut mesh = one_to_one();
+    let due = mesh.ok(Input::Timer(Timer::VoiceVolume));
+    assert!(due.contains(&Effect::ReadAudioLevels), "{due:?}");
+    assert!(!due.contains(&Effect::MeasureViews), "{due:?}");
+}
+
+#[test]
+fn the_sfu_hears_every_participants_view_size_when_one_changes() {
+    let mut s = connected_via_sfu();
+    let first = s.ok(Input::RenderedViews(vec![view("carol", 640, 360)]));
+    assert_eq!(
+        views_told(&first),
+        [&vec![view("bob", 0, 0), view("carol", 640, 360)]],
+        "bob has no view: the smallest layer"
+    );
+
+    let same = s.ok(Input::RenderedViews(vec![view("carol", 640, 360)]));
+    assert!(views_told(&same).is_empty(), "unchanged: {same:?}");
+
+    let resized = s.ok(Input::RenderedViews(vec![
+        view("bob", 1280, 720),
+        view("carol", 320, 180),
+        view("mallory", 1920, 1080),
+    ]));
+    assert_eq!(
+        views_told(&resized),
+        [&vec![view("bob", 1280, 720), view("carol", 320, 180)]],
+        "only the call's participants"
+    );
+}
+
+#[test]
+fn a_call_without_the_sfu_tells_no_view_sizes() {
+    let mut s = one_to_one();
+    let measured = s.ok(Input::RenderedViews(vec![view("bob", 640, 360)]));
+    assert!(views_told(&measured).is_empty(), "{measured:?}");
 }

@@ -150,7 +150,7 @@ impl Server {
             }
             ClientMessage::Logout => return self.disconnect(client, now_ms),
             // Like the server without --sfu-udp.
-            ClientMessage::Sfu { .. } => {
+            ClientMessage::Sfu { .. } | ClientMessage::SfuViews { .. } => {
                 let refusal = error(None, ErrorCode::NoSfu, "this server runs no SFU");
                 return self.send_to_session(session, refusal);
             }
