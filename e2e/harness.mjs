@@ -97,8 +97,9 @@ export class Person {
       };
       /**
        * The recorded connections: how many were created, and for each one not closed its state
-       * and its video RTP streams from getStats (outbound: rid, mid, frames encoded; inbound:
-       * mid, track, the stream id it arrived in, whether it is still received, frames decoded).
+       * and its video RTP streams from getStats (outbound: rid, mid, frames encoded, frame width;
+       * inbound: mid, track, the stream id it arrived in, whether it is still received, frames
+       * decoded, frame width).
        */
       window.rtcStats = async () => {
         const at = performance.now();
@@ -110,14 +111,16 @@ export class Person {
           for (const s of (await pc.getStats()).values()) {
             if (s.kind !== 'video') continue;
             if (s.type === 'outbound-rtp') {
-              outboundVideo.push({ rid: s.rid ?? null, mid: s.mid ?? null, framesEncoded: s.framesEncoded ?? 0 });
+              outboundVideo.push({
+                rid: s.rid ?? null, mid: s.mid ?? null, framesEncoded: s.framesEncoded ?? 0, frameWidth: s.frameWidth ?? 0,
+              });
             } else if (s.type === 'inbound-rtp') {
               const r = tracks.get(s.trackIdentifier);
               const receiving = Boolean(r) && r.track.readyState === 'live' && !r.transceiver.stopped
                 && ['recvonly', 'sendrecv'].includes(r.transceiver.currentDirection);
               inboundVideo.push({
                 mid: s.mid ?? null, track: s.trackIdentifier ?? null, stream: r?.stream ?? null,
-                receiving, framesDecoded: s.framesDecoded ?? 0,
+                receiving, framesDecoded: s.framesDecoded ?? 0, frameWidth: s.frameWidth ?? 0,
               });
             }
           }

@@ -5,14 +5,17 @@
 // other participant's audio and video on that same
 // connection, in a MediaStream whose id is their user id. The harness records every
 // RTCPeerConnection a page creates (window.rtcStats), so this is checked from outside the SDK.
+// The SDK tells the SFU how large each view is drawn, and the SFU forwards the smallest layer
+// that fills it: a thumbnail gets a sender's lowest layer while a large view gets a larger one.
 // Screenshots go to test-output/e2e/<scenario>-<step>-<user>.png.
 
 import { test, before, after } from 'node:test';
 import { readFileSync } from 'node:fs';
 import { launchBrowser, withPeople, PHONE } from './harness.mjs';
+import {
+  MEDIA_TIMEOUT, describe, pageState, onEveryPage, everyoneSeesEveryone, groupCall, waitConnected, others,
+} from './sfu-calls.mjs';
 
-/** Media through the SFU with nine pages on two cores: ICE, DTLS, the first key frames. */
-const MEDIA_TIMEOUT = 60_000;
 /**
  * People in the full group call: the server's limit, 9; E2E_SFU_GROUP_SIZE (2 to 9) sets fewer.
  * Nine pages encoding their camera and decoding eight others need more than two cores: e2e/run.sh
@@ -65,26 +68,6 @@ function sfuProblems(sample, others, exactInbound) {
   return problems;
 }
 
-/** A sample, short enough for a failure message: each open connection's video streams. */
-function describe(sample) {
-  const pcs = sample.open.map((pc, i) => {
-    const out = pc.outboundVideo.map((o) => `${o.rid ?? '-'}@${o.mid}:${o.framesEncoded}f`).join(' ');
-    const inb = pc.inboundVideo
-      .map((x) => `${x.stream ?? '?'}@${x.mid}:${x.framesDecoded}f${x.receiving ? '' : '(not received)'}`)
-      .join(' ');
-    return `  pc${i} ${pc.connectionState}: out [${out}] in [${inb}]`;
-  });
-  return [`${sample.open.length} open of ${sample.created} created`, ...pcs].join('\n');
-}
-
-/** The page's call state and its last SDK events (the demo keeps them), for a failure's message. */
-function pageState(person) {
-  return person.page.evaluate(() => {
-    const events = (window.demoEvents || []).slice(-6).map((e) => `${e.name}${e.userID ? ` ${e.userID}` : ''}${e.code ? ` (${e.code})` : ''}`);
-    return `screen ${document.body.dataset.screen}, call ${document.body.dataset.call}; last events: ${events.join(', ')}`;
-  }).catch(() => 'page gone');
-}
-
 /**
  * Waits until `person`'s page is in the SFU shape with `others` (see sfuProblems), and its
  * lowest encoding's frames encoded then advance. Throws what the page has instead.
@@ -126,51 +109,6 @@ async function expectSfuShape(person, others, { exactInbound = false } = {}) {
     await fail(`encoding l does not advance past ${base} frames`, err);
   }
 }
-
-/** Runs `check` on every person at once; fails with every page's failure, not the first. */
-async function onEveryPage(people, check) {
-  const results = await Promise.allSettled(people.map(check));
-  const failed = results.filter((r) => r.status === 'rejected').map((r) => r.reason.message);
-  if (failed.length) throw new Error(`${failed.length} of ${people.length} pages:\n${failed.join('\n\n')}`);
-}
-
-/** Each of `people` renders each other one with advancing frames. */
-function everyoneSeesEveryone(people) {
-  return onEveryPage(people, async (p) => {
-    try {
-      for (const o of people) if (o !== p) await p.waitForVideo(o.userID, MEDIA_TIMEOUT);
-    } catch (err) {
-      const sample = await p.rtcStats().catch(() => null);
-      err.message += `\n${p.userID}'s page: ${await pageState(p)}; connections: ${sample ? describe(sample) : '?'}`;
-      throw err;
-    }
-  });
-}
-
-/** `caller` places a video call to `callees` through the demo, and they all accept. */
-async function groupCall(caller, callees) {
-  await caller.page.getByTestId('callee-input').fill(callees.map((p) => p.userID).join(', '));
-  await caller.page.getByTestId('call-video').click();
-  await caller.waitFor('body[data-call="outgoing"]');
-  await onEveryPage(callees, async (p) => {
-    await p.waitFor('[data-testid="incoming"]');
-    await p.page.getByTestId('accept').click();
-  });
-  await onEveryPage([caller, ...callees], waitConnected);
-}
-
-/** Waits until `person`'s call screen says connected; fails with the page's state. */
-async function waitConnected(person) {
-  try {
-    await person.waitFor('body[data-call="connected"]', MEDIA_TIMEOUT);
-  } catch (err) {
-    const sample = await person.rtcStats().catch(() => null);
-    err.message += `\n${person.userID}'s page: ${await pageState(person)}; connections: ${sample ? describe(sample) : '?'}`;
-    throw err;
-  }
-}
-
-const others = (people, p) => people.filter((o) => o !== p).map((o) => o.userID);
 
 test(`${GROUP_SIZE} people in one group call: one connection each to the SFU, one simulcast video, `
   + `${GROUP_SIZE - 1} received`, async () => {
@@ -219,5 +157,74 @@ test('a member leaves a group call and is added back: the others go on, then eve
     await everyoneSeesEveryone(people);
     await Promise.all(people.map((p) => p.shot('02-dot-back')));
     await onEveryPage(people, (p) => expectSfuShape(p, others(people, p)));
+  });
+});
+
+/**
+ * How long the SFU may take to give a receiver the layer a view's new size needs: down is at
+ * once; up waits for its bandwidth estimate of the receiver to grow past the larger layer.
+ */
+const LAYER_TIMEOUT = 45_000;
+
+/** Lays out the element `viewer` renders `userID` in (the demo's view) at width × height CSS px. */
+function resizeView(viewer, userID, width, height) {
+  return viewer.page.evaluate(([id, w, h]) => {
+    Object.assign(document.getElementById(id).style, { inset: 'auto', width: `${w}px`, height: `${h}px` });
+  }, [`view-${userID}`, width, height]);
+}
+
+/** The frame width of the lowest simulcast layer `sender` sends now. */
+async function lowestLayerWidth(sender) {
+  const widths = (await sender.rtcStats()).open[0].outboundVideo.map((o) => o.frameWidth).filter((w) => w > 0);
+  return Math.min(...widths);
+}
+
+/**
+ * Waits until `viewer` receives `small` in (at most) its lowest layer and `large` in a larger
+ * one; returns how long that took, in ms. Fails with the widths received.
+ */
+async function expectLayersBySize(viewer, small, large) {
+  const lowest = { [small.userID]: await lowestLayerWidth(small), [large.userID]: await lowestLayerWidth(large) };
+  const since = await viewer.page.evaluate(() => performance.now());
+  const started = Date.now();
+  try {
+    await viewer.page.waitForFunction(
+      ([s, l, low, t]) => {
+        const inbound = window.rtcLatest(t)?.open[0]?.inboundVideo ?? [];
+        const width = (user) => inbound.find((i) => i.receiving && i.stream === user)?.frameWidth ?? 0;
+        return width(s) > 0 && width(s) <= low[s] && width(l) > low[l];
+      },
+      [small.userID, large.userID, lowest, since],
+      { timeout: LAYER_TIMEOUT, polling: 250 },
+    );
+  } catch (err) {
+    const inbound = (await viewer.rtcStats()).open[0]?.inboundVideo ?? [];
+    const got = inbound.filter((i) => i.receiving).map((i) => `${i.stream} ${i.frameWidth} px`).join(', ');
+    throw new Error(`${viewer.userID} should get ${small.userID} (small view) at its lowest layer and `
+      + `${large.userID} (large view) above it (lowest layers ${JSON.stringify(lowest)}); gets ${got}\n${err.message}`);
+  }
+  return Date.now() - started;
+}
+
+test('each view gets the layer its size needs: a small one the lowest, a large one a larger, and again when they swap', async () => {
+  await withPeople(browser, 'sfu-3-views', ['kim', 'lou', 'max'].map((n) => [n, PHONE]), async (kim, lou, max) => {
+    await groupCall(kim, [lou, max]);
+    await everyoneSeesEveryone([kim, lou, max]);
+
+    // Kim shows Lou in a thumbnail and Max large; any layer of Lou fills the thumbnail.
+    await resizeView(kim, 'lou', 100, 60);
+    await resizeView(kim, 'max', 600, 450);
+    const first = await expectLayersBySize(kim, lou, max);
+    await kim.shot('01-lou-small');
+
+    // The sizes swap: Max drops to his lowest layer, Lou rises.
+    await resizeView(kim, 'lou', 600, 450);
+    await resizeView(kim, 'max', 100, 60);
+    const swapped = await expectLayersBySize(kim, max, lou);
+    await kim.shot('02-max-small');
+    await kim.waitForVideo('lou', MEDIA_TIMEOUT);
+    await kim.waitForVideo('max', MEDIA_TIMEOUT);
+    console.log(`layers by view size: ${first} ms to the first sizes, ${swapped} ms after the swap; `
+      + `load average ${readFileSync('/proc/loadavg', 'utf8').trim()}`);
   });
 });
