@@ -175,7 +175,7 @@ impl SfuMetrics {
                 registry,
                 IntCounter::new(
                     "calling_sfu_refusals_total",
-                    "sfu messages refused (not a member, unusable SDP, no offer to answer)",
+                    "sfu and sfuViews messages refused (not a member, unusable SDP, no offer to answer, too many views)",
                 ),
             )?,
         })
