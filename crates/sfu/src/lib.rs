@@ -20,6 +20,7 @@ mod participant;
 pub mod runtime;
 mod sfu;
 mod tcp;
+mod timeline;
 mod track;
 mod view;
 mod vp8;

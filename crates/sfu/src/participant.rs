@@ -375,6 +375,7 @@ impl Participant {
             .position(|t| &t.source.origin == origin && t.source.mid == data.mid)?;
         let mid = self.tracks_out[index].open_mid()?;
         let mut wanted = None;
+        let mut time = data.time;
         if self.tracks_out[index].source.simulcast {
             // A frame of a simulcast track whose layer str0m could not name is one of any
             // layer: forwarding it would mix layers in one stream.
@@ -404,10 +405,11 @@ impl Participant {
             if !track.layer.admit(rid, data.is_keyframe()) {
                 return wanted;
             }
+            time = track.timeline.map(rid, data.time, data.network_time);
         }
         let writer = self.rtc.writer(mid)?;
         let pt = writer.match_params(data.params)?;
-        if let Err(e) = writer.write(pt, data.network_time, data.time, data.data.clone()) {
+        if let Err(e) = writer.write(pt, data.network_time, time, data.data.clone()) {
             warn!(participant = %self.id, "forwarding failed, disconnecting: {e}");
             self.rtc.disconnect();
         }

@@ -11,6 +11,7 @@ use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Rid};
 
 use crate::layers::{LayerChoice, LayerRate};
 use crate::sfu::ParticipantId;
+use crate::timeline::Timeline;
 use crate::view::RenderedSize;
 use crate::vp8;
 
@@ -123,6 +124,8 @@ pub(crate) struct TrackOut {
     pub wanted_bps: u64,
     /// Of a video, its share of the receiver's bandwidth (see [`crate::budget::share`]).
     pub budget_bps: u64,
+    /// Of a simulcast source, the receiver's clock for it across layer switches.
+    pub timeline: Timeline,
 }
 
 /// The SDP life of a forwarded track. Media flows only while `Open`: before the receiver has
@@ -150,6 +153,7 @@ impl TrackOut {
             view: None,
             wanted_bps: u64::MAX,
             budget_bps: u64::MAX,
+            timeline: Timeline::default(),
         }
     }
 

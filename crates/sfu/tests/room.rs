@@ -33,6 +33,9 @@ struct Observer {
     ended: Vec<(String, String)>,
     /// Participants the SFU told it removed them.
     gone: Vec<String>,
+    /// Per (receiver, origin): the media time of the last video frame, in µs, and the largest
+    /// step between two consecutive ones, either way.
+    video_clock: HashMap<(String, String), (i128, i128)>,
 }
 
 impl Observer {
@@ -44,6 +47,7 @@ impl Observer {
             audio: HashMap::new(),
             layer_frames: HashMap::new(),
             keyframe_requests: HashMap::new(),
+            video_clock: HashMap::new(),
             ended: Vec::new(),
             gone: Vec::new(),
         };
@@ -71,6 +75,14 @@ impl Observer {
             layer.as_bytes()[0],
         );
         self.layer_frames.get(&key).copied().unwrap_or(0)
+    }
+
+    /// The largest step between the media times of two consecutive video frames `receiver` got
+    /// of `origin`, forward or back.
+    fn largest_clock_step(&self, receiver: &str, origin: &str) -> Duration {
+        let key = (receiver.to_string(), origin.to_string());
+        let step = self.video_clock.get(&key).map_or(0, |(_, step)| *step);
+        Duration::from_micros(u64::try_from(step).unwrap_or(u64::MAX))
     }
 
     fn keyframe_requests(&self, sender: &str) -> usize {
@@ -114,8 +126,16 @@ impl Observer {
                 receiver,
                 origin,
                 layer,
+                time,
                 ..
             } => {
+                let micros = i128::from(time.numer()) * 1_000_000 / i128::from(time.denom());
+                let clock = self
+                    .video_clock
+                    .entry((receiver.clone(), origin.clone()))
+                    .or_insert((micros, 0));
+                clock.1 = clock.1.max((micros - clock.0).abs());
+                clock.0 = micros;
                 *self
                     .layer_frames
                     .entry((receiver.clone(), origin.clone(), layer))
@@ -610,6 +630,44 @@ async fn a_receiver_gets_the_smallest_layer_that_fills_its_view_and_moves_up_at_
             .await
             .is_err(),
         "sizes for no participant are refused"
+    );
+    for peer in peers {
+        peer.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_layer_switch_keeps_the_receivers_media_clock_running_on() {
+    let sfu = start_sfu_capped_only().await;
+    let (mut observer, seen) = Observer::new();
+    let bob = ParticipantId("bob".into());
+    let view = |w, h| HashMap::from([("ann".to_string(), RenderedSize::new(w, h))]);
+    let mut peers = vec![Peer::join(sfu.clone(), "room-6", "bob", false, seen.clone()).await];
+    sfu.set_rendered_sizes(bob.clone(), view(320, 180))
+        .await
+        .expect("bob is a participant");
+    peers.push(Peer::join(sfu.clone(), "room-6", "ann", true, seen.clone()).await);
+    observer
+        .wait_until("bob to receive ann's lowest layer", |o| {
+            o.layer_frames("bob", "ann", "l") >= ENOUGH
+        })
+        .await;
+    // Ann's layers run on clocks 1,000 s apart; bob's view of her grows, then shrinks again.
+    for (size, layer) in [((640, 360), "m"), ((320, 180), "l")] {
+        let before = observer.layer_frames("bob", "ann", layer);
+        sfu.set_rendered_sizes(bob.clone(), view(size.0, size.1))
+            .await
+            .expect("bob is a participant");
+        observer
+            .wait_until(&format!("bob to move to ann's layer {layer}"), |o| {
+                o.layer_frames("bob", "ann", layer) >= before + ENOUGH
+            })
+            .await;
+    }
+    let step = observer.largest_clock_step("bob", "ann");
+    assert!(
+        step < Duration::from_secs(1),
+        "bob's clock of ann's video jumped {step:?} between two frames"
     );
     for peer in peers {
         peer.stop().await;

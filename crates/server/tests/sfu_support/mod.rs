@@ -380,6 +380,7 @@ impl Observer {
                     origin,
                     kind,
                     layer,
+                    ..
                 } => {
                     if kind == MediaKind::Video {
                         let key = (receiver.clone(), origin.clone(), layer);

@@ -43,13 +43,15 @@ const LAYER_TAG: usize = 14;
 /// What a peer observed.
 #[derive(Debug)]
 pub enum Seen {
-    /// `receiver` got a whole frame of `origin`'s track of this kind; for video, `layer` is the
-    /// tag of the simulcast layer it was sent on (its RID's letter, or [`NO_LAYER`]).
+    /// `receiver` got a whole frame of `origin`'s track of this kind at media time `time`; for
+    /// video, `layer` is the tag of the simulcast layer it was sent on (its RID's letter, or
+    /// [`NO_LAYER`]).
     Frame {
         receiver: String,
         origin: String,
         kind: MediaKind,
         layer: u8,
+        time: MediaTime,
     },
     /// The SFU stopped the m-line forwarding `origin`'s track to `receiver`.
     TrackEnded { receiver: String, origin: String },
@@ -407,6 +409,7 @@ impl Running {
                     origin: origin.clone(),
                     kind,
                     layer: data.data.get(LAYER_TAG).copied().unwrap_or(0),
+                    time: data.time,
                 });
             }
             Event::KeyframeRequest(_) => {
@@ -528,7 +531,7 @@ impl Running {
             None => writer,
         };
         let now = Instant::now();
-        let time: MediaTime = now.duration_since(started).into();
+        let time: MediaTime = (now.duration_since(started) + layer_clock(rid)).into();
         writer.write(pt, now, time, data).map_err(|e| e.to_string())
     }
 }
@@ -546,6 +549,13 @@ fn frame_size(layer: Option<&str>) -> usize {
 
 /// The width and height a video frame declares: of the simulcast layers, a 16:9 camera's at
 /// quarter, half and full size.
+/// Where the clock of a layer's RTP stream starts. Each is far from the others, as a browser's
+/// are (it draws every RTP stream's timestamp offset at random): a receiver must never see that.
+fn layer_clock(rid: Option<Rid>) -> Duration {
+    let rank = rid.and_then(|rid| LAYERS.iter().position(|l| Rid::from(*l) == rid));
+    Duration::from_secs(1_000 * rank.map_or(0, |r| r as u64 + 1))
+}
+
 pub fn frame_dimensions(layer: Option<&str>) -> (u16, u16) {
     match layer {
         Some("l") => (320, 180),
