@@ -10,6 +10,7 @@
 // Screenshots go to test-output/e2e/<scenario>-<step>-<user>.png.
 
 import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { launchBrowser, withPeople, PHONE } from './harness.mjs';
 import {
@@ -206,7 +207,35 @@ async function expectLayersBySize(viewer, small, large) {
   return Date.now() - started;
 }
 
-test('each view gets the layer its size needs: a small one the lowest, a large one a larger, and again when they swap', async () => {
+/** From now on, records when `viewer` presents each frame of `users` (their views' <video>s). */
+function recordFrames(viewer, users) {
+  return viewer.page.evaluate((ids) => {
+    window.frameTimes = {};
+    for (const id of ids) {
+      const video = document.querySelector(`#view-${id} video`);
+      const times = (window.frameTimes[id] = []);
+      const onFrame = () => { times.push(performance.now()); video.requestVideoFrameCallback(onFrame); };
+      video.requestVideoFrameCallback(onFrame);
+    }
+  }, users);
+}
+
+/** The longest `viewer` went without presenting a frame of `user` since recordFrames, in ms. */
+function longestGap(viewer, user) {
+  return viewer.page.evaluate((id) => {
+    const t = [...window.frameTimes[id], performance.now()];
+    return Math.round(Math.max(...t.slice(1).map((x, i) => x - t[i])));
+  }, user);
+}
+
+/**
+ * The longest a view may go without a frame while the SFU switches its layer: the new layer
+ * takes over at its next key frame, which the SFU asks for at once; its frames must then play on
+ * where the old layer's stopped (each layer runs on its own RTP clock at the sender).
+ */
+const MAX_SWITCH_GAP_MS = 1_000;
+
+test('each view gets the layer its size needs: a small one the lowest, a large one a larger, again when they swap and back, never pausing', async () => {
   await withPeople(browser, 'sfu-3-views', ['kim', 'lou', 'max'].map((n) => [n, PHONE]), async (kim, lou, max) => {
     await groupCall(kim, [lou, max]);
     await everyoneSeesEveryone([kim, lou, max]);
@@ -217,14 +246,23 @@ test('each view gets the layer its size needs: a small one the lowest, a large o
     const first = await expectLayersBySize(kim, lou, max);
     await kim.shot('01-lou-small');
 
-    // The sizes swap: Max drops to his lowest layer, Lou rises.
+    // The sizes swap: Max drops to his lowest layer, Lou rises, neither pausing; then back.
+    await recordFrames(kim, ['lou', 'max']);
     await resizeView(kim, 'lou', 600, 450);
     await resizeView(kim, 'max', 100, 60);
     const swapped = await expectLayersBySize(kim, max, lou);
     await kim.shot('02-max-small');
+    // And back: four switches in all, each of which could pause a view.
+    await resizeView(kim, 'lou', 100, 60);
+    await resizeView(kim, 'max', 600, 450);
+    const back = await expectLayersBySize(kim, lou, max);
     await kim.waitForVideo('lou', MEDIA_TIMEOUT);
     await kim.waitForVideo('max', MEDIA_TIMEOUT);
-    console.log(`layers by view size: ${first} ms to the first sizes, ${swapped} ms after the swap; `
-      + `load average ${readFileSync('/proc/loadavg', 'utf8').trim()}`);
+    const gaps = { lou: await longestGap(kim, 'lou'), max: await longestGap(kim, 'max') };
+    console.log(`layers by view size: ${first} ms to the first sizes, ${swapped} ms after the swap, ${back} ms `
+      + `after the swap back; longest gap between frames since the swap ${JSON.stringify(gaps)} ms; load average ${readFileSync('/proc/loadavg', 'utf8').trim()}`);
+    for (const [user, gap] of Object.entries(gaps)) {
+      assert.ok(gap <= MAX_SWITCH_GAP_MS, `kim's view of ${user} paused ${gap} ms while its layer switched`);
+    }
   });
 });
