@@ -27,6 +27,11 @@ use crate::view::RenderedSize;
 pub(crate) const UP_AFTER: Duration = Duration::from_secs(3);
 /// The span over which a layer's bitrate is measured.
 const RATE_WINDOW: Duration = Duration::from_secs(1);
+/// How long a switch waits for the new layer's key frame before the sender is asked again. A
+/// request or the key frame itself may be lost; until one arrives the receiver gets nothing of
+/// the new layer, and, when the old one stalled, nothing at all (the receiver's own request
+/// comes only after seconds).
+pub(crate) const ASK_AGAIN_AFTER: Duration = Duration::from_millis(500);
 /// A layer with no frame for this long is not being sent: a browser pauses the layers its
 /// uplink or CPU cannot carry, and a receiver switched to one would get nothing.
 const LIVE_WITHIN: Duration = Duration::from_secs(1);
@@ -155,6 +160,8 @@ pub(crate) struct LayerChoice {
     /// The receiver's view of the sender grew since the last decision: the next one moves up
     /// without the hold.
     view_grew: bool,
+    /// When the target layer's key frame was last asked for.
+    asked_at: Option<Instant>,
 }
 
 impl LayerChoice {
@@ -165,7 +172,34 @@ impl LayerChoice {
     /// sent, so no more are still to come.
     ///
     /// `fits` is the layer [`choose`] picks now.
+    ///
+    /// While a switch waits for its key frame, the layer is returned again every
+    /// [`ASK_AGAIN_AFTER`], to ask again.
     pub fn decide(
+        &mut self,
+        now: Instant,
+        layers: &[Rid],
+        fits: Rid,
+        stalled: bool,
+        all_sent: bool,
+    ) -> Option<Rid> {
+        if let Some(to) = self.switch(now, layers, fits, stalled, all_sent) {
+            self.asked_at = Some(now);
+            return Some(to);
+        }
+        let target = self.target?;
+        let due = self
+            .asked_at
+            .is_none_or(|at| now.saturating_duration_since(at) >= ASK_AGAIN_AFTER);
+        if !due {
+            return None;
+        }
+        self.asked_at = Some(now);
+        Some(target)
+    }
+
+    /// The decision proper: the layer to switch to when a switch starts.
+    fn switch(
         &mut self,
         now: Instant,
         layers: &[Rid],

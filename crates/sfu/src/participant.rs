@@ -399,7 +399,7 @@ impl Participant {
                 let all_sent = layers.iter().all(|l| l.is_live(now));
                 wanted = track.layer.decide(now, &order, fits, stalled, all_sent);
                 if let Some(to) = wanted {
-                    debug!(participant = %self.id, %origin, layer = %to, "switching layer");
+                    debug!(participant = %self.id, %origin, layer = %to, "asking for a key frame of the layer to switch to");
                 }
             }
             if !track.layer.admit(rid, data.is_keyframe()) {

@@ -452,8 +452,13 @@ async fn drain(
                 connections.send(t.destination, t.contents.into());
             }
             SfuOutput::Transmit(t) => {
-                if let Err(e) = socket.send_to(&t.contents, t.destination).await {
-                    debug!(destination = %t.destination, "send failed: {e}");
+                // Never waits: one socket carries every participant, and a datagram to one who
+                // cannot be reached (its neighbour entry being resolved again after its link
+                // went down) is held by the kernel against the socket's buffer; waiting for
+                // room there stalled everyone's media for seconds. A datagram that does not fit
+                // now is dropped, as the network would drop it, and congestion control answers.
+                if let Err(e) = socket.try_send_to(&t.contents, t.destination) {
+                    debug!(destination = %t.destination, "datagram not sent: {e}");
                 }
             }
             SfuOutput::Offer(participant, offer) => {

@@ -349,3 +349,35 @@ fn a_view_that_grew_moves_only_as_far_as_the_estimate_allows() {
         "a later rise of the estimate waits"
     );
 }
+
+#[test]
+fn a_switch_whose_key_frame_does_not_come_asks_again() {
+    let [l, _, h] = rids();
+    let layers = rids();
+    let start = Instant::now();
+    let mut choice = LayerChoice::default();
+    choice.decide(start, &layers, h, false, true);
+    assert!(choice.admit(h, true));
+    // h stalls: down to l, whose key frame is asked for.
+    assert_eq!(choice.decide(start, &layers, l, true, false), Some(l));
+    let soon = start + ASK_AGAIN_AFTER / 2;
+    assert_eq!(
+        choice.decide(soon, &layers, l, true, false),
+        None,
+        "asked just now"
+    );
+    // The request or the key frame was lost.
+    let later = start + ASK_AGAIN_AFTER;
+    assert_eq!(
+        choice.decide(later, &layers, l, true, false),
+        Some(l),
+        "asked again"
+    );
+    assert_eq!(choice.decide(later, &layers, l, true, false), None);
+    assert!(choice.admit(l, true), "the key frame came");
+    assert_eq!(
+        choice.decide(later + ASK_AGAIN_AFTER * 2, &layers, l, false, false),
+        None,
+        "nothing is waited for"
+    );
+}
