@@ -57,6 +57,13 @@ in_ns() {
   ip netns exec "$ns" sh -c 'v=$1; shift; for f; do echo "$v" > "$f"; done' sh "$value" "$@"
 }
 
+# A permanent neighbour entry in namespace $1 on $2 for address $3, the one of $5 in $4.
+remember_neighbour() {
+  local ns=$1 dev=$2 addr=$3 peer_ns=$4 peer_dev=$5 mac
+  mac=$(ip netns exec "$peer_ns" cat "/sys/class/net/$peer_dev/address")
+  ip -n "$ns" neigh replace "$addr" lladdr "$mac" dev "$dev" nud permanent
+}
+
 up() {
   local p=$1 direct=${2:-} ns
   for ns in hub a b; do
@@ -71,6 +78,13 @@ up() {
   link "$p-b" b-hub 10.77.2.2/24 "$p-hub" hub-b 10.77.2.1/24
   ip -n "$p-a" route add "$SERVICE_IP/32" via 10.77.1.1
   ip -n "$p-b" route add "$SERVICE_IP/32" via 10.77.2.1
+  # The hub knows each host's link-layer address for good, as a server knows its router's: a
+  # host that goes offline loses the hub's datagrams at once, as it would behind a router,
+  # instead of having them queued for address resolution. That queue is charged to the sending
+  # socket, and on the one socket the SFU shares between every participant, it left no room
+  # for anyone's datagrams for seconds.
+  remember_neighbour "$p-hub" hub-a 10.77.1.2 "$p-a" a-hub
+  remember_neighbour "$p-hub" hub-b 10.77.2.2 "$p-b" b-hub
   if [ "$direct" = direct ]; then
     link "$p-a" a-b 10.77.3.1/24 "$p-b" b-a 10.77.3.2/24
   fi
