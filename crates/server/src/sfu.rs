@@ -41,6 +41,12 @@ struct Members {
     participants: HashMap<Member, ParticipantId>,
     /// The latest `sfuViews` of each member that sent one, joined or not.
     views: HashMap<Member, Views>,
+    /// Each member's signalling with the SFU, in order: the SFU's answer to the member's offer
+    /// is queued before any offer the SFU makes after it. Its offers are carried by their own
+    /// task, and an offer that overtook the answer reached an SDK still waiting for that answer,
+    /// which as the impolite side ignored it; the SFU then waited for an answer that never
+    /// came, and the member received nobody.
+    in_order: HashMap<Member, Arc<tokio::sync::Mutex<()>>>,
 }
 
 /// The SFU's participants and what their members asked of it.
@@ -95,8 +101,17 @@ impl SfuRooms {
         self.lock().participants.get(member).cloned()
     }
 
+    /// What keeps `member`'s signalling with the SFU in order (see [`Members::in_order`]).
+    fn order_of(&self, member: &Member) -> Arc<tokio::sync::Mutex<()>> {
+        self.lock()
+            .in_order
+            .entry(member.clone())
+            .or_default()
+            .clone()
+    }
+
     /// One `sfu` message of `user`, a member of call `room` (checked by the hub) whose session
-    /// is `session`. Returns the SFU's answer to an offer.
+    /// is `session`. The SFU's answer to an offer is queued to the session here.
     pub async fn signal(
         self: &Arc<Self>,
         hub: Weak<Hub>,
@@ -104,7 +119,7 @@ impl SfuRooms {
         room: RoomId,
         user: String,
         signal: Signal,
-    ) -> Result<Option<Signal>, Refusal> {
+    ) -> Result<(), Refusal> {
         let result = self.apply(hub, session, (room, user), signal).await;
         if result.is_err() {
             self.refused();
@@ -125,10 +140,13 @@ impl SfuRooms {
         session: SessionId,
         member: Member,
         signal: Signal,
-    ) -> Result<Option<Signal>, Refusal> {
+    ) -> Result<(), Refusal> {
         match signal {
             Signal::Offer { sdp } => {
                 let offer = parse_offer(&sdp)?;
+                let order = self.order_of(&member);
+                let _in_order = order.lock().await;
+                let room_id = member.0;
                 let answer = match self.participant(&member) {
                     Some(id) => match self.handle.offer(id.clone(), offer).await {
                         Ok(answer) => answer,
@@ -136,15 +154,23 @@ impl SfuRooms {
                         // an offer after that joins again, as the SDK's ICE restart would.
                         Err(SfuError::UnknownParticipant(_)) => {
                             self.forget(&member, &id);
-                            self.join(hub, session, member, parse_offer(&sdp)?).await?
+                            self.join(hub.clone(), session, member, parse_offer(&sdp)?)
+                                .await?
                         }
                         Err(err) => return Err(refused(err)),
                     },
-                    None => self.join(hub, session, member, offer).await?,
+                    None => self.join(hub.clone(), session, member, offer).await?,
                 };
-                Ok(Some(Signal::Answer {
-                    sdp: answer.to_sdp_string(),
-                }))
+                let reply = ServerMessage::Sfu(SfuSignal {
+                    room_id,
+                    signal: Signal::Answer {
+                        sdp: answer.to_sdp_string(),
+                    },
+                });
+                if let Some(hub) = hub.upgrade() {
+                    hub.deliver_to_session(session, &reply);
+                }
+                Ok(())
             }
             Signal::Answer { sdp } => {
                 let id = self.participant(&member).ok_or_else(|| {
@@ -157,7 +183,7 @@ impl SfuRooms {
                     refusal(ErrorCode::InvalidParam, format!("unusable SDP answer: {e}"))
                 })?;
                 self.handle.answer(id, answer).await.map_err(refused)?;
-                Ok(None)
+                Ok(())
             }
             Signal::Candidate(candidate) => {
                 // A socket's messages are handled in order: its offer has joined by now.
@@ -171,7 +197,7 @@ impl SfuRooms {
                     .add_candidate(id, candidate.candidate)
                     .await
                     .map_err(refused)?;
-                Ok(None)
+                Ok(())
             }
             _ => Err(refusal(
                 ErrorCode::InvalidParam,
@@ -242,6 +268,8 @@ impl SfuRooms {
         mut events: mpsc::Receiver<SfuEvent>,
     ) {
         while let Some(SfuEvent::Offer(offer)) = events.recv().await {
+            let order = self.order_of(&member);
+            let _in_order = order.lock().await;
             let Some(hub) = hub.upgrade() else { return };
             let message = ServerMessage::Sfu(SfuSignal {
                 room_id: member.0,
@@ -300,6 +328,9 @@ impl SfuRooms {
         let mut members = self.lock();
         members
             .views
+            .retain(|(room, user), _| is_member(*room, user));
+        members
+            .in_order
             .retain(|(room, user), _| is_member(*room, user));
         let gone: Vec<Member> = members
             .participants

@@ -8,6 +8,7 @@ mod process;
 mod sfu_support;
 
 use std::process::Stdio;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -40,6 +41,12 @@ async fn three_in_the_sfu(
     let mut observer = Observer::new();
     let mut peers = Vec::new();
     for user in [&mut alice, &mut bob, &mut cat] {
+        // As the SDK may, before joining the SFU: the join then applies them first, which
+        // gives the SFU's first offer time to be ready before its answer is sent.
+        user.send(views(
+            room,
+            &[("alice", 640, 360), ("bob", 640, 360), ("cat", 640, 360)],
+        ));
         peers.push(user.start_media(room, observer.sender()).await);
     }
     let names = ["alice", "bob", "cat"];
@@ -48,6 +55,15 @@ async fn three_in_the_sfu(
             o.all_receive(&pairs(&names), ENOUGH)
         })
         .await;
+    for user in [&alice, &bob, &cat] {
+        assert_eq!(
+            user.offers_before_answer.load(Ordering::Relaxed),
+            0,
+            "{}: an offer of the SFU arrived before the answer to its own offer, which an SDK \
+             ignores",
+            user.name
+        );
+    }
     (vec![alice, bob, cat], peers, observer, room)
 }
 

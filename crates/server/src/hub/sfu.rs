@@ -5,9 +5,7 @@
 
 use std::sync::Arc;
 
-use calling_protocol::{
-    ErrorCode, RenderedView, RoomId, ServerMessage, SfuSignal, Signal, MAX_SFU_VIEWS,
-};
+use calling_protocol::{ErrorCode, RenderedView, RoomId, ServerMessage, Signal, MAX_SFU_VIEWS};
 use calling_sfu::runtime::SfuHandle;
 
 use super::{Authority, Hub, Owner, State};
@@ -58,17 +56,10 @@ impl Hub {
         let Some((sfu, user)) = self.sfu_member(owner, room)? else {
             return Ok(());
         };
-        let answer = sfu
-            .signal(Arc::downgrade(self), owner.session, room, user, signal)
-            .await?;
-        if let Some(signal) = answer {
-            let reply = ServerMessage::Sfu(SfuSignal {
-                room_id: room,
-                signal,
-            });
-            self.send(owner, reply);
-        }
-        Ok(())
+        // The SFU's answer to an offer is queued to the session by `signal`, in order with the
+        // SFU's own offers.
+        sfu.signal(Arc::downgrade(self), owner.session, room, user, signal)
+            .await
     }
 
     /// One `sfuViews` message of a session: how large a member of call `room` renders the

@@ -10,6 +10,8 @@ pub mod peer;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use calling_protocol::{
@@ -49,6 +51,10 @@ pub struct User {
     pub sfu_offered: bool,
     /// The task holding the WebSocket.
     pub socket: tokio::task::AbortHandle,
+    /// How many of the SFU's offers arrived while an answer to this user's own `sfu` offer was
+    /// still awaited. An SDK, the impolite side, ignores such an offer: the SFU would then wait
+    /// for its answer forever. (The media peer here takes either order.)
+    pub offers_before_answer: Arc<AtomicUsize>,
 }
 
 impl User {
@@ -83,7 +89,11 @@ impl User {
         let (events_tx, events) = mpsc::unbounded_channel();
         let (answers_tx, answers) = mpsc::unbounded_channel();
         let (offers_tx, offers) = mpsc::unbounded_channel();
+        let offers_before_answer = Arc::new(AtomicUsize::new(0));
+        let overtaking = offers_before_answer.clone();
         let socket = tokio::spawn(async move {
+            // Whether an `sfu` offer of ours waits for its answer.
+            let mut awaiting_answer = false;
             // The server drops a session silent for its heartbeat timeout.
             let mut heartbeat = tokio::time::interval(Duration::from_secs(2));
             // The resume token, and the seq of the last message read, for a resume.
@@ -106,9 +116,13 @@ impl User {
                         let _ = match msg {
                             ServerMessage::Pong => Ok(()),
                             ServerMessage::Sfu(SfuSignal { signal: Signal::Answer { sdp }, .. }) => {
+                                awaiting_answer = false;
                                 answers_tx.send(sdp).map_err(|_| ())
                             }
                             ServerMessage::Sfu(SfuSignal { signal: Signal::Offer { sdp }, .. }) => {
+                                if awaiting_answer {
+                                    overtaking.fetch_add(1, Ordering::Relaxed);
+                                }
                                 offers_tx.send(sdp).map_err(|_| ())
                             }
                             other => events_tx.send(other).map_err(|_| ()),
@@ -117,6 +131,9 @@ impl User {
                     out = outgoing.recv() => match out {
                         None => return,
                         Some(Out::Send(msg)) => {
+                            if matches!(msg, ClientMessage::Sfu { signal: Signal::Offer { .. }, .. }) {
+                                awaiting_answer = true;
+                            }
                             let json = serde_json::to_string(&msg).expect("serializes");
                             if ws.send(Message::text(json)).await.is_err() {
                                 return;
@@ -154,6 +171,7 @@ impl User {
             sfu: None,
             sfu_offered: false,
             socket: socket.abort_handle(),
+            offers_before_answer,
         };
         match user.next().await {
             ServerMessage::LoginOk(LoginOk { sfu, .. }) => user.sfu_offered = sfu,
