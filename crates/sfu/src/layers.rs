@@ -115,17 +115,16 @@ pub(crate) fn size_cap(
     )
 }
 
-/// The layer a receiver should get: of the layers being sent (`layers` lowest first) up to its
-/// [`size_cap`], the highest whose bitrate fits `budget_bps`, or the lowest being sent when none
-/// does: a receiver always gets some video, as the mesh would give it. None while no layer is
-/// being sent.
+/// The layer a receiver should get: of the layers being sent (`layers` lowest first) up to
+/// `cap` (its [`size_cap`]), the highest whose bitrate fits `budget_bps`, or the lowest being
+/// sent when none does: a receiver always gets some video, as the mesh would give it. None while
+/// no layer is being sent.
 pub(crate) fn choose(
     layers: &[LayerRate],
-    view: Option<RenderedSize>,
+    cap: usize,
     budget_bps: u64,
     now: Instant,
 ) -> Option<Rid> {
-    let cap = size_cap(layers, view, now)?;
     let candidates = layers.get(..=cap)?.iter().filter(|l| l.is_live(now));
     let lowest = candidates.clone().next();
     candidates
@@ -135,12 +134,10 @@ pub(crate) fn choose(
         .map(|l| l.rid)
 }
 
-/// The bitrate a receiver rendering the sender at `view` wants of these layers: that of the
-/// layer its size caps it to; 0 while none is being sent.
-pub(crate) fn wanted_bps(layers: &[LayerRate], view: Option<RenderedSize>, now: Instant) -> u64 {
-    size_cap(layers, view, now)
-        .and_then(|i| layers.get(i))
-        .map_or(0, |l| l.bps)
+/// The bitrate a receiver wants of these layers: that of the layer its size caps it to (`cap`,
+/// its [`size_cap`]); 0 while none is being sent.
+pub(crate) fn wanted_bps(layers: &[LayerRate], cap: Option<usize>) -> u64 {
+    cap.and_then(|i| layers.get(i)).map_or(0, |l| l.bps)
 }
 
 /// One receiver's choice of layer for one forwarded track.
@@ -175,10 +172,10 @@ impl LayerChoice {
     ///
     /// While a switch waits for its key frame, the layer is returned again every
     /// [`ASK_AGAIN_AFTER`], to ask again.
-    pub fn decide(
+    pub fn decide<'r>(
         &mut self,
         now: Instant,
-        layers: &[Rid],
+        layers: impl IntoIterator<Item = &'r Rid> + Clone,
         fits: Rid,
         stalled: bool,
         all_sent: bool,
@@ -199,15 +196,15 @@ impl LayerChoice {
     }
 
     /// The decision proper: the layer to switch to when a switch starts.
-    fn switch(
+    fn switch<'r>(
         &mut self,
         now: Instant,
-        layers: &[Rid],
+        layers: impl IntoIterator<Item = &'r Rid> + Clone,
         fits: Rid,
         stalled: bool,
         all_sent: bool,
     ) -> Option<Rid> {
-        let rank = |rid: Rid| layers.iter().position(|l| *l == rid);
+        let rank = |rid: Rid| layers.clone().into_iter().position(|l| *l == rid);
         let view_grew = std::mem::take(&mut self.view_grew);
         let Some(current) = self.current.or(self.target) else {
             // The first choice: no reason to wait.

@@ -385,19 +385,21 @@ impl Participant {
             // What this video wants changes with its view, with the sender's layers' rates
             // (once a second) and with which layers are sent: only then is the bandwidth shared
             // anew, not at every frame.
-            let wants = layers::wanted_bps(layers, track.view, now);
+            let cap = layers::size_cap(layers, track.view, now);
+            let wants = layers::wanted_bps(layers, cap);
             if wants != track.wanted_bps {
                 track.wanted_bps = wants;
                 self.share_bandwidth();
             }
             let track = &mut self.tracks_out[index];
-            if let Some(fits) = layers::choose(layers, track.view, track.budget_bps, now) {
-                let order: Vec<Rid> = layers.iter().map(|l| l.rid).collect();
+            let fits = cap.and_then(|cap| layers::choose(layers, cap, track.budget_bps, now));
+            if let Some(fits) = fits {
+                let order = layers.iter().map(|l| &l.rid);
                 let stalled = track.layer.current.is_some_and(|current| {
                     !layers.iter().any(|l| l.rid == current && l.is_live(now))
                 });
                 let all_sent = layers.iter().all(|l| l.is_live(now));
-                wanted = track.layer.decide(now, &order, fits, stalled, all_sent);
+                wanted = track.layer.decide(now, order, fits, stalled, all_sent);
                 if let Some(to) = wanted {
                     debug!(participant = %self.id, %origin, layer = %to, "asking for a key frame of the layer to switch to");
                 }

@@ -34,8 +34,8 @@ impl Hub {
         self.lock().sfu.is_some()
     }
 
-    /// Queues a message for a session, through whichever link owns it now (the SFU's offers,
-    /// which outlive the link the member joined through).
+    /// Queues a message for a session, through whichever link owns it now (the SFU's answers
+    /// and offers, which outlive the link the member signalled on).
     pub fn deliver_to_session(&self, session: SessionId, msg: &ServerMessage) {
         self.lock().push_message(session, msg);
     }
@@ -46,7 +46,8 @@ impl Hub {
     }
 
     /// One `sfu` message of a session: a member of call `room` signals with the SFU. The
-    /// frame counts as received for a resume; the SFU's answer to an offer is sent back.
+    /// frame counts as received for a resume; the SFU's answer to an offer is queued to the
+    /// session, in order with the SFU's own offers (see `SfuRooms::signal`).
     pub async fn sfu(
         self: &Arc<Self>,
         owner: Owner,

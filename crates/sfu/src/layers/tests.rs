@@ -2,7 +2,22 @@ use super::*;
 
 /// The layer bandwidth alone picks.
 fn fitting(layers: &[LayerRate], budget_bps: u64, now: Instant) -> Option<Rid> {
-    choose(layers, None, budget_bps, now)
+    choose_at(layers, None, budget_bps, now)
+}
+
+/// The layer [`choose`] picks for a receiver rendering the sender at `view`.
+fn choose_at(
+    layers: &[LayerRate],
+    view: Option<RenderedSize>,
+    budget_bps: u64,
+    now: Instant,
+) -> Option<Rid> {
+    choose(layers, size_cap(layers, view, now)?, budget_bps, now)
+}
+
+/// What a receiver rendering the sender at `view` wants ([`wanted_bps`]).
+fn wanted_at(layers: &[LayerRate], view: Option<RenderedSize>, now: Instant) -> u64 {
+    wanted_bps(layers, size_cap(layers, view, now))
 }
 
 fn rids() -> [Rid; 3] {
@@ -216,25 +231,25 @@ fn the_size_caps_the_choice_at_the_smallest_layer_that_fills_the_view() {
     let now = Instant::now();
     let layers = sized(now, [100_000, 300_000, 900_000]);
     let plenty = 10_000_000;
-    assert_eq!(choose(&layers, view(320, 180), plenty, now), Some(l));
+    assert_eq!(choose_at(&layers, view(320, 180), plenty, now), Some(l));
     assert_eq!(
-        choose(&layers, view(200, 200), plenty, now),
+        choose_at(&layers, view(200, 200), plenty, now),
         Some(m),
         "too high for l"
     );
     assert_eq!(
-        choose(&layers, view(321, 100), plenty, now),
+        choose_at(&layers, view(321, 100), plenty, now),
         Some(m),
         "too wide for l"
     );
-    assert_eq!(choose(&layers, view(640, 360), plenty, now), Some(m));
-    assert_eq!(choose(&layers, view(641, 360), plenty, now), Some(h));
+    assert_eq!(choose_at(&layers, view(640, 360), plenty, now), Some(m));
+    assert_eq!(choose_at(&layers, view(641, 360), plenty, now), Some(h));
     assert_eq!(
-        choose(&layers, view(1920, 1080), plenty, now),
+        choose_at(&layers, view(1920, 1080), plenty, now),
         Some(h),
         "none fills: the largest"
     );
-    assert_eq!(choose(&layers, None, plenty, now), Some(h), "no limit");
+    assert_eq!(choose_at(&layers, None, plenty, now), Some(h), "no limit");
 }
 
 #[test]
@@ -242,10 +257,10 @@ fn below_the_size_cap_bandwidth_picks() {
     let [l, m, _] = rids();
     let now = Instant::now();
     let layers = sized(now, [100_000, 300_000, 900_000]);
-    assert_eq!(choose(&layers, view(1280, 720), 400_000, now), Some(m));
-    assert_eq!(choose(&layers, view(640, 360), 200_000, now), Some(l));
+    assert_eq!(choose_at(&layers, view(1280, 720), 400_000, now), Some(m));
+    assert_eq!(choose_at(&layers, view(640, 360), 200_000, now), Some(l));
     assert_eq!(
-        choose(&layers, view(640, 360), 50_000, now),
+        choose_at(&layers, view(640, 360), 50_000, now),
         Some(l),
         "nothing fits: the lowest"
     );
@@ -256,13 +271,13 @@ fn a_hidden_view_gets_the_lowest_layer_being_sent() {
     let [l, m, _] = rids();
     let start = Instant::now();
     let mut layers = sized(start, [100_000, 300_000, 900_000]);
-    assert_eq!(choose(&layers, view(0, 0), 10_000_000, start), Some(l));
-    assert_eq!(choose(&layers, view(0, 720), 10_000_000, start), Some(l));
+    assert_eq!(choose_at(&layers, view(0, 0), 10_000_000, start), Some(l));
+    assert_eq!(choose_at(&layers, view(0, 720), 10_000_000, start), Some(l));
     // The sender stopped sending l.
     let later = start + LIVE_WITHIN * 2;
     layers[1].record(later, 100);
     layers[2].record(later, 100);
-    assert_eq!(choose(&layers, view(0, 0), 10_000_000, later), Some(m));
+    assert_eq!(choose_at(&layers, view(0, 0), 10_000_000, later), Some(m));
 }
 
 #[test]
@@ -270,10 +285,10 @@ fn before_the_layers_sizes_are_known_the_size_does_not_cap() {
     let [_, _, h] = rids();
     let now = Instant::now();
     let mut layers = rates(now, [100_000, 300_000, 900_000]);
-    assert_eq!(choose(&layers, view(320, 180), 10_000_000, now), Some(h));
+    assert_eq!(choose_at(&layers, view(320, 180), 10_000_000, now), Some(h));
     // Only the lowest known, and too small.
     layers[0].size = Some((320, 180));
-    assert_eq!(choose(&layers, view(640, 360), 10_000_000, now), Some(h));
+    assert_eq!(choose_at(&layers, view(640, 360), 10_000_000, now), Some(h));
 }
 
 #[test]
@@ -285,20 +300,23 @@ fn of_the_layers_that_fill_a_view_the_smallest_being_sent() {
     // The sender paused m, which would have filled the view.
     layers[0].record(later, 100);
     layers[2].record(later, 100);
-    assert_eq!(choose(&layers, view(640, 360), 10_000_000, later), Some(h));
-    assert_eq!(wanted_bps(&layers, view(640, 360), later), 900_000);
+    assert_eq!(
+        choose_at(&layers, view(640, 360), 10_000_000, later),
+        Some(h)
+    );
+    assert_eq!(wanted_at(&layers, view(640, 360), later), 900_000);
 }
 
 #[test]
 fn a_receiver_wants_the_bitrate_of_the_layer_its_size_caps_it_to() {
     let start = Instant::now();
     let layers = sized(start, [100_000, 300_000, 900_000]);
-    assert_eq!(wanted_bps(&layers, view(320, 180), start), 100_000);
-    assert_eq!(wanted_bps(&layers, view(640, 360), start), 300_000);
-    assert_eq!(wanted_bps(&layers, view(0, 0), start), 100_000, "hidden");
-    assert_eq!(wanted_bps(&layers, None, start), 900_000, "no limit");
+    assert_eq!(wanted_at(&layers, view(320, 180), start), 100_000);
+    assert_eq!(wanted_at(&layers, view(640, 360), start), 300_000);
+    assert_eq!(wanted_at(&layers, view(0, 0), start), 100_000, "hidden");
+    assert_eq!(wanted_at(&layers, None, start), 900_000, "no limit");
     let later = start + LIVE_WITHIN * 2;
-    assert_eq!(wanted_bps(&layers, None, later), 0, "nothing is being sent");
+    assert_eq!(wanted_at(&layers, None, later), 0, "nothing is being sent");
 }
 
 #[test]
