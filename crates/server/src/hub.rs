@@ -186,6 +186,8 @@ struct State {
     invites: InviteTimes,
     /// The embedded SFU's participants (`--sfu-udp`), which follow the registry's members.
     sfu: Option<Arc<SfuRooms>>,
+    /// A cluster node's SFU's queue of the messages other nodes hand it (see `hub::sfu`).
+    sfu_inbox: Option<tokio::sync::mpsc::UnboundedSender<crate::cluster::SfuRequest>>,
 }
 
 impl State {
@@ -360,6 +362,7 @@ impl Hub {
                 metrics,
                 invites: InviteTimes::new(config.ring_timeout),
                 sfu: None,
+                sfu_inbox: None,
             }),
             config,
             next_session: AtomicU64::new(first_session),

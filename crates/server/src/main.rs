@@ -148,7 +148,8 @@ struct Args {
     /// Run the SFU for group calls in this process, on this UDP address (one port for every
     /// participant; open it in the firewall), e.g. 192.0.2.10:40000. The address is announced
     /// to browsers as the SFU's host candidate, so it must be a specific IP they can reach,
-    /// not 0.0.0.0. Without it group calls are a mesh. Not with --redis (yet).
+    /// not 0.0.0.0. Without it group calls are a mesh. With --redis, give every node its own:
+    /// each call's SFU session lives on one node, and moves if that node dies.
     #[arg(long, value_name = "ADDR", env = "CALLING_SFU_UDP")]
     sfu_udp: Option<SocketAddr>,
     /// With --sfu-udp: also take the SFU's media over TCP on this address (ICE-TCP), for
@@ -299,14 +300,7 @@ async fn main() -> ExitCode {
     }
 
     // Started before the listener, so a bad --sfu-udp stops the server before it serves.
-    let sfu = match start_sfu(
-        args.sfu_udp,
-        args.sfu_tcp,
-        args.sfu_announce,
-        args.redis.is_some(),
-    )
-    .await
-    {
+    let sfu = match start_sfu(args.sfu_udp, args.sfu_tcp, args.sfu_announce).await {
         Ok(sfu) => sfu,
         Err(code) => return code,
     };
@@ -358,13 +352,7 @@ async fn main() -> ExitCode {
         }
     };
     let (router, hub) = match &args.redis {
-        None => {
-            let (router, hub) = calling_server::app_with_hub(config);
-            if let Some(sfu) = sfu {
-                hub.attach_sfu(sfu);
-            }
-            (router, hub)
-        }
+        None => calling_server::app_with_hub(config),
         Some(url) => match Cluster::connect(url, &config).await {
             Ok((cluster, reader)) => {
                 info!(
@@ -379,6 +367,9 @@ async fn main() -> ExitCode {
             }
         },
     };
+    if let Some(sfu) = sfu {
+        hub.attach_sfu(sfu);
+    }
     if let Some((listener, addr)) = metrics_listener {
         let addr = listener.local_addr().map_or(addr, |a| a);
         info!(listen = %addr, "metrics listening");
@@ -410,18 +401,10 @@ async fn start_sfu(
     udp: Option<SocketAddr>,
     tcp: Option<SocketAddr>,
     announce: Option<IpAddr>,
-    clustered: bool,
 ) -> Result<Option<SfuHandle>, ExitCode> {
     let Some(udp) = udp else {
         return Ok(None);
     };
-    if clustered {
-        eprintln!(
-            "error: --sfu-udp cannot be used with --redis: which node's SFU serves a call \
-             is not shared across a cluster; run the SFU on a single server"
-        );
-        return Err(ExitCode::from(2));
-    }
     if announce.is_some_and(|ip| ip.is_unspecified()) {
         eprintln!(
             "error: --sfu-announce must be the IP browsers reach the SFU at, not an unspecified one"

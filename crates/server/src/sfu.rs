@@ -24,9 +24,10 @@ use calling_sfu::{ParticipantId, RenderedSize, SdpAnswer, SdpOffer, SfuError};
 use tokio::sync::mpsc;
 use tracing::{debug, info};
 
+use crate::cluster::SfuMember;
 use crate::hub::Hub;
 use crate::metrics::SfuMetrics;
-use crate::registry::{Refusal, SessionId};
+use crate::registry::Refusal;
 
 /// A member of a call, as the SFU's participants are keyed here.
 type Member = (RoomId, String);
@@ -110,17 +111,15 @@ impl SfuRooms {
             .clone()
     }
 
-    /// One `sfu` message of `user`, a member of call `room` (checked by the hub) whose session
-    /// is `session`. The SFU's answer to an offer is queued to the session here.
+    /// One `sfu` message of a member of its call (checked by the hub). The SFU's answer to an
+    /// offer is queued to the member's session here.
     pub async fn signal(
         self: &Arc<Self>,
         hub: Weak<Hub>,
-        session: SessionId,
-        room: RoomId,
-        user: String,
+        from: SfuMember,
         signal: Signal,
     ) -> Result<(), Refusal> {
-        let result = self.apply(hub, session, (room, user), signal).await;
+        let result = self.apply(hub, from, signal).await;
         if result.is_err() {
             self.refused();
         }
@@ -137,10 +136,10 @@ impl SfuRooms {
     async fn apply(
         self: &Arc<Self>,
         hub: Weak<Hub>,
-        session: SessionId,
-        member: Member,
+        from: SfuMember,
         signal: Signal,
     ) -> Result<(), Refusal> {
+        let member = (from.room, from.user.clone());
         match signal {
             Signal::Offer { sdp } => {
                 let offer = parse_offer(&sdp)?;
@@ -154,12 +153,12 @@ impl SfuRooms {
                         // an offer after that joins again, as the SDK's ICE restart would.
                         Err(SfuError::UnknownParticipant(_)) => {
                             self.forget(&member, &id);
-                            self.join(hub.clone(), session, member, parse_offer(&sdp)?)
+                            self.join(hub.clone(), from.clone(), parse_offer(&sdp)?)
                                 .await?
                         }
                         Err(err) => return Err(refused(err)),
                     },
-                    None => self.join(hub.clone(), session, member, offer).await?,
+                    None => self.join(hub.clone(), from.clone(), offer).await?,
                 };
                 let reply = ServerMessage::Sfu(SfuSignal {
                     room_id,
@@ -168,7 +167,7 @@ impl SfuRooms {
                     },
                 });
                 if let Some(hub) = hub.upgrade() {
-                    hub.deliver_to_session(session, &reply);
+                    hub.sfu_reply(&from, reply).await;
                 }
                 Ok(())
             }
@@ -209,10 +208,10 @@ impl SfuRooms {
     async fn join(
         self: &Arc<Self>,
         hub: Weak<Hub>,
-        session: SessionId,
-        member: Member,
+        from: SfuMember,
         offer: SdpOffer,
     ) -> Result<SdpAnswer, Refusal> {
+        let member = (from.room, from.user.clone());
         let (room, user) = &member;
         let n = self.joins.fetch_add(1, Ordering::Relaxed);
         let id = ParticipantId(format!("{room}/{user}/{n}"));
@@ -247,10 +246,7 @@ impl SfuRooms {
             metrics.joins.inc();
         }
         info!(room, user, participant = %id, "joined the SFU");
-        tokio::spawn(
-            self.clone()
-                .forward(hub.clone(), session, member, id, events),
-        );
+        tokio::spawn(self.clone().forward(hub.clone(), from, id, events));
         // The member may have left while the SFU was answering: if so, leave now.
         if let Some(hub) = hub.upgrade() {
             hub.reconcile_sfu();
@@ -262,22 +258,22 @@ impl SfuRooms {
     async fn forward(
         self: Arc<Self>,
         hub: Weak<Hub>,
-        session: SessionId,
-        member: Member,
+        to: SfuMember,
         id: ParticipantId,
         mut events: mpsc::Receiver<SfuEvent>,
     ) {
+        let member = (to.room, to.user.clone());
         while let Some(SfuEvent::Offer(offer)) = events.recv().await {
             let order = self.order_of(&member);
             let _in_order = order.lock().await;
             let Some(hub) = hub.upgrade() else { return };
             let message = ServerMessage::Sfu(SfuSignal {
-                room_id: member.0,
+                room_id: to.room,
                 signal: Signal::Offer {
                     sdp: offer.to_sdp_string(),
                 },
             });
-            hub.deliver_to_session(session, &message);
+            hub.sfu_reply(&to, message).await;
         }
         // Its connection died, or the SFU removed it (a member that took no offers), or it
         // left: the member's next offer joins again.
@@ -320,6 +316,19 @@ impl SfuRooms {
             Ok(()) | Err(SfuError::UnknownParticipant(_)) => Ok(()),
             Err(err) => Err(refused(err)),
         }
+    }
+
+    /// The calls whose members this SFU holds anything of.
+    pub fn rooms(&self) -> Vec<RoomId> {
+        let members = self.lock();
+        let rooms: std::collections::BTreeSet<RoomId> = members
+            .participants
+            .keys()
+            .chain(members.views.keys())
+            .chain(members.in_order.keys())
+            .map(|(room, _)| *room)
+            .collect();
+        rooms.into_iter().collect()
     }
 
     /// Every participant whose member `is_member` no longer counts as one leaves the SFU, and

@@ -12,6 +12,7 @@ use redis::Value;
 use serde::{Deserialize, Serialize};
 use tracing::{debug, error, info};
 
+use super::sfu::SfuRequest;
 use super::{records, Cluster};
 use crate::hub::{Hub, LinkId};
 use crate::registry::SessionId;
@@ -48,6 +49,8 @@ pub enum Delivery {
     Kicked { session: SessionId },
     /// The session is over (its grace ran out): forget it.
     Ended { session: SessionId },
+    /// A member's `sfu` or `sfuViews` message, for this node's SFU, which serves its call.
+    ToSfu(SfuRequest),
 }
 
 /// A resumed session taken over by socket `link` of the node the delivery is for (the JSON

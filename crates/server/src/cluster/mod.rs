@@ -16,13 +16,14 @@ mod liveness;
 pub use liveness::DEFAULT_NODE_TIMEOUT;
 mod read;
 mod records;
+mod sfu;
 mod txn;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
-use calling_protocol::{ErrorCode, RoomId};
+use calling_protocol::{ErrorCode, RoomId, ServerMessage};
 use futures_util::future::BoxFuture;
 use redis::aio::MultiplexedConnection;
 use tracing::{debug, error, info, warn};
@@ -34,6 +35,7 @@ use crate::registry::{Outcome, Refusal, SessionId};
 use crate::request::Request;
 pub use deliveries::{Delivery, Takeover};
 pub use records::{token_hash, Clock};
+pub use sfu::{OwnedCalls, SfuAsk, SfuMember, SfuRequest};
 
 /// Session ids are `node << SESSION_BITS | n`: unique across the cluster without asking Redis.
 const SESSION_BITS: u32 = 40;
@@ -123,6 +125,15 @@ pub enum Op {
     },
     /// Node `node` died: `user`'s session, if still that node's, is lost.
     Reap { app: u64, user: Arc<str>, node: u64 },
+    /// Whether the session of an `sfu` or `sfuViews` message is a member of its call (the
+    /// message counts as received for a resume).
+    SfuMember(SfuMember),
+    /// A message of this node's SFU for a member, if its session is still the member's:
+    /// numbered and kept like any, for whichever node holds the session.
+    SfuMessage {
+        member: SfuMember,
+        message: ServerMessage,
+    },
 }
 
 /// Why a resume did not take a session back.

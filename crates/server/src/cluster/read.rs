@@ -146,5 +146,15 @@ pub(super) fn scope(op: &Op) -> Scope {
             others: Vec::new(),
             rooms: vec![*room],
         },
+        Op::SfuMember(member) => Scope {
+            users: vec![(member.app, member.user.clone())],
+            others: Vec::new(),
+            rooms: vec![member.room],
+        },
+        Op::SfuMessage { member, .. } => Scope {
+            users: Vec::new(),
+            others: vec![(member.app, member.user.clone())],
+            rooms: Vec::new(),
+        },
     }
 }

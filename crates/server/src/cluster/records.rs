@@ -22,6 +22,11 @@ pub fn call_key(room: RoomId) -> String {
     format!("{PREFIX}c:{room}")
 }
 
+/// Which node's SFU serves call `room` (its number, as a string): see [`super::sfu`].
+pub fn sfu_owner_key(room: RoomId) -> String {
+    format!("{PREFIX}sfu:{room}")
+}
+
 /// ZSET of ring deadlines: member [`deadline_member`], score unix ms.
 pub const DEADLINES: &str = "calling:deadlines";
 

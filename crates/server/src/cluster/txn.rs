@@ -90,6 +90,8 @@ pub(super) async fn attempt(
     let mut lost_session = None;
     let mut away_member = None;
     let mut requester = None;
+    // The session whose frame this is, counted as received for a resume.
+    let mut received_by = None;
     let mut login = None;
     let mut adopt = None;
     let mut resume_refused = None;
@@ -98,6 +100,7 @@ pub(super) async fn attempt(
             session, request, ..
         } => {
             requester = Some((session, request.request_id()));
+            received_by = Some(session);
             request.run(&mut registry, session, now)
         }
         Op::Login {
@@ -178,6 +181,32 @@ pub(super) async fn attempt(
                 resume_refused = Some(refusal("the messages since lastSeq are no longer kept"));
                 Ok(registry.leave(session, now))
             }
+        }
+        Op::SfuMember(member) => {
+            if registry.member_of(member.session, member.room).is_none() {
+                redis::cmd("UNWATCH").exec_async(conn).await?;
+                return Ok(Attempt::Refused(Refusal {
+                    code: ErrorCode::NotInCall,
+                    message: format!("you are not a member of call {}", member.room),
+                }));
+            }
+            received_by = Some(member.session);
+            Ok(Outcome::default())
+        }
+        // A session that ended or was replaced meanwhile gets nothing: its SDK's new session
+        // joins the SFU anew.
+        Op::SfuMessage { member, message } => {
+            let session = registry
+                .user_view(member.app, &member.user)
+                .and_then(|view| view.session);
+            if session != Some(member.session) {
+                redis::cmd("UNWATCH").exec_async(conn).await?;
+                return Ok(Attempt::Decided(Outcome::default()));
+            }
+            Ok(Outcome {
+                deliveries: vec![(member.session, message)],
+                ..Outcome::default()
+            })
         }
         Op::ExpireAway { member, .. } => {
             away_member = Some(member);
@@ -294,7 +323,7 @@ pub(super) async fn attempt(
         }
     }
     // A request counts as received by a resumable session.
-    if let Some((session, _)) = requester {
+    if let Some(session) = received_by {
         if let Some(record) = by_session
             .get(&session)
             .and_then(|key| users.get_mut(key))
@@ -539,7 +568,7 @@ fn refusal(why: &str) -> Attempt {
 }
 
 /// Appends deliveries to `node`'s stream (see [`node_deliveries`]).
-fn append_deliveries(pipe: &mut redis::Pipeline, node: u64, deliveries: &[Delivery]) {
+pub(super) fn append_deliveries(pipe: &mut redis::Pipeline, node: u64, deliveries: &[Delivery]) {
     pipe.cmd("XADD")
         .arg(node_deliveries(node))
         .arg("MAXLEN")

@@ -141,6 +141,7 @@ impl State {
                 }
             }
             Delivery::Ended { session } => self.drop_member(session),
+            Delivery::ToSfu(request) => self.to_sfu(request),
         }
         None
     }

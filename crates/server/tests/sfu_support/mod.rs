@@ -37,6 +37,11 @@ pub enum Out {
     Send(ClientMessage),
     /// Drop the WebSocket without a close frame and resume the session on a new one.
     Reconnect,
+    /// The server's `sfu` answers and offers go to a new media peer from now on.
+    NewPeer {
+        answers: mpsc::UnboundedSender<String>,
+        offers: mpsc::UnboundedSender<String>,
+    },
 }
 
 /// A logged-in user's WebSocket, read and written by its own task: the server's `sfu` answers
@@ -87,8 +92,8 @@ impl User {
         let (send, mut outgoing) = mpsc::unbounded_channel::<Out>();
         let user_id = name.to_string();
         let (events_tx, events) = mpsc::unbounded_channel();
-        let (answers_tx, answers) = mpsc::unbounded_channel();
-        let (offers_tx, offers) = mpsc::unbounded_channel();
+        let (mut answers_tx, answers) = mpsc::unbounded_channel();
+        let (mut offers_tx, offers) = mpsc::unbounded_channel();
         let offers_before_answer = Arc::new(AtomicUsize::new(0));
         let overtaking = offers_before_answer.clone();
         let socket = tokio::spawn(async move {
@@ -138,6 +143,10 @@ impl User {
                             if ws.send(Message::text(json)).await.is_err() {
                                 return;
                             }
+                        }
+                        Some(Out::NewPeer { answers, offers }) => {
+                            (answers_tx, offers_tx) = (answers, offers);
+                            awaiting_answer = false;
                         }
                         Some(Out::Reconnect) => {
                             let token = token.clone().expect("a resumable session");
@@ -240,6 +249,25 @@ impl User {
         self.send(ClientMessage::Sfu {
             room_id: room,
             signal,
+        });
+    }
+
+    /// Lets this user start another media peer, as an SDK whose connection to the SFU was
+    /// lost with the SFU's node starts one: the server's `sfu` messages go to it from now on.
+    pub fn replace_media_peer(&mut self) {
+        let (answers_tx, answers) = mpsc::unbounded_channel();
+        let (offers_tx, offers) = mpsc::unbounded_channel();
+        self.send
+            .send(Out::NewPeer {
+                answers: answers_tx,
+                offers: offers_tx,
+            })
+            .expect("the user's socket task runs");
+        self.sfu = Some(WsSignalling {
+            room: 0,
+            send: self.send.clone(),
+            answers,
+            offers,
         });
     }
 
