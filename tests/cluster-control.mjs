@@ -1,6 +1,6 @@
 // A three-node calling-server cluster for the cluster browser tests: Debian's redis-server on a
 // Unix socket (every write synced to its append-only file, as a deployment's `appendonly yes`),
-// three nodes joined to it (`--redis`), and a load balancer in front, the one address the SDKs
+// three nodes joined to it (`--redis`), each running an SFU (`--sfu-udp`), and a load balancer in front, the one address the SDKs
 // know. The tests restart or kill nodes, or Redis, through a control API (CORS open, since the
 // tests run on another origin): a page cannot send a signal itself.
 //
@@ -23,7 +23,8 @@
 //                         SIGKILL redis-server, wait until every node says it cannot reach it
 //                         (/healthz 503), leave it down N ms more, start it again (its append-only file, synced on every
 //                         write, keeps everything) and wait until every node is healthy again
-//   GET  /state           {"nodes": [{"up": bool, "connections": sockets carried to it}]};
+//   GET  /state           {"nodes": [{"up": bool, "connections": sockets carried to it,
+//                         "sfuParticipants": its SFU's participants}]};
 //                         404 until Redis and the three nodes have started
 import { spawn } from 'node:child_process';
 import { mkdtempSync, openSync, rmSync } from 'node:fs';
@@ -109,6 +110,8 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 async function start(node) {
   const child = spawn(binary, [
     '--listen', `127.0.0.1:${node.port}`, '--redis', `redis+unix://${redisSocket}`, ...NODE_FLAGS,
+    // Each node's SFU on the UDP port of the same number as its TCP one.
+    '--sfu-udp', `127.0.0.1:${node.port}`,
   ], { stdio: ['ignore', node.log, node.log] });
   node.child = child;
   child.exited = new Promise((r) => child.once('exit', (code, signal) => r(code ?? signal)));
@@ -130,15 +133,24 @@ async function stop(node, signal) {
   return exit;
 }
 
+// The value of metric `name` of `node` (0 if it has none yet).
+async function metric(node, name) {
+  const text = await (await fetch(`http://127.0.0.1:${node.port}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+  return Number(line?.split(' ')[1] ?? 0);
+}
+
 // Sessions the nodes in `list` have reaped from nodes they took for dead, all together.
 async function reapedBy(list) {
   let sum = 0;
-  for (const node of list) {
-    const text = await (await fetch(`http://127.0.0.1:${node.port}/metrics`)).text();
-    const line = text.split('\n').find((l) => l.startsWith('calling_redis_sessions_reaped_total '));
-    sum += Number(line?.split(' ')[1]);
-  }
+  for (const node of list) sum += await metric(node, 'calling_redis_sessions_reaped_total');
   return sum;
+}
+
+// Each node's SFU participants (null for a node that is down, or being killed).
+async function sfuParticipants() {
+  const of = (n) => metric(n, 'calling_sfu_participants').catch(() => null);
+  return Promise.all(nodes.map((n) => (n.inRotation ? of(n) : null)));
 }
 
 async function freeze(node) {
@@ -194,7 +206,10 @@ serveControl(controlPort, async (method, path, params) => {
     return {};
   }
   if (method === 'GET' && path === '/state' && ready) {
-    return { nodes: nodes.map((n) => ({ up: n.inRotation, connections: n.connections.size })) };
+    const sfu = await sfuParticipants();
+    return {
+      nodes: nodes.map((n, i) => ({ up: n.inRotation, connections: n.connections.size, sfuParticipants: sfu[i] })),
+    };
   }
   return undefined;
 });

@@ -173,7 +173,7 @@ async fn all_back_and_resumed(clients: &[Client], node: usize, what: &str) {
     let deadline = js_sys::Date::now() + f64::from(DEADLINE_MS);
     loop {
         let sockets = balanced_sockets().await;
-        if sockets == 4.0 && clients.iter().all(all_reconnects_resumed) {
+        if sockets == clients.len() as f64 && clients.iter().all(all_reconnects_resumed) {
             return;
         }
         assert!(
@@ -250,4 +250,98 @@ async fn a_redis_restart_mid_call_and_mid_ring_loses_neither_and_nobody_hears_of
         assert_nothing_ended(c);
     }
     both_calls_went_on(clients, &a_remote, &b_remote, &tag).await;
+}
+
+/// The SFU participants of each node (a node that is down has none).
+async fn sfu_participants() -> Vec<f64> {
+    let state = fetch_json(&format!("http://{CLUSTER_CONTROL}/state")).await;
+    js_sys::Array::from(&get(&state, "nodes"))
+        .iter()
+        .map(|n| get(&n, "sfuParticipants").as_f64().unwrap_or_default())
+        .collect()
+}
+
+/// The id of the element where `me` shows `other`.
+fn view_of(tag: &str, me: &Client, other: &Client) -> String {
+    format!("{tag}-{}-{}", me.user, other.user)
+}
+
+/// Every participant renders every other with frames advancing.
+async fn all_see_all(clients: &[Client], tag: &str) {
+    for me in clients {
+        for other in clients.iter().filter(|o| o.user != me.user) {
+            assert_playing(&view_of(tag, me, other)).await;
+        }
+    }
+}
+
+#[wasm_bindgen_test]
+async fn a_group_call_through_one_nodes_sfu_outlives_the_other_nodes_killed() {
+    let tag = unique("sfu-killed");
+    let mut clients = Vec::new();
+    for name in ["ana", "ben", "cid"] {
+        clients.push(Client::login_on(&unique(name), CLUSTER_LB).await);
+    }
+    for me in &clients {
+        for other in clients.iter().filter(|o| o.user != me.user) {
+            let dom = view_of(&tag, me, other);
+            make_div(&dom);
+            ok(
+                me.sdk.start_remote_view(view_options(&other.user, &dom)),
+                "startRemoteView",
+            )
+            .await;
+        }
+    }
+    let (a, others) = clients.split_first().expect("three clients");
+    let invitees: Vec<&str> = others.iter().map(|c| c.user.as_str()).collect();
+    ok(a.sdk.group_call(group_options(&invitees, 2)), "groupCall").await;
+    for invitee in others {
+        invitee.wait_for("onInvited").await;
+        invitee.accept().await;
+    }
+    all_see_all(&clients, &tag).await;
+    // One node's SFU serves the whole call, whichever nodes the three sockets are on (the
+    // balancer spreads them over all three).
+    let each = sfu_participants().await;
+    let serving = each.iter().position(|n| *n == 3.0);
+    let Some(serving) = serving.filter(|_| each.iter().sum::<f64>() == 3.0) else {
+        panic!("not one node's SFU serving all three: {each:?}");
+    };
+
+    // Every other node killed in turn: the SDKs it held reconnect through the balancer and
+    // resume on a live node, whose signalling reaches the serving node's SFU; the media, on
+    // their connections to that SFU, never stops.
+    for node in (0..NODES).filter(|n| *n != serving) {
+        let killed = control(&format!("kill?node={node}")).await;
+        assert_eq!(get_str(&killed, "exit"), "SIGKILL");
+        all_back_and_resumed(&clients, node, "killing").await;
+        all_see_all(&clients, &tag).await;
+        assert_eq!(
+            sfu_participants().await[serving],
+            3.0,
+            "after killing node {node}"
+        );
+    }
+    reconnected_and_nothing_ended(&clients, "killed");
+    for c in &clients {
+        assert_eq!(c.sdk.get_call_status(), "connected", "{}", c.user);
+        assert_nothing_ended(c);
+    }
+    // A hangup through another node reaches the SFU's: the member leaves it.
+    ok(clients[2].sdk.hangup(), "hangup").await;
+    let deadline = js_sys::Date::now() + f64::from(DEADLINE_MS);
+    while sfu_participants().await[serving] != 2.0 {
+        assert!(
+            js_sys::Date::now() < deadline,
+            "the member who hung up is still in the SFU"
+        );
+        let _ = JsFuture::from(delay(50)).await;
+    }
+    for c in &clients[..2] {
+        ok(c.sdk.hangup(), "hangup").await;
+    }
+    for c in clients {
+        c.logout().await;
+    }
 }
