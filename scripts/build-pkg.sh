@@ -48,7 +48,7 @@ entry_size "legacy entry (index.es2019.mjs)" pkg/index.es2019.mjs
 [ "$SIZE" -gt "$legacy" ] && legacy=$SIZE
 entry_size "UMD file (trtc-calling-wasm.umd.js)" pkg/trtc-calling-wasm.umd.js
 [ "$SIZE" -gt "$legacy" ] && legacy=$SIZE
-# The budget: 138 KB (138000 bytes) gzip -9 for the modern entry; the legacy ones carry the
+# The budget: 139 KB (139000 bytes) gzip -9 for the modern entry; the legacy ones carry the
 # .wasm as base64 and may be larger, by at most a third. (It was 120 KB before session resume,
 # reconnecting and ICE restarts, which cost about 9 KB; then 130 KB before the ringing callee's
 # relay-only connection, preconnect/iceTransportPolicy, renewed TURN credentials, connections
@@ -62,9 +62,11 @@ entry_size "UMD file (trtc-calling-wasm.umd.js)" pkg/trtc-calling-wasm.umd.js
 # at 128994 bytes, before group calls through the SFU: its protocol messages, the SFU link in
 # the core and the simulcast connection in the glue, +6223: 135217; moving a 1:1 call that
 # grows there without a gap, +619: 135836; 137 KB, at 136124 bytes, before telling the SFU how
-# large each view is drawn (the `sfuViews` message's serializer, mostly), +1400: 137524.)
-if [ "$modern" -gt 138000 ]; then
-  echo "build-pkg: the modern entry is $modern bytes gzip -9, above the 138 KB budget" >&2
+# large each view is drawn (the `sfuViews` message's serializer, mostly), +1400: 137524; 138 KB
+# before a new connection joining the SFU in place of one it no longer has (the offer's `join`,
+# `sfuRejoin`, the views moving to the new connection), +431: 137955.)
+if [ "$modern" -gt 139000 ]; then
+  echo "build-pkg: the modern entry is $modern bytes gzip -9, above the 139 KB budget" >&2
   exit 1
 fi
 if [ $((legacy * 3)) -gt $((modern * 4)) ]; then

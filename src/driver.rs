@@ -373,6 +373,15 @@ impl Driver {
             }
             Effect::ClosePeer { user_id } => {
                 let peer = self.peers.borrow_mut().remove(&user_id);
+                // The participants an SFU connection carried play from a new one once their
+                // media arrives there (the core replaces a connection the SFU lost); their
+                // views stay until then.
+                if let Some(remotes) = peer.as_deref().and_then(|p| p.remotes()) {
+                    remotes
+                        .users()
+                        .iter()
+                        .for_each(|user| self.views.stream_gone(user));
+                }
                 close_later(peer.into_iter().collect());
                 if let Some(remotes) = self.peer(SFU_LINK).as_deref().and_then(|p| p.remotes()) {
                     remotes.forget(&user_id);

@@ -122,6 +122,15 @@ impl Remotes {
         Ok(())
     }
 
+    /// The participants whose media this connection carries.
+    pub fn users(&self) -> Vec<String> {
+        self.by_user
+            .borrow()
+            .iter()
+            .map(|(user, _)| user.clone())
+            .collect()
+    }
+
     /// `user`'s media arrived: its stream, the first time only.
     pub fn arrive(&self, user: &str) -> Option<MediaStream> {
         let mut by_user = self.by_user.borrow_mut();

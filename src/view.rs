@@ -201,6 +201,15 @@ impl Views {
         self.render_remote(user_id, stream)
     }
 
+    /// The connection `user_id`'s media played from is gone: its hidden audio goes (so the
+    /// media arriving on another connection plays), its view stays until that replaces it.
+    pub fn stream_gone(&self, user_id: &str) {
+        let old = self.audio.borrow_mut().remove(user_id);
+        if let Some(a) = old {
+            remove(&a);
+        }
+    }
+
     /// Whether `user_id`'s media plays (its hidden audio is there).
     pub fn plays(&self, user_id: &str) -> bool {
         self.audio.borrow().get(user_id).is_some()

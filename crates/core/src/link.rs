@@ -80,6 +80,8 @@ pub(crate) struct PeerLink {
     /// The kinds of this participant's media that arrive through the SFU too, while its own
     /// connection still carries them (a call moving to the SFU, see [`crate::sfu`]).
     pub forwarded: MediaState,
+    /// An offer of ours went out on this connection: the SFU connection's first one joins.
+    pub offered: bool,
 }
 
 impl PeerLink {
@@ -102,6 +104,7 @@ impl PeerLink {
             health: Health::Live,
             ringing: Ringing::Open,
             forwarded: NOTHING,
+            offered: false,
         }
     }
 
@@ -262,7 +265,17 @@ impl PeerLink {
             // offer, or anything else out of turn: the other side must never see it.
             _ => return,
         };
-        out.push(relay(room, user, signal));
+        let first_offer =
+            matches!(signal, Signal::Offer { .. }) && !std::mem::replace(&mut self.offered, true);
+        out.push(if first_offer && self.role == Role::Sfu {
+            Effect::Send(ClientMessage::Sfu {
+                room_id: room,
+                signal,
+                join: true,
+            })
+        } else {
+            relay(room, user, signal)
+        });
     }
 
     fn on_remote_applied(&mut self, user: &str, out: &mut Vec<Effect>) {
@@ -400,6 +413,7 @@ pub(crate) fn relay(room: RoomId, to: &str, signal: Signal) -> Effect {
         ClientMessage::Sfu {
             room_id: room,
             signal,
+            join: false,
         }
     } else {
         ClientMessage::Relay {

@@ -270,8 +270,13 @@ impl Session {
                 code,
                 message,
             }) => self.request_failed(request, code, message, out),
-            // Errors that name no request answer fire-and-forget messages (hangup, relay);
-            // there is nothing to undo and nobody waiting.
+            ServerMessage::Error(ErrorReply {
+                request_id: None,
+                code: calling_protocol::ErrorCode::SfuRejoin,
+                ..
+            }) => self.rejoin_sfu(now_ms, out),
+            // Other errors that name no request answer fire-and-forget messages (hangup,
+            // relay); there is nothing to undo and nobody waiting.
             ServerMessage::Error(ErrorReply {
                 request_id: None, ..
             }) => {}

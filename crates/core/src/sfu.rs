@@ -20,7 +20,7 @@
 
 use crate::active_call::{ActiveCall, Phase};
 use crate::event::AppEvent;
-use crate::health::Verdict;
+use crate::health::{Health, Verdict, RESTART_INTERVAL_MS};
 use crate::leave::{lost_events, Tell};
 use crate::link::{Link, PeerLink, Role, NOTHING};
 use crate::session::{create_peer, Session};
@@ -64,6 +64,35 @@ impl Session {
         if call.room_id.is_some() {
             call.via_sfu = true;
             self.join_sfu(out);
+        }
+    }
+
+    /// The SFU no longer has our connection to it (`sfuRejoin` to an offer of
+    /// ours: it removed the connection, or another node's SFU serves the call now, its first
+    /// one having died). A new connection joins in its place. It carries on the old one's
+    /// interruption, if any: the app hears `PEER_MEDIA_RESTORED` for every participant when it
+    /// comes up, and the call ends as for any SFU connection lost if it does not in time.
+    pub(crate) fn rejoin_sfu(&mut self, now_ms: u64, out: &mut Vec<Effect>) {
+        let Some(old) = self
+            .call
+            .as_mut()
+            .filter(|c| c.via_sfu)
+            .and_then(|c| c.sfu.take())
+        else {
+            return;
+        };
+        out.push(Effect::ClosePeer {
+            user_id: SFU_LINK.to_owned(),
+        });
+        self.join_sfu(out);
+        let Some(new) = self.call.as_mut().and_then(|c| c.sfu.as_mut()) else {
+            return;
+        };
+        if let Health::Interrupted(mut interruption) = old.health {
+            // Restarting the new connection is for once it has joined, if it does not come up.
+            interruption.next_restart_ms = now_ms + RESTART_INTERVAL_MS;
+            new.health = Health::Interrupted(interruption);
+            new.link = old.link;
         }
     }
 

@@ -150,14 +150,22 @@ pub enum ClientMessage {
     },
     /// Signaling with the server's SFU (see [`LoginOk::sfu`]) for the sender's peer connection
     /// to it in call `room_id`, of which the sender must be a member (accepted, or its
-    /// inviter). An `offer` from a member with no SFU session yet joins the call's SFU room;
-    /// from one who has one, it renegotiates (its own tracks changed, an ICE restart). Either
-    /// is answered by [`ServerMessage::Sfu`] with the SFU's `answer`. An `answer` answers the
-    /// SFU's last offer, and is not acknowledged. Refused with [`ErrorCode::NoSfu`] when the
-    /// server runs no SFU, [`ErrorCode::NotInCall`] when the sender is not a member of that
-    /// call, and [`ErrorCode::InvalidParam`] for any other kind, an SDP that does not parse
-    /// or that the SFU refuses, or an answer when no offer of the SFU is waiting.
-    Sfu { room_id: RoomId, signal: Signal },
+    /// inviter). The first `offer` of a new peer connection has `join`: it joins the call's
+    /// SFU room, in place of any connection the member had there. A later one renegotiates
+    /// that connection (its own tracks changed, an ICE restart), and is refused with
+    /// [`ErrorCode::SfuRejoin`] when the SFU no longer has it. Either is answered by
+    /// [`ServerMessage::Sfu`] with the SFU's `answer`. An `answer` answers the SFU's last
+    /// offer, and is not acknowledged. Refused with [`ErrorCode::NoSfu`] when the server runs
+    /// no SFU, [`ErrorCode::NotInCall`] when the sender is not a member of that call, and
+    /// [`ErrorCode::InvalidParam`] for any other kind, an SDP that does not parse or that the
+    /// SFU refuses, or an answer when no offer of the SFU is waiting.
+    Sfu {
+        room_id: RoomId,
+        signal: Signal,
+        /// The first offer of a new peer connection to the SFU (absent: false).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        join: bool,
+    },
     /// How large the sender renders each participant of call `room_id` whose media it gets
     /// from the SFU, in device pixels: the SFU forwards it the smallest simulcast layer of each
     /// that fills its view (as far as its bandwidth allows). A view of 0×0 is not shown (the
@@ -621,6 +629,10 @@ pub enum ErrorCode {
     /// A [`ClientMessage::Sfu`] to a server that runs no SFU (see [`LoginOk::sfu`]): use the
     /// mesh.
     NoSfu,
+    /// A renegotiating [`ClientMessage::Sfu`] offer for a connection the SFU no longer has:
+    /// it was removed (interrupted too long), or the node whose SFU served the call died and
+    /// another serves it now. The member joins again with a new peer connection (`join`).
+    SfuRejoin,
     /// Any `code` this SDK version does not know (read by name in `names.rs`).
     Other,
 }

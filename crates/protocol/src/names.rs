@@ -94,6 +94,7 @@ impl<'de> Deserialize<'de> for ErrorCode {
                 ("resumeRefused", ResumeRefused),
                 ("unavailable", Unavailable),
                 ("noSfu", NoSfu),
+                ("sfuRejoin", SfuRejoin),
             ],
             // `other` too, and any code this version does not know.
             other: Some(Other),

@@ -230,6 +230,17 @@ fn sfu() {
             signal: Signal::Offer {
                 sdp: "v=0\r\n".into(),
             },
+            join: true,
+        },
+        r#"{"type":"sfu","roomId":77,"signal":{"kind":"offer","sdp":"v=0\r\n"},"join":true}"#,
+    );
+    golden(
+        ClientMessage::Sfu {
+            room_id: 77,
+            signal: Signal::Offer {
+                sdp: "v=0\r\n".into(),
+            },
+            join: false,
         },
         r#"{"type":"sfu","roomId":77,"signal":{"kind":"offer","sdp":"v=0\r\n"}}"#,
     );
@@ -237,6 +248,7 @@ fn sfu() {
         ClientMessage::Sfu {
             room_id: 77,
             signal: Signal::Answer { sdp: "a".into() },
+            join: false,
         },
         r#"{"type":"sfu","roomId":77,"signal":{"kind":"answer","sdp":"a"}}"#,
     );
@@ -577,6 +589,7 @@ fn error_codes() {
         (ErrorCode::NotAParticipant, "notAParticipant"),
         (ErrorCode::RateLimited, "rateLimited"),
         (ErrorCode::NoSfu, "noSfu"),
+        (ErrorCode::SfuRejoin, "sfuRejoin"),
         (ErrorCode::Other, "other"),
     ];
     for (code, name) in all {

@@ -79,6 +79,14 @@ fn refused(err: SfuError) -> Refusal {
     }
 }
 
+/// A renegotiating offer for a connection the SFU does not have.
+fn rejoin() -> Refusal {
+    refusal(
+        ErrorCode::SfuRejoin,
+        "the SFU no longer has this connection: join with a new one",
+    )
+}
+
 fn parse_offer(sdp: &str) -> Result<SdpOffer, Refusal> {
     SdpOffer::from_sdp_string(sdp)
         .map_err(|e| refusal(ErrorCode::InvalidParam, format!("unusable SDP offer: {e}")))
@@ -111,15 +119,17 @@ impl SfuRooms {
             .clone()
     }
 
-    /// One `sfu` message of a member of its call (checked by the hub). The SFU's answer to an
-    /// offer is queued to the member's session here.
+    /// One `sfu` message of a member of its call (checked by the hub), `join` if it is the
+    /// first offer of a new connection. The SFU's answer to an offer is queued to the member's
+    /// session here.
     pub async fn signal(
         self: &Arc<Self>,
         hub: Weak<Hub>,
         from: SfuMember,
         signal: Signal,
+        join: bool,
     ) -> Result<(), Refusal> {
-        let result = self.apply(hub, from, signal).await;
+        let result = self.apply(hub, from, signal, join).await;
         if result.is_err() {
             self.refused();
         }
@@ -138,6 +148,7 @@ impl SfuRooms {
         hub: Weak<Hub>,
         from: SfuMember,
         signal: Signal,
+        join: bool,
     ) -> Result<(), Refusal> {
         let member = (from.room, from.user.clone());
         match signal {
@@ -146,19 +157,28 @@ impl SfuRooms {
                 let order = self.order_of(&member);
                 let _in_order = order.lock().await;
                 let room_id = member.0;
-                let answer = match self.participant(&member) {
-                    Some(id) => match self.handle.offer(id.clone(), offer).await {
+                let answer = match (self.participant(&member), join) {
+                    // A new connection of the member: any earlier one goes.
+                    (earlier, true) => {
+                        if let Some(id) = earlier {
+                            self.forget(&member, &id);
+                            self.leave(id);
+                        }
+                        self.join(hub.clone(), from.clone(), offer).await?
+                    }
+                    (Some(id), false) => match self.handle.offer(id.clone(), offer).await {
                         Ok(answer) => answer,
-                        // Its connection died just now, before its forwarding task forgot it:
-                        // an offer after that joins again, as the SDK's ICE restart would.
+                        // Its connection died just now, before its forwarding task forgot it.
                         Err(SfuError::UnknownParticipant(_)) => {
                             self.forget(&member, &id);
-                            self.join(hub.clone(), from.clone(), parse_offer(&sdp)?)
-                                .await?
+                            return Err(rejoin());
                         }
                         Err(err) => return Err(refused(err)),
                     },
-                    None => self.join(hub.clone(), from.clone(), offer).await?,
+                    // Its connection was removed, or was to another node's SFU, which died: a
+                    // browser's simulcast packets no longer say their layer once the first SFU
+                    // acknowledged them, so only a new connection can join.
+                    (None, false) => return Err(rejoin()),
                 };
                 let reply = ServerMessage::Sfu(SfuSignal {
                     room_id,

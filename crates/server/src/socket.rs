@@ -485,8 +485,15 @@ impl Conn {
                 })
                 .await
             }
-            (Some(_), ClientMessage::Sfu { room_id, signal }) => {
-                if let Err(r) = self.hub.sfu(self.owner(), room_id, signal).await {
+            (
+                Some(_),
+                ClientMessage::Sfu {
+                    room_id,
+                    signal,
+                    join,
+                },
+            ) => {
+                if let Err(r) = self.hub.sfu(self.owner(), room_id, signal, join).await {
                     self.refused(None, r);
                 }
             }

@@ -1,6 +1,6 @@
 //! Group calls through the SFU in a cluster: every node runs one (`--sfu-udp`, `--redis`), a
 //! call's SFU session lives on one of them, whichever node its members' sockets are on, and
-//! moves to a live node when that one dies. Real nodes and Redis; media peers (str0m, over
+//! moves to a live node when that one dies, whose members are told to join again. Real nodes and Redis; media peers (str0m, over
 //! 127.0.0.1) signalling over their users' WebSockets as the SDK does.
 
 mod cluster_support;
@@ -8,10 +8,10 @@ mod process;
 mod redis_server;
 mod sfu_support;
 
-use calling_protocol::{ClientMessage, MemberLeft, RoomId, ServerMessage};
+use calling_protocol::{ClientMessage, ErrorCode, MemberLeft, RoomId, ServerMessage};
 use cluster_support::{cluster, Cluster};
 use sfu_support::peer::Peer;
-use sfu_support::{group_call, metric, pairs, Observer, User};
+use sfu_support::{an_offer, group_call, metric, pairs, Observer, User};
 use str0m::media::MediaKind;
 
 /// Frames a receiver must get from a sender to count as receiving it (a second of video).
@@ -102,15 +102,24 @@ async fn when_the_node_serving_a_call_dies_its_members_rejoin_the_sfu_of_a_live_
     let (mut users, _peers, _observer, room) = three_across_two_nodes(&cluster).await;
     assert_eq!(participants(&cluster, 0).await, 3.0);
 
-    // Node 0 dies with alice's socket and the call's SFU session.
+    // Node 0 dies with alice's socket and the call's SFU session. Once it is taken for dead,
+    // bob and cat are told to join again, and alice (not resumable) leaves the call.
     cluster.nodes[0].signal("KILL");
-    // Once node 0 is taken for dead, alice (not resumable) leaves the call.
     for user in &mut users[1..] {
+        let rejoin = user.until(|m| matches!(m, ServerMessage::Error(_))).await;
+        assert!(
+            matches!(&rejoin, ServerMessage::Error(e) if e.code == ErrorCode::SfuRejoin && e.request_id.is_none()),
+            "{}: {rejoin:?}",
+            user.name
+        );
         user.until(|m| matches!(m, ServerMessage::MemberLeft(MemberLeft { user_id, .. }) if user_id == "alice"))
             .await;
     }
-    // bob and cat connect to the SFU again, as an SDK does once its connection is lost: node
-    // 1 takes the call over.
+    // An ICE restart of the lost connection reaches node 1, which takes the call over: its SFU
+    // has no such connection, and says so.
+    users[1].renegotiate_sfu(room, an_offer());
+    assert_eq!(users[1].error().await, ErrorCode::SfuRejoin);
+    // bob and cat connect to the SFU again with new connections, as the SDK then does.
     let mut observer = Observer::new();
     let mut peers = Vec::new();
     for user in &mut users[1..] {

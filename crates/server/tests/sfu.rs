@@ -9,8 +9,6 @@ mod sfu_support;
 
 use std::process::Stdio;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
-use std::time::Instant;
 
 use calling_protocol::{
     CallType, ClientMessage, ErrorCode, IceCandidate, Invited, RelayedSignal, RenderedView, RoomId,
@@ -18,10 +16,9 @@ use calling_protocol::{
 };
 use process::ServerProcess;
 use sfu_support::peer::Peer;
-use sfu_support::{group_call, metric, pairs, Observer, User};
+use sfu_support::{an_offer, group_call, metric, pairs, Observer, User};
 use str0m::change::SdpAnswer;
-use str0m::media::{Direction, MediaKind};
-use str0m::{Candidate, RtcConfig};
+use str0m::media::MediaKind;
 
 /// Frames a receiver must get from a sender to count as receiving it (a second of video).
 const ENOUGH: usize = 30;
@@ -198,18 +195,6 @@ async fn a_member_whose_session_resumes_keeps_its_place_in_the_sfu() {
     }
 }
 
-/// A well-formed offer of one video track, as a member would join with.
-fn an_offer() -> String {
-    let mut rtc = RtcConfig::new()
-        .set_crypto_provider(Arc::new(str0m::crypto::from_feature_flags()))
-        .build(Instant::now());
-    let addr = "127.0.0.1:9".parse().expect("an address");
-    rtc.add_local_candidate(Candidate::host(addr, "udp").expect("a candidate"));
-    let mut change = rtc.sdp_api();
-    change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
-    change.apply().expect("an offer").0.to_sdp_string()
-}
-
 /// A trickled ICE candidate, as the browser gives it.
 fn candidate(line: &str) -> Signal {
     Signal::Candidate(IceCandidate {
@@ -265,6 +250,9 @@ async fn sfu_messages_are_refused_with_a_clear_error_and_cost_nothing() {
     // An answer when the SFU offered nothing: before joining, and after.
     alice.signal_sfu(room, Signal::Answer { sdp: an_offer() });
     assert_eq!(alice.error().await, ErrorCode::InvalidParam);
+    // A renegotiating offer for a connection the SFU does not have.
+    alice.renegotiate_sfu(room, an_offer());
+    assert_eq!(alice.error().await, ErrorCode::SfuRejoin);
     // A candidate before joining.
     alice.signal_sfu(
         room,
@@ -302,7 +290,7 @@ async fn sfu_messages_are_refused_with_a_clear_error_and_cost_nothing() {
     still_usable(&alice, &mut bob, room).await;
     assert_eq!(
         metric(server.addr, "calling_sfu_refusals_total").await,
-        Some(8.0)
+        Some(9.0)
     );
 }
 

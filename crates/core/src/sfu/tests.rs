@@ -49,7 +49,40 @@ fn to_sfu(signal: Signal) -> Effect {
     Effect::Send(ClientMessage::Sfu {
         room_id: ROOM,
         signal,
+        join: false,
     })
+}
+
+/// The first offer of a new connection to the SFU, which joins it.
+fn join_sfu(sdp: &str) -> Effect {
+    Effect::Send(ClientMessage::Sfu {
+        room_id: ROOM,
+        signal: Signal::Offer { sdp: sdp.into() },
+        join: true,
+    })
+}
+
+fn our_offer(sdp: &str) -> Input {
+    peer(
+        SFU_LINK,
+        PeerEvent::LocalDescription(SessionDescription {
+            kind: SdpKind::Offer,
+            sdp: sdp.into(),
+        }),
+    )
+}
+
+/// The participants `effects` tell the app of with `event` (`PeerMediaInterrupted` or
+/// `PeerMediaRestored`).
+fn told(effects: &[Effect], restored: bool) -> Vec<&str> {
+    emitted(effects)
+        .into_iter()
+        .filter_map(|e| match (e, restored) {
+            (AppEvent::PeerMediaInterrupted { user_id }, false)
+            | (AppEvent::PeerMediaRestored { user_id }, true) => Some(user_id.as_str()),
+            _ => None,
+        })
+        .collect()
 }
 
 fn created(effects: &[Effect]) -> Vec<&str> {
@@ -117,13 +150,7 @@ fn accepted(user: &str) -> Input {
 }
 
 fn sfu_answers(s: &mut Session) {
-    s.ok(peer(
-        SFU_LINK,
-        PeerEvent::LocalDescription(SessionDescription {
-            kind: SdpKind::Offer,
-            sdp: "ours".into(),
-        }),
-    ));
+    s.ok(our_offer("ours"));
     s.ok(from_sfu(Signal::Answer { sdp: "sfu".into() }));
     s.ok(peer(SFU_LINK, PeerEvent::RemoteDescriptionApplied));
 }
@@ -192,14 +219,8 @@ fn without_an_sfu_and_for_one_to_one_calls_each_participant_gets_its_own_connect
 #[test]
 fn the_sfu_connection_negotiates_through_sfu_messages() {
     let (mut s, _) = inviter(true);
-    let offer = s.ok(peer(
-        SFU_LINK,
-        PeerEvent::LocalDescription(SessionDescription {
-            kind: SdpKind::Offer,
-            sdp: "ours".into(),
-        }),
-    ));
-    assert_eq!(offer, [to_sfu(Signal::Offer { sdp: "ours".into() })]);
+    let offer = s.ok(our_offer("ours"));
+    assert_eq!(offer, [join_sfu("ours")], "the first offer joins");
     let candidate = calling_protocol::IceCandidate {
         candidate: "candidate:1".into(),
         sdp_mid: Some("0".into()),
@@ -237,6 +258,16 @@ fn the_sfu_connection_negotiates_through_sfu_messages() {
         }),
     ));
     assert_eq!(answer, [to_sfu(Signal::Answer { sdp: "ok".into() })]);
+
+    // Our own later offer (an ICE restart, our tracks changed) renegotiates.
+    s.ok(peer(SFU_LINK, PeerEvent::NegotiationNeeded));
+    let again = s.ok(our_offer("restart"));
+    assert_eq!(
+        again,
+        [to_sfu(Signal::Offer {
+            sdp: "restart".into()
+        })]
+    );
 
     // A signal for another room finds nothing.
     let stray = s.ok(server(ServerMessage::Sfu(SfuSignal {
@@ -528,6 +559,100 @@ fn an_interrupted_sfu_connection_is_told_of_every_participant_and_restarted() {
         })
         .collect();
     assert_eq!(restored, ["bob", "carol"]);
+}
+
+#[test]
+fn a_connection_the_sfu_no_longer_has_is_replaced_by_a_new_one_that_joins() {
+    let (mut s, _) = inviter(true);
+    sfu_answers(&mut s);
+    s.ok(accepted("bob"));
+    s.ok(accepted("carol"));
+    s.ok(state(SFU_LINK, PeerState::Connected));
+    let lost = s
+        .handle(1_000, state(SFU_LINK, PeerState::Failed))
+        .expect("ok");
+    assert_eq!(told(&lost, false), ["bob", "carol"]);
+    // The restart's offer reaches an SFU that does not have this connection.
+    s.ok(our_offer("restart"));
+    let rejoin = s
+        .handle(
+            1_500,
+            server(ServerMessage::Error(calling_protocol::ErrorReply {
+                request_id: None,
+                code: calling_protocol::ErrorCode::SfuRejoin,
+                message: "join with a new one".into(),
+            })),
+        )
+        .expect("ok");
+    let close = rejoin
+        .iter()
+        .position(|e| matches!(e, Effect::ClosePeer { user_id } if user_id == SFU_LINK));
+    let create = rejoin
+        .iter()
+        .position(|e| matches!(e, Effect::CreatePeer { user_id, .. } if user_id == SFU_LINK));
+    assert!(
+        matches!((close, create), (Some(c), Some(n)) if c < n),
+        "the old connection closes, a new one is made: {rejoin:?}"
+    );
+    for wanted in [
+        Effect::CreateOffer {
+            user_id: SFU_LINK.into(),
+        },
+        Effect::AttachMedia {
+            user_id: SFU_LINK.into(),
+        },
+    ] {
+        assert!(rejoin.contains(&wanted), "{wanted:?} missing: {rejoin:?}");
+    }
+    assert!(emitted(&rejoin).is_empty(), "the app hears nothing of it");
+    assert_eq!(s.ok(our_offer("new")), [join_sfu("new")], "it joins");
+    s.ok(from_sfu(Signal::Answer { sdp: "sfu".into() }));
+    s.ok(peer(SFU_LINK, PeerEvent::RemoteDescriptionApplied));
+
+    let back = s
+        .handle(3_000, state(SFU_LINK, PeerState::Connected))
+        .expect("ok");
+    assert_eq!(told(&back, true), ["bob", "carol"], "the interruption ends");
+    assert!(s.call.as_ref().is_some_and(|c| c.sfu.is_some()));
+
+    // Not in an SFU call: nothing to rejoin.
+    let mut idle = session("alice", true);
+    let nothing = idle.ok(server(ServerMessage::Error(calling_protocol::ErrorReply {
+        request_id: None,
+        code: calling_protocol::ErrorCode::SfuRejoin,
+        message: "x".into(),
+    })));
+    assert!(nothing.is_empty(), "{nothing:?}");
+}
+
+#[test]
+fn a_new_connection_that_never_comes_up_ends_the_call_in_the_first_ones_time() {
+    let (mut s, _) = inviter(true);
+    sfu_answers(&mut s);
+    s.ok(accepted("bob"));
+    s.ok(state(SFU_LINK, PeerState::Connected));
+    s.handle(1_000, state(SFU_LINK, PeerState::Failed))
+        .expect("ok");
+    s.handle(
+        5_000,
+        server(ServerMessage::Error(calling_protocol::ErrorReply {
+            request_id: None,
+            code: calling_protocol::ErrorCode::SfuRejoin,
+            message: "x".into(),
+        })),
+    )
+    .expect("ok");
+    let mut now = 5_000;
+    while s.call.is_some() && now < 1_000 + GIVE_UP_MS + 1_000 {
+        now += 500;
+        s.handle(now, Input::Timer(Timer::PeerHealth)).expect("ok");
+    }
+    assert!(s.call.is_none(), "still in the call after {now} ms");
+    assert!(
+        now <= 1_000 + GIVE_UP_MS + 500,
+        "given up {now} ms in, not {} ms after the interruption began",
+        GIVE_UP_MS
+    );
 }
 
 #[test]

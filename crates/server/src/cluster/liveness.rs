@@ -156,6 +156,8 @@ impl Cluster {
                 .ignore()
                 .del(records::node_deliveries(node))
                 .ignore()
+                .del(records::node_sfu_calls(node))
+                .ignore()
                 .exec_async(&mut conn)
                 .await?;
             info!(node, "a dead node's sessions have all been reaped");
@@ -224,6 +226,20 @@ pub(super) async fn run(cluster: Arc<Cluster>, hub: Weak<Hub>) {
             }
         };
         for node in dead {
+            match cluster.sfu_calls_of_dead(node).await {
+                Ok(rooms) => {
+                    for room in rooms {
+                        info!(
+                            node,
+                            room, "a dead node's SFU served a call: its members join again"
+                        );
+                        if let Err(refusal) = cluster.decide(Op::SfuLost { room }).await {
+                            error!(node, room, message = refusal.message, "an SFU lost");
+                        }
+                    }
+                }
+                Err(err) => error!(%err, node, "cannot read the calls a dead node's SFU served"),
+            }
             let members = match cluster.sessions_of_dead(node).await {
                 Ok(members) => members,
                 Err(err) => {

@@ -134,6 +134,9 @@ pub enum Op {
         member: SfuMember,
         message: ServerMessage,
     },
+    /// The node whose SFU served call `room` died: each member is told to join again
+    /// (`sfuRejoin`), which a live node's SFU then serves.
+    SfuLost { room: RoomId },
 }
 
 /// Why a resume did not take a session back.

@@ -141,7 +141,7 @@ pub(super) fn scope(op: &Op) -> Scope {
             others: Vec::new(),
             rooms: Vec::new(),
         },
-        Op::Expire { room, .. } => Scope {
+        Op::Expire { room, .. } | Op::SfuLost { room } => Scope {
             users: Vec::new(),
             others: Vec::new(),
             rooms: vec![*room],

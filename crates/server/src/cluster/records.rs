@@ -27,6 +27,12 @@ pub fn sfu_owner_key(room: RoomId) -> String {
     format!("{PREFIX}sfu:{room}")
 }
 
+/// SET of the calls whose SFU session node `node` owns (see [`super::sfu`]): what the
+/// others tell the members of when that node dies.
+pub fn node_sfu_calls(node: u64) -> String {
+    format!("{PREFIX}node:{node}:sfu")
+}
+
 /// ZSET of ring deadlines: member [`deadline_member`], score unix ms.
 pub const DEADLINES: &str = "calling:deadlines";
 

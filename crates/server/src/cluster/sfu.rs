@@ -8,9 +8,11 @@
 //! and delivered through whichever node holds the member's session then.
 //!
 //! An owner that dies (silent for the node timeout) is replaced by the next node that hands a
-//! message on: its members' connections to the dead SFU fail, their SDKs restart ICE, and
-//! those offers join the new owner's SFU. An owner only frozen past the node timeout finds,
-//! once back, that it no longer owns the call, and its SFU lets the members go.
+//! message on. The node that finds it dead tells the members of each call it served to join
+//! again (`sfuRejoin`), as does a live node to the ICE restart of a connection its SFU does not
+//! have: their SDKs connect anew, and those offers join the new owner's SFU. An owner only
+//! frozen past the node timeout finds, once back, that it no longer owns the call, and its SFU
+//! lets the members go.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
@@ -19,7 +21,7 @@ use calling_protocol::{RenderedView, RoomId, Signal};
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info};
 
-use super::records::{call_key, sfu_owner_key, CallRecord, NODES_ALIVE};
+use super::records::{call_key, node_sfu_calls, sfu_owner_key, CallRecord, NODES_ALIVE};
 use super::{unavailable, Cluster, Delivery};
 use crate::registry::{Refusal, SessionId};
 
@@ -27,9 +29,10 @@ use crate::registry::{Refusal, SessionId};
 /// lasts): a cluster whose every node died leaves none behind for good.
 const OWNER_KEPT_SECS: u64 = 24 * 60 * 60;
 
-/// Names the owner of KEYS[1]: its current one, if that node has said it is alive (KEYS[2],
-/// score unix ms) at or after ARGV[2]; else ARGV[1], which takes it over. Atomic, so that
-/// nodes racing for a call agree on one owner.
+/// Names the owner of call ARGV[4] (its record KEYS[1]): its current one, if that node has
+/// said it is alive (KEYS[2], score unix ms) at or after ARGV[2]; else node ARGV[1], which
+/// takes it over and lists it among its calls (KEYS[3]). Atomic, so that nodes racing for a
+/// call agree on one owner.
 static CLAIM: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"
@@ -41,17 +44,23 @@ if owner then
     end
 end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+redis.call('SADD', KEYS[3], ARGV[4])
 return tonumber(ARGV[1])
 ",
     )
 });
 
-/// Deletes KEYS[1] if it still names node ARGV[1].
+/// Ends node ARGV[1]'s ownership of call ARGV[2] (its record KEYS[1], its list KEYS[2]) if it
+/// still owns it.
 static RELEASE: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
-        "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end return 0",
+        "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end \
+         redis.call('SREM', KEYS[2], ARGV[2]) return 0",
     )
 });
+
+/// Most calls of a dead node's SFU one heartbeat tells the members of.
+const LOST_PER_BEAT: usize = 1024;
 
 /// A member of a call, whose session signals with the call's SFU.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -66,8 +75,15 @@ pub struct SfuMember {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "ask", rename_all = "camelCase")]
 pub enum SfuAsk {
-    Signal { signal: Signal },
-    Views { views: Vec<RenderedView> },
+    Signal {
+        signal: Signal,
+        /// The first offer of a new connection (see `ClientMessage::Sfu`).
+        #[serde(default)]
+        join: bool,
+    },
+    Views {
+        views: Vec<RenderedView>,
+    },
 }
 
 /// A member's message for the SFU of its call, handed to the node that owns it.
@@ -115,9 +131,11 @@ impl Cluster {
         let owner: u64 = CLAIM
             .key(sfu_owner_key(room))
             .key(NODES_ALIVE)
+            .key(node_sfu_calls(self.node))
             .arg(self.node)
             .arg(alive_since)
             .arg(OWNER_KEPT_SECS)
+            .arg(room)
             .invoke_async(&mut conn)
             .await?;
         self.pool.put(conn);
@@ -137,6 +155,20 @@ impl Cluster {
         pipe.query_async::<()>(&mut conn).await?;
         self.pool.put(conn);
         Ok(())
+    }
+
+    /// Calls the SFU of dead `node` served, each taken by one node only, whichever nodes
+    /// look at once: that node tells their members to join a live node's SFU
+    /// (`Op::SfuLost`), rather than leave them waiting for their browsers to notice.
+    pub(super) async fn sfu_calls_of_dead(&self, node: u64) -> redis::RedisResult<Vec<RoomId>> {
+        let mut conn = self.pool.get().await?;
+        let rooms: Vec<RoomId> = redis::cmd("SPOP")
+            .arg(node_sfu_calls(node))
+            .arg(LOST_PER_BEAT)
+            .query_async(&mut conn)
+            .await?;
+        self.pool.put(conn);
+        Ok(rooms)
     }
 
     /// Of the calls `rooms` whose SFU sessions this node holds: the members of those it still
@@ -177,8 +209,12 @@ impl Cluster {
                 }
                 None => {
                     info!(room, "the call ended: its SFU session is released");
-                    pipe.invoke_script(RELEASE.key(sfu_owner_key(*room)).arg(self.node))
-                        .ignore();
+                    let mut release = RELEASE.key(sfu_owner_key(*room));
+                    release
+                        .key(node_sfu_calls(self.node))
+                        .arg(self.node)
+                        .arg(*room);
+                    pipe.invoke_script(&release).ignore();
                 }
             }
         }
@@ -203,6 +239,7 @@ mod tests {
         for ask in [
             SfuAsk::Signal {
                 signal: Signal::Offer { sdp: "v=0".into() },
+                join: true,
             },
             SfuAsk::Views {
                 views: vec![RenderedView {

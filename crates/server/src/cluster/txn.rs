@@ -18,6 +18,7 @@ use super::records::{
 use super::{Cluster, Delivery, Op, Takeover};
 use crate::hub::LinkId;
 use crate::ids::RandomIds;
+use crate::registry::view::PresenceView;
 use crate::registry::{Gap, Outcome, Refusal, Registry, SessionId};
 
 /// How one attempt ended.
@@ -205,6 +206,29 @@ pub(super) async fn attempt(
             }
             Ok(Outcome {
                 deliveries: vec![(member.session, message)],
+                ..Outcome::default()
+            })
+        }
+        Op::SfuLost { room } => {
+            let call = read.calls.get(&room).cloned().flatten();
+            let registry = &registry;
+            let sessions = call.iter().flat_map(|call| {
+                let app = call.app;
+                call.members.iter().filter_map(move |member| {
+                    registry
+                        .user_view(app, member)
+                        .filter(|view| view.presence == PresenceView::Member(room))
+                        .and_then(|view| view.session)
+                })
+            });
+            let rejoin = ServerMessage::Error(ErrorReply {
+                request_id: None,
+                code: ErrorCode::SfuRejoin,
+                message: "the SFU serving this call has gone: join again with a new connection"
+                    .into(),
+            });
+            Ok(Outcome {
+                deliveries: sessions.map(|s| (s, rejoin.clone())).collect(),
                 ..Outcome::default()
             })
         }

@@ -102,7 +102,8 @@ impl Hub {
         self.lock().reconcile_sfu();
     }
 
-    /// One `sfu` message of a session: a member of call `room` signals with the SFU. The
+    /// One `sfu` message of a session: a member of call `room` signals with the SFU (`join`: the
+    /// first offer of a new connection). The
     /// frame counts as received for a resume; the SFU's answer to an offer is queued to the
     /// session, in order with the SFU's own offers (see `SfuRooms::signal`).
     pub async fn sfu(
@@ -110,8 +111,9 @@ impl Hub {
         owner: Owner,
         room: RoomId,
         signal: Signal,
+        join: bool,
     ) -> Result<(), Refusal> {
-        self.to_sfu_of_call(owner, room, SfuAsk::Signal { signal })
+        self.to_sfu_of_call(owner, room, SfuAsk::Signal { signal, join })
             .await
     }
 
@@ -226,7 +228,9 @@ async fn apply(
     ask: SfuAsk,
 ) -> Result<(), Refusal> {
     match ask {
-        SfuAsk::Signal { signal } => sfu.signal(Arc::downgrade(hub), member, signal).await,
+        SfuAsk::Signal { signal, join } => {
+            sfu.signal(Arc::downgrade(hub), member, signal, join).await
+        }
         SfuAsk::Views { views } => {
             let result = sfu.set_views(member.room, member.user, views).await;
             if result.is_err() {

@@ -188,6 +188,7 @@ impl User {
         }
         user.sfu = Some(WsSignalling {
             room: 0,
+            joined: false,
             send,
             answers,
             offers,
@@ -244,11 +245,22 @@ impl User {
         }
     }
 
-    /// Sends an `sfu` message of call `room`.
+    /// Sends an `sfu` message of call `room`; an offer is the first of a new connection.
     pub fn signal_sfu(&self, room: RoomId, signal: Signal) {
+        let join = matches!(signal, Signal::Offer { .. });
         self.send(ClientMessage::Sfu {
             room_id: room,
             signal,
+            join,
+        });
+    }
+
+    /// Sends a renegotiating `sfu` offer of call `room`, as for an ICE restart.
+    pub fn renegotiate_sfu(&self, room: RoomId, sdp: String) {
+        self.send(ClientMessage::Sfu {
+            room_id: room,
+            signal: Signal::Offer { sdp },
+            join: false,
         });
     }
 
@@ -265,6 +277,7 @@ impl User {
             .expect("the user's socket task runs");
         self.sfu = Some(WsSignalling {
             room: 0,
+            joined: false,
             send: self.send.clone(),
             answers,
             offers,
@@ -292,6 +305,8 @@ impl User {
 /// The media peer's signalling: `sfu` messages on its user's WebSocket.
 pub struct WsSignalling {
     pub room: RoomId,
+    /// Whether this peer's first offer (its join) went out.
+    pub joined: bool,
     pub send: mpsc::UnboundedSender<Out>,
     pub answers: mpsc::UnboundedReceiver<String>,
     pub offers: mpsc::UnboundedReceiver<String>,
@@ -302,10 +317,12 @@ impl Signalling for WsSignalling {
         let signal = Signal::Offer {
             sdp: offer.to_sdp_string(),
         };
+        let join = !std::mem::replace(&mut self.joined, true);
         self.send
             .send(Out::Send(ClientMessage::Sfu {
                 room_id: self.room,
                 signal,
+                join,
             }))
             .map_err(|_| "socket task gone")?;
         let sdp = tokio::time::timeout(process::DEADLINE, self.answers.recv())
@@ -328,9 +345,28 @@ impl Signalling for WsSignalling {
             .send(Out::Send(ClientMessage::Sfu {
                 room_id: self.room,
                 signal,
+                join: false,
             }))
             .map_err(|_| "socket task gone".to_string())
     }
+}
+
+/// A well-formed offer of one video track, as a member would join with.
+pub fn an_offer() -> String {
+    let mut rtc = str0m::RtcConfig::new()
+        .set_crypto_provider(Arc::new(str0m::crypto::from_feature_flags()))
+        .build(std::time::Instant::now());
+    let addr = "127.0.0.1:9".parse().expect("an address");
+    rtc.add_local_candidate(str0m::Candidate::host(addr, "udp").expect("a candidate"));
+    let mut change = rtc.sdp_api();
+    change.add_media(
+        MediaKind::Video,
+        str0m::media::Direction::SendOnly,
+        None,
+        None,
+        None,
+    );
+    change.apply().expect("an offer").0.to_sdp_string()
 }
 
 /// `caller` invites `others` into a group call, which each accepts as the SDK would.
