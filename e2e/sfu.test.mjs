@@ -130,7 +130,8 @@ function inPage() {
       me.send({ type: 'sfu', roomId: me.roomId, signal: { kind: 'candidate', candidate, sdpMid, sdpMLineIndex } });
     };
     await pc.setLocalDescription(await pc.createOffer());
-    me.send({ type: 'sfu', roomId: me.roomId, signal: { kind: 'offer', sdp: pc.localDescription.sdp } });
+    // A new connection's first offer joins.
+    me.send({ type: 'sfu', roomId: me.roomId, signal: { kind: 'offer', sdp: pc.localDescription.sdp }, join: true });
     const reply = await me.next(
       (m) => m.type === 'error' || (m.type === 'sfu' && m.signal.kind === 'answer'),
       "the SFU's answer",
