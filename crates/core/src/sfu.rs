@@ -73,14 +73,14 @@ impl Session {
     /// interruption, if any: the app hears `PEER_MEDIA_RESTORED` for every participant when it
     /// comes up, and the call ends as for any SFU connection lost if it does not in time.
     pub(crate) fn rejoin_sfu(&mut self, now_ms: u64, out: &mut Vec<Effect>) {
-        let Some(old) = self
-            .call
-            .as_mut()
-            .filter(|c| c.via_sfu)
-            .and_then(|c| c.sfu.take())
-        else {
+        let Some(call) = self.call.as_mut().filter(|c| c.via_sfu) else {
             return;
         };
+        let Some(old) = call.sfu.take() else {
+            return;
+        };
+        // The SFU now serving the call may not know them (another node's).
+        call.views_told.clear();
         out.push(Effect::ClosePeer {
             user_id: SFU_LINK.to_owned(),
         });

@@ -12,7 +12,6 @@ use calling_protocol::{ClientMessage, ErrorCode, MemberLeft, RoomId, ServerMessa
 use cluster_support::{cluster, Cluster};
 use sfu_support::peer::Peer;
 use sfu_support::{an_offer, group_call, metric, pairs, Observer, User};
-use str0m::media::MediaKind;
 
 /// Frames a receiver must get from a sender to count as receiving it (a second of video).
 const ENOUGH: usize = 30;
@@ -80,16 +79,7 @@ async fn members_on_different_nodes_share_one_sfu_and_one_who_hangs_up_leaves_it
             o.ended("alice", "cat") == 2 && o.ended("bob", "cat") == 2
         })
         .await;
-    let (a, b) = (
-        observer.frames("alice", "bob", MediaKind::Video),
-        observer.frames("bob", "alice", MediaKind::Video),
-    );
-    observer
-        .until("alice and bob go on receiving each other", |o| {
-            o.frames("alice", "bob", MediaKind::Video) >= a + ENOUGH
-                && o.frames("bob", "alice", MediaKind::Video) >= b + ENOUGH
-        })
-        .await;
+    observer.go_on_receiving("alice", "bob", ENOUGH).await;
     assert_eq!(participants(&cluster, 0).await, 2.0);
     for peer in peers {
         peer.stop().await;

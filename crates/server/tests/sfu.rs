@@ -100,16 +100,7 @@ async fn a_member_who_hangs_up_stops_reaching_the_others() {
         o.frames(r, "cat", MediaKind::Audio) + o.frames(r, "cat", MediaKind::Video)
     };
     let before = [from_cat(&observer, "alice"), from_cat(&observer, "bob")];
-    let (a, b) = (
-        observer.frames("alice", "bob", MediaKind::Video),
-        observer.frames("bob", "alice", MediaKind::Video),
-    );
-    observer
-        .until("alice and bob go on receiving each other", |o| {
-            o.frames("alice", "bob", MediaKind::Video) >= a + ENOUGH
-                && o.frames("bob", "alice", MediaKind::Video) >= b + ENOUGH
-        })
-        .await;
+    observer.go_on_receiving("alice", "bob", ENOUGH).await;
     let after = [from_cat(&observer, "alice"), from_cat(&observer, "bob")];
     assert_eq!(before, after, "nothing of cat after its tracks stopped");
     assert_eq!(

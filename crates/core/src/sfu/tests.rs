@@ -526,8 +526,9 @@ fn what_a_member_reached_through_the_sfu_sends_for_a_connection_of_its_own_finds
     assert!(reaches_via_sfu(&s, "bob"));
 }
 
-#[test]
-fn an_interrupted_sfu_connection_is_told_of_every_participant_and_restarted() {
+/// alice in an SFU call with bob and carol, whose connection to the SFU was up and failed at
+/// 1 s; what that failure did.
+fn sfu_connection_lost() -> (Session, Vec<Effect>) {
     let (mut s, _) = inviter(true);
     sfu_answers(&mut s);
     s.ok(accepted("bob"));
@@ -536,14 +537,22 @@ fn an_interrupted_sfu_connection_is_told_of_every_participant_and_restarted() {
     let lost = s
         .handle(1_000, state(SFU_LINK, PeerState::Failed))
         .expect("ok");
-    let interrupted: Vec<_> = emitted(&lost)
-        .into_iter()
-        .filter_map(|e| match e {
-            AppEvent::PeerMediaInterrupted { user_id } => Some(user_id.as_str()),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(interrupted, ["bob", "carol"]);
+    (s, lost)
+}
+
+/// The server's word that the SFU no longer has our connection.
+fn sfu_rejoin() -> Input {
+    server(ServerMessage::Error(calling_protocol::ErrorReply {
+        request_id: None,
+        code: calling_protocol::ErrorCode::SfuRejoin,
+        message: "join with a new one".into(),
+    }))
+}
+
+#[test]
+fn an_interrupted_sfu_connection_is_told_of_every_participant_and_restarted() {
+    let (mut s, lost) = sfu_connection_lost();
+    assert_eq!(told(&lost, false), ["bob", "carol"]);
     assert!(lost.contains(&Effect::RestartIce {
         user_id: SFU_LINK.into()
     }));
@@ -551,39 +560,16 @@ fn an_interrupted_sfu_connection_is_told_of_every_participant_and_restarted() {
     let back = s
         .handle(2_000, state(SFU_LINK, PeerState::Connected))
         .expect("ok");
-    let restored: Vec<_> = emitted(&back)
-        .into_iter()
-        .filter_map(|e| match e {
-            AppEvent::PeerMediaRestored { user_id } => Some(user_id.as_str()),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(restored, ["bob", "carol"]);
+    assert_eq!(told(&back, true), ["bob", "carol"]);
 }
 
 #[test]
 fn a_connection_the_sfu_no_longer_has_is_replaced_by_a_new_one_that_joins() {
-    let (mut s, _) = inviter(true);
-    sfu_answers(&mut s);
-    s.ok(accepted("bob"));
-    s.ok(accepted("carol"));
-    s.ok(state(SFU_LINK, PeerState::Connected));
-    let lost = s
-        .handle(1_000, state(SFU_LINK, PeerState::Failed))
-        .expect("ok");
+    let (mut s, lost) = sfu_connection_lost();
     assert_eq!(told(&lost, false), ["bob", "carol"]);
     // The restart's offer reaches an SFU that does not have this connection.
     s.ok(our_offer("restart"));
-    let rejoin = s
-        .handle(
-            1_500,
-            server(ServerMessage::Error(calling_protocol::ErrorReply {
-                request_id: None,
-                code: calling_protocol::ErrorCode::SfuRejoin,
-                message: "join with a new one".into(),
-            })),
-        )
-        .expect("ok");
+    let rejoin = s.handle(1_500, sfu_rejoin()).expect("ok");
     let close = rejoin
         .iter()
         .position(|e| matches!(e, Effect::ClosePeer { user_id } if user_id == SFU_LINK));
@@ -616,32 +602,14 @@ fn a_connection_the_sfu_no_longer_has_is_replaced_by_a_new_one_that_joins() {
     assert!(s.call.as_ref().is_some_and(|c| c.sfu.is_some()));
 
     // Not in an SFU call: nothing to rejoin.
-    let mut idle = session("alice", true);
-    let nothing = idle.ok(server(ServerMessage::Error(calling_protocol::ErrorReply {
-        request_id: None,
-        code: calling_protocol::ErrorCode::SfuRejoin,
-        message: "x".into(),
-    })));
+    let nothing = session("alice", true).ok(sfu_rejoin());
     assert!(nothing.is_empty(), "{nothing:?}");
 }
 
 #[test]
 fn a_new_connection_that_never_comes_up_ends_the_call_in_the_first_ones_time() {
-    let (mut s, _) = inviter(true);
-    sfu_answers(&mut s);
-    s.ok(accepted("bob"));
-    s.ok(state(SFU_LINK, PeerState::Connected));
-    s.handle(1_000, state(SFU_LINK, PeerState::Failed))
-        .expect("ok");
-    s.handle(
-        5_000,
-        server(ServerMessage::Error(calling_protocol::ErrorReply {
-            request_id: None,
-            code: calling_protocol::ErrorCode::SfuRejoin,
-            message: "x".into(),
-        })),
-    )
-    .expect("ok");
+    let (mut s, _) = sfu_connection_lost();
+    s.handle(5_000, sfu_rejoin()).expect("ok");
     let mut now = 5_000;
     while s.call.is_some() && now < 1_000 + GIVE_UP_MS + 1_000 {
         now += 500;
@@ -765,6 +733,11 @@ fn the_sfu_hears_every_participants_view_size_when_one_changes() {
 
     let same = s.ok(Input::RenderedViews(vec![view("carol", 640, 360)]));
     assert!(views_told(&same).is_empty(), "unchanged: {same:?}");
+
+    // A new connection may reach another SFU, which has not heard them.
+    s.ok(sfu_rejoin());
+    let again = s.ok(Input::RenderedViews(vec![view("carol", 640, 360)]));
+    assert_eq!(views_told(&again).len(), 1, "after a rejoin: {again:?}");
 
     let resized = s.ok(Input::RenderedViews(vec![
         view("bob", 1280, 720),

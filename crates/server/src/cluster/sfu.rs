@@ -194,6 +194,8 @@ impl Cluster {
             .query_async(&mut conn)
             .await?;
         let mut pipe = redis::pipe();
+        // Loaded in the pipeline: a Redis restarted or flushed since would answer NOSCRIPT.
+        pipe.load_script(&RELEASE).ignore();
         for ((room, call), owner) in rooms.iter().zip(calls).zip(owners) {
             if owner != Some(self.node) {
                 continue;

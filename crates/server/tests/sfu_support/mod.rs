@@ -483,6 +483,19 @@ impl Observer {
                 && self.frames(receiver, origin, MediaKind::Video) >= n
         })
     }
+
+    /// Waits until each of `a` and `b` has received `more` video frames of the other than now.
+    pub async fn go_on_receiving(&mut self, a: &str, b: &str, more: usize) {
+        let (from_b, from_a) = (
+            self.frames(a, b, MediaKind::Video),
+            self.frames(b, a, MediaKind::Video),
+        );
+        self.until(&format!("{a} and {b} go on receiving each other"), |o| {
+            o.frames(a, b, MediaKind::Video) >= from_b + more
+                && o.frames(b, a, MediaKind::Video) >= from_a + more
+        })
+        .await;
+    }
 }
 
 /// Every ordered pair of distinct names.
