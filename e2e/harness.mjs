@@ -50,6 +50,8 @@ export class Person {
     this.viewport = viewport;
     this.scenario = scenario;
     this.baseUrl = baseUrl;
+    /** Added to the page address (`?quality=720p`); set by withPeople's `query`. */
+    this.query = '';
     this.logs = [];
   }
 
@@ -150,7 +152,7 @@ export class Person {
     this.page = await this.context.newPage();
     this.page.on('console', (m) => this.logs.push(`[${m.type()}] ${m.text()}`));
     this.page.on('pageerror', (e) => this.logs.push(`[pageerror] ${e.message}`));
-    await this.page.goto(this.baseUrl);
+    await this.page.goto(`${this.baseUrl}${this.query}`);
     await this.waitFor('body[data-screen="login"]');
     return this;
   }
@@ -264,9 +266,12 @@ export class Person {
  * screenshot of each page as it was, then closes every context either way.
  */
 export async function withPeople(browser, scenario, specs, body) {
-  // A spec is [userID, viewport] or [userID, viewport, {browser, baseUrl}].
-  const people = specs.map(([id, viewport, opts = {}]) =>
-    new Person(opts.browser ?? browser, id, viewport, scenario, opts.baseUrl));
+  // A spec is [userID, viewport] or [userID, viewport, {browser, baseUrl, query}].
+  const people = specs.map(([id, viewport, opts = {}]) => {
+    const person = new Person(opts.browser ?? browser, id, viewport, scenario, opts.baseUrl);
+    person.query = opts.query ?? '';
+    return person;
+  });
   try {
     await Promise.all(people.map((p) => p.open()));
     await Promise.all(people.map((p) => p.signIn()));

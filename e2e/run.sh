@@ -42,13 +42,6 @@ if ! node e2e/wait-for.mjs "http://127.0.0.1:$PORT/healthz" 30 "$SERVER_PID"; th
   exit 1
 fi
 
-# The full group call through the SFU (nine people, every page encoding its camera and decoding
-# eight others) needs more than two cores: smaller machines run it with five.
-if [ -z "${E2E_SFU_GROUP_SIZE:-}" ]; then
-  E2E_SFU_GROUP_SIZE=$([ "$(nproc)" -ge 8 ] && echo 9 || echo 5)
-  echo "e2e: the group call through the SFU has $E2E_SFU_GROUP_SIZE people on this $(nproc)-core machine"
-fi
-export E2E_SFU_GROUP_SIZE
 
 E2E_BASE_URL="http://127.0.0.1:$PORT" E2E_OUTPUT="$OUT" \
   node --test --test-reporter=spec --test-concurrency=1 "$@" e2e/*.test.mjs

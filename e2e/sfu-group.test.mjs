@@ -19,8 +19,7 @@ import {
 
 /**
  * People in the full group call: the server's limit, 9; E2E_SFU_GROUP_SIZE (2 to 9) sets fewer.
- * Nine pages encoding their camera and decoding eight others need more than two cores: e2e/run.sh
- * runs five on smaller machines.
+ * Each captures 720p, so that it sends three simulcast encodings.
  */
 const GROUP_SIZE = Number(process.env.E2E_SFU_GROUP_SIZE || 9);
 
@@ -34,7 +33,7 @@ after(async () => { await browser?.close(); });
  * the pages (for waitForFunction), so it uses nothing outside itself. `exactInbound`: every
  * inbound video stream of the connection must be a received one (a call without churn).
  */
-function sfuProblems(sample, others, exactInbound) {
+function sfuProblems(sample, others, exactInbound, encodings) {
   const problems = [];
   if (sample.open.length !== 1) {
     const out = sample.open.flatMap((c) => c.outboundVideo);
@@ -49,6 +48,9 @@ function sfuProblems(sample, others, exactInbound) {
   if (asked.length < 2 || asked.includes(null) || rids.join() !== asked.join()) {
     problems.push(`${out.length} outbound video streams with rids [${rids}], not the simulcast encodings `
       + `[${asked}] its sender was given`);
+  }
+  if (encodings && asked.length !== encodings) {
+    problems.push(`its sender was given ${asked.length} simulcast encodings [${asked}], not ${encodings}`);
   }
   const mids = [...new Set(out.map((o) => o.mid))];
   if (mids.length !== 1 || mids[0] === null) problems.push(`outbound video on mids [${mids}], not on one`);
@@ -73,23 +75,23 @@ function sfuProblems(sample, others, exactInbound) {
  * Waits until `person`'s page is in the SFU shape with `others` (see sfuProblems), and its
  * lowest encoding's frames encoded then advance. Throws what the page has instead.
  */
-async function expectSfuShape(person, others, { exactInbound = false } = {}) {
+async function expectSfuShape(person, others, { exactInbound = false, encodings = null } = {}) {
   const { page, userID } = person;
   await page.evaluate(`window.sfuProblems = ${sfuProblems}`);
   const since = await page.evaluate(() => performance.now());
   const fail = async (what, err) => {
     const sample = await person.rtcStats().catch((e) => null);
-    const problems = sample ? sfuProblems(sample, others, exactInbound) : ['page gone'];
+    const problems = sample ? sfuProblems(sample, others, exactInbound, encodings) : ['page gone'];
     throw new Error(`${userID}: ${what}: ${problems.join('; ') || 'no problem left'}\n`
       + `${sample ? describe(sample) : ''}\n  ${await pageState(person)}\n${err.message}`);
   };
   try {
     await page.waitForFunction(
-      ([o, t, exact]) => {
+      ([o, t, exact, n]) => {
         const s = window.rtcLatest(t);
-        return s !== null && window.sfuProblems(s, o, exact).length === 0;
+        return s !== null && window.sfuProblems(s, o, exact, n).length === 0;
       },
-      [others, since, exactInbound],
+      [others, since, exactInbound, encodings],
       { timeout: MEDIA_TIMEOUT, polling: 250 },
     );
   } catch (err) {
@@ -111,15 +113,16 @@ async function expectSfuShape(person, others, { exactInbound = false } = {}) {
   }
 }
 
-test(`${GROUP_SIZE} people in one group call: one connection each to the SFU, one simulcast video, `
-  + `${GROUP_SIZE - 1} received`, async () => {
+test(`${GROUP_SIZE} people in one group call: one connection each to the SFU, one video of three `
+  + `simulcast encodings, ${GROUP_SIZE - 1} received`, async () => {
   const names = ['nina', 'omar', 'pete', 'ruth', 'saul', 'tina', 'ugo', 'vera', 'walt'].slice(0, GROUP_SIZE);
   const started = Date.now();
-  await withPeople(browser, 'sfu-1-full', names.map((n) => [n, PHONE]), async (...people) => {
+  const specs = names.map((n) => [n, PHONE, { query: '?quality=720p' }]);
+  await withPeople(browser, 'sfu-1-full', specs, async (...people) => {
     const [caller, ...callees] = people;
     await groupCall(caller, callees);
     const connected = Date.now();
-    await onEveryPage(people, (p) => expectSfuShape(p, others(people, p), { exactInbound: true }));
+    await onEveryPage(people, (p) => expectSfuShape(p, others(people, p), { exactInbound: true, encodings: 3 }));
     const shaped = Date.now();
     await everyoneSeesEveryone(people);
     await Promise.all(people.map((p) => p.shot('01-all')));

@@ -353,6 +353,10 @@ async function signIn(event) {
   try {
     const { userSig } = await fetchJSON(`/dev/usersig?sdkAppID=${sdkAppID}&userID=${encodeURIComponent(userID)}`);
     await trtc.login({ userID, userSig });
+    // `?quality=720p` (or any other setVideoQuality profile) picks the camera's resolution; from
+    // 720p a group call through the SFU sends three simulcast layers instead of two.
+    const quality = new URLSearchParams(location.search).get('quality');
+    if (quality) await trtc.setVideoQuality(quality).catch((err) => notices.error('?quality', err));
     me = userID;
     sessionStorage.setItem('demo.userID', userID);
     $('me-name').textContent = userID;
