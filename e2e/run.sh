@@ -23,6 +23,15 @@ if [ -z "${E2E_IN_NAMESPACE:-}" ]; then
 fi
 
 PORT=${E2E_PORT:-8181}
+# The full group call through the SFU (nine people, every page encoding 720p as three simulcast
+# layers and decoding eight others) needs more than two cores: there, pages starve, their
+# connections to the SFU drop and rejoin, and the call never settles. Smaller machines run it
+# with five.
+if [ -z "${E2E_SFU_GROUP_SIZE:-}" ]; then
+  E2E_SFU_GROUP_SIZE=$([ "$(nproc)" -ge 8 ] && echo 9 || echo 5)
+  echo "e2e: the group call through the SFU has $E2E_SFU_GROUP_SIZE people on this $(nproc)-core machine"
+fi
+export E2E_SFU_GROUP_SIZE
 # With the SFU on: the SDK's group calls go through it (1:1 calls stay peer to peer), and
 # sfu.test.mjs also drives it from Chromium directly.
 # Bound to every interface of this namespace (its loopback alone) and announced as 127.0.0.1, as

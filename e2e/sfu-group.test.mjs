@@ -19,7 +19,8 @@ import {
 
 /**
  * People in the full group call: the server's limit, 9; E2E_SFU_GROUP_SIZE (2 to 9) sets fewer.
- * Each captures 720p, so that it sends three simulcast encodings.
+ * Each captures 720p, so that it sends three simulcast encodings. Nine pages encoding those and
+ * decoding eight others each need more than two cores: e2e/run.sh runs five on smaller machines.
  */
 const GROUP_SIZE = Number(process.env.E2E_SFU_GROUP_SIZE || 9);
 
