@@ -39,10 +39,16 @@ async fn control(command: &str) -> JsValue {
     body
 }
 
-/// Sockets the balancer carries to nodes now, all nodes together.
-async fn balanced_sockets() -> f64 {
+/// Each node's entry in the cluster control's `/state`.
+async fn node_states() -> js_sys::Array {
     let state = fetch_json(&format!("http://{CLUSTER_CONTROL}/state")).await;
     js_sys::Array::from(&get(&state, "nodes"))
+}
+
+/// Sockets the balancer carries to nodes now, all nodes together.
+async fn balanced_sockets() -> f64 {
+    node_states()
+        .await
         .iter()
         .map(|n| get_num(&n, "connections"))
         .sum()
@@ -254,8 +260,8 @@ async fn a_redis_restart_mid_call_and_mid_ring_loses_neither_and_nobody_hears_of
 
 /// The SFU participants of each node (a node that is down has none).
 async fn sfu_participants() -> Vec<f64> {
-    let state = fetch_json(&format!("http://{CLUSTER_CONTROL}/state")).await;
-    js_sys::Array::from(&get(&state, "nodes"))
+    node_states()
+        .await
         .iter()
         .map(|n| get(&n, "sfuParticipants").as_f64().unwrap_or_default())
         .collect()

@@ -185,6 +185,11 @@ fn a_group_call_on_a_server_with_an_sfu_makes_one_connection_to_it_and_none_per_
         ),
         "we offer to the SFU, which yields on glare: {sfu:?}"
     );
+    assert_connects_to_sfu(&sent);
+}
+
+/// `effects` start a connection to the SFU: our offer, with our media on it.
+fn assert_connects_to_sfu(effects: &[Effect]) {
     for wanted in [
         Effect::CreateOffer {
             user_id: SFU_LINK.into(),
@@ -193,7 +198,10 @@ fn a_group_call_on_a_server_with_an_sfu_makes_one_connection_to_it_and_none_per_
             user_id: SFU_LINK.into(),
         },
     ] {
-        assert!(sent.contains(&wanted), "{wanted:?} missing from {sent:?}");
+        assert!(
+            effects.contains(&wanted),
+            "{wanted:?} missing from {effects:?}"
+        );
     }
 }
 
@@ -580,16 +588,7 @@ fn a_connection_the_sfu_no_longer_has_is_replaced_by_a_new_one_that_joins() {
         matches!((close, create), (Some(c), Some(n)) if c < n),
         "the old connection closes, a new one is made: {rejoin:?}"
     );
-    for wanted in [
-        Effect::CreateOffer {
-            user_id: SFU_LINK.into(),
-        },
-        Effect::AttachMedia {
-            user_id: SFU_LINK.into(),
-        },
-    ] {
-        assert!(rejoin.contains(&wanted), "{wanted:?} missing: {rejoin:?}");
-    }
+    assert_connects_to_sfu(&rejoin);
     assert!(emitted(&rejoin).is_empty(), "the app hears nothing of it");
     assert_eq!(s.ok(our_offer("new")), [join_sfu("new")], "it joins");
     s.ok(from_sfu(Signal::Answer { sdp: "sfu".into() }));

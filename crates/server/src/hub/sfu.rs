@@ -167,7 +167,7 @@ impl Hub {
         owner: Owner,
         room: RoomId,
     ) -> Result<Option<(SfuMember, Route)>, Refusal> {
-        let (sfu, app, user) = {
+        let (sfu, member) = {
             let mut state = self.lock();
             if !state.owns(owner) {
                 return Ok(None);
@@ -181,30 +181,24 @@ impl Hub {
             let Some((app, user)) = state.authority.user_of(owner.session) else {
                 return Ok(None);
             };
-            let user = user.to_owned();
+            let member = SfuMember {
+                room,
+                app,
+                user: user.to_owned(),
+                session: owner.session,
+            };
+            // A single process checks membership here; a cluster in its shared registry, below.
             if let Authority::Local(registry) = &state.authority {
                 if registry.member_of(owner.session, room).is_none() {
                     sfu.refused();
                     return Err(not_in_call(room));
                 }
-                let member = SfuMember {
-                    room,
-                    app,
-                    user,
-                    session: owner.session,
-                };
                 return Ok(Some((member, Route::Here(sfu))));
             }
-            (sfu, app, user)
+            (sfu, member)
         };
         let Some(cluster) = &self.cluster else {
             return Err(no_sfu());
-        };
-        let member = SfuMember {
-            room,
-            app,
-            user,
-            session: owner.session,
         };
         cluster
             .decide(Op::SfuMember(member.clone()))
