@@ -14,6 +14,11 @@ const { chromium } = require('../.tools/node_modules/playwright-core');
 
 export const BASE_URL = process.env.E2E_BASE_URL || 'http://127.0.0.1:8181';
 export const OUTPUT = process.env.E2E_OUTPUT || path.resolve('test-output/e2e');
+/**
+ * How often a wait for a video's frames looks at it. Not on every animation frame (Playwright's
+ * default): nine pages each drawing frames only to be polled starve two cores.
+ */
+const VIDEO_POLL_MS = 200;
 /** Deadline for any single UI state to appear. */
 export const STATE_TIMEOUT = 20_000;
 
@@ -222,13 +227,13 @@ export class Person {
       await this.page.waitForFunction(
         (s) => { const v = document.querySelector(s); return v && v.videoWidth > 0 && v.currentTime > 0; },
         sel,
-        { timeout },
+        { timeout, polling: VIDEO_POLL_MS },
       );
       const t0 = await this.page.evaluate((s) => document.querySelector(s).currentTime, sel);
       await this.page.waitForFunction(
         ([s, t]) => { const v = document.querySelector(s); return v && v.videoWidth > 0 && v.currentTime > t + 0.5; },
         [sel, t0],
-        { timeout },
+        { timeout, polling: VIDEO_POLL_MS },
       );
     } catch (err) {
       const state = await this.page.evaluate((s) => {

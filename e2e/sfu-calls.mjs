@@ -32,11 +32,11 @@ export async function onEveryPage(people, check) {
   if (failed.length) throw new Error(`${failed.length} of ${people.length} pages:\n${failed.join('\n\n')}`);
 }
 
-/** Each of `people` renders each other one with advancing frames. */
+/** Each of `people` renders each other one with advancing frames (every video at once). */
 export function everyoneSeesEveryone(people) {
   return onEveryPage(people, async (p) => {
     try {
-      for (const o of people) if (o !== p) await p.waitForVideo(o.userID, MEDIA_TIMEOUT);
+      await Promise.all(people.filter((o) => o !== p).map((o) => p.waitForVideo(o.userID, MEDIA_TIMEOUT)));
     } catch (err) {
       const sample = await p.rtcStats().catch(() => null);
       err.message += `\n${p.userID}'s page: ${await pageState(p)}; connections: ${sample ? describe(sample) : '?'}`;
