@@ -16,7 +16,8 @@ export const BASE_URL = process.env.E2E_BASE_URL || 'http://127.0.0.1:8181';
 export const OUTPUT = process.env.E2E_OUTPUT || path.resolve('test-output/e2e');
 /**
  * How often a wait for a video's frames looks at it. Not on every animation frame (Playwright's
- * default): nine pages each drawing frames only to be polled starve two cores.
+ * default), which keeps a page drawing frames only to be polled: CPU that the nine pages of the
+ * full group call need on two cores.
  */
 const VIDEO_POLL_MS = 200;
 /** Deadline for any single UI state to appear. */

@@ -35,8 +35,8 @@ stage_cmd() {
     native-tests) cargo test ;;
     js-unit-tests) node --test src/*.test.mjs ;;
     build-pkg) ./scripts/build-pkg.sh ;;
-    # The debug build for the browser tests and the test hosts; the release build, as deployed,
-    # for the end-to-end suite (see e2e/run.sh).
+    # The debug build for the browser tests; the release build, as deployed, for the end-to-end
+    # suite and the test hosts (see e2e/run.sh, e2e/netns/run.sh).
     build-server) cargo build --bin calling-server && cargo build --release --bin calling-server ;;
     browser-tests)
       if [ ! -x scripts/browser-test.sh ]; then echo "scripts/browser-test.sh is missing" >&2; return 1; fi

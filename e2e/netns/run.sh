@@ -10,12 +10,16 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 
-SERVER_BIN=${SERVER_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/calling-server}
+# The release build, as deployed (README), as in e2e/run.sh. The SFU stamps a datagram's
+# arrival once it has handled the one before, which a debug build does 3.4 times slower: on two
+# busy cores its feedback can then show senders a queueing delay of its own, and in one run their
+# bandwidth estimates stayed too low for a larger simulcast layer on an uncapped link.
+SERVER_BIN=${SERVER_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/calling-server}
 OUT=$ROOT/test-output/netns
 
 fail() { echo "netns: $*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || fail "needs root (ip netns)"
-[ -x "$SERVER_BIN" ] || fail "no server binary at $SERVER_BIN (cargo build --bin calling-server)"
+[ -x "$SERVER_BIN" ] || fail "no server binary at $SERVER_BIN (cargo build --release --bin calling-server)"
 [ -f pkg/index.js ] || fail "pkg/index.js missing (run ./scripts/build-pkg.sh)"
 [ -d .tools/node_modules/playwright-core ] || fail "playwright-core missing (run ./scripts/setup.sh)"
 command -v turnserver > /dev/null || fail "turnserver missing (run ./scripts/setup.sh)"
