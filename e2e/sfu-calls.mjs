@@ -36,7 +36,7 @@ export async function onEveryPage(people, check) {
 export function everyoneSeesEveryone(people) {
   return onEveryPage(people, async (p) => {
     try {
-      await Promise.all(people.filter((o) => o !== p).map((o) => p.waitForVideo(o.userID, MEDIA_TIMEOUT)));
+      await Promise.all(others(people, p).map((id) => p.waitForVideo(id, MEDIA_TIMEOUT)));
     } catch (err) {
       const sample = await p.rtcStats().catch(() => null);
       err.message += `\n${p.userID}'s page: ${await pageState(p)}; connections: ${sample ? describe(sample) : '?'}`;

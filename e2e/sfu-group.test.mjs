@@ -19,11 +19,16 @@ import {
 
 /**
  * People in the full group call: the server's limit, 9; E2E_SFU_GROUP_SIZE (2 to 9) sets fewer.
- * Each captures 720p, so that it sends three simulcast encodings. Nine pages sending those and
- * decoding eight others' audio and video fill two cores: the waits below look at the pages' stats
- * once a second rather than more often, which would take CPU from the call they measure.
+ * Each captures 720p, so that it sends three simulcast encodings.
  */
 const GROUP_SIZE = Number(process.env.E2E_SFU_GROUP_SIZE || 9);
+
+/**
+ * How often the waits on a page's stats look at them. Nine pages sending three encodings each
+ * and decoding eight others' audio and video fill two cores: reading stats more often would
+ * take CPU from the call they measure.
+ */
+const STATS_POLL_MS = 1000;
 
 let browser;
 before(async () => { browser = await launchBrowser(); });
@@ -94,7 +99,7 @@ async function expectSfuShape(person, others, { exactInbound = false, encodings 
         return s !== null && window.sfuProblems(s, o, exact, n).length === 0;
       },
       [others, since, exactInbound, encodings],
-      { timeout: MEDIA_TIMEOUT, polling: 1000 },
+      { timeout: MEDIA_TIMEOUT, polling: STATS_POLL_MS },
     );
   } catch (err) {
     await fail(`not one connection to the SFU sending its simulcast encodings and receiving ${others.join(', ')}`, err);
@@ -108,7 +113,7 @@ async function expectSfuShape(person, others, { exactInbound = false, encodings 
         return Boolean(l) && l.framesEncoded > b;
       },
       [base, after],
-      { timeout: MEDIA_TIMEOUT, polling: 1000 },
+      { timeout: MEDIA_TIMEOUT, polling: STATS_POLL_MS },
     );
   } catch (err) {
     await fail(`encoding l does not advance past ${base} frames`, err);
